@@ -1,0 +1,55 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "KVGossip",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kvgossip", targets: ["KVGossipCLI"]),
+        .executable(name: "kvgossip-bench", targets: ["KVGossipBench"]),
+        .library(name: "KVGossipCore", targets: ["KVGossipCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // libsodium: Ed25519 signatures and BLAKE2b hashing.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+
+        // The rules, with no I/O: keys, patterns, signed objects, authority, ordering, Merkle summary.
+        .target(name: "KVGossipCore", dependencies: ["CSodium"]),
+
+        // Durable state in SQLite: records, revocations and the persisted Merkle summary.
+        .target(
+            name: "KVGossipStore",
+            dependencies: [
+                "KVGossipCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // The `kvgossip` command.
+        .executableTarget(
+            name: "KVGossipCLI",
+            dependencies: [
+                "KVGossipCore",
+                "KVGossipStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Figures for the speed and memory targets, each beside a baseline measured in the same run.
+        .executableTarget(
+            name: "KVGossipBench",
+            dependencies: ["KVGossipCore", "KVGossipStore"]
+        ),
+
+        .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore"]),
+        .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore"]),
+        .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

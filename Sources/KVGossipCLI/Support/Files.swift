@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import KVGossipCore
+
+/// File access for the CLI: secret key files with the 0600 rule, armored objects, atomic writes.
+enum Files {
+    static func read(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError("cannot read \(path): no such file or not readable")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw CLIError("\(path) is not a text file") }
+        return text
+    }
+
+    static func mode(_ path: String) throws -> UInt32 {
+        let attrs = try FileManager.default.attributesOfItem(atPath: path)
+        return (attrs[.posixPermissions] as? NSNumber)?.uint32Value ?? 0o777
+    }
+
+    static func signingKey(_ path: String) throws -> SigningKey {
+        let text = try read(path)
+        let mode = try mode(path)
+        do { return try SecretKeyFile.parse(text, mode: mode, path: path) } catch { throw CLIError(error.description) }
+    }
+
+    /// Creates `path` with `mode`, refusing to overwrite unless `force`; written in full or not at all.
+    static func create(_ path: String, contents: String, mode: mode_t, force: Bool = false) throws {
+        if !force && FileManager.default.fileExists(atPath: path) {
+            throw CLIError("\(path) already exists; refusing to overwrite it (use --force)")
+        }
+        // Split by hand: Foundation's path helpers trap on one-character names on Linux.
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[...$0]) } ?? "./"
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let tmp = dir + ".\(name).tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode)
+        guard fd >= 0 else { throw CLIError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        let bytes = Array(contents.utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced, rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// All armored blocks in the given files, in order.
+    static func blocks(_ paths: [String]) throws -> [(path: String, block: Armor.Block)] {
+        var out: [(path: String, block: Armor.Block)] = []
+        for path in paths {
+            let text = try read(path)
+            do {
+                for block in try Armor.parse(text) { out.append((path, block)) }
+            } catch {
+                throw CLIError("\(path): \(error.detail)")
+            }
+        }
+        return out
+    }
+
+    static func grants(_ paths: [String]) throws -> [Grant] {
+        try blocks(paths).compactMap { path, block in
+            guard block.kind == .grant else { return nil }
+            do { return try Grant(decoding: block.bytes) } catch { throw CLIError("\(path): \(error)") }
+        }
+    }
+}
+
+/// An error whose message is the whole story, printed as `kvgossip: <message>`.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+func parsePublicKey(_ text: String, option: String) throws -> PublicKey {
+    do { return try PublicKey(text: text) } catch { throw ValidationError("\(option): \(error.description)") }
+}
+
+func nowMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }

@@ -1,0 +1,29 @@
+import Foundation
+
+/// `--json` output: one pretty, key-sorted document on stdout, so scripts and diffs are stable.
+enum JSONOutput {
+    static func print<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+}
+
+/// Parses durations like `90s`, `15m`, `12h`, `30d` into milliseconds.
+enum Duration {
+    static func milliseconds(_ text: String) -> UInt64? {
+        guard let unit = text.last, let n = UInt64(text.dropLast()), n > 0 else { return nil }
+        let scale: UInt64
+        switch unit {
+        case "s": scale = 1000
+        case "m": scale = 60_000
+        case "h": scale = 3_600_000
+        case "d": scale = 86_400_000
+        default: return nil
+        }
+        let (ms, overflow) = n.multipliedReportingOverflow(by: scale)
+        return overflow ? nil : ms
+    }
+}

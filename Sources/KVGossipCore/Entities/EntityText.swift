@@ -1,0 +1,61 @@
+/// Text forms of entity keys (SPEC §2): `ed25519:<base64url>` for public keys, and a one-line
+/// armored seed for secret key files.
+public struct KeyTextError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension PublicKey {
+    public static let textPrefix = "ed25519:"
+
+    /// `ed25519:` followed by the unpadded base64url of the 32 bytes.
+    public var text: String { PublicKey.textPrefix + Base64URL.encode(bytes) }
+
+    /// Parses the text form; anything else is refused with a message that says what was expected.
+    public init(text: String) throws(KeyTextError) {
+        let trimmed = text.trimmingASCIIWhitespace()
+        guard trimmed.hasPrefix(PublicKey.textPrefix) else {
+            throw KeyTextError("public key must look like \(PublicKey.textPrefix)<43 base64url characters>, got \"\(trimmed.prefix(60))\"")
+        }
+        let body = trimmed.dropFirst(PublicKey.textPrefix.count)
+        guard let raw = Base64URL.decode(body), let key = PublicKey(bytes: raw) else {
+            throw KeyTextError("public key \"\(trimmed.prefix(60))\" is not 32 bytes of unpadded base64url after \(PublicKey.textPrefix)")
+        }
+        self = key
+    }
+}
+
+/// The secret key file: one line `kvgossip-secret-key:ed25519:<base64url seed>`. Reading it is
+/// pure: the caller supplies the contents and the file's permission bits.
+public enum SecretKeyFile {
+    public static let prefix = "kvgossip-secret-key:ed25519:"
+
+    public static func render(_ key: SigningKey) -> String {
+        prefix + Base64URL.encode(key.seed) + "\n"
+    }
+
+    /// - Parameter mode: the file's permission bits; group or other access is refused, as ssh does.
+    public static func parse(_ contents: String, mode: UInt32, path: String) throws(KeyTextError) -> SigningKey {
+        if mode & 0o077 != 0 {
+            throw KeyTextError("secret key file \(path) is accessible by group or others (mode \(String(mode & 0o777, radix: 8))); run: chmod 600 \(path)")
+        }
+        let line = contents.trimmingASCIIWhitespace()
+        guard line.hasPrefix(prefix) else {
+            throw KeyTextError("\(path) is not a kvgossip secret key file (expected a line starting with \(prefix))")
+        }
+        guard let seed = Base64URL.decode(line.dropFirst(prefix.count)), let key = SigningKey(seed: seed) else {
+            throw KeyTextError("\(path): the secret key is not 32 bytes of unpadded base64url")
+        }
+        return key
+    }
+}
+
+extension StringProtocol {
+    /// Leading and trailing spaces, tabs and newlines removed, without Foundation.
+    func trimmingASCIIWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }) else { return "" }
+        let last = lastIndex(where: { !isSpace($0) })!
+        return String(self[first...last])
+    }
+}

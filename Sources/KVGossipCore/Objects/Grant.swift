@@ -1,0 +1,147 @@
+/// A signed statement "issuer lets issuee write keys matching these patterns" (SPEC §5).
+public struct Grant: Hashable, Sendable {
+    public static let nonceByteCount = 16
+
+    public let cluster: PublicKey
+    public let issuer: PublicKey
+    public let issuee: PublicKey
+    public let patterns: [Pattern]
+    public let mayDelegate: Bool
+    /// Milliseconds since the Unix epoch.
+    public let notBefore: UInt64
+    public let expires: UInt64?
+    public let nonce: [UInt8]
+    public let signature: Signature
+
+    /// The exact bytes the issuer signed; the grant id is their BLAKE2b-256.
+    public let signedBytes: [UInt8]
+    public let id: Hash256
+
+    /// Builds and signs a grant. Shape errors (issuer = issuee, pattern count) are refused here so a
+    /// bad grant never leaves the machine that made it.
+    public init(
+        cluster: PublicKey, issuer: SigningKey, issuee: PublicKey, patterns: [Pattern], mayDelegate: Bool,
+        notBefore: UInt64, expires: UInt64?, nonce: [UInt8], limits: Limits = .default
+    ) throws(Refusal) {
+        let body = Grant.Body(
+            cluster: cluster, issuer: issuer.publicKey, issuee: issuee, patterns: patterns,
+            mayDelegate: mayDelegate, notBefore: notBefore, expires: expires, nonce: nonce)
+        try body.check(limits)
+        let signed = body.encode()
+        self.init(body: body, signature: issuer.sign(signed), signedBytes: signed)
+    }
+
+    private init(body: Body, signature: Signature, signedBytes: [UInt8]) {
+        cluster = body.cluster
+        issuer = body.issuer
+        issuee = body.issuee
+        patterns = body.patterns
+        mayDelegate = body.mayDelegate
+        notBefore = body.notBefore
+        expires = body.expires
+        nonce = body.nonce
+        self.signature = signature
+        self.signedBytes = signedBytes
+        id = Hash256.of(signedBytes)
+    }
+
+    /// Signed bytes followed by the 64-byte signature.
+    public var encoded: [UInt8] { signedBytes + signature.bytes }
+
+    public init(decoding bytes: [UInt8], limits: Limits = .default) throws(Refusal) {
+        var reader = ByteReader(bytes)
+        self = try Grant.read(from: &reader, limits: limits)
+        try reader.expectEnd("grant")
+    }
+
+    static func read(from reader: inout ByteReader, limits: Limits) throws(Refusal) -> Grant {
+        let start = reader.offset
+        let body = try Body.read(from: &reader, limits: limits)
+        let signed = reader.consumed(since: start)
+        let signature = try reader.signature("grant signature")
+        return Grant(body: body, signature: signature, signedBytes: signed)
+    }
+
+    /// The issuer's signature over the signed bytes (not cached here; see `GrantVerificationCache`).
+    public var signatureIsValid: Bool { issuer.verifies(signature, over: signedBytes) }
+
+    /// Whether the grant is in force at `ms` (not-before inclusive, expiry exclusive).
+    public func isValid(atMs ms: UInt64) -> Bool {
+        ms >= notBefore && (expires.map { ms < $0 } ?? true)
+    }
+
+    public func matches(_ key: Key) -> Bool { patterns.contains { $0.matches(key) } }
+
+    public static func == (a: Grant, b: Grant) -> Bool { a.id == b.id && a.signature == b.signature }
+    public func hash(into h: inout Hasher) { h.combine(id) }
+}
+
+extension Grant {
+    /// The signed fields, in their fixed order.
+    struct Body {
+        var cluster: PublicKey
+        var issuer: PublicKey
+        var issuee: PublicKey
+        var patterns: [Pattern]
+        var mayDelegate: Bool
+        var notBefore: UInt64
+        var expires: UInt64?
+        var nonce: [UInt8]
+
+        func check(_ limits: Limits) throws(Refusal) {
+            guard issuer != issuee else { throw Refusal(.malformed, "a grant's issuee must differ from its issuer") }
+            guard (1...limits.maxPatternsPerGrant).contains(patterns.count) else {
+                throw Refusal(.malformed, "a grant needs 1 to \(limits.maxPatternsPerGrant) patterns, has \(patterns.count)")
+            }
+            guard nonce.count == Grant.nonceByteCount else { throw Refusal(.malformed, "grant nonce must be 16 bytes") }
+            if let expires, expires <= notBefore {
+                throw Refusal(.malformed, "grant expires (\(expires)) at or before it becomes valid (\(notBefore))")
+            }
+        }
+
+        func encode() -> [UInt8] {
+            var w = ByteWriter(capacity: 200)
+            w.fixed(DomainTag.grant)
+            w.fixed(cluster.bytes)
+            w.fixed(issuer.bytes)
+            w.fixed(issuee.bytes)
+            w.u8(mayDelegate ? 1 : 0)
+            w.u64(notBefore)
+            w.u8(expires == nil ? 0 : 1)
+            w.u64(expires ?? 0)
+            w.fixed(nonce)
+            w.u8(UInt8(patterns.count))
+            for p in patterns { w.short(Array(p.text.utf8)) }
+            return w.bytes
+        }
+
+        static func read(from r: inout ByteReader, limits: Limits) throws(Refusal) -> Body {
+            try DomainTag.read(DomainTag.grant, kind: "grant", from: &r)
+            let cluster = try r.publicKey("cluster id")
+            let issuer = try r.publicKey("issuer")
+            let issuee = try r.publicKey("issuee")
+            let flags = try r.u8("flags")
+            guard flags <= 1 else { throw Refusal(.malformed, "unknown grant flags \(flags)") }
+            let notBefore = try r.u64("not-before")
+            let hasExpiry = try r.u8("expiry flag")
+            let expiry = try r.u64("expiry")
+            guard hasExpiry <= 1, hasExpiry == 1 || expiry == 0 else { throw Refusal(.malformed, "bad expiry field") }
+            let nonce = try r.fixed(Grant.nonceByteCount, "nonce")
+            let count = Int(try r.u8("pattern count"))
+            guard count <= limits.maxPatternsPerGrant else {
+                throw Refusal(.tooLarge, "grant has \(count) patterns, limit \(limits.maxPatternsPerGrant)")
+            }
+            var patterns: [Pattern] = []
+            for _ in 0..<count {
+                let raw = try r.short("pattern", max: Pattern.maxBytes)
+                guard let text = String(validating: raw, as: UTF8.self) else { throw Refusal(.malformed, "pattern is not UTF-8") }
+                do { patterns.append(try Pattern(text)) } catch { throw Refusal(.malformed, error.description) }
+            }
+            let body = Body(
+                cluster: cluster, issuer: issuer, issuee: issuee, patterns: patterns, mayDelegate: flags == 1,
+                notBefore: notBefore, expires: hasExpiry == 1 ? expiry : nil, nonce: nonce)
+            try body.check(limits)
+            return body
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import GRDB
+import KVGossipCore
+
+/// What applying one record did.
+public enum ApplyOutcome: Sendable, Equatable {
+    /// Stored as the key's new winner.
+    case accepted
+    /// This exact record was already stored (a push that needs no forwarding).
+    case duplicate
+    /// Valid, but the stored record wins (SPEC §7).
+    case superseded(current: RecordVersion)
+    /// Not valid here. For `revoked`, the revocations that caused it, so the sender can apply them.
+    case refused(Refusal, revocations: [Revocation])
+
+    public var isAccepted: Bool { self == .accepted }
+}
+
+extension Store {
+    /// Verifies and applies one record; durable before it returns.
+    public func apply(_ record: KVGossipCore.Record) throws -> ApplyOutcome {
+        try apply([record])[0]
+    }
+
+    /// Verifies a batch (signatures outside the transaction), then applies the valid ones in ONE
+    /// transaction with their summary updates: durable at the batch's end.
+    public func apply(_ batch: [KVGossipCore.Record]) throws -> [ApplyOutcome] {
+        let now = clock()
+        let revoked = state.withLock { $0.revoked }
+        let verdicts = batch.map { validator.validate($0, nowMs: now, isRevoked: revoked.contains) }
+        return try commit { db, tx in
+            var outcomes: [ApplyOutcome] = []
+            outcomes.reserveCapacity(batch.count)
+            for (record, verdict) in zip(batch, verdicts) {
+                switch verdict {
+                case .refused(let refusal, let revokedIDs):
+                    outcomes.append(.refused(refusal, revocations: try Store.fetchRevocations(db, revokedIDs, limits: validator.limits)))
+                case .authorized(let chain):
+                    outcomes.append(try tx.store(record, chain: chain, db: db, validator: validator))
+                }
+            }
+            return outcomes
+        }
+    }
+
+    /// Mints a record signed by `signer` with the next timestamp for `key` (SPEC §7 mint rule) and
+    /// applies it. `value` nil mints a tombstone.
+    public func mint(key: Key, value: [UInt8]?, signer: SigningKey, pool: [Grant]) throws -> (KVGossipCore.Record, ApplyOutcome) {
+        try commit { db, tx in
+            let current = try Store.fetchVersion(db, key: key)
+            let lastMinted = try db.meta(.lastMinted).flatMap { bytes -> HLC? in
+                var r = ByteReader(bytes)
+                return (try? r.u64("last minted")).map(HLC.init(raw:))
+            }
+            let ts = HLC.mint(nowMs: clock(), current: current?.timestamp, lastMinted: lastMinted)
+            var w = ByteWriter()
+            w.u64(ts.raw)
+            try db.setMeta(.lastMinted, w.bytes)
+            let record = KVGossipCore.Record(
+                cluster: root, key: key, kind: value == nil ? .tombstone : .value, value: value ?? [],
+                timestamp: ts, signer: signer, pool: pool)
+            let revoked = state.withLock { $0.revoked }
+            switch validator.validate(record, nowMs: clock(), isRevoked: revoked.contains) {
+            case .refused(let refusal, let ids):
+                return (record, .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits)))
+            case .authorized(let chain):
+                return (record, try tx.store(record, chain: chain, db: db, validator: validator))
+            }
+        }
+    }
+
+    /// Runs `body` in one write transaction, then folds its Merkle changes into the summary,
+    /// stores the new roots, commits, and only then publishes the changes.
+    func commit<T>(_ body: (Database, inout PendingTransaction) throws -> T) throws -> T {
+        let (result, changes, hash) = try db.write { db -> (T, [StoreChange], Hash256) in
+            var tx = PendingTransaction()
+            let result = try body(db, &tx)
+            if !tx.recordChanges.isEmpty {
+                var backend = SQLiteMerkleBackend(db: db, space: .records)
+                let root = try MerkleTrie.apply(tx.recordChanges.merged, to: &backend, leafLimit: leafLimit)
+                try db.setMeta(.recordsRoot, root.bytes)
+            }
+            if !tx.revocationChanges.isEmpty {
+                var backend = SQLiteMerkleBackend(db: db, space: .revocations)
+                let root = try MerkleTrie.apply(tx.revocationChanges.merged, to: &backend, leafLimit: leafLimit)
+                try db.setMeta(.revocationsRoot, root.bytes)
+            }
+            return (result, tx.published, try Store.treeHash(db))
+        }
+        state.withLock {
+            $0.treeHash = hash
+            for case .revocation(let r) in changes { $0.revoked.insert(r.grantID) }
+        }
+        changeFeed.publish(changes)
+        return result
+    }
+
+    static func fetchVersion(_ db: Database, key: Key) throws -> RecordVersion? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT ts, kind, digest FROM records WHERE key = ?", arguments: [key.path])
+        else { return nil }
+        return RecordVersion(
+            timestamp: HLC(raw: UInt64(bitPattern: row["ts"])),
+            kind: KVGossipCore.Record.Kind(rawValue: UInt8(row["kind"] as Int64)) ?? .value,
+            digest: Hash256(bytes: [UInt8](row["digest"] as Data))!)
+    }
+
+    static func fetchRevocations(_ db: Database, _ ids: [Hash256], limits: Limits) throws -> [Revocation] {
+        try ids.compactMap { id in
+            try Data.fetchOne(db, sql: "SELECT encoded FROM revocations WHERE grant_id = ?", arguments: [Data(id.bytes)])
+                .map { try Revocation(decoding: [UInt8]($0), limits: limits) }
+        }
+    }
+}
+
+/// What one write transaction has done so far: summary changes to fold in and changes to publish.
+struct PendingTransaction {
+    var recordChanges = SummaryChanges()
+    var revocationChanges = SummaryChanges()
+    var published: [StoreChange] = []
+
+    /// Stores an authorized record if it beats the current one. Re-checks the chain against the
+    /// revocations table inside the transaction, so a revocation committed after validation began
+    /// still wins.
+    mutating func store(_ record: KVGossipCore.Record, chain: [Grant], db: Database, validator: RecordValidator) throws -> ApplyOutcome {
+        for grant in chain {
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM revocations WHERE grant_id = ?", arguments: [Data(grant.id.bytes)]) == true {
+                let revocations = try Store.fetchRevocations(db, [grant.id], limits: validator.limits)
+                return .refused(Refusal(.revoked, "grant \(grant.id.hex.prefix(16)) in the chain for \(record.key) is revoked"), revocations: revocations)
+            }
+        }
+        let current = try Store.fetchVersion(db, key: record.key)
+        if let current {
+            if current.digest == record.digest { return .duplicate }
+            if record.version < current { return .superseded(current: current) }
+        }
+        try write(record, db: db)
+        recordChanges.add(SummaryEntries.keyHash(record.key), delta: current == nil ? 1 : 0)
+        published.append(.record(record, previous: current))
+        return .accepted
+    }
+
+    /// Upserts the row and its grant index. Used for new winners and for pruned pools.
+    func write(_ record: KVGossipCore.Record, db: Database) throws {
+        let entry = SummaryEntries.entry(for: record)
+        try db.execute(
+            sql: """
+                INSERT INTO records (key, key_hash, entry_digest, ts, kind, digest, signer, encoded)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(key) DO UPDATE SET entry_digest = excluded.entry_digest, ts = excluded.ts,
+                    kind = excluded.kind, digest = excluded.digest, signer = excluded.signer, encoded = excluded.encoded
+                """,
+            arguments: [
+                record.key.path, Data(entry.id.bytes), Data(entry.digest.bytes), Int64(bitPattern: record.timestamp.raw),
+                Int64(record.kind.rawValue), Data(record.digest.bytes), Data(record.signer.bytes), Data(record.encoded),
+            ])
+        try db.execute(sql: "DELETE FROM record_grants WHERE key = ?", arguments: [record.key.path])
+        for id in Set(record.pool.map(\.id)) {
+            try db.execute(sql: "INSERT INTO record_grants (grant_id, key) VALUES (?, ?)", arguments: [Data(id.bytes), record.key.path])
+        }
+    }
+}
+
+/// Summary changes of one transaction, merged per position (two writes of one key in a batch are
+/// one insertion, not two).
+struct SummaryChanges {
+    private var deltas: [Hash256: Int] = [:]
+
+    var isEmpty: Bool { deltas.isEmpty }
+
+    mutating func add(_ id: Hash256, delta: Int) { deltas[id, default: 0] += delta }
+
+    var merged: [MerkleChange] { deltas.map { MerkleChange(id: $0.key, countDelta: $0.value) } }
+}

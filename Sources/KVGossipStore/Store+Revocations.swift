@@ -1,0 +1,62 @@
+import Foundation
+import GRDB
+import KVGossipCore
+
+/// What applying a revocation did.
+public enum RevocationApplyOutcome: Sendable, Equatable {
+    /// Stored; these keys lost their last valid chain and were unset, these kept a pruned pool.
+    case accepted(unset: [Key], pruned: [Key])
+    case duplicate
+    case refused(Refusal)
+}
+
+extension Store {
+    /// Verifies and stores a revocation permanently, then runs the cascade of SPEC §8 over every
+    /// record whose pool cites the grant — all in one transaction.
+    public func apply(_ revocation: Revocation) throws -> RevocationApplyOutcome {
+        do { try revocation.verify(root: root) } catch { return .refused(error) }
+        return try commit { db, tx in
+            let idData = Data(revocation.grantID.bytes)
+            if let existing = try Data.fetchOne(db, sql: "SELECT digest FROM revocations WHERE grant_id = ?", arguments: [idData]) {
+                // One revocation per grant; the smaller digest is kept so every node keeps the same one.
+                guard revocation.digest < Hash256(bytes: [UInt8](existing))! else { return .duplicate }
+                try db.execute(
+                    sql: "UPDATE revocations SET digest = ?, encoded = ? WHERE grant_id = ?",
+                    arguments: [Data(revocation.digest.bytes), Data(revocation.encoded), idData])
+                tx.revocationChanges.add(revocation.grantID, delta: 0)
+                return .duplicate
+            }
+            try db.execute(
+                sql: "INSERT INTO revocations (grant_id, digest, encoded) VALUES (?, ?, ?)",
+                arguments: [idData, Data(revocation.digest.bytes), Data(revocation.encoded)])
+            tx.revocationChanges.add(revocation.grantID, delta: 1)
+            tx.published.append(.revocation(revocation))
+
+            var revoked = state.withLock { $0.revoked }
+            revoked.insert(revocation.grantID)
+            var unset: [Key] = []
+            var pruned: [Key] = []
+            let keys = try String.fetchAll(db, sql: "SELECT key FROM record_grants WHERE grant_id = ? ORDER BY key", arguments: [idData])
+            for path in keys {
+                guard let key = try? Key(path), let record = try Store.fetchRecord(db, key: key) else { continue }
+                switch RevocationCascade.apply(to: record, validator: validator, isRevoked: revoked.contains) {
+                case .keep(let kept):
+                    try tx.write(kept, db: db)
+                    pruned.append(key)
+                case .unset:
+                    try db.execute(sql: "DELETE FROM records WHERE key = ?", arguments: [path])
+                    try db.execute(sql: "DELETE FROM record_grants WHERE key = ?", arguments: [path])
+                    tx.recordChanges.add(SummaryEntries.keyHash(key), delta: -1)
+                    tx.published.append(.unset(key, previous: record.version))
+                    unset.append(key)
+                }
+            }
+            if !unset.isEmpty {
+                logger.info("revocation unset keys", metadata: [
+                    "grant": "\(revocation.grantID.hex.prefix(16))", "keys": "\(unset.map(\.path))",
+                ])
+            }
+            return .accepted(unset: unset, pruned: pruned)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import KVGossipCore
+import Synchronization
+
+/// One committed change, for the mount, watchers and push.
+public enum StoreChange: Sendable, Equatable {
+    /// A new winning record for its key (a value or a tombstone).
+    case record(KVGossipCore.Record, previous: RecordVersion?)
+    /// The key lost its last valid chain to a revocation and is gone from this node's tree.
+    case unset(Key, previous: RecordVersion)
+    case revocation(Revocation)
+}
+
+/// Fans committed changes out to every subscriber. Buffers are unbounded on purpose: a watcher
+/// that misses a change would show a stale file; the subscribers drain promptly.
+final class ChangeFeed: Sendable {
+    private let subscribers = Mutex<[Int: AsyncStream<StoreChange>.Continuation]>([:])
+    private let nextID = Atomic<Int>(0)
+
+    func subscribe() -> AsyncStream<StoreChange> {
+        let (stream, continuation) = AsyncStream.makeStream(of: StoreChange.self)
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
+        }
+        subscribers.withLock { $0[id] = continuation }
+        return stream
+    }
+
+    func publish(_ changes: [StoreChange]) {
+        guard !changes.isEmpty else { return }
+        let targets = subscribers.withLock { Array($0.values) }
+        for c in targets {
+            for change in changes { c.yield(change) }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import GRDB
+
+/// The SQLite schema, versioned through GRDB's migrator so later releases can upgrade a data
+/// directory in place.
+enum StoreSchema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    value BLOB NOT NULL
+                ) WITHOUT ROWID;
+
+                -- One row per key: the winning record (value or tombstone), its Merkle position
+                -- (key_hash) and Merkle digest (entry_digest), and its full encoding with the pool.
+                CREATE TABLE records (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    key_hash BLOB NOT NULL UNIQUE,
+                    entry_digest BLOB NOT NULL,
+                    ts INTEGER NOT NULL,
+                    kind INTEGER NOT NULL,
+                    digest BLOB NOT NULL,
+                    signer BLOB NOT NULL,
+                    encoded BLOB NOT NULL
+                );
+
+                -- Which records cite which grant in their pool: the revocation cascade's index.
+                CREATE TABLE record_grants (
+                    grant_id BLOB NOT NULL,
+                    key TEXT NOT NULL,
+                    PRIMARY KEY (grant_id, key)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE revocations (
+                    grant_id BLOB PRIMARY KEY NOT NULL,
+                    digest BLOB NOT NULL,
+                    encoded BLOB NOT NULL
+                ) WITHOUT ROWID;
+
+                -- Internal nodes of the two Merkle summaries (space 0 records, 1 revocations).
+                CREATE TABLE merkle_nodes (
+                    space INTEGER NOT NULL,
+                    prefix BLOB NOT NULL,
+                    count INTEGER NOT NULL,
+                    children BLOB NOT NULL,
+                    PRIMARY KEY (space, prefix)
+                ) WITHOUT ROWID;
+                """)
+        }
+        return m
+    }
+}
+
+/// Small named values kept in the `meta` table.
+enum MetaName: String {
+    case cluster
+    case recordsRoot = "records_root"
+    case revocationsRoot = "revocations_root"
+    case lastMinted = "last_minted"
+}
+
+extension Database {
+    func meta(_ name: MetaName) throws -> [UInt8]? {
+        try Data.fetchOne(self, sql: "SELECT value FROM meta WHERE name = ?", arguments: [name.rawValue]).map { [UInt8]($0) }
+    }
+
+    func setMeta(_ name: MetaName, _ value: [UInt8]) throws {
+        try execute(
+            sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            arguments: [name.rawValue, Data(value)])
+    }
+}

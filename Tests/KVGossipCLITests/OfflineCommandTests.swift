@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+/// The offline commands, run as the real binary: what an operator types.
+@Suite struct OfflineCommandTests {
+    @Test func keygenWritesA0600FileAndPrintsThePublicKey() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let r = try cli.run(["keygen", "--out", "root.key"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let pub = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(pub.hasPrefix("ed25519:") && pub.count == 51)
+        let mode = try FileManager.default.attributesOfItem(atPath: cli.path("root.key"))[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(try cli.run(["pubkey", "--key", "root.key"]).stdout == r.stdout)
+
+        let again = try cli.run(["keygen", "--out", "root.key"])
+        #expect(again.status != 0 && again.stderr.contains("already exists"))
+    }
+
+    @Test func openKeyFileIsRefusedLikeSSH() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        try cli.run(["keygen", "--out", "k"])
+        chmod(cli.path("k"), 0o644)
+        let r = try cli.run(["pubkey", "--key", "k"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("accessible by group or others"))
+    }
+
+    @Test func grantChainAndInclusionRefusal() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        try cli.run(["keygen", "--out", "root.key"])
+        let team = try cli.run(["keygen", "--out", "team.key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let ci = try cli.run(["keygen", "--out", "ci.key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let g1 = try cli.run(["grant", "--issuer-key", "root.key", "--to", team, "--pattern", "/app/**", "--delegate", "--expires", "90d", "--out", "team.grant"])
+        #expect(g1.status == 0, "\(g1.stderr)")
+        let g2 = try cli.run(["grant", "--issuer-key", "team.key", "--to", ci, "--pattern", "/app/*/version", "--proof", "team.grant", "--out", "ci.grant"])
+        #expect(g2.status == 0, "\(g2.stderr)")
+        #expect(g2.stdout.contains("with 1 proof grant"))
+
+        let wide = try cli.run(["grant", "--issuer-key", "team.key", "--to", ci, "--pattern", "/**", "--proof", "team.grant", "--out", "wide.grant"])
+        #expect(wide.status != 0)
+        #expect(wide.stderr.contains("pattern /** reaches keys outside"))
+        #expect(!FileManager.default.fileExists(atPath: cli.path("wide.grant")))
+
+        let noDelegate = try cli.run(["grant", "--issuer-key", "ci.key", "--to", team, "--pattern", "/app/x/version", "--proof", "ci.grant", "--out", "x.grant"])
+        #expect(noDelegate.status != 0 && noDelegate.stderr.contains("delegation"))
+
+        let inspect = try cli.run(["inspect", "--json", "ci.grant"])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let items = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]]
+        #expect(items?.count == 2)
+        #expect(items?.first?["patterns"] as? [String] == ["/app/*/version"])
+        #expect(items?.first?["signatureValid"] as? Bool == true)
+        #expect(items?.last?["mayDelegate"] as? Bool == true)
+    }
+
+    @Test func inspectFlagsATamperedGrant() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        try cli.run(["keygen", "--out", "root.key"])
+        let a = try cli.run(["keygen", "--out", "a.key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try cli.run(["grant", "--issuer-key", "root.key", "--to", a, "--pattern", "/x/**", "--out", "a.grant"])
+        var text = try String(contentsOfFile: cli.path("a.grant"), encoding: .utf8)
+        #expect(try cli.run(["inspect", "a.grant"]).status == 0)
+        // Flip a character in the middle of the base64 body (inside the signed pattern bytes).
+        var lines = text.split(separator: "\n").map(String.init)
+        var chars = Array(lines[2])
+        chars[10] = chars[10] == "A" ? "B" : "A"
+        lines[2] = String(chars)
+        text = lines.joined(separator: "\n") + "\n"
+        try text.write(toFile: cli.path("bad.grant"), atomically: true, encoding: .utf8)
+        let r = try cli.run(["inspect", "bad.grant"])
+        #expect(r.status != 0)
+        #expect(r.stdout.contains("INVALID") || r.stderr.contains("malformed"))
+    }
+
+    @Test func inspectShowsOnlyThePublicHalfOfASecretKey() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let pub = try cli.run(["keygen", "--out", "k"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let secret = try String(contentsOfFile: cli.path("k"), encoding: .utf8)
+        let r = try cli.run(["inspect", "k"])
+        #expect(r.status == 0 && r.stdout.contains(pub))
+        #expect(!r.stdout.contains(String(secret.split(separator: ":").last!.prefix(20))))
+    }
+
+    @Test(arguments: ["keygen", "pubkey", "grant", "inspect"])
+    func everySubcommandHasHelp(_ sub: String) throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let r = try cli.run([sub, "--help"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("USAGE"))
+    }
+
+    @Test func badInputGivesAClearErrorAndNonZeroExit() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        try cli.run(["keygen", "--out", "root.key"])
+        let badKey = try cli.run(["grant", "--issuer-key", "root.key", "--to", "rsa:xyz", "--pattern", "/a", "--out", "g"])
+        #expect(badKey.status != 0 && badKey.stderr.contains("ed25519:"))
+        let badPattern = try cli.run(["grant", "--issuer-key", "root.key", "--to", "ed25519:" + String(repeating: "A", count: 43), "--pattern", "/a/[x]", "--out", "g"])
+        #expect(badPattern.status != 0 && badPattern.stderr.contains("invalid pattern"))
+        let missing = try cli.run(["inspect", "nope"])
+        #expect(missing.status != 0 && missing.stderr.contains("cannot read"))
+    }
+}

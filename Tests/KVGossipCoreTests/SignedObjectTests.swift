@@ -1,0 +1,211 @@
+import Testing
+@testable import KVGossipCore
+
+@Suite struct SignedObjectTests {
+    @Test func grantRoundTrips() throws {
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**", "/b/?"], delegate: true, expires: Fixture.now + 1000)
+        let back = try Grant(decoding: g.encoded)
+        #expect(back == g)
+        #expect(back.id == g.id)
+        #expect(back.patterns.map(\.text) == ["/app/**", "/b/?"])
+        #expect(back.mayDelegate && back.expires == Fixture.now + 1000)
+        #expect(back.signatureIsValid)
+    }
+
+    @Test func recordRoundTripsWithPool() throws {
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
+        let r = Fixture.record("/app/db/url", "postgres://db2", by: Fixture.alice, pool: [g])
+        let back = try Record(decoding: r.encoded)
+        #expect(back == r)
+        #expect(back.pool == [g])
+        #expect(back.signatureIsValid)
+        #expect(String(decoding: back.value, as: UTF8.self) == "postgres://db2")
+    }
+
+    @Test func emptyValueIsDistinctFromTombstone() throws {
+        let empty = Fixture.record("/k", "", by: Fixture.root)
+        let tomb = Fixture.record("/k", by: Fixture.root, kind: .tombstone)
+        #expect(empty.digest != tomb.digest)
+        #expect(try Record(decoding: empty.encoded).kind == .value)
+        #expect(try Record(decoding: tomb.encoded).kind == .tombstone)
+    }
+
+    @Test func revocationRoundTripsAndVerifies() throws {
+        let g = Fixture.grant(Fixture.alice, to: Fixture.bob, ["/app/**"])
+        let byIssuer = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: Fixture.now, signer: Fixture.alice)
+        let back = try Revocation(decoding: byIssuer.encoded)
+        #expect(back == byIssuer && back.grant == g)
+        try back.verify(root: Fixture.cluster)
+
+        let byRoot = Revocation(cluster: Fixture.cluster, grantID: g.id, revokedAt: Fixture.now, signer: Fixture.root)
+        try Revocation(decoding: byRoot.encoded).verify(root: Fixture.cluster)
+
+        let byStranger = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: Fixture.now, signer: Fixture.mallory)
+        #expect(throws: Refusal.self) { try byStranger.verify(root: Fixture.cluster) }
+        let strangerWithoutGrant = Revocation(cluster: Fixture.cluster, grantID: g.id, revokedAt: Fixture.now, signer: Fixture.alice)
+        #expect(throws: Refusal.self) { try strangerWithoutGrant.verify(root: Fixture.cluster) }
+    }
+
+    /// A signature made for one key or time must not be accepted for another (SPEC §5).
+    @Test func relabelledRecordFailsVerification() throws {
+        let r = Fixture.record("/app/a", "secret", by: Fixture.root)
+        var bytes = r.encoded
+        // Swap the key /app/a for /app/b (same length) inside the signed bytes.
+        let keyStart = DomainTag.record.count + 32 + 2
+        #expect(bytes[keyStart + 5] == UInt8(ascii: "a"))
+        bytes[keyStart + 5] = UInt8(ascii: "b")
+        let relabelled = try Record(decoding: bytes)
+        #expect(relabelled.key.path == "/app/b")
+        #expect(!relabelled.signatureIsValid)
+
+        // Move the timestamp forward by one.
+        var later = r.encoded
+        let tsEnd = r.signedBytes.count - 32
+        later[tsEnd - 1] &+= 1
+        let retimed = try Record(decoding: later)
+        #expect(retimed.timestamp.raw == r.timestamp.raw + 1)
+        #expect(!retimed.signatureIsValid)
+
+        // Swap in another value: the value hash no longer matches.
+        let other = Fixture.record("/app/a", "public", by: Fixture.root)
+        var swapped = r.encoded.prefix(r.signedBytes.count + 64)
+        var w = ByteWriter()
+        w.long(other.value)
+        w.u8(0)
+        swapped.append(contentsOf: w.bytes)
+        #expect(!(try Record(decoding: Array(swapped))).signatureIsValid)
+    }
+
+    @Test func differentKindsNeverShareSignedBytes() {
+        #expect(!DomainTag.grant.starts(with: DomainTag.record))
+        #expect(!DomainTag.record.starts(with: DomainTag.revocation))
+        #expect(Set([DomainTag.grant, DomainTag.record, DomainTag.revocation]).count == 3)
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/a"])
+        #expect(throws: Refusal.self) { try Record(decoding: g.encoded) }
+        #expect(throws: Refusal.self) { try Revocation(decoding: g.encoded) }
+    }
+
+    @Test func trailingBytesAndOversizeFieldsAreRefused() throws {
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/a"])
+        #expect(throws: Refusal.self) { try Grant(decoding: g.encoded + [0]) }
+        let big = Record(
+            cluster: Fixture.cluster, key: try Key("/big"), kind: .value, value: [UInt8](repeating: 7, count: 2000),
+            timestamp: HLC(physicalMs: Fixture.now), signer: Fixture.root, pool: [])
+        var small = Limits()
+        small.maxValueBytes = 1000
+        do {
+            _ = try Record(decoding: big.encoded, limits: small)
+            Issue.record("oversize value accepted")
+        } catch {
+            #expect(error.reason == .tooLarge)
+        }
+    }
+
+    @Test func grantShapeIsChecked() {
+        #expect(throws: Refusal.self) {
+            try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.alice.publicKey, patterns: [try! Pattern("/a")],
+                      mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
+        }
+        #expect(throws: Refusal.self) {
+            try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: [],
+                      mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
+        }
+        #expect(throws: Refusal.self) {
+            try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey,
+                      patterns: (0..<17).map { try! Pattern("/p\($0)") },
+                      mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
+        }
+    }
+
+    /// Random and truncated input of each kind returns a reason and never traps.
+    @Test(arguments: ["grant", "revocation", "record"])
+    func fuzzedDecodingNeverCrashes(kind: String) {
+        var rng = SeededRandom(seed: 42)
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
+        let valid: [UInt8]
+        switch kind {
+        case "grant": valid = g.encoded
+        case "revocation": valid = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: 5, signer: Fixture.root).encoded
+        default: valid = Fixture.record("/app/x", "hello", by: Fixture.alice, pool: [g]).encoded
+        }
+        func decode(_ bytes: [UInt8]) -> Bool {
+            do {
+                switch kind {
+                case "grant": _ = try Grant(decoding: bytes)
+                case "revocation": _ = try Revocation(decoding: bytes)
+                default: _ = try Record(decoding: bytes)
+                }
+                return true
+            } catch {
+                #expect(!error.detail.isEmpty)
+                return false
+            }
+        }
+        #expect(decode(valid))
+        for n in 0..<valid.count { #expect(!decode(Array(valid.prefix(n)))) }
+        var refused = 0
+        for _ in 0..<3000 {
+            let n = Int.random(in: 0...400, using: &rng)
+            if !decode(rng.bytes(n)) { refused += 1 }
+        }
+        for _ in 0..<2000 {
+            var mutated = valid
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                mutated[Int.random(in: 0..<mutated.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            _ = decode(mutated)
+        }
+        #expect(refused == 3000)
+    }
+}
+
+@Suite struct TextFormTests {
+    @Test func publicKeyText() throws {
+        let pk = Fixture.alice.publicKey
+        #expect(pk.text.hasPrefix("ed25519:") && pk.text.count == 8 + 43)
+        #expect(try PublicKey(text: pk.text) == pk)
+        #expect(try PublicKey(text: " \(pk.text)\n") == pk)
+        for bad in ["", "ed25519:", "ed25519:abc", "rsa:" + pk.text.dropFirst(8), pk.text + "A", pk.text + "=", String(pk.text.dropLast()) + "+"] {
+            #expect(throws: KeyTextError.self) { try PublicKey(text: bad) }
+        }
+    }
+
+    @Test func fingerprintIsSixteenHex() {
+        #expect(Fixture.alice.publicKey.fingerprint.count == 16)
+        #expect(Fixture.alice.publicKey.fingerprint != Fixture.bob.publicKey.fingerprint)
+    }
+
+    @Test func secretKeyFileRoundTripsAndRefusesOpenModes() throws {
+        let text = SecretKeyFile.render(Fixture.alice)
+        #expect(try SecretKeyFile.parse(text, mode: 0o600, path: "k").publicKey == Fixture.alice.publicKey)
+        #expect(try SecretKeyFile.parse(text, mode: 0o400, path: "k").publicKey == Fixture.alice.publicKey)
+        for mode: UInt32 in [0o640, 0o604, 0o644, 0o666] {
+            #expect(throws: KeyTextError.self) { try SecretKeyFile.parse(text, mode: mode, path: "k") }
+        }
+        #expect(throws: KeyTextError.self) { try SecretKeyFile.parse("nonsense", mode: 0o600, path: "k") }
+    }
+
+    @Test func base64URLVectors() {
+        // RFC 4648 test vectors, unpadded.
+        let cases = ["": "", "f": "Zg", "fo": "Zm8", "foo": "Zm9v", "foob": "Zm9vYg", "fooba": "Zm9vYmE", "foobar": "Zm9vYmFy"]
+        for (plain, encoded) in cases {
+            #expect(Base64URL.encode(Array(plain.utf8)) == encoded)
+            #expect(Base64URL.decode(encoded) == Array(plain.utf8))
+        }
+        #expect(Base64URL.encode([0xfb, 0xff]) == "-_8")
+        #expect(Base64URL.decode("Zh") == nil)  // non-zero trailing bits
+        #expect(Base64URL.decode("Zg==") == nil)
+        #expect(Base64URL.decode("Z") == nil)
+    }
+
+    @Test func armorHoldsSeveralBlocks() throws {
+        let g1 = Fixture.grant(Fixture.root, to: Fixture.alice, ["/a/**"])
+        let g2 = Fixture.grant(Fixture.alice, to: Fixture.bob, ["/a/b"])
+        let text = "# proof chain\n" + Armor.render(.grant, g1.encoded) + Armor.render(.grant, g2.encoded)
+        let blocks = try Armor.parse(text)
+        #expect(blocks.map(\.kind) == [.grant, .grant])
+        #expect(try Grant(decoding: blocks[1].bytes) == g2)
+        #expect(throws: Refusal.self) { try Armor.parse("-----BEGIN KVGOSSIP GRANT-----\nabc\n") }
+        #expect(throws: Refusal.self) { try Armor.parse("-----BEGIN KVGOSSIP THING-----\n-----END KVGOSSIP THING-----\n") }
+    }
+}

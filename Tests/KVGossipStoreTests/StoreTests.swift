@@ -1,0 +1,180 @@
+import Foundation
+import KVGossipCore
+import Testing
+@testable import KVGossipStore
+
+/// A store in its own temporary directory, removed when the test ends.
+final class TempStore {
+    let directory: String
+    var store: Store
+
+    init(clockMs: UInt64 = StoreFixture.now) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-store-\(UUID().uuidString)").path
+        store = try Store(directory: directory, root: StoreFixture.root.publicKey, clock: { clockMs })
+    }
+
+    func reopen() throws {
+        store = try Store(directory: directory, root: StoreFixture.root.publicKey, clock: { StoreFixture.now })
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+enum StoreFixture {
+    static func key(_ n: UInt8) -> SigningKey { SigningKey(seed: [UInt8](repeating: n, count: 32))! }
+    static let root = key(1)
+    static let alice = key(2)
+    static let bob = key(3)
+    static let now: UInt64 = 1_795_737_600_000
+
+    static func grant(_ issuer: SigningKey, to issuee: SigningKey, _ patterns: [String], delegate: Bool = false, nonce: UInt8 = 0) -> Grant {
+        try! Grant(
+            cluster: root.publicKey, issuer: issuer, issuee: issuee.publicKey, patterns: patterns.map { try! Pattern($0) },
+            mayDelegate: delegate, notBefore: now - 60_000, expires: nil, nonce: [UInt8](repeating: nonce, count: 16))
+    }
+
+    static func record(_ key: String, _ value: String?, by signer: SigningKey = root, pool: [Grant] = [], at ms: UInt64 = now, counter: UInt16 = 0) -> Record {
+        Record(
+            cluster: root.publicKey, key: try! Key(key), kind: value == nil ? .tombstone : .value, value: Array((value ?? "").utf8),
+            timestamp: HLC(physicalMs: ms, counter: counter), signer: signer, pool: pool)
+    }
+}
+
+@Suite struct StoreTests {
+    @Test func applyCloseReopenKeepsRecordsAndTreeHash() throws {
+        let t = try TempStore()
+        let before = t.store.treeHash
+        for i in 0..<200 {
+            #expect(try t.store.apply(StoreFixture.record("/app/k\(i)", "v\(i)")) == .accepted)
+        }
+        let hash = t.store.treeHash
+        #expect(hash != before)
+        try t.reopen()
+        #expect(t.store.treeHash == hash)
+        #expect(try t.store.recordCount == 200)
+        #expect(try t.store.record(Key("/app/k7"))?.value == Array("v7".utf8))
+    }
+
+    @Test func sameSetSameHashWhateverTheOrder() throws {
+        let a = try TempStore(), b = try TempStore()
+        let records = (0..<300).map { StoreFixture.record("/k/\($0)", "x\($0)") }
+        _ = try a.store.apply(records)
+        for r in records.reversed() { _ = try b.store.apply(r) }
+        #expect(a.store.treeHash == b.store.treeHash)
+    }
+
+    @Test func newestWinsAndDuplicatesAreRecognised() throws {
+        let t = try TempStore()
+        let old = StoreFixture.record("/k", "old", at: StoreFixture.now - 10)
+        let new = StoreFixture.record("/k", "new")
+        #expect(try t.store.apply(new) == .accepted)
+        #expect(try t.store.apply(new) == .duplicate)
+        #expect(try t.store.apply(old) == .superseded(current: new.version))
+        #expect(try t.store.record(Key("/k"))?.value == Array("new".utf8))
+        let tomb = StoreFixture.record("/k", nil)
+        #expect(try t.store.apply(tomb) == .accepted)  // same time: tombstone beats value
+        #expect(try t.store.record(Key("/k"))?.kind == .tombstone)
+    }
+
+    @Test func refusalsCarryReasonsAndChangeNothing() throws {
+        let t = try TempStore()
+        let hash = t.store.treeHash
+        let noGrant = StoreFixture.record("/app/x", "v", by: StoreFixture.alice)
+        let future = StoreFixture.record("/app/y", "v", at: StoreFixture.now + 60_000)
+        let outcomes = try t.store.apply([noGrant, future])
+        let reasons: [RefusalReason?] = outcomes.map { outcome -> RefusalReason? in
+            if case .refused(let r, _) = outcome { return r.reason }
+            return nil
+        }
+        #expect(reasons == [.noAuthority, .clockSkew])
+        #expect(t.store.treeHash == hash)
+        #expect(try t.store.recordCount == 0)
+    }
+
+    @Test func mintOrdersAfterAFutureDatedValue() throws {
+        let t = try TempStore()
+        let future = StoreFixture.record("/k", "from a fast clock", at: StoreFixture.now + 20_000)
+        #expect(try t.store.apply(future) == .accepted)
+        let (minted, outcome) = try t.store.mint(key: Key("/k"), value: Array("local".utf8), signer: StoreFixture.root, pool: [])
+        #expect(outcome == .accepted)
+        #expect(minted.timestamp > future.timestamp)
+        let (second, _) = try t.store.mint(key: Key("/other"), value: [], signer: StoreFixture.root, pool: [])
+        #expect(second.timestamp > minted.timestamp)  // last-minted is remembered across keys
+    }
+
+    @Test func revocationCascadeInTheStore() async throws {
+        let t = try TempStore()
+        let wide = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/**"], nonce: 1)
+        let narrow = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/keep"], nonce: 2)
+        let keep = StoreFixture.record("/app/keep", "k", by: StoreFixture.alice, pool: [wide, narrow])
+        let lose = StoreFixture.record("/app/lose", "l", by: StoreFixture.alice, pool: [wide])
+        #expect(try t.store.apply([keep, lose]) == [.accepted, .accepted])
+        let changes = t.store.changes()
+
+        let revocation = Revocation(cluster: StoreFixture.root.publicKey, grantID: wide.id, revokedAt: StoreFixture.now, signer: StoreFixture.root)
+        #expect(try t.store.apply(revocation) == .accepted(unset: [try Key("/app/lose")], pruned: [try Key("/app/keep")]))
+        #expect(try t.store.apply(revocation) == .duplicate)
+        #expect(try t.store.record(Key("/app/lose")) == nil)
+        #expect(try t.store.record(Key("/app/keep"))?.pool == [narrow])
+        #expect(t.store.isRevoked(wide.id))
+
+        var it = changes.makeAsyncIterator()
+        var seen: [StoreChange] = []
+        for _ in 0..<2 { if let c = await it.next() { seen.append(c) } }
+        #expect(seen.contains(.revocation(revocation)))
+        #expect(seen.contains(.unset(try Key("/app/lose"), previous: lose.version)))
+
+        // Pushing the lost record again is refused, and the answer carries the revocation.
+        guard case .refused(let refusal, let revocations) = try t.store.apply(lose) else {
+            Issue.record("revoked record accepted")
+            return
+        }
+        #expect(refusal.reason == .revoked)
+        #expect(revocations == [revocation])
+
+        // Revocations survive a restart and still apply.
+        let hash = t.store.treeHash
+        try t.reopen()
+        #expect(t.store.treeHash == hash)
+        #expect(t.store.isRevoked(wide.id))
+    }
+
+    @Test func sameRecordsAndRevocationsSameHashInAnyOrder() throws {
+        let a = try TempStore(), b = try TempStore()
+        let g = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/**"])
+        let r = StoreFixture.record("/x", "v", by: StoreFixture.alice, pool: [g])
+        let rev = Revocation(cluster: StoreFixture.root.publicKey, grantID: g.id, revokedAt: 1, signer: StoreFixture.root)
+        _ = try a.store.apply(r)
+        _ = try a.store.apply(rev)
+        _ = try b.store.apply(rev)
+        #expect(try b.store.apply(r) != .accepted)
+        #expect(a.store.treeHash == b.store.treeHash)
+    }
+
+    @Test func readsByPrefixAndPattern() throws {
+        let t = try TempStore()
+        for k in ["/app/a", "/app/b/c", "/app0", "/app-x", "/apps/q", "/z"] {
+            _ = try t.store.apply(StoreFixture.record(k, "v"))
+        }
+        #expect(try t.store.records(under: Key("/app")).map(\.key.path) == ["/app/a", "/app/b/c"])
+        #expect(try t.store.records(matching: Pattern("/app*/*")).map(\.key.path) == ["/app/a", "/apps/q"])
+        #expect(try t.store.records(under: nil).count == 6)
+    }
+
+    @Test func wrongClusterIsRefusedAtOpen() throws {
+        let t = try TempStore()
+        #expect(throws: StoreError.self) { try Store(directory: t.directory, root: StoreFixture.alice.publicKey) }
+    }
+
+    @Test func changesAreStreamedInCommitOrder() async throws {
+        let t = try TempStore()
+        let changes = t.store.changes()
+        let r1 = StoreFixture.record("/a", "1")
+        let r2 = StoreFixture.record("/a", "2", counter: 1)
+        _ = try t.store.apply(r1)
+        _ = try t.store.apply(r2)
+        var it = changes.makeAsyncIterator()
+        #expect(await it.next() == .record(r1, previous: nil))
+        #expect(await it.next() == .record(r2, previous: r1.version))
+    }
+}
