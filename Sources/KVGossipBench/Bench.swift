@@ -97,10 +97,10 @@ enum Bench {
         let changes = (0..<updates).map { _ in MerkleEntry(id: ids.randomElement(using: &rng)!, digest: randomHash()) }
         let t = try seconds {
             for e in changes {
-                if let change = backend.upsert(e) { _ = try MerkleTrie.apply([change], to: &backend) }
+                let delta = backend.upsert(e)
+                _ = try MerkleTrie.apply([MerkleChange(id: e.id, countDelta: delta)], to: &backend)
             }
         }
-        let depth = (backend.internalNodes.keys.map(\.depth).max() ?? -1) + 1
-        return (t / Double(updates) * 1e6, depth)
+        return (t / Double(updates) * 1e6, backend.maxDepth)
     }
 }
