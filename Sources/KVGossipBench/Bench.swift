@@ -46,13 +46,21 @@ enum Bench {
                 cluster: root.publicKey, key: try! Key("/bench/k\(i)"), kind: .value, value: Array("value-\(i)".utf8),
                 timestamp: HLC(physicalMs: nowMs - 1000), signer: writer, pool: [grant])
         }
+        // As a sync session does: validate batch k+1 while batch k commits.
+        let batches = stride(from: 0, to: all.count, by: batch).map { Array(all[$0..<min($0 + batch, all.count)]) }
         var accepted = 0
         let t = try seconds {
-            var i = 0
-            while i < all.count {
-                let outcomes = try store.apply(Array(all[i..<min(i + batch, all.count)]))
-                accepted += outcomes.filter(\.isAccepted).count
-                i += batch
+            var next = store.validate(batches[0])
+            for k in batches.indices {
+                let current = next
+                let group = DispatchGroup()
+                nonisolated(unsafe) var upcoming: ValidatedBatch?
+                if k + 1 < batches.count {
+                    DispatchQueue.global().async(group: group) { upcoming = store.validate(batches[k + 1]) }
+                }
+                accepted += try store.apply(current).filter(\.isAccepted).count
+                group.wait()
+                if let upcoming { next = upcoming }
             }
         }
         precondition(accepted == records, "only \(accepted) of \(records) accepted")

@@ -23,8 +23,7 @@ struct SQLiteMerkleBackend: MerkleBackend {
     let space: Space
 
     func internalNode(at prefix: NibblePath) throws -> MerkleInternalNode? {
-        guard let row = try Row.fetchOne(
-            db, sql: "SELECT count, children FROM merkle_nodes WHERE space = ? AND prefix = ?",
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT count, children FROM merkle_nodes WHERE space = ? AND prefix = ?"),
             arguments: [space.rawValue, Data(prefix.nibbles)])
         else { return nil }
         let blob: Data = row["children"]
@@ -37,27 +36,31 @@ struct SQLiteMerkleBackend: MerkleBackend {
         var blob = [UInt8]()
         blob.reserveCapacity(16 * 32)
         for child in node.children { blob.append(contentsOf: child.bytes) }
-        try db.execute(
-            sql: "INSERT OR REPLACE INTO merkle_nodes (space, prefix, count, children) VALUES (?, ?, ?, ?)",
-            arguments: [space.rawValue, Data(prefix.nibbles), node.count, Data(blob)])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO merkle_nodes (space, prefix, count, children) VALUES (?, ?, ?, ?)").execute(arguments: [space.rawValue, Data(prefix.nibbles), node.count, Data(blob)])
     }
 
     func removeInternalNodes(atOrBelow prefix: NibblePath) throws {
         // Nibbles are 0...15, so every blob that starts with `prefix` sorts below prefix ‖ 0x10.
-        try db.execute(
-            sql: "DELETE FROM merkle_nodes WHERE space = ? AND prefix >= ? AND prefix < ?",
-            arguments: [space.rawValue, Data(prefix.nibbles), Data(prefix.nibbles + [0x10])])
+        try db.cachedStatement(sql: "DELETE FROM merkle_nodes WHERE space = ? AND prefix >= ? AND prefix < ?").execute(arguments: [space.rawValue, Data(prefix.nibbles), Data(prefix.nibbles + [0x10])])
     }
 
     func entries(under prefix: NibblePath) throws -> [MerkleEntry] {
         let rows = try Row.fetchCursor(
             db, sql: space.entriesSQL, arguments: [Data(prefix.lowerBound), Data(prefix.upperBound)])
         var out: [MerkleEntry] = []
+        // Read the blobs in place: this runs for every leaf a batch touches, so copies add up.
         while let row = try rows.next() {
-            let id: Data = row[0]
-            let digest: Data = row[1]
-            out.append(MerkleEntry(id: Hash256(bytes: [UInt8](id))!, digest: Hash256(bytes: [UInt8](digest))!))
+            let id = try row.withUnsafeData(atIndex: 0) { Hash256(bytes: [UInt8]($0 ?? Data())) }
+            let digest = try row.withUnsafeData(atIndex: 1) { Hash256(bytes: [UInt8]($0 ?? Data())) }
+            guard let id, let digest else { throw StoreCorruption("a Merkle entry under \(prefix) is not 32 bytes") }
+            out.append(MerkleEntry(id: id, digest: digest))
         }
         return out
     }
+}
+
+/// The database holds something this version never writes: refuse to go on rather than guess.
+struct StoreCorruption: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

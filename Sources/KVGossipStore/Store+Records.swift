@@ -25,18 +25,28 @@ extension Store {
     /// Verifies a batch (signatures outside the transaction), then applies the valid ones in ONE
     /// transaction with their summary updates: durable at the batch's end.
     public func apply(_ batch: [KVGossipCore.Record]) throws -> [ApplyOutcome] {
-        let now = clock()
-        let revoked = state.withLock { $0.revoked }
-        let verdicts = batch.map { validator.validate($0, nowMs: now, isRevoked: revoked.contains) }
+        try apply(validate(batch))
+    }
+
+    /// The CPU-heavy half of `apply`: signatures and chains, spread over the cores. A sync session
+    /// validates its next batch while the previous one commits.
+    public func validate(_ batch: [KVGossipCore.Record]) -> ValidatedBatch {
+        ValidatedBatch(records: batch, verdicts: validateAll(batch))
+    }
+
+    /// The durable half of `apply`. Revocations that arrived since validation still win.
+    public func apply(_ validated: ValidatedBatch) throws -> [ApplyOutcome] {
+        let (batch, verdicts) = (validated.records, validated.verdicts)
         return try commit { db, tx in
             var outcomes: [ApplyOutcome] = []
             outcomes.reserveCapacity(batch.count)
+            let revoked = state.withLock { $0.revoked }
             for (record, verdict) in zip(batch, verdicts) {
                 switch verdict {
                 case .refused(let refusal, let revokedIDs):
                     outcomes.append(.refused(refusal, revocations: try Store.fetchRevocations(db, revokedIDs, limits: validator.limits)))
                 case .authorized(let chain):
-                    outcomes.append(try tx.store(record, chain: chain, db: db, validator: validator))
+                    outcomes.append(try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked))
                 }
             }
             return outcomes
@@ -64,9 +74,33 @@ extension Store {
             case .refused(let refusal, let ids):
                 return (record, .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits)))
             case .authorized(let chain):
-                return (record, try tx.store(record, chain: chain, db: db, validator: validator))
+                return (record, try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked))
             }
         }
+    }
+
+    /// Signature and chain checks for a batch, spread over the cores: they are the expensive part
+    /// of applying a sync batch, and need nothing from the database but the revoked set.
+    func validateAll(_ batch: [KVGossipCore.Record]) -> [AuthorityVerdict] {
+        let now = clock()
+        let revoked = state.withLock { $0.revoked }
+        let validator = self.validator
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, 8)
+        guard batch.count >= 64, workers > 1 else {
+            return batch.map { validator.validate($0, nowMs: now, isRevoked: revoked.contains) }
+        }
+        let results = UnsafeMutableBufferPointer<AuthorityVerdict?>.allocate(capacity: batch.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        // Each worker writes only its own index range, so the slots never race.
+        nonisolated(unsafe) let slots = results
+        let chunk = (batch.count + workers - 1) / workers
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            for i in (w * chunk)..<min(batch.count, (w + 1) * chunk) {
+                slots[i] = validator.validate(batch[i], nowMs: now, isRevoked: revoked.contains)
+            }
+        }
+        return results.map { $0! }
     }
 
     /// Runs `body` in one write transaction, then folds its Merkle changes into the summary,
@@ -96,7 +130,7 @@ extension Store {
     }
 
     static func fetchVersion(_ db: Database, key: Key) throws -> RecordVersion? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT ts, kind, digest FROM records WHERE key = ?", arguments: [key.path])
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT ts, kind, digest FROM records WHERE key = ?"), arguments: [key.path])
         else { return nil }
         return RecordVersion(
             timestamp: HLC(raw: UInt64(bitPattern: row["ts"])),
@@ -106,10 +140,16 @@ extension Store {
 
     static func fetchRevocations(_ db: Database, _ ids: [Hash256], limits: Limits) throws -> [Revocation] {
         try ids.compactMap { id in
-            try Data.fetchOne(db, sql: "SELECT encoded FROM revocations WHERE grant_id = ?", arguments: [Data(id.bytes)])
+            try Data.fetchOne(db.cachedStatement(sql: "SELECT encoded FROM revocations WHERE grant_id = ?"), arguments: [Data(id.bytes)])
                 .map { try Revocation(decoding: [UInt8]($0), limits: limits) }
         }
     }
+}
+
+/// Records with their verdicts, ready to commit.
+public struct ValidatedBatch: Sendable {
+    public let records: [KVGossipCore.Record]
+    let verdicts: [AuthorityVerdict]
 }
 
 /// What one write transaction has done so far: summary changes to fold in and changes to publish.
@@ -119,11 +159,13 @@ struct PendingTransaction {
     var published: [StoreChange] = []
 
     /// Stores an authorized record if it beats the current one. Re-checks the chain against the
-    /// revocations table inside the transaction, so a revocation committed after validation began
+    /// revoked set read inside this transaction, so a revocation committed after validation began
     /// still wins.
-    mutating func store(_ record: KVGossipCore.Record, chain: [Grant], db: Database, validator: RecordValidator) throws -> ApplyOutcome {
+    mutating func store(
+        _ record: KVGossipCore.Record, chain: [Grant], db: Database, validator: RecordValidator, revoked: Set<Hash256>
+    ) throws -> ApplyOutcome {
         for grant in chain {
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM revocations WHERE grant_id = ?", arguments: [Data(grant.id.bytes)]) == true {
+            if revoked.contains(grant.id) {
                 let revocations = try Store.fetchRevocations(db, [grant.id], limits: validator.limits)
                 return .refused(Refusal(.revoked, "grant \(grant.id.hex.prefix(16)) in the chain for \(record.key) is revoked"), revocations: revocations)
             }
@@ -133,29 +175,29 @@ struct PendingTransaction {
             if current.digest == record.digest { return .duplicate }
             if record.version < current { return .superseded(current: current) }
         }
-        try write(record, db: db)
+        try write(record, db: db, replacing: current != nil)
         recordChanges.add(SummaryEntries.keyHash(record.key), delta: current == nil ? 1 : 0)
         published.append(.record(record, previous: current))
         return .accepted
     }
 
     /// Upserts the row and its grant index. Used for new winners and for pruned pools.
-    func write(_ record: KVGossipCore.Record, db: Database) throws {
+    func write(_ record: KVGossipCore.Record, db: Database, replacing: Bool = true) throws {
         let entry = SummaryEntries.entry(for: record)
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO records (key, key_hash, entry_digest, ts, kind, digest, signer, encoded)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(key) DO UPDATE SET entry_digest = excluded.entry_digest, ts = excluded.ts,
                     kind = excluded.kind, digest = excluded.digest, signer = excluded.signer, encoded = excluded.encoded
-                """,
-            arguments: [
+                """).execute(arguments: [
                 record.key.path, Data(entry.id.bytes), Data(entry.digest.bytes), Int64(bitPattern: record.timestamp.raw),
                 Int64(record.kind.rawValue), Data(record.digest.bytes), Data(record.signer.bytes), Data(record.encoded),
             ])
-        try db.execute(sql: "DELETE FROM record_grants WHERE key = ?", arguments: [record.key.path])
+        if replacing {
+            try db.cachedStatement(sql: "DELETE FROM record_grants WHERE key = ?").execute(arguments: [record.key.path])
+        }
         for id in Set(record.pool.map(\.id)) {
-            try db.execute(sql: "INSERT INTO record_grants (grant_id, key) VALUES (?, ?)", arguments: [Data(id.bytes), record.key.path])
+            try db.cachedStatement(sql: "INSERT INTO record_grants (grant_id, key) VALUES (?, ?)").execute(arguments: [Data(id.bytes), record.key.path])
         }
     }
 }

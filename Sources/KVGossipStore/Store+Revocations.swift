@@ -17,26 +17,26 @@ extension Store {
         do { try revocation.verify(root: root) } catch { return .refused(error) }
         return try commit { db, tx in
             let idData = Data(revocation.grantID.bytes)
-            if let existing = try Data.fetchOne(db, sql: "SELECT digest FROM revocations WHERE grant_id = ?", arguments: [idData]) {
+            if let existing = try Data.fetchOne(db.cachedStatement(sql: "SELECT digest FROM revocations WHERE grant_id = ?"), arguments: [idData]) {
                 // One revocation per grant; the smaller digest is kept so every node keeps the same one.
                 guard revocation.digest < Hash256(bytes: [UInt8](existing))! else { return .duplicate }
-                try db.execute(
-                    sql: "UPDATE revocations SET digest = ?, encoded = ? WHERE grant_id = ?",
-                    arguments: [Data(revocation.digest.bytes), Data(revocation.encoded), idData])
+                try db.cachedStatement(sql: "UPDATE revocations SET digest = ?, encoded = ? WHERE grant_id = ?").execute(arguments: [Data(revocation.digest.bytes), Data(revocation.encoded), idData])
                 tx.revocationChanges.add(revocation.grantID, delta: 0)
                 return .duplicate
             }
-            try db.execute(
-                sql: "INSERT INTO revocations (grant_id, digest, encoded) VALUES (?, ?, ?)",
-                arguments: [idData, Data(revocation.digest.bytes), Data(revocation.encoded)])
+            try db.cachedStatement(sql: "INSERT INTO revocations (grant_id, digest, encoded) VALUES (?, ?, ?)").execute(arguments: [idData, Data(revocation.digest.bytes), Data(revocation.encoded)])
             tx.revocationChanges.add(revocation.grantID, delta: 1)
             tx.published.append(.revocation(revocation))
-
-            var revoked = state.withLock { $0.revoked }
-            revoked.insert(revocation.grantID)
+            // Marked revoked before this transaction commits, so a record transaction that runs
+            // right after it cannot miss it. If this transaction fails, the id stays marked until
+            // restart: refusing too much for a moment is the safe side.
+            let revoked = state.withLock {
+                $0.revoked.insert(revocation.grantID)
+                return $0.revoked
+            }
             var unset: [Key] = []
             var pruned: [Key] = []
-            let keys = try String.fetchAll(db, sql: "SELECT key FROM record_grants WHERE grant_id = ? ORDER BY key", arguments: [idData])
+            let keys = try String.fetchAll(db.cachedStatement(sql: "SELECT key FROM record_grants WHERE grant_id = ? ORDER BY key"), arguments: [idData])
             for path in keys {
                 guard let key = try? Key(path), let record = try Store.fetchRecord(db, key: key) else { continue }
                 switch RevocationCascade.apply(to: record, validator: validator, isRevoked: revoked.contains) {
@@ -44,8 +44,8 @@ extension Store {
                     try tx.write(kept, db: db)
                     pruned.append(key)
                 case .unset:
-                    try db.execute(sql: "DELETE FROM records WHERE key = ?", arguments: [path])
-                    try db.execute(sql: "DELETE FROM record_grants WHERE key = ?", arguments: [path])
+                    try db.cachedStatement(sql: "DELETE FROM records WHERE key = ?").execute(arguments: [path])
+                    try db.cachedStatement(sql: "DELETE FROM record_grants WHERE key = ?").execute(arguments: [path])
                     tx.recordChanges.add(SummaryEntries.keyHash(key), delta: -1)
                     tx.published.append(.unset(key, previous: record.version))
                     unset.append(key)

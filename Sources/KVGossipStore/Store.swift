@@ -51,7 +51,7 @@ public final class Store: Sendable {
             } else {
                 try db.setMeta(.cluster, root.bytes)
             }
-            let revoked = try Data.fetchAll(db, sql: "SELECT grant_id FROM revocations").map { Hash256(bytes: [UInt8]($0))! }
+            let revoked = try Data.fetchAll(db.cachedStatement(sql: "SELECT grant_id FROM revocations")).map { Hash256(bytes: [UInt8]($0))! }
             return State(revoked: Set(revoked), treeHash: try Store.treeHash(db))
         }
         self.root = root
@@ -79,7 +79,7 @@ public final class Store: Sendable {
     /// The record stored at a Merkle position (the sync session asks by key hash).
     public func record(keyHash: Hash256) throws -> KVGossipCore.Record? {
         try db.read { db in
-            try Data.fetchOne(db, sql: "SELECT encoded FROM records WHERE key_hash = ?", arguments: [Data(keyHash.bytes)])
+            try Data.fetchOne(db.cachedStatement(sql: "SELECT encoded FROM records WHERE key_hash = ?"), arguments: [Data(keyHash.bytes)])
                 .map { try KVGossipCore.Record(decoding: [UInt8]($0), limits: validator.limits) }
         }
     }
@@ -89,11 +89,10 @@ public final class Store: Sendable {
     public func records(under prefix: Key?) throws -> [KVGossipCore.Record] {
         try db.read { db in
             guard let prefix else {
-                return try Data.fetchAll(db, sql: "SELECT encoded FROM records ORDER BY key").map(decode)
+                return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records ORDER BY key")).map(decode)
             }
             // '/' is 0x2F and '0' is 0x30: keys strictly below `prefix` sort in [prefix/, prefix0).
-            return try Data.fetchAll(
-                db, sql: "SELECT encoded FROM records WHERE key = ? OR (key >= ? AND key < ?) ORDER BY key",
+            return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records WHERE key = ? OR (key >= ? AND key < ?) ORDER BY key"),
                 arguments: [prefix.path, prefix.path + "/", prefix.path + "0"]
             ).map(decode)
         }
@@ -106,12 +105,12 @@ public final class Store: Sendable {
     }
 
     public var recordCount: Int {
-        get throws { try db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM records") ?? 0 } }
+        get throws { try db.read { try Int.fetchOne($0.cachedStatement(sql: "SELECT COUNT(*) FROM records")) ?? 0 } }
     }
 
     public func revocations() throws -> [Revocation] {
         try db.read { db in
-            try Data.fetchAll(db, sql: "SELECT encoded FROM revocations ORDER BY grant_id")
+            try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM revocations ORDER BY grant_id"))
                 .map { try Revocation(decoding: [UInt8]($0), limits: validator.limits) }
         }
     }
@@ -124,7 +123,7 @@ public final class Store: Sendable {
     }
 
     static func fetchRecord(_ db: Database, key: Key) throws -> KVGossipCore.Record? {
-        try Data.fetchOne(db, sql: "SELECT encoded FROM records WHERE key = ?", arguments: [key.path])
+        try Data.fetchOne(db.cachedStatement(sql: "SELECT encoded FROM records WHERE key = ?"), arguments: [key.path])
             .map { try KVGossipCore.Record(decoding: [UInt8]($0), limits: Limits(maxValueBytes: Int(UInt32.max))) }
     }
 

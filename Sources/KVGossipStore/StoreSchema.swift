@@ -28,10 +28,11 @@ enum StoreSchema {
 
                 -- Which records cite which grant in their pool: the revocation cascade's index.
                 CREATE TABLE record_grants (
-                    grant_id BLOB NOT NULL,
                     key TEXT NOT NULL,
-                    PRIMARY KEY (grant_id, key)
+                    grant_id BLOB NOT NULL,
+                    PRIMARY KEY (key, grant_id)
                 ) WITHOUT ROWID;
+                CREATE INDEX record_grants_by_grant ON record_grants (grant_id);
 
                 CREATE TABLE revocations (
                     grant_id BLOB PRIMARY KEY NOT NULL,
@@ -63,12 +64,10 @@ enum MetaName: String {
 
 extension Database {
     func meta(_ name: MetaName) throws -> [UInt8]? {
-        try Data.fetchOne(self, sql: "SELECT value FROM meta WHERE name = ?", arguments: [name.rawValue]).map { [UInt8]($0) }
+        try Data.fetchOne(self.cachedStatement(sql: "SELECT value FROM meta WHERE name = ?"), arguments: [name.rawValue]).map { [UInt8]($0) }
     }
 
     func setMeta(_ name: MetaName, _ value: [UInt8]) throws {
-        try execute(
-            sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            arguments: [name.rawValue, Data(value)])
+        try cachedStatement(sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value").execute(arguments: [name.rawValue, Data(value)])
     }
 }
