@@ -8,15 +8,6 @@ struct SQLiteMerkleBackend: MerkleBackend {
     enum Space: Int {
         case records = 0
         case revocations = 1
-
-        var entriesSQL: String {
-            switch self {
-            case .records:
-                "SELECT key_hash, entry_digest FROM records WHERE key_hash BETWEEN ? AND ? ORDER BY key_hash"
-            case .revocations:
-                "SELECT grant_id, digest FROM revocations WHERE grant_id BETWEEN ? AND ? ORDER BY grant_id"
-            }
-        }
     }
 
     let db: Database
@@ -46,7 +37,8 @@ struct SQLiteMerkleBackend: MerkleBackend {
 
     func entries(under prefix: NibblePath) throws -> [MerkleEntry] {
         let rows = try Row.fetchCursor(
-            db, sql: space.entriesSQL, arguments: [Data(prefix.lowerBound), Data(prefix.upperBound)])
+            db.cachedStatement(sql: "SELECT id, digest FROM merkle_entries WHERE space = ? AND id BETWEEN ? AND ? ORDER BY id"),
+            arguments: [space.rawValue, Data(prefix.lowerBound), Data(prefix.upperBound)])
         var out: [MerkleEntry] = []
         // Read the blobs in place: this runs for every leaf a batch touches, so copies add up.
         while let row = try rows.next() {
@@ -56,6 +48,18 @@ struct SQLiteMerkleBackend: MerkleBackend {
             out.append(MerkleEntry(id: id, digest: digest))
         }
         return out
+    }
+}
+
+extension Database {
+    /// Adds or replaces the summary entry at `entry.id` (the caller folds the change into the trie).
+    func setSummaryEntry(_ entry: MerkleEntry, in space: SQLiteMerkleBackend.Space) throws {
+        try cachedStatement(sql: "INSERT OR REPLACE INTO merkle_entries (space, id, digest) VALUES (?, ?, ?)")
+            .execute(arguments: [space.rawValue, Data(entry.id.bytes), Data(entry.digest.bytes)])
+    }
+
+    func removeSummaryEntry(_ id: Hash256, in space: SQLiteMerkleBackend.Space) throws {
+        try cachedStatement(sql: "DELETE FROM merkle_entries WHERE space = ? AND id = ?").execute(arguments: [space.rawValue, Data(id.bytes)])
     }
 }
 

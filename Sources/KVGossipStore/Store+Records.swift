@@ -185,14 +185,15 @@ struct PendingTransaction {
     func write(_ record: KVGossipCore.Record, db: Database, replacing: Bool = true) throws {
         let entry = SummaryEntries.entry(for: record)
         try db.cachedStatement(sql: """
-                INSERT INTO records (key, key_hash, entry_digest, ts, kind, digest, signer, encoded)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(key) DO UPDATE SET entry_digest = excluded.entry_digest, ts = excluded.ts,
+                INSERT INTO records (key, key_hash, ts, kind, digest, signer, encoded)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(key) DO UPDATE SET ts = excluded.ts,
                     kind = excluded.kind, digest = excluded.digest, signer = excluded.signer, encoded = excluded.encoded
                 """).execute(arguments: [
-                record.key.path, Data(entry.id.bytes), Data(entry.digest.bytes), Int64(bitPattern: record.timestamp.raw),
+                record.key.path, Data(entry.id.bytes), Int64(bitPattern: record.timestamp.raw),
                 Int64(record.kind.rawValue), Data(record.digest.bytes), Data(record.signer.bytes), Data(record.encoded),
             ])
+        try db.setSummaryEntry(entry, in: .records)
         if replacing {
             try db.cachedStatement(sql: "DELETE FROM record_grants WHERE key = ?").execute(arguments: [record.key.path])
         }

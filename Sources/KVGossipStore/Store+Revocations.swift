@@ -21,10 +21,12 @@ extension Store {
                 // One revocation per grant; the smaller digest is kept so every node keeps the same one.
                 guard revocation.digest < Hash256(bytes: [UInt8](existing))! else { return .duplicate }
                 try db.cachedStatement(sql: "UPDATE revocations SET digest = ?, encoded = ? WHERE grant_id = ?").execute(arguments: [Data(revocation.digest.bytes), Data(revocation.encoded), idData])
+                try db.setSummaryEntry(SummaryEntries.entry(for: revocation), in: .revocations)
                 tx.revocationChanges.add(revocation.grantID, delta: 0)
                 return .duplicate
             }
             try db.cachedStatement(sql: "INSERT INTO revocations (grant_id, digest, encoded) VALUES (?, ?, ?)").execute(arguments: [idData, Data(revocation.digest.bytes), Data(revocation.encoded)])
+            try db.setSummaryEntry(SummaryEntries.entry(for: revocation), in: .revocations)
             tx.revocationChanges.add(revocation.grantID, delta: 1)
             tx.published.append(.revocation(revocation))
             // Marked revoked before this transaction commits, so a record transaction that runs
@@ -45,6 +47,7 @@ extension Store {
                     pruned.append(key)
                 case .unset:
                     try db.cachedStatement(sql: "DELETE FROM records WHERE key = ?").execute(arguments: [path])
+                    try db.removeSummaryEntry(SummaryEntries.keyHash(key), in: .records)
                     try db.cachedStatement(sql: "DELETE FROM record_grants WHERE key = ?").execute(arguments: [path])
                     tx.recordChanges.add(SummaryEntries.keyHash(key), delta: -1)
                     tx.published.append(.unset(key, previous: record.version))

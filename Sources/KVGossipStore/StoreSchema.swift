@@ -14,11 +14,10 @@ enum StoreSchema {
                 ) WITHOUT ROWID;
 
                 -- One row per key: the winning record (value or tombstone), its Merkle position
-                -- (key_hash) and Merkle digest (entry_digest), and its full encoding with the pool.
+                -- (key_hash, for lookups by position during sync) and its full encoding with the pool.
                 CREATE TABLE records (
                     key TEXT PRIMARY KEY NOT NULL,
                     key_hash BLOB NOT NULL UNIQUE,
-                    entry_digest BLOB NOT NULL,
                     ts INTEGER NOT NULL,
                     kind INTEGER NOT NULL,
                     digest BLOB NOT NULL,
@@ -40,7 +39,16 @@ enum StoreSchema {
                     encoded BLOB NOT NULL
                 ) WITHOUT ROWID;
 
-                -- Internal nodes of the two Merkle summaries (space 0 records, 1 revocations).
+                -- The entries of the two Merkle summaries (space 0 records, 1 revocations),
+                -- clustered by position so a leaf's entries are one sequential range read.
+                CREATE TABLE merkle_entries (
+                    space INTEGER NOT NULL,
+                    id BLOB NOT NULL,
+                    digest BLOB NOT NULL,
+                    PRIMARY KEY (space, id)
+                ) WITHOUT ROWID;
+
+                -- Internal nodes of the two Merkle summaries.
                 CREATE TABLE merkle_nodes (
                     space INTEGER NOT NULL,
                     prefix BLOB NOT NULL,
