@@ -31,6 +31,12 @@ let package = Package(
             ]
         ),
 
+        // One host's view: store + node key + grants, minting, writability, key states.
+        .target(
+            name: "KVGossipNode",
+            dependencies: ["KVGossipCore", "KVGossipStore", .product(name: "Logging", package: "swift-log")]
+        ),
+
         // The `kvgossip` command.
         .executableTarget(
             name: "KVGossipCLI",

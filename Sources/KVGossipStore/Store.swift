@@ -15,7 +15,7 @@ public final class Store: Sendable {
     public let root: PublicKey
     public let validator: RecordValidator
     let db: DatabasePool
-    let clock: @Sendable () -> UInt64
+    public let clock: @Sendable () -> UInt64
     let logger: Logger
     let leafLimit = 16
     let state: Mutex<State>

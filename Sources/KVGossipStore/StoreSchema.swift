@@ -33,6 +33,13 @@ enum StoreSchema {
                 ) WITHOUT ROWID;
                 CREATE INDEX record_grants_by_grant ON record_grants (grant_id);
 
+                -- Grants this node was given (`grants add`): proofs it puts in the records it mints.
+                CREATE TABLE grants (
+                    id BLOB PRIMARY KEY NOT NULL,
+                    issuee BLOB NOT NULL,
+                    encoded BLOB NOT NULL
+                ) WITHOUT ROWID;
+
                 CREATE TABLE revocations (
                     grant_id BLOB PRIMARY KEY NOT NULL,
                     digest BLOB NOT NULL,
