@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // libsodium: Ed25519 signatures and BLAKE2b hashing.
@@ -37,13 +38,27 @@ let package = Package(
             dependencies: ["KVGossipCore", "KVGossipStore", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // The control API: framed JSON over a Unix socket (and optionally TCP), server and client.
+        .target(
+            name: "KVGossipControl",
+            dependencies: [
+                "KVGossipCore", "KVGossipStore", "KVGossipNode",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // The `kvgossip` command.
         .executableTarget(
             name: "KVGossipCLI",
             dependencies: [
                 "KVGossipCore",
                 "KVGossipStore",
+                "KVGossipNode",
+                "KVGossipControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

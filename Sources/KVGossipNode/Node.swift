@@ -13,6 +13,7 @@ public final class Node: Sendable {
     private let ownGrants: Mutex<[Grant]>
     private let states = Mutex<[Key: KeyState]>([:])
     private let defaultState: Mutex<KeyState>
+    private let refusals = Mutex<[RefusalReason: Int]>([:])
 
     /// - Parameter peersExpected: false for a node with no peers at all, whose tree is trivially
     ///   in sync; true starts every key `unsynced` until the first completed sync.
@@ -49,6 +50,7 @@ public final class Node: Sendable {
             return (record, .refused(Refusal(.tooLarge, "value is \(value.count) bytes, limit \(store.validator.limits.maxValueBytes)"), revocations: []))
         }
         let result = try store.mint(key: key, value: value, signer: self.key, pool: chain)
+        if case .refused(let refusal, _) = result.1 { noteRefusal(refusal) }
         if result.1 == .accepted { logger.debug("minted", metadata: ["key": "\(key)", "ts": "\(result.0.timestamp.raw)"]) }
         return result
     }
@@ -85,6 +87,13 @@ public final class Node: Sendable {
     public func setDefaultState(_ state: KeyState) {
         defaultState.withLock { $0 = state }
     }
+
+    /// Counts a refusal by reason, for `status`; every shell that refuses something reports here.
+    public func noteRefusal(_ refusal: Refusal) {
+        refusals.withLock { $0[refusal.reason, default: 0] += 1 }
+    }
+
+    public var refusalCounts: [RefusalReason: Int] { refusals.withLock { $0 } }
 
     public var dirtyCounts: [KeyState: Int] {
         states.withLock { Dictionary(grouping: $0.values, by: { $0 }).mapValues(\.count) }

@@ -1,0 +1,190 @@
+import ArgumentParser
+import Foundation
+import KVGossipControl
+import KVGossipCore
+
+struct SetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Write a value.",
+        discussion: """
+            By default the agent mints the record with its node key (it must hold a grant for the key).
+            With --key and --proof, the record is signed here with your key and the agent verifies it
+            exactly like a record from a peer. VALUE "-" or no VALUE reads standard input.
+            """)
+
+    @Argument(help: "The key, e.g. /app/db/url.") var key: String
+    @Argument(help: "The value; - or none reads standard input.") var value: String?
+    @Option(help: ArgumentHelp("Sign with this secret key file instead of the node key.", valueName: "FILE")) var keyFile: String?
+    @Option(help: ArgumentHelp("Grant files proving --key-file's authority (repeatable).", valueName: "FILE")) var proof: [String] = []
+    @OptionGroup var control: ControlOptions
+    @Flag(help: "Print the stored record as JSON.") var json = false
+
+    func run() async throws {
+        let bytes: Data = if let value, value != "-" { Data(value.utf8) } else { FileHandle.standardInput.readDataToEndOfFile() }
+        let response: ControlResponse
+        if let keyFile {
+            let signer = try Files.signingKey(keyFile)
+            let record = try await ClientSigning.record(key: key, value: [UInt8](bytes), signer: signer, proofs: try Files.grants(proof), control: control)
+            response = try await control.call(.put) { $0.object = Data(record.encoded) }
+        } else {
+            response = try await control.call(.mint) {
+                $0.key = key
+                $0.value = bytes
+            }
+        }
+        if json, let record = response.record { try JSONOutput.print(record) }
+        if response.outcome == "superseded" { FileHandle.standardError.write(Data("kvgossip: a newer value already holds \(key)\n".utf8)) }
+    }
+}
+
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a key's value (bytes as stored, no newline added).")
+
+    @Argument(help: "The key.") var key: String
+    @OptionGroup var control: ControlOptions
+    @Flag(help: "Print the record (value in base64, signer, chain, time, state) as JSON.") var json = false
+
+    func run() async throws {
+        let response = try await control.call(.get) { $0.key = key }
+        guard let record = response.record else { throw CLIError("no record in the answer") }
+        if json {
+            try JSONOutput.print(record)
+        } else {
+            FileHandle.standardOutput.write(record.value)
+        }
+    }
+}
+
+struct Rm: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete a key (mints a signed tombstone with the node key).")
+
+    @Argument(help: "The key.") var key: String
+    @OptionGroup var control: ControlOptions
+
+    func run() async throws {
+        _ = try await control.call(.delete) { $0.key = key }
+    }
+}
+
+struct Ls: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List keys at or below a prefix (default: all).")
+
+    @Argument(help: "A key prefix such as /app, or a pattern such as '/app/*/url'.") var prefix: String?
+    @Flag(name: .shortAndLong, help: "Long format: size, time, state, signer fingerprint, key.") var long = false
+    @OptionGroup var control: ControlOptions
+    @Flag(help: "Print the records as JSON.") var json = false
+
+    func run() async throws {
+        let response = try await control.call(.list) {
+            if let prefix, prefix.contains("*") || prefix.contains("?") { $0.pattern = prefix } else { $0.prefix = prefix }
+        }
+        let records = response.records ?? []
+        if json { return try JSONOutput.print(records) }
+        for r in records {
+            if long {
+                let fp = (try? PublicKey(text: r.signer).fingerprint) ?? r.signer
+                print("\(String(r.value.count).leftPad(8)) \(r.time) \(r.state.padding(toLength: 13, withPad: " ", startingAt: 0)) \(fp) \(r.key)")
+            } else {
+                print(r.key)
+            }
+        }
+    }
+}
+
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a key's (or a pattern's) current values, then every change, until interrupted.")
+
+    @Argument(help: "A key, a prefix ending in /, or a pattern such as '/app/**'.") var target: String
+    @OptionGroup var control: ControlOptions
+    @Flag(help: "One JSON object per event.") var json = false
+
+    func run() async throws {
+        let client = try await control.connect()
+        let (_, responses) = try await client.open(op: .watch) {
+            if target.contains("*") || target.contains("?") {
+                $0.pattern = target
+            } else if target.hasSuffix("/") {
+                $0.prefix = String(target.dropLast())
+            } else {
+                $0.key = target
+            }
+        }
+        for try await response in responses {
+            if let error = response.error { throw CLIError("\(error.reason): \(error.message)") }
+            guard let event = response.event else { continue }
+            if json {
+                try JSONOutput.printLine(event)
+                continue
+            }
+            switch event.kind {
+            case .initial:
+                for r in event.records ?? [] { print("\(r.key) = \(r.value.displayText)") }
+            case .changed:
+                if let r = event.record { print("\(r.key) = \(r.value.displayText)") }
+            case .removed:
+                print("\(event.key ?? "?") removed")
+            case .state:
+                print("\(event.key ?? "?") state \(event.state ?? "?")")
+            }
+            fflush(nil)
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the agent's identity, tree hash, peers, dirty keys and refusals.")
+
+    @OptionGroup var control: ControlOptions
+    @Flag(help: "Print the status as JSON.") var json = false
+
+    func run() async throws {
+        guard let s = try await control.call(.status).status else { throw CLIError("no status in the answer") }
+        if json { return try JSONOutput.print(s) }
+        print("node       \(s.node) (\(s.fingerprint))")
+        print("root       \(s.root)")
+        print("tree hash  \(s.treeHash)")
+        print("records    \(s.records) keys, \(s.revocations) revocations, \(s.grants) grants held")
+        print("mount      \(s.mount ?? "none")")
+        print("started    \(s.startedAt)")
+        print("dirty      \(s.dirty.isEmpty ? "none" : s.dirty.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        print("refusals   \(s.refusals.isEmpty ? "none" : s.refusals.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        if !s.shadowed.isEmpty { print("shadowed   \(s.shadowed.joined(separator: " ")) (values hidden by a directory of the same name)") }
+        print("peers      \(s.peers.isEmpty ? "none" : "")")
+        for p in s.peers {
+            print("  \(p.name) \(p.address) sync=\(p.syncPort.map(String.init) ?? "-") last-sync=\(p.lastSync ?? "never") agrees=\(p.treeHashAgrees.map { $0 ? "yes" : "no" } ?? "?")")
+        }
+    }
+}
+
+/// Records signed on this machine with the user's own key, for `set --key-file`.
+enum ClientSigning {
+    static func record(key: String, value: [UInt8], signer: SigningKey, proofs: [Grant], control: ControlOptions) async throws -> Record {
+        let k: Key
+        do { k = try Key(key) } catch { throw CLIError(error.description) }
+        let root = try await control.call(.status).status.map { try PublicKey(text: $0.root) }
+        guard let root else { throw CLIError("the agent did not say its root key") }
+        // Mint after whatever the agent holds now, so the new value wins (SPEC §7).
+        let current = try? await control.call(.get) {
+            $0.key = key
+            $0.includeTombstones = true
+        }.record.map { HLC(raw: $0.timestamp) }
+        let ts = HLC.mint(nowMs: nowMs(), current: current, lastMinted: nil)
+        return Record(cluster: root, key: k, kind: .value, value: value, timestamp: ts, signer: signer, pool: proofs)
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}
+
+extension Data {
+    /// The value as text when it is UTF-8 without control characters, else a short hex summary.
+    var displayText: String {
+        if let s = String(data: self, encoding: .utf8), !s.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" }) {
+            return s.hasSuffix("\n") ? String(s.dropLast()) : s
+        }
+        return "<\(count) bytes>"
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A connection to one agent's control API. Requests are matched to answers by id, so several
+/// requests and watches can share the connection.
+public final class ControlClient: Sendable {
+    public let endpoint: ControlEndpoint
+    private let outbound: Mutex<NIOAsyncChannelOutboundWriter<ByteBuffer>?> = Mutex(nil)
+    private let pending = Mutex<[UInt64: AsyncThrowingStream<ControlResponse, Error>.Continuation]>([:])
+    private let nextID = Atomic<UInt64>(1)
+    private let connection: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    private init(endpoint: ControlEndpoint) {
+        self.endpoint = endpoint
+    }
+
+    /// Connects, failing fast with a message that names the endpoint.
+    public static func connect(_ endpoint: ControlEndpoint, maxFrameBytes: Int = 8 << 20) async throws -> ControlClient {
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(3))
+        let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ControlFrameDecoder(maxFrameBytes: maxFrameBytes)))
+                try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(ControlFrameEncoder()))
+                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            switch endpoint {
+            case .unix(let path):
+                channel = try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initializer)
+            case .tcp(let host, let port):
+                channel = try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
+            }
+        } catch {
+            throw ControlError(reason: "unavailable", message: "cannot reach the agent at \(endpoint): \(error)")
+        }
+        let client = ControlClient(endpoint: endpoint)
+        let (ready, readyContinuation) = AsyncStream.makeStream(of: NIOAsyncChannelOutboundWriter<ByteBuffer>.self)
+        client.connection.withLock { $0 = Task { await client.run(channel, handOver: readyContinuation) } }
+        for await writer in ready {
+            client.outbound.withLock { $0 = writer }
+            return client
+        }
+        throw ControlError(reason: "unavailable", message: "the connection to \(endpoint) closed at once")
+    }
+
+    /// Owns the connection: hands out the writer, then routes every answer to its request.
+    private func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, handOver: AsyncStream<NIOAsyncChannelOutboundWriter<ByteBuffer>>.Continuation) async {
+        var failure: Error = ControlError(reason: "unavailable", message: "the agent at \(endpoint) closed the connection")
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                handOver.yield(outbound)
+                handOver.finish()
+                for try await frame in inbound {
+                    let response = try JSONDecoder().decode(ControlResponse.self, from: Data(frame.readableBytesView))
+                    let continuation = pending.withLock { $0[response.id] }
+                    continuation?.yield(response)
+                }
+            }
+        } catch {
+            failure = ControlError(reason: "unavailable", message: "connection to \(endpoint) failed: \(error)")
+        }
+        handOver.finish()
+        outbound.withLock { $0 = nil }
+        let all = pending.withLock { p in
+            defer { p.removeAll() }
+            return Array(p.values)
+        }
+        for c in all { c.finish(throwing: failure) }
+    }
+
+    /// Sends one request and returns its answer.
+    public func call(_ build: (inout ControlRequest) -> Void, op: ControlRequest.Operation) async throws -> ControlResponse {
+        let stream = try await open(op: op, build)
+        defer { finish(stream.id) }
+        for try await response in stream.responses { return response }
+        throw ControlError(reason: "unavailable", message: "the agent at \(endpoint) closed the connection")
+    }
+
+    /// Sends a request whose answers keep coming (watch); cancel with `finish(id)`.
+    public func open(op: ControlRequest.Operation, _ build: (inout ControlRequest) -> Void) async throws
+        -> (id: UInt64, responses: AsyncThrowingStream<ControlResponse, Error>)
+    {
+        let id = nextID.add(1, ordering: .relaxed).oldValue
+        var request = ControlRequest(id: id, op: op)
+        build(&request)
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ControlResponse.self, bufferingPolicy: .unbounded)
+        pending.withLock { $0[id] = continuation }
+        guard let writer = outbound.withLock({ $0 }) else {
+            finish(id)
+            throw ControlError(reason: "unavailable", message: "the connection to \(endpoint) is closed")
+        }
+        try await writer.write(ByteBuffer(bytes: try JSONEncoder().encode(request)))
+        return (id, stream)
+    }
+
+    /// Stops routing answers for `id`.
+    public func finish(_ id: UInt64) {
+        pending.withLock { $0.removeValue(forKey: id) }?.finish()
+    }
+
+    public func close() async {
+        outbound.withLock { $0 }?.finish()
+        let task = connection.withLock { $0 }
+        task?.cancel()
+        await task?.value
+    }
+}

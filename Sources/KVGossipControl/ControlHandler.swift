@@ -1,0 +1,219 @@
+import Foundation
+import KVGossipCore
+import KVGossipNode
+import KVGossipStore
+
+/// Turns control requests into node calls. No transport here: `ControlServer` moves the frames.
+public struct ControlHandler: Sendable {
+    public enum Transport: Sendable {
+        /// The local socket, protected by file permissions: every operation.
+        case local
+        /// TCP: only self-authenticating objects (client-signed records, revocations) and reads.
+        case remote
+    }
+
+    public let node: Node
+    public let mountpoint: String?
+    public let peers: @Sendable () -> [PeerInfo]
+    public let startedAt: String
+
+    public init(node: Node, mountpoint: String?, peers: @escaping @Sendable () -> [PeerInfo] = { [] }) {
+        self.node = node
+        self.mountpoint = mountpoint
+        self.peers = peers
+        startedAt = HLC(physicalMs: node.store.clock()).rfc3339
+    }
+
+    public func handle(_ req: ControlRequest, transport: Transport) -> ControlResponse {
+        do {
+            if transport == .remote, [.mint, .delete, .grantsAdd].contains(req.op) {
+                return .failure(req.id, "no-authority", "\(req.op.rawValue) signs with this node's key and is only served on the local socket; send a client-signed record with put")
+            }
+            switch req.op {
+            case .get: return try get(req)
+            case .list: return try list(req)
+            case .put: return try put(req)
+            case .mint: return try mint(req, value: req.value.map { [UInt8]($0) } ?? [])
+            case .delete: return try mint(req, value: nil)
+            case .grantsAdd: return try grantsAdd(req)
+            case .grantsList: return try grantsList(req)
+            case .revoke: return try revoke(req)
+            case .status: return try status(req)
+            case .watch, .unwatch:
+                return .failure(req.id, "bad-request", "\(req.op.rawValue) is a streaming operation")
+            }
+        } catch let error as ControlError {
+            return .failure(req.id, error.reason, error.message)
+        } catch {
+            return .failure(req.id, "internal", "\(error)")
+        }
+    }
+
+    // MARK: Reads
+
+    func get(_ req: ControlRequest) throws -> ControlResponse {
+        let key = try parseKey(req.key)
+        guard let record = try node.store.record(key), record.kind == .value || req.includeTombstones == true else {
+            return .failure(req.id, "not-found", "\(key) has no value on this node")
+        }
+        var r = ControlResponse(id: req.id)
+        r.record = info(record)
+        return r
+    }
+
+    func list(_ req: ControlRequest) throws -> ControlResponse {
+        var r = ControlResponse(id: req.id)
+        r.records = try matching(req).filter { $0.kind == .value || req.includeTombstones == true }.map(info)
+        return r
+    }
+
+    /// The records a list or watch request selects: one key, a prefix, a pattern, or everything.
+    func matching(_ req: ControlRequest) throws -> [Record] {
+        if let pattern = req.pattern {
+            return try node.store.records(matching: parsePattern(pattern))
+        }
+        if let key = req.key {
+            return try node.store.record(parseKey(key)).map { [$0] } ?? []
+        }
+        if let prefix = req.prefix, prefix != "/" {
+            return try node.store.records(under: parseKey(prefix))
+        }
+        return try node.store.records(under: nil)
+    }
+
+    /// Whether a change to `key` belongs to a watch or list selection.
+    func selects(_ req: ControlRequest, _ key: Key) -> Bool {
+        if let pattern = req.pattern { return (try? Pattern(pattern))?.matches(key) ?? false }
+        if let one = req.key { return one == key.path }
+        if let prefix = req.prefix, prefix != "/" { return key.path == prefix || key.path.hasPrefix(prefix + "/") }
+        return true
+    }
+
+    // MARK: Writes
+
+    func put(_ req: ControlRequest) throws -> ControlResponse {
+        guard let bytes = req.object else { throw ControlError(reason: "bad-request", message: "put needs a record") }
+        let record: Record
+        do { record = try Record(decoding: [UInt8](bytes), limits: node.store.validator.limits) } catch {
+            node.noteRefusal(error)
+            throw ControlError(reason: error.reason.rawValue, message: error.detail)
+        }
+        return try answer(req.id, record, try node.store.apply(record))
+    }
+
+    func mint(_ req: ControlRequest, value: [UInt8]?) throws -> ControlResponse {
+        let key = try parseKey(req.key)
+        if value == nil, try node.store.record(key)?.kind != .value {
+            return .failure(req.id, "not-found", "\(key) has no value on this node")
+        }
+        let (record, outcome) = try node.mint(key, value: value)
+        return try answer(req.id, record, outcome)
+    }
+
+    func answer(_ id: UInt64, _ record: Record, _ outcome: ApplyOutcome) throws -> ControlResponse {
+        switch outcome {
+        case .refused(let refusal, let revocations):
+            node.noteRefusal(refusal)
+            // The sender learns the revocations that refused it (SPEC §8).
+            var r = ControlResponse.failure(id, refusal.reason.rawValue, refusal.detail)
+            if !revocations.isEmpty { r.unset = revocations.map(\.grantID.hex) }
+            return r
+        case .accepted, .duplicate, .superseded:
+            var r = ControlResponse(id: id)
+            r.outcome = switch outcome {
+            case .accepted: "accepted"
+            case .duplicate: "duplicate"
+            default: "superseded"
+            }
+            r.record = info(try node.store.record(record.key) ?? record)
+            return r
+        }
+    }
+
+    func grantsAdd(_ req: ControlRequest) throws -> ControlResponse {
+        var grants: [Grant] = []
+        for bytes in req.grants ?? [] {
+            do { grants.append(try Grant(decoding: [UInt8](bytes), limits: node.store.validator.limits)) } catch {
+                throw ControlError(reason: error.reason.rawValue, message: error.detail)
+            }
+        }
+        let outcomes = try node.addGrants(grants)
+        var r = ControlResponse(id: req.id)
+        r.grantResults = zip(grants, outcomes).map { g, o in
+            switch o {
+            case .added: "\(g.id.hex) added"
+            case .duplicate: "\(g.id.hex) already present"
+            case .refused(let refusal): "\(g.id.hex) refused: \(refusal)"
+            }
+        }
+        r.ok = !outcomes.contains { if case .refused = $0 { true } else { false } }
+        if !r.ok { r.error = ControlError(reason: "no-authority", message: r.grantResults!.joined(separator: "; ")) }
+        return r
+    }
+
+    func grantsList(_ req: ControlRequest) throws -> ControlResponse {
+        var r = ControlResponse(id: req.id)
+        r.grants = try node.store.grants().map { GrantInfo($0, revoked: node.store.isRevoked($0.id)) }
+        return r
+    }
+
+    func revoke(_ req: ControlRequest) throws -> ControlResponse {
+        guard let bytes = req.object else { throw ControlError(reason: "bad-request", message: "revoke needs a revocation") }
+        let revocation: Revocation
+        do { revocation = try Revocation(decoding: [UInt8](bytes), limits: node.store.validator.limits) } catch {
+            throw ControlError(reason: error.reason.rawValue, message: error.detail)
+        }
+        switch try node.store.apply(revocation) {
+        case .refused(let refusal):
+            node.noteRefusal(refusal)
+            return .failure(req.id, refusal.reason.rawValue, refusal.detail)
+        case .duplicate:
+            var r = ControlResponse(id: req.id)
+            r.outcome = "duplicate"
+            r.unset = []
+            return r
+        case .accepted(let unset, _):
+            try node.refreshGrants()
+            var r = ControlResponse(id: req.id)
+            r.outcome = "accepted"
+            r.unset = unset.map(\.path)
+            return r
+        }
+    }
+
+    func status(_ req: ControlRequest) throws -> ControlResponse {
+        var r = ControlResponse(id: req.id)
+        let all = try node.store.records(under: nil)
+        let live = Set(all.filter { $0.kind == .value }.map(\.key.path))
+        // A value whose key is also a directory prefix is hidden in the mount (SPEC §11).
+        let shadowed = live.filter { key in live.contains { $0.hasPrefix(key + "/") } }.sorted()
+        r.status = StatusInfo(
+            node: node.publicKey.text, fingerprint: node.publicKey.fingerprint, root: node.root.text,
+            treeHash: node.store.treeHash.hex, records: live.count, revocations: try node.store.revocations().count,
+            grants: try node.store.grants().count, mount: mountpoint,
+            dirty: Dictionary(uniqueKeysWithValues: node.dirtyCounts.map { ($0.key.rawValue, $0.value) }),
+            refusals: Dictionary(uniqueKeysWithValues: node.refusalCounts.map { ($0.key.rawValue, $0.value) }),
+            peers: peers(), shadowed: shadowed, startedAt: startedAt)
+        return r
+    }
+
+    // MARK: Helpers
+
+    public func info(_ record: Record) -> RecordInfo {
+        let state = node.state(of: record.key)
+        return RecordInfo(
+            key: record.key.path, kind: record.kind == .value ? "value" : "tombstone", value: Data(record.value),
+            timestamp: record.timestamp.raw, time: record.timestamp.rfc3339, signer: record.signer.text,
+            digest: record.digest.hex, chain: record.signer == node.root ? ["root"] : node.chain(of: record).map(\.chainLine),
+            state: state.rawValue, dirty: state.isDirty, encoded: Data(record.encoded))
+    }
+
+    func parseKey(_ text: String?) throws -> Key {
+        guard let text else { throw ControlError(reason: "bad-request", message: "a key is required") }
+        do { return try Key(text) } catch { throw ControlError(reason: "invalid-key", message: error.description) }
+    }
+
+    func parsePattern(_ text: String) throws -> Pattern {
+        do { return try Pattern(text) } catch { throw ControlError(reason: "bad-request", message: error.description) }
+    }
+}

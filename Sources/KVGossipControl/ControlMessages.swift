@@ -1,0 +1,204 @@
+import Foundation
+import KVGossipCore
+
+/// The control API's messages: one JSON object per frame (see `ControlFraming`). A request names
+/// an operation; every answer carries the request's id, so a watch can stream many answers while
+/// other requests are served on the same connection.
+public struct ControlRequest: Codable, Sendable, Equatable {
+    public enum Operation: String, Codable, Sendable {
+        case get, list, watch, unwatch, put, mint, delete
+        case grantsAdd = "grants-add"
+        case grantsList = "grants-list"
+        case revoke, status
+    }
+
+    public var id: UInt64
+    public var op: Operation
+    /// get, mint, delete, watch of one key.
+    public var key: String?
+    /// list/watch: keys at or below this prefix.
+    public var prefix: String?
+    /// list/watch: keys matching this pattern.
+    public var pattern: String?
+    /// mint: the value bytes.
+    public var value: Data?
+    /// put: a record encoding signed by the client; revoke: a revocation encoding.
+    public var object: Data?
+    /// grants-add: grant encodings.
+    public var grants: [Data]?
+    /// list/get: include tombstones (they are hidden by default, as in the filesystem).
+    public var includeTombstones: Bool?
+
+    public init(id: UInt64, op: Operation) {
+        self.id = id
+        self.op = op
+    }
+}
+
+public struct ControlResponse: Codable, Sendable, Equatable {
+    public var id: UInt64
+    public var ok: Bool
+    public var error: ControlError?
+    public var record: RecordInfo?
+    public var records: [RecordInfo]?
+    public var event: WatchEvent?
+    public var grants: [GrantInfo]?
+    public var grantResults: [String]?
+    public var status: StatusInfo?
+    /// put/mint/delete: what happened ("accepted", "duplicate", "superseded").
+    public var outcome: String?
+    /// revoke: keys unset by the cascade.
+    public var unset: [String]?
+
+    public init(id: UInt64, ok: Bool = true) {
+        self.id = id
+        self.ok = ok
+    }
+
+    public static func failure(_ id: UInt64, _ reason: String, _ message: String) -> ControlResponse {
+        var r = ControlResponse(id: id, ok: false)
+        r.error = ControlError(reason: reason, message: message)
+        return r
+    }
+}
+
+/// A refusal reason code (SPEC §15) or `bad-request`, `not-found`, `internal`, with a sentence.
+public struct ControlError: Codable, Sendable, Equatable, Error, CustomStringConvertible {
+    public var reason: String
+    public var message: String
+
+    public init(reason: String, message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    public var description: String { "\(reason): \(message)" }
+}
+
+/// A record as clients see it: the value and everything `getfattr` would show.
+public struct RecordInfo: Codable, Sendable, Equatable {
+    public var key: String
+    public var kind: String
+    public var value: Data
+    public var timestamp: UInt64
+    public var time: String
+    public var signer: String
+    public var digest: String
+    public var chain: [String]
+    public var state: String
+    public var dirty: Bool
+    /// The record's full encoding, for clients that verify it themselves.
+    public var encoded: Data?
+
+    public init(
+        key: String, kind: String, value: Data, timestamp: UInt64, time: String, signer: String, digest: String,
+        chain: [String], state: String, dirty: Bool, encoded: Data?
+    ) {
+        self.key = key
+        self.kind = kind
+        self.value = value
+        self.timestamp = timestamp
+        self.time = time
+        self.signer = signer
+        self.digest = digest
+        self.chain = chain
+        self.state = state
+        self.dirty = dirty
+        self.encoded = encoded
+    }
+}
+
+/// One step of a watch: first `initial` (the matching records now), then changes.
+public struct WatchEvent: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// The current records (absent keys simply are not listed).
+        case initial
+        /// A new value or tombstone.
+        case changed
+        /// The key left this node's tree (revocation cascade).
+        case removed
+        /// The key's dirtiness changed.
+        case state
+    }
+
+    public var kind: Kind
+    public var key: String?
+    public var record: RecordInfo?
+    public var records: [RecordInfo]?
+    public var state: String?
+
+    public init(kind: Kind) { self.kind = kind }
+}
+
+public struct GrantInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var issuer: String
+    public var issuee: String
+    public var patterns: [String]
+    public var mayDelegate: Bool
+    public var notBefore: String
+    public var expires: String?
+    public var revoked: Bool
+
+    public init(_ g: Grant, revoked: Bool) {
+        id = g.id.hex
+        issuer = g.issuer.text
+        issuee = g.issuee.text
+        patterns = g.patterns.map(\.text)
+        mayDelegate = g.mayDelegate
+        notBefore = HLC(physicalMs: g.notBefore).rfc3339
+        expires = g.expires.map { HLC(physicalMs: $0).rfc3339 }
+        self.revoked = revoked
+    }
+}
+
+public struct StatusInfo: Codable, Sendable, Equatable {
+    public var node: String
+    public var fingerprint: String
+    public var root: String
+    public var treeHash: String
+    public var records: Int
+    public var revocations: Int
+    public var grants: Int
+    public var mount: String?
+    public var dirty: [String: Int]
+    public var refusals: [String: Int]
+    public var peers: [PeerInfo]
+    public var shadowed: [String]
+    public var startedAt: String
+
+    public init(
+        node: String, fingerprint: String, root: String, treeHash: String, records: Int, revocations: Int, grants: Int,
+        mount: String?, dirty: [String: Int], refusals: [String: Int], peers: [PeerInfo], shadowed: [String], startedAt: String
+    ) {
+        self.node = node
+        self.fingerprint = fingerprint
+        self.root = root
+        self.treeHash = treeHash
+        self.records = records
+        self.revocations = revocations
+        self.grants = grants
+        self.mount = mount
+        self.dirty = dirty
+        self.refusals = refusals
+        self.peers = peers
+        self.shadowed = shadowed
+        self.startedAt = startedAt
+    }
+}
+
+public struct PeerInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var address: String
+    public var syncPort: Int?
+    public var lastSync: String?
+    public var treeHashAgrees: Bool?
+
+    public init(name: String, address: String, syncPort: Int?, lastSync: String?, treeHashAgrees: Bool?) {
+        self.name = name
+        self.address = address
+        self.syncPort = syncPort
+        self.lastSync = lastSync
+        self.treeHashAgrees = treeHashAgrees
+    }
+}
