@@ -1,0 +1,176 @@
+import Foundation
+import Testing
+
+/// The agent and the CLI's agent commands, as real processes over the real control socket.
+@Suite(.serialized) struct AgentControlTests {
+    @Test func setGetRmLsThroughTheSocket() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        #expect(try agent.run(["set", "/app/db/url", "postgres://db2"]).status == 0)
+        #expect(try agent.run(["get", "/app/db/url"]).stdout == "postgres://db2")
+        #expect(try agent.run(["set", "/app/empty", ""]).status == 0)
+        #expect(try agent.run(["get", "/app/empty"]).stdout == "")
+        #expect(try agent.run(["ls"]).out == "/app/db/url\n/app/empty")
+        #expect(try agent.run(["ls", "/app/db"]).out == "/app/db/url")
+        #expect(try agent.run(["ls", "/app/*"]).out == "/app/empty")
+        #expect(try agent.run(["rm", "/app/db/url"]).status == 0)
+        let gone = try agent.run(["get", "/app/db/url"])
+        #expect(gone.status != 0 && gone.stderr.contains("not-found"))
+        let again = try agent.run(["rm", "/app/db/url"])
+        #expect(again.status != 0 && again.stderr.contains("not-found"))
+        let bad = try agent.run(["set", "/bad//key", "x"])
+        #expect(bad.status != 0 && bad.stderr.contains("invalid-key"))
+
+        let json = try agent.run(["get", "--json", "/app/empty"])
+        let obj = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(obj?["chain"] as? [String] == ["root"])
+        #expect(obj?["state"] as? String == "synced")
+        #expect(agent.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: agent.socket))
+    }
+
+    @Test func generatedNodeKeyNeedsAGrant() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agent = try AgentProcess(cli: cli, root: root)
+        let keyFile = agent.data + "/node.key"
+        let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let status = try agent.run(["status", "--json"])
+        let node = (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["node"] as? String
+        #expect(node?.hasPrefix("ed25519:") == true)
+
+        let refused = try agent.run(["set", "/app/x", "1"])
+        #expect(refused.status != 0 && refused.stderr.contains("no-authority"))
+
+        #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", node!, "--pattern", "/app/**", "--out", "node.grant"]).status == 0)
+        let added = try agent.run(["grants", "add", "node.grant"])
+        #expect(added.status == 0 && added.stdout.contains("added"))
+        #expect(try agent.run(["set", "/app/x", "1"]).status == 0)
+        #expect(try agent.run(["set", "/etc/x", "1"]).stderr.contains("no-authority"))
+        let chain = try agent.run(["get", "--json", "/app/x"])
+        #expect(chain.stdout.contains("/app/**"))
+        #expect(try agent.run(["grants", "list"]).stdout.contains("/app/**"))
+    }
+
+    @Test func clientSignedWritesAreVerifiedLikePeers() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let alice = try cli.keygen("alice.key")
+        #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", alice, "--pattern", "/team/**", "--out", "alice.grant"]).status == 0)
+        #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", alice, "--pattern", "/other/**", "--out", "other.grant"]).status == 0)
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+
+        #expect(try agent.run(["set", "--key-file", "alice.key", "--proof", "alice.grant", "/team/a", "v1"]).status == 0)
+        #expect(try agent.run(["get", "/team/a"]).stdout == "v1")
+        let noProof = try agent.run(["set", "--key-file", "alice.key", "/team/a", "v2"])
+        #expect(noProof.status != 0 && noProof.stderr.contains("no-authority"))
+        let wrongProof = try agent.run(["set", "--key-file", "alice.key", "--proof", "other.grant", "/team/a", "v3"])
+        #expect(wrongProof.status != 0 && wrongProof.stderr.contains("no-authority"))
+        #expect(try agent.run(["get", "/team/a"]).stdout == "v1")
+
+        // Revoking the grant unsets the key and refuses later writes under it.
+        let revoked = try agent.run(["revoke", "--key", "root.key", "alice.grant"])
+        #expect(revoked.status == 0, "\(revoked.stderr)")
+        #expect(revoked.stdout.contains("unset /team/a"))
+        #expect(try agent.run(["get", "/team/a"]).status != 0)
+        let after = try agent.run(["set", "--key-file", "alice.key", "--proof", "alice.grant", "/team/a", "v4"])
+        #expect(after.status != 0 && after.stderr.contains("revoked"))
+        let status = try agent.run(["status"]).stdout
+        #expect(status.contains("no-authority=2") && status.contains("revoked=1"))
+
+        // A stranger cannot revoke someone else's grant.
+        _ = try cli.keygen("mallory.key")
+        let forged = try agent.run(["revoke", "--key", "mallory.key", "other.grant"])
+        #expect(forged.status != 0 && forged.stderr.contains("no-authority"))
+    }
+
+    @Test func watchStreamsInitialStateThenChanges() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        try agent.run(["set", "/app/a", "1"])
+
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: CLIProcess.binary)
+        watcher.arguments = ["watch", "/app/**", "--control", agent.socket]
+        let out = Pipe()
+        watcher.standardOutput = out
+        try watcher.run()
+        defer { watcher.terminate(); watcher.waitUntilExit() }
+
+        var seen = ""
+        func waitFor(_ text: String) -> Bool {
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                if seen.contains(text) { return true }
+                let chunk = out.fileHandleForReading.availableData
+                seen += String(decoding: chunk, as: UTF8.self)
+            }
+            return seen.contains(text)
+        }
+        #expect(waitFor("/app/a = 1"))
+        try agent.run(["set", "/app/b", "2"])
+        try agent.run(["set", "/elsewhere", "x"])
+        try agent.run(["rm", "/app/a"])
+        #expect(waitFor("/app/b = 2"))
+        #expect(waitFor("/app/a removed"))
+        #expect(!seen.contains("/elsewhere"))
+    }
+
+    @Test func tcpListenerAcceptsOnlyClientSignedWrites() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let port = 20_000 + Int(getpid() % 10_000)
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key", "--control-listen", "127.0.0.1:\(port)"])
+        let remote = ["--control", "127.0.0.1:\(port)"]
+        let mint = try cli.run(["set", "/a", "1"] + remote)
+        #expect(mint.status != 0 && mint.stderr.contains("local socket"))
+        let signed = try cli.run(["set", "--key-file", "root.key", "/a", "2"] + remote)
+        #expect(signed.status == 0, "\(signed.stderr)")
+        #expect(try cli.run(["get", "/a"] + remote).stdout == "2")
+        _ = agent
+    }
+
+    @Test func restartKeepsTheTreeAndMalformedInputIsHarmless() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        var agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        for i in 0..<20 { try agent.run(["set", "/k/\(i)", "v\(i)"]) }
+        let hash = try agent.run(["status", "--json"]).stdout
+        let before = (try JSONSerialization.jsonObject(with: Data(hash.utf8)) as? [String: Any])?["treeHash"] as? String
+
+        // Garbage, a huge length prefix and a wrong JSON shape: the agent must stay up.
+        for garbage in [Data("hello\n".utf8), Data([0xff, 0xff, 0xff, 0xff, 1, 2]), Data([0, 0, 0, 3]) + Data("{x}".utf8)] {
+            let sock = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+                for (i, b) in agent.socket.utf8.enumerated() { raw[i] = b }
+            }
+            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(sock, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            #expect(ok == 0)
+            _ = garbage.withUnsafeBytes { write(sock, $0.baseAddress, $0.count) }
+            usleep(50_000)
+            close(sock)
+        }
+        #expect(try agent.run(["get", "/k/3"]).stdout == "v3")
+
+        agent.stop()
+        agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        let after = (try JSONSerialization.jsonObject(with: Data(try agent.run(["status", "--json"]).stdout.utf8)) as? [String: Any])?["treeHash"] as? String
+        #expect(after == before)
+        #expect(try agent.run(["get", "/k/19"]).stdout == "v19")
+
+        // A second agent on the same socket is refused instead of stealing it.
+        let dup = try? AgentProcess(cli: cli, name: "agent", root: root, extraArgs: ["--key", "root.key"])
+        #expect(dup == nil)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+
+/// A real `kvgossip agent` started for one test, stopped by PID (SIGTERM, then SIGKILL) even when
+/// the test fails.
+final class AgentProcess: @unchecked Sendable {
+    let cli: CLIProcess
+    let data: String
+    let socket: String
+    let process = Process()
+    let logPath: String
+    private(set) var stopped = false
+
+    init(cli: CLIProcess, name: String = "agent", root: String, extraArgs: [String] = []) throws {
+        self.cli = cli
+        data = cli.path("\(name)-data")
+        socket = cli.path("\(name).sock")
+        logPath = cli.path("\(name).log")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: CLIProcess.binary)
+        process.arguments = ["agent", "--data", data, "--root", root, "--control", socket, "--log-level", "debug"] + extraArgs
+        process.currentDirectoryURL = cli.directory
+        var env = ProcessInfo.processInfo.environment
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = env
+        let log = FileHandle(forWritingAtPath: logPath)!
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        try waitForSocket()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    private func waitForSocket() throws {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: socket), log.contains("control API listening") { return }
+            if !process.isRunning { throw CLIError("agent exited early:\n\(log)") }
+            usleep(20_000)
+        }
+        throw CLIError("agent did not open its control socket within 20 s:\n\(log)")
+    }
+
+    /// Runs `kvgossip ARGS --control <this agent's socket>`.
+    @discardableResult
+    func run(_ args: [String]) throws -> CLIProcess.Result {
+        try cli.run(args + ["--control", socket])
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM) -> Int32 {
+        guard !stopped else { return process.terminationStatus }
+        stopped = true
+        kill(pid, signal)
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    deinit { stop(signal: SIGKILL) }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+extension CLIProcess {
+    /// `keygen --out name`, returning the public key text.
+    func keygen(_ name: String) throws -> String {
+        let r = try run(["keygen", "--out", name])
+        guard r.status == 0 else { throw CLIError("keygen failed: \(r.stderr)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+extension CLIProcess.Result {
+    var out: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+}
