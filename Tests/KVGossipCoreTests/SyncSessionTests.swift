@@ -1,0 +1,177 @@
+import Testing
+@testable import KVGossipCore
+
+@Suite struct SyncSessionTests {
+    func node() -> MemoryNode { MemoryNode(root: Fixture.cluster) }
+
+    func fill(_ nodes: [MemoryNode], count: Int, prefix: String = "/k") throws {
+        for i in 0..<count {
+            let r = Fixture.record("\(prefix)/\(i)", "v\(i)", by: Fixture.root, at: Fixture.now - 100_000)
+            for n in nodes { try n.apply(r) }
+        }
+    }
+
+    @Test func equalTreesCostOneExchangeOfHashes() throws {
+        let a = node(), b = node()
+        try fill([a, b], count: 500)
+        let run = try SessionRun.run(a, b)
+        #expect(run.initiatorReport.alreadyEqual)
+        #expect(run.roundTrips == 2)  // hello ↔ hello, done ↔ done
+        #expect(run.messages == 4)
+        #expect(run.bytes < 300)
+    }
+
+    @Test(arguments: [0, 1, 16, 17, 300, 2000])
+    func randomDifferencesConvergeBothWays(n: Int) throws {
+        let a = node(), b = node()
+        try fill([a, b], count: n)
+        var rng = SeededRandom(seed: UInt64(n) + 7)
+        // Keys only A has, only B has, and keys both changed differently (newer wins).
+        for i in 0..<5 { try a.apply(Fixture.record("/onlyA/\(i)", "a", by: Fixture.root)) }
+        for i in 0..<5 { try b.apply(Fixture.record("/onlyB/\(i)", "b", by: Fixture.root)) }
+        for _ in 0..<min(n, 10) {
+            let i = Int.random(in: 0..<n, using: &rng)
+            try a.apply(Fixture.record("/k/\(i)", "newer-on-A", by: Fixture.root, at: Fixture.now - 10))
+            try b.apply(Fixture.record("/k/\(i)", "older-on-B", by: Fixture.root, at: Fixture.now - 20))
+        }
+        try b.apply(Fixture.record("/deleted", by: Fixture.root, kind: .tombstone))
+        let run = try SessionRun.run(a, b)
+        #expect(try a.treeHash() == b.treeHash())
+        #expect(a.value("/onlyB/3") == "b" && b.value("/onlyA/4") == "a")
+        #expect(a.records.count == b.records.count)
+        for (id, r) in a.records where r.value == Array("newer-on-A".utf8) { #expect(b.records[id]?.value == r.value) }
+        #expect(a.records[SummaryEntries.keyHash(try Key("/deleted"))]?.kind == .tombstone)
+        #expect(run.initiatorReport.refusedByPeer.isEmpty)
+        // A second session finds nothing to do.
+        #expect(try SessionRun.run(b, a).initiatorReport.alreadyEqual)
+    }
+
+    @Test func roundTripsAndBytesGrowWithDifferencesNotTreeSize() throws {
+        var figures: [(Int, Int, Int)] = []
+        for n in [1_000, 20_000] {
+            let a = node(), b = node()
+            try fill([a, b], count: n)
+            for i in 0..<10 { try a.apply(Fixture.record("/k/\(i * 97)", "changed", by: Fixture.root, at: Fixture.now - 5)) }
+            let run = try SessionRun.run(a, b)
+            #expect(try a.treeHash() == b.treeHash())
+            #expect(run.initiatorReport.recordDifferences == 10)
+            figures.append((n, run.bytes, run.roundTrips))
+        }
+        // 20× the tree costs at most one more level of the walk, not 20× the bytes.
+        #expect(figures[1].1 < figures[0].1 * 2)
+        #expect(figures[1].2 <= figures[0].2 + 2)
+        #expect(figures[1].1 < 64 * 1024)
+    }
+
+    @Test func emptyHostReceivesEverythingInBoundedBatches() throws {
+        let a = node(), b = node()
+        try fill([b], count: 3000)
+        var limits = SyncLimits()
+        limits.batchRecords = 100
+        let run = try SessionRun.run(a, b, limits: limits)
+        #expect(a.records.count == 3000)
+        #expect(try a.treeHash() == b.treeHash())
+        #expect(run.responderReport.recordsSent == 3000)
+    }
+
+    @Test func aRefusedRecordDoesNotStopTheSession() throws {
+        let a = node(), b = node()
+        // A holds a record nobody authorized (e.g. from a buggy or hostile peer) plus good ones.
+        try a.storeUnchecked(Fixture.record("/forged", "x", by: Fixture.mallory))
+        for i in 0..<50 { try a.apply(Fixture.record("/good/\(i)", "g", by: Fixture.root)) }
+        let run = try SessionRun.run(a, b)
+        #expect(run.initiatorReport.refusedByPeer[.noAuthority] == 1)
+        #expect(b.records.count == 50)
+        #expect(b.value("/forged") == nil)
+    }
+
+    @Test func revocationsAreReconciledAndCascade() throws {
+        let a = node(), b = node(), c = node()
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
+        let r = Fixture.record("/app/x", "by alice", by: Fixture.alice, pool: [g])
+        try b.apply(r)
+        try c.apply(r)
+        let revocation = Revocation(cluster: Fixture.cluster, grantID: g.id, revokedAt: Fixture.now, signer: Fixture.root)
+        try a.apply(revocation)
+        // B initiates towards A: A refuses B's record (revoked) and B learns the revocation.
+        _ = try SessionRun.run(b, a)
+        #expect(b.isRevoked(g.id))
+        #expect(b.value("/app/x") == nil)
+        #expect(a.value("/app/x") == nil)
+        #expect(try a.treeHash() == b.treeHash())
+        // C learns it through anti-entropy alone, as the responder.
+        _ = try SessionRun.run(a, c)
+        #expect(c.isRevoked(g.id) && c.value("/app/x") == nil)
+    }
+
+    @Test func refusalOfARevokedRecordCarriesTheRevocation() throws {
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
+        let a = node()
+        try a.apply(Revocation(cluster: Fixture.cluster, grantID: g.id, revokedAt: Fixture.now, signer: Fixture.root))
+        let result = try a.apply(Fixture.record("/app/x", "v", by: Fixture.alice, pool: [g]))
+        #expect(result.code == .refused && result.reason == .revoked)
+        #expect(result.revocations.map(\.grantID) == [g.id])
+        // The wire keeps them.
+        let back = try SyncMessageCodec.decode(SyncMessageCodec.encode(.results([result])))
+        #expect(back == .results([result]))
+    }
+
+    @Test func anotherClusterIsRefusedWithAReason() throws {
+        let a = node()
+        let other = MemoryNode(root: Fixture.mallory.publicKey)
+        var initiator = SyncInitiator(state: a, localName: "A", syncPort: 1)
+        var responder = SyncResponder(state: other, localName: "M", syncPort: 2)
+        let hello = try initiator.start()
+        let reply = try responder.receive(hello[0])
+        guard case .failure(let text) = reply.first else {
+            Issue.record("expected a failure, got \(reply)")
+            return
+        }
+        #expect(text.contains("different cluster"))
+        #expect(responder.isFinished)
+        #expect(throws: SyncProtocolError.self) { try initiator.receive(reply[0]) }
+    }
+
+    @Test func outOfOrderMessagesAreProtocolErrors() throws {
+        let a = node()
+        var responder = SyncResponder(state: a, localName: "A", syncPort: 1)
+        #expect(throws: SyncProtocolError.self) { try responder.receive(.viewRequest([])) }
+        var initiator = SyncInitiator(state: a, localName: "A", syncPort: 1)
+        _ = try initiator.start()
+        #expect(throws: SyncProtocolError.self) { try initiator.receive(.views([])) }
+    }
+
+    @Test func codecRoundTripsAndRefusesGarbage() throws {
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/a/**"])
+        let entry = MerkleEntry(id: Hash256.of([1]), digest: Hash256.of([2]))
+        let messages: [SyncMessage] = [
+            .hello(SyncHello(cluster: Fixture.cluster, treeHash: Hash256.of([3]), nodeName: "host-a", syncPort: 7947)),
+            .viewRequest([ViewQuery(space: .records, prefix: NibblePath(nibbles: [1, 2, 3])!, entries: true)]),
+            .views([
+                ViewAnswer(query: ViewQuery(space: .revocations, prefix: .root, entries: false), view: .internal(Array(repeating: .zero, count: 16))),
+                ViewAnswer(query: ViewQuery(space: .records, prefix: .root, entries: false), view: .leaf([entry])),
+                ViewAnswer(query: ViewQuery(space: .records, prefix: .root.child(3), entries: false), view: .empty),
+            ]),
+            .records([Fixture.record("/a/b", "v", by: Fixture.alice, pool: [g])]),
+            .pulled([Fixture.record("/a/c", "w", by: Fixture.root)], last: true),
+            .revocations([Revocation(cluster: Fixture.cluster, grant: g, revokedAt: 1, signer: Fixture.root)]),
+            .pull(records: [Hash256.of([4])], revocations: [g.id]),
+            .results([PushResult(code: .refused, reason: .expired, detail: "old")]),
+            .done(Hash256.of([5])),
+            .failure("bye"),
+        ]
+        for m in messages { #expect(try SyncMessageCodec.decode(SyncMessageCodec.encode(m)) == m) }
+        var rng = SeededRandom(seed: 99)
+        for _ in 0..<3000 {
+            var bytes = SyncMessageCodec.encode(messages.randomElement(using: &rng)!)
+            if Bool.random(using: &rng) {
+                bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
+            } else {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng)
+            }
+            _ = try? SyncMessageCodec.decode(bytes)
+        }
+        #expect(throws: Refusal.self) { try SyncMessageCodec.decode([0x7f]) }
+        #expect(throws: Refusal.self) { try SyncMessageCodec.decode([3, 0xff, 0xff, 0xff, 0xff]) }
+    }
+}
