@@ -38,11 +38,28 @@ let package = Package(
             dependencies: ["KVGossipCore", "KVGossipStore", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // Length-prefixed framing shared by the control API and sync connections.
+        .target(
+            name: "KVGossipNet",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+        ),
+
         // The control API: framed JSON over a Unix socket (and optionally TCP), server and client.
         .target(
             name: "KVGossipControl",
             dependencies: [
-                "KVGossipCore", "KVGossipStore", "KVGossipNode",
+                "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipNet",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // Sync sessions over TCP and the gossip engine that triggers them.
+        .target(
+            name: "KVGossipSync",
+            dependencies: [
+                "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipNet",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -57,6 +74,7 @@ let package = Package(
                 "KVGossipStore",
                 "KVGossipNode",
                 "KVGossipControl",
+                "KVGossipSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -11,7 +11,7 @@ struct KVGossipCommand: AsyncParsableCommand {
             work on files; the others talk to a running agent.
             """,
         subcommands: [
-            AgentCommand.self, SetCommand.self, Get.self, Rm.self, Ls.self, Watch.self, StatusCommand.self,
+            AgentCommand.self, SetCommand.self, Get.self, Rm.self, Ls.self, Watch.self, StatusCommand.self, SyncCommand.self,
             Grants.self, Revoke.self, Keygen.self, Pubkey.self, GrantCommand.self, Inspect.self,
         ]
     )

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import KVGossipNet
 import Synchronization
 
 /// A connection to one agent's control API. Requests are matched to answers by id, so several
@@ -19,12 +20,8 @@ public final class ControlClient: Sendable {
     /// Connects, failing fast with a message that names the endpoint.
     public static func connect(_ endpoint: ControlEndpoint, maxFrameBytes: Int = 8 << 20) async throws -> ControlClient {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(3))
-        let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ControlFrameDecoder(maxFrameBytes: maxFrameBytes)))
-                try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(ControlFrameEncoder()))
-                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-            }
+        let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> = {
+            $0.framedAsyncChannel(maxFrameBytes: maxFrameBytes)
         }
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {

@@ -14,13 +14,21 @@ public struct ControlHandler: Sendable {
 
     public let node: Node
     public let mountpoint: String?
-    public let peers: @Sendable () -> [PeerInfo]
+    public let peers: @Sendable () async -> [PeerInfo]
+    /// Runs `kvgossip sync`: the peer's HOST:PORT, or nil for every known peer.
+    public let sync: @Sendable (String?) async throws -> [SyncSummary]
     public let startedAt: String
 
-    public init(node: Node, mountpoint: String?, peers: @escaping @Sendable () -> [PeerInfo] = { [] }) {
+    public init(
+        node: Node, mountpoint: String?, peers: @escaping @Sendable () async -> [PeerInfo] = { [] },
+        sync: @escaping @Sendable (String?) async throws -> [SyncSummary] = { _ in
+            throw ControlError(reason: "unavailable", message: "this agent runs without peers")
+        }
+    ) {
         self.node = node
         self.mountpoint = mountpoint
         self.peers = peers
+        self.sync = sync
         startedAt = HLC(physicalMs: node.store.clock()).rfc3339
     }
 
@@ -38,9 +46,8 @@ public struct ControlHandler: Sendable {
             case .grantsAdd: return try grantsAdd(req)
             case .grantsList: return try grantsList(req)
             case .revoke: return try revoke(req)
-            case .status: return try status(req)
-            case .watch, .unwatch:
-                return .failure(req.id, "bad-request", "\(req.op.rawValue) is a streaming operation")
+            case .status, .sync, .watch, .unwatch:
+                return .failure(req.id, "bad-request", "\(req.op.rawValue) is served asynchronously")
             }
         } catch let error as ControlError {
             return .failure(req.id, error.reason, error.message)
@@ -181,7 +188,29 @@ public struct ControlHandler: Sendable {
         }
     }
 
-    func status(_ req: ControlRequest) throws -> ControlResponse {
+    /// Status and sync wait on the gossip engine, so they are async.
+    public func handleAsync(_ req: ControlRequest) async -> ControlResponse {
+        do {
+            switch req.op {
+            case .status:
+                return try status(req, peers: await peers())
+            case .sync:
+                var r = ControlResponse(id: req.id)
+                r.syncs = try await sync(req.peer)
+                r.ok = r.syncs?.allSatisfy(\.ok) ?? true
+                if !r.ok { r.error = ControlError(reason: "unavailable", message: r.syncs?.compactMap(\.error).joined(separator: "; ") ?? "") }
+                return r
+            default:
+                return handle(req, transport: .local)
+            }
+        } catch let error as ControlError {
+            return .failure(req.id, error.reason, error.message)
+        } catch {
+            return .failure(req.id, "internal", "\(error)")
+        }
+    }
+
+    func status(_ req: ControlRequest, peers: [PeerInfo]) throws -> ControlResponse {
         var r = ControlResponse(id: req.id)
         let all = try node.store.records(under: nil)
         let live = Set(all.filter { $0.kind == .value }.map(\.key.path))
@@ -193,7 +222,7 @@ public struct ControlHandler: Sendable {
             grants: try node.store.grants().count, mount: mountpoint,
             dirty: Dictionary(uniqueKeysWithValues: node.dirtyCounts.map { ($0.key.rawValue, $0.value) }),
             refusals: Dictionary(uniqueKeysWithValues: node.refusalCounts.map { ($0.key.rawValue, $0.value) }),
-            peers: peers(), shadowed: shadowed, startedAt: startedAt)
+            peers: peers, shadowed: shadowed, startedAt: startedAt)
         return r
     }
 

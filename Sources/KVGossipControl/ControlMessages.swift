@@ -9,7 +9,7 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         case get, list, watch, unwatch, put, mint, delete
         case grantsAdd = "grants-add"
         case grantsList = "grants-list"
-        case revoke, status
+        case revoke, status, sync
     }
 
     public var id: UInt64
@@ -28,6 +28,8 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     public var grants: [Data]?
     /// list/get: include tombstones (they are hidden by default, as in the filesystem).
     public var includeTombstones: Bool?
+    /// sync: the peer's HOST:PORT (all known peers when absent).
+    public var peer: String?
 
     public init(id: UInt64, op: Operation) {
         self.id = id
@@ -49,6 +51,8 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var outcome: String?
     /// revoke: keys unset by the cascade.
     public var unset: [String]?
+    /// sync: one line per session.
+    public var syncs: [SyncSummary]?
 
     public init(id: UInt64, ok: Bool = true) {
         self.id = id
@@ -200,5 +204,28 @@ public struct PeerInfo: Codable, Sendable, Equatable {
         self.syncPort = syncPort
         self.lastSync = lastSync
         self.treeHashAgrees = treeHashAgrees
+    }
+}
+
+/// The outcome of one sync session asked for with `kvgossip sync`.
+public struct SyncSummary: Codable, Sendable, Equatable {
+    public var peer: String
+    public var ok: Bool
+    public var alreadyEqual: Bool
+    public var differences: Int
+    public var sent: Int
+    public var received: Int
+    public var refused: Int
+    public var error: String?
+
+    public init(peer: String, ok: Bool, alreadyEqual: Bool, differences: Int, sent: Int, received: Int, refused: Int, error: String?) {
+        self.peer = peer
+        self.ok = ok
+        self.alreadyEqual = alreadyEqual
+        self.differences = differences
+        self.sent = sent
+        self.received = received
+        self.refused = refused
+        self.error = error
     }
 }

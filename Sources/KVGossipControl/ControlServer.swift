@@ -4,6 +4,7 @@ import KVGossipStore
 import Logging
 import NIOCore
 import NIOPosix
+import KVGossipNet
 
 /// Serves the control API on a Unix socket (mode 0660) and optionally on TCP. Only moves frames:
 /// requests go to `ControlHandler`, on a thread pool because they may wait for an fsync.
@@ -48,11 +49,7 @@ public final class ControlServer: Sendable {
     }
 
     private func configure(_ channel: Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
-        channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ControlFrameDecoder(maxFrameBytes: maxFrameBytes)))
-            try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(ControlFrameEncoder()))
-            return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-        }
+        channel.framedAsyncChannel(maxFrameBytes: maxFrameBytes)
     }
 
     private func accept(
@@ -91,6 +88,12 @@ public final class ControlServer: Sendable {
                     case .unwatch:
                         watches.removeValue(forKey: request.id)?.cancel()
                         try await writer.send(ControlResponse(id: request.id))
+                    case .status, .sync:
+                        if request.op == .sync, transport == .remote {
+                            try await writer.send(.failure(request.id, "no-authority", "sync is only served on the local socket"))
+                        } else {
+                            try await writer.send(await handler.handleAsync(request))
+                        }
                     default:
                         let handler = self.handler
                         let response = try await NIOThreadPool.singleton.runIfActive {

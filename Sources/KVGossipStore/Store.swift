@@ -82,14 +82,6 @@ public final class Store: Sendable {
         try db.read { db in try Store.fetchRecord(db, key: key) }
     }
 
-    /// The record stored at a Merkle position (the sync session asks by key hash).
-    public func record(keyHash: Hash256) throws -> KVGossipCore.Record? {
-        try db.read { db in
-            try Data.fetchOne(db.cachedStatement(sql: "SELECT encoded FROM records WHERE key_hash = ?"), arguments: [Data(keyHash.bytes)])
-                .map { try KVGossipCore.Record(decoding: [UInt8]($0), limits: validator.limits) }
-        }
-    }
-
     /// Records whose key is `prefix` or lies below it (all records for nil), in key order.
     /// Tombstones are included; callers that show a tree filter them.
     public func records(under prefix: Key?) throws -> [KVGossipCore.Record] {

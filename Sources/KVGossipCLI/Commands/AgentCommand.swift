@@ -4,6 +4,7 @@ import KVGossipControl
 import KVGossipCore
 import KVGossipNode
 import KVGossipStore
+import KVGossipSync
 import Logging
 
 struct AgentCommand: AsyncParsableCommand {
@@ -26,11 +27,20 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("control-listen"), help: ArgumentHelp(
         "Also serve the control API on TCP for remote clients (reads and client-signed writes only).", valueName: "HOST:PORT"))
     var controlListen: String?
+    @Option(help: ArgumentHelp("Serve sync sessions here (peers dial it).", valueName: "HOST:PORT")) var listen = "0.0.0.0:7947"
+    @Option(help: ArgumentHelp("A static peer's sync address (repeatable), for hosts without Serf.", valueName: "HOST:PORT"))
+    var peer: [String] = []
+    @Option(help: ArgumentHelp("This node's name in logs and to peers. Default: the host name.", valueName: "NAME")) var name: String?
+    @Option(name: .customLong("sync-interval"), help: ArgumentHelp("Mean seconds between anti-entropy rounds with a random peer.", valueName: "SECONDS"))
+    var syncInterval = 30.0
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func validate() throws {
         _ = try parsePublicKey(root, option: "--root")
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level \(logLevel)") }
+        if PeerAddress(parsing: listen) == nil { throw ValidationError("--listen: expected HOST:PORT, got \(listen)") }
+        for p in peer where PeerAddress(parsing: p) == nil { throw ValidationError("--peer: expected HOST:PORT, got \(p)") }
+        if !(syncInterval > 0) { throw ValidationError("--sync-interval must be positive") }
         if let controlListen, case .unix = ControlEndpoint(parsing: controlListen) {
             throw ValidationError("--control-listen: expected HOST:PORT, got \(controlListen)")
         }
@@ -50,13 +60,23 @@ struct AgentCommand: AsyncParsableCommand {
         let nodeKey = try loadOrCreateNodeKey(logger: logger)
         let store: Store
         do { store = try Store(directory: data, root: rootKey) } catch { throw CLIError("cannot open the store in \(data): \(error)") }
-        let node = try Node(store: store, key: nodeKey)
+        let staticPeers = peer.compactMap(PeerAddress.init(parsing:))
+        let node = try Node(store: store, key: nodeKey, peersExpected: !staticPeers.isEmpty)
         logger.info("agent starting", metadata: [
             "node": "\(nodeKey.publicKey.text)", "fingerprint": "\(nodeKey.publicKey.fingerprint)",
             "root": "\(rootKey.fingerprint)", "data": "\(data)", "treehash": "\(store.treeHash.hex.prefix(16))",
         ])
-        let runtime = AgentRuntime(node: node, logger: logger, mountpoint: mount)
-        try await runtime.run(controlPath: control, controlListen: controlListen.map(ControlEndpoint.init(parsing:)))
+        let listenAddress = PeerAddress(parsing: listen)!
+        var gossip = GossipEngine.Options(nodeName: name ?? ProcessInfo.processInfo.hostName, syncPort: UInt16(listenAddress.port))
+        gossip.staticPeers = staticPeers
+        gossip.interval = .milliseconds(Int(syncInterval * 1000))
+        if staticPeers.isEmpty {
+            logger.notice("running without Serf and without static peers: this node syncs only when asked (kvgossip sync --peer)")
+        }
+        let engine = GossipEngine(node: node, options: gossip, logger: logger)
+        let runtime = AgentRuntime(node: node, engine: engine, logger: logger, mountpoint: mount)
+        try await runtime.run(
+            controlPath: control, controlListen: controlListen.map(ControlEndpoint.init(parsing:)), syncListen: listenAddress)
         logger.info("agent stopped")
     }
 

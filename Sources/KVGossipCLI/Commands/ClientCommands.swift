@@ -188,3 +188,34 @@ extension Data {
         return "<\(count) bytes>"
     }
 }
+
+struct SyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Reconcile now with one peer (or every known peer) and print what moved.")
+
+    @Option(help: ArgumentHelp("The peer's sync address.", valueName: "HOST:PORT")) var peer: String?
+    @OptionGroup var control: ControlOptions
+    @Flag(help: "Print the sessions as JSON.") var json = false
+
+    func run() async throws {
+        let client = try await control.connect()
+        let response = try await client.call({ $0.peer = peer }, op: .sync)
+        await client.close()
+        let syncs = response.syncs ?? []
+        if json {
+            try JSONOutput.print(syncs)
+        } else {
+            for s in syncs {
+                if let error = s.error {
+                    print("\(s.peer): failed: \(error)")
+                } else if s.alreadyEqual {
+                    print("\(s.peer): already in sync")
+                } else {
+                    print("\(s.peer): \(s.differences) differences, sent \(s.sent), received \(s.received), refused by peer \(s.refused)")
+                }
+            }
+        }
+        if !response.ok { throw ExitCode(1) }
+    }
+}

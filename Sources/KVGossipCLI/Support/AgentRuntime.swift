@@ -2,19 +2,31 @@ import Dispatch
 import Foundation
 import KVGossipControl
 import KVGossipNode
+import KVGossipSync
 import Logging
+import Synchronization
+import KVGossipCore
 
 /// Runs the agent's long-lived parts side by side and stops them all on SIGTERM or SIGINT.
 struct AgentRuntime: Sendable {
     let node: Node
+    let engine: GossipEngine
     let logger: Logger
     let mountpoint: String?
 
-    func run(controlPath: String, controlListen: ControlEndpoint?) async throws {
-        let handler = ControlHandler(node: node, mountpoint: mountpoint)
+    func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
+        let engine = self.engine
+        let handler = ControlHandler(
+            node: node, mountpoint: mountpoint, peers: { await AgentRuntime.peerInfo(engine) },
+            sync: { peer in try await AgentRuntime.sync(engine, peer: peer) })
         let server = ControlServer(handler: handler, logger: logger)
+        let syncServer = SyncServer(options: engine.options.transport, logger: logger) { engine.makeResponder() }
         let stop = ShutdownSignal()
         try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await syncServer.serve(host: syncListen.host, port: syncListen.port) }
+            group.addTask { await engine.runPush() }
+            group.addTask { await engine.runPeriodic() }
+            group.addTask { await engine.syncAll(reason: "start") }
             group.addTask { try await server.serveUnix(path: controlPath) }
             if case .tcp(let host, let port) = controlListen {
                 group.addTask { try await server.serveTCP(host: host, port: port) }
@@ -23,16 +35,54 @@ struct AgentRuntime: Sendable {
                 let signal = await stop.wait()
                 logger.notice("shutting down", metadata: ["signal": "\(signal)"])
             }
-            // The first task to finish (a signal, or a server that failed) stops the others.
+            // A signal, or a server that failed, stops the others (the start-up sync may end first).
             do {
-                try await group.next()
+                while let _ = try await group.next() {
+                    if stop.received { break }
+                }
             } catch {
                 group.cancelAll()
+                unlink(controlPath)
                 throw error
             }
             group.cancelAll()
         }
         unlink(controlPath)
+    }
+
+    static func peerInfo(_ engine: GossipEngine) async -> [PeerInfo] {
+        await engine.peerRecords().map { r in
+            PeerInfo(
+                name: r.peer.name, address: r.peer.address.host, syncPort: r.peer.address.port,
+                lastSync: r.lastSync.map { HLC(physicalMs: UInt64($0.timeIntervalSince1970 * 1000)).rfc3339 },
+                treeHashAgrees: r.agreed)
+        }
+    }
+
+    static func sync(_ engine: GossipEngine, peer: String?) async throws -> [SyncSummary] {
+        let targets: [PeerAddress]
+        if let peer {
+            guard let address = PeerAddress(parsing: peer) else {
+                throw ControlError(reason: "bad-request", message: "expected HOST:PORT, got \(peer)")
+            }
+            targets = [address]
+        } else {
+            targets = await engine.peers.map(\.address)
+            if targets.isEmpty { throw ControlError(reason: "unavailable", message: "no peers known; give one with --peer HOST:PORT") }
+        }
+        var out: [SyncSummary] = []
+        for address in targets {
+            do {
+                let r = try await engine.sync(with: address, reason: "requested")
+                out.append(SyncSummary(
+                    peer: r.peer.isEmpty ? address.description : "\(r.peer) (\(address))", ok: true, alreadyEqual: r.alreadyEqual,
+                    differences: r.recordDifferences + r.revocationDifferences, sent: r.recordsSent + r.revocationsSent,
+                    received: r.recordsReceived + r.revocationsReceived, refused: r.refusedByPeer.values.reduce(0, +), error: nil))
+            } catch {
+                out.append(SyncSummary(peer: address.description, ok: false, alreadyEqual: false, differences: 0, sent: 0, received: 0, refused: 0, error: "\(error)"))
+            }
+        }
+        return out
     }
 }
 
@@ -55,8 +105,15 @@ final class ShutdownSignal: Sendable {
         }
     }
 
+    private let seen = Atomic<Bool>(false)
+
+    var received: Bool { seen.load(ordering: .relaxed) }
+
     func wait() async -> Int32 {
-        for await sig in stream { return sig }
+        for await sig in stream {
+            seen.store(true, ordering: .relaxed)
+            return sig
+        }
         return 0
     }
 }

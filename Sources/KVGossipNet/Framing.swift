@@ -1,0 +1,71 @@
+import NIOCore
+
+/// Frames on KVGossip's TCP and Unix connections (control API and sync): a u32 big-endian
+/// length, then that many bytes. A frame longer than the limit closes the connection (never the
+/// agent).
+public struct FrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ByteBuffer
+    public let maxFrameBytes: Int
+
+    public init(maxFrameBytes: Int) { self.maxFrameBytes = maxFrameBytes }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard Int(length) <= maxFrameBytes else { throw FrameTooLarge(length: Int(length), limit: maxFrameBytes) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
+        return .continue
+    }
+}
+
+public struct FrameTooLarge: Error, CustomStringConvertible {
+    public let length: Int
+    public let limit: Int
+    public var description: String { "frame of \(length) bytes exceeds the \(limit)-byte limit" }
+}
+
+/// Prefixes each outbound buffer with its length.
+public struct FrameEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = ByteBuffer
+
+    public init() {}
+
+    public func encode(data: ByteBuffer, out: inout ByteBuffer) throws {
+        out.writeInteger(UInt32(data.readableBytes))
+        out.writeImmutableBuffer(data)
+    }
+}
+
+extension Channel {
+    /// Adds the frame codec and wraps the channel for async use; every KVGossip connection starts
+    /// so. With `readTimeout`, a peer that goes quiet that long has its connection closed, which
+    /// ends the reader's loop instead of leaving it waiting forever.
+    public func framedAsyncChannel(
+        maxFrameBytes: Int, readTimeout: TimeAmount? = nil
+    ) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
+        eventLoop.makeCompletedFuture {
+            if let readTimeout {
+                try pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
+                try pipeline.syncOperations.addHandler(CloseWhenIdle())
+            }
+            try pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes)))
+            try pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+            return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: self)
+        }
+    }
+}
+
+/// Closes the connection when `IdleStateHandler` reports that nothing was read for too long.
+final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+}

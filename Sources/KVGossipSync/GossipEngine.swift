@@ -1,0 +1,214 @@
+import Foundation
+import KVGossipCore
+import KVGossipNode
+import KVGossipStore
+import Logging
+
+/// A peer as the engine knows it: a name for logs and a sync address.
+public struct GossipPeer: Sendable, Hashable {
+    public let name: String
+    public let address: PeerAddress
+
+    public init(name: String, address: PeerAddress) {
+        self.name = name
+        self.address = address
+    }
+}
+
+/// What the engine remembers about a peer, for `status`.
+public struct PeerRecord: Sendable {
+    public var peer: GossipPeer
+    public var lastSync: Date?
+    public var lastError: String?
+    /// Whether the peer's tree hash equalled ours at the end of the last session.
+    public var agreed: Bool?
+}
+
+/// Keeps this node converging with its peers (SPEC §9): full sessions when asked, on start, when
+/// a member joins and periodically with a random peer; pushes of fresh records to a few peers.
+/// It decides when to talk; the session logic is `SyncInitiator`/`SyncResponder` in the core.
+public actor GossipEngine {
+    public struct Options: Sendable {
+        public var nodeName: String
+        public var syncPort: UInt16
+        public var staticPeers: [PeerAddress] = []
+        /// Mean period of the anti-entropy round with one random peer (±20 % jitter).
+        public var interval: Duration = .seconds(30)
+        /// Peers each fresh record is pushed to.
+        public var fanout = 3
+        public var transport = SyncTransportOptions()
+
+        public init(nodeName: String, syncPort: UInt16) {
+            self.nodeName = nodeName
+            self.syncPort = syncPort
+        }
+    }
+
+    public nonisolated let node: Node
+    public nonisolated let options: Options
+    let logger: Logger
+    private var members: [String: GossipPeer] = [:]
+    private var records: [PeerAddress: PeerRecord] = [:]
+    private var inFlight: Set<PeerAddress> = []
+    /// Digests accepted from a peer, so a push does not go straight back to where it came from.
+    private var origins: [Hash256: String] = [:]
+    private var pendingPush: [Key: Hash256] = [:]
+
+    public init(node: Node, options: Options, logger: Logger) {
+        self.node = node
+        self.options = options
+        self.logger = logger
+    }
+
+    /// The local state a session uses; accepted records are remembered with their origin.
+    public nonisolated var syncState: StoreSyncState {
+        StoreSyncState(node: node) { [weak self] records, peer in
+            guard let self else { return }
+            Task { await self.noteOrigin(records, peer: peer) }
+        }
+    }
+
+    /// A responder for an incoming connection.
+    public nonisolated func makeResponder() -> SyncResponder {
+        SyncResponder(state: syncState, localName: options.nodeName, syncPort: options.syncPort, limits: .default)
+    }
+
+    // MARK: Peers
+
+    /// Every peer known now: static ones and live members.
+    public var peers: [GossipPeer] {
+        var all = Array(members.values)
+        for address in options.staticPeers where !all.contains(where: { $0.address == address }) {
+            all.append(GossipPeer(name: address.description, address: address))
+        }
+        return all
+    }
+
+    /// Replaces the live membership (from Serf); syncs with members seen for the first time.
+    public func setMembers(_ live: [GossipPeer], syncWithNew: Bool) {
+        let known = Set(members.keys)
+        members = Dictionary(live.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+        guard syncWithNew else { return }
+        for peer in live where !known.contains(peer.name) {
+            logger.info("member joined; syncing", metadata: ["peer": "\(peer.name)", "address": "\(peer.address)"])
+            Task { try? await self.sync(with: peer.address, reason: "member joined") }
+        }
+    }
+
+    public func peerRecords() -> [PeerRecord] {
+        peers.map { records[$0.address] ?? PeerRecord(peer: $0) }
+    }
+
+    // MARK: Sessions
+
+    /// One full reconciliation with `address`. Concurrent calls for the same peer share nothing:
+    /// the second returns at once with an empty report.
+    @discardableResult
+    public func sync(with address: PeerAddress, reason: String) async throws -> SyncReport {
+        guard inFlight.insert(address).inserted else { return SyncReport() }
+        defer { inFlight.remove(address) }
+        var initiator = SyncInitiator(state: syncState, localName: options.nodeName, syncPort: options.syncPort)
+        let peer = members.values.first { $0.address == address } ?? GossipPeer(name: address.description, address: address)
+        var record = records[address] ?? PeerRecord(peer: peer)
+        let pendingAtStart = pendingPush
+        do {
+            let opening = try initiator.start()
+            let stats = try await SyncTransport.dial(address, driver: &initiator, opening: opening, options: options.transport)
+            let report = initiator.report
+            record.lastSync = Date()
+            record.lastError = nil
+            record.agreed = true
+            records[address] = record
+            node.setDefaultState(.synced)
+            if !report.alreadyEqual {
+                logger.info("synced", metadata: [
+                    "peer": "\(report.peer)", "reason": "\(reason)", "differences": "\(report.recordDifferences)",
+                    "sent": "\(report.recordsSent)", "received": "\(report.recordsReceived)",
+                    "revocations": "\(report.revocationsSent)/\(report.revocationsReceived)",
+                    "refused": "\(report.refusedByPeer.values.reduce(0, +))", "bytes": "\(stats.bytesSent + stats.bytesReceived)",
+                ])
+            }
+            clearPendingPush(pendingAtStart)
+            return report
+        } catch {
+            record.lastError = "\(error)"
+            record.agreed = false
+            records[address] = record
+            logger.warning("sync failed", metadata: ["peer": "\(address)", "reason": "\(reason)", "error": "\(error)"])
+            throw error
+        }
+    }
+
+    /// Syncs with every known peer (at start, and for `sync` without a peer).
+    public func syncAll(reason: String) async {
+        await withTaskGroup(of: Void.self) { group in
+            for peer in peers {
+                group.addTask { _ = try? await self.sync(with: peer.address, reason: reason) }
+            }
+        }
+    }
+
+    /// The periodic anti-entropy round, until cancelled.
+    public func runPeriodic() async {
+        while !Task.isCancelled {
+            let base = Double(options.interval.components.seconds) + Double(options.interval.components.attoseconds) / 1e18
+            let jittered = base * Double.random(in: 0.8...1.2)
+            try? await Task.sleep(for: .milliseconds(Int(jittered * 1000)))
+            if Task.isCancelled { return }
+            if let peer = peers.randomElement() {
+                _ = try? await sync(with: peer.address, reason: "periodic")
+            }
+        }
+    }
+
+    // MARK: Push
+
+    /// Follows committed changes and pushes each new record to a few peers, until cancelled.
+    public func runPush() async {
+        let changes = node.store.changes()
+        for await change in changes {
+            guard case .record(let record, _) = change else { continue }
+            let origin = origins.removeValue(forKey: record.digest)
+            let targets = peers.filter { $0.name != origin && $0.address.description != origin }.shuffled().prefix(options.fanout)
+            if origin == nil, !targets.isEmpty {
+                pendingPush[record.key] = record.digest
+                node.setState(.pendingPush, for: record.key)
+            }
+            for peer in targets {
+                Task { await self.push([record], to: peer) }
+            }
+        }
+    }
+
+    func push(_ batch: [Record], to peer: GossipPeer) async {
+        var pusher = SyncPusher(state: syncState, localName: options.nodeName, syncPort: options.syncPort, records: batch)
+        do {
+            let opening = try pusher.start()
+            _ = try await SyncTransport.dial(peer.address, driver: &pusher, opening: opening, options: options.transport)
+            for (record, result) in zip(batch, pusher.results) where result.code != .refused {
+                acknowledge(record)
+            }
+        } catch {
+            logger.debug("push failed", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+        }
+    }
+
+    private func acknowledge(_ record: Record) {
+        guard pendingPush[record.key] == record.digest else { return }
+        pendingPush[record.key] = nil
+        node.setState(.synced, for: record.key)
+    }
+
+    /// A completed full session leaves the peer holding at least the versions we had when it began.
+    private func clearPendingPush(_ atStart: [Key: Hash256]) {
+        for (key, digest) in atStart where pendingPush[key] == digest {
+            pendingPush[key] = nil
+            node.setState(.synced, for: key)
+        }
+    }
+
+    private func noteOrigin(_ records: [Record], peer: String) {
+        for r in records { origins[r.digest] = peer }
+        if origins.count > 100_000 { origins.removeAll() }
+    }
+}

@@ -1,0 +1,68 @@
+import KVGossipCore
+import KVGossipNode
+import KVGossipStore
+
+/// The node's store as a sync session sees it. Applying goes through the same store calls as the
+/// control API, so a peer's record is verified exactly like a client's.
+public struct StoreSyncState: SyncLocalState {
+    public let node: Node
+    /// Called with each record this node accepted from a peer (for push forwarding and dirtiness).
+    let onAccepted: @Sendable ([Record], String) -> Void
+
+    public init(node: Node, onAccepted: @escaping @Sendable ([Record], String) -> Void = { _, _ in }) {
+        self.node = node
+        self.onAccepted = onAccepted
+    }
+
+    public var cluster: PublicKey { node.root }
+
+    public func treeHash() throws -> Hash256 { node.store.treeHash }
+
+    public func view(_ query: ViewQuery) throws -> MerkleNodeView { try node.store.summaryView(query) }
+
+    public func records(at ids: [Hash256]) throws -> [Record] { try node.store.records(atKeyHashes: ids) }
+
+    public func revocations(for grantIDs: [Hash256]) throws -> [Revocation] { try node.store.revocations(for: grantIDs) }
+
+    public func apply(records: [Record], from peer: String) throws -> [PushResult] {
+        guard !records.isEmpty else { return [] }
+        let outcomes = try node.store.apply(records)
+        var accepted: [Record] = []
+        let results = zip(records, outcomes).map { record, outcome -> PushResult in
+            switch outcome {
+            case .accepted:
+                accepted.append(record)
+                return PushResult(code: .accepted)
+            case .duplicate: return PushResult(code: .duplicate)
+            case .superseded: return PushResult(code: .superseded)
+            case .refused(let refusal, let revocations):
+                node.noteRefusal(refusal)
+                node.logger.info("refused a record from a peer", metadata: [
+                    "peer": "\(peer)", "key": "\(record.key)", "reason": "\(refusal.reason.rawValue)", "detail": "\(refusal.detail)",
+                ])
+                return PushResult(code: .refused, reason: refusal.reason, detail: refusal.detail, revocations: revocations)
+            }
+        }
+        if !accepted.isEmpty { onAccepted(accepted, peer) }
+        return results
+    }
+
+    public func apply(revocations: [Revocation], from peer: String) throws {
+        var learned = false
+        for revocation in revocations {
+            switch try node.store.apply(revocation) {
+            case .accepted(let unset, _):
+                learned = true
+                node.logger.notice("learned a revocation", metadata: [
+                    "peer": "\(peer)", "grant": "\(revocation.grantID.hex.prefix(16))", "unset": "\(unset.map(\.path))",
+                ])
+            case .duplicate:
+                break
+            case .refused(let refusal):
+                node.noteRefusal(refusal)
+                node.logger.warning("refused a revocation from a peer", metadata: ["peer": "\(peer)", "reason": "\(refusal)"])
+            }
+        }
+        if learned { try node.refreshGrants() }
+    }
+}
