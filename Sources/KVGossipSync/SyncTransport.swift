@@ -116,14 +116,20 @@ public enum SyncTransport {
 /// Accepts sync connections and answers each with a `SyncResponder`.
 public final class SyncServer: Sendable {
     let makeResponder: @Sendable () -> SyncResponder
+    let onComplete: @Sendable (SyncReport) -> Void
     let options: SyncTransportOptions
     let logger: Logger
     private let active = Atomic<Int>(0)
 
-    public init(options: SyncTransportOptions, logger: Logger, makeResponder: @escaping @Sendable () -> SyncResponder) {
+    /// - Parameter onComplete: called with the report of every session that ended cleanly.
+    public init(
+        options: SyncTransportOptions, logger: Logger, makeResponder: @escaping @Sendable () -> SyncResponder,
+        onComplete: @escaping @Sendable (SyncReport) -> Void = { _ in }
+    ) {
         self.options = options
         self.logger = logger
         self.makeResponder = makeResponder
+        self.onComplete = onComplete
     }
 
     /// Binds and serves until cancelled; `ready` gets the bound port (useful with port 0).
@@ -160,6 +166,7 @@ public final class SyncServer: Sendable {
         do {
             let stats = try await SyncTransport.run(connection, driver: &responder, opening: [], options: options)
             let r = responder.report
+            onComplete(r)
             // Pushes (no summary walk) are routine; full sessions that moved something are news.
             if r.viewRequests > 0, r.recordsReceived + r.recordsSent + r.revocationsReceived + r.revocationsSent > 0 {
                 logger.info("answered a sync session", metadata: [

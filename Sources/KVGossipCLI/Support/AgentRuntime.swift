@@ -20,7 +20,13 @@ struct AgentRuntime: Sendable {
             node: node, mountpoint: mountpoint, peers: { await AgentRuntime.peerInfo(engine) },
             sync: { peer in try await AgentRuntime.sync(engine, peer: peer) })
         let server = ControlServer(handler: handler, logger: logger)
-        let syncServer = SyncServer(options: engine.options.transport, logger: logger) { engine.makeResponder() }
+        let node = self.node
+        let syncServer = SyncServer(
+            options: engine.options.transport, logger: logger, makeResponder: { engine.makeResponder() },
+            onComplete: { report in
+                // Answering a full reconciliation counts as having synced, like initiating one.
+                if report.completedReconciliation { node.setDefaultState(.synced) }
+            })
         let stop = ShutdownSignal()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await syncServer.serve(host: syncListen.host, port: syncListen.port) }

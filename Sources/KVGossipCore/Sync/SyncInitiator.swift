@@ -77,6 +77,7 @@ public struct SyncInitiator: Sendable {
             return try sendNextBatch() + (try finishIfDone())
         case (.closing, .done):
             phase = .finished
+            report.completedReconciliation = true
             return []
         default:
             throw SyncProtocolError("unexpected \(message.kindName) while \(phase)")

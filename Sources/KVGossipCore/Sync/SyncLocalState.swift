@@ -60,6 +60,8 @@ public struct SyncReport: Sendable, Equatable {
     public var refusedByPeer: [RefusalReason: Int] = [:]
     public var viewRequests = 0
     public var alreadyEqual = false
+    /// A full reconciliation (not a push) ran to its end: both trees agree as of its start.
+    public var completedReconciliation = false
 
     public init() {}
 }

@@ -11,6 +11,7 @@ public struct SyncResponder: Sendable {
     private var greeted = false
     private var pendingPull: [Hash256] = []
     private var awaitingPullResults = false
+    private var sawPull = false
 
     public init(state: any SyncLocalState, localName: String, syncPort: UInt16, limits: SyncLimits = .default) {
         self.state = state
@@ -46,6 +47,7 @@ public struct SyncResponder: Sendable {
             try state.apply(revocations: revocations, from: peer)
             return []
         case .pull(let recordIDs, let revocationIDs):
+            sawPull = true
             guard !awaitingPullResults, pendingPull.isEmpty else { throw SyncProtocolError("pull while another is being answered") }
             let revocations = try state.revocations(for: revocationIDs)
             report.revocationsSent += revocations.count
@@ -58,6 +60,8 @@ public struct SyncResponder: Sendable {
             return pendingPull.isEmpty ? [] : try nextPulledBatch()
         case .done:
             isFinished = true
+            // Equal hashes (nothing but hello and done) or a pull: a reconciliation, not a push.
+            report.completedReconciliation = sawPull || report.recordsReceived == 0
             return [.done(try state.treeHash())]
         case .failure(let text):
             isFinished = true

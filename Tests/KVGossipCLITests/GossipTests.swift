@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+
+/// Several real agents on loopback with static peers: push, catch-up, convergence, revocation
+/// spread and hostile peers. (The Serf-driven triggers are tested with real Serf agents elsewhere.)
+@Suite(.serialized) struct GossipTests {
+    /// A free TCP port on 127.0.0.1 (bound and released; the agent binds it right after).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Agents named A, B, C… each listening on its own port, peers given as indexes.
+    static func cluster(_ cli: CLIProcess, root: String, peers: [[Int]], extra: [String] = []) throws -> [AgentProcess] {
+        let ports = peers.indices.map { _ in freePort() }
+        return try peers.indices.map { i in
+            let name = String(UnicodeScalar(UInt8(65 + i)))
+            var args = ["--key", "root.key", "--name", name, "--listen", "127.0.0.1:\(ports[i])", "--sync-interval", "3600"] + extra
+            for p in peers[i] { args += ["--peer", "127.0.0.1:\(ports[p])"] }
+            return try AgentProcess(cli: cli, name: name, root: root, extraArgs: args)
+        }
+    }
+
+    static func eventually(_ timeout: TimeInterval = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(20_000)
+        }
+        return try condition()
+    }
+
+    static func treeHash(_ agent: AgentProcess) throws -> String {
+        let json = try agent.run(["status", "--json"]).stdout
+        return ((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["treeHash"] as? String) ?? "?"
+    }
+
+    @Test func aWriteOnOneHostIsPushedToTheOthers() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agents = try Self.cluster(cli, root: root, peers: [[1, 2], [0, 2], [0, 1]])
+        try agents[0].run(["set", "/app/db/url", "postgres://db2"])
+        for agent in agents[1...] {
+            #expect(try Self.eventually { try agent.run(["get", "/app/db/url"]).stdout == "postgres://db2" })
+        }
+        // The writer's key is dirty until a peer acknowledged it, then clean.
+        #expect(try Self.eventually { try agents[0].run(["get", "--json", "/app/db/url"]).stdout.contains("\"dirty\" : false") })
+        #expect(try Self.eventually { Set(try agents.map(Self.treeHash)).count == 1 })
+    }
+
+    @Test func aHostThatWasDownCatchesUpAtStart() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        var agents = try Self.cluster(cli, root: root, peers: [[1], [0]])
+        agents[1].stop()
+        for i in 0..<30 { try agents[0].run(["set", "/k/\(i)", "v\(i)"]) }
+        try agents[0].run(["rm", "/k/7"])
+        // B comes back with the same data dir and port; its start-up session fetches everything.
+        let args = agents[1].process.arguments!
+        let port = args[args.firstIndex(of: "--listen")! + 1]
+        let peerArgs = ["--key", "root.key", "--name", "B", "--listen", port, "--sync-interval", "3600", "--peer", args[args.firstIndex(of: "--peer")! + 1]]
+        agents[1] = try AgentProcess(cli: cli, name: "B", root: root, extraArgs: peerArgs)
+        #expect(try Self.eventually { try agents[1].run(["get", "/k/29"]).stdout == "v29" })
+        #expect(try agents[1].run(["get", "/k/7"]).status != 0)
+        #expect(try Self.eventually { try Self.treeHash(agents[0]) == Self.treeHash(agents[1]) })
+    }
+
+    @Test func concurrentWritesConvergeToTheSameWinner() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agents = try Self.cluster(cli, root: root, peers: [[1, 2], [0, 2], [0, 1]])
+        for round in 0..<10 {
+            let a = Process(), b = Process()
+            for (p, agent, value) in [(a, agents[0], "from-A-\(round)"), (b, agents[1], "from-B-\(round)")] {
+                p.executableURL = URL(fileURLWithPath: CLIProcess.binary)
+                p.arguments = ["set", "/race", value, "--control", agent.socket]
+                try p.run()
+            }
+            a.waitUntilExit()
+            b.waitUntilExit()
+        }
+        #expect(try Self.eventually {
+            let values = try agents.map { try $0.run(["get", "/race"]).stdout }
+            let hashes = try agents.map(Self.treeHash)
+            return Set(values).count == 1 && Set(hashes).count == 1
+        })
+    }
+
+    @Test func revocationRefusalTeachesTheSenderAndAntiEntropyTeachesTheRest() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let alice = try cli.keygen("alice.key")
+        #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", alice, "--pattern", "/team/**", "--out", "alice.grant"]).status == 0)
+        // B knows only A; C knows only A. Periodic rounds are off (1 h).
+        let agents = try Self.cluster(cli, root: root, peers: [[1, 2], [0], [0]])
+        let (a, b, c) = (agents[0], agents[1], agents[2])
+        #expect(try a.run(["revoke", "--key", "root.key", "alice.grant"]).status == 0)
+        // B has not heard; it accepts Alice's write and pushes it to A, which refuses with the revocation.
+        let w = try b.run(["set", "--key-file", "alice.key", "--proof", "alice.grant", "/team/x", "v"])
+        #expect(w.status == 0, "\(w.stderr)")
+        #expect(try Self.eventually { try b.run(["get", "/team/x"]).status != 0 })
+        #expect(try b.run(["status"]).stdout.contains("1 revocations"))
+        #expect(try a.run(["get", "/team/x"]).status != 0)
+        // C learns the revocation through an anti-entropy session alone.
+        #expect(!(try c.run(["status"]).stdout.contains("1 revocations")))
+        #expect(try c.run(["sync"]).status == 0)
+        #expect(try c.run(["status"]).stdout.contains("1 revocations"))
+        #expect(try Self.eventually { Set(try agents.map(Self.treeHash)).count == 1 })
+    }
+
+    @Test func hostilePeersAreRefusedWithoutHarm() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agents = try Self.cluster(cli, root: root, peers: [[]])
+        let a = agents[0]
+        try a.run(["set", "/safe", "1"])
+        let before = try Self.treeHash(a)
+        let args = a.process.arguments!
+        let port = Int(args[args.firstIndex(of: "--listen")! + 1].split(separator: ":").last!)!
+
+        func send(_ bytes: [UInt8]) {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = UInt16(port).bigEndian
+            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            #expect(ok == 0)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            usleep(100_000)
+            close(fd)
+        }
+        send(Array("GET / HTTP/1.1\r\n\r\n".utf8))              // garbage
+        send([0x7f, 0xff, 0xff, 0xff] + [UInt8](repeating: 0, count: 100))  // a 2 GiB frame header
+        send([0, 0, 0, 2, 0x63, 0x00])                        // unknown message type
+
+        // Another cluster, and a record with a bad signature, through a real peer session.
+        let other = try cli.keygen("other.key")
+        let otherAgent = try AgentProcess(cli: cli, name: "O", root: other, extraArgs: ["--key", "other.key", "--listen", "127.0.0.1:\(Self.freePort())"])
+        try otherAgent.run(["set", "/safe", "evil"])
+        let foreign = try otherAgent.run(["sync", "--peer", "127.0.0.1:\(port)"])
+        #expect(foreign.status != 0 && foreign.stdout.contains("different cluster"))
+
+        #expect(try a.run(["get", "/safe"]).stdout == "1")
+        #expect(try Self.treeHash(a) == before)
+        #expect(a.process.isRunning)
+    }
+}
