@@ -83,7 +83,10 @@ let package = Package(
         // Figures for the speed and memory targets, each beside a baseline measured in the same run.
         .executableTarget(
             name: "KVGossipBench",
-            dependencies: ["KVGossipCore", "KVGossipStore"]
+            dependencies: [
+                "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipSync", "KVGossipControl",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
 
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore"]),

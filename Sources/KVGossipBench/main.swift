@@ -22,3 +22,11 @@ for n in [10_000, quick ? 100_000 : 1_000_000] {
     let m = try Bench.merkleUpdateCost(entries: n, updates: 20_000 / scale)
     print(String(format: "Merkle update per change at n = %8d: %.2f µs (in memory), depth %d", n, m.microseconds, m.depth))
 }
+
+let keys = quick ? 10_000 : 100_000
+let reconcile = try await SyncBench.reconcile(n: keys, d: 10)
+print(String(format: "reconcile d = 10 between two %d-key stores over TCP: %.0f ms, %d bytes, %d round trips (goal ≤ 1 s, ≤ 64 KB)",
+             keys, reconcile.seconds * 1000, reconcile.bytes, reconcile.roundTrips))
+let fresh = try await SyncBench.emptyHost(n: keys)
+print(String(format: "empty host receives a %d-key tree: %.2f s; verifying those records alone: %.2f s; ratio %.2f× (goal ≤ 2×)",
+             keys, fresh.seconds, fresh.verifySeconds, fresh.seconds / fresh.verifySeconds))

@@ -9,8 +9,11 @@ public struct SyncResponder: Sendable {
     public private(set) var isFinished = false
     public private(set) var report = SyncReport()
     private var greeted = false
-    private var pendingPull: [Hash256] = []
-    private var awaitingPullResults = false
+    private var pendingPull: ArraySlice<Hash256> = []
+    /// Pulled batches sent and not yet answered. Two in flight let reading and sending the next
+    /// batch overlap with the peer verifying the previous one, and still bound memory.
+    private var pulledInFlight = 0
+    private let pullWindow = 2
     private var sawPull = false
 
     public init(state: any SyncLocalState, localName: String, syncPort: UInt16, limits: SyncLimits = .default) {
@@ -48,14 +51,18 @@ public struct SyncResponder: Sendable {
             return []
         case .pull(let recordIDs, let revocationIDs):
             sawPull = true
-            guard !awaitingPullResults, pendingPull.isEmpty else { throw SyncProtocolError("pull while another is being answered") }
+            guard pulledInFlight == 0, pendingPull.isEmpty else { throw SyncProtocolError("pull while another is being answered") }
             let revocations = try state.revocations(for: revocationIDs)
             report.revocationsSent += revocations.count
-            pendingPull = recordIDs
-            return [.revocations(revocations)] + (try nextPulledBatch())
+            pendingPull = recordIDs[...]
+            var replies: [SyncMessage] = [.revocations(revocations)]
+            repeat {
+                replies += try nextPulledBatch()
+            } while pulledInFlight < pullWindow && !pendingPull.isEmpty
+            return replies
         case .results(let results):
-            guard awaitingPullResults else { throw SyncProtocolError("results for records that were not sent") }
-            awaitingPullResults = false
+            guard pulledInFlight > 0 else { throw SyncProtocolError("results for records that were not sent") }
+            pulledInFlight -= 1
             try SyncSession.absorb(results, into: &report, state: state, peer: peer)
             return pendingPull.isEmpty ? [] : try nextPulledBatch()
         case .done:
@@ -75,21 +82,24 @@ public struct SyncResponder: Sendable {
     private mutating func nextPulledBatch() throws -> [SyncMessage] {
         var batch: [Record] = []
         var bytes = 0
-        while let id = pendingPull.first {
-            guard let record = try state.records(at: [id]).first else {
-                pendingPull.removeFirst()
-                continue
+        fill: while !pendingPull.isEmpty {
+            let chunk = Array(pendingPull.prefix(limits.batchRecords - batch.count))
+            let found = Dictionary(try state.records(at: chunk).map { (SummaryEntries.keyHash($0.key), $0) }, uniquingKeysWith: { a, _ in a })
+            for id in chunk {
+                if let record = found[id] {
+                    let size = record.encoded.count
+                    if !batch.isEmpty, bytes + size > limits.batchBytes { break fill }
+                    batch.append(record)
+                    bytes += size
+                }
+                pendingPull = pendingPull.dropFirst()
             }
-            let size = record.encoded.count
-            if !batch.isEmpty, batch.count >= limits.batchRecords || bytes + size > limits.batchBytes { break }
-            batch.append(record)
-            bytes += size
-            pendingPull.removeFirst()
+            if batch.count >= limits.batchRecords { break }
         }
         report.recordsSent += batch.count
         let last = pendingPull.isEmpty
-        awaitingPullResults = !batch.isEmpty
         if batch.isEmpty { return [.pulled([], last: true)] }
+        pulledInFlight += 1
         return [.pulled(batch, last: last)]
     }
 }
