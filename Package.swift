@@ -41,7 +41,7 @@ let package = Package(
         // Length-prefixed framing shared by the control API and sync connections.
         .target(
             name: "KVGossipNet",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: ["KVGossipCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
 
         // The control API: framed JSON over a Unix socket (and optionally TCP), server and client.

@@ -1,3 +1,4 @@
+import KVGossipCore
 import NIOCore
 
 /// Frames on KVGossip's TCP and Unix connections (control API and sync): a u32 big-endian
@@ -40,9 +41,10 @@ public struct FrameEncoder: MessageToByteEncoder {
 extension Channel {
     /// Adds the frame codec and wraps the channel for async use; every KVGossip connection starts
     /// so. With `readTimeout`, a peer that goes quiet that long has its connection closed, which
-    /// ends the reader's loop instead of leaving it waiting forever.
+    /// ends the reader's loop instead of leaving it waiting forever. With `secret`, every frame is
+    /// sealed with the cluster secret.
     public func framedAsyncChannel(
-        maxFrameBytes: Int, readTimeout: TimeAmount? = nil
+        maxFrameBytes: Int, readTimeout: TimeAmount? = nil, secret: ClusterSecret? = nil
     ) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
         eventLoop.makeCompletedFuture {
             if let readTimeout {
@@ -51,6 +53,7 @@ extension Channel {
             }
             try pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes)))
             try pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+            if let secret { try pipeline.syncOperations.addHandler(SecretStreamHandler(secret: secret)) }
             return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: self)
         }
     }

@@ -33,6 +33,8 @@ public struct SyncTransportOptions: Sendable {
     /// Sessions served at once; more are answered "busy" and closed.
     public var maxConcurrentSessions = 6
     public var limits = Limits.default
+    /// When set, every sync connection is encrypted and authenticated with it (SPEC §17).
+    public var secret: ClusterSecret?
     public init() {}
 }
 
@@ -67,7 +69,7 @@ public enum SyncTransport {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(options.connectTimeout)
             .connect(host: peer.host, port: peer.port) { channel in
-                channel.framedAsyncChannel(maxFrameBytes: options.maxFrameBytes, readTimeout: options.readTimeout)
+                channel.framedAsyncChannel(maxFrameBytes: options.maxFrameBytes, readTimeout: options.readTimeout, secret: options.secret)
             }
         return try await run(channel, driver: &driver, opening: opening, options: options)
     }
@@ -138,7 +140,7 @@ public final class SyncServer: Sendable {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
-                channel.framedAsyncChannel(maxFrameBytes: options.maxFrameBytes, readTimeout: options.readTimeout)
+                channel.framedAsyncChannel(maxFrameBytes: options.maxFrameBytes, readTimeout: options.readTimeout, secret: options.secret)
             }
         let bound = server.channel.localAddress?.port ?? port
         logger.info("sync listening", metadata: ["address": "\(host):\(bound)"])

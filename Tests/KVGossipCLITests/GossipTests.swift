@@ -120,6 +120,26 @@ import Testing
         #expect(try Self.eventually { Set(try agents.map(Self.treeHash)).count == 1 })
     }
 
+    @Test func aClusterSecretEncryptsSyncAndKeepsOutsidersOut() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        #expect(try cli.run(["keygen", "--cluster-secret", "--out", "secret"]).status == 0)
+        #expect(try cli.run(["keygen", "--cluster-secret", "--out", "other-secret"]).status == 0)
+        let agents = try Self.cluster(cli, root: root, peers: [[1], [0]], extra: ["--cluster-secret", "secret"])
+        try agents[0].run(["set", "/enc", "hidden"])
+        #expect(try Self.eventually { try agents[1].run(["get", "/enc"]).stdout == "hidden" })
+        let port = agents[0].process.arguments![agents[0].process.arguments!.firstIndex(of: "--listen")! + 1]
+        let wrong = try AgentProcess(cli: cli, name: "W", root: root, extraArgs: [
+            "--key", "root.key", "--listen", "127.0.0.1:\(Self.freePort())", "--cluster-secret", "other-secret",
+        ])
+        let plain = try AgentProcess(cli: cli, name: "P", root: root, extraArgs: ["--key", "root.key", "--listen", "127.0.0.1:\(Self.freePort())"])
+        #expect(try wrong.run(["sync", "--peer", port]).status != 0)
+        #expect(try plain.run(["sync", "--peer", port]).status != 0)
+        #expect(try wrong.run(["get", "/enc"]).status != 0)
+        #expect(agents[0].process.isRunning)
+    }
+
     @Test func hostilePeersAreRefusedWithoutHarm() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

@@ -33,6 +33,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("This node's name in logs and to peers. Default: the host name.", valueName: "NAME")) var name: String?
     @Option(name: .customLong("sync-interval"), help: ArgumentHelp("Mean seconds between anti-entropy rounds with a random peer.", valueName: "SECONDS"))
     var syncInterval = 30.0
+    @Option(name: .customLong("cluster-secret"), help: ArgumentHelp(
+        "Encrypt and authenticate sync connections with this secret (kvgossip keygen --cluster-secret).", valueName: "FILE"))
+    var clusterSecret: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func validate() throws {
@@ -70,6 +73,10 @@ struct AgentCommand: AsyncParsableCommand {
         var gossip = GossipEngine.Options(nodeName: name ?? ProcessInfo.processInfo.hostName, syncPort: UInt16(listenAddress.port))
         gossip.staticPeers = staticPeers
         gossip.interval = .milliseconds(Int(syncInterval * 1000))
+        if let clusterSecret {
+            gossip.transport.secret = try Files.clusterSecret(clusterSecret)
+            logger.info("sync connections are encrypted with the cluster secret")
+        }
         if staticPeers.isEmpty {
             logger.notice("running without Serf and without static peers: this node syncs only when asked (kvgossip sync --peer)")
         }

@@ -6,7 +6,9 @@ struct Keygen: ParsableCommand {
         abstract: "Create a new entity key pair.",
         discussion: """
             Writes the secret key to FILE with mode 0600 (never overwriting an existing file unless
-            --force) and prints the public key, e.g. ed25519:3q2-7w….
+            --force) and prints the public key, e.g. ed25519:3q2-7w…. With --cluster-secret it
+            writes a 32-byte cluster secret instead, for `kvgossip agent --cluster-secret FILE`:
+            agents then encrypt and authenticate their sync connections with it.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Where to write the secret key file.", valueName: "FILE"))
@@ -15,10 +17,17 @@ struct Keygen: ParsableCommand {
     @Flag(help: "Overwrite FILE if it exists.")
     var force = false
 
+    @Flag(name: .customLong("cluster-secret"), help: "Write a cluster secret for encrypted sync instead of a key pair.")
+    var clusterSecret = false
+
     @Flag(help: "Print {\"publicKey\", \"fingerprint\", \"file\"} as JSON.")
     var json = false
 
     func run() throws {
+        if clusterSecret {
+            try Files.create(out, contents: ClusterSecret.generate() + "\n", mode: 0o600, force: force)
+            return print("cluster secret written to \(out); give the same file to every agent with --cluster-secret")
+        }
         let key = SigningKey.generate()
         try Files.create(out, contents: SecretKeyFile.render(key), mode: 0o600, force: force)
         if json {

@@ -23,6 +23,17 @@ enum Files {
         do { return try SecretKeyFile.parse(text, mode: mode, path: path) } catch { throw CLIError(error.description) }
     }
 
+    /// A cluster secret file, with the same 0600 rule as secret keys.
+    static func clusterSecret(_ path: String) throws -> ClusterSecret {
+        let text = try read(path)
+        let mode = try mode(path)
+        if mode & 0o077 != 0 {
+            throw CLIError("cluster secret file \(path) is accessible by group or others (mode \(String(mode & 0o777, radix: 8))); run: chmod 600 \(path)")
+        }
+        guard let secret = ClusterSecret(text: text) else { throw CLIError("\(path) does not hold a cluster secret (32 bytes of base64url)") }
+        return secret
+    }
+
     /// Creates `path` with `mode`, refusing to overwrite unless `force`; written in full or not at all.
     static func create(_ path: String, contents: String, mode: mode_t, force: Bool = false) throws {
         if !force && FileManager.default.fileExists(atPath: path) {
