@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipCore
 import KVGossipStore
+import KVGossipNode
 import Logging
 import NIOCore
 import NIOPosix
@@ -111,11 +112,16 @@ public final class ControlServer: Sendable {
     /// Sends the initial selection, then every committed change it selects, until cancelled.
     private func watch(_ request: ControlRequest, writer: ResponseWriter) async {
         let changes = handler.node.store.changes()
+        let states = handler.node.stateChanges()
+        let stateTask = Task { await self.forwardStates(states, request, writer: writer) }
+        defer { stateTask.cancel() }
         do {
             let handler = self.handler
             let initial = try await NIOThreadPool.singleton.runIfActive { try handler.matching(request) }
             var event = WatchEvent(kind: .initial)
             event.records = initial.filter { $0.kind == .value || request.includeTombstones == true }.map(handler.info)
+            // A one-key watch also learns the key's dirtiness when the key is absent.
+            if let one = request.key, let key = try? Key(one) { event.state = handler.node.state(of: key).rawValue }
             var first = ControlResponse(id: request.id)
             first.event = event
             try await writer.send(first)
@@ -129,6 +135,31 @@ public final class ControlServer: Sendable {
             try? await writer.send(.failure(request.id, error.reason, error.message))
         } catch {
             logger.debug("watch ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Dirtiness changes of the watched keys; a default-state change is reported per key
+    /// currently selected, since that is what a subscriber sees change.
+    private func forwardStates(_ states: AsyncStream<Node.StateChange>, _ request: ControlRequest, writer: ResponseWriter) async {
+        for await change in states {
+            var keys: [(Key, KeyState)] = []
+            switch change {
+            case .key(let key, let state):
+                if handler.selects(request, key) { keys = [(key, state)] }
+            case .all:
+                let handler = self.handler
+                let selected = (try? await NIOThreadPool.singleton.runIfActive { try handler.matching(request) }) ?? []
+                keys = selected.map { ($0.key, handler.node.state(of: $0.key)) }
+                if let one = request.key, selected.isEmpty, let key = try? Key(one) { keys = [(key, handler.node.state(of: key))] }
+            }
+            for (key, state) in keys {
+                var event = WatchEvent(kind: .state)
+                event.key = key.path
+                event.state = state.rawValue
+                var r = ControlResponse(id: request.id)
+                r.event = event
+                do { try await writer.send(r) } catch { return }
+            }
         }
     }
 

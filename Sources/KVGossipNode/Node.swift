@@ -14,6 +14,8 @@ public final class Node: Sendable {
     private let states = Mutex<[Key: KeyState]>([:])
     private let defaultState: Mutex<KeyState>
     private let refusals = Mutex<[RefusalReason: Int]>([:])
+    private let stateFeed = Mutex<[Int: AsyncStream<StateChange>.Continuation]>([:])
+    private let nextFeedID = Mutex(0)
 
     /// - Parameter peersExpected: false for a node with no peers at all, whose tree is trivially
     ///   in sync; true starts every key `unsynced` until the first completed sync.
@@ -81,11 +83,44 @@ public final class Node: Sendable {
     }
 
     public func setState(_ state: KeyState, for key: Key) {
-        states.withLock { $0[key] = state == .synced ? nil : state }
+        let changed = states.withLock { states -> Bool in
+            let old = states[key]
+            states[key] = state == .synced ? nil : state
+            return old != states[key]
+        }
+        if changed { publish(.key(key, state)) }
     }
 
     public func setDefaultState(_ state: KeyState) {
-        defaultState.withLock { $0 = state }
+        let changed = defaultState.withLock { current -> Bool in
+            defer { current = state }
+            return current != state
+        }
+        if changed { publish(.all(state)) }
+    }
+
+    /// A change of dirtiness: one key's state, or the default state of every key without one.
+    public enum StateChange: Sendable, Equatable {
+        case key(Key, KeyState)
+        case all(KeyState)
+    }
+
+    /// Every dirtiness change from now on (for watchers and clients).
+    public func stateChanges() -> AsyncStream<StateChange> {
+        let (stream, continuation) = AsyncStream.makeStream(of: StateChange.self, bufferingPolicy: .bufferingNewest(10_000))
+        let id = nextFeedID.withLock { n -> Int in
+            n += 1
+            return n
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.stateFeed.withLock { $0.removeValue(forKey: id) }
+        }
+        stateFeed.withLock { $0[id] = continuation }
+        return stream
+    }
+
+    private func publish(_ change: StateChange) {
+        for c in stateFeed.withLock({ Array($0.values) }) { c.yield(change) }
     }
 
     /// Counts a refusal by reason, for `status`; every shell that refuses something reports here.
