@@ -174,3 +174,33 @@ import Testing
         #expect(dup == nil)
     }
 }
+
+@Suite struct AgentConfigTests {
+    @Test func checkConfigMergesFileAndFlagsAndListsEveryProblem() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let config = """
+            {"root": "\(root)", "data": "/tmp/from-file", "listen": "127.0.0.1:9000", "peers": ["10.0.0.1:7947"], "syncInterval": 12}
+            """
+        try config.write(toFile: cli.path("agent.json"), atomically: true, encoding: .utf8)
+        let ok = try cli.run(["agent", "--config", "agent.json", "--listen", "127.0.0.1:9100", "--check-config"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(ok.stdout.replacingOccurrences(of: "configuration OK", with: "").utf8)) as? [String: Any]
+        #expect(json?["data"] as? String == "/tmp/from-file")
+        #expect(json?["listen"] as? String == "127.0.0.1:9100")  // the flag wins
+        #expect(json?["syncInterval"] as? Double == 12)
+        #expect(json?["control"] as? String == "/run/kvgossip/control.sock")  // the default fills the rest
+
+        try #"{"root": "nope", "listen": "nowhere", "peers": ["x"], "logLevel": "loud"}"#.write(toFile: cli.path("bad.json"), atomically: true, encoding: .utf8)
+        let bad = try cli.run(["agent", "--config", "bad.json", "--check-config"])
+        #expect(bad.status != 0)
+        for field in ["root:", "listen:", "peers:", "logLevel:"] { #expect(bad.stderr.contains(field), "missing \(field) in \(bad.stderr)") }
+
+        try "{ not json".write(toFile: cli.path("broken.json"), atomically: true, encoding: .utf8)
+        let broken = try cli.run(["agent", "--config", "broken.json", "--check-config"])
+        #expect(broken.status != 0 && broken.stderr.contains("not valid JSON"))
+        let noRoot = try cli.run(["agent", "--check-config"])
+        #expect(noRoot.status != 0 && noRoot.stderr.contains("root: required"))
+    }
+}

@@ -19,82 +19,77 @@ struct AgentCommand: AsyncParsableCommand {
             cleanly and stop.
             """)
 
-    @Option(help: ArgumentHelp("Data directory.", valueName: "DIR")) var data = "/var/lib/kvgossip"
-    @Option(help: ArgumentHelp("The cluster's root public key (ed25519:…).", valueName: "PUBKEY")) var root: String
+    @Option(help: ArgumentHelp("Settings file (JSON, every flag below has a field); flags override it.", valueName: "FILE"))
+    var config: String?
+    @Flag(name: .customLong("check-config"), help: "Validate the settings (file and flags), print them, and exit.")
+    var checkConfig = false
+
+    @Option(help: ArgumentHelp("Data directory. Default: /var/lib/kvgossip.", valueName: "DIR")) var data: String?
+    @Option(help: ArgumentHelp("The cluster's root public key (ed25519:…).", valueName: "PUBKEY")) var root: String?
     @Option(help: ArgumentHelp("Node secret key file. Default: DIR/node.key (created if missing).", valueName: "FILE")) var key: String?
     @Option(help: ArgumentHelp("Mount the tree here.", valueName: "DIR")) var mount: String?
-    @Option(help: ArgumentHelp("Control socket path.", valueName: "PATH")) var control = ControlEndpoint.defaultSocketPath
+    @Option(help: ArgumentHelp("Control socket path. Default: \(ControlEndpoint.defaultSocketPath).", valueName: "PATH")) var control: String?
     @Option(name: .customLong("control-listen"), help: ArgumentHelp(
         "Also serve the control API on TCP for remote clients (reads and client-signed writes only).", valueName: "HOST:PORT"))
     var controlListen: String?
-    @Option(help: ArgumentHelp("Serve sync sessions here (peers dial it).", valueName: "HOST:PORT")) var listen = "0.0.0.0:7947"
+    @Option(help: ArgumentHelp("Serve sync sessions here (peers dial it). Default: 0.0.0.0:7947.", valueName: "HOST:PORT")) var listen: String?
     @Option(help: ArgumentHelp("A static peer's sync address (repeatable), for hosts without Serf.", valueName: "HOST:PORT"))
     var peer: [String] = []
-    @Option(help: ArgumentHelp("This node's name in logs and to peers. Default: the host name.", valueName: "NAME")) var name: String?
-    @Option(name: .customLong("sync-interval"), help: ArgumentHelp("Mean seconds between anti-entropy rounds with a random peer.", valueName: "SECONDS"))
-    var syncInterval = 30.0
+    @Option(help: ArgumentHelp("This node's name in logs, in Serf and to peers. Default: the host name.", valueName: "NAME")) var name: String?
+    @Option(name: .customLong("sync-interval"), help: ArgumentHelp("Mean seconds between anti-entropy rounds with a random peer. Default: 30.", valueName: "SECONDS"))
+    var syncInterval: Double?
     @Option(name: .customLong("cluster-secret"), help: ArgumentHelp(
         "Encrypt and authenticate sync connections with this secret (kvgossip keygen --cluster-secret).", valueName: "FILE"))
     var clusterSecret: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Option(help: ArgumentHelp("RPC address of a running Serf agent to use (instead of spawning one).", valueName: "HOST:PORT")) var serf: String?
+    @Flag(name: .customLong("serf-spawn"), help: "Spawn and supervise a Serf agent (the default when serf is on PATH).")
+    var serfSpawn = false
+    @Flag(name: .customLong("no-serf"), help: "Run without Serf: static peers (--peer) only.") var noSerf = false
+    @Option(help: ArgumentHelp("A Serf address to join (repeatable), passed to the spawned Serf.", valueName: "HOST:PORT")) var join: [String] = []
+    @Option(name: .customLong("serf-bind"), help: ArgumentHelp("Gossip address of the spawned Serf. Default: 0.0.0.0:7946.", valueName: "HOST:PORT"))
+    var serfBind: String?
+    @Option(name: .customLong("serf-rpc"), help: ArgumentHelp("RPC address of the spawned Serf. Default: 127.0.0.1:7373.", valueName: "HOST:PORT"))
+    var serfRPC: String?
+    @Option(name: .customLong("serf-profile"), help: ArgumentHelp("Timing profile of the spawned Serf: lan, wan or local. Default: lan.", valueName: "PROFILE"))
+    var serfProfile: String?
+    @Option(name: .customLong("max-skew"), help: ArgumentHelp("Refuse records this many seconds ahead of the local clock. Default: 30.", valueName: "SECONDS"))
+    var maxSkew: Double?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Default: info.") var logLevel: String?
 
     func validate() throws {
-        _ = try parsePublicKey(root, option: "--root")
-        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level \(logLevel)") }
-        if PeerAddress(parsing: listen) == nil { throw ValidationError("--listen: expected HOST:PORT, got \(listen)") }
-        for p in peer where PeerAddress(parsing: p) == nil { throw ValidationError("--peer: expected HOST:PORT, got \(p)") }
-        if !(syncInterval > 0) { throw ValidationError("--sync-interval must be positive") }
-        if let controlListen, case .unix = ControlEndpoint(parsing: controlListen) {
-            throw ValidationError("--control-listen: expected HOST:PORT, got \(controlListen)")
-        }
+        if noSerf && (serfSpawn || serf != nil) { throw ValidationError("--no-serf cannot be combined with --serf or --serf-spawn") }
+    }
+
+    /// The flags as settings (unset flags are nil so the file can fill them).
+    var flagSettings: AgentSettings {
+        AgentSettings(
+            data: data, root: root, key: key, mount: mount, control: control, controlListen: controlListen, listen: listen,
+            peers: peer, name: name, syncInterval: syncInterval, clusterSecret: clusterSecret, logLevel: logLevel, serf: serf,
+            serfSpawn: noSerf ? false : (serfSpawn ? true : nil), join: join, serfBind: serfBind, serfRPC: serfRPC,
+            serfProfile: serfProfile, maxSkewSeconds: maxSkew)
+    }
+
+    func effectiveSettings() throws -> AgentSettings {
+        var settings = AgentSettings.defaults
+        if let config { settings = settings.overridden(by: try AgentSettings.load(config)) }
+        return settings.overridden(by: flagSettings)
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let settings = try effectiveSettings()
+        let problems = settings.problems()
+        if checkConfig {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(settings), as: UTF8.self))
+            if problems.isEmpty {
+                print("configuration OK")
+                return
+            }
+            for p in problems { FileHandle.standardError.write(Data("kvgossip: \(p)\n".utf8)) }
+            throw ExitCode(1)
         }
-        var logger = Logger(label: "kvgossip.agent")
-        logger.logLevel = level
-
-        let rootKey = try parsePublicKey(root, option: "--root")
-        let nodeKey = try loadOrCreateNodeKey(logger: logger)
-        let store: Store
-        do { store = try Store(directory: data, root: rootKey) } catch { throw CLIError("cannot open the store in \(data): \(error)") }
-        let staticPeers = peer.compactMap(PeerAddress.init(parsing:))
-        let node = try Node(store: store, key: nodeKey, peersExpected: !staticPeers.isEmpty)
-        logger.info("agent starting", metadata: [
-            "node": "\(nodeKey.publicKey.text)", "fingerprint": "\(nodeKey.publicKey.fingerprint)",
-            "root": "\(rootKey.fingerprint)", "data": "\(data)", "treehash": "\(store.treeHash.hex.prefix(16))",
-        ])
-        let listenAddress = PeerAddress(parsing: listen)!
-        var gossip = GossipEngine.Options(nodeName: name ?? ProcessInfo.processInfo.hostName, syncPort: UInt16(listenAddress.port))
-        gossip.staticPeers = staticPeers
-        gossip.interval = .milliseconds(Int(syncInterval * 1000))
-        if let clusterSecret {
-            gossip.transport.secret = try Files.clusterSecret(clusterSecret)
-            logger.info("sync connections are encrypted with the cluster secret")
-        }
-        if staticPeers.isEmpty {
-            logger.notice("running without Serf and without static peers: this node syncs only when asked (kvgossip sync --peer)")
-        }
-        let engine = GossipEngine(node: node, options: gossip, logger: logger)
-        let runtime = AgentRuntime(node: node, engine: engine, logger: logger, mountpoint: mount)
-        try await runtime.run(
-            controlPath: control, controlListen: controlListen.map(ControlEndpoint.init(parsing:)), syncListen: listenAddress)
-        logger.info("agent stopped")
-    }
-
-    private func loadOrCreateNodeKey(logger: Logger) throws -> SigningKey {
-        if let key { return try Files.signingKey(key) }
-        let path = URL(fileURLWithPath: data).appendingPathComponent("node.key").path
-        if FileManager.default.fileExists(atPath: path) { return try Files.signingKey(path) }
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        let fresh = SigningKey.generate()
-        try Files.create(path, contents: SecretKeyFile.render(fresh), mode: 0o600)
-        logger.notice("generated a node key", metadata: ["file": "\(path)", "node": "\(fresh.publicKey.text)"])
-        return fresh
+        if !problems.isEmpty { throw CLIError("invalid settings:\n  " + problems.joined(separator: "\n  ")) }
+        try await AgentLauncher(settings: settings).run()
     }
 }

@@ -1,0 +1,98 @@
+import Foundation
+import KVGossipControl
+import KVGossipCore
+import KVGossipSync
+import Logging
+
+/// Every agent setting, as the config file (`/etc/kvgossip/agent.json`) spells them. Each field
+/// is optional: command-line flags override the file, the file overrides the defaults.
+struct AgentSettings: Codable, Equatable {
+    var data: String?
+    var root: String?
+    var key: String?
+    var mount: String?
+    var control: String?
+    var controlListen: String?
+    var listen: String?
+    var peers: [String]?
+    var name: String?
+    var syncInterval: Double?
+    var clusterSecret: String?
+    var logLevel: String?
+    /// RPC address of a Serf agent to use instead of spawning one.
+    var serf: String?
+    /// false: no Serf at all (static peers only); true: spawn one (the default when `serf` is on PATH).
+    var serfSpawn: Bool?
+    var join: [String]?
+    var serfBind: String?
+    var serfRPC: String?
+    var serfProfile: String?
+    var mountUID: UInt32?
+    var mountGID: UInt32?
+    var mountAllowOther: Bool?
+    var scratchPatterns: [String]?
+    var maxSkewSeconds: Double?
+
+    static let defaults = AgentSettings(
+        data: "/var/lib/kvgossip", control: ControlEndpoint.defaultSocketPath, listen: "0.0.0.0:7947", peers: [],
+        syncInterval: 30, logLevel: "info", join: [], serfBind: "0.0.0.0:7946", serfRPC: "127.0.0.1:7373", serfProfile: "lan",
+        mountUID: 0, mountGID: 0, mountAllowOther: true, maxSkewSeconds: 30)
+
+    /// Fields set in `other` win.
+    func overridden(by other: AgentSettings) -> AgentSettings {
+        var out = self
+        func take<T>(_ path: WritableKeyPath<AgentSettings, T?>) {
+            if let v = other[keyPath: path] { out[keyPath: path] = v }
+        }
+        take(\.data); take(\.root); take(\.key); take(\.mount); take(\.control); take(\.controlListen)
+        take(\.listen); take(\.name); take(\.syncInterval); take(\.clusterSecret); take(\.logLevel)
+        take(\.serf); take(\.serfSpawn); take(\.serfBind); take(\.serfRPC); take(\.serfProfile)
+        take(\.mountUID); take(\.mountGID); take(\.mountAllowOther); take(\.scratchPatterns); take(\.maxSkewSeconds)
+        if let peers = other.peers, !peers.isEmpty { out.peers = peers }
+        if let join = other.join, !join.isEmpty { out.join = join }
+        return out
+    }
+
+    static func load(_ path: String) throws -> AgentSettings {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let decoder = JSONDecoder()
+        do { return try decoder.decode(AgentSettings.self, from: data) } catch let DecodingError.dataCorrupted(context) {
+            throw CLIError("\(path): not valid JSON: \(context.debugDescription)")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw CLIError("\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
+        } catch {
+            throw CLIError("\(path): \(error)")
+        }
+    }
+
+    /// Every problem at once, so `--check-config` reports them all.
+    func problems() -> [String] {
+        var out: [String] = []
+        if let root { if (try? PublicKey(text: root)) == nil { out.append("root: not an ed25519:… public key") } } else {
+            out.append("root: required (the cluster's root public key)")
+        }
+        if Logger.Level(rawValue: logLevel ?? "") == nil { out.append("logLevel: unknown level \(logLevel ?? "")") }
+        if PeerAddress(parsing: listen ?? "") == nil { out.append("listen: expected HOST:PORT, got \(listen ?? "")") }
+        for p in peers ?? [] where PeerAddress(parsing: p) == nil { out.append("peers: expected HOST:PORT, got \(p)") }
+        for j in join ?? [] where PeerAddress(parsing: j) == nil { out.append("join: expected HOST:PORT, got \(j)") }
+        if let serf, PeerAddress(parsing: serf) == nil { out.append("serf: expected HOST:PORT, got \(serf)") }
+        if PeerAddress(parsing: serfBind ?? "") == nil { out.append("serfBind: expected HOST:PORT") }
+        if PeerAddress(parsing: serfRPC ?? "") == nil { out.append("serfRPC: expected HOST:PORT") }
+        if !["lan", "wan", "local"].contains(serfProfile ?? "") { out.append("serfProfile: lan, wan or local") }
+        if !((syncInterval ?? 0) > 0) { out.append("syncInterval: must be positive") }
+        if !((maxSkewSeconds ?? 0) > 0) { out.append("maxSkewSeconds: must be positive") }
+        if let controlListen, case .unix = ControlEndpoint(parsing: controlListen) {
+            out.append("controlListen: expected HOST:PORT, got \(controlListen)")
+        }
+        if let key, !FileManager.default.isReadableFile(atPath: key) { out.append("key: cannot read \(key)") }
+        if let clusterSecret, !FileManager.default.isReadableFile(atPath: clusterSecret) { out.append("clusterSecret: cannot read \(clusterSecret)") }
+        if let mount {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: mount, isDirectory: &isDir), !isDir.boolValue {
+                out.append("mount: \(mount) exists and is not a directory")
+            }
+        }
+        for p in scratchPatterns ?? [] where p.isEmpty || p.contains("/") { out.append("scratchPatterns: \"\(p)\" must be a non-empty name pattern without /") }
+        return out
+    }
+}
