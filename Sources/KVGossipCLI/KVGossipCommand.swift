@@ -12,7 +12,7 @@ struct KVGossipCommand: AsyncParsableCommand {
             """,
         subcommands: [
             AgentCommand.self, SetCommand.self, Get.self, Rm.self, Ls.self, Watch.self, StatusCommand.self, SyncCommand.self,
-            Grants.self, Revoke.self, Keygen.self, Pubkey.self, GrantCommand.self, Inspect.self,
+            Grants.self, Revoke.self, Keygen.self, Pubkey.self, GrantCommand.self, Inspect.self, Unmount.self,
         ]
     )
 }

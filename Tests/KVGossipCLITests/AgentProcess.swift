@@ -10,23 +10,33 @@ final class AgentProcess: @unchecked Sendable {
     let logPath: String
     private(set) var stopped = false
 
-    init(cli: CLIProcess, name: String = "agent", root: String, extraArgs: [String] = []) throws {
+    convenience init(cli: CLIProcess, name: String = "agent", root: String, extraArgs: [String] = []) throws {
+        let data = cli.path("\(name)-data")
+        let socket = cli.path("\(name).sock")
+        try self.init(
+            cli: cli, name: name, data: data, socket: socket,
+            arguments: ["agent", "--data", data, "--root", root, "--control", socket, "--log-level", "debug", "--no-serf"] + extraArgs)
+    }
+
+    /// An agent started with exactly these arguments (e.g. `agent --config FILE`, as a unit would).
+    init(cli: CLIProcess, name: String, data: String, socket: String, arguments: [String], environment: [String: String] = [:], waitForSocket wait: Bool = true) throws {
         self.cli = cli
-        data = cli.path("\(name)-data")
-        socket = cli.path("\(name).sock")
+        self.data = data
+        self.socket = socket
         logPath = cli.path("\(name).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: CLIProcess.binary)
-        process.arguments = ["agent", "--data", data, "--root", root, "--control", socket, "--log-level", "debug"] + extraArgs
+        process.arguments = arguments
         process.currentDirectoryURL = cli.directory
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"
+        for (k, v) in environment { env[k] = v }
         process.environment = env
         let log = FileHandle(forWritingAtPath: logPath)!
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        try waitForSocket()
+        if wait { try waitForSocket() }
     }
 
     var pid: Int32 { process.processIdentifier }

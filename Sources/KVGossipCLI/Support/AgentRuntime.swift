@@ -28,17 +28,24 @@ struct AgentRuntime: Sendable {
                 if report.completedReconciliation { node.setDefaultState(.synced) }
             })
         let stop = ShutdownSignal()
+        let notify = SystemdNotify()
+        let logger = self.logger
+        let readiness = Readiness(parts: controlListen == nil ? 2 : 3) {
+            notify.send("READY=1\nSTATUS=serving; tree hash \(node.store.treeHash.hex.prefix(16))")
+            logger.info("agent ready")
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await syncServer.serve(host: syncListen.host, port: syncListen.port) }
+            group.addTask { try await syncServer.serve(host: syncListen.host, port: syncListen.port) { _ in readiness.partReady() } }
             group.addTask { await engine.runPush() }
             group.addTask { await engine.runPeriodic() }
             group.addTask { await engine.syncAll(reason: "start") }
-            group.addTask { try await server.serveUnix(path: controlPath) }
+            group.addTask { try await server.serveUnix(path: controlPath) { readiness.partReady() } }
             if case .tcp(let host, let port) = controlListen {
-                group.addTask { try await server.serveTCP(host: host, port: port) }
+                group.addTask { try await server.serveTCP(host: host, port: port) { _ in readiness.partReady() } }
             }
             group.addTask {
                 let signal = await stop.wait()
+                notify.send("STOPPING=1")
                 logger.notice("shutting down", metadata: ["signal": "\(signal)"])
             }
             // A signal, or a server that failed, stops the others (the start-up sync may end first).
