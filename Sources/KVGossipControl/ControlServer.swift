@@ -33,6 +33,8 @@ public final class ControlServer: Sendable {
                 self.configure(channel)
             }
         chmod(path, 0o660)
+        // Members of the `kvgossip` group (created by Scripts/install) may use the socket.
+        if let group = getgrnam("kvgossip") { chown(path, uid_t.max, group.pointee.gr_gid) }
         logger.info("control API listening", metadata: ["socket": "\(path)"])
         ready()
         try await accept(server, transport: .local)
