@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "kvgossip", targets: ["KVGossipCLI"]),
         .executable(name: "kvgossip-bench", targets: ["KVGossipBench"]),
         .library(name: "KVGossipCore", targets: ["KVGossipCore"]),
+        .library(name: "KVGossipClient", targets: ["KVGossipClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,6 +56,16 @@ let package = Package(
             ]
         ),
 
+        // The Serf shell: msgpack, the RPC client, membership and the embedded agent. Knows only Serf.
+        .target(
+            name: "KVGossipSerf",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // Sync sessions over TCP and the gossip engine that triggers them.
         .target(
             name: "KVGossipSync",
@@ -66,6 +77,13 @@ let package = Package(
             ]
         ),
 
+        // The Swift client library: subscriptions with value and dirtiness streams, failover.
+        .target(
+            name: "KVGossipClient",
+            dependencies: ["KVGossipCore", "KVGossipControl", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(name: "ConfigWatcherExample", dependencies: ["KVGossipClient"], path: "Examples/ConfigWatcher"),
+
         // The `kvgossip` command.
         .executableTarget(
             name: "KVGossipCLI",
@@ -75,6 +93,7 @@ let package = Package(
                 "KVGossipNode",
                 "KVGossipControl",
                 "KVGossipSync",
+                "KVGossipSerf",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -92,6 +111,8 @@ let package = Package(
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore"]),
         .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore"]),
+        .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf"]),
+        .testTarget(name: "KVGossipClientTests", dependencies: ["KVGossipClient", "KVGossipControl", "KVGossipCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

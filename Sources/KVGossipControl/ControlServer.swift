@@ -115,8 +115,8 @@ public final class ControlServer: Sendable {
     private func watch(_ request: ControlRequest, writer: ResponseWriter) async {
         let changes = handler.node.store.changes()
         let states = handler.node.stateChanges()
-        let stateTask = Task { await self.forwardStates(states, request, writer: writer) }
-        defer { stateTask.cancel() }
+        var stateTask: Task<Void, Never>?
+        defer { stateTask?.cancel() }
         do {
             let handler = self.handler
             let initial = try await NIOThreadPool.singleton.runIfActive { try handler.matching(request) }
@@ -127,6 +127,8 @@ public final class ControlServer: Sendable {
             var first = ControlResponse(id: request.id)
             first.event = event
             try await writer.send(first)
+            // Subscribed above, so nothing is lost; started only now so no state event overtakes `initial`.
+            stateTask = Task { await self.forwardStates(states, request, writer: writer) }
             for await change in changes {
                 guard let event = watchEvent(for: change, request) else { continue }
                 var r = ControlResponse(id: request.id)

@@ -1,0 +1,27 @@
+/// The command line: one or more `--control` endpoints and the `--key` to follow.
+struct WatcherArguments {
+    var endpoints: [String] = []
+    var key = ""
+
+    static let usage = "usage: ConfigWatcherExample --control PATH|HOST:PORT [--control …] --key KEY"
+
+    struct Problem: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func parse(_ args: [String]) throws -> WatcherArguments {
+        var parsed = WatcherArguments()
+        var rest = args[...]
+        while let flag = rest.popFirst() {
+            guard let value = rest.popFirst() else { throw Problem(description: "\(flag) needs a value") }
+            switch flag {
+            case "--control": parsed.endpoints.append(value)
+            case "--key": parsed.key = value
+            default: throw Problem(description: "unknown option \(flag)")
+            }
+        }
+        if parsed.endpoints.isEmpty { throw Problem(description: "give at least one --control") }
+        if parsed.key.isEmpty { throw Problem(description: "give --key") }
+        return parsed
+    }
+}

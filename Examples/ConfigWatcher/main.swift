@@ -1,0 +1,8 @@
+// ConfigWatcher: a small service that follows one configuration key through KVGossip and logs
+// its value and dirtiness as they change, until SIGINT or SIGTERM.
+//
+//   ConfigWatcherExample --control /run/kvgossip/control.sock [--control 10.0.0.2:7948 ...] --key /app/db/url
+
+import Foundation
+
+exit(await WatcherService.run(Array(CommandLine.arguments.dropFirst())))

@@ -1,0 +1,94 @@
+import Foundation
+import KVGossipControl
+import KVGossipCore
+
+/// Real agent processes on loopback (static peers), driven through their control sockets:
+/// write on one, time until every other one's watch reports the value.
+enum GossipBench {
+    final class Agent {
+        let process = Process()
+        let socket: String
+        let port: Int
+
+        init(binary: String, directory: String, name: String, root: SigningKey, port: Int, peers: [Int]) throws {
+            socket = "\(directory)/\(name).sock"
+            self.port = port
+            let keyFile = "\(directory)/root.key"
+            if !FileManager.default.fileExists(atPath: keyFile) {
+                _ = FileManager.default.createFile(atPath: keyFile, contents: Data(SecretKeyFile.render(root).utf8), attributes: [.posixPermissions: 0o600])
+            }
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = [
+                "agent", "--data", "\(directory)/\(name)", "--root", root.publicKey.text, "--key", keyFile, "--control", socket,
+                "--listen", "127.0.0.1:\(port)", "--name", name, "--no-serf", "--sync-interval", "3600", "--log-level", "warning",
+            ] + peers.flatMap { ["--peer", "127.0.0.1:\($0)"] }
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            var env = ProcessInfo.processInfo.environment
+            env["SWIFT_BACKTRACE"] = "enable=no"
+            process.environment = env
+            try process.run()
+        }
+
+        func stop() {
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+        }
+    }
+
+    static func binary() -> String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kvgossip").path
+    }
+
+    /// p50 and p99 (ms) from a write on agent 0 until all other agents' watches saw it.
+    static func writeToVisible(agents n: Int, writes: Int) async throws -> (p50: Double, p99: Double) {
+        let dir = Bench.tempDirectory()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ports = (0..<n).map { _ in 30_000 + Int.random(in: 0..<20_000) }
+        let agents = try (0..<n).map { i in
+            try Agent(binary: binary(), directory: dir, name: "n\(i)", root: Bench.root, port: ports[i], peers: ports.indices.filter { $0 != i }.map { ports[$0] })
+        }
+        defer { agents.forEach { $0.stop() } }
+        var clients: [ControlClient] = []
+        for a in agents {
+            var client: ControlClient?
+            for _ in 0..<200 where client == nil {
+                client = try? await ControlClient.connect(.unix(a.socket))
+                if client == nil { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            guard let client else { throw BenchError("agent \(a.socket) did not start") }
+            clients.append(client)
+        }
+        // One watch per remote agent; each yields the value it sees.
+        var streams: [AsyncThrowingStream<ControlResponse, Error>.AsyncIterator] = []
+        for c in clients.dropFirst() {
+            let (_, responses) = try await c.open(op: .watch) { $0.key = "/bench/latency" }
+            var it = responses.makeAsyncIterator()
+            _ = try await it.next()  // the initial state
+            streams.append(it)
+        }
+        var samples: [Double] = []
+        for i in 0..<writes {
+            let value = "v\(i)"
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try await clients[0].call({
+                $0.key = "/bench/latency"
+                $0.value = Data(value.utf8)
+            }, op: .mint)
+            for k in streams.indices {
+                while let r = try await streams[k].next() {
+                    if r.event?.record?.value == Data(value.utf8) { break }
+                }
+            }
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        for c in clients { await c.close() }
+        samples.sort()
+        return (Bench.percentile(samples, 0.5), Bench.percentile(samples, 0.99))
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,81 @@
+import KVGossipControl
+import KVGossipCore
+
+extension KVClient {
+    /// Sends one request on the live connection and returns the agent's answer, failed or not.
+    ///
+    /// A broken connection or a request with no answer within the call timeout drops the
+    /// connection (so subscriptions fail over too). `retry` re-sends once on the next
+    /// connection; only for requests whose repetition leaves the outcome the caller asked for:
+    /// reads, puts of an already signed record (applied at most once) and mints. Not deletes with
+    /// the node key, whose repetition would answer `not-found`.
+    func send(_ template: ControlRequest, retry: Bool) async throws -> ControlResponse {
+        var attempts = 0
+        while true {
+            attempts += 1
+            let link = try await liveLink()
+            let limit = options.callTimeout
+            let endpoint = link.control.endpoint
+            do {
+                return try await withDeadline(limit, timeout: { KVClientError(.timeout, "\(endpoint) did not answer \(template.op.rawValue) within \(limit)") }) {
+                    try await link.control.call({ request in
+                        let id = request.id
+                        request = template
+                        request.id = id
+                    }, op: template.op)
+                }
+            } catch let error as KVClientError {
+                if Task.isCancelled { throw CancellationError() }
+                connectionLost(link.generation, error.message)
+                throw error
+            } catch let error as ControlError where error.reason == "unavailable" {
+                // A cancelled caller also ends its answer stream early; that says nothing about
+                // the connection, which the other subscriptions keep using.
+                if Task.isCancelled { throw CancellationError() }
+                connectionLost(link.generation, error.message)
+                if retry, attempts == 1 { continue }
+                throw KVClientError(error)
+            } catch let error as ControlError {
+                throw KVClientError(error)
+            } catch let error as CancellationError {
+                throw error
+            } catch {
+                throw KVClientError(.internal, "\(error)")
+            }
+        }
+    }
+
+    /// The answer if the agent said ok, else its refusal as a ``KVClientError``.
+    func accepted(_ response: ControlResponse) throws -> ControlResponse {
+        guard response.ok else {
+            let error = response.error ?? ControlError(reason: "internal", message: "the agent refused without a reason")
+            throw KVClientError(error, revokedGrants: response.unset ?? [])
+        }
+        return response
+    }
+
+    // MARK: Reads
+
+    /// The key's record on the agent now, asked directly (no subscription, no caching).
+    /// Tombstones are included, as in subscriptions: a deleted key is ``KeyValue/deleted(_:)``.
+    public func get(_ key: String) async throws -> KeyValue {
+        do { _ = try Key(key) } catch { throw KVClientError(.invalidKey, error.description) }
+        var request = ControlRequest(id: 0, op: .get)
+        request.key = key
+        request.includeTombstones = true
+        do {
+            return KeyValue(try accepted(try await send(request, retry: true)).record)
+        } catch let error as KVClientError where error.reason == .notFound {
+            return .absent
+        }
+    }
+
+    /// The live values of the keys matching `pattern` on the agent now, sorted by key.
+    public func list(pattern: String) async throws -> [KeyRecord] {
+        do { _ = try Pattern(pattern) } catch { throw KVClientError(.badRequest, error.description) }
+        var request = ControlRequest(id: 0, op: .list)
+        request.pattern = pattern
+        let records = try accepted(try await send(request, retry: true)).records ?? []
+        return records.map(KeyRecord.init).sorted { $0.key < $1.key }
+    }
+}

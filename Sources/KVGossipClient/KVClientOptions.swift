@@ -1,0 +1,29 @@
+import KVGossipCore
+import Logging
+
+/// Tunables of a ``KVClient``. The defaults suit a service watching its configuration.
+public struct KVClientOptions: Sendable {
+    /// How long a key's interest (its watch and its cached value) outlives its last subscription.
+    /// A subscription made within the delay reuses the interest with no new fetch. Default 5 s.
+    public var cullDelay: Duration = .seconds(5)
+    /// Reconnection pacing.
+    public var backoff = Backoff()
+    /// How long a request (get, list, writes) waits for a connection, and then again how long it
+    /// waits for the answer. An unanswered request also drops the connection, since an agent that
+    /// does not answer is not one to keep watching through. Default 10 s.
+    public var callTimeout: Duration = .seconds(10)
+    /// How often an idle-looking connection is checked with a ping (nil: never). A watch gives no
+    /// sign when its agent hangs or the network path silently breaks; a ping left unanswered for
+    /// `callTimeout` drops the connection and the client fails over. Default 5 s.
+    public var heartbeat: Duration? = .seconds(5)
+    /// The default signer of ``KVClient/put(_:value:as:)`` and ``KVClient/delete(_:as:)``.
+    public var identity: ClientIdentity?
+    /// The cluster id (root public key) client-signed records are bound to. When nil it is asked
+    /// of the agent once (with `status`) and remembered.
+    public var cluster: PublicKey?
+    /// Where connection changes and dropped answers are logged.
+    public var logger = Logger(label: "kvgossip.client")
+
+    /// The defaults.
+    public init() {}
+}

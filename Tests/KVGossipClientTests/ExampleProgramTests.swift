@@ -1,0 +1,28 @@
+import Foundation
+import Testing
+
+extension AgentTests {
+    /// The ConfigWatcher example, run as a process against a real agent: it logs the value and
+    /// its dirtiness, logs a change, and exits 0 on SIGTERM.
+    @Test func theConfigWatcherExampleFollowsAKey() async throws {
+        let binary = Sandbox.buildDirectory.appendingPathComponent("ConfigWatcherExample").path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the example first: swift build --product ConfigWatcherExample")
+        let sandbox = try Sandbox()
+        let root = try await sandbox.keygen("root.key")
+        let a = try await sandbox.startAgent("A", root: root)
+        #expect(try await a.cli(["set", "/app/db/url", "postgres://one"]).status == 0)
+
+        let (process, output) = try sandbox.spawn(binary, ["--control", a.socket, "--key", "/app/db/url"])
+        #expect(await eventually { output.text.contains("value /app/db/url = \"postgres://one\"") }, "\(output.text)")
+        #expect(await eventually { output.text.contains("dirty /app/db/url = false (synced)") }, "\(output.text)")
+
+        #expect(try await a.cli(["set", "/app/db/url", "postgres://two"]).status == 0)
+        #expect(await eventually { output.text.contains("value /app/db/url = \"postgres://two\"") }, "\(output.text)")
+
+        kill(process.processIdentifier, SIGTERM)
+        #expect(await eventually { !process.isRunning })
+        #expect(process.terminationStatus == 0)
+        #expect(output.text.contains("received SIGTERM"))
+        #expect(output.text.contains("stopped"))
+    }
+}

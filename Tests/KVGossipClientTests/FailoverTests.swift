@@ -1,0 +1,95 @@
+import Foundation
+import KVGossipClient
+import Testing
+
+extension AgentTests {
+    /// Three peered agents; the client knows A then B. A is SIGKILLed: the subscription moves to
+    /// B, is dirty until B answers, then clean, and follows a value written on B afterwards.
+    ///
+    /// B is paused (SIGSTOP) across the kill so the gap is long enough to look at: the client
+    /// connects to B's socket (the kernel accepts for a stopped process) but gets no answer until
+    /// B resumes. C is there so B's write has a live peer to acknowledge it and B's side settles.
+    @Test func aSubscriptionFailsOverToTheNextAgent() async throws {
+        let sandbox = try Sandbox()
+        let root = try await sandbox.keygen("root.key")
+        let ports = (0..<3).map { _ in Sandbox.freePort() }
+        let a = try await sandbox.startAgent("A", root: root, peers: [ports[1], ports[2]], port: ports[0])
+        let b = try await sandbox.startAgent("B", root: root, peers: [ports[0], ports[2]], port: ports[1])
+        let c = try await sandbox.startAgent("C", root: root, peers: [ports[0], ports[1]], port: ports[2])
+        _ = c
+        #expect(try await a.cli(["set", "/app/db/url", "v1"]).status == 0)
+        #expect(await eventually { (try? await b.cli(["get", "/app/db/url"]).stdout) == "v1" })
+
+        let client = KVClient(endpoints: [.unix(a.socket), .unix(b.socket)], options: testOptions())
+        let sub = try await client.subscribeKey("/app/db/url")
+        _ = try await first(sub.valueChanges) { $0.string == "v1" }
+        #expect(await eventually { !sub.isDirty })
+        #expect(await client.statistics.endpoint == .unix(a.socket))
+        let seen = Recorder(sub.dirtinessChanges)
+
+        b.pause()
+        await a.stop(SIGKILL)
+        #expect(await eventually { await client.statistics.endpoint == .unix(b.socket) })
+        // Connected to B but unanswered: dirty, value kept as last seen.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(sub.isDirty)
+        #expect(sub.dirtiness == .awaitingAnswer)
+        #expect(sub.value.string == "v1", "the last value stays readable while dirty")
+        b.resume()
+
+        #expect(await eventually { !sub.isDirty }, "clean once B answered: \(sub.dirtiness)")
+        #expect(seen.all.contains(.disconnected) || seen.all.contains(.awaitingAnswer), "dirty during the gap: \(seen.all)")
+        #expect(try await b.cli(["set", "/app/db/url", "v2"]).status == 0)
+        _ = try await first(sub.valueChanges) { $0.string == "v2" }
+        #expect(await eventually { !sub.isDirty }, "settles once C acknowledged B's push: \(sub.dirtiness)")
+        let stats = await client.statistics
+        #expect(stats.connections == 2 && stats.disconnects == 1)
+        await client.close()
+    }
+
+    /// With every agent down the client keeps trying (backing off), and a request waits for a
+    /// connection up to the call timeout, then fails with `unavailable`.
+    @Test func requestsFailWithUnavailableWhenNoAgentAnswers() async throws {
+        let sandbox = try Sandbox()
+        var options = testOptions()
+        options.callTimeout = .milliseconds(600)
+        let client = KVClient(endpoints: [.unix(sandbox.path("none-1.sock")), .unix(sandbox.path("none-2.sock"))], options: options)
+        let sub = try await client.subscribeKey("/x")
+        #expect(sub.dirtiness == .disconnected)
+        await #expect(throws: KVClientError.self) { _ = try await client.get("/x") }
+        do {
+            _ = try await client.get("/x")
+        } catch let error as KVClientError {
+            #expect(error.reason == .unavailable)
+        }
+        #expect(await client.statistics.connectFailures >= 2)
+        await client.close()
+        await #expect(throws: KVClientError(.closed, "the client was closed")) { _ = try await client.subscribeKey("/x") }
+    }
+}
+
+extension AgentTests {
+    /// An agent that stops answering (SIGSTOP) keeps its socket open, so nothing fails by itself:
+    /// the heartbeat notices the silence and the client moves to the next agent.
+    @Test func aHungAgentIsAbandonedForTheNext() async throws {
+        let sandbox = try Sandbox()
+        let root = try await sandbox.keygen("root.key")
+        let a = try await sandbox.startAgent("A", root: root)
+        let b = try await sandbox.startAgent("B", root: root)
+        #expect(try await a.cli(["set", "/k", "on A"]).status == 0)
+        #expect(try await b.cli(["set", "/k", "on B"]).status == 0)
+        var options = testOptions()
+        options.heartbeat = .milliseconds(200)
+        options.callTimeout = .milliseconds(500)
+        let client = KVClient(endpoints: [.unix(a.socket), .unix(b.socket)], options: options)
+        let sub = try await client.subscribeKey("/k")
+        _ = try await first(sub.valueChanges) { $0.string == "on A" }
+
+        a.pause()
+        defer { a.resume() }
+        _ = try await first(sub.valueChanges, within: .seconds(5)) { $0.string == "on B" }
+        #expect(await eventually { !sub.isDirty })
+        #expect(await client.statistics.endpoint == .unix(b.socket))
+        await client.close()
+    }
+}

@@ -1,0 +1,7 @@
+import KVGossipSerf
+import Testing
+
+/// The integration suites share one agent budget on a small machine, so they run one at a time
+/// (unit suites still run in parallel beside them).
+@Suite(.serialized, .enabled(if: EmbeddedSerfConfiguration.findExecutable() != nil, "needs serf on PATH"))
+enum SerfIntegration {}
