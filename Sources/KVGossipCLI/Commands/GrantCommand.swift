@@ -50,7 +50,7 @@ struct GrantCommand: ParsableCommand {
 
     func validate() throws {
         if pattern.isEmpty { throw ValidationError("give at least one --pattern") }
-        if let expires, Duration.milliseconds(expires) == nil {
+        if let expires, DurationText.milliseconds(expires) == nil {
             throw ValidationError("--expires: \"\(expires)\" is not a duration like 90s, 15m, 12h or 30d")
         }
     }
@@ -84,7 +84,7 @@ struct GrantCommand: ParsableCommand {
         do {
             grant = try Grant(
                 cluster: cluster, issuer: issuer, issuee: issuee, patterns: patterns, mayDelegate: delegate,
-                notBefore: now, expires: expires.flatMap(Duration.milliseconds).map { now + $0 },
+                notBefore: now, expires: expires.flatMap(DurationText.milliseconds).map { now + $0 },
                 nonce: secureRandomBytes(Grant.nonceByteCount))
         } catch {
             throw CLIError("refusing to issue this grant: \(error)")

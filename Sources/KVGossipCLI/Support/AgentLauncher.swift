@@ -2,6 +2,7 @@ import Foundation
 import KVGossipControl
 import KVGossipCore
 import KVGossipNode
+import KVGossipSerf
 import KVGossipStore
 import KVGossipSync
 import Logging
@@ -28,30 +29,91 @@ struct AgentLauncher {
         let store: Store
         do { store = try Store(directory: data, root: rootKey, limits: limits) } catch { throw CLIError("cannot open the store in \(data): \(error)") }
         let staticPeers = (settings.peers ?? []).compactMap(PeerAddress.init(parsing:))
-        let node = try Node(store: store, key: nodeKey, peersExpected: !staticPeers.isEmpty)
+        let serfMode = SerfMode(settings)
+        let node = try Node(store: store, key: nodeKey, peersExpected: !staticPeers.isEmpty || serfMode != .off)
         logger.info("agent starting", metadata: [
             "node": "\(nodeKey.publicKey.text)", "fingerprint": "\(nodeKey.publicKey.fingerprint)",
             "root": "\(rootKey.fingerprint)", "data": "\(data)", "treehash": "\(store.treeHash.hex.prefix(16))",
         ])
         let listenAddress = PeerAddress(parsing: settings.listen!)!
-        var gossip = GossipEngine.Options(nodeName: settings.name ?? ProcessInfo.processInfo.hostName, syncPort: UInt16(listenAddress.port))
+        let nodeName = settings.name ?? ProcessInfo.processInfo.hostName
+        var gossip = GossipEngine.Options(nodeName: nodeName, syncPort: UInt16(listenAddress.port))
         gossip.staticPeers = staticPeers
         gossip.interval = .milliseconds(Int(settings.syncInterval! * 1000))
         gossip.transport.limits = limits
-        if let secret = settings.clusterSecret {
-            gossip.transport.secret = try Files.clusterSecret(secret)
-            logger.info("sync connections are encrypted with the cluster secret")
-        }
-        if staticPeers.isEmpty {
-            logger.notice("running without Serf and without static peers: this node syncs only when asked (kvgossip sync --peer)")
+        let secret = try settings.clusterSecret.map(Files.clusterSecret)
+        if let secret {
+            gossip.transport.secret = secret
+            logger.info("sync connections (and a spawned Serf's gossip) are encrypted with the cluster secret")
         }
         let engine = GossipEngine(node: node, options: gossip, logger: logger)
-        let runtime = AgentRuntime(node: node, engine: engine, logger: logger, mountpoint: settings.mount)
+        let serf = try await startSerf(serfMode, nodeName: nodeName, syncPort: listenAddress.port, secret: secret, logger: logger)
+        if serf == nil && staticPeers.isEmpty {
+            logger.notice("running without Serf and without static peers: this node syncs only when asked (kvgossip sync --peer)")
+        } else if serf == nil {
+            logger.notice("running without Serf: static peers only", metadata: ["peers": "\(staticPeers.map(\.description))"])
+        }
+        let gossipOverSerf = serf.map {
+            SerfGossip(session: $0.session, engine: engine, nodeName: nodeName, syncPort: UInt16(listenAddress.port), logger: logger)
+        }
+        let runtime = AgentRuntime(
+            node: node, engine: engine, logger: logger, mountpoint: settings.mount, serfGossip: gossipOverSerf,
+            embeddedSerf: serf?.embedded)
         try await runtime.run(
             controlPath: settings.control!, controlListen: settings.controlListen.map(ControlEndpoint.init(parsing:)),
             syncListen: listenAddress)
         logger.info("agent stopped")
     }
+
+    enum SerfMode: Equatable {
+        case off
+        case external(String)
+        case spawn(executable: String)
+
+        init(_ settings: AgentSettings) {
+            if settings.serfSpawn == false {
+                self = .off
+            } else if let address = settings.serf {
+                self = .external(address)
+            } else if let executable = EmbeddedSerfConfiguration.findExecutable() {
+                self = .spawn(executable: executable)
+            } else {
+                self = .off
+            }
+        }
+    }
+
+    /// Starts (or finds) Serf and opens the RPC session the gossip glue follows.
+    private func startSerf(
+        _ mode: SerfMode, nodeName: String, syncPort: Int, secret: ClusterSecret?, logger: Logger
+    ) async throws -> (session: SerfSession, embedded: EmbeddedSerf?)? {
+        switch mode {
+        case .off:
+            if settings.serfSpawn != false { logger.notice("serf is not on PATH; running with static peers only") }
+            return nil
+        case .external(let text):
+            guard let address = SerfRPCAddress(parsing: text) else { throw CLIError("serf: expected HOST:PORT, got \(text)") }
+            logger.info("using the Serf agent at \(address)")
+            return (SerfSession(.init(address: address, streamType: Self.streamType)), nil)
+        case .spawn(let executable):
+            let bind = PeerAddress(parsing: settings.serfBind!)!
+            let rpc = PeerAddress(parsing: settings.serfRPC!)!
+            let config = EmbeddedSerfConfiguration(
+                executable: executable, nodeName: nodeName, directory: URL(fileURLWithPath: settings.data!).appendingPathComponent("serf").path,
+                bindHost: bind.host, bindPort: bind.port, rpcPort: rpc.port, syncPort: syncPort,
+                tags: [Membership.defaultTag: String(syncPort)], join: settings.join ?? [],
+                profile: settings.serfProfile, encryptKey: secret.map { Data($0.serfKey).base64EncodedString() })
+            let embedded = EmbeddedSerf(config)
+            let address: SerfRPCAddress
+            do { address = try await embedded.start() } catch { throw CLIError("could not start serf: \(error)") }
+            logger.info("spawned a Serf agent", metadata: [
+                "bind": "\(bind)", "rpc": "\(address)", "join": "\(settings.join ?? [])", "pid": "\(embedded.pid.map(String.init) ?? "?")",
+            ])
+            return (SerfSession(.init(address: address, streamType: Self.streamType)), embedded)
+        }
+    }
+
+    static let streamType = SerfEventFilter.combine(SerfEventFilter.memberEvents, SerfEventFilter.queries(named: TreeHashAnnouncement.queryName))
 
     private func loadOrCreateNodeKey(data: String, logger: Logger) throws -> SigningKey {
         if let key = settings.key { return try Files.signingKey(key) }

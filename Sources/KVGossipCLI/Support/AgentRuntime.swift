@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import KVGossipControl
 import KVGossipNode
+import KVGossipSerf
 import KVGossipSync
 import Logging
 import Synchronization
@@ -13,6 +14,8 @@ struct AgentRuntime: Sendable {
     let engine: GossipEngine
     let logger: Logger
     let mountpoint: String?
+    let serfGossip: SerfGossip?
+    let embeddedSerf: EmbeddedSerf?
 
     func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
         let engine = self.engine
@@ -34,11 +37,35 @@ struct AgentRuntime: Sendable {
             notify.send("READY=1\nSTATUS=serving; tree hash \(node.store.treeHash.hex.prefix(16))")
             logger.info("agent ready")
         }
+        do {
+            try await serve(group: (syncServer, server, engine, stop, notify, readiness), controlPath: controlPath, controlListen: controlListen, syncListen: syncListen)
+        } catch {
+            await cleanUp(controlPath: controlPath)
+            throw error
+        }
+        await cleanUp(controlPath: controlPath)
+    }
+
+    private func cleanUp(controlPath: String) async {
+        unlink(controlPath)
+        await serfGossip?.session.close()
+        // A graceful leave, so the other members see "left" at once rather than "failed" later.
+        await embeddedSerf?.stop(gracefully: true)
+    }
+
+    private func serve(
+        group parts: (SyncServer, ControlServer, GossipEngine, ShutdownSignal, SystemdNotify, Readiness),
+        controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress
+    ) async throws {
+        let (syncServer, server, engine, stop, notify, readiness) = parts
+        let logger = self.logger
+        let serfGossip = self.serfGossip
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await syncServer.serve(host: syncListen.host, port: syncListen.port) { _ in readiness.partReady() } }
             group.addTask { await engine.runPush() }
             group.addTask { await engine.runPeriodic() }
             group.addTask { await engine.syncAll(reason: "start") }
+            if let serfGossip { group.addTask { await serfGossip.run() } }
             group.addTask { try await server.serveUnix(path: controlPath) { readiness.partReady() } }
             if case .tcp(let host, let port) = controlListen {
                 group.addTask { try await server.serveTCP(host: host, port: port) { _ in readiness.partReady() } }
@@ -55,12 +82,10 @@ struct AgentRuntime: Sendable {
                 }
             } catch {
                 group.cancelAll()
-                unlink(controlPath)
                 throw error
             }
             group.cancelAll()
         }
-        unlink(controlPath)
     }
 
     static func peerInfo(_ engine: GossipEngine) async -> [PeerInfo] {

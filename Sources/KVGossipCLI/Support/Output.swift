@@ -19,7 +19,7 @@ enum JSONOutput {
 }
 
 /// Parses durations like `90s`, `15m`, `12h`, `30d` into milliseconds.
-enum Duration {
+enum DurationText {
     static func milliseconds(_ text: String) -> UInt64? {
         guard let unit = text.last, let n = UInt64(text.dropLast()), n > 0 else { return nil }
         let scale: UInt64

@@ -5,10 +5,17 @@ import CSodium
 public struct ClusterSecret: Sendable, Equatable {
     public static let byteCount = 32
     let key: [UInt8]
+    /// A separate 32-byte key for Serf's gossip encryption (`encrypt_key`), so one secret file
+    /// protects both Serf and sync without the two sharing a key.
+    public let serfKey: [UInt8]
 
     public init?(text: String) {
         guard let raw = Base64URL.decode(text.trimmingASCIIWhitespace()), raw.count == ClusterSecret.byteCount else { return nil }
         key = ClusterSecret.derive(raw)
+        var w = ByteWriter()
+        w.fixed(Array("kvgossip/serf-gossip/v1\u{0}".utf8))
+        w.fixed(raw)
+        serfKey = Hash256.of(w.bytes).bytes
     }
 
     public static func generate() -> String { Base64URL.encode(secureRandomBytes(byteCount)) }

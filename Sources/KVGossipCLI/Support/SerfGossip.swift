@@ -1,0 +1,122 @@
+import Foundation
+import KVGossipCore
+import KVGossipNode
+import KVGossipSerf
+import KVGossipSync
+import Logging
+
+/// Connects the gossip engine to Serf (SPEC §10): our `kvg` tag, live members as peers, syncing
+/// with members that join, answering the `kvgossip-hash` query when our tree differs, and the
+/// start-up query whose answers say whom to sync with.
+actor SerfGossip {
+    let session: SerfSession
+    let engine: GossipEngine
+    let node: Node
+    let nodeName: String
+    let syncPort: UInt16
+    let logger: Logger
+    let queryTimeout: Duration
+    private var membership: Membership
+    private var startupDone = false
+
+    init(session: SerfSession, engine: GossipEngine, nodeName: String, syncPort: UInt16, logger: Logger, queryTimeout: Duration = .seconds(3)) {
+        self.session = session
+        self.engine = engine
+        node = engine.node
+        self.nodeName = nodeName
+        self.syncPort = syncPort
+        self.logger = logger
+        self.queryTimeout = queryTimeout
+        membership = Membership(selfName: nodeName)
+    }
+
+    /// Follows the session until cancelled.
+    func run() async {
+        session.start()
+        for await event in session.events {
+            switch event {
+            case .connected(let client):
+                await connected(client)
+            case .disconnected(let reason):
+                logger.warning("lost the Serf agent; retrying", metadata: ["reason": "\(reason)"])
+            case .event(.member(let change)):
+                if membership.apply(change) { await publishPeers(syncWithNew: startupDone) }
+            case .event(.query(let query)):
+                await answer(query)
+            case .event(.user):
+                break
+            }
+        }
+    }
+
+    private func connected(_ client: SerfRPCClient) async {
+        do {
+            try await client.tags(set: [Membership.defaultTag: String(syncPort)])
+            membership.replaceAll(with: try await client.members())
+            await publishPeers(syncWithNew: startupDone)
+        } catch {
+            logger.warning("Serf set-up failed", metadata: ["error": "\(error)"])
+        }
+        if !startupDone {
+            startupDone = true
+            Task { await self.startupQuery() }
+        }
+    }
+
+    private func publishPeers(syncWithNew: Bool) async {
+        let peers = membership.peers.compactMap { p -> GossipPeer? in
+            guard let address = PeerAddress(parsing: "\(p.address.contains(":") ? "[\(p.address)]" : p.address):\(p.syncPort)") else { return nil }
+            return GossipPeer(name: p.name, address: address)
+        }
+        await engine.setMembers(peers, syncWithNew: syncWithNew)
+    }
+
+    private var announcement: TreeHashAnnouncement {
+        TreeHashAnnouncement(cluster: node.root, treeHash: node.store.treeHash, syncPort: syncPort, nodeName: nodeName)
+    }
+
+    /// Answers only when our tree differs, so the querier learns exactly whom to sync with.
+    private func answer(_ query: SerfIncomingQuery) async {
+        guard query.name == TreeHashAnnouncement.queryName else { return }
+        guard let asked = try? TreeHashAnnouncement(decoding: query.payload) else {
+            logger.debug("ignored a malformed tree-hash query")
+            return
+        }
+        guard asked.nodeName != nodeName, asked.cluster == node.root else { return }
+        let mine = announcement
+        guard asked.treeHash != mine.treeHash else { return }
+        do { try await query.respond(mine.encoded) } catch {
+            logger.debug("could not answer a tree-hash query", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// At start: ask every member for its tree hash and sync with each one that differs, as the
+    /// answers arrive. When the query is over and those sessions are done, this node is in sync
+    /// with every member that answered, and every member that stayed silent agreed.
+    func startupQuery() async {
+        let started = Date()
+        var sessions: [Task<Bool, Never>] = []
+        do {
+            let request = SerfQueryRequest(name: TreeHashAnnouncement.queryName, payload: announcement.encoded, timeout: queryTimeout)
+            for try await event in try await session.query(request) {
+                guard case .response(let from, let payload) = event, from != nodeName,
+                    let answer = try? TreeHashAnnouncement(decoding: payload), answer.cluster == node.root
+                else { continue }
+                guard let member = membership.members[from],
+                    let address = PeerAddress(parsing: "\(member.address.contains(":") ? "[\(member.address)]" : member.address):\(answer.syncPort)")
+                else { continue }
+                let engine = self.engine
+                sessions.append(Task { (try? await engine.sync(with: address, reason: "start-up query: \(from) differs")) != nil })
+            }
+        } catch {
+            logger.warning("start-up tree-hash query failed; relying on member joins and periodic rounds", metadata: ["error": "\(error)"])
+            return
+        }
+        var allSucceeded = true
+        for s in sessions where !(await s.value) { allSucceeded = false }
+        if allSucceeded { node.setDefaultState(.synced) }
+        logger.info("start-up query done", metadata: [
+            "differing": "\(sessions.count)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
+        ])
+    }
+}
