@@ -47,6 +47,19 @@ public struct StoreSyncState: SyncLocalState {
         return results
     }
 
+    public func willExchange(records ids: [Hash256], with peer: String) {
+        for key in keys(at: ids) where node.state(of: key) != .pendingPush { node.setState(.pendingFetch, for: key) }
+    }
+
+    public func didExchange(records ids: [Hash256], with peer: String) {
+        for key in keys(at: ids) where node.state(of: key) == .pendingFetch { node.setState(.synced, for: key) }
+    }
+
+    /// Keys this node holds at these positions (a position it lacks has no key to mark yet).
+    private func keys(at ids: [Hash256]) -> [Key] {
+        ((try? node.store.records(atKeyHashes: ids)) ?? []).map(\.key)
+    }
+
     public func apply(revocations: [Revocation], from peer: String) throws {
         var learned = false
         for revocation in revocations {

@@ -63,6 +63,17 @@ import Testing
         #expect(figures[1].1 < 64 * 1024)
     }
 
+    @Test func differingKeysArePendingFetchDuringTheExchangeOnly() throws {
+        let a = node(), b = node()
+        try fill([a, b], count: 100)
+        try b.apply(Fixture.record("/k/5", "newer", by: Fixture.root, at: Fixture.now - 1))
+        _ = try SessionRun.run(a, b)
+        let id = SummaryEntries.keyHash(try Key("/k/5"))
+        #expect(a.everPendingFetch == [id])
+        #expect(a.pendingFetch.isEmpty)
+        #expect(a.value("/k/5") == "newer")
+    }
+
     @Test func emptyHostReceivesEverythingInBoundedBatches() throws {
         let a = node(), b = node()
         try fill([b], count: 3000)

@@ -92,6 +92,20 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
         }
     }
 
+    private(set) var pendingFetch: Set<Hash256> = []
+    private(set) var everPendingFetch: Set<Hash256> = []
+
+    func willExchange(records ids: [Hash256], with peer: String) {
+        lock.withLock { _ in
+            pendingFetch.formUnion(ids)
+            everPendingFetch.formUnion(ids)
+        }
+    }
+
+    func didExchange(records ids: [Hash256], with peer: String) {
+        lock.withLock { _ in pendingFetch.subtract(ids) }
+    }
+
     func value(_ key: String) -> String? {
         records[SummaryEntries.keyHash(try! Key(key))].map { String(decoding: $0.value, as: UTF8.self) }
     }

@@ -124,6 +124,7 @@ public struct SyncInitiator: Sendable {
         let revocationIDs = differing[.revocations] ?? []
         report.recordDifferences = recordIDs.count
         report.revocationDifferences = revocationIDs.count
+        if !recordIDs.isEmpty { state.willExchange(records: recordIDs, with: report.peer) }
         let revocations = try state.revocations(for: revocationIDs)
         report.revocationsSent = revocations.count
         outgoing = limits.batches(try state.records(at: recordIDs))
@@ -144,6 +145,7 @@ public struct SyncInitiator: Sendable {
     private mutating func finishIfDone() throws -> [SyncMessage] {
         guard pullComplete, !awaitingResults, outgoing.isEmpty, phase == .exchanging else { return [] }
         phase = .closing
+        if let ids = differing[.records], !ids.isEmpty { state.didExchange(records: ids, with: report.peer) }
         return [.done(try state.treeHash())]
     }
 }

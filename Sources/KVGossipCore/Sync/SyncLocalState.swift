@@ -13,6 +13,15 @@ public protocol SyncLocalState: Sendable {
     func apply(records: [Record], from peer: String) throws -> [PushResult]
     /// Verifies and applies revocations from the peer (invalid ones are ignored and logged).
     func apply(revocations: [Revocation], from peer: String) throws
+    /// The walk found these positions differ: their keys may be about to change (pending-fetch).
+    func willExchange(records ids: [Hash256], with peer: String)
+    /// The exchange for these positions is over (fetched, refused or found not newer).
+    func didExchange(records ids: [Hash256], with peer: String)
+}
+
+extension SyncLocalState {
+    public func willExchange(records ids: [Hash256], with peer: String) {}
+    public func didExchange(records ids: [Hash256], with peer: String) {}
 }
 
 /// Limits of one session, so a peer cannot make it hold or send unbounded amounts.

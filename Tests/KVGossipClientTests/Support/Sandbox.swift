@@ -92,7 +92,7 @@ final class Sandbox: @unchecked Sendable {
         var args = [
             "agent", "--data", path(data ?? "\(name)-data"), "--root", root, "--key", "root.key", "--name", name,
             "--control", path(control ?? "\(name).sock"), "--listen", "127.0.0.1:\(port)", "--sync-interval", "3600",
-            "--log-level", "info",
+            "--log-level", "info", "--no-serf",
         ]
         for p in peers { args += ["--peer", "127.0.0.1:\(p)"] }
         let agent = try SandboxAgent(directory: directory, name: name, arguments: args + extra, port: port, socket: path(control ?? "\(name).sock"))
