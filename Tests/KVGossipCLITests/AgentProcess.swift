@@ -19,13 +19,16 @@ final class AgentProcess: @unchecked Sendable {
     }
 
     /// An agent started with exactly these arguments (e.g. `agent --config FILE`, as a unit would).
-    init(cli: CLIProcess, name: String, data: String, socket: String, arguments: [String], environment: [String: String] = [:], waitForSocket wait: Bool = true) throws {
+    init(
+        cli: CLIProcess, name: String, data: String, socket: String, arguments: [String], environment: [String: String] = [:],
+        waitForSocket wait: Bool = true, executable: String = CLIProcess.binary
+    ) throws {
         self.cli = cli
         self.data = data
         self.socket = socket
         logPath = cli.path("\(name).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: CLIProcess.binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = cli.directory
         var env = ProcessInfo.processInfo.environment
