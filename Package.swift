@@ -20,6 +20,9 @@ let package = Package(
         // libsodium: Ed25519 signatures and BLAKE2b hashing.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
 
+        // libfuse3's low-level API.
+        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+
         // The rules, with no I/O: keys, patterns, signed objects, authority, ordering, Merkle summary.
         .target(name: "KVGossipCore", dependencies: ["CSodium"]),
 
@@ -37,6 +40,12 @@ let package = Package(
         .target(
             name: "KVGossipNode",
             dependencies: ["KVGossipCore", "KVGossipStore", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // The filesystem view: keys as files, signed writes on close, xattrs, inotify for remote changes.
+        .target(
+            name: "KVGossipMount",
+            dependencies: ["CFuse3", "KVGossipCore", "KVGossipStore", "KVGossipNode", .product(name: "Logging", package: "swift-log")]
         ),
 
         // Length-prefixed framing shared by the control API and sync connections.
@@ -94,6 +103,7 @@ let package = Package(
                 "KVGossipControl",
                 "KVGossipSync",
                 "KVGossipSerf",
+                "KVGossipMount",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -103,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "KVGossipBench",
             dependencies: [
-                "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipSync", "KVGossipControl",
+                "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipSync", "KVGossipControl", "KVGossipSerf",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -112,6 +122,7 @@ let package = Package(
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore"]),
         .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore"]),
         .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf"]),
+        .testTarget(name: "KVGossipMountTests", dependencies: ["KVGossipMount", "KVGossipNode", "KVGossipStore", "KVGossipCore"]),
         .testTarget(name: "KVGossipClientTests", dependencies: ["KVGossipClient", "KVGossipControl", "KVGossipCore"]),
     ],
     swiftLanguageModes: [.v6]

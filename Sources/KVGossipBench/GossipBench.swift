@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipControl
 import KVGossipCore
+import KVGossipSerf
 
 /// Real agent processes on loopback (static peers), driven through their control sockets:
 /// write on one, time until every other one's watch reports the value.
@@ -91,4 +92,45 @@ enum GossipBench {
 struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
+}
+
+/// The anchor for gossip latency: Serf's own user events between two local Serf agents.
+enum SerfAnchor {
+    static func userEventLatency(events: Int) async throws -> (p50: Double, p99: Double) {
+        let dir = Bench.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ports = (0..<4).map { _ in 30_000 + Int.random(in: 0..<20_000) }
+        let a = EmbeddedSerf(EmbeddedSerfConfiguration(
+            nodeName: "anchor-a", directory: dir + "/a", bindPort: ports[0], rpcPort: ports[1], syncPort: 1, profile: "lan"))
+        let b = EmbeddedSerf(EmbeddedSerfConfiguration(
+            nodeName: "anchor-b", directory: dir + "/b", bindPort: ports[2], rpcPort: ports[3], syncPort: 1,
+            join: ["127.0.0.1:\(ports[0])"], profile: "lan"))
+        let rpcA = try await a.start()
+        let rpcB = try await b.start()
+        defer {
+            Task {
+                await a.stop()
+                await b.stop()
+            }
+        }
+        let sender = try await SerfRPCClient.connect(to: rpcA)
+        let receiver = try await SerfRPCClient.connect(to: rpcB)
+        var incoming = try await receiver.stream(type: "user").makeAsyncIterator()
+        var samples: [Double] = []
+        for i in 0..<events {
+            let name = "bench-\(i)"
+            let start = DispatchTime.now().uptimeNanoseconds
+            try await sender.userEvent(name: name, payload: [])
+            while let event = try await incoming.next() {
+                if case .user(let e) = event, e.name == name { break }
+            }
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        await sender.close()
+        await receiver.close()
+        await a.stop()
+        await b.stop()
+        samples.sort()
+        return (Bench.percentile(samples, 0.5), Bench.percentile(samples, 0.99))
+    }
 }

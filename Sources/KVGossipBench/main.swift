@@ -31,6 +31,8 @@ let fresh = try await SyncBench.emptyHost(n: keys)
 print(String(format: "empty host receives a %d-key tree: %.2f s; verifying those records alone: %.2f s; ratio %.2f× (goal ≤ 2×)",
              keys, fresh.seconds, fresh.verifySeconds, fresh.seconds / fresh.verifySeconds))
 
+let anchor = try await SerfAnchor.userEventLatency(events: quick ? 30 : 100)
+print(String(format: "anchor: Serf user event between two local Serf agents (lan profile) p50 %.1f ms, p99 %.1f ms", anchor.p50, anchor.p99))
 for n in [3, 5] {
     let latency = try await GossipBench.writeToVisible(agents: n, writes: quick ? 50 : 200)
     print(String(format: "%d agents: write → visible on every other agent p50 %.1f ms, p99 %.1f ms (goal p50 ≤ 25 ms, p99 ≤ 100 ms)",

@@ -3,6 +3,7 @@ import KVGossipCore
 import KVGossipNode
 import KVGossipStore
 import Logging
+import Synchronization
 
 /// A peer as the engine knows it: a name for logs and a sync address.
 public struct GossipPeer: Sendable, Hashable {
@@ -53,12 +54,18 @@ public actor GossipEngine {
     /// Digests accepted from a peer, so a push does not go straight back to where it came from.
     private var origins: [Hash256: String] = [:]
     private var pendingPush: [Key: Hash256] = [:]
+    /// The peer list as text, readable without awaiting the actor (the mount's `peers` xattr).
+    private let peerSnapshot = Mutex<[String]>([])
 
     public init(node: Node, options: Options, logger: Logger) {
         self.node = node
         self.options = options
         self.logger = logger
+        peerSnapshot.withLock { $0 = options.staticPeers.map(\.description) }
     }
+
+    /// `name address` per known peer, one line each.
+    public nonisolated var peerLines: [String] { peerSnapshot.withLock { $0 } }
 
     /// The local state a session uses; accepted records are remembered with their origin.
     public nonisolated var syncState: StoreSyncState {
@@ -88,6 +95,8 @@ public actor GossipEngine {
     public func setMembers(_ live: [GossipPeer], syncWithNew: Bool) {
         let known = Set(members.keys)
         members = Dictionary(live.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+        let lines = peers.map { $0.name == $0.address.description ? $0.name : "\($0.name) \($0.address)" }.sorted()
+        peerSnapshot.withLock { $0 = lines }
         guard syncWithNew else { return }
         for peer in live where !known.contains(peer.name) {
             logger.info("member joined; syncing", metadata: ["peer": "\(peer.name)", "address": "\(peer.address)"])

@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipControl
 import KVGossipCore
+import KVGossipMount
 import KVGossipNode
 import KVGossipSerf
 import KVGossipStore
@@ -56,13 +57,30 @@ struct AgentLauncher {
         let gossipOverSerf = serf.map {
             SerfGossip(session: $0.session, engine: engine, nodeName: nodeName, syncPort: UInt16(listenAddress.port), logger: logger)
         }
+        let mount = try startMount(node: node, engine: engine, logger: logger)
         let runtime = AgentRuntime(
             node: node, engine: engine, logger: logger, mountpoint: settings.mount, serfGossip: gossipOverSerf,
-            embeddedSerf: serf?.embedded)
+            embeddedSerf: serf?.embedded, mount: mount)
         try await runtime.run(
             controlPath: settings.control!, controlListen: settings.controlListen.map(ControlEndpoint.init(parsing:)),
             syncListen: listenAddress)
         logger.info("agent stopped")
+    }
+
+    /// Mounts the tree (recovering a stale mount first); returns once the mount answers.
+    private func startMount(node: Node, engine: GossipEngine, logger: Logger) throws -> Mount? {
+        guard let path = settings.mount else { return nil }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        var options = MountOptions()
+        options.uid = settings.mountUID ?? 0
+        options.gid = settings.mountGID ?? 0
+        options.allowOther = settings.mountAllowOther ?? true
+        if let patterns = settings.scratchPatterns { options.scratchPatterns = patterns }
+        options.peers = { engine.peerLines }
+        let mount = Mount(node: node, mountpoint: path, options: options, logger: logger)
+        do { try mount.start() } catch { throw CLIError("cannot mount the tree at \(path): \(error)") }
+        logger.info("tree mounted", metadata: ["mount": "\(path)"])
+        return mount
     }
 
     enum SerfMode: Equatable {

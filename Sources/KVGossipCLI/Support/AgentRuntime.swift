@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import KVGossipControl
+import KVGossipMount
 import KVGossipNode
 import KVGossipSerf
 import KVGossipSync
@@ -16,6 +17,7 @@ struct AgentRuntime: Sendable {
     let mountpoint: String?
     let serfGossip: SerfGossip?
     let embeddedSerf: EmbeddedSerf?
+    let mount: Mount?
 
     func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
         let engine = self.engine
@@ -47,6 +49,8 @@ struct AgentRuntime: Sendable {
     }
 
     private func cleanUp(controlPath: String) async {
+        // Unmount first: no new writes while the rest shuts down.
+        mount?.stop()
         unlink(controlPath)
         await serfGossip?.session.close()
         // A graceful leave, so the other members see "left" at once rather than "failed" later.

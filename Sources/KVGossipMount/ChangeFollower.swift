@@ -1,0 +1,190 @@
+import CFuse3
+import Dispatch
+import Foundation
+import KVGossipCore
+import KVGossipStore
+import Synchronization
+
+/// Replays changes that did not come through the mount (gossip, the CLI, the control API) so that
+/// watchers see them as they would see a local edit. It runs on its own thread, never a FUSE worker
+/// and never holding the state lock, and performs ordinary file operations on the mountpoint; the
+/// handlers recognise its thread id and update the view without minting. The kernel, seeing real
+/// creates, writes and unlinks, raises IN_CREATE / IN_MODIFY / IN_CLOSE_WRITE / IN_DELETE itself.
+///
+/// Changes minted through the mount need no replay: the handler updated the view under the same
+/// lock before the store's change could reach here, so comparing view and truth finds nothing to do.
+final class ChangeFollower: Sendable {
+    private struct Inbox {
+        var changes: [StoreChange] = []
+        var stopping = false
+    }
+
+    private let core: MountCore
+    private let inbox = Mutex(Inbox())
+    private let finished = DispatchSemaphore(value: 0)
+    private let consumer = Mutex<Task<Void, Never>?>(nil)
+    private let executor = ThreadExecutor(name: "kvgossip-changes")
+    private let consumerDone = DispatchSemaphore(value: 0)
+    /// Bounds the replay of one key; a well-formed view converges in a handful of steps.
+    private let maxStepsPerKey = 100_000
+
+    init(core: MountCore) {
+        self.core = core
+    }
+
+    func start(stream: AsyncStream<StoreChange>) {
+        let task = Task(executorPreference: executor) { [self] in
+            for await change in stream {
+                inbox.withLock { $0.changes.append(change) }
+                core.followerWake.signal()
+            }
+            consumerDone.signal()
+        }
+        consumer.withLock { $0 = task }
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "kvgossip-follower"
+        thread.start()
+    }
+
+    /// Stops the thread after its current step; returns once it has exited.
+    func stop() {
+        let task = consumer.withLock { $0 }
+        task?.cancel()
+        inbox.withLock { $0.stopping = true }
+        core.followerWake.signal()
+        finished.wait()
+        _ = consumerDone.wait(timeout: .now() + 5)
+        executor.shutdown()
+    }
+
+    private func run() {
+        core.registerSelfThread()
+        defer { core.unregisterSelfThread() }
+        while true {
+            let deadline = core.state.withLock { $0.nextHiddenDeadlineMs }
+            let now = nowMs()
+            let waitMs = deadline.map { $0 > now ? $0 - now : 0 } ?? 1000
+            _ = core.followerWake.wait(timeout: .now() + .milliseconds(Int(min(waitMs, 1000))))
+            let (changes, stopping) = inbox.withLock { box in
+                defer { box.changes = [] }
+                return (box.changes, box.stopping)
+            }
+            if stopping { return }
+            let work = core.state.withLock { st in Work(taking: changes, from: &st) }
+            for (parent, name) in work.entryInvalidations {
+                core.invalidateEntry(parent: parent, name: name)
+            }
+            for path in work.paths.sorted() {
+                replay(path)
+            }
+            for ino in work.attributeInvalidations {
+                core.invalidateInode(ino, attributesOnly: true)
+            }
+        }
+    }
+
+    /// What one wake-up has to do, gathered under the lock.
+    private struct Work {
+        var paths: Set<String> = []
+        var entryInvalidations: [(UInt64, String)] = []
+        var attributeInvalidations: [UInt64] = []
+
+        init(taking changes: [StoreChange], from st: inout FSState) {
+            var revoked = false
+            for change in changes {
+                switch change {
+                case .record(let record, _):
+                    st.truth.apply(record)
+                    paths.insert(record.key.path)
+                case .unset(let key, let previous):
+                    st.truth.unset(key, previous: previous)
+                    paths.insert(key.path)
+                case .revocation:
+                    revoked = true
+                }
+            }
+            paths.formUnion(st.pendingReconciles)
+            st.pendingReconciles = []
+            st.expireHidden(nowMs: nowMs())
+            entryInvalidations = st.pendingEntryInvalidations.map { ($0.parent, $0.name) }
+            st.pendingEntryInvalidations = []
+            attributeInvalidations = st.pendingAttributeInvalidations
+            st.pendingAttributeInvalidations = []
+            // A revocation can change which keys this node may write, so every file's mode.
+            if revoked { attributeInvalidations += st.view.entries.keys.compactMap { st.inodes.existing($0) } }
+        }
+    }
+
+    /// Brings the view at `path` in line with the store, one request at a time.
+    private func replay(_ path: String) {
+        var previous: SelfOp?
+        for _ in 0..<maxStepsPerKey {
+            guard let op = core.state.withLock({ $0.nextOp(for: path) }) else { return }
+            if op == previous {
+                core.ctx.logger.warning("mount replay made no progress", metadata: ["path": "\(path)", "op": "\(op)"])
+                return
+            }
+            previous = op
+            guard perform(op) else { return }
+        }
+    }
+
+    private func perform(_ op: SelfOp) -> Bool {
+        let result: Int32
+        switch op {
+        case .mkdir(let path):
+            result = Glibc.mkdir(core.mountpoint + path, 0o755)
+        case .rmdir(let path):
+            result = Glibc.rmdir(core.mountpoint + path)
+        case .unlink(let path):
+            result = Glibc.unlink(core.mountpoint + path)
+        case .create(let path):
+            return deliver(path, creating: true)
+        case .write(let path):
+            return deliver(path, creating: false)
+        }
+        if result != 0 {
+            core.ctx.logger.debug("mount replay step failed", metadata: ["op": "\(op)", "errno": "\(errno)"])
+            return false
+        }
+        return true
+    }
+
+    /// Writes the stored value through the mount. The handlers show exactly the version read here
+    /// (`deliveries`), and the truth learns it too, so a newer record read early is not written twice.
+    private func deliver(_ path: String, creating: Bool) -> Bool {
+        guard let key = try? Key(path), let record = try? core.ctx.node.store.record(key), record.kind == .value else { return false }
+        core.state.withLock { st in
+            st.truth.apply(record)
+            st.deliveries[path] = TruthEntry(record)
+        }
+        let flags = O_WRONLY | O_TRUNC | O_CLOEXEC | (creating ? O_CREAT | O_EXCL : 0)
+        let fd = Glibc.open(core.mountpoint + path, flags, 0o644)
+        guard fd >= 0 else {
+            let code = errno
+            core.state.withLock { _ = $0.deliveries.removeValue(forKey: path) }
+            core.ctx.logger.debug("mount replay open failed", metadata: ["path": "\(path)", "errno": "\(code)"])
+            return false
+        }
+        let complete = record.value.withUnsafeBytes { raw -> Bool in
+            var done = 0
+            while done < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+        Glibc.close(fd)
+        // The kernel's pages now hold the bytes written; drop them anyway, along with attributes,
+        // so no reader can combine them with a size or time cached before the write.
+        if let ino = core.state.withLock({ $0.inodes.existing(path) }) {
+            core.invalidateInode(ino)
+        }
+        return complete
+    }
+}

@@ -1,0 +1,97 @@
+import Glibc
+import KVGossipCore
+import KVGossipStore
+
+extension FSState {
+    /// Mints `value` (nil: a tombstone) and folds the record into the truth. Runs under the state
+    /// lock: the mint is durable when it returns, so the view and the store never disagree about a
+    /// local edit, and the follower (which needs the lock) sees the view already updated when the
+    /// store's change for this record reaches it.
+    mutating func mint(_ key: Key, _ value: [UInt8]?) throws(FSError) -> Record {
+        if let value, value.count > ctx.maxValueBytes { throw FSError(EFBIG) }
+        let record: Record, outcome: ApplyOutcome
+        do {
+            (record, outcome) = try ctx.node.mint(key, value: value)
+        } catch {
+            ctx.logger.error("mint failed", metadata: ["key": "\(key)", "error": "\(error)"])
+            throw FSError(EIO)
+        }
+        switch outcome {
+        case .accepted, .duplicate:
+            truth.apply(record)
+            return record
+        case .refused(let refusal, _):
+            ctx.logger.warning("mint refused", metadata: ["key": "\(key)", "reason": "\(refusal)"])
+            switch refusal.reason {
+            case .noAuthority, .revoked, .expired: throw FSError(EACCES)
+            case .tooLarge: throw FSError(EFBIG)
+            case .invalidKey: throw FSError(EINVAL)
+            case .badSignature, .clockSkew, .malformed: throw FSError(EIO)
+            }
+        case .superseded(let current):
+            ctx.logger.error("own mint superseded", metadata: ["key": "\(key)", "current": "\(current.timestamp)"])
+            throw FSError(EIO)
+        }
+    }
+
+    /// The view shows a record this mount just committed at `path`.
+    mutating func showCommitted(_ path: String, _ record: Record) {
+        let shown = TruthEntry(record)
+        view.update(path) {
+            $0.shown = shown
+            $0.mtimeMs = shown.mtimeMs
+        }
+        view.clearLocal(above: path)
+        hidden[path] = nil
+    }
+
+    /// Commits a writer's buffer as ONE record at the name its inode has now (a file renamed while
+    /// open commits under its new name; one unlinked while open commits nowhere, as its bytes would
+    /// vanish on a local filesystem).
+    mutating func commit(_ fh: UInt64) throws(FSError) {
+        guard let file = files[fh], file.isWriter, file.dirty else { return }
+        if file.poisoned { throw FSError(EFBIG) }
+        guard let path = inodes.path(of: file.ino), let entry = view[path] else {
+            files[fh]!.dirty = false
+            return
+        }
+        switch entry.kind {
+        case .directory:
+            files[fh]!.dirty = false
+        case .scratch:
+            // The key was renamed onto a scratch name while this handle was open.
+            entry.scratch?.bytes = file.buffer
+            entry.scratch?.mtimeMs = nowMs()
+            files[fh]!.dirty = false
+        case .key:
+            guard let key = key(path) else {
+                files[fh]!.dirty = false
+                return
+            }
+            do {
+                let record = try mint(key, file.buffer)
+                showCommitted(path, record)
+                files[fh]!.dirty = false
+            } catch {
+                if error.code == EFBIG { files[fh]!.poisoned = true }
+                throw error
+            }
+        }
+    }
+
+    /// The stored record of a key, for snapshots and for renames that copy a value.
+    func storedRecord(_ key: Key) throws(FSError) -> Record? {
+        do {
+            return try ctx.node.store.record(key)
+        } catch {
+            ctx.logger.error("store read failed", metadata: ["key": "\(key)", "error": "\(error)"])
+            throw FSError(EIO)
+        }
+    }
+
+    /// The committed bytes of the key shown at `path` (empty while uncommitted or gone).
+    func committedValue(_ path: String) throws(FSError) -> [UInt8] {
+        guard view[path]?.shown != nil, let key = key(path), let record = try storedRecord(key), record.kind == .value else { return [] }
+        return record.value
+    }
+}

@@ -1,0 +1,276 @@
+import Glibc
+import KVGossipCore
+
+/// What OPEN and CREATE tell the kernel about caching for one handle.
+///
+/// Key files use direct I/O. Each handle reads its own version (SPEC §11: one consistent version per
+/// open), but the kernel's page cache and file size are shared by every open of an inode: a reader
+/// opened before a change would fill the cache with old bytes for later readers, and have its own
+/// reads clipped to the new size. Direct I/O keeps every byte a handle reads coming from that
+/// handle. Scratch files share one content, like tmpfs files, and use the page cache.
+struct OpenOut: Sendable {
+    var fh: UInt64
+    var keepCache = false
+    /// Read-only opens skip FLUSH (nothing to commit), saving one round trip per `cat`.
+    var noFlush = false
+    var directIO = false
+}
+
+/// The fields of SETATTR the mount acts on.
+struct SetAttrRequest: Sendable {
+    var size: Int?
+    var mode: UInt32?
+    var touchesTimes = false
+}
+
+extension FSState {
+    // MARK: open / create
+
+    mutating func open(_ ino: UInt64, flags: Int32, isSelf: Bool) throws(FSError) -> OpenOut {
+        let path = try path(ino)
+        let entry = try entry(path)
+        let writing = flags & O_ACCMODE != O_RDONLY
+        let truncating = writing && flags & O_TRUNC != 0
+        let appending = flags & O_APPEND != 0
+        switch entry.kind {
+        case .directory:
+            throw FSError(EISDIR)
+        case .scratch:
+            let data = entry.scratch!
+            if truncating {
+                data.bytes = []
+                data.mtimeMs = nowMs()
+            }
+            var file = OpenFile(ino: ino, kind: .scratch(data))
+            file.append = appending
+            return OpenOut(fh: newHandle(file), keepCache: true, noFlush: !writing)
+        case .key:
+            if writing && isSelf {
+                showDelivery(at: path)
+                var file = OpenFile(ino: ino, kind: .delivery)
+                file.buffer = truncating ? [] : try committedValue(path)
+                return OpenOut(fh: newHandle(file), directIO: true)
+            }
+            if !writing {
+                return try openReader(ino, path: path, entry: entry)
+            }
+            if !entry.isUncommittedKey, !isSelf, let key = key(path), !ctx.node.mayWrite(key) {
+                // SPEC §11: EACCES at open() when this node holds no grant for the key.
+                throw FSError(EACCES)
+            }
+            var file = OpenFile(ino: ino, kind: .writer)
+            file.buffer = truncating ? [] : try committedValue(path)
+            file.dirty = truncating
+            file.append = appending
+            return OpenOut(fh: newHandle(file), directIO: true)
+        }
+    }
+
+    /// A reader gets the value stored now: one consistent version for the life of the handle.
+    private mutating func openReader(_ ino: UInt64, path: String, entry: ViewEntry) throws(FSError) -> OpenOut {
+        var snapshot: [UInt8] = []
+        if entry.shown != nil, let key = key(path), let record = try storedRecord(key), record.kind == .value {
+            snapshot = record.value
+        }
+        return OpenOut(fh: newHandle(OpenFile(ino: ino, kind: .reader(snapshot))), noFlush: true, directIO: true)
+    }
+
+    /// The follower's own write shows the version it is delivering from the moment the kernel
+    /// sees the file change, so a reader woken by the event finds the new attributes.
+    mutating func showDelivery(at path: String) {
+        guard let shown = deliveries.removeValue(forKey: path) ?? truth.liveEntry(path) else { return }
+        view.update(path) {
+            $0.shown = shown
+            $0.mtimeMs = shown.mtimeMs
+        }
+    }
+
+    mutating func create(_ parent: UInt64, _ name: String, mode: UInt32, flags: Int32, isSelf: Bool) throws(FSError) -> (Attr, OpenOut) {
+        let path = try childPath(parent, name)
+        if view[path] != nil {
+            // The name appeared after the kernel's lookup (a delivery raced this create).
+            if flags & O_EXCL != 0 { throw FSError(EEXIST) }
+            let ino = inodes.ino(for: path, lookup: true)
+            let out = try open(ino, flags: flags, isSelf: isSelf)
+            return (attr(path, ino: ino)!, out)
+        }
+        let now = nowMs()
+        let kind: OpenFile.Kind
+        var createdHere = false
+        switch try ctx.scratch.classifyFile(path) {
+        case .scratch:
+            let data = ScratchData(mode: mode & 0o7777, mtimeMs: now)
+            guard view.insert(path, .scratchFile(data), nowMs: now) else { throw FSError(ENOENT) }
+            kind = .scratch(data)
+        case .key(let key):
+            if isSelf {
+                let shown = deliveries.removeValue(forKey: path) ?? truth.liveEntry(path)
+                guard view.insert(path, .key(shown, mtimeMs: now), nowMs: now) else { throw FSError(ENOENT) }
+                kind = .delivery
+            } else {
+                guard ctx.node.mayWrite(key) else { throw FSError(EACCES) }
+                guard view.insert(path, .key(nil, mtimeMs: now), nowMs: now) else { throw FSError(ENOENT) }
+                kind = .writer
+                createdHere = true
+            }
+        }
+        let ino = inodes.ino(for: path, lookup: true)
+        var file = OpenFile(ino: ino, kind: kind)
+        file.append = flags & O_APPEND != 0
+        // A new file is a new value even if nothing is written (`touch new`).
+        file.dirty = createdHere
+        file.createdHere = createdHere
+        let isScratch = if case .scratch = kind { true } else { false }
+        return (attr(path, ino: ino)!, OpenOut(fh: newHandle(file), keepCache: isScratch, directIO: !isScratch))
+    }
+
+    // MARK: read / write
+
+    func read(_ fh: UInt64, size: Int, offset: Int) throws(FSError) -> [UInt8] {
+        guard let file = files[fh] else { throw FSError(EBADF) }
+        let bytes = file.readable
+        guard offset < bytes.count else { return [] }
+        return Array(bytes[offset..<min(bytes.count, offset + size)])
+    }
+
+    mutating func write(_ fh: UInt64, _ chunk: [UInt8], offset: Int) throws(FSError) -> Int {
+        guard files[fh] != nil else { throw FSError(EBADF) }
+        let limit = ctx.maxValueBytes, scratchLimit = ctx.maxScratchBytes
+        try modify(&files[fh]!) { (file: inout OpenFile) throws(FSError) in
+            switch file.kind {
+            case .reader:
+                throw FSError(EBADF)
+            case .scratch(let data):
+                let start = file.append ? data.bytes.count : offset
+                // Compared without adding: the kernel may pass any 63-bit offset.
+                guard start <= scratchLimit - chunk.count else { throw FSError(EFBIG) }
+                splice(chunk, into: &data.bytes, at: start)
+                data.mtimeMs = nowMs()
+            case .delivery:
+                let start = file.append ? file.buffer.count : offset
+                guard start <= scratchLimit - chunk.count else { throw FSError(EFBIG) }
+                splice(chunk, into: &file.buffer, at: start)
+            case .writer:
+                if file.poisoned { throw FSError(EFBIG) }
+                let start = file.append ? file.buffer.count : offset
+                guard start <= limit - chunk.count else {
+                    file.poisoned = true
+                    throw FSError(EFBIG)
+                }
+                splice(chunk, into: &file.buffer, at: start)
+                file.wrote = true
+                file.dirty = true
+            }
+        }
+        return chunk.count
+    }
+
+    // MARK: flush / fsync / release: the commit policy (reference/fuse.md §4)
+
+    /// Commits if this handle wrote or ftruncated. A FLUSH without writes is bash's dup2 before the
+    /// write, and committing there would mint an empty value first.
+    mutating func flush(_ fh: UInt64) throws(FSError) {
+        guard let file = files[fh], file.isWriter else { return }
+        if file.poisoned { throw FSError(EFBIG) }
+        if file.wrote && file.dirty { try commit(fh) }
+    }
+
+    mutating func fsync(_ fh: UInt64) throws(FSError) {
+        guard let file = files[fh], file.isWriter else { return }
+        if file.poisoned { throw FSError(EFBIG) }
+        try commit(fh)
+    }
+
+    /// Commits what FLUSH did not (`: > f`, `touch new`): RELEASE has no caller to report to, so a
+    /// failure here is only logged. A created file that never committed goes away.
+    mutating func release(_ fh: UInt64) {
+        guard let file = files[fh] else { return }
+        if file.isWriter && file.dirty && !file.poisoned {
+            do {
+                try commit(fh)
+                pendingAttributeInvalidations.append(file.ino)
+            } catch {
+                ctx.logger.warning("commit at release failed", metadata: ["errno": "\(error.code)"])
+            }
+        }
+        files[fh] = nil
+        guard file.createdHere, let path = inodes.path(of: file.ino), view[path]?.isUncommittedKey == true,
+            !files.values.contains(where: { $0.ino == file.ino })
+        else { return }
+        let parent = ViewPath.parent(path)
+        removeName(path)
+        if let parentIno = inodes.existing(parent) {
+            pendingEntryInvalidations.append((parentIno, ViewPath.name(path)))
+        }
+        resolveHidden(path)
+        pendingReconciles.insert(path)
+    }
+
+    // MARK: setattr
+
+    mutating func setattr(_ ino: UInt64, _ request: SetAttrRequest, fh: UInt64?, isSelf: Bool) throws(FSError) -> Attr {
+        if let size = request.size {
+            if let fh, files[fh] != nil {
+                try truncate(fh, to: size)
+            } else {
+                try truncate(path: try path(ino), to: size, isSelf: isSelf)
+            }
+        }
+        if let path = inodes.path(of: ino), let data = view[path]?.scratch {
+            if let mode = request.mode { data.mode = mode & 0o7777 }
+            if request.touchesTimes { data.mtimeMs = nowMs() }
+        }
+        // Mode, owner and times of keys follow from grants and records; changing them is accepted
+        // and ignored, because editors and `sed -i` set them after every save.
+        return try getattr(ino, fh: fh)
+    }
+
+    /// ftruncate: only the handle's buffer changes (one record at commit).
+    private mutating func truncate(_ fh: UInt64, to size: Int) throws(FSError) {
+        let limit = ctx.maxValueBytes, scratchLimit = ctx.maxScratchBytes
+        try modify(&files[fh]!) { (file: inout OpenFile) throws(FSError) in
+            switch file.kind {
+            case .reader:
+                throw FSError(EBADF)
+            case .scratch(let data):
+                guard size <= scratchLimit else { throw FSError(EFBIG) }
+                resize(&data.bytes, to: size)
+                data.mtimeMs = nowMs()
+            case .delivery:
+                resize(&file.buffer, to: size)
+            case .writer:
+                if file.poisoned { throw FSError(EFBIG) }
+                guard size <= limit else { throw FSError(EFBIG) }
+                resize(&file.buffer, to: size)
+                file.wrote = true
+                file.dirty = true
+            }
+        }
+    }
+
+    /// truncate(2) by path, with no handle: mints directly.
+    private mutating func truncate(path: String, to size: Int, isSelf: Bool) throws(FSError) {
+        let entry = try entry(path)
+        switch entry.kind {
+        case .directory:
+            throw FSError(EISDIR)
+        case .scratch:
+            guard size <= ctx.maxScratchBytes else { throw FSError(EFBIG) }
+            resize(&entry.scratch!.bytes, to: size)
+            entry.scratch!.mtimeMs = nowMs()
+        case .key:
+            guard !isSelf, !entry.isUncommittedKey, let key = key(path) else { return }
+            guard ctx.node.mayWrite(key) else { throw FSError(EACCES) }
+            guard size <= ctx.maxValueBytes else { throw FSError(EFBIG) }
+            var value = try committedValue(path)
+            guard value.count != size else { return }
+            resize(&value, to: size)
+            showCommitted(path, try mint(key, value))
+        }
+    }
+}
+
+/// Applies a throwing mutation in place (no copy of a large buffer per write).
+func modify<T>(_ value: inout T, _ body: (inout T) throws(FSError) -> Void) throws(FSError) {
+    try body(&value)
+}

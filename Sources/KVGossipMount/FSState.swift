@@ -1,0 +1,147 @@
+import Glibc
+import KVGossipCore
+import KVGossipNode
+import Logging
+
+/// What the state needs from outside: the node, the name rules, the owner, and limits.
+struct MountContext: Sendable {
+    let node: Node
+    let scratch: ScratchNames
+    let uid: UInt32
+    let gid: UInt32
+    let logger: Logger
+    /// How long a key renamed onto a scratch name stays hidden before its tombstone is minted, if
+    /// nothing re-creates it (see HiddenKeys.swift).
+    var hiddenGraceMs: UInt64 = 3000
+    /// Scratch files live in memory; this bounds each one.
+    var maxScratchBytes = 64 << 20
+
+    var maxValueBytes: Int { node.store.validator.limits.maxValueBytes }
+}
+
+/// Attributes as the mount computes them; FuseReplies turns them into a `struct stat`.
+struct Attr: Sendable {
+    var ino: UInt64
+    var mode: UInt32
+    var nlink: UInt32
+    var size: Int
+    var mtimeMs: UInt64
+    var uid: UInt32
+    var gid: UInt32
+}
+
+/// Everything the FUSE handlers share, guarded by one mutex in `MountCore`. Handlers copy their C
+/// arguments first, run one state operation under the lock, and reply after releasing it.
+struct FSState {
+    let ctx: MountContext
+    var view: ViewTree
+    var inodes = InodeTable()
+    var truth: TruthIndex
+    var files: [UInt64: OpenFile] = [:]
+    var listings: [UInt64: DirectoryListing] = [:]
+    var nextHandle: UInt64 = 1
+    /// Keys renamed onto a scratch name, waiting to be re-created or tombstoned.
+    var hidden: [String: HiddenKey] = [:]
+    /// What the follower is about to write at a path: the self-request shows exactly this version.
+    var deliveries: [String: TruthEntry] = [:]
+    /// Kernel name caches to drop, for changes the kernel did not make itself. Sent by the
+    /// follower: a notification from inside a handler can deadlock the kernel.
+    var pendingEntryInvalidations: [(parent: UInt64, name: String)] = []
+    /// Cached attributes to drop: a commit at RELEASE changed the record time after the kernel's
+    /// last look, and a scratch file renamed onto a key keeps the scratch file's cached mode.
+    var pendingAttributeInvalidations: [UInt64] = []
+    /// Keys the follower should compare with the truth again (a local edit skipped a delivery).
+    var pendingReconciles: Set<String> = []
+
+    init(ctx: MountContext) {
+        self.ctx = ctx
+        view = ViewTree(nowMs: nowMs())
+        truth = TruthIndex(scratch: ctx.scratch)
+    }
+
+    /// Builds the view from the store's records: every live key as a file, its prefixes as
+    /// directories; a key that is also a prefix of another key is shown as the directory.
+    mutating func load(_ records: [Record]) {
+        for record in records { truth.apply(record) }
+        let now = nowMs()
+        for path in truth.livePaths.sorted() {
+            for dir in ViewPath.ancestors(path) + [path] where truth.hasDescendants(dir) && view[dir] == nil {
+                view.insert(dir, .directory(local: false, mtimeMs: now), nowMs: now)
+            }
+            if !truth.hasDescendants(path), let entry = truth.liveEntry(path) {
+                view.insert(path, .key(entry, mtimeMs: now), nowMs: now)
+            }
+        }
+    }
+
+    // MARK: Lookups shared by the handlers
+
+    func path(_ ino: UInt64) throws(FSError) -> String {
+        guard let path = inodes.path(of: ino) else { throw FSError(ENOENT) }
+        return path
+    }
+
+    func childPath(_ parent: UInt64, _ name: String) throws(FSError) -> String {
+        let dir = try path(parent)
+        guard view[dir]?.isDirectory == true else { throw FSError(ENOTDIR) }
+        return ViewPath.child(dir, name)
+    }
+
+    func entry(_ path: String) throws(FSError) -> ViewEntry {
+        guard let entry = view[path] else { throw FSError(ENOENT) }
+        return entry
+    }
+
+    func key(_ path: String) -> Key? {
+        try? Key(path)
+    }
+
+    mutating func newHandle(_ file: OpenFile) -> UInt64 {
+        let fh = nextHandle
+        nextHandle += 1
+        files[fh] = file
+        return fh
+    }
+
+    // MARK: Attributes
+
+    func attr(_ path: String, ino: UInt64) -> Attr? {
+        guard let entry = view[path] else { return nil }
+        var mode: UInt32
+        switch entry.kind {
+        case .directory:
+            mode = S_IFDIR | 0o755
+        case .key:
+            let writable = entry.isUncommittedKey || (key(path).map(ctx.node.mayWrite) ?? false)
+            mode = S_IFREG | (writable ? 0o644 : 0o444)
+        case .scratch:
+            mode = S_IFREG | ((entry.scratch?.mode ?? 0o644) & 0o7777)
+        }
+        let mtime = entry.kind == .scratch ? entry.scratch?.mtimeMs ?? entry.mtimeMs : entry.mtimeMs
+        return Attr(
+            ino: ino, mode: mode, nlink: entry.isDirectory ? 2 : 1, size: entry.size, mtimeMs: mtime,
+            uid: ctx.uid, gid: ctx.gid)
+    }
+
+    /// GETATTR: through a handle, the size is that handle's bytes (a writer's buffer, as a local
+    /// file shows what was written so far; a reader's snapshot).
+    func getattr(_ ino: UInt64, fh: UInt64?) throws(FSError) -> Attr {
+        let handle = fh.flatMap { files[$0] }
+        if let path = inodes.path(of: ino), var attr = attr(path, ino: ino) {
+            if let handle, attr.mode & S_IFMT == S_IFREG {
+                attr.size = handle.readable.count
+            }
+            return attr
+        }
+        // An unlinked file that is still open answers from its handle.
+        guard let handle else { throw FSError(ENOENT) }
+        return Attr(ino: ino, mode: S_IFREG | 0o644, nlink: 0, size: handle.readable.count, mtimeMs: nowMs(), uid: ctx.uid, gid: ctx.gid)
+    }
+}
+
+/// Wall-clock milliseconds, for local directories and scratch files (keys carry their record time).
+func nowMs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}

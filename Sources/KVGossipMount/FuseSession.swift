@@ -1,0 +1,129 @@
+import CFuse3
+import Dispatch
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+
+/// One libfuse session: mounted, served by the multi-threaded loop on its own thread, unmounted.
+final class FuseSession: @unchecked Sendable {
+    // Written once in init, then only read; libfuse synchronises its own use of the session.
+    let pointer: OpaquePointer
+    let mountpoint: String
+    private let logger: Logger
+    private let loopExited = DispatchSemaphore(value: 0)
+    private let exitedFlag = Atomic<Bool>(false)
+    /// The connection's number under /sys/fs/fuse/connections, for aborting a stuck unmount.
+    private(set) var connection: UInt32?
+
+    /// Creates the session and mounts it. `userdata` is what `fuse_req_userdata` returns.
+    init(mountpoint: String, options: String, userdata: UnsafeMutableRawPointer, logger: Logger) throws {
+        self.mountpoint = mountpoint
+        self.logger = logger
+        var ops = FuseOps.table()
+        let arguments = ["kvgossip", "-o", options]
+        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 1)
+        for (i, argument) in arguments.enumerated() { argv[i] = strdup(argument) }
+        argv[arguments.count] = nil
+        defer {
+            for i in 0..<arguments.count { free(argv[i]) }
+            argv.deallocate()
+        }
+        var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
+        guard let se = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
+            throw MountError.sessionFailed("fuse_session_new refused the options \(options)")
+        }
+        guard fuse_session_mount(se, mountpoint) == 0 else {
+            fuse_session_destroy(se)
+            throw MountError.mountFailed("fuse_session_mount failed at \(mountpoint) (see the libfuse message above)")
+        }
+        pointer = se
+    }
+
+    var hasExited: Bool { exitedFlag.load(ordering: .acquiring) }
+
+    /// Serves requests until the filesystem is unmounted or the connection aborted.
+    func startLoop() {
+        let thread = Thread { [self] in
+            let config = fuse_loop_cfg_create()
+            fuse_loop_cfg_set_max_threads(config, 16)
+            fuse_loop_cfg_set_idle_threads(config, 4)
+            fuse_loop_cfg_set_clone_fd(config, 0)
+            let rc = fuse_session_loop_mt(pointer, config)
+            fuse_loop_cfg_destroy(config)
+            if rc != 0 { logger.debug("fuse loop ended", metadata: ["rc": "\(rc)"]) }
+            exitedFlag.store(true, ordering: .releasing)
+            loopExited.signal()
+        }
+        thread.name = "kvgossip-fuse"
+        thread.start()
+    }
+
+    /// Waits until the mount answers: the root is our inode 1 on a FUSE filesystem.
+    func waitUntilAnswering(timeout: Double) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            var st = stat()
+            var fs = statfs()
+            if !hasExited, stat(mountpoint, &st) == 0, st.st_ino == 1, statfs(mountpoint, &fs) == 0, fs.f_type == CFUSE_SUPER_MAGIC {
+                connection = FuseConnections.number(ofDevice: UInt64(st.st_dev))
+                return
+            }
+            if hasExited { break }
+            usleep(5_000)
+        }
+        throw MountError.notAnswering("the mount at \(mountpoint) did not answer")
+    }
+
+    /// Unmounts and waits for the loop to end. A busy mountpoint is detached lazily, and if the
+    /// loop still serves (someone holds files open) the connection is aborted, so stop() returns.
+    func unmount() {
+        if !hasExited {
+            if umount2(mountpoint, 0) != 0 {
+                let code = errno
+                if code == EBUSY {
+                    logger.warning("mountpoint busy; detaching lazily", metadata: ["mountpoint": "\(mountpoint)"])
+                    _ = umount2(mountpoint, Int32(MNT_DETACH))
+                } else if code != EINVAL {
+                    logger.warning("unmount failed", metadata: ["mountpoint": "\(mountpoint)", "errno": "\(code)"])
+                }
+            }
+            if loopExited.wait(timeout: .now() + 1) == .timedOut {
+                if let connection { FuseConnections.abort(connection, logger: logger) }
+                loopExited.wait()
+            }
+        } else {
+            loopExited.wait()
+        }
+        // Closes the device; unmounts (lazily) only if the mount somehow survived.
+        fuse_session_unmount(pointer)
+        fuse_session_destroy(pointer)
+    }
+}
+
+/// The fusectl filesystem: one directory per connection, with an `abort` file that fails every
+/// pending and future request with ENOTCONN (the only cure for a hung daemon's mount).
+enum FuseConnections {
+    static let directory = "/sys/fs/fuse/connections"
+
+    /// A FUSE superblock's anonymous device has major 0; the connection is named by the minor.
+    static func number(ofDevice dev: UInt64) -> UInt32 {
+        UInt32((dev & 0xff) | ((dev >> 12) & 0xfff00))
+    }
+
+    static func abort(_ connection: UInt32, logger: Logger) {
+        if access(directory + "/\(connection)", F_OK) != 0 {
+            // Not mounted on this machine by default; systemd would mount it.
+            _ = Glibc.mount("fusectl", directory, "fusectl", 0, nil)
+        }
+        let path = directory + "/\(connection)/abort"
+        let fd = Glibc.open(path, O_WRONLY)
+        guard fd >= 0 else {
+            logger.error("cannot abort FUSE connection", metadata: ["path": "\(path)", "errno": "\(errno)"])
+            return
+        }
+        _ = Glibc.write(fd, "1", 1)
+        Glibc.close(fd)
+        logger.warning("aborted FUSE connection", metadata: ["connection": "\(connection)"])
+    }
+}

@@ -1,0 +1,161 @@
+import CFuse3
+import Glibc
+
+/// The request handlers: copy the C arguments, run one state operation, reply. C strings and
+/// buffers are copied before taking the lock (reference/fuse.md §1.4).
+extension MountCore {
+    func lookup(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String) {
+        run(req, { st throws(FSError) in try st.lookup(parent, name) }, reply: { FuseReply.entry(req, $0) })
+    }
+
+    func forget(_ ino: fuse_ino_t, _ count: UInt64) {
+        state.withLock { $0.forget(ino, count: count) }
+    }
+
+    func getattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fh: UInt64?) {
+        run(req, { st throws(FSError) in try st.getattr(ino, fh: fh) }, reply: { FuseReply.attr(req, $0) })
+    }
+
+    func setattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ attr: Glibc.stat, _ toSet: Int32, _ fh: UInt64?) {
+        var request = SetAttrRequest()
+        if toSet & FUSE_SET_ATTR_SIZE != 0 { request.size = max(0, attr.st_size) }
+        if toSet & FUSE_SET_ATTR_MODE != 0 { request.mode = attr.st_mode }
+        request.touchesTimes = toSet & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW) != 0
+        let isSelf = isSelf(req)
+        run(req, { st throws(FSError) in try st.setattr(ino, request, fh: fh, isSelf: isSelf) }, reply: { FuseReply.attr(req, $0) })
+    }
+
+    func mkdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String) {
+        let isSelf = isSelf(req)
+        run(req, { st throws(FSError) in try st.mkdir(parent, name, isSelf: isSelf) }, reply: { FuseReply.entry(req, $0) })
+    }
+
+    func unlink(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String) {
+        let isSelf = isSelf(req)
+        run(req, { st throws(FSError) in try st.unlink(parent, name, isSelf: isSelf) }, reply: { FuseReply.error(req, 0) })
+        if !isSelf { followerWake.signal() }
+    }
+
+    func rmdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String) {
+        let isSelf = isSelf(req)
+        run(req, { st throws(FSError) in try st.rmdir(parent, name, isSelf: isSelf) }, reply: { FuseReply.error(req, 0) })
+        if !isSelf { followerWake.signal() }
+    }
+
+    func rename(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String, _ newParent: fuse_ino_t, _ newName: String, _ flags: UInt32) {
+        let isSelf = isSelf(req)
+        run(req, { st throws(FSError) in try st.rename(parent, name, newParent, newName, flags: flags, isSelf: isSelf) },
+            reply: { FuseReply.error(req, 0) })
+        followerWake.signal()
+    }
+
+    func open(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+        let flags = fi?.pointee.flags ?? 0
+        let isSelf = isSelf(req)
+        run(req, { st throws(FSError) in try st.open(ino, flags: flags, isSelf: isSelf) }, reply: { FuseReply.open(req, fi, $0) })
+    }
+
+    func create(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+        let flags = fi?.pointee.flags ?? 0
+        let isSelf = isSelf(req)
+        run(req, { st throws(FSError) in try st.create(parent, name, mode: mode, flags: flags, isSelf: isSelf) },
+            reply: { FuseReply.create(req, fi, $0.0, $0.1) })
+    }
+
+    func read(_ req: fuse_req_t?, _ size: Int, _ offset: Int, _ fh: UInt64) {
+        run(req, { st throws(FSError) in try st.read(fh, size: size, offset: offset) }, reply: { FuseReply.bytes(req, $0) })
+    }
+
+    func write(_ req: fuse_req_t?, _ chunk: [UInt8], _ offset: Int, _ fh: UInt64) {
+        run(req, { st throws(FSError) in try st.write(fh, chunk, offset: offset) }, reply: { _ = fuse_reply_write(req, $0) })
+    }
+
+    func flush(_ req: fuse_req_t?, _ fh: UInt64) {
+        run(req, { st throws(FSError) in try st.flush(fh) }, reply: { FuseReply.error(req, 0) })
+    }
+
+    func fsync(_ req: fuse_req_t?, _ fh: UInt64) {
+        run(req, { st throws(FSError) in try st.fsync(fh) }, reply: { FuseReply.error(req, 0) })
+    }
+
+    func release(_ req: fuse_req_t?, _ fh: UInt64) {
+        state.withLock { $0.release(fh) }
+        FuseReply.error(req, 0)
+        followerWake.signal()
+    }
+
+    func opendir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+        run(req, { st throws(FSError) in try st.openDirectory(ino) }, reply: { fh in
+            guard let fi else { return FuseReply.error(req, EIO) }
+            fi.pointee.fh = fh
+            _ = fuse_reply_open(req, fi)
+        })
+    }
+
+    func readdir(_ req: fuse_req_t?, _ size: Int, _ offset: Int, _ fh: UInt64) {
+        guard let listing = state.withLock({ $0.listings[fh] }) else { return FuseReply.error(req, EBADF) }
+        var buffer = [CChar](repeating: 0, count: size)
+        var used = 0
+        var index = max(0, offset)
+        while index < listing.items.count {
+            let item = listing.items[index]
+            var st = Glibc.stat()
+            st.st_ino = __ino_t(item.ino)
+            st.st_mode = item.isDirectory ? S_IFDIR : S_IFREG
+            let room = size - used
+            let needed = buffer.withUnsafeMutableBufferPointer { buf in
+                item.name.withCString { fuse_add_direntry(req, buf.baseAddress! + used, room, $0, &st, off_t(index + 1)) }
+            }
+            if needed > room { break }
+            used += needed
+            index += 1
+        }
+        _ = buffer.withUnsafeBufferPointer { fuse_reply_buf(req, $0.baseAddress, used) }
+    }
+
+    func releasedir(_ req: fuse_req_t?, _ fh: UInt64) {
+        state.withLock { _ = $0.listings.removeValue(forKey: fh) }
+        FuseReply.error(req, 0)
+    }
+
+    func statfs(_ req: fuse_req_t?) {
+        let files = state.withLock { $0.inodes.count }
+        var st = statvfs()
+        st.f_bsize = 4096
+        st.f_frsize = 4096
+        st.f_namemax = 255
+        st.f_files = fsfilcnt_t(files)
+        _ = fuse_reply_statfs(req, &st)
+    }
+
+    // MARK: Extended attributes (reference/fuse.md §5: never ENOSYS, which disables them mount-wide)
+
+    func getxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: String, _ size: Int) {
+        // `ls` probes security.* and system.* on every entry: answer those without the lock.
+        guard Xattr.isOurs(name) else { return FuseReply.error(req, ENODATA) }
+        let peers = self.peers
+        run(req, { st throws(FSError) in try st.xattrValue(ino, name, peers: peers) },
+            reply: { FuseReply.xattr(req, Array($0.utf8), requested: size) })
+    }
+
+    func listxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int) {
+        run(req, { st throws(FSError) in try st.xattrNames(ino) }, reply: { names in
+            var list: [UInt8] = []
+            for name in names {
+                list.append(contentsOf: name.fullName.utf8)
+                list.append(0)
+            }
+            FuseReply.xattr(req, list, requested: size)
+        })
+    }
+
+    func setxattr(_ req: fuse_req_t?, _ name: String) {
+        // Ours are derived from records (EPERM); others are not stored here. ENOTSUP makes `sed -i`
+        // and vim skip copying ACLs, as on a filesystem without them.
+        FuseReply.error(req, Xattr.isOurs(name) ? EPERM : ENOTSUP)
+    }
+
+    func removexattr(_ req: fuse_req_t?, _ name: String) {
+        FuseReply.error(req, Xattr.isOurs(name) ? EPERM : ENODATA)
+    }
+}

@@ -1,0 +1,87 @@
+import CFuse3
+import Dispatch
+import Glibc
+import KVGossipCore
+import Synchronization
+
+/// The pointer libfuse hands back; only used while the session lives.
+struct SessionRef: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+/// The state behind one mount, reached from the C callbacks through `fuse_req_userdata`, so several
+/// mounts can live in one process (the tests run them side by side).
+final class MountCore: Sendable {
+    let ctx: MountContext
+    let state: Mutex<FSState>
+    /// The mountpoint as an absolute path without a trailing slash; the follower writes below it.
+    let mountpoint: String
+    let peers: @Sendable () -> [String]
+    /// Wakes the change follower: store changes, and local edits that left work for it.
+    let followerWake = DispatchSemaphore(value: 0)
+    private let selfThreads = Mutex<Set<Int32>>([])
+    private let sessionRef = Mutex<SessionRef?>(nil)
+
+    init(ctx: MountContext, mountpoint: String, peers: @escaping @Sendable () -> [String]) {
+        self.ctx = ctx
+        self.state = Mutex(FSState(ctx: ctx))
+        self.mountpoint = mountpoint
+        self.peers = peers
+    }
+
+    static func from(_ req: fuse_req_t?) -> MountCore {
+        Unmanaged<MountCore>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+    }
+
+    var session: OpaquePointer? { sessionRef.withLock { $0?.pointer } }
+
+    func setSession(_ pointer: OpaquePointer?) {
+        sessionRef.withLock { $0 = pointer.map(SessionRef.init) }
+    }
+
+    // MARK: Recognising the mount's own requests
+
+    /// Marks the calling thread as the engine's: its requests replay stored changes and never mint.
+    func registerSelfThread() {
+        let tid = cfuse_gettid()
+        selfThreads.withLock { _ = $0.insert(tid) }
+    }
+
+    func unregisterSelfThread() {
+        let tid = cfuse_gettid()
+        selfThreads.withLock { _ = $0.remove(tid) }
+    }
+
+    /// `fuse_req_ctx(req)->pid` is the caller's thread id, so the test is against registered thread
+    /// ids, not `getpid()` (reference/fuse.md §2).
+    func isSelf(_ req: fuse_req_t?) -> Bool {
+        let pid = cfuse_req_pid(req)
+        return pid != 0 && selfThreads.withLock { $0.contains(pid) }
+    }
+
+    // MARK: Running state operations
+
+    /// Runs one state operation under the lock and replies after releasing it.
+    func run<T: Sendable>(_ req: fuse_req_t?, _ body: (inout FSState) throws(FSError) -> T, reply: (T) -> Void) {
+        do {
+            let value = try state.withLock { (st: inout sending FSState) throws(FSError) -> sending T in
+                try body(&st)
+            }
+            reply(value)
+        } catch {
+            FuseReply.error(req, error.code)
+        }
+    }
+
+    /// Asks the kernel to drop its cached attributes and pages of an inode. Never called from a
+    /// request handler: the kernel may be waiting on that very handler (reference/fuse.md §2).
+    func invalidateInode(_ ino: UInt64, attributesOnly: Bool = false) {
+        guard let se = session else { return }
+        _ = fuse_lowlevel_notify_inval_inode(se, fuse_ino_t(ino), attributesOnly ? -1 : 0, 0)
+    }
+
+    func invalidateEntry(parent: UInt64, name: String) {
+        guard let se = session else { return }
+        _ = name.withCString { fuse_lowlevel_notify_inval_entry(se, fuse_ino_t(parent), $0, name.utf8.count) }
+    }
+}

@@ -1,0 +1,23 @@
+/// How a `Mount` presents the tree: ownership, who may enter, which names stay local.
+public struct MountOptions: Sendable {
+    /// Owner and group of every file and directory in the mount.
+    public var uid: UInt32 = 0, gid: UInt32 = 0
+    /// Lets users other than the mounting one use the mount. The kernel then enforces the mode bits
+    /// (`default_permissions` is always on), so 0444 keys stay read-only for everyone but root.
+    public var allowOther: Bool = true
+    /// Name patterns that are local scratch (SPEC §11): a path with any segment matching one of them
+    /// lives only in this mount's memory and is never minted. `*` matches any run of characters,
+    /// `?` exactly one; a pattern matches a whole segment.
+    public var scratchPatterns: [String] = MountOptions.defaultScratchPatterns
+    /// The peers listed by the root's `user.kvgossip.peers` attribute, one per line.
+    public var peers: @Sendable () -> [String] = { [] }
+    /// How long a key renamed onto a scratch name waits for its re-creation before it is
+    /// tombstoned (internal: tests shorten it).
+    var hiddenGraceMs: UInt64 = 3000
+
+    public init() {}
+
+    /// Dot names, `~` backups, vim's `4913` probe and swap files, emacs lock/auto-save names and
+    /// GNU sed's `sedXXXXXX` temporaries.
+    public static let defaultScratchPatterns = [".*", "*~", "4913", "#*#", "*.swp", "*.swx", "*.swpx", "sed??????"]
+}

@@ -1,0 +1,120 @@
+import CFuse3
+import Dispatch
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+
+/// A mount left behind by a process that died without unmounting: `stat` answers ENOTCONN (or
+/// hangs, if the process is stuck rather than dead). Found through /proc/self/mountinfo, because a
+/// dead mount cannot be inspected through its path.
+enum StaleMount {
+    struct Entry {
+        let mountPoint: String
+        let fsType: String
+        let minor: UInt32
+    }
+
+    enum Probe {
+        case answers
+        case failed(Int32)
+        case hung
+    }
+
+    /// Removes stale FUSE mounts stacked at `mountpoint`; throws if a live one is there.
+    static func recover(_ mountpoint: String, logger: Logger) throws {
+        for _ in 0..<8 {
+            guard let top = entries(at: mountpoint).last(where: { $0.fsType == "fuse" || $0.fsType.hasPrefix("fuse.") }) else { return }
+            switch probe(mountpoint, timeout: 2) {
+            case .answers:
+                throw MountError.alreadyMounted("\(mountpoint) is already a live FUSE mount (\(top.fsType))")
+            case .hung:
+                logger.warning("mount at \(mountpoint) does not answer; aborting its connection")
+                FuseConnections.abort(top.minor, logger: logger)
+                detach(mountpoint, logger: logger)
+            case .failed(let code):
+                logger.warning("recovering stale mount", metadata: ["mountpoint": "\(mountpoint)", "errno": "\(code)"])
+                detach(mountpoint, logger: logger)
+            }
+        }
+        throw MountError.mountFailed("could not clear the stale mounts at \(mountpoint)")
+    }
+
+    /// `fusermount3 -uz`: a lazy unmount also works while something is still inside.
+    static func detach(_ mountpoint: String, logger: Logger) {
+        if umount2(mountpoint, Int32(MNT_DETACH)) == 0 { return }
+        let code = errno
+        // Without privileges, the setuid helper can do it for mounts this user made.
+        let helper = Process()
+        helper.executableURL = URL(fileURLWithPath: "/bin/fusermount3")
+        helper.arguments = ["-uz", mountpoint]
+        do {
+            try helper.run()
+            helper.waitUntilExit()
+        } catch {
+            logger.error("cannot unmount stale mount", metadata: ["mountpoint": "\(mountpoint)", "errno": "\(code)"])
+        }
+    }
+
+    /// stat(2) on another thread, so a hung mount cannot hang the caller.
+    static func probe(_ path: String, timeout: Double) -> Probe {
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<Int32?>(nil)
+        let thread = Thread {
+            var st = stat()
+            let code: Int32 = stat(path, &st) == 0 ? 0 : errno
+            result.withLock { $0 = code }
+            done.signal()
+        }
+        thread.start()
+        guard done.wait(timeout: .now() + timeout) == .success, let code = result.withLock({ $0 }) else { return .hung }
+        return code == 0 ? .answers : .failed(code)
+    }
+
+    /// Mount entries whose mount point is `path`, in mount order (the last one is on top).
+    static func entries(at path: String) -> [Entry] {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        let target = normalized(path)
+        return text.split(separator: "\n").compactMap { line -> Entry? in
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2 else { return nil }
+            let fields = halves[0].split(separator: " ")
+            let tail = halves[1].split(separator: " ")
+            guard fields.count >= 5, let fsType = tail.first, unescape(String(fields[4])) == target else { return nil }
+            let device = fields[2].split(separator: ":")
+            return Entry(mountPoint: target, fsType: String(fsType), minor: device.count == 2 ? UInt32(device[1]) ?? 0 : 0)
+        }
+    }
+
+    /// The absolute path as mountinfo prints it. The parent is resolved (symlinks, `..`), the last
+    /// component is not: resolving it would stat the possibly dead mount.
+    static func normalized(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var trimmed = absolute
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        let parent = (trimmed as NSString).deletingLastPathComponent
+        let name = (trimmed as NSString).lastPathComponent
+        guard let resolved = realpath(parent, nil) else { return trimmed }
+        defer { free(resolved) }
+        let base = String(cString: resolved)
+        return base == "/" ? "/" + name : base + "/" + name
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as a backslash and three octal digits.
+    static func unescape(_ field: String) -> String {
+        let bytes = Array(field.utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count,
+                let code = UInt8(String(decoding: bytes[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                out.append(code)
+                i += 4
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,93 @@
+import KVGossipCore
+
+/// What the store holds for one key, as far as the mount needs it.
+struct TruthEntry: Equatable, Sendable {
+    var version: RecordVersion
+    var live: Bool
+    var size: Int
+    var mtimeMs: UInt64
+
+    init(_ record: Record) {
+        version = record.version
+        live = record.kind == .value
+        size = record.value.count
+        mtimeMs = record.timestamp.physicalMs
+    }
+}
+
+/// An in-memory copy of the store's key set, so the mount can answer "is this a directory" without a
+/// prefix scan. Fed from the store's change stream and from the mount's own mints; every update is
+/// ordered by `RecordVersion`, so the two feeds may interleave in any order and still agree with the
+/// store. Keys with a scratch segment are left out: they are never shown (SPEC §11).
+struct TruthIndex {
+    private(set) var entries: [String: TruthEntry] = [:]
+    /// prefix → child name → live keys at or below that child.
+    private var below: [String: [String: Int]] = [:]
+    private let scratch: ScratchNames
+
+    init(scratch: ScratchNames) {
+        self.scratch = scratch
+    }
+
+    /// Folds in a record; false when it is not newer than what is known (a replay or a race).
+    @discardableResult
+    mutating func apply(_ record: Record) -> Bool {
+        let path = record.key.path
+        guard !scratch.isScratch(path: path) else { return false }
+        if let old = entries[path], old.version >= record.version { return false }
+        set(path, TruthEntry(record))
+        return true
+    }
+
+    /// A key unset by a revocation: gone, with no older value to fall back to. Remembering the
+    /// removed version as dead keeps a late replay of that same record from resurrecting it.
+    @discardableResult
+    mutating func unset(_ key: Key, previous: RecordVersion) -> Bool {
+        let path = key.path
+        guard let old = entries[path], old.version <= previous, old.live else { return false }
+        set(path, TruthEntry(version: previous, live: false, size: 0, mtimeMs: old.mtimeMs))
+        return true
+    }
+
+    func liveEntry(_ path: String) -> TruthEntry? {
+        guard let e = entries[path], e.live else { return nil }
+        return e
+    }
+
+    /// True when a live key lies strictly below `path`: the path is then a directory.
+    func hasDescendants(_ path: String) -> Bool {
+        !(below[path]?.isEmpty ?? true)
+    }
+
+    func childNames(_ path: String) -> [String] {
+        below[path].map { Array($0.keys) } ?? []
+    }
+
+    var livePaths: [String] { entries.filter(\.value.live).map(\.key) }
+
+    private mutating func set(_ path: String, _ entry: TruthEntry) {
+        let wasLive = entries[path]?.live ?? false
+        entries[path] = entry
+        guard wasLive != entry.live else { return }
+        let delta = entry.live ? 1 : -1
+        var current = path
+        while current != ViewPath.root {
+            let parent = ViewPath.parent(current)
+            let name = ViewPath.name(current)
+            var children = below[parent] ?? [:]
+            let count = (children[name] ?? 0) + delta
+            children[name] = count > 0 ? count : nil
+            below[parent] = children.isEmpty ? nil : children
+            current = parent
+        }
+    }
+}
+
+extension TruthEntry {
+    init(version: RecordVersion, live: Bool, size: Int, mtimeMs: UInt64) {
+        self.version = version
+        self.live = live
+        self.size = size
+        self.mtimeMs = mtimeMs
+    }
+}

@@ -1,0 +1,84 @@
+import CFuse3
+import Foundation
+import KVGossipCore
+import KVGossipNode
+import KVGossipStore
+import Logging
+import Testing
+@testable import KVGossipMount
+
+extension MountTests {
+    @Suite struct LifecycleTests {
+        @Test func stopUnmountsCleanlyAndStartMountsAgain() throws {
+            try withMount(seed: ["/k": "v"]) { fx throws in
+                #expect(fx.mount.isMounted)
+                #expect(StaleMount.entries(at: fx.mountpoint).count == 1)
+                fx.mount.stop()
+                fx.mount.stop()
+                #expect(!fx.mount.isMounted)
+                #expect(StaleMount.entries(at: fx.mountpoint).isEmpty)
+                try fx.mount.start()
+                #expect(fx.mount.isMounted && fx.sh("cat k").stdout == "v")
+            }
+        }
+
+        @Test func startRecoversAMountLeftByACrashedProcess() throws {
+            try withMount(seed: ["/k": "v"]) { fx throws in
+                fx.mount.stop()
+                // What a SIGKILLed daemon leaves: the mount stays, its connection is gone.
+                try StaleMountMaker.leaveDeadMount(at: fx.mountpoint)
+                let probe = fx.sh("stat .", timeout: 5)
+                #expect(probe.stderr.contains("Transport endpoint is not connected"), "\(probe)")
+                try fx.mount.start()
+                #expect(fx.sh("cat k").stdout == "v")
+                #expect(StaleMount.entries(at: fx.mountpoint).count == 1)
+            }
+        }
+
+        @Test func startRefusesALiveMount() throws {
+            try withMount { fx throws in
+                let second = Mount(node: fx.node, mountpoint: fx.mountpoint, options: MountOptions(), logger: Logger(label: "second"))
+                #expect(throws: MountError.self) { try second.start() }
+                #expect(fx.mount.isMounted)
+            }
+        }
+
+        @Test func busyMountpointStillStops() throws {
+            try withMount(seed: ["/k": "v"]) { fx throws in
+                // A process sitting inside the mount makes a plain unmount fail with EBUSY.
+                let holder = Process()
+                holder.executableURL = URL(fileURLWithPath: "/bin/sh")
+                holder.arguments = ["-c", "exec 3< k; sleep 30"]
+                holder.currentDirectoryURL = URL(fileURLWithPath: fx.mountpoint)
+                try holder.run()
+                defer { kill(holder.processIdentifier, SIGKILL) }
+                usleep(200_000)
+                fx.mount.stop()
+                #expect(!fx.mount.isMounted)
+                #expect(StaleMount.entries(at: fx.mountpoint).isEmpty)
+            }
+        }
+    }
+}
+
+/// Leaves a mount whose daemon is gone, as SIGKILL would: a session mounted and destroyed
+/// without unmounting.
+enum StaleMountMaker {
+    static func leaveDeadMount(at path: String) throws {
+        var ops = FuseOps.table()
+        let arguments = ["kvgossip-dead", "-o", "fsname=kvgossip,subtype=kvgossip"]
+        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 1)
+        for (i, a) in arguments.enumerated() { argv[i] = strdup(a) }
+        argv[arguments.count] = nil
+        defer {
+            for i in 0..<arguments.count { free(argv[i]) }
+            argv.deallocate()
+        }
+        var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
+        guard let se = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, nil) else { throw MountError.sessionFailed("test") }
+        guard fuse_session_mount(se, path) == 0 else { throw MountError.mountFailed("test") }
+        fuse_session_destroy(se)
+    }
+}
+
+

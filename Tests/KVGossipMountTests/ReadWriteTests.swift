@@ -1,0 +1,106 @@
+import Foundation
+import KVGossipCore
+import Testing
+
+extension MountTests {
+    /// Reading and writing keys with shell tools: each saved value is exactly one record.
+    @Suite struct ReadWriteTests {
+        @Test func catShowsTheStoredValueAndItsAttributes() throws {
+            try withMount(seed: ["/app/db/url": "postgres://db\n"]) { fx throws in
+                let cat = fx.sh("cat app/db/url")
+                #expect(cat.ok && cat.stdout == "postgres://db\n", "\(cat)")
+                let stat = fx.sh("stat -c '%F %a %s %u:%g' app/db/url app/db app")
+                #expect(stat.stdout == "regular file 644 14 0:0\ndirectory 755 0 0:0\ndirectory 755 0 0:0\n", "\(stat)")
+                // mtime is the record's time.
+                let record = try #require(try fx.store.record(Key("/app/db/url")))
+                let mtime = fx.sh("stat -c %Y app/db/url").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(UInt64(mtime) == record.timestamp.physicalMs / 1000)
+                #expect(fx.sh("ls -a app/db").stdout == ".\n..\nurl\n")
+            }
+        }
+
+        @Test func echoRedirectMintsOneRecordForExistingAndNewKeys() throws {
+            try withMount(seed: ["/app/name": "old\n"]) { fx throws in
+                var mark = fx.recorder.count
+                #expect(fx.sh("echo new > app/name").ok)
+                var made = fx.recorder.settle(from: mark, expected: 1)
+                #expect(made.map(\.text) == ["new\n"], "bash's extra FLUSH must not mint an empty value first")
+                #expect(fx.sh("cat app/name").stdout == "new\n")
+
+                mark = fx.recorder.count
+                #expect(fx.sh("echo hello > app/fresh").ok)
+                made = fx.recorder.settle(from: mark, expected: 1)
+                #expect(made.map(\.key.path) == ["/app/fresh"] && made.map(\.text) == ["hello\n"])
+                #expect(try fx.values() == ["/app/name": "new\n", "/app/fresh": "hello\n"])
+                #expect(try fx.tombstones().isEmpty)
+            }
+        }
+
+        @Test func appendAddsToTheCurrentValue() throws {
+            try withMount(seed: ["/app/list": "one\n"]) { fx throws in
+                let mark = fx.recorder.count
+                #expect(fx.sh("echo two >> app/list").ok)
+                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == ["one\ntwo\n"])
+                #expect(fx.sh("cat app/list").stdout == "one\ntwo\n")
+            }
+        }
+
+        @Test func teeAndCpWriteOneRecordEach() throws {
+            try withMount(seed: ["/app/a": "a\n"]) { fx throws in
+                var mark = fx.recorder.count
+                #expect(fx.sh("printf 'from tee\\n' | tee app/a > /dev/null").ok)
+                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == ["from tee\n"])
+
+                let source = fx.directory + "/source.txt"
+                try "copied\n".write(toFile: source, atomically: true, encoding: .utf8)
+                mark = fx.recorder.count
+                #expect(fx.sh("cp '\(source)' app/a && cp '\(source)' app/b").ok)
+                let made = fx.recorder.settle(from: mark, expected: 2)
+                #expect(made.map(\.key.path) == ["/app/a", "/app/b"] && made.allSatisfy { $0.text == "copied\n" })
+                #expect(try fx.values() == ["/app/a": "copied\n", "/app/b": "copied\n"])
+            }
+        }
+
+        @Test func truncateAndColonRedirectEmptyTheValue() throws {
+            try withMount(seed: ["/app/t": "something\n", "/app/u": "other\n"]) { fx throws in
+                var mark = fx.recorder.count
+                #expect(fx.sh("truncate -s 0 app/t").ok)
+                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == [""])
+                #expect(fx.sh("stat -c %s app/t").stdout == "0\n")
+
+                // `: > f` writes nothing: committed at RELEASE, still exactly once.
+                mark = fx.recorder.count
+                #expect(fx.sh(": > app/u").ok)
+                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == [""])
+                #expect(try fx.values() == ["/app/t": "", "/app/u": ""])
+            }
+        }
+
+        @Test func touchCreatesAnEmptyKeyAndLeavesExistingOnesAlone() throws {
+            try withMount(seed: ["/app/kept": "v\n"]) { fx throws in
+                let mark = fx.recorder.count
+                #expect(fx.sh("touch app/new app/kept").ok)
+                let made = fx.recorder.settle(from: mark, expected: 1)
+                #expect(made.map(\.key.path) == ["/app/new"] && made.map(\.text) == [""])
+                #expect(try fx.values() == ["/app/kept": "v\n", "/app/new": ""])
+            }
+        }
+
+        @Test func aReaderKeepsTheVersionItOpened() throws {
+            try withMount(seed: ["/app/v": "first version\n"]) { fx throws in
+                // The shell opens the file once; the value changes before it reads.
+                let result = fx.sh("exec 3< app/v; echo second > app/v; cat <&3; cat app/v")
+                #expect(result.stdout == "first version\nsecond\n", "\(result)")
+            }
+        }
+
+        @Test func writesAtOffsetsEditTheBufferLikeALocalFile() throws {
+            try withMount(seed: ["/app/o": "hello world\n"]) { fx throws in
+                let mark = fx.recorder.count
+                let script = "import os\nfd = os.open('app/o', os.O_RDWR)\nos.pwrite(fd, b'HELLO', 0)\nos.pwrite(fd, b'!', 11)\nos.ftruncate(fd, 12)\nos.close(fd)"
+                #expect(fx.sh("python3 -c \"\(script)\"").ok)
+                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == ["HELLO world!"])
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import KVGossipCore
+import Testing
+
+/// Changes stored without going through the mount (as gossip, the CLI or the API store them)
+extension MountTests {
+    /// raise the inotify events a local edit would, and a read right after the event sees them.
+    @Suite struct RemoteChangeTests {
+        @Test func watchersSeeEveryRemoteChange200Times() throws {
+            try withMount(seed: ["/w/f": "start\n"]) { fx throws in
+                let file = fx.path("/w/f"), dir = fx.path("/w") + "/"
+                let watch = try InotifyWatch([file, fx.path("/w")])
+                defer { watch.stop() }
+                var misses: [String] = []
+                for i in 0..<200 {
+                    watch.clear()
+                    let value = "value \(i)\n"
+                    _ = try fx.node.mint(try Key("/w/f"), value: Array(value.utf8))
+                    let seen = watch.wait { $0.has("CLOSE_WRITE", watched: file) }
+                    if !seen || !watch.events.has("MODIFY", watched: file) || !watch.events.has("CLOSE_WRITE", watched: dir, name: "f") {
+                        misses.append("modify \(i): \(watch.events)")
+                    }
+                    let cat = fx.sh("cat w/f", timeout: 5)
+                    if cat.stdout != value { misses.append("read \(i): \(cat)") }
+
+                    guard i % 4 == 0 else { continue }
+                    watch.clear()
+                    let name = "n\(i)"
+                    _ = try fx.node.mint(try Key("/w/" + name), value: Array("new \(i)".utf8))
+                    if !watch.wait(until: { $0.has("CREATE", watched: dir, name: name) && $0.has("CLOSE_WRITE", watched: dir, name: name) }) {
+                        misses.append("create \(i): \(watch.events)")
+                    }
+                    let catNew = fx.sh("cat w/\(name)", timeout: 5)
+                    if catNew.stdout != "new \(i)" { misses.append("read new \(i): \(catNew)") }
+                    watch.clear()
+                    _ = try fx.node.mint(try Key("/w/" + name), value: nil)
+                    if !watch.wait(until: { $0.has("DELETE", watched: dir, name: name) }) {
+                        misses.append("delete \(i): \(watch.events)")
+                    }
+                    if fx.sh("test -e w/\(name)").ok { misses.append("still there \(i)") }
+                }
+                #expect(misses.isEmpty, "\(misses.prefix(5))")
+                #expect(try fx.values() == ["/w/f": "value 199\n"])
+            }
+        }
+
+        @Test func newKeysInNewDirectoriesCreateTheDirectories() throws {
+            try withMount { fx throws in
+                let watch = try InotifyWatch([fx.mountpoint])
+                defer { watch.stop() }
+                try fx.rootMint("/svc/web/port", "8080")
+                #expect(watch.wait { $0.has("CREATE", watched: fx.mountpoint + "/", name: "svc") })
+                #expect(waitUntil { fx.sh("cat svc/web/port").stdout == "8080" })
+                // Removing the last key removes the directories the network no longer has.
+                try fx.rootMint("/svc/web/port", nil)
+                #expect(watch.wait { $0.has("DELETE", watched: fx.mountpoint + "/", name: "svc") })
+                #expect(fx.sh("ls -A").stdout == "")
+                #expect(fx.recorder.settle(from: 0, expected: 2).count == 2, "replaying must not mint")
+            }
+        }
+
+        @Test func aReaderWithoutStatSeesTheNewValueAfterTheEvent() throws {
+            try withMount(seed: ["/r/v": "a-much-longer-first-value\n"]) { fx throws in
+                // Warm the kernel's caches with the old version first.
+                #expect(fx.sh("cat r/v").stdout == "a-much-longer-first-value\n")
+                let watch = try InotifyWatch([fx.path("/r/v")])
+                defer { watch.stop() }
+                for (i, value) in ["short\n", "a-much-longer-second-value-than-before\n", "x\n"].enumerated() {
+                    watch.clear()
+                    try fx.rootMint("/r/v", value)
+                    #expect(watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/r/v")) }, "event \(i)")
+                    // Python reads without fstat, so stale cached sizes or pages would show.
+                    let read = fx.sh("python3 -c \"import os; fd = os.open('r/v', os.O_RDONLY); print(os.read(fd, 4096).decode(), end='')\"")
+                    #expect(read.stdout == value, "\(read)")
+                }
+            }
+        }
+
+        @Test func concurrentLocalAndRemoteEditsConverge() throws {
+            try withMount(seed: ["/c/k": "0", "/c/other": "0"]) { fx throws in
+                let done = DispatchSemaphore(value: 0)
+                let mountpoint = fx.mountpoint
+                Thread {
+                    _ = Shell.run("for i in $(seq 150); do echo local$i > c/k; cat c/k c/other > /dev/null; done", in: mountpoint, timeout: 60)
+                    done.signal()
+                }.start()
+                for i in 0..<150 {
+                    try fx.rootMint(i % 2 == 0 ? "/c/k" : "/c/other", "remote\(i)\n")
+                    if i % 10 == 0 { try fx.rootMint("/c/new\(i)", "n") }
+                }
+                #expect(done.wait(timeout: .now() + 60) == .success, "local edits hung")
+                let values = try fx.values()
+                // Whatever won, the view settles on what the store holds.
+                #expect(waitUntil { fx.sh("cat c/k").stdout == values["/c/k"] && fx.sh("cat c/other").stdout == values["/c/other"] })
+                #expect(waitUntil { fx.sh("ls c | wc -l").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "17" })
+            }
+        }
+    }
+}
