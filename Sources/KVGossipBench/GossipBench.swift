@@ -77,10 +77,16 @@ enum GossipBench {
                 $0.value = Data(value.utf8)
             }, op: .mint)
             for k in streams.indices {
+                var arrived = false
                 while let r = try await streams[k].next() {
-                    if r.event?.record?.value == Data(value.utf8) { break }
+                    if r.event?.record?.value == Data(value.utf8) {
+                        arrived = true
+                        break
+                    }
                 }
+                if !arrived { throw BenchError("agent \(k + 1) never saw write \(i)") }
             }
+            if DispatchTime.now().uptimeNanoseconds - start > 10_000_000_000 { throw BenchError("write \(i) took over 10 s to spread") }
             samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
         for c in clients { await c.close() }

@@ -56,13 +56,15 @@ enum StaleMount {
         }
     }
 
-    /// stat(2) on another thread, so a hung mount cannot hang the caller.
+    /// statfs(2) on another thread, so a hung mount cannot hang the caller. Not stat(2): the
+    /// kernel can answer stat of a dead mount's root from its attribute cache, while statfs always
+    /// asks the filesystem process, so only a live one answers.
     static func probe(_ path: String, timeout: Double) -> Probe {
         let done = DispatchSemaphore(value: 0)
         let result = Mutex<Int32?>(nil)
         let thread = Thread {
-            var st = stat()
-            let code: Int32 = stat(path, &st) == 0 ? 0 : errno
+            var info = statfs()
+            let code: Int32 = statfs(path, &info) == 0 ? 0 : errno
             result.withLock { $0 = code }
             done.signal()
         }

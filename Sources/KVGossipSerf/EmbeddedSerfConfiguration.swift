@@ -19,8 +19,8 @@ public struct EmbeddedSerfConfiguration: Sendable {
     public var syncPort: Int
     /// Extra tags (the `kvg` tag is added from `syncPort`).
     public var tags: [String: String]
-    /// `ip:port` of nodes to join at start (`-join`; the agent exits if none can be reached, and the
-    /// supervisor then retries with backoff).
+    /// `ip:port` of nodes to join (`-retry-join`: retried every 5 s until one answers, so a host
+    /// whose peers are down still starts).
     public var join: [String]
     /// `lan` (default), `wan` or `local` (halves the gossip interval: faster on one host).
     public var profile: String?
@@ -88,7 +88,10 @@ public struct EmbeddedSerfConfiguration: Sendable {
         for (key, value) in tags.sorted(by: { $0.key < $1.key }) where key != Membership.defaultTag {
             args += ["-tag", "\(key)=\(value)"]
         }
-        args += join.map { "-join=\($0)" }
+        // -retry-join, not -join: a host that boots while its peers are down must still come up
+        // (with its mount) and find them later, instead of exiting and restart-looping.
+        args += join.map { "-retry-join=\($0)" }
+        if !join.isEmpty { args.append("-retry-interval=5s") }
         if let profile { args.append("-profile=\(profile)") }
         if rejoinAfterLeave { args.append("-rejoin") }
         if hasSecrets { args.append("-config-file=\(secretsPath)") }

@@ -54,6 +54,7 @@ public actor GossipEngine {
     /// Digests accepted from a peer, so a push does not go straight back to where it came from.
     private var origins: [Hash256: String] = [:]
     private var pendingPush: [Key: Hash256] = [:]
+    private var repairs: Set<PeerAddress> = []
     /// The peer list as text, readable without awaiting the actor (the mount's `peers` xattr).
     private let peerSnapshot = Mutex<[String]>([])
 
@@ -198,8 +199,24 @@ public actor GossipEngine {
                 acknowledge(record)
             }
         } catch {
-            logger.debug("push failed", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+            logger.debug("push failed; a repair session follows", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+            scheduleRepair(with: peer)
         }
+    }
+
+    /// A push that did not arrive is repaired by a full session with that peer soon after,
+    /// rather than waiting for the periodic round. One pending repair per peer.
+    private func scheduleRepair(with peer: GossipPeer) {
+        guard repairs.insert(peer.address).inserted else { return }
+        Task {
+            try? await Task.sleep(for: .seconds(1))
+            await self.finishRepair(peer)
+        }
+    }
+
+    private func finishRepair(_ peer: GossipPeer) async {
+        repairs.remove(peer.address)
+        _ = try? await sync(with: peer.address, reason: "repair after a failed push")
     }
 
     private func acknowledge(_ record: Record) {

@@ -30,8 +30,9 @@ public struct SyncTransportOptions: Sendable {
     /// A peer silent this long loses the session.
     public var readTimeout = TimeAmount.seconds(15)
     public var connectTimeout = TimeAmount.seconds(3)
-    /// Sessions served at once; more are answered "busy" and closed.
-    public var maxConcurrentSessions = 6
+    /// Sessions served at once; more are answered "busy" and closed. Most are pushes, which
+    /// last a millisecond; the bound only protects memory (each holds at most two batches).
+    public var maxConcurrentSessions = 32
     public var limits = Limits.default
     /// When set, every sync connection is encrypted and authenticated with it (SPEC §17).
     public var secret: ClusterSecret?

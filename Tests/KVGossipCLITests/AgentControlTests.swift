@@ -99,28 +99,18 @@ import Testing
         let watcher = Process()
         watcher.executableURL = URL(fileURLWithPath: CLIProcess.binary)
         watcher.arguments = ["watch", "/app/**", "--control", agent.socket]
-        let out = Pipe()
-        watcher.standardOutput = out
+        let out = OutputCollector()
+        watcher.standardOutput = out.pipe
         try watcher.run()
-        defer { watcher.terminate(); watcher.waitUntilExit() }
-
-        var seen = ""
-        func waitFor(_ text: String) -> Bool {
-            let deadline = Date().addingTimeInterval(10)
-            while Date() < deadline {
-                if seen.contains(text) { return true }
-                let chunk = out.fileHandleForReading.availableData
-                seen += String(decoding: chunk, as: UTF8.self)
-            }
-            return seen.contains(text)
-        }
+        defer { kill(watcher.processIdentifier, SIGKILL); watcher.waitUntilExit() }
+        func waitFor(_ text: String) -> Bool { out.wait(timeout: 10) { $0.contains(text) } }
         #expect(waitFor("/app/a = 1"))
         try agent.run(["set", "/app/b", "2"])
         try agent.run(["set", "/elsewhere", "x"])
         try agent.run(["rm", "/app/a"])
         #expect(waitFor("/app/b = 2"))
         #expect(waitFor("/app/a removed"))
-        #expect(!seen.contains("/elsewhere"))
+        #expect(!out.output.contains("/elsewhere"))
     }
 
     @Test func tcpListenerAcceptsOnlyClientSignedWrites() throws {

@@ -15,7 +15,8 @@ final class AgentProcess: @unchecked Sendable {
         let socket = cli.path("\(name).sock")
         try self.init(
             cli: cli, name: name, data: data, socket: socket,
-            arguments: ["agent", "--data", data, "--root", root, "--control", socket, "--log-level", "debug", "--no-serf"] + extraArgs)
+            arguments: ["agent", "--data", data, "--root", root, "--control", socket, "--log-level", "debug", "--no-serf"]
+                + (extraArgs.contains("--listen") ? [] : ["--listen", "127.0.0.1:\(GossipTests.freePort())"]) + extraArgs)
     }
 
     /// An agent started with exactly these arguments (e.g. `agent --config FILE`, as a unit would).

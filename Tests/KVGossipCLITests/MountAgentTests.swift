@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+
+/// The agent with its FUSE mount, driven by real programs and by the CLI.
+@Suite(.serialized) struct MountAgentTests {
+    static func shell(_ command: String, in cli: CLIProcess) throws -> CLIProcess.Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        p.currentDirectoryURL = cli.directory
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return CLIProcess.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// Lazily detaches whatever is left mounted at `path`, so a failed test does not leave a mount.
+    static func detach(_ path: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/fusermount3")
+        p.arguments = ["-uz", path]
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try? p.run()
+        p.waitUntilExit()
+    }
+
+    static func mountedAgent(_ cli: CLIProcess, name: String = "M", root: String, extra: [String] = []) throws -> AgentProcess {
+        try AgentProcess(cli: cli, name: name, root: root, extraArgs: [
+            "--key", "root.key", "--mount", cli.path("\(name)-kv"), "--listen", "127.0.0.1:\(GossipTests.freePort())",
+        ] + extra)
+    }
+
+    @Test func cliChangesRaiseInotifyEventsAndFreshReads200Times() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agent = try Self.mountedAgent(cli, root: root)
+        defer { agent.stop(); Self.detach(cli.path("M-kv")) }
+        let mnt = cli.path("M-kv")
+        try agent.run(["set", "/app/k", "v0"])
+
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: "/usr/bin/inotifywait")
+        watcher.arguments = ["-m", "-q", "--format", "%e %f", "-e", "modify,close_write,create,delete,moved_to", "\(mnt)/app"]
+        let events = OutputCollector()
+        watcher.standardOutput = events.pipe
+        try watcher.run()
+        defer { kill(watcher.processIdentifier, SIGKILL); watcher.waitUntilExit() }
+        usleep(300_000)
+        func waitFor(_ predicate: (String) -> Bool) -> Bool { events.wait(predicate) }
+        var misses = 0
+        for i in 1...200 {
+            let before = events.output.components(separatedBy: "CLOSE_WRITE,CLOSE k").count
+            #expect(try agent.run(["set", "/app/k", "v\(i)"]).status == 0)
+            if !waitFor({ $0.components(separatedBy: "CLOSE_WRITE,CLOSE k").count > before }) { misses += 1 }
+            let read = try String(contentsOfFile: "\(mnt)/app/k", encoding: .utf8)
+            if read != "v\(i)" { misses += 1 }
+        }
+        #expect(misses == 0)
+        #expect(events.output.contains("MODIFY k"))
+        try agent.run(["set", "/app/new", "n"])
+        #expect(waitFor { $0.contains("CREATE new") })
+        try agent.run(["rm", "/app/new"])
+        #expect(waitFor { $0.contains("DELETE new") }, "events: \(events.output.suffix(300))")
+        #expect(!FileManager.default.fileExists(atPath: "\(mnt)/app/new"))
+    }
+
+    @Test func killDashNineDuringWritesLosesNoAcknowledgedWrite() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        var agent = try Self.mountedAgent(cli, root: root)
+        defer { agent.stop(); Self.detach(cli.path("M-kv")) }
+        let mnt = cli.path("M-kv")
+        #expect(try Self.shell("mkdir -p \(mnt)/w", in: cli).status == 0)
+        // Each write's number is recorded only after its close() returned 0.
+        let writer = Process()
+        writer.executableURL = URL(fileURLWithPath: "/bin/sh")
+        writer.arguments = ["-c", "i=0; while true; do i=$((i+1)); echo $i > \(mnt)/w/k$((i % 50)) && echo $i >> \(cli.path("acked")); done"]
+        writer.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try writer.run()
+        defer { kill(writer.processIdentifier, SIGKILL); writer.waitUntilExit() }
+        usleep(1_500_000)
+        // Freeze the writer between syscalls, read the tree hash, then crash the agent.
+        kill(writer.processIdentifier, SIGSTOP)
+        usleep(100_000)
+        let before = try GossipTests.treeHash(agent)
+        let pid = agent.pid
+        kill(pid, SIGKILL)
+        agent.process.waitUntilExit()
+        kill(writer.processIdentifier, SIGKILL)
+        writer.waitUntilExit()
+
+        // Same data dir and mountpoint: the stale mount is recovered and the tree is intact.
+        agent = try Self.mountedAgent(cli, root: root)
+        #expect(try GossipTests.treeHash(agent) == before)
+        let acked = try String(contentsOfFile: cli.path("acked"), encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
+        #expect(acked.count > 20, "only \(acked.count) writes in 1.5 s")
+        var latest: [Int: Int] = [:]
+        for n in acked { latest[n % 50] = n }
+        for (slot, n) in latest {
+            let value = try String(contentsOfFile: "\(mnt)/w/k\(slot)", encoding: .utf8)
+            // The newest acknowledged write, or one written after it whose close() was cut short.
+            #expect(Int(value.trimmingCharacters(in: .whitespacesAndNewlines)).map { $0 >= n } == true, "k\(slot): \(value) < \(n)")
+        }
+    }
+
+    @Test func threeHostsWithMountsEchoOnOneCatAndWatchOnTheOthers() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/serf") else {
+            Issue.record("serf is not installed")
+            return
+        }
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        var agents: [AgentProcess] = []
+        defer {
+            for a in agents { a.stop() }
+            for n in ["A", "B", "C"] { Self.detach(cli.path("\(n)-kv")) }
+        }
+        let hosts = ["A", "B", "C"].map { ($0, GossipTests.freePort(), GossipTests.freePort(), GossipTests.freePort()) }
+        for (i, h) in hosts.enumerated() {
+            let pub = try cli.keygen("\(h.0).key")
+            #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", pub, "--pattern", "/**", "--out", "\(h.0).grant"]).status == 0)
+            var args = [
+                "--key", "\(h.0).key", "--name", h.0, "--mount", cli.path("\(h.0)-kv"), "--listen", "127.0.0.1:\(h.1)", "--sync-interval", "3600",
+                "--serf-spawn", "--serf-bind", "127.0.0.1:\(h.2)", "--serf-rpc", "127.0.0.1:\(h.3)", "--serf-profile", "local",
+            ]
+            if i > 0 { args += ["--join", "127.0.0.1:\(hosts[0].2)"] }
+            let data = cli.path("\(h.0)-data"), socket = cli.path("\(h.0).sock")
+            agents.append(try AgentProcess(cli: cli, name: h.0, data: data, socket: socket,
+                                           arguments: ["agent", "--data", data, "--root", root, "--control", socket] + args))
+            #expect(try agents[i].run(["grants", "add", "\(h.0).grant"]).status == 0)
+        }
+        #expect(try GossipTests.eventually(15) { try agents.allSatisfy { try $0.run(["status"]).stdout.components(separatedBy: "last-sync=").count == 3 } })
+        let (a, b, c) = (cli.path("A-kv"), cli.path("B-kv"), cli.path("C-kv"))
+        #expect(try Self.shell("mkdir -p \(a)/app/db && echo first > \(a)/app/db/url", in: cli).status == 0)
+        #expect(GossipTests.eventually(10) { (try? String(contentsOfFile: "\(c)/app/db/url", encoding: .utf8)) == "first\n" })
+
+        // A program on C watching the directory, as a config-reloading service would.
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: "/usr/bin/inotifywait")
+        watcher.arguments = ["-m", "-q", "--format", "%e %f", "-e", "modify,close_write,moved_to", "\(c)/app/db"]
+        let events = OutputCollector()
+        watcher.standardOutput = events.pipe
+        try watcher.run()
+        defer { kill(watcher.processIdentifier, SIGKILL); watcher.waitUntilExit() }
+        usleep(300_000)
+
+        #expect(try Self.shell("echo 'postgres://db2' > \(a)/app/db/url", in: cli).status == 0)
+        for m in [b, c] {
+            #expect(GossipTests.eventually(10) { (try? String(contentsOfFile: "\(m)/app/db/url", encoding: .utf8)) == "postgres://db2\n" })
+        }
+        #expect(events.wait(timeout: 10) { $0.contains("CLOSE_WRITE,CLOSE url") }, "events: \(events.output)")
+        let xattr = try Self.shell("getfattr -d -m user.kvgossip \(c)/app/db/url", in: cli).stdout
+        let signer = try cli.run(["pubkey", "--key", "A.key"]).out
+        #expect(xattr.contains("user.kvgossip.signer=\"\(signer)\""), "\(xattr)")
+        #expect(xattr.contains("user.kvgossip.chain="))
+    }
+}
