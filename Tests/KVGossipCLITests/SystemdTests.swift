@@ -46,7 +46,8 @@ import Testing
 
         let config = """
             {"root": "\(root)", "data": "\(cli.path("data"))", "key": "\(cli.path("root.key"))",
-             "control": "\(cli.path("control.sock"))", "listen": "127.0.0.1:\(GossipTests.freePort())", "serfSpawn": false}
+             "control": "\(cli.path("control.sock"))", "listen": "127.0.0.1:\(GossipTests.freePort())", "serfSpawn": false,
+             "mount": "\(cli.path("kv"))"}
             """
         try config.write(toFile: cli.path("agent.json"), atomically: true, encoding: .utf8)
         let agent = try AgentProcess(
@@ -60,8 +61,10 @@ import Testing
         }
         let ready = receive()
         #expect(ready?.contains("READY=1") == true, "got \(ready ?? "nothing"); log: \(agent.log)")
-        // At the moment READY=1 arrives, the control socket already answers.
+        // At the moment READY=1 arrives, the control socket and the mount already answer.
         #expect(try agent.run(["status"]).status == 0)
+        #expect(try agent.run(["set", "/ready", "yes"]).status == 0)
+        #expect((try? String(contentsOfFile: cli.path("kv/ready"), encoding: .utf8)) == "yes")
         kill(agent.pid, SIGTERM)
         var stopping = false
         while let message = receive() {
@@ -72,5 +75,12 @@ import Testing
         }
         #expect(stopping)
         #expect(agent.stop() == 0)
+        #expect(!Unmounted.isMounted(cli.path("kv")))
+    }
+}
+
+enum Unmounted {
+    static func isMounted(_ path: String) -> Bool {
+        ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").contains(" \(path) ")
     }
 }
