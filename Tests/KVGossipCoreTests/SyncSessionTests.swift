@@ -79,6 +79,7 @@ import Testing
         try fill([b], count: 3000)
         var limits = SyncLimits()
         limits.batchRecords = 100
+        limits.queriesPerRequest = 5  // a level of the walk then spans several requests
         let run = try SessionRun.run(a, b, limits: limits)
         #expect(a.records.count == 3000)
         #expect(try a.treeHash() == b.treeHash())

@@ -12,6 +12,7 @@ public struct SyncInitiator: Sendable {
     public private(set) var report = SyncReport()
     private var phase = Phase.hello
     private var asked: Set<ViewQuery> = []
+    private var nextLevel: [ViewQuery] = []
     private var differing: [SummarySpace: [Hash256]] = [:]
     private var outgoing: [[Record]] = []
     private var awaitingResults = false
@@ -50,7 +51,9 @@ public struct SyncInitiator: Sendable {
             phase = .walking
             return try request(SummarySpace.allCases.map { ViewQuery(space: $0, prefix: .root, entries: false) })
         case (.walking, .views(let answers)):
-            var next: [ViewQuery] = []
+            // A level asked in several requests is answered in several messages; the walk moves
+            // on only when every query of the level has its answer.
+            var next = nextLevel
             for answer in answers {
                 guard asked.remove(answer.query) != nil else { throw SyncProtocolError("a view that was not asked for") }
                 guard answer.view.isWellFormed(at: answer.query.prefix, maxEntries: limits.maxViewEntries) else {
@@ -58,7 +61,11 @@ public struct SyncInitiator: Sendable {
                 }
                 try compare(answer.query.space, answer.query.prefix, local: state.view(answer.query), remote: answer.view, next: &next)
             }
-            guard asked.isEmpty else { throw SyncProtocolError("views missing from the answer") }
+            guard asked.isEmpty else {
+                nextLevel = next
+                return []
+            }
+            nextLevel = []
             return next.isEmpty ? try beginExchange() : try request(next)
         case (.exchanging, .revocations(let revocations)):
             report.revocationsReceived += revocations.count
