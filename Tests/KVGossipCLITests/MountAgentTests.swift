@@ -27,6 +27,19 @@ import Testing
         p.waitUntilExit()
     }
 
+    /// `inotifywait -m` on a directory, its output collected; the caller kills it by PID (it
+    /// inherits the test thread's blocked SIGTERM, so SIGKILL).
+    static func watch(_ directory: String, events: String) throws -> (Process, OutputCollector) {
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: "/usr/bin/inotifywait")
+        watcher.arguments = ["-m", "-q", "--format", "%e %f", "-e", events, directory]
+        let output = OutputCollector()
+        watcher.standardOutput = output.pipe
+        try watcher.run()
+        usleep(300_000)  // inotifywait sets its watches after it starts
+        return (watcher, output)
+    }
+
     static func mountedAgent(_ cli: CLIProcess, name: String = "M", root: String, extra: [String] = []) throws -> AgentProcess {
         try AgentProcess(cli: cli, name: name, root: root, extraArgs: [
             "--key", "root.key", "--mount", cli.path("\(name)-kv"), "--listen", "127.0.0.1:\(GossipTests.freePort())",
@@ -42,14 +55,8 @@ import Testing
         let mnt = cli.path("M-kv")
         try agent.run(["set", "/app/k", "v0"])
 
-        let watcher = Process()
-        watcher.executableURL = URL(fileURLWithPath: "/usr/bin/inotifywait")
-        watcher.arguments = ["-m", "-q", "--format", "%e %f", "-e", "modify,close_write,create,delete,moved_to", "\(mnt)/app"]
-        let events = OutputCollector()
-        watcher.standardOutput = events.pipe
-        try watcher.run()
+        let (watcher, events) = try Self.watch("\(mnt)/app", events: "modify,close_write,create,delete,moved_to")
         defer { kill(watcher.processIdentifier, SIGKILL); watcher.waitUntilExit() }
-        usleep(300_000)
         func waitFor(_ predicate: (String) -> Bool) -> Bool { events.wait(predicate) }
         var misses = 0
         for i in 1...200 {
@@ -141,14 +148,8 @@ import Testing
         #expect(GossipTests.eventually(10) { (try? String(contentsOfFile: "\(c)/app/db/url", encoding: .utf8)) == "first\n" })
 
         // A program on C watching the directory, as a config-reloading service would.
-        let watcher = Process()
-        watcher.executableURL = URL(fileURLWithPath: "/usr/bin/inotifywait")
-        watcher.arguments = ["-m", "-q", "--format", "%e %f", "-e", "modify,close_write,moved_to", "\(c)/app/db"]
-        let events = OutputCollector()
-        watcher.standardOutput = events.pipe
-        try watcher.run()
+        let (watcher, events) = try Self.watch("\(c)/app/db", events: "modify,close_write,moved_to")
         defer { kill(watcher.processIdentifier, SIGKILL); watcher.waitUntilExit() }
-        usleep(300_000)
 
         #expect(try Self.shell("echo 'postgres://db2' > \(a)/app/db/url", in: cli).status == 0)
         for m in [b, c] {
