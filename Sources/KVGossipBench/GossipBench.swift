@@ -11,7 +11,7 @@ enum GossipBench {
         let socket: String
         let port: Int
 
-        init(binary: String, directory: String, name: String, root: SigningKey, port: Int, peers: [Int]) throws {
+        init(binary: String, directory: String, name: String, root: SigningKey, port: Int, peers: [Int], extra: [String] = []) throws {
             socket = "\(directory)/\(name).sock"
             self.port = port
             let keyFile = "\(directory)/root.key"
@@ -22,12 +22,21 @@ enum GossipBench {
             process.arguments = [
                 "agent", "--data", "\(directory)/\(name)", "--root", root.publicKey.text, "--key", keyFile, "--control", socket,
                 "--listen", "127.0.0.1:\(port)", "--name", name, "--no-serf", "--sync-interval", "3600", "--log-level", "warning",
-            ] + peers.flatMap { ["--peer", "127.0.0.1:\($0)"] }
+            ] + peers.flatMap { ["--peer", "127.0.0.1:\($0)"] } + extra
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             var env = ProcessInfo.processInfo.environment
             env["SWIFT_BACKTRACE"] = "enable=no"
             process.environment = env
             try process.run()
+        }
+
+        /// Waits up to 5 s for the control socket to answer.
+        func connect() async throws -> ControlClient {
+            for _ in 0..<200 {
+                if let client = try? await ControlClient.connect(.unix(socket)) { return client }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            throw BenchError("agent \(socket) did not start")
         }
 
         func stop() {
@@ -51,15 +60,7 @@ enum GossipBench {
         }
         defer { agents.forEach { $0.stop() } }
         var clients: [ControlClient] = []
-        for a in agents {
-            var client: ControlClient?
-            for _ in 0..<200 where client == nil {
-                client = try? await ControlClient.connect(.unix(a.socket))
-                if client == nil { try await Task.sleep(for: .milliseconds(25)) }
-            }
-            guard let client else { throw BenchError("agent \(a.socket) did not start") }
-            clients.append(client)
-        }
+        for a in agents { clients.append(try await a.connect()) }
         // One watch per remote agent; each yields the value it sees.
         var streams: [AsyncThrowingStream<ControlResponse, Error>.AsyncIterator] = []
         for c in clients.dropFirst() {

@@ -2,39 +2,78 @@ import Foundation
 import KVGossipCore
 import KVGossipStore
 
-/// `kvgossip-bench [--quick]`: prints the foundation's figures, each beside a baseline measured in
-/// the same run, so the ratios mean something on whatever machine runs it.
-let quick = CommandLine.arguments.contains("--quick")
+/// `kvgossip-bench [--quick] [store|sync|mount|gossip ...]`: prints the figures, each beside a
+/// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
+/// With no section named, every section runs.
+let arguments = CommandLine.arguments.dropFirst()
+let quick = arguments.contains("--quick")
+let sections = Set(arguments.filter { !$0.hasPrefix("--") })
+let known: Set = ["store", "sync", "mount", "gossip"]
+if arguments.contains("--help") || !sections.isSubset(of: known) {
+    print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
+    exit(sections.isSubset(of: known) ? 0 : 2)
+}
+func runs(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
 let scale = quick ? 10 : 1
 
 print("kvgossip-bench (\(quick ? "quick" : "full") run)")
-let verifyRate = Bench.rawVerifyRate(count: 20_000 / scale)
-print(String(format: "raw libsodium Ed25519 verify: %.0f ops/s (one core)", verifyRate))
-
-let applied = try Bench.batchedApply(records: 100_000 / scale, batch: 1_000)
-print(String(format: "verify+apply %d records (one-link chain, batches of 1000, durable per batch): %.0f records/s = %.2f× raw verify (goal ≥ 0.8×)",
-             applied.count, applied.rate, applied.rate / verifyRate))
-
-let latency = try Bench.singleApplyLatency(count: 2_000 / scale)
-print(String(format: "single-record durable apply: p50 %.3f ms, p99 %.3f ms", latency.p50, latency.p99))
-
-for n in [10_000, quick ? 100_000 : 1_000_000] {
-    let m = try Bench.merkleUpdateCost(entries: n, updates: 20_000 / scale)
-    print(String(format: "Merkle update per change at n = %8d: %.2f µs (in memory), depth %d", n, m.microseconds, m.depth))
+var verifyRate = 0.0
+if runs("store") || runs("sync") {
+    verifyRate = Bench.rawVerifyRate(count: 20_000 / scale)
+    print(String(format: "raw libsodium Ed25519 verify: %.0f ops/s (one core)", verifyRate))
 }
 
-let keys = quick ? 10_000 : 100_000
-let reconcile = try await SyncBench.reconcile(n: keys, d: 10)
-print(String(format: "reconcile d = 10 between two %d-key stores over TCP: %.0f ms, %d bytes, %d round trips (goal ≤ 1 s, ≤ 64 KB)",
-             keys, reconcile.seconds * 1000, reconcile.bytes, reconcile.roundTrips))
-let fresh = try await SyncBench.emptyHost(n: keys)
-print(String(format: "empty host receives a %d-key tree: %.2f s; verifying those records alone: %.2f s; ratio %.2f× (goal ≤ 2×)",
-             keys, fresh.seconds, fresh.verifySeconds, fresh.seconds / fresh.verifySeconds))
+if runs("store") {
+    let applied = try Bench.batchedApply(records: 100_000 / scale, batch: 1_000)
+    print(String(format: "verify+apply %d records (one-link chain, batches of 1000, durable per batch): %.0f records/s = %.2f× raw verify (goal ≥ 0.8×)",
+                 applied.count, applied.rate, applied.rate / verifyRate))
 
-let anchor = try await SerfAnchor.userEventLatency(events: quick ? 30 : 100)
-print(String(format: "anchor: Serf user event between two local Serf agents (lan profile) p50 %.1f ms, p99 %.1f ms", anchor.p50, anchor.p99))
-for n in [3, 5] {
-    let latency = try await GossipBench.writeToVisible(agents: n, writes: quick ? 50 : 200)
-    print(String(format: "%d agents: write → visible on every other agent p50 %.1f ms, p99 %.1f ms (goal p50 ≤ 25 ms, p99 ≤ 100 ms)",
-                 n, latency.p50, latency.p99))
+    let latency = try Bench.singleApplyLatency(count: 2_000 / scale)
+    print(String(format: "single-record durable apply: p50 %.3f ms, p99 %.3f ms", latency.p50, latency.p99))
+
+    for n in [10_000, quick ? 100_000 : 1_000_000] {
+        let m = try Bench.merkleUpdateCost(entries: n, updates: 20_000 / scale)
+        print(String(format: "Merkle update per change at n = %8d: %.2f µs (in memory), depth %d", n, m.microseconds, m.depth))
+    }
+}
+
+if runs("sync") {
+    let keys = quick ? 10_000 : 100_000
+    let reconcile = try await SyncBench.reconcile(n: keys, d: 10)
+    print(String(format: "reconcile d = 10 between two %d-key stores over TCP: %.0f ms, %d bytes, %d round trips (goal ≤ 1 s, ≤ 64 KB)",
+                 keys, reconcile.seconds * 1000, reconcile.bytes, reconcile.roundTrips))
+    let fresh = try await SyncBench.emptyHost(n: keys)
+    print(String(format: "empty host receives a %d-key tree: %.2f s; verifying those records alone: %.2f s; ratio %.2f× (goal ≤ 2×)",
+                 keys, fresh.seconds, fresh.verifySeconds, fresh.seconds / fresh.verifySeconds))
+}
+
+if runs("mount") {
+    for pageCache in [false, true] {
+        let m = try await MountBench.run(quick: quick, pageCache: pageCache)
+        let mode = pageCache ? "mount --mount-page-cache" : "mount (default: direct I/O)"
+        print(String(format: "%@: open+read+close of a small key %.1f µs vs tmpfs %.1f µs = %.1f× (goal ≤ 10×)",
+                     mode, m.openReadClose.mount, m.openReadClose.tmpfs, m.openReadClose.mount / m.openReadClose.tmpfs))
+        print(String(format: "%@: cat in a loop %.0f/s vs tmpfs %.0f/s = %.2f× throughput (goal ≥ 0.85)",
+                     mode, m.catPerSecond.mount, m.catPerSecond.tmpfs, m.catPerSecond.mount / m.catPerSecond.tmpfs))
+        print(String(format: "%@: warm 16 MiB read (a 1 MiB key, the value limit, read 16× per open) %.2f GB/s vs tmpfs %.2f GB/s = %.2f× (goal ≥ 0.8)",
+                     mode, m.warm16MiB.mount, m.warm16MiB.tmpfs, m.warm16MiB.mount / m.warm16MiB.tmpfs))
+        print(String(format: "%@: warm 1 MiB read, one open each %.2f GB/s vs tmpfs %.2f GB/s = %.2f×",
+                     mode, m.warm1MiBPerOpen.mount, m.warm1MiBPerOpen.tmpfs, m.warm1MiBPerOpen.mount / m.warm1MiBPerOpen.tmpfs))
+        print(String(format: "%@: echo > key (one signed record, durable at close) p50 %.2f ms, p99 %.2f ms; tmpfs p50 %.3f ms",
+                     mode, m.echoWrite.p50, m.echoWrite.p99, m.echoWrite.tmpfsP50))
+        print(String(format: "%@: control-API set → IN_CLOSE_WRITE on the file p50 %.2f ms, p99 %.2f ms (goal p50 ≤ 5 ms); stale reads after the event: %d",
+                     mode, m.setToInotify.p50, m.setToInotify.p99, m.setToInotify.staleReads))
+        print(String(format: "%@: `kvgossip set` process → IN_CLOSE_WRITE p50 %.1f ms, p99 %.1f ms (process start-up included)",
+                     mode, m.cliSetToInotify.p50, m.cliSetToInotify.p99))
+    }
+}
+
+if runs("gossip") {
+    let anchor = try await SerfAnchor.userEventLatency(events: quick ? 30 : 100)
+    print(String(format: "anchor: Serf user event between two local Serf agents (lan profile) p50 %.1f ms, p99 %.1f ms", anchor.p50, anchor.p99))
+    for n in [3, 5] {
+        let latency = try await GossipBench.writeToVisible(agents: n, writes: quick ? 50 : 200)
+        print(String(format: "%d agents: write → visible on every other agent p50 %.1f ms, p99 %.1f ms (goal p50 ≤ 25 ms, p99 ≤ 100 ms)",
+                     n, latency.p50, latency.p99))
+    }
 }

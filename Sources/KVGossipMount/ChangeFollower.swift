@@ -83,6 +83,9 @@ final class ChangeFollower: Sendable {
             for ino in work.attributeInvalidations {
                 core.invalidateInode(ino, attributesOnly: true)
             }
+            for ino in work.pageInvalidations {
+                core.invalidateInode(ino)
+            }
         }
     }
 
@@ -91,6 +94,7 @@ final class ChangeFollower: Sendable {
         var paths: Set<String> = []
         var entryInvalidations: [(UInt64, String)] = []
         var attributeInvalidations: [UInt64] = []
+        var pageInvalidations: [UInt64] = []
 
         init(taking changes: [StoreChange], from st: inout FSState) {
             var revoked = false
@@ -113,6 +117,8 @@ final class ChangeFollower: Sendable {
             st.pendingEntryInvalidations = []
             attributeInvalidations = st.pendingAttributeInvalidations
             st.pendingAttributeInvalidations = []
+            pageInvalidations = st.pendingPageInvalidations
+            st.pendingPageInvalidations = []
             // A revocation can change which keys this node may write, so every file's mode.
             if revoked { attributeInvalidations += st.view.entries.keys.compactMap { st.inodes.existing($0) } }
         }

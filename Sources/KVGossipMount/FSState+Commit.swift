@@ -89,9 +89,23 @@ extension FSState {
         }
     }
 
+    /// The newest stored value at `path`, from the value cache when it holds it; nil when the key
+    /// is gone or a tombstone.
+    func currentValue(_ path: String) throws(FSError) -> ValueCache.Value? {
+        switch ctx.values.lookup(path) {
+        case .hit(let value):
+            return value
+        case .miss(let ticket):
+            guard let key = key(path), let record = try storedRecord(key), record.kind == .value else { return nil }
+            let value = ValueCache.Value(version: record.version, bytes: record.value)
+            ctx.values.insert(path, value, ticket: ticket)
+            return value
+        }
+    }
+
     /// The committed bytes of the key shown at `path` (empty while uncommitted or gone).
     func committedValue(_ path: String) throws(FSError) -> [UInt8] {
-        guard view[path]?.shown != nil, let key = key(path), let record = try storedRecord(key), record.kind == .value else { return [] }
-        return record.value
+        guard view[path]?.shown != nil else { return [] }
+        return try currentValue(path)?.bytes ?? []
     }
 }

@@ -3,11 +3,9 @@ import KVGossipCore
 
 /// What OPEN and CREATE tell the kernel about caching for one handle.
 ///
-/// Key files use direct I/O. Each handle reads its own version (SPEC §11: one consistent version per
-/// open), but the kernel's page cache and file size are shared by every open of an inode: a reader
-/// opened before a change would fill the cache with old bytes for later readers, and have its own
-/// reads clipped to the new size. Direct I/O keeps every byte a handle reads coming from that
-/// handle. Scratch files share one content, like tmpfs files, and use the page cache.
+/// Readers of a key use the page cache when it can only hold the version they opened (see
+/// `openReader`); writers and the follower's deliveries use direct I/O, so their buffers never
+/// reach the cache. Scratch files share one content, like tmpfs files, and use the page cache.
 struct OpenOut: Sendable {
     var fh: UInt64
     var keepCache = false
@@ -67,12 +65,26 @@ extension FSState {
     }
 
     /// A reader gets the value stored now: one consistent version for the life of the handle.
+    ///
+    /// The kernel's page cache and file size are shared by every open of an inode, so a reader uses
+    /// them only when they describe its version: the attributes last shown are of that version (else
+    /// direct I/O, so a size cached before the change cannot clip the read). Its open keeps the
+    /// cached pages only if they were filled for that same version; otherwise the kernel drops them
+    /// at this open. A reader of an older version that must refill pages after a change taints the
+    /// cache (see `read`), and the follower drops those pages.
     private mutating func openReader(_ ino: UInt64, path: String, entry: ViewEntry) throws(FSError) -> OpenOut {
-        var snapshot: [UInt8] = []
-        if entry.shown != nil, let key = key(path), let record = try storedRecord(key), record.kind == .value {
-            snapshot = record.value
+        guard let shown = entry.shown, let value = try currentValue(path) else {
+            let file = OpenFile(ino: ino, kind: .reader([], version: nil, cached: false))
+            return OpenOut(fh: newHandle(file), noFlush: true, directIO: true)
         }
-        return OpenOut(fh: newHandle(OpenFile(ino: ino, kind: .reader(snapshot))), noFlush: true, directIO: true)
+        guard ctx.readerPageCache, value.version == shown.version else {
+            let file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: false))
+            return OpenOut(fh: newHandle(file), noFlush: true, directIO: true)
+        }
+        let keep = pageCacheVersions[ino] == value.version
+        pageCacheVersions[ino] = value.version
+        let file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: true))
+        return OpenOut(fh: newHandle(file), keepCache: keep, noFlush: true)
     }
 
     /// The follower's own write shows the version it is delivering from the moment the kernel
@@ -126,9 +138,20 @@ extension FSState {
 
     // MARK: read / write
 
-    func read(_ fh: UInt64, size: Int, offset: Int) throws(FSError) -> [UInt8] {
+    /// The bytes at `offset`, and whether the follower must drop the inode's cached pages: a
+    /// cached reader of a version other than the cache's just put its bytes there.
+    mutating func read(_ fh: UInt64, size: Int, offset: Int) throws(FSError) -> (bytes: [UInt8], tainted: Bool) {
         guard let file = files[fh] else { throw FSError(EBADF) }
-        let bytes = file.readable
+        var tainted = false
+        if case .reader(_, let version?, cached: true) = file.kind, pageCacheVersions[file.ino] != version {
+            pageCacheVersions[file.ino] = nil
+            pendingPageInvalidations.append(file.ino)
+            tainted = true
+        }
+        return (slice(file.readable, size: size, offset: offset), tainted)
+    }
+
+    private func slice(_ bytes: [UInt8], size: Int, offset: Int) -> [UInt8] {
         guard offset < bytes.count else { return [] }
         return Array(bytes[offset..<min(bytes.count, offset + size)])
     }

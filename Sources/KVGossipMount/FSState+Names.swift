@@ -10,6 +10,7 @@ extension FSState {
 
     mutating func forget(_ ino: UInt64, count: UInt64) {
         inodes.forget(ino, count: count)
+        if inodes.path(of: ino) == nil { pageCacheVersions.removeValue(forKey: ino) }
     }
 
     /// A directory made by a user is local until a key is committed below it (SPEC §11); one made by

@@ -15,6 +15,10 @@ struct MountContext: Sendable {
     var hiddenGraceMs: UInt64 = 3000
     /// Scratch files live in memory; this bounds each one.
     var maxScratchBytes = 64 << 20
+    /// Recently read values, kept current by the store's commit observer.
+    let values: ValueCache
+    /// Readers may use the kernel's page cache (MountOptions.readerPageCache).
+    var readerPageCache = false
 
     var maxValueBytes: Int { node.store.validator.limits.maxValueBytes }
 }
@@ -52,6 +56,11 @@ struct FSState {
     var pendingAttributeInvalidations: [UInt64] = []
     /// Keys the follower should compare with the truth again (a local edit skipped a delivery).
     var pendingReconciles: Set<String> = []
+    /// The one version whose bytes the kernel's page cache may hold for an inode; absent when it
+    /// may hold another or a mix (see `openReader`).
+    var pageCacheVersions: [UInt64: RecordVersion] = [:]
+    /// Inodes whose cached pages to drop: a reader of an older version refilled them.
+    var pendingPageInvalidations: [UInt64] = []
 
     init(ctx: MountContext) {
         self.ctx = ctx

@@ -21,7 +21,7 @@ final class FuseSession: @unchecked Sendable {
         self.mountpoint = mountpoint
         self.logger = logger
         var ops = FuseOps.table()
-        let arguments = ["kvgossip", "-o", options]
+        let arguments = ["kvgossip", "-o", options] + (ProcessInfo.processInfo.environment["KVGOSSIP_FUSE_DEBUG"] != nil ? ["-d"] : [])
         let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 1)
         for (i, argument) in arguments.enumerated() { argv[i] = strdup(argument) }
         argv[arguments.count] = nil
@@ -48,7 +48,7 @@ final class FuseSession: @unchecked Sendable {
             let config = fuse_loop_cfg_create()
             fuse_loop_cfg_set_max_threads(config, 16)
             fuse_loop_cfg_set_idle_threads(config, 4)
-            fuse_loop_cfg_set_clone_fd(config, 0)
+            fuse_loop_cfg_set_clone_fd(config, 1)
             let rc = fuse_session_loop_mt(pointer, config)
             fuse_loop_cfg_destroy(config)
             if rc != 0 { logger.debug("fuse loop ended", metadata: ["rc": "\(rc)"]) }

@@ -29,6 +29,7 @@ public final class Mount: Sendable {
         let session: FuseSession
         let follower: ChangeFollower
         let userdata: Unmanaged<MountCore>
+        let observation: CommitObservation
     }
 
     private let node: Node
@@ -61,9 +62,11 @@ public final class Mount: Sendable {
         try StaleMount.recover(path, logger: logger)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
 
+        let values = ValueCache(budgetBytes: options.valueCacheBytes)
+        let observation = node.store.observeCommits { values.observe($0) }
         let ctx = MountContext(
             node: node, scratch: ScratchNames(patterns: options.scratchPatterns), uid: options.uid, gid: options.gid,
-            logger: logger, hiddenGraceMs: options.hiddenGraceMs)
+            logger: logger, hiddenGraceMs: options.hiddenGraceMs, values: values, readerPageCache: options.readerPageCache)
         let core = MountCore(ctx: ctx, mountpoint: path, peers: options.peers)
         // Subscribe before reading the records, so nothing committed in between is missed (a
         // change seen twice is harmless: the truth is ordered by record version).
@@ -94,7 +97,7 @@ public final class Mount: Sendable {
         let follower = ChangeFollower(core: core)
         follower.start(stream: changes)
         logger.info("mounted", metadata: ["mountpoint": "\(path)", "keys": "\(records.count)"])
-        return Running(core: core, session: session, follower: follower, userdata: userdata)
+        return Running(core: core, session: session, follower: follower, userdata: userdata, observation: observation)
     }
 
     /// Unmounts cleanly and joins the threads. Keys renamed onto scratch names and not re-created
@@ -104,6 +107,7 @@ public final class Mount: Sendable {
             guard let run = current else { return }
             current = nil
             run.follower.stop()
+            run.observation.cancel()
             run.core.state.withLock { $0.resolveAllHidden() }
             run.session.unmount()
             run.core.setSession(nil)

@@ -63,7 +63,10 @@ extension MountCore {
     }
 
     func read(_ req: fuse_req_t?, _ size: Int, _ offset: Int, _ fh: UInt64) {
-        run(req, { st throws(FSError) in try st.read(fh, size: size, offset: offset) }, reply: { FuseReply.bytes(req, $0) })
+        run(req, { st throws(FSError) in try st.read(fh, size: size, offset: offset) }, reply: { result in
+            FuseReply.bytes(req, result.bytes)
+            if result.tainted { followerWake.signal() }
+        })
     }
 
     func write(_ req: fuse_req_t?, _ chunk: [UInt8], _ offset: Int, _ fh: UInt64) {

@@ -14,6 +14,13 @@ public struct MountOptions: Sendable {
     /// How long a key renamed onto a scratch name waits for its re-creation before it is
     /// tombstoned (internal: tests shorten it).
     var hiddenGraceMs: UInt64 = 3000
+    /// Lets readers of a key use the kernel's page cache: warm reads run at page-cache speed and an
+    /// open + read + close costs one request less, but a file held open across a change may read
+    /// bytes of the new version or be cut to its size (SPEC §11's one consistent version per open
+    /// then holds only for reads made before the change). Off by default.
+    public var readerPageCache = false
+    /// Memory for values read recently, so opening a key needs no store read.
+    public var valueCacheBytes = 64 << 20
 
     public init() {}
 

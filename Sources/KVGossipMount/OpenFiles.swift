@@ -1,9 +1,12 @@
+import KVGossipCore
+
 /// One open file handle (`fi->fh`). Key files never share bytes between handles: each handle reads
 /// one version and writes into its own buffer, which becomes one record at commit (SPEC §11).
 struct OpenFile {
     enum Kind {
-        /// A key opened read-only: the value as of the open.
-        case reader([UInt8])
+        /// A key opened read-only: the value as of the open (empty and without a version when the
+        /// key had none). `cached`: its reads go through the kernel's page cache.
+        case reader([UInt8], version: RecordVersion?, cached: Bool)
         /// A key opened for writing by a user: `buffer` becomes one record at commit.
         case writer
         /// The follower's own write replaying a change stored already: never minted.
@@ -36,7 +39,7 @@ struct OpenFile {
     /// The bytes reads see through this handle.
     var readable: [UInt8] {
         switch kind {
-        case .reader(let snapshot): snapshot
+        case .reader(let snapshot, _, _): snapshot
         case .writer, .delivery: buffer
         case .scratch(let data): data.bytes
         }

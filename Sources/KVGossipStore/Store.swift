@@ -116,6 +116,13 @@ public final class Store: Sendable {
     /// Every change committed from now on, in commit order.
     public func changes() -> AsyncStream<StoreChange> { changeFeed.subscribe() }
 
+    /// Calls `body` with each committed batch of changes on the committing thread, before the write
+    /// that caused them returns: for caches that must never lag the store. `body` must be quick and
+    /// must not take locks a writer might hold while writing.
+    public func observeCommits(_ body: @escaping @Sendable ([StoreChange]) -> Void) -> CommitObservation {
+        changeFeed.observe(body)
+    }
+
     func decode(_ data: Data) throws -> KVGossipCore.Record {
         try KVGossipCore.Record(decoding: [UInt8](data), limits: validator.limits)
     }

@@ -14,7 +14,14 @@ public enum StoreChange: Sendable, Equatable {
 /// that misses a change would show a stale file; the subscribers drain promptly.
 final class ChangeFeed: Sendable {
     private let subscribers = Mutex<[Int: AsyncStream<StoreChange>.Continuation]>([:])
+    private let observers = Mutex<[Int: @Sendable ([StoreChange]) -> Void]>([:])
     private let nextID = Atomic<Int>(0)
+
+    func observe(_ body: @escaping @Sendable ([StoreChange]) -> Void) -> CommitObservation {
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        observers.withLock { $0[id] = body }
+        return CommitObservation { [weak self] in _ = self?.observers.withLock { $0.removeValue(forKey: id) } }
+    }
 
     func subscribe() -> AsyncStream<StoreChange> {
         let (stream, continuation) = AsyncStream.makeStream(of: StoreChange.self)
@@ -28,9 +35,28 @@ final class ChangeFeed: Sendable {
 
     func publish(_ changes: [StoreChange]) {
         guard !changes.isEmpty else { return }
+        for observer in observers.withLock({ Array($0.values) }) { observer(changes) }
         let targets = subscribers.withLock { Array($0.values) }
         for c in targets {
             for change in changes { c.yield(change) }
         }
     }
+}
+
+/// Keeps a commit observer registered until `cancel()` (or until it is released).
+public final class CommitObservation: Sendable {
+    private let onCancel: Mutex<(@Sendable () -> Void)?>
+
+    init(_ onCancel: @escaping @Sendable () -> Void) {
+        self.onCancel = Mutex(onCancel)
+    }
+
+    public func cancel() {
+        onCancel.withLock { body in
+            body?()
+            body = nil
+        }
+    }
+
+    deinit { cancel() }
 }

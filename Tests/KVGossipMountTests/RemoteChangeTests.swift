@@ -1,13 +1,16 @@
 import Foundation
 import KVGossipCore
+import KVGossipMount
 import Testing
 
 /// Changes stored without going through the mount (as gossip, the CLI or the API store them)
 extension MountTests {
     /// raise the inotify events a local edit would, and a read right after the event sees them.
     @Suite struct RemoteChangeTests {
-        @Test func watchersSeeEveryRemoteChange200Times() throws {
-            try withMount(seed: ["/w/f": "start\n"]) { fx throws in
+        @Test(arguments: [false, true]) func watchersSeeEveryRemoteChange200Times(readerPageCache: Bool) throws {
+            var options = MountOptions()
+            options.readerPageCache = readerPageCache
+            try withMount(seed: ["/w/f": "start\n"], options: options) { fx throws in
                 let file = fx.path("/w/f"), dir = fx.path("/w") + "/"
                 let watch = try InotifyWatch([file, fx.path("/w")])
                 defer { watch.stop() }
@@ -59,8 +62,10 @@ extension MountTests {
             }
         }
 
-        @Test func aReaderWithoutStatSeesTheNewValueAfterTheEvent() throws {
-            try withMount(seed: ["/r/v": "a-much-longer-first-value\n"]) { fx throws in
+        @Test(arguments: [false, true]) func aReaderWithoutStatSeesTheNewValueAfterTheEvent(readerPageCache: Bool) throws {
+            var options = MountOptions()
+            options.readerPageCache = readerPageCache
+            try withMount(seed: ["/r/v": "a-much-longer-first-value\n"], options: options) { fx throws in
                 // Warm the kernel's caches with the old version first.
                 #expect(fx.sh("cat r/v").stdout == "a-much-longer-first-value\n")
                 let watch = try InotifyWatch([fx.path("/r/v")])

@@ -23,7 +23,7 @@ import Testing
         try? FileManager.default.removeItem(atPath: dir)
         let ctx = MountContext(
             node: node, scratch: ScratchNames(patterns: MountOptions.defaultScratchPatterns), uid: 0, gid: 0,
-            logger: Logger(label: "plan"))
+            logger: Logger(label: "plan"), values: ValueCache(budgetBytes: 1 << 20))
         return FSState(ctx: ctx)
     }
 

@@ -28,6 +28,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The cluster's root public key (ed25519:…).", valueName: "PUBKEY")) var root: String?
     @Option(help: ArgumentHelp("Node secret key file. Default: DIR/node.key (created if missing).", valueName: "FILE")) var key: String?
     @Option(help: ArgumentHelp("Mount the tree here.", valueName: "DIR")) var mount: String?
+    @Flag(name: .customLong("mount-page-cache"), help: ArgumentHelp(
+        "Let readers of the mount use the kernel's page cache: warm reads at memory speed, but a file held open across a change may read bytes of the new version."))
+    var mountPageCache = false
     @Option(help: ArgumentHelp("Control socket path. Default: \(ControlEndpoint.defaultSocketPath).", valueName: "PATH")) var control: String?
     @Option(name: .customLong("control-listen"), help: ArgumentHelp(
         "Also serve the control API on TCP for remote clients (reads and client-signed writes only).", valueName: "HOST:PORT"))
@@ -66,7 +69,7 @@ struct AgentCommand: AsyncParsableCommand {
             data: data, root: root, key: key, mount: mount, control: control, controlListen: controlListen, listen: listen,
             peers: peer, name: name, syncInterval: syncInterval, clusterSecret: clusterSecret, logLevel: logLevel, serf: serf,
             serfSpawn: noSerf ? false : (serfSpawn ? true : nil), join: join, serfBind: serfBind, serfRPC: serfRPC,
-            serfProfile: serfProfile, maxSkewSeconds: maxSkew)
+            serfProfile: serfProfile, mountPageCache: mountPageCache ? true : nil, maxSkewSeconds: maxSkew)
     }
 
     func effectiveSettings() throws -> AgentSettings {

@@ -76,6 +76,7 @@ struct AgentLauncher {
         options.gid = settings.mountGID ?? 0
         options.allowOther = settings.mountAllowOther ?? true
         if let patterns = settings.scratchPatterns { options.scratchPatterns = patterns }
+        options.readerPageCache = settings.mountPageCache ?? false
         options.peers = { engine.peerLines }
         let mount = Mount(node: node, mountpoint: path, options: options, logger: logger)
         do { try mount.start() } catch { throw CLIError("cannot mount the tree at \(path): \(error)") }

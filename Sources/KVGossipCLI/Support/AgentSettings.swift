@@ -31,12 +31,14 @@ struct AgentSettings: Codable, Equatable {
     var mountGID: UInt32?
     var mountAllowOther: Bool?
     var scratchPatterns: [String]?
+    /// Readers use the kernel's page cache (faster; see MountOptions.readerPageCache).
+    var mountPageCache: Bool?
     var maxSkewSeconds: Double?
 
     static let defaults = AgentSettings(
         data: "/var/lib/kvgossip", control: ControlEndpoint.defaultSocketPath, listen: "0.0.0.0:7947", peers: [],
         syncInterval: 30, logLevel: "info", join: [], serfBind: "0.0.0.0:7946", serfRPC: "127.0.0.1:7373", serfProfile: "lan",
-        mountUID: 0, mountGID: 0, mountAllowOther: true, maxSkewSeconds: 30)
+        mountUID: 0, mountGID: 0, mountAllowOther: true, mountPageCache: false, maxSkewSeconds: 30)
 
     /// Fields set in `other` win.
     func overridden(by other: AgentSettings) -> AgentSettings {
@@ -47,7 +49,8 @@ struct AgentSettings: Codable, Equatable {
         take(\.data); take(\.root); take(\.key); take(\.mount); take(\.control); take(\.controlListen)
         take(\.listen); take(\.name); take(\.syncInterval); take(\.clusterSecret); take(\.logLevel)
         take(\.serf); take(\.serfSpawn); take(\.serfBind); take(\.serfRPC); take(\.serfProfile)
-        take(\.mountUID); take(\.mountGID); take(\.mountAllowOther); take(\.scratchPatterns); take(\.maxSkewSeconds)
+        take(\.mountUID); take(\.mountGID); take(\.mountAllowOther); take(\.scratchPatterns); take(\.mountPageCache)
+        take(\.maxSkewSeconds)
         if let peers = other.peers, !peers.isEmpty { out.peers = peers }
         if let join = other.join, !join.isEmpty { out.join = join }
         return out

@@ -1,0 +1,268 @@
+import Foundation
+import Glibc
+import KVGossipControl
+
+/// The mount against tmpfs in the same run: one agent process with `--mount`, and the same files
+/// written to a directory under /dev/shm. Every loop runs in this process, through plain syscalls,
+/// so both sides pay exactly the same client cost.
+enum MountBench {
+    struct Figures {
+        var openReadClose: (mount: Double, tmpfs: Double)  // µs per cycle
+        var catPerSecond: (mount: Double, tmpfs: Double)
+        var warm16MiB: (mount: Double, tmpfs: Double)  // GB/s
+        var warm1MiBPerOpen: (mount: Double, tmpfs: Double)  // GB/s
+        var echoWrite: (p50: Double, p99: Double, tmpfsP50: Double)  // ms
+        var setToInotify: (p50: Double, p99: Double, staleReads: Int)  // ms
+        var cliSetToInotify: (p50: Double, p99: Double)  // ms, including the CLI process
+    }
+
+    /// `pageCache`: start the agent with --mount-page-cache.
+    static func run(quick: Bool, pageCache: Bool) async throws -> Figures {
+        let dir = Bench.tempDirectory()
+        let mountpoint = dir + "/kv"
+        let shm = "/dev/shm/kvg-bench-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: shm + "/bench", withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(atPath: shm)
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let agent = try GossipBench.Agent(
+            binary: GossipBench.binary(), directory: dir, name: "m", root: Bench.root, port: 30_000 + Int.random(in: 0..<20_000),
+            peers: [], extra: ["--mount", mountpoint] + (pageCache ? ["--mount-page-cache"] : []))
+        defer { agent.stop() }
+        let client = try await agent.connect()
+        defer { Task { await client.close() } }
+        try await waitForMount(mountpoint)
+        try FileManager.default.createDirectory(atPath: mountpoint + "/bench", withIntermediateDirectories: true)
+
+        let small = Array("postgres://db2.internal:5432/app\n".utf8)
+        let big = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        for base in [mountpoint, shm] {
+            try writeFile(base + "/bench/small", small)
+            try writeFile(base + "/bench/big", big)
+        }
+
+        let cycles = quick ? 5_000 : 50_000
+        let orcMount = try openReadClose(mountpoint + "/bench/small", cycles: cycles, expect: small.count)
+        let orcTmpfs = try openReadClose(shm + "/bench/small", cycles: cycles, expect: small.count)
+
+        // Alternating rounds, so drift in the machine's load falls on both sides alike.
+        var catSeconds = (mount: 0.0, tmpfs: 0.0)
+        let rounds = 10, catsPerRound = quick ? 20 : 200
+        for _ in 0..<rounds {
+            catSeconds.tmpfs += try catTime(shm + "/bench/small", times: catsPerRound)
+            catSeconds.mount += try catTime(mountpoint + "/bench/small", times: catsPerRound)
+        }
+        let catTmpfs = Double(rounds * catsPerRound) / catSeconds.tmpfs
+        let catMount = Double(rounds * catsPerRound) / catSeconds.mount
+
+        let opens = quick ? 8 : 64
+        let warm16Mount = try warmReadRate(mountpoint + "/bench/big", bytes: big.count, perOpen: 16, opens: opens)
+        let warm16Tmpfs = try warmReadRate(shm + "/bench/big", bytes: big.count, perOpen: 16, opens: opens)
+        let warm1Mount = try warmReadRate(mountpoint + "/bench/big", bytes: big.count, perOpen: 1, opens: opens * 16)
+        let warm1Tmpfs = try warmReadRate(shm + "/bench/big", bytes: big.count, perOpen: 1, opens: opens * 16)
+
+        let writes = quick ? 100 : 1_000
+        let echoMount = try echoLatencies(mountpoint + "/bench/echo", writes: writes)
+        let echoTmpfs = try echoLatencies(shm + "/bench/echo", writes: writes)
+
+        let sets = quick ? 50 : 300
+        let notify = try await setToInotify(client: client, mountpoint: mountpoint, sets: sets)
+        let cli = try cliSetToInotify(socket: agent.socket, mountpoint: mountpoint, sets: quick ? 10 : 50)
+
+        return Figures(
+            openReadClose: (orcMount, orcTmpfs), catPerSecond: (catMount, catTmpfs), warm16MiB: (warm16Mount, warm16Tmpfs), warm1MiBPerOpen: (warm1Mount, warm1Tmpfs),
+            echoWrite: (echoMount.p50, echoMount.p99, echoTmpfs.p50), setToInotify: notify, cliSetToInotify: cli)
+    }
+
+    static func waitForMount(_ path: String) async throws {
+        // Mounted once the directory is on another device than its parent.
+        var parent = stat()
+        guard stat(path + "/..", &parent) == 0 else { throw BenchError("stat \(path)/..") }
+        for _ in 0..<400 {
+            var here = stat()
+            if stat(path, &here) == 0, here.st_dev != parent.st_dev { return }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw BenchError("the mount at \(path) never appeared")
+    }
+
+    static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BenchError("open \(path): \(String(cString: strerror(errno)))") }
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let closed = close(fd)
+        guard n == bytes.count, closed == 0 else { throw BenchError("write \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Mean µs for one open + read + close of a small file, after a warm-up.
+    static func openReadClose(_ path: String, cycles: Int, expect: Int) throws -> Double {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        func once() throws {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw BenchError("open \(path): \(String(cString: strerror(errno)))") }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            guard n == expect else { throw BenchError("read \(n) bytes of \(path), expected \(expect)") }
+        }
+        for _ in 0..<100 { try once() }
+        let t = try Bench.seconds { for _ in 0..<cycles { try once() } }
+        return t / Double(cycles) * 1e6
+    }
+
+    /// Seconds for `cat FILE > /dev/null` run `times` times back to back.
+    static func catTime(_ path: String, times: Int) throws -> Double {
+        try Bench.seconds {
+            for _ in 0..<times {
+                guard try spawnAndWait(["/bin/cat", path]) == 0 else { throw BenchError("cat \(path) failed") }
+            }
+        }
+    }
+
+    /// GB/s reading a 1 MiB file (the largest value a key may hold) in 128 KiB reads, after one read
+    /// to warm the cache. `perOpen` MiB are read through each open (rewinding between MiBs), so 16
+    /// is the "warm 16 MiB read" and 1 shows what the open itself costs.
+    static func warmReadRate(_ path: String, bytes: Int, perOpen: Int, opens: Int) throws -> Double {
+        var buffer = [UInt8](repeating: 0, count: 128 << 10)
+        func pass() throws {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw BenchError("open \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            for _ in 0..<perOpen {
+                lseek(fd, 0, SEEK_SET)
+                var total = 0
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if n <= 0 { break }
+                    total += n
+                }
+                guard total == bytes else { throw BenchError("read \(total) of \(bytes) bytes from \(path)") }
+            }
+        }
+        try pass()
+        let t = try Bench.seconds { for _ in 0..<opens { try pass() } }
+        return Double(bytes * perOpen * opens) / t / 1e9
+    }
+
+    /// What `echo v > key` does: open with O_TRUNC, one write, close (the commit, durable on return).
+    static func echoLatencies(_ path: String, writes: Int) throws -> (p50: Double, p99: Double) {
+        var samples: [Double] = []
+        for i in 0..<writes {
+            let value = Array("value-\(i)\n".utf8)
+            samples.append(try Bench.seconds { try writeFile(path, value) } * 1000)
+        }
+        samples.sort()
+        return (Bench.percentile(samples, 0.5), Bench.percentile(samples, 0.99))
+    }
+
+    /// A watcher on the file: its IN_CLOSE_WRITE after a change made through the control API (the
+    /// request `kvgossip set` sends), and whether a read right after the event returns the new value.
+    static func setToInotify(client: ControlClient, mountpoint: String, sets: Int) async throws -> (p50: Double, p99: Double, staleReads: Int) {
+        let path = mountpoint + "/bench/notify"
+        try writeFile(path, Array("initial\n".utf8))
+        let watcher = try Watcher(path)
+        defer { watcher.close() }
+        var samples: [Double] = []
+        var stale = 0
+        for i in 0..<sets {
+            let value = "set-\(i)\n"
+            watcher.drain()
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try await client.call({
+                $0.key = "/bench/notify"
+                $0.value = Data(value.utf8)
+            }, op: .mint)
+            try watcher.waitForCloseWrite()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            if try readFile(path) != Array(value.utf8) { stale += 1 }
+        }
+        samples.sort()
+        return (Bench.percentile(samples, 0.5), Bench.percentile(samples, 0.99), stale)
+    }
+
+    /// The same, timed from spawning `kvgossip set` (process start-up included).
+    static func cliSetToInotify(socket: String, mountpoint: String, sets: Int) throws -> (p50: Double, p99: Double) {
+        let path = mountpoint + "/bench/notify"
+        let watcher = try Watcher(path)
+        defer { watcher.close() }
+        var samples: [Double] = []
+        for i in 0..<sets {
+            watcher.drain()
+            let start = DispatchTime.now().uptimeNanoseconds
+            guard try spawnAndWait([GossipBench.binary(), "set", "--control", socket, "/bench/notify", "cli-\(i)"]) == 0 else {
+                throw BenchError("kvgossip set failed")
+            }
+            try watcher.waitForCloseWrite()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        samples.sort()
+        return (Bench.percentile(samples, 0.5), Bench.percentile(samples, 0.99))
+    }
+
+    static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw BenchError("open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        return n > 0 ? Array(buffer[0..<n]) : []
+    }
+
+    /// Runs a program with standard output on /dev/null; returns its exit status.
+    static func spawnAndWait(_ argv: [String]) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        var pid: pid_t = 0
+        var cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        let rc = posix_spawn(&pid, argv[0], &actions, nil, &cArgs, environ)
+        guard rc == 0 else { throw BenchError("spawn \(argv[0]): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status >> 8) & 0xff
+    }
+
+    /// One inotify watch for IN_CLOSE_WRITE on a file.
+    final class Watcher {
+        let fd: Int32
+
+        init(_ path: String) throws {
+            fd = inotify_init1(Int32(IN_CLOEXEC))
+            guard fd >= 0, inotify_add_watch(fd, path, UInt32(IN_CLOSE_WRITE)) >= 0 else {
+                throw BenchError("inotify on \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+
+        /// Blocks until the next IN_CLOSE_WRITE, at most 5 s.
+        func waitForCloseWrite() throws {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&pfd, 1, 5000) == 1 else { throw BenchError("no inotify event within 5 s") }
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                guard n > 0 else { continue }
+                var offset = 0
+                while offset + 16 <= n {
+                    let mask = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) }
+                    let nameLength = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self) }
+                    if mask & UInt32(IN_CLOSE_WRITE) != 0 { return }
+                    offset += 16 + Int(nameLength)
+                }
+            }
+        }
+
+        /// Discards events already queued, so the next wait sees only what follows.
+        func drain() {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            while poll(&pfd, 1, 0) == 1 {
+                _ = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            }
+        }
+
+        func close() { Glibc.close(fd) }
+    }
+}
