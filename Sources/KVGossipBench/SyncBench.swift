@@ -24,7 +24,7 @@ enum SyncBench {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let state = StoreSyncState(node: node)
-        let server = SyncServer(options: SyncTransportOptions(), logger: logger) {
+        let server = SyncServer(options: SyncTransportOptions(), logger: logger) { _ in
             SyncResponder(state: state, localName: "responder", syncPort: 0)
         }
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)

@@ -52,7 +52,12 @@ public actor GossipEngine {
     private var records: [PeerAddress: PeerRecord] = [:]
     private var inFlight: Set<PeerAddress> = []
     /// Digests accepted from a peer, so a push does not go straight back to where it came from.
-    private var origins: [Hash256: String] = [:]
+    /// Which peer each record received lately came from (by record digest), so pushing it on
+    /// skips that peer. Written by sessions before they apply, read by `runPush`.
+    private let origins = Mutex<[Hash256: String]>([:])
+    /// Node names of static peers, learned from their hellos (static peers are configured by
+    /// address only); origins name peers by node name.
+    private let learnedNames = Mutex<[PeerAddress: String]>([:])
     private var pendingPush: [Key: Hash256] = [:]
     private var repairs: Set<PeerAddress> = []
     /// The peer list as text, readable without awaiting the actor (the mount's `peers` xattr).
@@ -68,17 +73,28 @@ public actor GossipEngine {
     /// `name address` per known peer, one line each.
     public nonisolated var peerLines: [String] { peerSnapshot.withLock { $0 } }
 
-    /// The local state a session uses; accepted records are remembered with their origin.
-    public nonisolated var syncState: StoreSyncState {
-        StoreSyncState(node: node) { [weak self] records, peer in
-            guard let self else { return }
-            Task { await self.noteOrigin(records, peer: peer) }
-        }
+    /// The local state a session uses; records are remembered with their origin before they are
+    /// applied. `remoteHost`: the answering side's view of the peer's IP, to learn which static
+    /// peer address a name belongs to.
+    public nonisolated func syncState(remoteHost: String? = nil) -> StoreSyncState {
+        StoreSyncState(
+            node: node,
+            onReceiving: { [weak self] records, peer in
+                self?.origins.withLock { map in
+                    if map.count > 100_000 { map.removeAll() }
+                    for r in records { map[r.digest] = peer }
+                }
+            },
+            onGreeted: { [weak self] hello in
+                guard let remoteHost, hello.syncPort != 0 else { return }
+                let address = PeerAddress(host: remoteHost, port: Int(hello.syncPort))
+                self?.learnedNames.withLock { $0[address] = hello.nodeName }
+            })
     }
 
-    /// A responder for an incoming connection.
-    public nonisolated func makeResponder() -> SyncResponder {
-        SyncResponder(state: syncState, localName: options.nodeName, syncPort: options.syncPort, limits: .default)
+    /// A responder for an incoming connection from `remoteHost`.
+    public nonisolated func makeResponder(remoteHost: String?) -> SyncResponder {
+        SyncResponder(state: syncState(remoteHost: remoteHost), localName: options.nodeName, syncPort: options.syncPort, limits: .default)
     }
 
     // MARK: Peers
@@ -86,8 +102,9 @@ public actor GossipEngine {
     /// Every peer known now: static ones and live members.
     public var peers: [GossipPeer] {
         var all = Array(members.values)
+        let names = learnedNames.withLock { $0 }
         for address in options.staticPeers where !all.contains(where: { $0.address == address }) {
-            all.append(GossipPeer(name: address.description, address: address))
+            all.append(GossipPeer(name: names[address] ?? address.description, address: address))
         }
         return all
     }
@@ -106,7 +123,11 @@ public actor GossipEngine {
     }
 
     public func peerRecords() -> [PeerRecord] {
-        peers.map { records[$0.address] ?? PeerRecord(peer: $0) }
+        peers.map { peer in
+            var record = records[peer.address] ?? PeerRecord(peer: peer)
+            record.peer = peer  // a static peer's name may have been learned since
+            return record
+        }
     }
 
     // MARK: Sessions
@@ -117,7 +138,7 @@ public actor GossipEngine {
     public func sync(with address: PeerAddress, reason: String) async throws -> SyncReport {
         guard inFlight.insert(address).inserted else { return SyncReport() }
         defer { inFlight.remove(address) }
-        var initiator = SyncInitiator(state: syncState, localName: options.nodeName, syncPort: options.syncPort)
+        var initiator = SyncInitiator(state: syncState(), localName: options.nodeName, syncPort: options.syncPort)
         let peer = members.values.first { $0.address == address } ?? GossipPeer(name: address.description, address: address)
         var record = records[address] ?? PeerRecord(peer: peer)
         let pendingAtStart = pendingPush
@@ -125,6 +146,7 @@ public actor GossipEngine {
             let opening = try initiator.start()
             let stats = try await SyncTransport.dial(address, driver: &initiator, opening: opening, options: options.transport)
             let report = initiator.report
+            if !report.peer.isEmpty, report.peer != "?" { learnedNames.withLock { $0[address] = report.peer } }
             record.lastSync = Date()
             record.lastError = nil
             record.agreed = true
@@ -178,7 +200,7 @@ public actor GossipEngine {
         let changes = node.store.changes()
         for await change in changes {
             guard case .record(let record, _) = change else { continue }
-            let origin = origins.removeValue(forKey: record.digest)
+            let origin = origins.withLock { $0.removeValue(forKey: record.digest) }
             let targets = peers.filter { $0.name != origin && $0.address.description != origin }.shuffled().prefix(options.fanout)
             if origin == nil, !targets.isEmpty {
                 pendingPush[record.key] = record.digest
@@ -191,7 +213,7 @@ public actor GossipEngine {
     }
 
     func push(_ batch: [Record], to peer: GossipPeer) async {
-        var pusher = SyncPusher(state: syncState, localName: options.nodeName, syncPort: options.syncPort, records: batch)
+        var pusher = SyncPusher(state: syncState(), localName: options.nodeName, syncPort: options.syncPort, records: batch)
         do {
             let opening = try pusher.start()
             _ = try await SyncTransport.dial(peer.address, driver: &pusher, opening: opening, options: options.transport)
@@ -231,10 +253,5 @@ public actor GossipEngine {
             pendingPush[key] = nil
             node.setState(.synced, for: key)
         }
-    }
-
-    private func noteOrigin(_ records: [Record], peer: String) {
-        for r in records { origins[r.digest] = peer }
-        if origins.count > 100_000 { origins.removeAll() }
     }
 }

@@ -6,13 +6,21 @@ import KVGossipStore
 /// control API, so a peer's record is verified exactly like a client's.
 public struct StoreSyncState: SyncLocalState {
     public let node: Node
-    /// Called with each record this node accepted from a peer (for push forwarding and dirtiness).
-    let onAccepted: @Sendable ([Record], String) -> Void
+    /// Called with records from a peer before they are applied, so whoever follows the store's
+    /// changes already knows where an accepted record came from (push forwarding skips that peer).
+    let onReceiving: @Sendable ([Record], String) -> Void
+    let onGreeted: @Sendable (SyncHello) -> Void
 
-    public init(node: Node, onAccepted: @escaping @Sendable ([Record], String) -> Void = { _, _ in }) {
+    public init(
+        node: Node, onReceiving: @escaping @Sendable ([Record], String) -> Void = { _, _ in },
+        onGreeted: @escaping @Sendable (SyncHello) -> Void = { _ in }
+    ) {
         self.node = node
-        self.onAccepted = onAccepted
+        self.onReceiving = onReceiving
+        self.onGreeted = onGreeted
     }
+
+    public func greeted(by hello: SyncHello) { onGreeted(hello) }
 
     public var cluster: PublicKey { node.root }
 
@@ -26,12 +34,11 @@ public struct StoreSyncState: SyncLocalState {
 
     public func apply(records: [Record], from peer: String) throws -> [PushResult] {
         guard !records.isEmpty else { return [] }
+        onReceiving(records, peer)
         let outcomes = try node.store.apply(records)
-        var accepted: [Record] = []
         let results = zip(records, outcomes).map { record, outcome -> PushResult in
             switch outcome {
             case .accepted:
-                accepted.append(record)
                 return PushResult(code: .accepted)
             case .duplicate: return PushResult(code: .duplicate)
             case .superseded: return PushResult(code: .superseded)
@@ -43,7 +50,6 @@ public struct StoreSyncState: SyncLocalState {
                 return PushResult(code: .refused, reason: refusal.reason, detail: refusal.detail, revocations: revocations)
             }
         }
-        if !accepted.isEmpty { onAccepted(accepted, peer) }
         return results
     }
 

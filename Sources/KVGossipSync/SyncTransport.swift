@@ -118,7 +118,8 @@ public enum SyncTransport {
 
 /// Accepts sync connections and answers each with a `SyncResponder`.
 public final class SyncServer: Sendable {
-    let makeResponder: @Sendable () -> SyncResponder
+    /// Makes the responder for one connection, given the peer's IP address.
+    let makeResponder: @Sendable (String?) -> SyncResponder
     let onComplete: @Sendable (SyncReport) -> Void
     let options: SyncTransportOptions
     let logger: Logger
@@ -126,7 +127,7 @@ public final class SyncServer: Sendable {
 
     /// - Parameter onComplete: called with the report of every session that ended cleanly.
     public init(
-        options: SyncTransportOptions, logger: Logger, makeResponder: @escaping @Sendable () -> SyncResponder,
+        options: SyncTransportOptions, logger: Logger, makeResponder: @escaping @Sendable (String?) -> SyncResponder,
         onComplete: @escaping @Sendable (SyncReport) -> Void = { _ in }
     ) {
         self.options = options
@@ -165,7 +166,7 @@ public final class SyncServer: Sendable {
             return
         }
         defer { active.subtract(1, ordering: .relaxed) }
-        var responder = makeResponder()
+        var responder = makeResponder(connection.channel.remoteAddress?.ipAddress)
         do {
             let stats = try await SyncTransport.run(connection, driver: &responder, opening: [], options: options)
             let r = responder.report

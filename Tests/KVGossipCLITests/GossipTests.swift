@@ -57,6 +57,27 @@ import Testing
         #expect(try Self.eventually { Set(try agents.map(Self.treeHash)).count == 1 })
     }
 
+    /// Forwarders skip the peer a record came from, which they know by name once its hello told
+    /// them; static peers are configured by address only. With five hosts each forwarder then has
+    /// exactly three others to choose from, so a push reaches every host without anti-entropy.
+    @Test func pushesReachEveryHostOfFiveAndStaticPeersAreNamed() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let all = Array(0..<5)
+        let agents = try Self.cluster(cli, root: root, peers: all.map { i in all.filter { $0 != i } })
+        var missed: [String] = []
+        for i in 0..<40 {
+            try agents[0].run(["set", "/push/k", "v\(i)"])
+            for (k, agent) in agents.enumerated().dropFirst() where !(try Self.eventually(3) { try agent.run(["get", "/push/k"]).stdout == "v\(i)" }) {
+                missed.append("v\(i) on agent \(k)")
+            }
+        }
+        #expect(missed.isEmpty, "\(missed)")
+        let status = try agents[1].run(["status", "--json"]).stdout
+        #expect(status.contains("\"name\" : \"A\""), "\(status)")
+    }
+
     @Test func aHostThatWasDownCatchesUpAtStart() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

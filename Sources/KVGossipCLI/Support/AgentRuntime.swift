@@ -27,7 +27,7 @@ struct AgentRuntime: Sendable {
         let server = ControlServer(handler: handler, logger: logger)
         let node = self.node
         let syncServer = SyncServer(
-            options: engine.options.transport, logger: logger, makeResponder: { engine.makeResponder() },
+            options: engine.options.transport, logger: logger, makeResponder: { engine.makeResponder(remoteHost: $0) },
             onComplete: { report in
                 // Answering a full reconciliation counts as having synced, like initiating one.
                 if report.completedReconciliation { node.setDefaultState(.synced) }

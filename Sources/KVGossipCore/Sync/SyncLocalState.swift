@@ -17,11 +17,14 @@ public protocol SyncLocalState: Sendable {
     func willExchange(records ids: [Hash256], with peer: String)
     /// The exchange for these positions is over (fetched, refused or found not newer).
     func didExchange(records ids: [Hash256], with peer: String)
+    /// A compatible peer introduced itself (the answering side): who it is and where it syncs.
+    func greeted(by hello: SyncHello)
 }
 
 extension SyncLocalState {
     public func willExchange(records ids: [Hash256], with peer: String) {}
     public func didExchange(records ids: [Hash256], with peer: String) {}
+    public func greeted(by hello: SyncHello) {}
 }
 
 /// Limits of one session, so a peer cannot make it hold or send unbounded amounts.

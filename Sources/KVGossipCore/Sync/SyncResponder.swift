@@ -34,6 +34,7 @@ public struct SyncResponder: Sendable {
                 isFinished = true
                 return [.failure(problem)]
             }
+            state.greeted(by: hello)
             return [.hello(SyncHello(cluster: state.cluster, treeHash: try state.treeHash(), nodeName: localName, syncPort: syncPort))]
         }
         guard greeted else { throw SyncProtocolError("expected hello first") }
