@@ -1,0 +1,75 @@
+import KVGossipCore
+import KVGossipStore
+import Testing
+@testable import KVGossipMount
+
+/// The value cache never answers with a version older than the store's, whatever order commits
+/// are observed in and however a miss races a commit.
+@Suite struct ValueCacheTests {
+    static func record(_ value: String?, at ms: UInt64) -> Record {
+        ReplayPlanTests.record("/c/k", value, at: ms)
+    }
+
+    static func value(_ r: Record) -> ValueCache.Value {
+        ValueCache.Value(version: r.version, bytes: r.value)
+    }
+
+    static func cached(_ cache: ValueCache) -> String? {
+        if case .hit(let v) = cache.lookup("/c/k") { return String(decoding: v.bytes, as: UTF8.self) }
+        return nil
+    }
+
+    static func ticket(_ cache: ValueCache) -> ValueCache.Ticket {
+        guard case .miss(let t) = cache.lookup("/c/k") else { fatalError("expected a miss") }
+        return t
+    }
+
+    @Test func aMissFilledBeforeAnyCommitIsKept() {
+        let cache = ValueCache(budgetBytes: 1 << 20)
+        cache.insert("/c/k", Self.value(Self.record("one", at: 1000)), ticket: Self.ticket(cache))
+        #expect(Self.cached(cache) == "one")
+    }
+
+    @Test func aMissThatRacedACommitIsNotInserted() {
+        let cache = ValueCache(budgetBytes: 1 << 20)
+        let ticket = Self.ticket(cache)
+        // The store committed "two" after the miss read "one" from SQLite.
+        cache.observe([.record(Self.record("two", at: 2000), previous: nil)])
+        cache.insert("/c/k", Self.value(Self.record("one", at: 1000)), ticket: ticket)
+        #expect(Self.cached(cache) == nil)
+    }
+
+    @Test func commitsObservedOutOfOrderLeaveTheNewest() {
+        let cache = ValueCache(budgetBytes: 1 << 20)
+        cache.insert("/c/k", Self.value(Self.record("one", at: 1000)), ticket: Self.ticket(cache))
+        cache.observe([.record(Self.record("three", at: 3000), previous: nil)])
+        cache.observe([.record(Self.record("two", at: 2000), previous: nil)])
+        #expect(Self.cached(cache) == "three")
+    }
+
+    @Test func tombstonesAndUnsetsDropTheEntry() throws {
+        let cache = ValueCache(budgetBytes: 1 << 20)
+        cache.insert("/c/k", Self.value(Self.record("one", at: 1000)), ticket: Self.ticket(cache))
+        cache.observe([.record(Self.record(nil, at: 2000), previous: nil)])
+        #expect(Self.cached(cache) == nil)
+        // A late commit of an older value does not bring it back.
+        cache.observe([.record(Self.record("one and a half", at: 1500), previous: nil)])
+        #expect(Self.cached(cache) == nil)
+
+        cache.insert("/c/k", Self.value(Self.record("four", at: 4000)), ticket: Self.ticket(cache))
+        cache.observe([.unset(try Key("/c/k"), previous: Self.record("four", at: 4000).version)])
+        #expect(Self.cached(cache) == nil)
+    }
+
+    @Test func theBudgetBoundsWhatIsKept() {
+        let cache = ValueCache(budgetBytes: 1000)
+        for i in 0..<50 {
+            let path = "/c/k\(i)"
+            guard case .miss(let t) = cache.lookup(path) else { continue }
+            let r = ReplayPlanTests.record(path, String(repeating: "x", count: 100), at: 1000)
+            cache.insert(path, Self.value(r), ticket: t)
+        }
+        let kept = (0..<50).filter { if case .hit = cache.lookup("/c/k\($0)") { true } else { false } }.count
+        #expect(kept == 10)
+    }
+}
