@@ -181,6 +181,10 @@ import Testing
         #expect(json?["listen"] as? String == "127.0.0.1:9100")  // the flag wins
         #expect(json?["syncInterval"] as? Double == 12)
         #expect(json?["control"] as? String == "/run/kvgossip/control.sock")  // the default fills the rest
+        #expect(json?["mountPageCache"] as? Bool == false)
+        let cached = try cli.run(["agent", "--config", "agent.json", "--mount-page-cache", "--check-config"])
+        #expect((try JSONSerialization.jsonObject(with: Data(cached.stdout.replacingOccurrences(of: "configuration OK", with: "").utf8))
+            as? [String: Any])?["mountPageCache"] as? Bool == true)
 
         try #"{"root": "nope", "listen": "nowhere", "peers": ["x"], "logLevel": "loud"}"#.write(toFile: cli.path("bad.json"), atomically: true, encoding: .utf8)
         let bad = try cli.run(["agent", "--config", "bad.json", "--check-config"])
