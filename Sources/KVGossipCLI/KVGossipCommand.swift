@@ -10,6 +10,7 @@ struct KVGossipCommand: AsyncParsableCommand {
             says which keys each entity may write. Offline commands (keygen, pubkey, grant, inspect)
             work on files; the others talk to a running agent.
             """,
+        version: KVGossipVersion.text,
         subcommands: [
             AgentCommand.self, SetCommand.self, Get.self, Rm.self, Ls.self, Watch.self, StatusCommand.self, SyncCommand.self,
             Grants.self, Revoke.self, Keygen.self, Pubkey.self, GrantCommand.self, Inspect.self, Unmount.self,

@@ -3,6 +3,13 @@ import Testing
 
 /// The offline commands, run as the real binary: what an operator types.
 @Suite struct OfflineCommandTests {
+    @Test func versionNamesTheReleaseAndTheSyncProtocol() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let r = try cli.run(["--version"])
+        #expect(r.status == 0 && r.stdout.hasPrefix("kvgossip 0.") && r.stdout.contains("sync protocol 1"), "\(r)")
+    }
+
     @Test func keygenWritesA0600FileAndPrintsThePublicKey() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

@@ -33,7 +33,7 @@ struct AgentLauncher {
         let serfMode = SerfMode(settings)
         let node = try Node(store: store, key: nodeKey, peersExpected: !staticPeers.isEmpty || serfMode != .off)
         logger.info("agent starting", metadata: [
-            "node": "\(nodeKey.publicKey.text)", "fingerprint": "\(nodeKey.publicKey.fingerprint)",
+            "version": "\(KVGossipVersion.release)", "node": "\(nodeKey.publicKey.text)", "fingerprint": "\(nodeKey.publicKey.fingerprint)",
             "root": "\(rootKey.fingerprint)", "data": "\(data)", "treehash": "\(store.treeHash.hex.prefix(16))",
         ])
         let listenAddress = PeerAddress(parsing: settings.listen!)!
