@@ -118,12 +118,14 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore"]),
+        // Helpers shared by the test targets (a seeded generator, a free loopback port).
+        .target(name: "KVGossipTestSupport", path: "Tests/KVGossipTestSupport"),
+        .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore"]),
-        .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore"]),
-        .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf"]),
+        .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
+        .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipMountTests", dependencies: ["KVGossipMount", "KVGossipNode", "KVGossipStore", "KVGossipCore"]),
-        .testTarget(name: "KVGossipClientTests", dependencies: ["KVGossipClient", "KVGossipControl", "KVGossipCore"]),
+        .testTarget(name: "KVGossipClientTests", dependencies: ["KVGossipClient", "KVGossipControl", "KVGossipCore", "KVGossipTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

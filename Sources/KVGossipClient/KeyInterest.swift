@@ -77,33 +77,29 @@ final class KeyInterest: Sendable {
 
     /// A new stream of values for `owner`, starting with the current one.
     func valueStream(owner: UInt64) -> AsyncStream<KeyValue> {
-        let (stream, continuation) = AsyncStream.makeStream(of: KeyValue.self, bufferingPolicy: .bufferingNewest(1))
-        let registered = state.withLock { s -> Bool in
-            guard !s.ended, s.owners.contains(owner) else { return false }
-            s.nextSink += 1
-            let id = s.nextSink
-            s.valueSinks[id] = (owner, continuation)
-            continuation.yield(s.value)
-            continuation.onTermination = { [weak self] _ in
-                _ = self?.state.withLock { $0.valueSinks.removeValue(forKey: id) }
-            }
-            return true
-        }
-        if !registered { continuation.finish() }
-        return stream
+        stream(owner: owner, current: \.value, sinks: \.valueSinks)
     }
 
     /// A new stream of dirtiness for `owner`, starting with the current one.
     func dirtinessStream(owner: UInt64) -> AsyncStream<Dirtiness> {
-        let (stream, continuation) = AsyncStream.makeStream(of: Dirtiness.self, bufferingPolicy: .bufferingNewest(1))
+        stream(owner: owner, current: \.dirtiness, sinks: \.dirtinessSinks)
+    }
+
+    /// Registers a latest-value stream in one of the sink tables; it unregisters itself when the
+    /// consumer goes away. An owner already detached gets a finished stream.
+    private func stream<T: Sendable>(
+        owner: UInt64, current: KeyPath<State, T> & Sendable,
+        sinks: WritableKeyPath<State, [UInt64: (owner: UInt64, sink: AsyncStream<T>.Continuation)]> & Sendable
+    ) -> AsyncStream<T> {
+        let (stream, continuation) = AsyncStream.makeStream(of: T.self, bufferingPolicy: .bufferingNewest(1))
         let registered = state.withLock { s -> Bool in
             guard !s.ended, s.owners.contains(owner) else { return false }
             s.nextSink += 1
             let id = s.nextSink
-            s.dirtinessSinks[id] = (owner, continuation)
-            continuation.yield(s.dirtiness)
+            s[keyPath: sinks][id] = (owner, continuation)
+            continuation.yield(s[keyPath: current])
             continuation.onTermination = { [weak self] _ in
-                _ = self?.state.withLock { $0.dirtinessSinks.removeValue(forKey: id) }
+                _ = self?.state.withLock { $0[keyPath: sinks].removeValue(forKey: id) }
             }
             return true
         }

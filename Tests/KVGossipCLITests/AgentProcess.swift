@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipTestSupport
 
 /// A real `kvgossip agent` started for one test, stopped by PID (SIGTERM, then SIGKILL) even when
 /// the test fails.
@@ -16,7 +17,7 @@ final class AgentProcess: @unchecked Sendable {
         try self.init(
             cli: cli, name: name, data: data, socket: socket,
             arguments: ["agent", "--data", data, "--root", root, "--control", socket, "--log-level", "debug", "--no-serf"]
-                + (extraArgs.contains("--listen") ? [] : ["--listen", "127.0.0.1:\(GossipTests.freePort())"]) + extraArgs)
+                + (extraArgs.contains("--listen") ? [] : ["--listen", "127.0.0.1:\(LoopbackPort.free())"]) + extraArgs)
     }
 
     /// An agent started with exactly these arguments (e.g. `agent --config FILE`, as a unit would).

@@ -1,26 +1,14 @@
 import Foundation
 import Testing
+import KVGossipTestSupport
 
 /// Several real agents on loopback with static peers: push, catch-up, convergence, revocation
 /// spread and hostile peers. (The Serf-driven triggers are tested with real Serf agents elsewhere.)
 @Suite(.serialized) struct GossipTests {
-    /// A free TCP port on 127.0.0.1 (bound and released; the agent binds it right after).
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 
     /// Agents named A, B, C… each listening on its own port, peers given as indexes.
     static func cluster(_ cli: CLIProcess, root: String, peers: [[Int]], extra: [String] = []) throws -> [AgentProcess] {
-        let ports = peers.indices.map { _ in freePort() }
+        let ports = peers.indices.map { _ in LoopbackPort.free() }
         return try peers.indices.map { i in
             let name = String(UnicodeScalar(UInt8(65 + i)))
             var args = ["--key", "root.key", "--name", name, "--listen", "127.0.0.1:\(ports[i])", "--sync-interval", "3600"] + extra
@@ -152,9 +140,9 @@ import Testing
         #expect(try Self.eventually { try agents[1].run(["get", "/enc"]).stdout == "hidden" })
         let port = agents[0].process.arguments![agents[0].process.arguments!.firstIndex(of: "--listen")! + 1]
         let wrong = try AgentProcess(cli: cli, name: "W", root: root, extraArgs: [
-            "--key", "root.key", "--listen", "127.0.0.1:\(Self.freePort())", "--cluster-secret", "other-secret",
+            "--key", "root.key", "--listen", "127.0.0.1:\(LoopbackPort.free())", "--cluster-secret", "other-secret",
         ])
-        let plain = try AgentProcess(cli: cli, name: "P", root: root, extraArgs: ["--key", "root.key", "--listen", "127.0.0.1:\(Self.freePort())"])
+        let plain = try AgentProcess(cli: cli, name: "P", root: root, extraArgs: ["--key", "root.key", "--listen", "127.0.0.1:\(LoopbackPort.free())"])
         #expect(try wrong.run(["sync", "--peer", port]).status != 0)
         #expect(try plain.run(["sync", "--peer", port]).status != 0)
         #expect(try wrong.run(["get", "/enc"]).status != 0)
@@ -190,7 +178,7 @@ import Testing
 
         // Another cluster, and a record with a bad signature, through a real peer session.
         let other = try cli.keygen("other.key")
-        let otherAgent = try AgentProcess(cli: cli, name: "O", root: other, extraArgs: ["--key", "other.key", "--listen", "127.0.0.1:\(Self.freePort())"])
+        let otherAgent = try AgentProcess(cli: cli, name: "O", root: other, extraArgs: ["--key", "other.key", "--listen", "127.0.0.1:\(LoopbackPort.free())"])
         try otherAgent.run(["set", "/safe", "evil"])
         let foreign = try otherAgent.run(["sync", "--peer", "127.0.0.1:\(port)"])
         #expect(foreign.status != 0 && foreign.stdout.contains("different cluster"))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVGossipTestSupport
 
 /// The agent with its FUSE mount, driven by real programs and by the CLI.
 @Suite(.serialized) struct MountAgentTests {
@@ -42,7 +43,7 @@ import Testing
 
     static func mountedAgent(_ cli: CLIProcess, name: String = "M", root: String, extra: [String] = []) throws -> AgentProcess {
         try AgentProcess(cli: cli, name: name, root: root, extraArgs: [
-            "--key", "root.key", "--mount", cli.path("\(name)-kv"), "--listen", "127.0.0.1:\(GossipTests.freePort())",
+            "--key", "root.key", "--mount", cli.path("\(name)-kv"), "--listen", "127.0.0.1:\(LoopbackPort.free())",
         ] + extra)
     }
 
@@ -128,7 +129,7 @@ import Testing
             for a in agents { a.stop() }
             for n in ["A", "B", "C"] { Self.detach(cli.path("\(n)-kv")) }
         }
-        let hosts = ["A", "B", "C"].map { ($0, GossipTests.freePort(), GossipTests.freePort(), GossipTests.freePort()) }
+        let hosts = ["A", "B", "C"].map { ($0, LoopbackPort.free(), LoopbackPort.free(), LoopbackPort.free()) }
         for (i, h) in hosts.enumerated() {
             let pub = try cli.keygen("\(h.0).key")
             #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", pub, "--pattern", "/**", "--out", "\(h.0).grant"]).status == 0)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVGossipTestSupport
 
 /// Agents that find each other through real Serf agents they spawn and supervise.
 @Suite(.serialized) struct SerfGossipTests {
@@ -31,7 +32,7 @@ import Testing
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
         let root = try cli.keygen("root.key")
-        let hosts = ["A", "B", "C"].map { Host(name: $0, sync: GossipTests.freePort(), serfBind: GossipTests.freePort(), serfRPC: GossipTests.freePort()) }
+        let hosts = ["A", "B", "C"].map { Host(name: $0, sync: LoopbackPort.free(), serfBind: LoopbackPort.free(), serfRPC: LoopbackPort.free()) }
         var agents: [AgentProcess] = []
         for (i, h) in hosts.enumerated() { agents.append(try Self.start(cli, h, root: root, join: i == 0 ? nil : hosts[0])) }
         defer { for a in agents { a.stop() } }

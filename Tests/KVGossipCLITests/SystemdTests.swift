@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVGossipTestSupport
 
 /// The systemd unit and the agent's side of it: a unit that verifies, and READY=1 only once the
 /// agent answers.
@@ -46,7 +47,7 @@ import Testing
 
         let config = """
             {"root": "\(root)", "data": "\(cli.path("data"))", "key": "\(cli.path("root.key"))",
-             "control": "\(cli.path("control.sock"))", "listen": "127.0.0.1:\(GossipTests.freePort())", "serfSpawn": false,
+             "control": "\(cli.path("control.sock"))", "listen": "127.0.0.1:\(LoopbackPort.free())", "serfSpawn": false,
              "mount": "\(cli.path("kv"))"}
             """
         try config.write(toFile: cli.path("agent.json"), atomically: true, encoding: .utf8)

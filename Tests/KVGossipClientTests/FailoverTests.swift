@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipClient
 import Testing
+import KVGossipTestSupport
 
 extension AgentTests {
     /// Three peered agents; the client knows A then B. A is SIGKILLed: the subscription moves to
@@ -12,7 +13,7 @@ extension AgentTests {
     @Test func aSubscriptionFailsOverToTheNextAgent() async throws {
         let sandbox = try Sandbox()
         let root = try await sandbox.keygen("root.key")
-        let ports = (0..<3).map { _ in Sandbox.freePort() }
+        let ports = (0..<3).map { _ in LoopbackPort.free() }
         let a = try await sandbox.startAgent("A", root: root, peers: [ports[1], ports[2]], port: ports[0])
         let b = try await sandbox.startAgent("B", root: root, peers: [ports[0], ports[2]], port: ports[1])
         let c = try await sandbox.startAgent("C", root: root, peers: [ports[0], ports[1]], port: ports[2])

@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipClient
 import Testing
+import KVGossipTestSupport
 
 extension AgentTests {
     /// A value written on another host reaches a subscriber through gossip; the reader's side
@@ -8,7 +9,7 @@ extension AgentTests {
     @Test func aValueSetOnAnotherAgentReachesTheSubscriber() async throws {
         let sandbox = try Sandbox()
         let root = try await sandbox.keygen("root.key")
-        let (portA, portB) = (Sandbox.freePort(), Sandbox.freePort())
+        let (portA, portB) = (LoopbackPort.free(), LoopbackPort.free())
         let a = try await sandbox.startAgent("A", root: root, peers: [portB], port: portA)
         let b = try await sandbox.startAgent("B", root: root, peers: [portA], port: portB)
 

@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipClient
 import Testing
+import KVGossipTestSupport
 
 extension AgentTests {
     /// A list subscription loses its only agent; while the client is away the agent's data is
@@ -32,7 +33,7 @@ extension AgentTests {
 
         // Change the data while the client cannot see it.
         let port = agent.port
-        let offline = try await sandbox.startAgent("A", root: root, port: Sandbox.freePort(), control: "A-offline.sock", data: "A-data")
+        let offline = try await sandbox.startAgent("A", root: root, port: LoopbackPort.free(), control: "A-offline.sock", data: "A-data")
         #expect(try await offline.cli(["rm", "/app/a"]).status == 0)
         #expect(try await offline.cli(["set", "/app/b", "22"]).status == 0)
         #expect(try await offline.cli(["set", "/app/d", "4"]).status == 0)

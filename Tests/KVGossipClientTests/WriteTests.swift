@@ -2,6 +2,7 @@ import Foundation
 import KVGossipClient
 import KVGossipCore
 import Testing
+import KVGossipTestSupport
 
 extension AgentTests {
     /// Client-signed writes are verified like a peer's records: a missing proof, a proof for other
@@ -69,7 +70,7 @@ extension AgentTests {
     @Test func overTCPOnlyClientSignedWritesAreAccepted() async throws {
         let sandbox = try Sandbox()
         let root = try await sandbox.keygen("root.key")
-        let tcpPort = Sandbox.freePort()
+        let tcpPort = LoopbackPort.free()
         let a = try await sandbox.startAgent("A", root: root, extra: ["--control-listen", "127.0.0.1:\(tcpPort)"])
         var options = testOptions()
         options.identity = try ClientIdentity(keyFile: sandbox.path("root.key"))

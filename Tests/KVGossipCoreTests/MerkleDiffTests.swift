@@ -1,6 +1,7 @@
 import Testing
 
 import KVGossipCore
+import KVGossipTestSupport
 
 @Suite struct MerkleDiffTests {
     // MARK: The pure step
@@ -12,7 +13,7 @@ import KVGossipCore
     }
 
     @Test func stepDescendsIntoDifferingChildrenOnly() {
-        var random = MerkleTestRandom(seed: 20)
+        var random = SeededRandom(seed: 20)
         let prefix = NibblePath(hex: "4e")!
         let children = (0..<16).map { _ in random.hash() }
         var other = children
@@ -89,7 +90,7 @@ import KVGossipCore
     /// bound 16·d·(⌈log₁₆(n/B)⌉ + 2) + 1 absorbs; both are checked.
     @Test(arguments: [0, 1, 100, 10_000], [0, 1, 10, 100])
     func findsExactlyTheDifferingIds(n: Int, d: Int) throws {
-        var random = MerkleTestRandom(seed: UInt64(n * 1_000 + d))
+        var random = SeededRandom(seed: UInt64(n * 1_000 + d))
         let entries = random.entries(n)
         var (a, _) = try MerkleFixtures.built(entries)
         var b = a
@@ -135,7 +136,7 @@ import KVGossipCore
     }
 
     @Test func leafOnOneSideInternalOnTheOther() throws {
-        var random = MerkleTestRandom(seed: 21)
+        var random = SeededRandom(seed: 21)
         let bucket = NibblePath(hex: "5")!
         var entries = (0..<200).map { _ in random.entry() }.filter { !bucket.contains($0.id) }
         let clustered = (0..<16).map { _ in MerkleEntry(id: random.id(sharing: bucket.nibbles), digest: random.hash()) }
@@ -164,7 +165,7 @@ import KVGossipCore
     }
 
     @Test func deepPathsDiff() throws {
-        var random = MerkleTestRandom(seed: 22)
+        var random = SeededRandom(seed: 22)
         let shared = (0..<60).map { _ in UInt8(random.next() % 16) }
         var ids: Set<Hash256> = []
         while ids.count < 400 { ids.insert(random.id(sharing: shared)) }
@@ -182,7 +183,7 @@ import KVGossipCore
     /// A reconciliation that only exchanges views, as the network protocol will: a queue of
     /// prefixes, one view request per side per prefix, entries requested when `step` says so.
     @Test func viewsAndStepAloneReconcile() throws {
-        var random = MerkleTestRandom(seed: 23)
+        var random = SeededRandom(seed: 23)
         let entries = random.entries(3_000)
         var (local, _) = try MerkleFixtures.built(entries)
         var remote = local

@@ -1,21 +1,10 @@
 import Testing
 
 import KVGossipCore
+import KVGossipTestSupport
 
-/// SplitMix64: a tiny seeded generator, so every randomised Merkle test is reproducible.
-struct MerkleTestRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// Random Merkle material from the shared seeded generator, so every Merkle test is reproducible.
+extension SeededRandom {
     mutating func hash() -> Hash256 {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(32)
@@ -104,14 +93,14 @@ struct CountingMerkleBackend: MerkleBackend {
 
 @Suite struct MerkleFixturesTests {
     @Test func generatorMatchesSplitMix64ReferenceSequence() {
-        var random = MerkleTestRandom(seed: 0)
+        var random = SeededRandom(seed: 0)
         #expect(random.next() == 0xE220_A839_7B1D_CDAF)
         #expect(random.next() == 0x6E78_9E6A_A1B9_65F4)
         #expect(random.next() == 0x06C4_5D18_8009_454F)
     }
 
     @Test func craftedIdsKeepTheirPrefix() {
-        var random = MerkleTestRandom(seed: 1)
+        var random = SeededRandom(seed: 1)
         let prefix: [UInt8] = [0xA, 0x1, 0xF, 0x0, 0x7]
         let id = random.id(sharing: prefix)
         #expect(NibblePath(nibbles: prefix)!.contains(id))

@@ -1,6 +1,7 @@
 import Testing
 
 import KVGossipCore
+import KVGossipTestSupport
 
 /// Known-answer vectors; the expected digests were computed independently with Python's
 /// `hashlib.blake2b(digest_size=32)` from the byte layout the design specifies.
@@ -56,14 +57,14 @@ import KVGossipCore
 
     @Test func leafAndInternalNeverShareAnEncoding() {
         // Sixteen children are 512 bytes, exactly the payload of an eight-entry leaf; only the tag differs.
-        var random = MerkleTestRandom(seed: 11)
+        var random = SeededRandom(seed: 11)
         let children = (0..<16).map { _ in random.hash() }
         let asEntries = stride(from: 0, to: 16, by: 2).map { MerkleEntry(id: children[$0], digest: children[$0 + 1]) }
         #expect(MerkleHashing.internalHash(children) != MerkleHashing.leafHash(asEntries))
     }
 
     @Test func rootChangesWhenAnySingleDigestChanges() throws {
-        var random = MerkleTestRandom(seed: 12)
+        var random = SeededRandom(seed: 12)
         let entries = random.entries(400)
         var (backend, root) = try MerkleFixtures.built(entries)
         var seen: Set<Hash256> = [root]

@@ -1,10 +1,11 @@
 import Testing
 
 import KVGossipCore
+import KVGossipTestSupport
 
 @Suite struct MerkleInMemoryBackendTests {
     @Test func upsertAndRemoveReportCountDeltas() {
-        var random = MerkleTestRandom(seed: 30)
+        var random = SeededRandom(seed: 30)
         var backend = InMemoryMerkleBackend()
         let entry = random.entry()
         #expect(backend.upsert(entry) == 1)
@@ -20,7 +21,7 @@ import KVGossipCore
     }
 
     @Test func bulkLoadKeepsTheLastOfRepeatedIds() {
-        var random = MerkleTestRandom(seed: 31)
+        var random = SeededRandom(seed: 31)
         let entries = random.entries(3_000)
         let replacement = MerkleEntry(id: entries[10].id, digest: random.hash())
         let backend = InMemoryMerkleBackend(entries: entries + [replacement])
@@ -31,7 +32,7 @@ import KVGossipCore
 
     /// Enough inserts and removals to split and empty the store's chunks, checked against a dictionary.
     @Test func rangeQueriesMatchAReferenceAfterManyUpdates() {
-        var random = MerkleTestRandom(seed: 32)
+        var random = SeededRandom(seed: 32)
         var backend = InMemoryMerkleBackend()
         var reference: [Hash256: Hash256] = [:]
         var ids: [Hash256] = []
@@ -68,7 +69,7 @@ import KVGossipCore
     }
 
     @Test func removingInternalNodesTakesTheSubtreeOnly() throws {
-        var random = MerkleTestRandom(seed: 33)
+        var random = SeededRandom(seed: 33)
         var (backend, _) = try MerkleFixtures.built(random.entries(5_000))
         let subtree = NibblePath(hex: "a")!
         let before = backend.internalNodes

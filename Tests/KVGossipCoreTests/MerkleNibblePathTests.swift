@@ -1,6 +1,7 @@
 import Testing
 
 import KVGossipCore
+import KVGossipTestSupport
 
 @Suite struct MerkleNibblePathTests {
     let id = MerkleFixtures.hash(hex: "a3f0" + String(repeating: "5c", count: 30))
@@ -45,7 +46,7 @@ import KVGossipCore
 
     @Test func orderIsDepthFirstPreOrderAndMatchesHexOrder() {
         let paths = ["", "0", "00", "0f", "1", "a", "a0", "a00", "a01", "a1", "f", "ff"].map { NibblePath(hex: $0)! }
-        var random = MerkleTestRandom(seed: 3)
+        var random = SeededRandom(seed: 3)
         #expect(paths == paths.shuffled(using: &random).sorted())
         #expect(paths.map(\.hex) == paths.map(\.hex).sorted())
         for (lower, higher) in zip(paths, paths.dropFirst()) {
@@ -64,7 +65,7 @@ import KVGossipCore
     }
 
     @Test func hexRoundTrips() {
-        var random = MerkleTestRandom(seed: 7)
+        var random = SeededRandom(seed: 7)
         for depth in 0...64 {
             let path = NibblePath(prefixOf: random.hash(), depth: depth)
             #expect(NibblePath(hex: path.hex) == path)

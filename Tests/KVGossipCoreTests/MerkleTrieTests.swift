@@ -1,6 +1,7 @@
 import Testing
 
 import KVGossipCore
+import KVGossipTestSupport
 
 @Suite struct MerkleTrieTests {
     /// Applies `operations` to an empty backend, calling `MerkleTrie.apply` after every
@@ -34,13 +35,13 @@ import KVGossipCore
 
     @Test(arguments: [(seed: UInt64(1), batchSize: 1), (2, 7), (3, 1000)])
     func sameSetGivesSameTrieWhateverTheHistory(seed: UInt64, batchSize: Int) throws {
-        var random = MerkleTestRandom(seed: 100)
+        var random = SeededRandom(seed: 100)
         let entries = random.entries(5_000)
         let reference = try MerkleFixtures.built(entries)
 
         // Real entries in a seed-specific order, some first with a stale digest corrected at the end,
         // interleaved with extras that are inserted and later removed.
-        var order = MerkleTestRandom(seed: seed)
+        var order = SeededRandom(seed: seed)
         var operations: [(InMemoryMerkleBackend) -> (InMemoryMerkleBackend, MerkleChange)] = []
         var liveExtras: [Hash256] = []
         var corrections: [MerkleEntry] = []
@@ -83,7 +84,7 @@ import KVGossipCore
     }
 
     @Test func buildIgnoresInputOrderAndRejectsDuplicates() throws {
-        var random = MerkleTestRandom(seed: 4)
+        var random = SeededRandom(seed: 4)
         let entries = random.entries(300)
         var sorted = InMemoryMerkleBackend(entries: entries)
         var shuffled = sorted
@@ -114,7 +115,7 @@ import KVGossipCore
     }
 
     @Test func bucketSplitsPastTheLimitAndCollapsesBack() throws {
-        var random = MerkleTestRandom(seed: 5)
+        var random = SeededRandom(seed: 5)
         var (backend, root) = try MerkleFixtures.built(random.entries(40))
         let originalNodes = backend.internalNodes
         let prefix = NibblePath(hex: "3c")!
@@ -139,7 +140,7 @@ import KVGossipCore
     }
 
     @Test func idsSharingLongPrefixesBuildDeepChains() throws {
-        var random = MerkleTestRandom(seed: 6)
+        var random = SeededRandom(seed: 6)
         let shared: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
         let clustered = (0..<100).map { _ in MerkleEntry(id: random.id(sharing: shared), digest: random.hash()) }
         var (backend, root) = try MerkleFixtures.built(random.entries(100))
@@ -158,7 +159,7 @@ import KVGossipCore
     }
 
     @Test func pathsSixtyNibblesDeep() throws {
-        var random = MerkleTestRandom(seed: 8)
+        var random = SeededRandom(seed: 8)
         let shared = (0..<60).map { _ in UInt8(random.next() % 16) }
         var ids: Set<Hash256> = []
         while ids.count < 300 { ids.insert(random.id(sharing: shared)) }
@@ -183,7 +184,7 @@ import KVGossipCore
     @Test func leavesAtFullDepthWithLimitOne() throws {
         // Sixteen ids equal but for the last nibble: with B = 1 the chain reaches depth 63 and the
         // leaves sit at depth 64, where a node is a leaf whatever it holds.
-        var random = MerkleTestRandom(seed: 9)
+        var random = SeededRandom(seed: 9)
         let stem = random.hash().bytes
         let ids = (0..<16).map { last in Hash256(bytes: stem.dropLast() + [(stem[31] & 0xF0) | UInt8(last)])! }
         var backend = InMemoryMerkleBackend()
@@ -209,7 +210,7 @@ import KVGossipCore
     }
 
     @Test func wrongDeltasAreReportedOnCollapse() throws {
-        var random = MerkleTestRandom(seed: 10)
+        var random = SeededRandom(seed: 10)
         let entries = random.entries(100)
         var (backend, _) = try MerkleFixtures.built(entries)
         var changes: [MerkleChange] = []
@@ -232,7 +233,7 @@ import KVGossipCore
             }
             func entries(under prefix: NibblePath) -> [MerkleEntry] { inner.entries(under: prefix).reversed() }
         }
-        var random = MerkleTestRandom(seed: 13)
+        var random = SeededRandom(seed: 13)
         var inner = InMemoryMerkleBackend()
         let changes = random.entries(3).map { inner.upsertChange($0) }
         var backend = ReversingBackend(inner: inner)
@@ -243,7 +244,7 @@ import KVGossipCore
 
     @Test(arguments: [1_000, 100_000])
     func singleChangeTouchesOnePath(n: Int) throws {
-        var random = MerkleTestRandom(seed: UInt64(n))
+        var random = SeededRandom(seed: UInt64(n))
         let entries = random.entries(n)
         let built = try MerkleFixtures.built(entries)
         var backend = CountingMerkleBackend(inner: built.backend)
@@ -276,7 +277,7 @@ import KVGossipCore
     }
 
     @Test func batchTouchesEachNodeOnTheUnionOfPathsOnce() throws {
-        var random = MerkleTestRandom(seed: 14)
+        var random = SeededRandom(seed: 14)
         let entries = random.entries(20_000)
         var backend = CountingMerkleBackend(inner: try MerkleFixtures.built(entries).backend)
         let changed = entries.shuffled(using: &random).prefix(200)

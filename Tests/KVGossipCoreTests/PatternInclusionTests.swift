@@ -1,7 +1,7 @@
 import Testing
 @testable import KVGossipCore
+import KVGossipTestSupport
 
-private typealias SplitMix64 = PatternFixtures.SplitMix64
 private typealias SmallWorld = PatternFixtures.SmallWorld
 
 private func pattern(_ text: String) -> Pattern {
@@ -116,7 +116,7 @@ struct PatternInclusionTests {
     }
 
     @Test func everythingIsInsideEverything() {
-        var random = SplitMix64(seed: 1)
+        var random = SeededRandom(seed: 1)
         for _ in 0..<300 {
             let candidate = SmallWorld.pattern(using: &random)
             #expect(candidate.isIncluded(in: [pattern("/**")]), "\(candidate)")
@@ -174,7 +174,7 @@ struct PatternInclusionTests {
     /// such key.
     @Test func inclusionAgreesWithBruteForce() {
         let keys = SmallWorld.allKeys(maxSegments: 4, maxSegmentLength: 2)
-        var random = SplitMix64(seed: 0xC0FFEE)
+        var random = SeededRandom(seed: 0xC0FFEE)
         var includedCount = 0
         var excludedCount = 0
         for _ in 0..<250 {
@@ -213,7 +213,7 @@ struct PatternInclusionTests {
 
     /// A pattern matching at least what `original` matches: one segment loosened to `*` or `**`, or
     /// one literal character turned into `?`.
-    private func widened(_ original: Pattern, using random: inout SplitMix64) -> Pattern {
+    private func widened(_ original: Pattern, using random: inout SeededRandom) -> Pattern {
         var parts = original.text.split(separator: "/").map(String.init)
         let index = Int.random(in: 0..<parts.count, using: &random)
         switch Int.random(in: 0..<3, using: &random) {

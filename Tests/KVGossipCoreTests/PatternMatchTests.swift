@@ -1,5 +1,6 @@
 import Testing
 @testable import KVGossipCore
+import KVGossipTestSupport
 
 /// Test data shared by the pattern test files, in one namespace so it cannot collide with helpers
 /// elsewhere in the test target.
@@ -32,27 +33,12 @@ enum PatternFixtures {
         }
     }
 
-    /// SplitMix64: a tiny seeded generator, so randomized tests run the same way every time.
-    struct SplitMix64: RandomNumberGenerator {
-        private var state: UInt64
-
-        init(seed: UInt64) { state = seed }
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Small random keys and patterns over the letters `a`, `b` and `.`, where collisions are likely.
     enum SmallWorld {
         static let keyCharacters: [Character] = ["a", "b", "."]
         static let globCharacters: [Character] = ["a", "b", ".", "*", "?"]
 
-        static func key(using random: inout SplitMix64) -> Key {
+        static func key(using random: inout SeededRandom) -> Key {
             while true {
                 let count = Int.random(in: 1...4, using: &random)
                 let text = (0..<count).map { _ in
@@ -64,7 +50,7 @@ enum PatternFixtures {
             }
         }
 
-        static func pattern(using random: inout SplitMix64) -> Pattern {
+        static func pattern(using random: inout SeededRandom) -> Pattern {
             while true {
                 let count = Int.random(in: 1...4, using: &random)
                 let text = (0..<count).map { _ -> String in
@@ -98,7 +84,6 @@ enum PatternFixtures {
 }
 
 private typealias ConformanceTable = PatternFixtures.ConformanceTable
-private typealias SplitMix64 = PatternFixtures.SplitMix64
 private typealias SmallWorld = PatternFixtures.SmallWorld
 
 private func pattern(_ text: String) -> Pattern {
@@ -264,7 +249,7 @@ struct PatternMatchTests {
     }
 
     @Test func literalPrefixPrefixesEveryMatch() {
-        var random = SplitMix64(seed: 7)
+        var random = SeededRandom(seed: 7)
         for _ in 0..<500 {
             let candidate = SmallWorld.pattern(using: &random)
             let prefix = candidate.literalPrefix
@@ -284,7 +269,7 @@ struct PatternMatchTests {
 
     /// The matcher and the automaton are two independent readings of §4; on valid keys they must agree.
     @Test func matcherAgreesWithAutomatonOnRandomInputs() {
-        var random = SplitMix64(seed: 0x5EED)
+        var random = SeededRandom(seed: 0x5EED)
         var matched = 0
         var total = 0
         for _ in 0..<2000 {
@@ -305,7 +290,7 @@ struct PatternMatchTests {
 
     @Test func matcherAgreesWithAutomatonOnEverySmallKey() {
         let keys = SmallWorld.allKeys(maxSegments: 3, maxSegmentLength: 2)
-        var random = SplitMix64(seed: 42)
+        var random = SeededRandom(seed: 42)
         for _ in 0..<150 {
             let candidate = SmallWorld.pattern(using: &random)
             let automaton = PatternAutomaton(candidate)

@@ -1,5 +1,6 @@
 import Testing
 @testable import KVGossipCore
+import KVGossipTestSupport
 
 @Suite struct SignedObjectTests {
     @Test func grantRoundTrips() throws {

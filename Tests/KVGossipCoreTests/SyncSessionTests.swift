@@ -1,5 +1,6 @@
 import Testing
 @testable import KVGossipCore
+import KVGossipTestSupport
 
 @Suite struct SyncSessionTests {
     func node() -> MemoryNode { MemoryNode(root: Fixture.cluster) }

@@ -1,5 +1,6 @@
 import Testing
 @testable import KVGossipSerf
+import KVGossipTestSupport
 
 /// Seeded random inputs: the decoder never crashes, never reads past its input, and answers
 /// need-more-data for every truncation of a valid value.
@@ -8,7 +9,7 @@ struct MsgPackFuzzTests {
 
     @Test(arguments: [UInt64(1), 2, 3, 4])
     func randomBytesNeverCrash(seed: UInt64) {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let decoder = MsgPackDecoder(limits: limits)
         var outcomes = (values: 0, needMore: 0, errors: 0)
         for _ in 0 ..< 2500 {
@@ -34,7 +35,7 @@ struct MsgPackFuzzTests {
 
     @Test(arguments: [UInt64(11), 12, 13])
     func truncatedValidValuesNeedMoreData(seed: UInt64) throws {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let decoder = MsgPackDecoder(limits: limits)
         for _ in 0 ..< 300 {
             let value = randomValue(depth: 0, using: &rng)
@@ -49,7 +50,7 @@ struct MsgPackFuzzTests {
 
     @Test(arguments: [UInt64(21), 22])
     func mutatedValidValuesNeverCrash(seed: UInt64) {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let decoder = MsgPackDecoder(limits: limits)
         for _ in 0 ..< 1500 {
             var bytes = MsgPackEncoder.encode(randomValue(depth: 0, using: &rng))
@@ -63,7 +64,7 @@ struct MsgPackFuzzTests {
         }
     }
 
-    private func randomValue(depth: Int, using rng: inout SeededGenerator) -> MsgPackValue {
+    private func randomValue(depth: Int, using rng: inout SeededRandom) -> MsgPackValue {
         let kinds = depth >= 4 ? 8 : 10
         switch Int.random(in: 0 ..< kinds, using: &rng) {
         case 0: return .null

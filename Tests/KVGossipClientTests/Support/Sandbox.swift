@@ -1,5 +1,6 @@
 import Foundation
 import KVGossipClient
+import KVGossipTestSupport
 
 /// One test's world: a temporary directory, the `kvgossip` binary run as real processes in it,
 /// and the agents it started, which are killed by PID when the sandbox goes away — also when the
@@ -88,7 +89,7 @@ final class Sandbox: @unchecked Sendable {
         _ name: String, root: String, peers: [Int] = [], port: Int? = nil, control: String? = nil, data: String? = nil,
         extra: [String] = []
     ) async throws -> SandboxAgent {
-        let port = port ?? Self.freePort()
+        let port = port ?? LoopbackPort.free()
         var args = [
             "agent", "--data", path(data ?? "\(name)-data"), "--root", root, "--key", "root.key", "--name", name,
             "--control", path(control ?? "\(name).sock"), "--listen", "127.0.0.1:\(port)", "--sync-interval", "3600",
@@ -117,19 +118,6 @@ final class Sandbox: @unchecked Sendable {
         return (p, collector)
     }
 
-    /// A free TCP port on 127.0.0.1 (bound and released; the agent binds it right after).
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 }
 
 /// Output of a child process, gathered from its pipe.
