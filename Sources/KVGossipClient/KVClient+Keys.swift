@@ -71,7 +71,8 @@ extension KVClient {
                 return
             }
             book.watch = Watch(id: id, generation: link.generation)
-            Task { await self.pumpKey(responses, key: key, watch: book.watch!) }
+            let watch = book.watch!
+            Task { await self.pump(responses, generation: watch.generation) { $0.keyAnswer($1, key: key, watch: watch) } }
         } catch {
             book.opening = nil
             connectionLost(link.generation, "\(error)")
@@ -80,15 +81,18 @@ extension KVClient {
 
     /// Feeds one watch's answers to the actor. A stream that ends with an error means the
     /// connection failed; one that ends quietly was finished on purpose (unwatch).
-    nonisolated func pumpKey(_ responses: AsyncThrowingStream<ControlResponse, any Error>, key: String, watch: Watch) async {
+    nonisolated func pump(
+        _ responses: AsyncThrowingStream<ControlResponse, any Error>, generation: UInt64,
+        answer: @escaping @Sendable (isolated KVClient, ControlResponse) async -> Void
+    ) async {
         do {
-            for try await response in responses { await keyAnswer(response, key: key, watch: watch) }
+            for try await response in responses { await answer(self, response) }
         } catch {
-            await connectionLost(watch.generation, "\(error)")
+            await connectionLost(generation, "\(error)")
         }
     }
 
-    private func keyAnswer(_ response: ControlResponse, key: String, watch: Watch) {
+    fileprivate func keyAnswer(_ response: ControlResponse, key: String, watch: Watch) {
         guard let book = keys[key], book.watch?.id == watch.id, book.watch?.generation == watch.generation else { return }
         guard response.ok else {
             logger.warning("the agent refused a key watch", metadata: ["key": "\(key)", "error": "\(response.error.map(String.init(describing:)) ?? "?")"])

@@ -53,22 +53,14 @@ extension KVClient {
             let watch = Watch(id: id, generation: link.generation)
             book.watch = watch
             let listID = book.id
-            Task { await self.pumpList(responses, list: listID, watch: watch) }
+            Task { await self.pump(responses, generation: watch.generation) { $0.listAnswer($1, list: listID, watch: watch) } }
         } catch {
             book.opening = nil
             connectionLost(link.generation, "\(error)")
         }
     }
 
-    nonisolated func pumpList(_ responses: AsyncThrowingStream<ControlResponse, any Error>, list: UInt64, watch: Watch) async {
-        do {
-            for try await response in responses { await listAnswer(response, list: list, watch: watch) }
-        } catch {
-            await connectionLost(watch.generation, "\(error)")
-        }
-    }
-
-    private func listAnswer(_ response: ControlResponse, list: UInt64, watch: Watch) {
+    fileprivate func listAnswer(_ response: ControlResponse, list: UInt64, watch: Watch) {
         guard let book = lists[list], book.watch?.id == watch.id, book.watch?.generation == watch.generation else { return }
         guard response.ok, let event = response.event else {
             if !response.ok {
