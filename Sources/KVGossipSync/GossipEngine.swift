@@ -236,7 +236,12 @@ public actor GossipEngine {
         }
     }
 
+    /// A session already running with the peer may have started before the record existed, so
+    /// the repair waits for it to end (up to 30 s) instead of counting on it.
     private func finishRepair(_ peer: GossipPeer) async {
+        for _ in 0..<150 where inFlight.contains(peer.address) {
+            try? await Task.sleep(for: .milliseconds(200))
+        }
         repairs.remove(peer.address)
         _ = try? await sync(with: peer.address, reason: "repair after a failed push")
     }

@@ -99,11 +99,13 @@ import KVGossipTestSupport
             a.waitUntilExit()
             b.waitUntilExit()
         }
+        var seen: [String] = []
         #expect(try Self.eventually {
             let values = try agents.map { try $0.run(["get", "/race"]).stdout }
             let hashes = try agents.map(Self.treeHash)
+            seen = values
             return Set(values).count == 1 && Set(hashes).count == 1
-        })
+        }, "values: \(seen); logs: \(agents.map { $0.log.suffix(1500) })")
     }
 
     @Test func revocationRefusalTeachesTheSenderAndAntiEntropyTeachesTheRest() throws {
