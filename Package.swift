@@ -61,6 +61,7 @@ let package = Package(
                 "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipNet",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -122,6 +123,7 @@ let package = Package(
         .target(name: "KVGossipTestSupport", path: "Tests/KVGossipTestSupport"),
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore"]),
+        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore"]),
         .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipMountTests", dependencies: ["KVGossipMount", "KVGossipNode", "KVGossipStore", "KVGossipCore"]),

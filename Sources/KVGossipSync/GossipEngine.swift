@@ -51,6 +51,9 @@ public actor GossipEngine {
     private var members: [String: GossipPeer] = [:]
     private var records: [PeerAddress: PeerRecord] = [:]
     private var inFlight: Set<PeerAddress> = []
+    /// Sessions this node started and pushes to one peer, by result ("ok", "failed"), for metrics.
+    public private(set) var sessionResults: [String: Int] = [:]
+    public private(set) var pushResults: [String: Int] = [:]
     /// Digests accepted from a peer, so a push does not go straight back to where it came from.
     /// Which peer each record received lately came from (by record digest), so pushing it on
     /// skips that peer. Written by sessions before they apply, read by `runPush`.
@@ -147,6 +150,7 @@ public actor GossipEngine {
             let stats = try await SyncTransport.dial(address, driver: &initiator, opening: opening, options: options.transport)
             let report = initiator.report
             if !report.peer.isEmpty, report.peer != "?" { learnedNames.withLock { $0[address] = report.peer } }
+            sessionResults["ok", default: 0] += 1
             record.lastSync = Date()
             record.lastError = nil
             record.agreed = true
@@ -163,6 +167,7 @@ public actor GossipEngine {
             clearPendingPush(pendingAtStart)
             return report
         } catch {
+            sessionResults["failed", default: 0] += 1
             record.lastError = "\(error)"
             record.agreed = false
             records[address] = record
@@ -220,7 +225,9 @@ public actor GossipEngine {
             for (record, result) in zip(batch, pusher.results) where result.code != .refused {
                 acknowledge(record)
             }
+            pushResults["ok", default: 0] += 1
         } catch {
+            pushResults["failed", default: 0] += 1
             logger.debug("push failed; a repair session follows", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
             scheduleRepair(with: peer)
         }

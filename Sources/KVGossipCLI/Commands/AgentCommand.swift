@@ -35,6 +35,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("control-listen"), help: ArgumentHelp(
         "Also serve the control API on TCP for remote clients (reads and client-signed writes only).", valueName: "HOST:PORT"))
     var controlListen: String?
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp(
+        "Serve Prometheus metrics at http://HOST:PORT/metrics (off by default).", valueName: "HOST:PORT"))
+    var metricsListen: String?
     @Option(help: ArgumentHelp("Serve sync sessions here (peers dial it). Default: 0.0.0.0:7947.", valueName: "HOST:PORT")) var listen: String?
     @Option(help: ArgumentHelp("A static peer's sync address (repeatable), for hosts without Serf.", valueName: "HOST:PORT"))
     var peer: [String] = []
@@ -66,7 +69,7 @@ struct AgentCommand: AsyncParsableCommand {
     /// The flags as settings (unset flags are nil so the file can fill them).
     var flagSettings: AgentSettings {
         AgentSettings(
-            data: data, root: root, key: key, mount: mount, control: control, controlListen: controlListen, listen: listen,
+            data: data, root: root, key: key, mount: mount, control: control, controlListen: controlListen, metricsListen: metricsListen, listen: listen,
             peers: peer, name: name, syncInterval: syncInterval, clusterSecret: clusterSecret, logLevel: logLevel, serf: serf,
             serfSpawn: noSerf ? false : (serfSpawn ? true : nil), join: join, serfBind: serfBind, serfRPC: serfRPC,
             serfProfile: serfProfile, mountPageCache: mountPageCache ? true : nil, maxSkewSeconds: maxSkew)

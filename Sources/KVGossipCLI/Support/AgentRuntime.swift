@@ -18,6 +18,8 @@ struct AgentRuntime: Sendable {
     let serfGossip: SerfGossip?
     let embeddedSerf: EmbeddedSerf?
     let mount: Mount?
+    /// Where `/metrics` is served over HTTP, if anywhere.
+    let metricsListen: PeerAddress?
 
     func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
         let engine = self.engine
@@ -64,6 +66,8 @@ struct AgentRuntime: Sendable {
         let (syncServer, server, engine, stop, notify, readiness) = parts
         let logger = self.logger
         let serfGossip = self.serfGossip
+        let (node, mount, metricsListen) = (self.node, self.mount, self.metricsListen)
+        let startTime = Date().timeIntervalSince1970
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await syncServer.serve(host: syncListen.host, port: syncListen.port) { _ in readiness.partReady() } }
             group.addTask { await engine.runPush() }
@@ -73,6 +77,12 @@ struct AgentRuntime: Sendable {
             group.addTask { try await server.serveUnix(path: controlPath) { readiness.partReady() } }
             if case .tcp(let host, let port) = controlListen {
                 group.addTask { try await server.serveTCP(host: host, port: port) { _ in readiness.partReady() } }
+            }
+            if let metricsListen {
+                let metrics = MetricsServer(logger: logger) { [node, engine, mount, startTime] in
+                    await AgentRuntime.metrics(node: node, engine: engine, mount: mount, startTime: startTime)
+                }
+                group.addTask { try await metrics.serve(host: metricsListen.host, port: metricsListen.port) }
             }
             group.addTask {
                 let signal = await stop.wait()

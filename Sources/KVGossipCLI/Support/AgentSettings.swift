@@ -13,6 +13,8 @@ struct AgentSettings: Codable, Equatable {
     var mount: String?
     var control: String?
     var controlListen: String?
+    /// HOST:PORT for Prometheus `/metrics` over HTTP; off when absent.
+    var metricsListen: String?
     var listen: String?
     var peers: [String]?
     var name: String?
@@ -46,7 +48,7 @@ struct AgentSettings: Codable, Equatable {
         func take<T>(_ path: WritableKeyPath<AgentSettings, T?>) {
             if let v = other[keyPath: path] { out[keyPath: path] = v }
         }
-        take(\.data); take(\.root); take(\.key); take(\.mount); take(\.control); take(\.controlListen)
+        take(\.data); take(\.root); take(\.key); take(\.mount); take(\.control); take(\.controlListen); take(\.metricsListen)
         take(\.listen); take(\.name); take(\.syncInterval); take(\.clusterSecret); take(\.logLevel)
         take(\.serf); take(\.serfSpawn); take(\.serfBind); take(\.serfRPC); take(\.serfProfile)
         take(\.mountUID); take(\.mountGID); take(\.mountAllowOther); take(\.scratchPatterns); take(\.mountPageCache)
@@ -87,6 +89,7 @@ struct AgentSettings: Codable, Equatable {
         if let controlListen, case .unix = ControlEndpoint(parsing: controlListen) {
             out.append("controlListen: expected HOST:PORT, got \(controlListen)")
         }
+        if let metricsListen, PeerAddress(parsing: metricsListen) == nil { out.append("metricsListen: expected HOST:PORT, got \(metricsListen)") }
         if let key, !FileManager.default.isReadableFile(atPath: key) { out.append("key: cannot read \(key)") }
         if let clusterSecret, !FileManager.default.isReadableFile(atPath: clusterSecret) { out.append("clusterSecret: cannot read \(clusterSecret)") }
         if let mount {

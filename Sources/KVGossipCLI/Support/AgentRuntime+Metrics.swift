@@ -1,0 +1,30 @@
+import Foundation
+import KVGossipControl
+import KVGossipCore
+import KVGossipMount
+import KVGossipNode
+import KVGossipSync
+
+extension AgentRuntime {
+    /// One scrape: counts the store keeps, the node's key states and refusals, the engine's peers
+    /// and counters. Nothing here walks the records.
+    static func metrics(node: Node, engine: GossipEngine, mount: Mount?, startTime: Double) async -> MetricsSnapshot {
+        var m = MetricsSnapshot()
+        m.version = KVGossipVersion.release
+        m.startTimeSeconds = startTime
+        m.records = (try? node.store.recordCount) ?? 0
+        m.revocations = (try? node.store.revocations().count) ?? 0
+        m.grants = (try? node.store.grants().count) ?? 0
+        m.mounted = mount?.isMounted ?? false
+        m.dirty = node.dirtyCounts
+        m.refusals = node.refusalCounts
+        m.peers = await engine.peerRecords().map { r in
+            MetricsSnapshot.Peer(
+                name: r.peer.name, address: r.peer.address.description, lastSyncSeconds: r.lastSync?.timeIntervalSince1970,
+                treeHashAgrees: r.agreed)
+        }
+        m.syncSessions = await engine.sessionResults
+        m.pushes = await engine.pushResults
+        return m
+    }
+}

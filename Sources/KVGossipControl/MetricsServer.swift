@@ -1,0 +1,75 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// `GET /metrics` over HTTP/1.1 for Prometheus scrapers; other paths answer 404, other methods
+/// 405. Read-only and cheap: the snapshot is gathered per request from state the agent keeps.
+public final class MetricsServer: Sendable {
+    let snapshot: @Sendable () async -> MetricsSnapshot
+    let logger: Logger
+
+    public init(logger: Logger, snapshot: @escaping @Sendable () async -> MetricsSnapshot) {
+        self.logger = logger
+        self.snapshot = snapshot
+    }
+
+    /// Binds and serves until cancelled; `ready` gets the bound port.
+    public func serve(host: String, port: Int, ready: @Sendable (Int) -> Void = { _ in }) async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let bound = server.channel.localAddress?.port ?? port
+        logger.info("metrics listening", metadata: ["address": "\(host):\(bound)", "path": "/metrics"])
+        ready(bound)
+        try await withThrowingDiscardingTaskGroup { group in
+            try await server.executeThenClose { inbound in
+                for try await connection in inbound {
+                    group.addTask { await self.answer(connection) }
+                }
+            }
+        }
+    }
+
+    private func answer(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var head: HTTPRequestHead?
+                for try await part in inbound {
+                    switch part {
+                    case .head(let h):
+                        head = h
+                    case .body:
+                        continue
+                    case .end:
+                        guard let request = head else { continue }
+                        head = nil
+                        let (status, body) = await response(to: request)
+                        var headers = HTTPHeaders()
+                        headers.add(name: "Content-Type", value: status == .ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8")
+                        headers.add(name: "Content-Length", value: String(body.utf8.count))
+                        if !request.isKeepAlive { headers.add(name: "Connection", value: "close") }
+                        try await outbound.write(.head(HTTPResponseHead(version: request.version, status: status, headers: headers)))
+                        if request.method != .HEAD { try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body)))) }
+                        try await outbound.write(.end(nil))
+                        if !request.isKeepAlive { return }
+                    }
+                }
+            }
+        } catch {
+            logger.debug("metrics connection ended with an error", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func response(to request: HTTPRequestHead) async -> (HTTPResponseStatus, String) {
+        guard request.method == .GET || request.method == .HEAD else { return (.methodNotAllowed, "only GET\n") }
+        let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.uri
+        guard path == "/metrics" else { return (.notFound, "kvgossip serves /metrics only\n") }
+        return (.ok, await snapshot().prometheusText)
+    }
+}
