@@ -26,6 +26,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var revocations = 0
     public var grants = 0
     public var mounted = false
+    /// False until this node completed its first reconciliation (every key counts as unsynced).
+    public var synced = true
     public var dirty: [KeyState: Int] = [:]
     public var refusals: [RefusalReason: Int] = [:]
     public var peers: [Peer] = []
@@ -52,7 +54,9 @@ public struct MetricsSnapshot: Sendable, Equatable {
         out.sample("kvgossip_grants_held", [:], Double(grants))
         out.family("kvgossip_mounted", "gauge", "1 while the tree is mounted.")
         out.sample("kvgossip_mounted", [:], mounted ? 1 : 0)
-        out.family("kvgossip_dirty_keys", "gauge", "Keys whose value may not be settled, by state (SPEC §12).")
+        out.family("kvgossip_synced", "gauge", "0 until this node completed its first reconciliation since start (until then every key is unsynced).")
+        out.sample("kvgossip_synced", [:], synced ? 1 : 0)
+        out.family("kvgossip_dirty_keys", "gauge", "Keys with a dirty state of their own, by state (SPEC §12).")
         for state in KeyState.allCases where state.isDirty {
             out.sample("kvgossip_dirty_keys", ["state": state.rawValue], Double(dirty[state] ?? 0))
         }

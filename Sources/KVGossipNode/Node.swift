@@ -78,6 +78,10 @@ public final class Node: Sendable {
 
     // MARK: Dirtiness (SPEC §12); the gossip engine sets per-key states.
 
+    /// The state of every key without one of its own: `unsynced` until the first completed
+    /// reconciliation (when peers are expected), then `synced`.
+    public var defaultKeyState: KeyState { defaultState.withLock { $0 } }
+
     public func state(of key: Key) -> KeyState {
         states.withLock { $0[key] } ?? defaultState.withLock { $0 }
     }
@@ -130,6 +134,7 @@ public final class Node: Sendable {
 
     public var refusalCounts: [RefusalReason: Int] { refusals.withLock { $0 } }
 
+    /// Keys with a dirty state of their own (the default state is not counted: see `defaultKeyState`).
     public var dirtyCounts: [KeyState: Int] {
         states.withLock { Dictionary(grouping: $0.values, by: { $0 }).mapValues(\.count) }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipTestSupport
 import Testing
 
 /// The agent and the CLI's agent commands, as real processes over the real control socket.
@@ -29,6 +30,32 @@ import Testing
         #expect(obj?["state"] as? String == "synced")
         #expect(agent.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: agent.socket))
+    }
+
+    /// Until a node with peers completes a reconciliation every key is `unsynced`: the xattr-level
+    /// state, `status` and the metrics agree on it.
+    @Test func keysAreUnsyncedUntilTheFirstSyncAndStatusCountsThem() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let alone = try AgentProcess(cli: cli, name: "U", root: root, extraArgs: ["--key", "root.key"])
+        #expect(try alone.run(["set", "/u/a", "1"]).status == 0)
+        #expect(try alone.run(["set", "/u/b", "2"]).status == 0)
+        #expect(alone.stop() == 0)
+        // Restarted with a peer nobody answers at: nothing can be settled.
+        let metricsPort = LoopbackPort.free()
+        let waiting = try AgentProcess(cli: cli, name: "U", root: root, extraArgs: [
+            "--key", "root.key", "--peer", "127.0.0.1:\(LoopbackPort.free())", "--metrics-listen", "127.0.0.1:\(metricsPort)",
+        ])
+        let status = try JSONSerialization.jsonObject(with: Data(try waiting.run(["status", "--json"]).stdout.utf8)) as? [String: Any]
+        #expect(status?["dirty"] as? [String: Int] == ["unsynced": 2], "\(String(describing: status))")
+        #expect(try waiting.run(["get", "--json", "/u/a"]).stdout.contains("\"state\" : \"unsynced\""))
+        var metrics = ""
+        for _ in 0..<100 where !metrics.contains("200 OK") {
+            metrics = (try? MetricsTests.http("GET", "/metrics", port: metricsPort)) ?? ""
+            if !metrics.contains("200 OK") { usleep(50_000) }
+        }
+        #expect(metrics.contains("\nkvgossip_synced 0\n"), "\(metrics)")
     }
 
     @Test func generatedNodeKeyNeedsAGrant() throws {

@@ -30,6 +30,7 @@ import Testing
             "kvgossip_revocations 1",
             "kvgossip_grants_held 2",
             "kvgossip_mounted 1",
+            "kvgossip_synced 1",
             "kvgossip_dirty_keys{state=\"pending-push\"} 3",
             "kvgossip_dirty_keys{state=\"pending-fetch\"} 0",
             "kvgossip_dirty_keys{state=\"unsynced\"} 0",

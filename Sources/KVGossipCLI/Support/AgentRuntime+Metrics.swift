@@ -17,6 +17,7 @@ extension AgentRuntime {
         m.grants = (try? node.store.grants().count) ?? 0
         m.mounted = mount?.isMounted ?? false
         m.dirty = node.dirtyCounts
+        m.synced = !node.defaultKeyState.isDirty
         m.refusals = node.refusalCounts
         m.peers = await engine.peerRecords().map { r in
             MetricsSnapshot.Peer(
