@@ -115,11 +115,11 @@ let package = Package(
             name: "KVGossipBench",
             dependencies: [
                 "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipSync", "KVGossipControl", "KVGossipSerf",
-                .product(name: "Logging", package: "swift-log"),
+                "KVGossipTestSupport", .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
-        // Helpers shared by the test targets (a seeded generator, a free loopback port).
+        // Helpers shared by the test targets and the benchmark (a seeded generator, a free loopback port).
         .target(name: "KVGossipTestSupport", path: "Tests/KVGossipTestSupport"),
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore"]),

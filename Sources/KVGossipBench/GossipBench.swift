@@ -2,6 +2,7 @@ import Foundation
 import KVGossipControl
 import KVGossipCore
 import KVGossipSerf
+import KVGossipTestSupport
 import Synchronization
 
 /// Real agent processes on loopback (static peers) with mounts, driven through their control
@@ -63,14 +64,16 @@ enum GossipBench {
         let dir = Bench.tempDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let ports = (0..<n).map { _ in 30_000 + Int.random(in: 0..<20_000) }
+        let ports = (0..<n).map { _ in LoopbackPort.free() }
         let mounts = (0..<n).map { "\(dir)/m\($0)" }
-        let agents = try (0..<n).map { i in
-            try Agent(
-                binary: binary(), directory: dir, name: "n\(i)", root: Bench.root, port: ports[i],
-                peers: ports.indices.filter { $0 != i }.map { ports[$0] }, extra: ["--mount", mounts[i]])
-        }
+        // Appended one by one, so the ones started are stopped even if a later one fails.
+        var agents: [Agent] = []
         defer { agents.forEach { $0.stop() } }
+        for i in 0..<n {
+            agents.append(try Agent(
+                binary: binary(), directory: dir, name: "n\(i)", root: Bench.root, port: ports[i],
+                peers: ports.indices.filter { $0 != i }.map { ports[$0] }, extra: ["--mount", mounts[i]]))
+        }
         var clients: [ControlClient] = []
         for a in agents { clients.append(try await a.connect()) }
         defer { Task { [clients] in for c in clients { await c.close() } } }
@@ -121,6 +124,7 @@ enum GossipBench {
         let lastValue = Array("v\(writes - 1)".utf8)
         for f in files {
             for _ in 0..<500 where (try? MountBench.readFile(f)) != lastValue { try await Task.sleep(for: .milliseconds(10)) }
+            guard (try? MountBench.readFile(f)) == lastValue else { throw BenchError("\(f) never showed the last value of the first pass") }
         }
         try await Task.sleep(for: .milliseconds(100))
         let watchers = try files.map { try MountBench.Watcher($0) }
@@ -184,35 +188,36 @@ enum SerfAnchor {
     static func userEventLatency(events: Int) async throws -> (p50: Double, p99: Double) {
         let dir = Bench.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let ports = (0..<4).map { _ in 30_000 + Int.random(in: 0..<20_000) }
+        let ports = (0..<4).map { _ in LoopbackPort.free() }
         let a = EmbeddedSerf(EmbeddedSerfConfiguration(
             nodeName: "anchor-a", directory: dir + "/a", bindPort: ports[0], rpcPort: ports[1], syncPort: 1, profile: "lan"))
         let b = EmbeddedSerf(EmbeddedSerfConfiguration(
             nodeName: "anchor-b", directory: dir + "/b", bindPort: ports[2], rpcPort: ports[3], syncPort: 1,
             join: ["127.0.0.1:\(ports[0])"], profile: "lan"))
-        let rpcA = try await a.start()
-        let rpcB = try await b.start()
-        defer {
-            Task {
-                await a.stop()
-                await b.stop()
-            }
-        }
-        let sender = try await SerfRPCClient.connect(to: rpcA)
-        let receiver = try await SerfRPCClient.connect(to: rpcB)
-        var incoming = try await receiver.stream(type: "user").makeAsyncIterator()
         var samples: [Double] = []
-        for i in 0..<events {
-            let name = "bench-\(i)"
-            let start = DispatchTime.now().uptimeNanoseconds
-            try await sender.userEvent(name: name, payload: [])
-            while let event = try await incoming.next() {
-                if case .user(let e) = event, e.name == name { break }
+        do {
+            let rpcA = try await a.start()
+            let rpcB = try await b.start()
+            let sender = try await SerfRPCClient.connect(to: rpcA)
+            let receiver = try await SerfRPCClient.connect(to: rpcB)
+            var incoming = try await receiver.stream(type: "user").makeAsyncIterator()
+            for i in 0..<events {
+                let name = "bench-\(i)"
+                let start = DispatchTime.now().uptimeNanoseconds
+                try await sender.userEvent(name: name, payload: [])
+                while let event = try await incoming.next() {
+                    if case .user(let e) = event, e.name == name { break }
+                }
+                samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
             }
-            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            await sender.close()
+            await receiver.close()
+        } catch {
+            // Stopped here, not in a task that might not run before the process exits.
+            await a.stop()
+            await b.stop()
+            throw error
         }
-        await sender.close()
-        await receiver.close()
         await a.stop()
         await b.stop()
         samples.sort()

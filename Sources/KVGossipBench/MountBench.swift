@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import KVGossipControl
+import KVGossipTestSupport
 
 /// The mount against tmpfs in the same run: one agent process with `--mount`, and the same files
 /// written to a directory under /dev/shm. Every loop runs in this process, through plain syscalls,
@@ -28,7 +29,7 @@ enum MountBench {
             try? FileManager.default.removeItem(atPath: dir)
         }
         let agent = try GossipBench.Agent(
-            binary: GossipBench.binary(), directory: dir, name: "m", root: Bench.root, port: 30_000 + Int.random(in: 0..<20_000),
+            binary: GossipBench.binary(), directory: dir, name: "m", root: Bench.root, port: LoopbackPort.free(),
             peers: [], extra: ["--mount", mountpoint] + (pageCache ? ["--mount-page-cache"] : []))
         defer { agent.stop() }
         let client = try await agent.connect()
@@ -222,7 +223,9 @@ enum MountBench {
         guard rc == 0 else { throw BenchError("spawn \(argv[0]): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status >> 8) & 0xff
+        // Exit status, or 128 + the signal number for a child killed by a signal (as shells say).
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
     /// One inotify watch for IN_CLOSE_WRITE on a file.

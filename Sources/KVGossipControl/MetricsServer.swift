@@ -2,12 +2,18 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// `GET /metrics` over HTTP/1.1 for Prometheus scrapers; other paths answer 404, other methods
 /// 405. Read-only and cheap: the snapshot is gathered per request from state the agent keeps.
 public final class MetricsServer: Sendable {
     let snapshot: @Sendable () async -> MetricsSnapshot
     let logger: Logger
+    /// Scrapers use one or two connections; more are refused, and a connection quiet this long
+    /// is closed, so stray clients cannot pile up descriptors.
+    static let maxConnections = 16
+    static let idleTimeout = TimeAmount.seconds(30)
+    private let active = Atomic<Int>(0)
 
     public init(logger: Logger, snapshot: @escaping @Sendable () async -> MetricsSnapshot) {
         self.logger = logger
@@ -20,6 +26,7 @@ public final class MetricsServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(readTimeout: Self.idleTimeout), CloseWhenIdle()])
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                 }
@@ -37,6 +44,11 @@ public final class MetricsServer: Sendable {
     }
 
     private func answer(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        defer { active.subtract(1, ordering: .relaxed) }
+        guard active.add(1, ordering: .relaxed).newValue <= Self.maxConnections else {
+            try? await connection.executeThenClose { _, _ in }
+            return
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -71,5 +83,18 @@ public final class MetricsServer: Sendable {
         let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.uri
         guard path == "/metrics" else { return (.notFound, "kvgossip serves /metrics only\n") }
         return (.ok, await snapshot().prometheusText)
+    }
+}
+
+/// Closes a connection when `IdleStateHandler` reports it idle.
+final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }

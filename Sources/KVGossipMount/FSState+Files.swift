@@ -67,17 +67,19 @@ extension FSState {
     /// A reader gets the value stored now: one consistent version for the life of the handle.
     ///
     /// The kernel's page cache and file size are shared by every open of an inode, so a reader uses
-    /// them only when they describe its version: the attributes last shown are of that version (else
-    /// direct I/O, so a size cached before the change cannot clip the read). Its open keeps the
-    /// cached pages only if they were filled for that same version; otherwise the kernel drops them
-    /// at this open. A reader of an older version that must refill pages after a change taints the
-    /// cache (see `read`), and the follower drops those pages.
+    /// them only when nothing else can change them under it: the attributes last shown are of its
+    /// version (else a size cached before the change could clip the read), no writer or delivery
+    /// is open on the inode (its truncate and writes move the size), and no cached reader of another
+    /// version is open (its reads would refill the pages with its bytes). Otherwise: direct I/O.
+    /// The open keeps the cached pages only if they were filled for that same version; otherwise the
+    /// kernel drops them at this open. A reader of an older version that refills pages anyway (it
+    /// was open before the change) taints the cache (see `read`), and the follower drops them.
     private mutating func openReader(_ ino: UInt64, path: String, entry: ViewEntry) throws(FSError) -> OpenOut {
         guard let shown = entry.shown, let value = try currentValue(path) else {
             let file = OpenFile(ino: ino, kind: .reader([], version: nil, cached: false))
             return OpenOut(fh: newHandle(file), noFlush: true, directIO: true)
         }
-        guard ctx.readerPageCache, value.version == shown.version else {
+        guard ctx.readerPageCache, value.version == shown.version, !pageCacheContended(ino, by: value.version) else {
             let file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: false))
             return OpenOut(fh: newHandle(file), noFlush: true, directIO: true)
         }
@@ -85,6 +87,18 @@ extension FSState {
         pageCacheVersions[ino] = value.version
         let file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: true))
         return OpenOut(fh: newHandle(file), keepCache: keep, noFlush: true)
+    }
+
+    /// Another open handle on the inode could put other bytes or another size into its cache.
+    private func pageCacheContended(_ ino: UInt64, by version: RecordVersion) -> Bool {
+        files.values.contains { file in
+            guard file.ino == ino else { return false }
+            switch file.kind {
+            case .reader(_, let other, let cached): return cached && other != version
+            case .writer, .delivery: return true
+            case .scratch: return false
+            }
+        }
     }
 
     /// The follower's own write shows the version it is delivering from the moment the kernel

@@ -19,7 +19,7 @@ final class ValueCache: Sendable {
         fileprivate let generation: UInt64
     }
 
-    private struct State {
+    fileprivate struct State {
         var entries: [String: Value] = [:]
         var bytes = 0
         var generation: UInt64 = 0
@@ -45,20 +45,15 @@ final class ValueCache: Sendable {
     }
 
     func insert(_ path: String, _ value: Value, ticket: Ticket) {
-        guard value.bytes.count <= budgetBytes / 4 else { return }
         state.withLock { st in
             guard st.generation == ticket.generation, st.entries[path] == nil else { return }
-            while st.bytes + value.bytes.count > budgetBytes, let victim = st.entries.first {
-                st.entries.removeValue(forKey: victim.key)
-                st.bytes -= victim.value.bytes.count
-            }
-            st.entries[path] = value
-            st.bytes += value.bytes.count
+            st.put(path, value, budget: budgetBytes)
         }
     }
 
-    /// Folds in committed changes. Two commits may publish in either order, so an entry is only
-    /// ever replaced by a newer version.
+    /// Folds in committed changes. Two commits may publish in either order, so a newer value
+    /// replaces an entry and anything else (a tombstone, an unset, an older version published
+    /// late, which may trail an unset not yet published) drops it: the next open reads the store.
     func observe(_ changes: [StoreChange]) {
         state.withLock { st in
             st.generation &+= 1
@@ -66,20 +61,34 @@ final class ValueCache: Sendable {
                 switch change {
                 case .record(let record, _):
                     let path = record.key.path
-                    guard let old = st.entries[path], old.version < record.version else { continue }
-                    st.bytes -= old.bytes.count
-                    if record.kind == .value {
-                        st.entries[path] = Value(version: record.version, bytes: record.value)
-                        st.bytes += record.value.count
-                    } else {
-                        st.entries.removeValue(forKey: path)
+                    guard let old = st.entries[path] else { continue }
+                    st.drop(path)
+                    if record.kind == .value, old.version < record.version {
+                        st.put(path, Value(version: record.version, bytes: record.value), budget: budgetBytes)
                     }
                 case .unset(let key, _):
-                    if let old = st.entries.removeValue(forKey: key.path) { st.bytes -= old.bytes.count }
+                    st.drop(key.path)
                 case .revocation:
                     continue
                 }
             }
         }
+    }
+}
+
+extension ValueCache.State {
+    /// Adds an entry, evicting others to stay within `budget`; values over a quarter of it are
+    /// not kept at all.
+    mutating func put(_ path: String, _ value: ValueCache.Value, budget: Int) {
+        guard value.bytes.count <= budget / 4 else { return }
+        while bytes + value.bytes.count > budget, let victim = entries.first {
+            drop(victim.key)
+        }
+        entries[path] = value
+        bytes += value.bytes.count
+    }
+
+    mutating func drop(_ path: String) {
+        if let old = entries.removeValue(forKey: path) { bytes -= old.bytes.count }
     }
 }

@@ -84,9 +84,14 @@ public actor GossipEngine {
             node: node,
             onReceiving: { [weak self] records, peer in
                 self?.origins.withLock { map in
+                    // Only records between apply and the push follower stay here; this bound is a
+                    // backstop against a follower that stopped.
                     if map.count > 100_000 { map.removeAll() }
                     for r in records { map[r.digest] = peer }
                 }
+            },
+            onNotAccepted: { [weak self] digests in
+                self?.origins.withLock { map in for d in digests { map.removeValue(forKey: d) } }
             },
             onGreeted: { [weak self] hello in
                 guard let remoteHost, hello.syncPort != 0 else { return }

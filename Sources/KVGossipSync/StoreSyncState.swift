@@ -9,14 +9,19 @@ public struct StoreSyncState: SyncLocalState {
     /// Called with records from a peer before they are applied, so whoever follows the store's
     /// changes already knows where an accepted record came from (push forwarding skips that peer).
     let onReceiving: @Sendable ([Record], String) -> Void
+    /// Called after applying with the digests of records that were not accepted (duplicates,
+    /// superseded, refused): they cause no change, so nobody else will forget their origin.
+    let onNotAccepted: @Sendable ([Hash256]) -> Void
     let onGreeted: @Sendable (SyncHello) -> Void
 
     public init(
         node: Node, onReceiving: @escaping @Sendable ([Record], String) -> Void = { _, _ in },
+        onNotAccepted: @escaping @Sendable ([Hash256]) -> Void = { _ in },
         onGreeted: @escaping @Sendable (SyncHello) -> Void = { _ in }
     ) {
         self.node = node
         self.onReceiving = onReceiving
+        self.onNotAccepted = onNotAccepted
         self.onGreeted = onGreeted
     }
 
@@ -36,6 +41,8 @@ public struct StoreSyncState: SyncLocalState {
         guard !records.isEmpty else { return [] }
         onReceiving(records, peer)
         let outcomes = try node.store.apply(records)
+        let notAccepted = zip(records, outcomes).filter { !$0.1.isAccepted }.map(\.0.digest)
+        if !notAccepted.isEmpty { onNotAccepted(notAccepted) }
         let results = zip(records, outcomes).map { record, outcome -> PushResult in
             switch outcome {
             case .accepted:

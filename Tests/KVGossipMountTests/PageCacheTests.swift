@@ -23,6 +23,40 @@ extension MountTests {
             }
         }
 
+        @Test func aReaderOpenedAfterAChangeIsNotFedByAnOlderReaderStillOpen() throws {
+            try withMount(seed: ["/p/v": "first version of the value\n"], options: Self.options) { fx throws in
+                let watch = try InotifyWatch([fx.path("/p/v")])
+                defer { watch.stop() }
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-pc2-\(getpid())").path
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(atPath: dir) }
+                // A opens before the change; B after it; A reads first, refilling pages from its
+                // own version, then B reads.
+                let script = """
+                    import os, time
+                    a = os.open('p/v', os.O_RDONLY)
+                    while not os.path.exists('\(dir)/ready'): time.sleep(0.01)
+                    b = os.open('p/v', os.O_RDONLY)
+                    os.read(a, 4096)
+                    print(os.read(b, 4096).decode(), end='')
+                    """
+                try script.write(toFile: dir + "/r.py", atomically: true, encoding: .utf8)
+                let reader = Process()
+                reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+                reader.arguments = ["-c", "python3 \(dir)/r.py > \(dir)/out 2>&1"]
+                reader.currentDirectoryURL = URL(fileURLWithPath: fx.mountpoint)
+                try reader.run()
+                defer { if reader.isRunning { kill(reader.processIdentifier, SIGKILL) } }
+                Thread.sleep(forTimeInterval: 0.5)
+                try fx.rootMint("/p/v", "second\n")
+                #expect(watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/p/v")) })
+                _ = FileManager.default.createFile(atPath: dir + "/ready", contents: nil)
+                #expect(waitUntil { !reader.isRunning })
+                let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? ""
+                #expect(out == "second\n")
+            }
+        }
+
         @Test func anOldReaderDoesNotLeaveItsVersionForNewReaders() throws {
             try withMount(seed: ["/p/v": "first version of the value\n"], options: Self.options) { fx throws in
                 let watch = try InotifyWatch([fx.path("/p/v")])

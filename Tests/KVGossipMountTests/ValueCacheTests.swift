@@ -39,12 +39,22 @@ import Testing
         #expect(Self.cached(cache) == nil)
     }
 
-    @Test func commitsObservedOutOfOrderLeaveTheNewest() {
+    @Test func aNewerCommitReplacesAndALateOlderOneDrops() {
         let cache = ValueCache(budgetBytes: 1 << 20)
         cache.insert("/c/k", Self.value(Self.record("one", at: 1000)), ticket: Self.ticket(cache))
         cache.observe([.record(Self.record("three", at: 3000), previous: nil)])
-        cache.observe([.record(Self.record("two", at: 2000), previous: nil)])
         #expect(Self.cached(cache) == "three")
+        // An older version published after a newer one may trail an unset not yet published
+        // (a revocation): the entry goes, and the next open asks the store.
+        cache.observe([.record(Self.record("two", at: 2000), previous: nil)])
+        #expect(Self.cached(cache) == nil)
+    }
+
+    @Test func aCommitTooLargeForTheBudgetDropsTheEntry() {
+        let cache = ValueCache(budgetBytes: 1000)
+        cache.insert("/c/k", Self.value(Self.record("small", at: 1000)), ticket: Self.ticket(cache))
+        cache.observe([.record(Self.record(String(repeating: "x", count: 600), at: 2000), previous: nil)])
+        #expect(Self.cached(cache) == nil)
     }
 
     @Test func tombstonesAndUnsetsDropTheEntry() throws {

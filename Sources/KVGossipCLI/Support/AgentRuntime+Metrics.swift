@@ -6,8 +6,9 @@ import KVGossipNode
 import KVGossipSync
 
 extension AgentRuntime {
-    /// One scrape: counts the store keeps, the node's key states and refusals, the engine's peers
-    /// and counters. Nothing here walks the records.
+    /// One scrape: the store counts its records (no record or value is read), the few revocations
+    /// and grants are decoded, and the node's key states and refusals and the engine's peers and
+    /// counters are copied.
     static func metrics(node: Node, engine: GossipEngine, mount: Mount?, startTime: Double) async -> MetricsSnapshot {
         var m = MetricsSnapshot()
         m.version = KVGossipVersion.release
