@@ -1,3 +1,4 @@
+import KVGossipNet
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -86,15 +87,3 @@ public final class MetricsServer: Sendable {
     }
 }
 
-/// Closes a connection when `IdleStateHandler` reports it idle.
-final class CloseWhenIdle: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
-    }
-}
