@@ -94,9 +94,8 @@ public actor GossipEngine {
                 self?.origins.withLock { map in for d in digests { map.removeValue(forKey: d) } }
             },
             onGreeted: { [weak self] hello in
-                guard let remoteHost, hello.syncPort != 0 else { return }
-                let address = PeerAddress(host: remoteHost, port: Int(hello.syncPort))
-                self?.learnedNames.withLock { $0[address] = hello.nodeName }
+                guard let remoteHost else { return }
+                self?.learnName(hello.nodeName, host: remoteHost, syncPort: hello.syncPort)
             })
     }
 
@@ -121,13 +120,33 @@ public actor GossipEngine {
     public func setMembers(_ live: [GossipPeer], syncWithNew: Bool) {
         let known = Set(members.keys)
         members = Dictionary(live.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
-        let lines = peers.map { $0.name == $0.address.description ? $0.name : "\($0.name) \($0.address)" }.sorted()
-        peerSnapshot.withLock { $0 = lines }
+        refreshPeerLines()
         guard syncWithNew else { return }
         for peer in live where !known.contains(peer.name) {
             logger.info("member joined; syncing", metadata: ["peer": "\(peer.name)", "address": "\(peer.address)"])
             Task { try? await self.sync(with: peer.address, reason: "member joined") }
         }
+    }
+
+    /// The `name address` lines behind `peerLines` (the mount root's `peers` attribute).
+    private func refreshPeerLines() {
+        let lines = peers.map { $0.name == $0.address.description ? $0.name : "\($0.name) \($0.address)" }.sorted()
+        peerSnapshot.withLock { $0 = lines }
+    }
+
+    /// Names a static peer from its hello. The answering side sees the connection's source IP; an
+    /// IPv4 peer reaching a dual-stack listener shows as `::ffff:a.b.c.d`, which names the same host.
+    nonisolated func learnName(_ name: String, host: String, syncPort: UInt16) {
+        guard syncPort != 0 else { return }
+        let plain = host.hasPrefix("::ffff:") && host.contains(".") ? String(host.dropFirst(7)) : host
+        let address = PeerAddress(host: plain, port: Int(syncPort))
+        // Only configured addresses are kept: members have Serf's names, and anyone can connect.
+        guard options.staticPeers.contains(address) else { return }
+        let isNew = learnedNames.withLock { names -> Bool in
+            defer { names[address] = name }
+            return names[address] != name
+        }
+        if isNew { Task { await self.refreshPeerLines() } }
     }
 
     public func peerRecords() -> [PeerRecord] {
@@ -154,7 +173,7 @@ public actor GossipEngine {
             let opening = try initiator.start()
             let stats = try await SyncTransport.dial(address, driver: &initiator, opening: opening, options: options.transport)
             let report = initiator.report
-            if !report.peer.isEmpty, report.peer != "?" { learnedNames.withLock { $0[address] = report.peer } }
+            if !report.peer.isEmpty, report.peer != "?" { learnName(report.peer, host: address.host, syncPort: UInt16(address.port)) }
             sessionResults["ok", default: 0] += 1
             record.lastSync = Date()
             record.lastError = nil
