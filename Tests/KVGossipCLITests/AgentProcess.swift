@@ -68,14 +68,7 @@ final class AgentProcess: @unchecked Sendable {
     func stop(signal: Int32 = SIGTERM) -> Int32 {
         guard !stopped else { return process.terminationStatus }
         stopped = true
-        kill(pid, signal)
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-        }
-        return process.terminationStatus
+        return process.stop(signal: signal, grace: 10)
     }
 
     deinit { stop(signal: SIGKILL) }

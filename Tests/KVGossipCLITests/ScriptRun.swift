@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipTestSupport
 
 /// One run of a script from `Scripts/`, its combined output going to a file so a test can watch it
 /// while it runs. Stopped by PID (SIGTERM, so the script's own trap tears down, then SIGKILL) if it
@@ -57,14 +58,7 @@ final class ScriptRun: @unchecked Sendable {
     func stop() {
         guard !finished else { return }
         finished = true
-        guard process.isRunning else { return }
-        kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(30)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.stop(signal: SIGTERM, grace: 30)
     }
 
     /// The value after `label` on the first output line that contains it, e.g. `temp dir:`.
