@@ -213,14 +213,20 @@ public struct ControlHandler: Sendable {
     func status(_ req: ControlRequest, peers: [PeerInfo]) throws -> ControlResponse {
         var r = ControlResponse(id: req.id)
         let all = try node.store.records(under: nil)
-        let live = Set(all.filter { $0.kind == .value }.map(\.key.path))
-        // A value whose key is also a directory prefix is hidden in the mount (SPEC §11).
-        let shadowed = live.filter { key in live.contains { $0.hasPrefix(key + "/") } }.sorted()
+        let liveKeys = all.filter { $0.kind == .value }.map(\.key)
+        // A value whose key is also a directory prefix is hidden in the mount (SPEC §11): one pass
+        // over every live key's ancestors, not a comparison of every pair.
+        var prefixes = Set<Key>()
+        for key in liveKeys {
+            var ancestor = key.parent
+            while let a = ancestor, prefixes.insert(a).inserted { ancestor = a.parent }
+        }
+        let shadowed = liveKeys.filter(prefixes.contains).map(\.path).sorted()
         r.status = StatusInfo(
             node: node.publicKey.text, fingerprint: node.publicKey.fingerprint, root: node.root.text,
-            treeHash: node.store.treeHash.hex, records: live.count, revocations: try node.store.revocations().count,
+            treeHash: node.store.treeHash.hex, records: liveKeys.count, revocations: try node.store.revocations().count,
             grants: try node.store.grants().count, mount: mountpoint,
-            dirty: Self.dirtyCounts(live.compactMap { try? Key($0) }, node: node),
+            dirty: Self.dirtyCounts(liveKeys, node: node),
             refusals: Dictionary(uniqueKeysWithValues: node.refusalCounts.map { ($0.key.rawValue, $0.value) }),
             peers: peers, shadowed: shadowed, startedAt: startedAt)
         return r

@@ -58,6 +58,20 @@ import Testing
         #expect(metrics.contains("\nkvgossip_synced 0\n"), "\(metrics)")
     }
 
+    /// A value whose key is also a prefix of another key is hidden in the mount; status names it.
+    @Test func statusListsShadowedValues() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        for key in ["/a", "/a/b/c", "/a-b", "/x/y", "/x/y/z", "/x", "/p/q"] {
+            #expect(try agent.run(["set", key, "v"]).status == 0)
+        }
+        let status = try JSONSerialization.jsonObject(with: Data(try agent.run(["status", "--json"]).stdout.utf8)) as? [String: Any]
+        #expect(status?["shadowed"] as? [String] == ["/a", "/x", "/x/y"])
+        #expect(status?["records"] as? Int == 7)
+    }
+
     @Test func generatedNodeKeyNeedsAGrant() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
