@@ -81,9 +81,16 @@ extension ValueCache.State {
     /// not kept at all.
     mutating func put(_ path: String, _ value: ValueCache.Value, budget: Int) {
         guard value.bytes.count <= budget / 4 else { return }
-        while bytes + value.bytes.count > budget, let victim = entries.first {
-            drop(victim.key)
+        // Victims are chosen in one pass: taking `entries.first` again after each removal would
+        // rescan the emptied buckets every time.
+        var victims: [String] = []
+        var freed = 0
+        for (path, old) in entries {
+            if bytes - freed + value.bytes.count <= budget { break }
+            victims.append(path)
+            freed += old.bytes.count
         }
+        for path in victims { drop(path) }
         entries[path] = value
         bytes += value.bytes.count
     }
