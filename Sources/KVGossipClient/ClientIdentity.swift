@@ -3,9 +3,9 @@ import KVGossipCore
 
 /// The key a client signs its own records with, and the grants that prove it may write them.
 ///
-/// The agent verifies a client-signed record exactly like one from a peer (SPEC §6), so the
-/// proofs must hold a chain from the cluster's root to this key whose every grant matches the key
-/// being written.
+/// The agent verifies a client-signed record exactly like one from a peer (Docs/contract.md §Authority), so
+/// the proofs must hold a chain from the cluster's root to this key whose every grant matches the key being
+/// written.
 public struct ClientIdentity: Sendable {
     /// The Ed25519 key records are signed with.
     public let signingKey: SigningKey

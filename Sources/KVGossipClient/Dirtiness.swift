@@ -1,4 +1,4 @@
-/// Whether a subscribed key's value may not be what the cluster holds, and why (SPEC §12).
+/// Whether a subscribed key's value may not be what the cluster holds, and why (Docs/contract.md §Key states).
 ///
 /// The agent's own states (`pending-push`, `pending-fetch`, `unsynced`, `synced`) arrive as
 /// ``agent(_:)``. The client adds two of its own, because a value it cannot currently confirm is

@@ -31,7 +31,7 @@ extension KVClient {
     /// without asking the agent again. The subscription starts ``Dirtiness/awaitingAnswer`` (or
     /// ``Dirtiness/disconnected``) with the value ``KeyValue/unknown`` unless the interest already
     /// knows better.
-    /// - Throws: ``KVClientError`` `invalid-key` for a key that is not one (SPEC §3), `closed`.
+    /// - Throws: ``KVClientError`` `invalid-key` for a key that is not one (Docs/contract.md §Keys), `closed`.
     public func subscribeKey(_ key: String) async throws -> KeySubscription {
         if closed { throw KVClientError(.closed, "the client was closed") }
         do { _ = try Key(key) } catch { throw KVClientError(.invalidKey, error.description) }

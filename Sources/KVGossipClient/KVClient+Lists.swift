@@ -17,8 +17,8 @@ final class ListBook {
 }
 
 extension KVClient {
-    /// Subscribes to the set of keys matching `pattern` (SPEC §4: `*`, `?`, `**`), holding live
-    /// values only.
+    /// Subscribes to the set of keys matching `pattern` (`*`, `?`, `**`: Docs/contract.md §Patterns), holding
+    /// live values only.
     ///
     /// The subscription's events start with the initial set (`.added(_, .initial)` per key, then
     /// `.synced(.initial)`), then follow changes. After a reconnect the new connection's answer is

@@ -5,9 +5,9 @@ import KVGossipCore
 extension KVClient {
     /// Writes a value signed by the client's own key (`identity`, else `options.identity`).
     ///
-    /// The record is timestamped after the key's current record on the agent and after anything
-    /// this client minted before, so it wins unless someone writes later (SPEC §7). The agent
-    /// verifies it exactly as a record from a peer, so this works over TCP too.
+    /// The record is timestamped after the key's current record on the agent and after anything this client
+    /// minted before, so it wins unless someone writes later (Docs/contract.md §Ordering). The agent verifies
+    /// it exactly as a record from a peer, so this works over TCP too.
     /// - Throws: ``KVClientError`` with the agent's reason (`no-authority`, `revoked`, `expired`,
     ///   `too-large`, …), or `no-identity` when there is no key to sign with.
     @discardableResult

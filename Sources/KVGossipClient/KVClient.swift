@@ -2,7 +2,7 @@ import KVGossipControl
 import KVGossipCore
 import Logging
 
-/// A client of one or more KVGossip agents (SPEC §13).
+/// A client of one or more KVGossip agents (Docs/contract.md §Control API, Docs/client.md).
 ///
 /// It talks to one agent at a time over the control API. When that connection fails it moves on
 /// to the next endpoint, retrying with capped exponential backoff and jitter, and re-opens every

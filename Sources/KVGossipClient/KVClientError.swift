@@ -1,7 +1,8 @@
 import KVGossipControl
 
-/// Every error the client throws. `reason` is the agent's refusal code (SPEC §15) when the agent
-/// refused, or one of the client's own codes (`unavailable`, `timeout`, `closed`, `no-identity`).
+/// Every error the client throws. `reason` is the agent's refusal code (Docs/contract.md §Limits and errors)
+/// when the agent refused, or one of the client's own codes (`unavailable`, `timeout`, `closed`,
+/// `no-identity`).
 public struct KVClientError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A reason code. Open-ended on purpose: an agent newer than this library may send codes it
     /// does not name, and they still reach the caller intact.
@@ -25,7 +26,7 @@ public struct KVClientError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let clockSkew = Reason(rawValue: "clock-skew")
         /// A value, pool or frame is over its limit.
         public static let tooLarge = Reason(rawValue: "too-large")
-        /// The key is not a valid key (SPEC §3).
+        /// The key is not a valid key (Docs/contract.md §Keys).
         public static let invalidKey = Reason(rawValue: "invalid-key")
         /// The request or object could not be decoded.
         public static let malformed = Reason(rawValue: "malformed")

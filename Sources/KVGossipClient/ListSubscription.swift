@@ -8,7 +8,7 @@ import Synchronization
 /// answer (keys deleted, changed or added while the client was away), closed by
 /// `.synced(.resync)`.
 public final class ListSubscription: Sendable {
-    /// The pattern the set is selected by (SPEC §4), e.g. `/app/**`.
+    /// The pattern the set is selected by (Docs/contract.md §Patterns), e.g. `/app/**`.
     public let pattern: String
     let id: UInt64
     private let client: KVClient

@@ -13,7 +13,7 @@ public struct WriteResult: Sendable, Hashable {
         public static let accepted = Outcome(rawValue: "accepted")
         /// The agent already held this exact record.
         public static let duplicate = Outcome(rawValue: "duplicate")
-        /// A newer record already holds the key; the write was valid but lost (SPEC §7).
+        /// A newer record already holds the key; the write was valid but lost (Docs/contract.md §Ordering).
         public static let superseded = Outcome(rawValue: "superseded")
     }
 

@@ -121,7 +121,7 @@ public struct ControlHandler: Sendable {
         switch outcome {
         case .refused(let refusal, let revocations):
             node.noteRefusal(refusal)
-            // The sender learns the revocations that refused it (SPEC §8).
+            // The sender learns the revocations that refused it (Docs/contract.md §Revocation).
             var r = ControlResponse.failure(id, refusal.reason.rawValue, refusal.detail)
             if !revocations.isEmpty { r.unset = revocations.map(\.grantID.hex) }
             return r
@@ -214,8 +214,8 @@ public struct ControlHandler: Sendable {
         var r = ControlResponse(id: req.id)
         let all = try node.store.records(under: nil)
         let liveKeys = all.filter { $0.kind == .value }.map(\.key)
-        // A value whose key is also a directory prefix is hidden in the mount (SPEC §11): one pass
-        // over every live key's ancestors, not a comparison of every pair.
+        // A value whose key is also a directory prefix is hidden in the mount (Docs/filesystem.md §Mapping):
+        // one pass over every live key's ancestors, not a comparison of every pair.
         var prefixes = Set<Key>()
         for key in liveKeys {
             var ancestor = key.parent

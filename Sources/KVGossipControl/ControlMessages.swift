@@ -66,7 +66,8 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     }
 }
 
-/// A refusal reason code (SPEC §15) or `bad-request`, `not-found`, `internal`, with a sentence.
+/// A refusal reason code (Docs/contract.md §Limits and errors) or `bad-request`, `not-found`, `internal`,
+/// with a sentence.
 public struct ControlError: Codable, Sendable, Equatable, Error, CustomStringConvertible {
     public var reason: String
     public var message: String

@@ -56,7 +56,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
         out.sample("kvgossip_mounted", [:], mounted ? 1 : 0)
         out.family("kvgossip_synced", "gauge", "0 until this node completed its first reconciliation since start (until then every key is unsynced).")
         out.sample("kvgossip_synced", [:], synced ? 1 : 0)
-        out.family("kvgossip_dirty_keys", "gauge", "Keys with a dirty state of their own, by state (SPEC §12).")
+        out.family("kvgossip_dirty_keys", "gauge", "Keys with a dirty state of their own, by state (Docs/contract.md §Key states).")
         for state in KeyState.allCases where state.isDirty {
             out.sample("kvgossip_dirty_keys", ["state": state.rawValue], Double(dirty[state] ?? 0))
         }

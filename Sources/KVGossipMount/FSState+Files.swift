@@ -53,7 +53,7 @@ extension FSState {
                 return try openReader(ino, path: path, entry: entry)
             }
             if !entry.isUncommittedKey, !isSelf, let key = key(path), !ctx.node.mayWrite(key) {
-                // SPEC §11: EACCES at open() when this node holds no grant for the key.
+                // EACCES at open() when this node holds no grant for the key (Docs/filesystem.md §Errors).
                 throw FSError(EACCES)
             }
             var file = OpenFile(ino: ino, kind: .writer)
@@ -202,7 +202,7 @@ extension FSState {
         return chunk.count
     }
 
-    // MARK: flush / fsync / release: the commit policy (reference/fuse.md §4)
+    // MARK: flush / fsync / release: the commit policy (Docs/filesystem.md §Tool request sequences)
 
     /// Commits if this handle wrote or ftruncated. A FLUSH without writes is bash's dup2 before the
     /// write, and committing there would mint an empty value first.

@@ -13,8 +13,8 @@ extension FSState {
         if inodes.path(of: ino) == nil { pageCacheVersions.removeValue(forKey: ino) }
     }
 
-    /// A directory made by a user is local until a key is committed below it (SPEC §11); one made by
-    /// the follower is a key prefix that arrived from elsewhere.
+    /// A directory made by a user is local until a key is committed below it (Docs/filesystem.md §Mapping);
+    /// one made by the follower is a key prefix that arrived from elsewhere.
     mutating func mkdir(_ parent: UInt64, _ name: String, isSelf: Bool) throws(FSError) -> Attr {
         let path = try childPath(parent, name)
         guard view[path] == nil else { throw FSError(EEXIST) }

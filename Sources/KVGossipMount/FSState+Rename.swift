@@ -73,7 +73,7 @@ extension FSState {
         hidden[from] = HiddenKey(holder: to, deadlineMs: nowMs() + ctx.hiddenGraceMs)
     }
 
-    /// Key to key: the target gets the source's bytes, the source a tombstone (SPEC §11).
+    /// Key to key: the target gets the source's bytes, the source a tombstone (Docs/filesystem.md §Renames).
     private mutating func renameKey(_ from: String, _ source: ViewEntry, _ to: String, _ toKey: Key, isSelf: Bool) throws(FSError) {
         guard isSelf || ctx.node.mayWrite(toKey) else { throw FSError(EACCES) }
         if source.isUncommittedKey {

@@ -3,7 +3,8 @@ import Glibc
 
 /// The low-level operation table. Each entry is a capture-free C function that finds its mount
 /// through the request's userdata and forwards to `MountCore`. Kept out of `main.swift` by being in a
-/// library: closures there are main-actor isolated and trap on FUSE threads (reference/fuse.md §1.4).
+/// library: closures there are main-actor isolated and trap on FUSE threads
+/// (Docs/filesystem.md §Swift and FUSE threads).
 enum FuseOps {
     static func table() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()

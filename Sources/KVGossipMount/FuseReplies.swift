@@ -76,8 +76,8 @@ enum FuseReply {
         }
     }
 
-    /// getxattr/listxattr sizing (reference/fuse.md §5): size 0 asks for the length, a buffer
-    /// too small gets ERANGE.
+    /// getxattr/listxattr sizing (Docs/filesystem.md §Xattr conventions): size 0 asks for the length,
+    /// a buffer too small gets ERANGE.
     static func xattr(_ req: fuse_req_t?, _ value: [UInt8], requested size: Int) {
         if size == 0 {
             _ = fuse_reply_xattr(req, value.count)

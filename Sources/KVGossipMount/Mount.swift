@@ -20,9 +20,9 @@ public enum MountError: Error, CustomStringConvertible {
     }
 }
 
-/// The node's tree as a FUSE filesystem (SPEC §11): keys are files, prefixes directories; writing a
-/// file mints one signed record at close; changes stored by anyone else are replayed through the
-/// mountpoint so inotify watchers see them. See Docs/filesystem.md.
+/// The node's tree as a FUSE filesystem (Docs/contract.md §Filesystem view): keys are files, prefixes
+/// directories; writing a file mints one signed record at close; changes stored by anyone else are replayed
+/// through the mountpoint so inotify watchers see them. See Docs/filesystem.md.
 public final class Mount: Sendable {
     private struct Running {
         let core: MountCore

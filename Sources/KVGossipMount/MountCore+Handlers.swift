@@ -2,7 +2,7 @@ import CFuse3
 import Glibc
 
 /// The request handlers: copy the C arguments, run one state operation, reply. C strings and
-/// buffers are copied before taking the lock (reference/fuse.md §1.4).
+/// buffers are copied before taking the lock (Docs/filesystem.md §Swift and FUSE threads).
 extension MountCore {
     func lookup(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String) {
         run(req, { st throws(FSError) in try st.lookup(parent, name) }, reply: { FuseReply.entry(req, $0) })
@@ -131,7 +131,8 @@ extension MountCore {
         _ = fuse_reply_statfs(req, &st)
     }
 
-    // MARK: Extended attributes (reference/fuse.md §5: never ENOSYS, which disables them mount-wide)
+    // MARK: Extended attributes (never ENOSYS, which disables them mount-wide)
+    // Docs/filesystem.md §Xattr conventions
 
     func getxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: String, _ size: Int) {
         // `ls` probes security.* and system.* on every entry: answer those without the lock.

@@ -53,7 +53,7 @@ final class MountCore: Sendable {
     }
 
     /// `fuse_req_ctx(req)->pid` is the caller's thread id, so the test is against registered thread
-    /// ids, not `getpid()` (reference/fuse.md §2).
+    /// ids, not `getpid()` (Docs/filesystem.md §Caller thread ids).
     func isSelf(_ req: fuse_req_t?) -> Bool {
         let pid = cfuse_req_pid(req)
         return pid != 0 && selfThreads.withLock { $0.contains(pid) }
@@ -74,7 +74,7 @@ final class MountCore: Sendable {
     }
 
     /// Asks the kernel to drop its cached attributes and pages of an inode. Never called from a
-    /// request handler: the kernel may be waiting on that very handler (reference/fuse.md §2).
+    /// request handler: the kernel may be waiting on that very handler (Docs/filesystem.md §Deadlocks).
     func invalidateInode(_ ino: UInt64, attributesOnly: Bool = false) {
         guard let se = session else { return }
         _ = fuse_lowlevel_notify_inval_inode(se, fuse_ino_t(ino), attributesOnly ? -1 : 0, 0)

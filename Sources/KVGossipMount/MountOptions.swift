@@ -5,9 +5,9 @@ public struct MountOptions: Sendable {
     /// Lets users other than the mounting one use the mount. The kernel then enforces the mode bits
     /// (`default_permissions` is always on), so 0444 keys stay read-only for everyone but root.
     public var allowOther: Bool = true
-    /// Name patterns that are local scratch (SPEC §11): a path with any segment matching one of them
-    /// lives only in this mount's memory and is never minted. `*` matches any run of characters,
-    /// `?` exactly one; a pattern matches a whole segment.
+    /// Name patterns that are local scratch (Docs/filesystem.md §Scratch names): a path with any segment
+    /// matching one of them lives only in this mount's memory and is never minted. `*` matches any run of
+    /// characters, `?` exactly one; a pattern matches a whole segment.
     public var scratchPatterns: [String] = MountOptions.defaultScratchPatterns
     /// The peers listed by the root's `user.kvgossip.peers` attribute, one per line.
     public var peers: @Sendable () -> [String] = { [] }
@@ -16,8 +16,8 @@ public struct MountOptions: Sendable {
     var hiddenGraceMs: UInt64 = 3000
     /// Lets readers of a key use the kernel's page cache: warm reads run at page-cache speed and an
     /// open + read + close costs one request less, but a file held open across a change may read
-    /// bytes of the new version or be cut to its size (SPEC §11's one consistent version per open
-    /// then holds only for reads made before the change). Off by default.
+    /// bytes of the new version or be cut to its size (the one consistent version per open of
+    /// Docs/filesystem.md §Reading then holds only for reads made before the change). Off by default.
     public var readerPageCache = false
     /// Memory for values read recently, so opening a key needs no store read.
     public var valueCacheBytes = 64 << 20

@@ -1,7 +1,8 @@
 import KVGossipCore
 
 /// One open file handle (`fi->fh`). Key files never share bytes between handles: each handle reads
-/// one version and writes into its own buffer, which becomes one record at commit (SPEC §11).
+/// one version and writes into its own buffer, which becomes one record at commit
+/// (Docs/filesystem.md §Writing: one save, one record).
 struct OpenFile {
     enum Kind {
         /// A key opened read-only: the value as of the open (empty and without a version when the

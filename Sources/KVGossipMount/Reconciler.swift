@@ -1,5 +1,5 @@
 /// One request the follower makes through the mountpoint so the kernel raises the inotify events
-/// a local edit would (reference/fuse.md §2: no FUSE notification does that).
+/// a local edit would (no FUSE notification does that: Docs/filesystem.md §No inotify from notifications).
 enum SelfOp: Equatable {
     case mkdir(String)
     case rmdir(String)
@@ -44,8 +44,8 @@ extension FSState {
                 reachable = false
                 break
             }
-            // A file stands where a directory belongs: the directory wins (SPEC §11), unless a
-            // local writer is creating that file right now.
+            // A file stands where a directory belongs: the directory wins (Docs/filesystem.md §Mapping),
+            // unless a local writer is creating that file right now.
             if have.kind == .key && !have.isUncommittedKey { return .unlink(dir) }
             reachable = false
             break

@@ -1,5 +1,5 @@
-/// Decides which names are local scratch (SPEC §11). Editors and tools write such names next to the
-/// file they save; replicating them would spray temporaries over every host of the cluster.
+/// Decides which names are local scratch (Docs/filesystem.md §Scratch names). Editors and tools write such
+/// names next to the file they save; replicating them would spray temporaries over every host of the cluster.
 struct ScratchNames: Sendable {
     private let patterns: [[UInt8]]
 

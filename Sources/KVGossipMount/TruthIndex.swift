@@ -18,7 +18,7 @@ struct TruthEntry: Equatable, Sendable {
 /// An in-memory copy of the store's key set, so the mount can answer "is this a directory" without a
 /// prefix scan. Fed from the store's change stream and from the mount's own mints; every update is
 /// ordered by `RecordVersion`, so the two feeds may interleave in any order and still agree with the
-/// store. Keys with a scratch segment are left out: they are never shown (SPEC §11).
+/// store. Keys with a scratch segment are left out: they are never shown (Docs/filesystem.md §Scratch names).
 struct TruthIndex {
     private(set) var entries: [String: TruthEntry] = [:]
     /// prefix → child name → live keys at or below that child.

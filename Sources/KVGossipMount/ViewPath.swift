@@ -48,7 +48,7 @@ enum NameKind {
 extension ScratchNames {
     /// Classifies a path about to be created as a file. Names that are neither scratch nor a valid
     /// key are refused the way local filesystems refuse bad names: EINVAL, or ENAMETOOLONG for the
-    /// length and depth limits (SPEC §3).
+    /// length and depth limits (Docs/contract.md §Keys).
     func classifyFile(_ path: String) throws(FSError) -> NameKind {
         if isScratch(path: path) { return .scratch }
         do { return .key(try Key(path)) } catch { throw ScratchNames.errno(for: path) }

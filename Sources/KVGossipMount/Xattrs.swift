@@ -1,8 +1,8 @@
 import Glibc
 import KVGossipCore
 
-/// The read-only extended attributes (SPEC §11), all in `user.kvgossip.`: `user.*` is the
-/// namespace non-root users can read, and the kernel passes it to the daemon unfiltered.
+/// The read-only extended attributes (Docs/filesystem.md §Extended attributes), all in `user.kvgossip.`:
+/// `user.*` is the namespace non-root users can read, and the kernel passes it to the daemon unfiltered.
 enum Xattr: String, CaseIterable {
     case signer, chain, timestamp, digest, dirty, state, writable
     /// Only on the mount root.

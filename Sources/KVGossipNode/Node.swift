@@ -76,7 +76,7 @@ public final class Node: Sendable {
         store.validator.recheck(record, isRevoked: store.isRevoked).chain ?? []
     }
 
-    // MARK: Dirtiness (SPEC §12); the gossip engine sets per-key states.
+    // MARK: Dirtiness (Docs/contract.md §Key states); the gossip engine sets per-key states.
 
     /// The state of every key without one of its own: `unsynced` until the first completed
     /// reconciliation (when peers are expected), then `synced`.

@@ -2,7 +2,7 @@
 ///
 /// Nothing on the wire says whether a body follows a reply header, so this table is the only way to
 /// stay in step with the stream: reading a body that is not there (or missing one that is) would
-/// misparse every following object. Measured in `reference/serf.md` §3.3.
+/// misparse every following object. Measured against the agent: `Docs/serf-rpc.md §The body table`.
 public enum SerfCommand: String, Sendable, CaseIterable {
     case handshake
     case auth

@@ -1,9 +1,9 @@
 /// Turns the agent's stream of msgpack objects into frames addressed by Seq.
 ///
-/// The agent writes a header, then a body only if the request's command has one (serf.md §3.3), and
-/// streams/queries keep sending header+record pairs on their Seq. Whether the next object is a
-/// body can only be known from what was asked on that Seq, so this table is kept per Seq and an
-/// unknown Seq is a protocol violation (the framing is lost from there on).
+/// The agent writes a header, then a body only if the request's command has one
+/// (Docs/serf-rpc.md §The body table), and streams/queries keep sending header+record pairs on their Seq.
+/// Whether the next object is a body can only be known from what was asked on that Seq, so this table is kept
+/// per Seq and an unknown Seq is a protocol violation (the framing is lost from there on).
 struct SerfDemultiplexer: Sendable {
     /// A complete unit delivered to whoever waits on `seq`.
     enum Frame: Sendable, Equatable {

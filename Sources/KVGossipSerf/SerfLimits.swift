@@ -1,5 +1,5 @@
-/// Sizes that are safe with an agent on its default limits (measured in serf.md §6). The agent's
-/// own checks count the whole encoded gossip message (name, filters, sender name and address), so
+/// Sizes that are safe with an agent on its default limits (Docs/serf-rpc.md §Measured size limits). The
+/// agent's own checks count the whole encoded gossip message (name, filters, sender name and address), so
 /// these budgets leave room for that overhead rather than matching the 1024/512-byte settings.
 public enum SerfLimits {
     /// Largest query payload to send (the agent refused around 880–915 bytes).

@@ -1,6 +1,6 @@
 // The framing of Serf's RPC: request header (+ body) and reply header. Keys here and in the other
 // Serf* message files are Go field names and case-sensitive: a misspelt key is silently ignored by
-// the agent (serf.md §3.5), so each key is spelt in one place only.
+// the agent (Docs/serf-rpc.md §Key spelling), so each key is spelt in one place only.
 
 /// Encodes one request: the header `{Command, Seq}`, then the body if the command takes one.
 enum SerfRequest {

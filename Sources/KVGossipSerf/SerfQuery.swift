@@ -30,7 +30,7 @@ public struct SerfQueryRequest: Sendable, Equatable {
     }
 
     /// The timeout in nanoseconds, 0 for the agent's default; nil when it is negative (the agent
-    /// then emits spurious empty records, serf.md §4).
+    /// then emits spurious empty records, Docs/serf-rpc.md §Query records).
     var timeoutNanoseconds: Int64? {
         guard let timeout else { return 0 }
         return timeout.wholeNanoseconds

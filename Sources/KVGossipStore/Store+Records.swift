@@ -8,7 +8,7 @@ public enum ApplyOutcome: Sendable, Equatable {
     case accepted
     /// This exact record was already stored (a push that needs no forwarding).
     case duplicate
-    /// Valid, but the stored record wins (SPEC §7).
+    /// Valid, but the stored record wins (Docs/contract.md §Ordering).
     case superseded(current: RecordVersion)
     /// Not valid here. For `revoked`, the revocations that caused it, so the sender can apply them.
     case refused(Refusal, revocations: [Revocation])
@@ -53,8 +53,8 @@ extension Store {
         }
     }
 
-    /// Mints a record signed by `signer` with the next timestamp for `key` (SPEC §7 mint rule) and
-    /// applies it. `value` nil mints a tombstone.
+    /// Mints a record signed by `signer` with the next timestamp for `key` (the mint rule of
+    /// Docs/contract.md §Ordering) and applies it. `value` nil mints a tombstone.
     public func mint(key: Key, value: [UInt8]?, signer: SigningKey, pool: [Grant]) throws -> (KVGossipCore.Record, ApplyOutcome) {
         try commit { db, tx in
             let current = try Store.fetchVersion(db, key: key)

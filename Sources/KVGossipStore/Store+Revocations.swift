@@ -11,8 +11,8 @@ public enum RevocationApplyOutcome: Sendable, Equatable {
 }
 
 extension Store {
-    /// Verifies and stores a revocation permanently, then runs the cascade of SPEC §8 over every
-    /// record whose pool cites the grant — all in one transaction.
+    /// Verifies and stores a revocation permanently, then runs the cascade (Docs/contract.md §Revocation)
+    /// over every record whose pool cites the grant — all in one transaction.
     public func apply(_ revocation: Revocation) throws -> RevocationApplyOutcome {
         do { try revocation.verify(root: root) } catch { return .refused(error) }
         return try commit { db, tx in

@@ -25,9 +25,9 @@ public struct PeerRecord: Sendable {
     public var agreed: Bool?
 }
 
-/// Keeps this node converging with its peers (SPEC §9): full sessions when asked, on start, when
-/// a member joins and periodically with a random peer; pushes of fresh records to a few peers.
-/// It decides when to talk; the session logic is `SyncInitiator`/`SyncResponder` in the core.
+/// Keeps this node converging with its peers (Docs/contract.md §Anti-entropy): full sessions when asked, on
+/// start, when a member joins and periodically with a random peer; pushes of fresh records to a few peers. It
+/// decides when to talk; the session logic is `SyncInitiator`/`SyncResponder` in the core.
 public actor GossipEngine {
     public struct Options: Sendable {
         public var nodeName: String

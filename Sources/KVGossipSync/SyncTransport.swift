@@ -34,7 +34,7 @@ public struct SyncTransportOptions: Sendable {
     /// last a millisecond; the bound only protects memory (each holds at most two batches).
     public var maxConcurrentSessions = 32
     public var limits = Limits.default
-    /// When set, every sync connection is encrypted and authenticated with it (SPEC §17).
+    /// When set, every sync connection is encrypted and authenticated with it (Docs/contract.md §Security).
     public var secret: ClusterSecret?
     public init() {}
 }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Two hosts in network namespaces of their own, joined by a veth pair; a partition made by
-/// dropping input with nftables (the technique measured in reference/serf.md §9).
+/// dropping input with nftables (the technique measured in Docs/serf-rpc.md §Simulating partitions).
 @Suite(.serialized) struct PartitionTests {
     /// Runs a command and fails the test on a non-zero exit.
     @discardableResult

@@ -1,7 +1,7 @@
 import Testing
 @testable import KVGossipCore
 
-/// The authority matrix of SPEC §6.
+/// The authority rules of Docs/contract.md §Authority, case by case.
 @Suite struct AuthorityTests {
     let v = Fixture.validator()
     let none: (Hash256) -> Bool = { _ in false }

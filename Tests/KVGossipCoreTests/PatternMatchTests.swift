@@ -5,8 +5,8 @@ import KVGossipTestSupport
 /// Test data shared by the pattern test files, in one namespace so it cannot collide with helpers
 /// elsewhere in the test target.
 enum PatternFixtures {
-    /// The conformance vectors of SPEC §4, written as in the spec: one row per pattern, `T` = matches,
-    /// `.` = does not.
+    /// The conformance vectors of Docs/contract.md §Patterns, written as there: one row per pattern,
+    /// `T` = matches, `.` = does not.
     enum ConformanceTable {
         static let keys = ["/a", "/a/b", "/a/bb", "/a/b/c", "/a/x/b", "/a/x/y/b", "/ab/b", "/b"]
 
@@ -267,7 +267,8 @@ struct PatternMatchTests {
         #expect(Set([pattern("/a"), pattern("/a"), pattern("/b")]).count == 2)
     }
 
-    /// The matcher and the automaton are two independent readings of §4; on valid keys they must agree.
+    /// The matcher and the automaton are two independent readings of Docs/contract.md §Patterns; on
+    /// valid keys they must agree.
     @Test func matcherAgreesWithAutomatonOnRandomInputs() {
         var random = SeededRandom(seed: 0x5EED)
         var matched = 0

@@ -47,7 +47,8 @@ import KVGossipTestSupport
         #expect(throws: Refusal.self) { try strangerWithoutGrant.verify(root: Fixture.cluster) }
     }
 
-    /// A signature made for one key or time must not be accepted for another (SPEC §5).
+    /// A signature made for one key or time must not be accepted for another
+    /// (Docs/contract.md §Signed objects).
     @Test func relabelledRecordFailsVerification() throws {
         let r = Fixture.record("/app/a", "secret", by: Fixture.root)
         var bytes = r.encoded

@@ -27,7 +27,7 @@ extension MountTests {
                 #expect(fx.sh("echo a > app.tmp && echo b > 4913").ok)
                 let made = fx.recorder.settle(from: 0, expected: 1)
                 #expect(made.map(\.key.path) == ["/4913"])
-                // Dot names are never keys (SPEC §3) whatever the list says.
+                // Dot names are never keys (Docs/contract.md §Keys) whatever the list says.
                 #expect(!fx.sh("echo c > .dot").ok)
             }
         }

@@ -8,7 +8,7 @@ struct MsgPackDecoderTests {
     }
 
     @Test func knownVectors() throws {
-        // Spec examples and the handshake Serf was seen to send and accept (serf.md §3.1).
+        // Spec examples and the handshake Serf was seen to send and accept (Docs/serf-rpc.md §Observed bytes).
         let handshake = [UInt8](hex: "82a7436f6d6d616e64a968616e647368616b65a353657100")
         #expect(MsgPackEncoder.encode(["Command": "handshake", "Seq": 0]) == handshake)
         #expect(try decode(handshake) == .value(["Command": "handshake", "Seq": 0], consumed: handshake.count))

@@ -1,7 +1,7 @@
 @testable import KVGossipSerf
 
-/// Serf reply objects built with the encoder, shaped like the bytes recorded in serf.md §3.1
-/// (Go sends header keys sorted: Error, then Seq).
+/// Serf reply objects built with the encoder, shaped like the bytes recorded in
+/// Docs/serf-rpc.md §Observed bytes (Go sends header keys sorted: Error, then Seq).
 enum SerfFixtures {
     static func header(_ seq: UInt64, _ error: String = "") -> MsgPackValue {
         ["Error": .string(error), "Seq": .uint(seq)]

@@ -21,7 +21,8 @@ struct SerfProtocolTests {
 
     @Test func requestsUseExactKeysAndMinimalInts() {
         #expect(SerfRequest.encode(.members, seq: 2, body: nil) == [UInt8](hex: "82a7436f6d6d616e64a76d656d62657273a353657102"))
-        // The query recorded in serf.md §3.1: Timeout 500 ms as ce 1dcd6500, Payload as bin.
+        // The query recorded in Docs/serf-rpc.md §Observed bytes: Timeout 500 ms as ce 1dcd6500, Payload
+        // as bin.
         let query = SerfQueryRequest(name: "rawq", payload: Array("abc".utf8), timeout: .milliseconds(500), requestAck: true)
         let expected = [UInt8](
             hex: "87 ab46696c7465724e6f646573 90 aa46696c74657254616773 80 aa5265717565737441636b c3"

@@ -165,7 +165,7 @@ enum ClientSigning {
         do { k = try Key(key) } catch { throw CLIError(error.description) }
         let root = try await control.call(.status).status.map { try PublicKey(text: $0.root) }
         guard let root else { throw CLIError("the agent did not say its root key") }
-        // Mint after whatever the agent holds now, so the new value wins (SPEC §7).
+        // Mint after whatever the agent holds now, so the new value wins (Docs/contract.md §Ordering).
         let current = try? await control.call(.get) {
             $0.key = key
             $0.includeTombstones = true

@@ -5,7 +5,7 @@ import KVGossipSerf
 import KVGossipSync
 import Logging
 
-/// Connects the gossip engine to Serf (SPEC §10): our `kvg` tag, live members as peers, syncing
+/// Connects the gossip engine to Serf (Docs/contract.md §Serf): our `kvg` tag, live members as peers, syncing
 /// with members that join, answering the `kvgossip-hash` query when our tree differs, and the
 /// start-up query whose answers say whom to sync with.
 actor SerfGossip {

@@ -1,4 +1,4 @@
-/// Finds a chain of grants from the root to a signer that covers one key (SPEC §6).
+/// Finds a chain of grants from the root to a signer that covers one key (Docs/contract.md §Authority).
 ///
 /// Breadth-first over the pool's usable grants with a visited set, so the search is bounded by the
 /// pool size and finds a shortest chain; depth is capped by `Limits.maxChainLength`.

@@ -1,6 +1,6 @@
-/// The issue-time rule of SPEC §6: an entity may only grant what lies inside its own grants, and
-/// only when those grants let it delegate. (Verification intersects patterns along the chain
-/// anyway; this check stops an over-wide grant from being minted by mistake.)
+/// The issue-time rule (Docs/contract.md §Authority): an entity may only grant what lies inside its own
+/// grants, and only when those grants let it delegate. (Verification intersects patterns along the
+/// chain anyway; this check stops an over-wide grant from being minted by mistake.)
 public enum GrantIssuing {
     /// Returns the proof grants to ship with the new grant (every delegating chain from the root to
     /// the issuer; empty when the root issues), or refuses with the offending pattern named.

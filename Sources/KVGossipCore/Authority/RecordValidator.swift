@@ -37,7 +37,7 @@ public struct RecordValidator: Sendable {
     }
 }
 
-/// What a newly learned revocation does to one stored record (SPEC §8).
+/// What a newly learned revocation does to one stored record (Docs/contract.md §Revocation).
 public enum RevocationOutcome: Sendable, Equatable {
     /// Still authorized; the pool lost the revoked grants (stored without them).
     case keep(Record)

@@ -1,5 +1,5 @@
-/// Text forms of entity keys (SPEC §2): `ed25519:<base64url>` for public keys, and a one-line
-/// armored seed for secret key files.
+/// Text forms of entity keys (Docs/contract.md §Entities): `ed25519:<base64url>` for public keys, and a
+/// one-line armored seed for secret key files.
 public struct KeyTextError: Error, Sendable, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }

@@ -1,5 +1,5 @@
 /// The name of one configuration value: an absolute, slash-separated path such as `/app/db/url`
-/// (SPEC §3).
+/// (Docs/contract.md §Keys).
 ///
 /// The initialiser is the only way to make a `Key`, so holding one means the text already passed every
 /// rule and later code never re-checks it. Keys are ASCII by construction.
@@ -139,8 +139,9 @@ enum PathSyntax {
     /// Why `segment` cannot be a key segment, or nil when it can.
     static func keySegmentProblem(_ segment: Substring) -> String? {
         if let reason = lengthProblem(segment) ?? dotProblem(segment) { return reason }
-        // Names ending in '~' are editor backups, local scratch in the mount (SPEC §11). '~' is not a
-        // key character anyway; saying why is kinder than naming the character.
+        // Names ending in '~' are editor backups, local scratch in the mount
+        // (Docs/filesystem.md §Scratch names). '~' is not a key character anyway; saying why is kinder than
+        // naming the character.
         if segment.utf8.last == UInt8(ascii: "~") {
             return "segment \(String(segment).debugDescription) ends with '~'"
         }
@@ -155,8 +156,9 @@ enum PathSyntax {
         return nil
     }
 
-    /// Segments starting with '.' are local scratch in the mount (SPEC §11), which also rules out
-    /// `.` and `..`; those two get their own message because they look like path navigation.
+    /// Segments starting with '.' are local scratch in the mount (Docs/filesystem.md §Scratch names), which
+    /// also rules out `.` and `..`; those two get their own message because they look like path
+    /// navigation.
     static func dotProblem(_ segment: Substring) -> String? {
         if segment == "." || segment == ".." {
             return "segment \(String(segment).debugDescription) is not allowed"

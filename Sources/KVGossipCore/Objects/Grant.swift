@@ -1,4 +1,5 @@
-/// A signed statement "issuer lets issuee write keys matching these patterns" (SPEC §5).
+/// A signed statement "issuer lets issuee write keys matching these patterns"
+/// (Docs/contract.md §Signed objects).
 public struct Grant: Hashable, Sendable {
     public static let nonceByteCount = 16
 

@@ -1,5 +1,5 @@
 /// A value or a tombstone for one key, signed by the entity that wrote it, with the grants that
-/// prove its authority (SPEC §5).
+/// prove its authority (Docs/contract.md §Signed objects).
 public struct Record: Hashable, Sendable {
     public enum Kind: UInt8, Sendable, Comparable, Codable {
         case value = 0
@@ -11,7 +11,7 @@ public struct Record: Hashable, Sendable {
     public let key: Key
     public let kind: Kind
     public let value: [UInt8]
-    /// The hybrid logical clock value (SPEC §7).
+    /// The hybrid logical clock value (Docs/contract.md §Ordering).
     public let timestamp: HLC
     public let signer: PublicKey
     public let signature: Signature

@@ -24,7 +24,8 @@ public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(reason.rawValue): \(detail)" }
 }
 
-/// Size and depth bounds (SPEC §15). One value so a test or a config file can change them together.
+/// Size and depth bounds (Docs/contract.md §Limits and errors). One value so a test or a config file can
+/// change them together.
 public struct Limits: Sendable, Equatable {
     public var maxValueBytes = 1 << 20
     public var maxPoolGrants = 32

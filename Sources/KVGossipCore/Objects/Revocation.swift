@@ -1,4 +1,5 @@
-/// A signed statement "grant G is no longer accepted" (SPEC §8), by the grant's issuer or the root.
+/// A signed statement "grant G is no longer accepted" (Docs/contract.md §Revocation), by the grant's
+/// issuer or the root.
 ///
 /// The revoked grant itself may travel alongside (unsigned) so that a node that never saw the grant
 /// can still check that the signer really was its issuer.

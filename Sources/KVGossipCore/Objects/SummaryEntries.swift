@@ -1,5 +1,5 @@
-/// How records and revocations enter the Merkle summary (SPEC §9). Both sides of a sync must
-/// derive exactly the same entries, so this lives in the core.
+/// How records and revocations enter the Merkle summary (Docs/contract.md §Anti-entropy). Both sides of a
+/// sync must derive exactly the same entries, so this lives in the core.
 public enum SummaryEntries {
     /// Position: BLAKE2b of the key, so one entry per key. Digest covers key, kind, timestamp and
     /// the record digest (tombstones included), not the unsigned pool.

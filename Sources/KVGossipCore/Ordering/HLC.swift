@@ -1,5 +1,5 @@
 /// A hybrid logical clock value: Unix milliseconds in the high 48 bits, a counter in the low 16
-/// (SPEC §7). Ordered as the raw u64.
+/// (Docs/contract.md §Ordering). Ordered as the raw u64.
 public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let raw: UInt64
 
@@ -34,7 +34,7 @@ public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var description: String { "\(rfc3339) (\(raw))" }
 }
 
-/// The fields that decide which record of a key wins (SPEC §7).
+/// The fields that decide which record of a key wins (Docs/contract.md §Ordering).
 public struct RecordVersion: Hashable, Comparable, Sendable {
     public let timestamp: HLC
     public let kind: Record.Kind

@@ -1,4 +1,4 @@
-/// A path glob naming a set of keys, as used in grants (SPEC §4).
+/// A path glob naming a set of keys, as used in grants (Docs/contract.md §Patterns).
 ///
 /// Segments are literals (`db`), globs within one segment (`*` is any run of characters, possibly
 /// empty; `?` is exactly one character), or exactly `**`. A `**` in the middle stands for zero or more

@@ -1,4 +1,4 @@
-// Exact inclusion between patterns, decided on automata (SPEC §4).
+// Exact inclusion between patterns, decided on automata (Docs/contract.md §Patterns).
 //
 // P ⊆ Q1 ∪ … ∪ Qn fails exactly when some valid key is accepted by P and by no Q. The search walks the
 // product of three automata breadth-first: P's NFA (one state at a time — any accepting run will do),
@@ -15,10 +15,10 @@ extension Pattern {
     /// True iff every valid key matched by `self` is matched by at least one pattern of `union`
     /// (false for an empty union).
     ///
-    /// The languages compared are the keys of SPEC §3 without its length limits (1024 bytes, 255 per
-    /// segment, 32 segments). Dropping the limits only adds keys, so the answer can only turn from
-    /// "included" to "not included", and only in corner cases such as `/a/**` against the 31 patterns
-    /// `/a/*`, `/a/*/*`, …: that errs on the safe side, refusing a grant rather than over-granting.
+    /// The languages compared are the keys of Docs/contract.md §Keys without their length limits (1024 bytes,
+    /// 255 per segment, 32 segments). Dropping the limits only adds keys, so the answer can only turn from
+    /// "included" to "not included", and only in corner cases such as `/a/**` against the 31 patterns `/a/*`,
+    /// `/a/*/*`, …: that errs on the safe side, refusing a grant rather than over-granting.
     ///
     /// The work can grow exponentially with crafted patterns; see `isIncluded(in:maxStates:)`.
     public func isIncluded(in union: [Pattern]) -> Bool {

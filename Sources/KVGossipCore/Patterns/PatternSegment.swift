@@ -15,7 +15,7 @@ enum PatternSegment: Sendable {
     static let star = UInt8(ascii: "*")
     static let question = UInt8(ascii: "?")
 
-    /// Parses pattern text, checking every rule of SPEC §4.
+    /// Parses pattern text, checking every rule of Docs/contract.md §Patterns.
     static func parse(_ text: String) throws(PathSyntax.Problem) -> [PatternSegment] {
         let parts = try PathSyntax.segments(of: text, kind: .pattern)
         var segments: [PatternSegment] = []

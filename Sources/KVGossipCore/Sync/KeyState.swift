@@ -1,4 +1,5 @@
-/// Whether this node knows a key's value may differ from what the cluster holds (SPEC §12).
+/// Whether this node knows a key's value may differ from what the cluster holds
+/// (Docs/contract.md §Key states).
 public enum KeyState: String, Sendable, Codable, CaseIterable {
     /// Minted here; no peer has acknowledged it yet.
     case pendingPush = "pending-push"

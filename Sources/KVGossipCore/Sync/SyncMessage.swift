@@ -4,8 +4,8 @@ public enum SummarySpace: UInt8, Sendable, CaseIterable {
     case revocations = 1
 }
 
-/// Messages of a sync session (SPEC §9). Binary, framed by the transport; `Docs/protocol.md`
-/// gives the layout.
+/// Messages of a sync session (Docs/contract.md §Anti-entropy). Binary, framed by the transport;
+/// `Docs/protocol.md` gives the layout.
 public enum SyncMessage: Sendable, Equatable {
     /// First message in each direction.
     case hello(SyncHello)
@@ -78,7 +78,8 @@ public struct PushResult: Sendable, Equatable {
     public var code: Code
     public var reason: RefusalReason?
     public var detail: String
-    /// For `revoked`: the revocations that refused it, which the sender applies (SPEC §8).
+    /// For `revoked`: the revocations that refused it, which the sender applies
+    /// (Docs/contract.md §Revocation).
     public var revocations: [Revocation]
 
     public init(code: Code, reason: RefusalReason? = nil, detail: String = "", revocations: [Revocation] = []) {

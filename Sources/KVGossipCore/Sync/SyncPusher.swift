@@ -1,5 +1,5 @@
-/// A one-shot session that hands fresh records to a peer (SPEC §9 push): hello, the records,
-/// their results, done. The peer forwards only what was new to it.
+/// A one-shot session that hands fresh records to a peer (the push of Docs/contract.md §Anti-entropy):
+/// hello, the records, their results, done. The peer forwards only what was new to it.
 public struct SyncPusher: Sendable {
     enum Phase: Sendable { case hello, results, closing, finished }
 

@@ -117,7 +117,8 @@ enum SyncSession {
         return nil
     }
 
-    /// Counts the peer's answers to what we sent and applies any revocations it carried (SPEC §8).
+    /// Counts the peer's answers to what we sent and applies any revocations it carried
+    /// (Docs/contract.md §Revocation).
     static func absorb(_ results: [PushResult], into report: inout SyncReport, state: any SyncLocalState, peer: String) throws {
         var revocations: [Revocation] = []
         for r in results where r.code == .refused {

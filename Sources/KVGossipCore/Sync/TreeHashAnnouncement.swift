@@ -1,4 +1,4 @@
-/// The payload of the `kvgossip-hash` Serf query and of its answers (SPEC §10): who is asking or
+/// The payload of the `kvgossip-hash` Serf query and of its answers (Docs/contract.md §Serf): who is asking or
 /// answering, for which cluster, with which tree hash, and where to sync with it. About 90 bytes,
 /// far under Serf's ~800-byte query budget.
 public struct TreeHashAnnouncement: Sendable, Equatable {
