@@ -121,13 +121,20 @@ let package = Package(
 
         // Helpers shared by the test targets and the benchmark (a seeded generator, a free loopback port).
         .target(name: "KVGossipTestSupport", path: "Tests/KVGossipTestSupport"),
+        // The `.integration` trait: a shared budget for tests that start processes and mounts, and
+        // threads of their own so their blocking waits never starve the cooperative pool.
+        .target(name: "KVGossipTestTraits", path: "Tests/KVGossipTestTraits"),
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
-        .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore"]),
+        .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore"]),
-        .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
-        .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport"]),
-        .testTarget(name: "KVGossipMountTests", dependencies: ["KVGossipMount", "KVGossipNode", "KVGossipStore", "KVGossipCore"]),
-        .testTarget(name: "KVGossipClientTests", dependencies: ["KVGossipClient", "KVGossipControl", "KVGossipCore", "KVGossipTestSupport"]),
+        .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"]),
+        .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport", "KVGossipTestTraits"]),
+        .testTarget(
+            name: "KVGossipMountTests",
+            dependencies: ["KVGossipMount", "KVGossipNode", "KVGossipStore", "KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"]),
+        .testTarget(
+            name: "KVGossipClientTests",
+            dependencies: ["KVGossipClient", "KVGossipControl", "KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"]),
     ],
     swiftLanguageModes: [.v6]
 )

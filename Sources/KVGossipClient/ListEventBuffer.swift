@@ -136,6 +136,9 @@ final class ListEventBuffer: Sendable {
         }
     }
 
+    /// Whether a reader is parked in `next()`, for tests that must push only after it waits.
+    var hasWaitingReader: Bool { state.withLock { $0.waiter != nil } }
+
     /// Unread slots, for tests of the bound.
     var backlog: Int { state.withLock { $0.order.count - $0.head } }
 }

@@ -18,16 +18,23 @@ public struct ControlHandler: Sendable {
     /// Runs `kvgossip sync`: the peer's HOST:PORT, or nil for every known peer.
     public let sync: @Sendable (String?) async throws -> [SyncSummary]
     public let startedAt: String
+    /// The node's name, for `status`.
+    public let nodeName: String?
+    /// What needs an operator now (a Serf agent that quit for good, …), for `status`.
+    public let problems: @Sendable () -> [String]
 
     public init(
-        node: Node, mountpoint: String?, peers: @escaping @Sendable () async -> [PeerInfo] = { [] },
+        node: Node, mountpoint: String?, nodeName: String? = nil, peers: @escaping @Sendable () async -> [PeerInfo] = { [] },
+        problems: @escaping @Sendable () -> [String] = { [] },
         sync: @escaping @Sendable (String?) async throws -> [SyncSummary] = { _ in
             throw ControlError(reason: "unavailable", message: "this agent runs without peers")
         }
     ) {
         self.node = node
         self.mountpoint = mountpoint
+        self.nodeName = nodeName
         self.peers = peers
+        self.problems = problems
         self.sync = sync
         startedAt = HLC(physicalMs: node.store.clock()).rfc3339
     }
@@ -229,6 +236,9 @@ public struct ControlHandler: Sendable {
             dirty: Self.dirtyCounts(liveKeys, node: node),
             refusals: Dictionary(uniqueKeysWithValues: node.refusalCounts.map { ($0.key.rawValue, $0.value) }),
             peers: peers, shadowed: shadowed, startedAt: startedAt)
+        r.status?.name = nodeName
+        r.status?.pid = getpid()
+        r.status?.problems = problems()
         return r
     }
 

@@ -158,6 +158,12 @@ public struct GrantInfo: Codable, Sendable, Equatable {
 }
 
 public struct StatusInfo: Codable, Sendable, Equatable {
+    /// The node's name in Serf, in logs and to its peers.
+    public var name: String?
+    /// The agent's process id.
+    public var pid: Int32?
+    /// What is wrong with this agent now and needs an operator, one sentence each (empty when healthy).
+    public var problems: [String]?
     public var node: String
     public var fingerprint: String
     public var root: String

@@ -128,4 +128,10 @@ extension Mount {
     func debugHiddenKeys() -> [String] {
         running.withLock { $0?.core.state.withLock { Array($0.hidden.keys) } } ?? []
     }
+
+    /// File handles the kernel has opened and not yet released (tests only): a save commits by
+    /// RELEASE at the latest, so none open means every save so far has been committed.
+    func debugOpenFileCount() -> Int {
+        running.withLock { $0?.core.state.withLock { $0.files.count } } ?? 0
+    }
 }

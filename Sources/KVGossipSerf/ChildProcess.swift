@@ -27,12 +27,15 @@ struct ExitStatus: Sendable, Equatable, CustomStringConvertible {
 /// A child started with `posix_spawn`, signalled and reaped by its PID only.
 final class ChildProcess: Sendable {
     let pid: pid_t
+    /// The log file's size when this child started: what it wrote begins there.
+    let logOffset: Int
     /// The wait status once reaped. Checked under the same lock as `signal`, so a signal can never
     /// reach a PID the kernel has already handed to another process.
     private let reaped = Mutex<ExitStatus?>(nil)
 
-    private init(pid: pid_t) {
+    private init(pid: pid_t, logOffset: Int) {
         self.pid = pid
+        self.logOffset = logOffset
     }
 
     /// Starts `executable` with stdin from /dev/null and stdout+stderr appended to `logPath`.
@@ -62,12 +65,14 @@ final class ChildProcess: Sendable {
         posix_spawnattr_setflags(
             &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
+        var info = stat()
+        let logOffset = stat(logPath, &info) == 0 ? Int(info.st_size) : 0
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         guard rc == 0 else { throw .process("cannot start \(executable): \(String(cString: strerror(rc)))") }
-        return ChildProcess(pid: pid)
+        return ChildProcess(pid: pid, logOffset: logOffset)
     }
 
     /// The exit status if the child has ended (reaping it), nil while it runs.

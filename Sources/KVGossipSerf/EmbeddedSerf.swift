@@ -25,6 +25,7 @@ public final class EmbeddedSerf: Sendable {
         var started = false
         var stopping = false
         var restarts = 0
+        var failure: String?
     }
 
     /// Prepares a supervisor; nothing runs until `start()`. The owner must call `stop()`: a running
@@ -44,6 +45,9 @@ public final class EmbeddedSerf: Sendable {
 
     /// How many times the agent was restarted after dying.
     public var restartCount: Int { state.withLock { $0.restarts } }
+
+    /// Why the agent is down for good (it quit for a reason a restart cannot fix), nil otherwise.
+    public var failure: String? { state.withLock { $0.failure } }
 
     /// Starts the agent and waits until its RPC answers. Throws (with the end of the agent's log)
     /// if it exits or stays silent; the supervisor only takes over after a successful start.
@@ -131,6 +135,14 @@ public final class EmbeddedSerf: Sendable {
             let status = await child.waitForExit()
             if state.withLock({ $0.stopping }) { return }
             removePidFile()
+            if let diagnosis = SerfExitDiagnosis(log: logText(since: child.logOffset)), !diagnosis.restartHelps {
+                let message = diagnosis.message(nodeName: configuration.nodeName)
+                state.withLock { $0.failure = message }
+                logger.error("serf agent quit and is not restarted", metadata: [
+                    "pid": "\(child.pid)", "status": "\(status)", "reason": "\(message)", "log": "\(configuration.logPath)",
+                ])
+                return
+            }
             if ContinuousClock.now - startedAt > configuration.stableAfter { attempt = 0 }
             while true {
                 let delay = configuration.restartBackoff.delay(attempt: attempt)
@@ -235,6 +247,16 @@ public final class EmbeddedSerf: Sendable {
 
     private func removePidFile() {
         try? FileManager.default.removeItem(atPath: configuration.pidPath)
+    }
+
+    /// What the log holds from `offset` on (its last 64 KiB at most).
+    private func logText(since offset: Int) -> String {
+        guard let handle = FileHandle(forReadingAtPath: configuration.logPath) else { return "" }
+        defer { try? handle.close() }
+        let end = (try? handle.seekToEnd()).map(Int.init) ?? 0
+        let start = max(offset, end - 65_536)
+        guard start < end, (try? handle.seek(toOffset: UInt64(start))) != nil else { return "" }
+        return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
     }
 
     private func logTail(bytes: Int = 2000) -> String {

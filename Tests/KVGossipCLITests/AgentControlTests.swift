@@ -1,9 +1,10 @@
 import Foundation
 import KVGossipTestSupport
+import KVGossipTestTraits
 import Testing
 
 /// The agent and the CLI's agent commands, as real processes over the real control socket.
-@Suite(.serialized) struct AgentControlTests {
+@Suite(.serialized, .integration) struct AgentControlTests {
     @Test func setGetRmLsThroughTheSocket() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
@@ -51,9 +52,9 @@ import Testing
         #expect(status?["dirty"] as? [String: Int] == ["unsynced": 2], "\(String(describing: status))")
         #expect(try waiting.run(["get", "--json", "/u/a"]).stdout.contains("\"state\" : \"unsynced\""))
         var metrics = ""
-        for _ in 0..<100 where !metrics.contains("200 OK") {
+        Readiness.wait {
             metrics = (try? MetricsTests.http("GET", "/metrics", port: metricsPort)) ?? ""
-            if !metrics.contains("200 OK") { usleep(50_000) }
+            return metrics.contains("200 OK")
         }
         #expect(metrics.contains("\nkvgossip_synced 0\n"), "\(metrics)")
     }
@@ -158,7 +159,7 @@ import Testing
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
         let root = try cli.keygen("root.key")
-        let port = 20_000 + Int(getpid() % 10_000)
+        let port = LoopbackPort.free()
         let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key", "--control-listen", "127.0.0.1:\(port)"])
         let remote = ["--control", "127.0.0.1:\(port)"]
         let mint = try cli.run(["set", "/a", "1"] + remote)
@@ -179,18 +180,14 @@ import Testing
         let before = (try JSONSerialization.jsonObject(with: Data(hash.utf8)) as? [String: Any])?["treeHash"] as? String
 
         // Garbage, a huge length prefix and a wrong JSON shape: the agent must stay up.
-        for garbage in [Data("hello\n".utf8), Data([0xff, 0xff, 0xff, 0xff, 1, 2]), Data([0, 0, 0, 3]) + Data("{x}".utf8)] {
-            let sock = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_un()
-            addr.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-                for (i, b) in agent.socket.utf8.enumerated() { raw[i] = b }
+        // Each connection is closed by the agent once it has read the bad input.
+        for garbage in [Array("hello\n".utf8), [0xff, 0xff, 0xff, 0xff, 1, 2], [0, 0, 0, 3] + Array("{x}".utf8)] {
+            guard let connection = RawSocket(unixPath: agent.socket) else {
+                Issue.record("the control socket refused a connection")
+                continue
             }
-            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(sock, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-            #expect(ok == 0)
-            _ = garbage.withUnsafeBytes { write(sock, $0.baseAddress, $0.count) }
-            usleep(50_000)
-            close(sock)
+            connection.send(garbage)
+            #expect(connection.readUntilClosed() != nil, "the agent kept a connection with bad input open")
         }
         #expect(try agent.run(["get", "/k/3"]).stdout == "v3")
 
@@ -206,7 +203,7 @@ import Testing
     }
 }
 
-@Suite struct AgentConfigTests {
+@Suite(.integration) struct AgentConfigTests {
     @Test func checkConfigMergesFileAndFlagsAndListsEveryProblem() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

@@ -47,14 +47,15 @@ final class AgentProcess: @unchecked Sendable {
     var pid: Int32 { process.processIdentifier }
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    private func waitForSocket() throws {
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if FileManager.default.fileExists(atPath: socket), log.contains("control API listening") { return }
-            if !process.isRunning { throw CLIError("agent exited early:\n\(log)") }
-            usleep(20_000)
+    /// Waits until the agent answers `status` on its control socket (or exits).
+    func waitForSocket(timeout: TimeInterval = 60) throws {
+        var exited = false
+        let answered = Readiness.wait(timeout: timeout) {
+            exited = !process.isRunning
+            return exited || Readiness.controlAnswers(at: socket, pid: process.processIdentifier)
         }
-        throw CLIError("agent did not open its control socket within 20 s:\n\(log)")
+        if exited { throw CLIError("agent exited early:\n\(log)") }
+        if !answered { throw CLIError("agent did not answer on its control socket within \(Int(timeout)) s:\n\(log)") }
     }
 
     /// Runs `kvgossip ARGS --control <this agent's socket>`.

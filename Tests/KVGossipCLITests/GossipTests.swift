@@ -1,10 +1,11 @@
 import Foundation
+import KVGossipTestTraits
 import Testing
 import KVGossipTestSupport
 
 /// Several real agents on loopback with static peers: push, catch-up, convergence, revocation
 /// spread and hostile peers. (The Serf-driven triggers are tested with real Serf agents elsewhere.)
-@Suite(.serialized) struct GossipTests {
+@Suite(.serialized, .integration) struct GossipTests {
 
     /// Agents named A, B, C… each listening on its own port, peers given as indexes.
     static func cluster(_ cli: CLIProcess, root: String, peers: [[Int]], extra: [String] = []) throws -> [AgentProcess] {
@@ -15,15 +16,6 @@ import KVGossipTestSupport
             for p in peers[i] { args += ["--peer", "127.0.0.1:\(ports[p])"] }
             return try AgentProcess(cli: cli, name: name, root: root, extraArgs: args)
         }
-    }
-
-    static func eventually(_ timeout: TimeInterval = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(20_000)
-        }
-        return try condition()
     }
 
     static func treeHash(_ agent: AgentProcess) throws -> String {
@@ -38,11 +30,11 @@ import KVGossipTestSupport
         let agents = try Self.cluster(cli, root: root, peers: [[1, 2], [0, 2], [0, 1]])
         try agents[0].run(["set", "/app/db/url", "postgres://db2"])
         for agent in agents[1...] {
-            #expect(try Self.eventually { try agent.run(["get", "/app/db/url"]).stdout == "postgres://db2" })
+            #expect(try Readiness.wait { try agent.run(["get", "/app/db/url"]).stdout == "postgres://db2" })
         }
         // The writer's key is dirty until a peer acknowledged it, then clean.
-        #expect(try Self.eventually { try agents[0].run(["get", "--json", "/app/db/url"]).stdout.contains("\"dirty\" : false") })
-        #expect(try Self.eventually { Set(try agents.map(Self.treeHash)).count == 1 })
+        #expect(try Readiness.wait { try agents[0].run(["get", "--json", "/app/db/url"]).stdout.contains("\"dirty\" : false") })
+        #expect(try Readiness.wait { Set(try agents.map(Self.treeHash)).count == 1 })
     }
 
     /// Forwarders skip the peer a record came from, which they know by name once its hello told
@@ -57,7 +49,7 @@ import KVGossipTestSupport
         var missed: [String] = []
         for i in 0..<40 {
             try agents[0].run(["set", "/push/k", "v\(i)"])
-            for (k, agent) in agents.enumerated().dropFirst() where !(try Self.eventually(3) { try agent.run(["get", "/push/k"]).stdout == "v\(i)" }) {
+            for (k, agent) in agents.enumerated().dropFirst() where !(try Readiness.wait(timeout: 10) { try agent.run(["get", "/push/k"]).stdout == "v\(i)" }) {
                 missed.append("v\(i) on agent \(k)")
             }
         }
@@ -79,9 +71,9 @@ import KVGossipTestSupport
         let port = args[args.firstIndex(of: "--listen")! + 1]
         let peerArgs = ["--key", "root.key", "--name", "B", "--listen", port, "--sync-interval", "3600", "--peer", args[args.firstIndex(of: "--peer")! + 1]]
         agents[1] = try AgentProcess(cli: cli, name: "B", root: root, extraArgs: peerArgs)
-        #expect(try Self.eventually { try agents[1].run(["get", "/k/29"]).stdout == "v29" })
+        #expect(try Readiness.wait { try agents[1].run(["get", "/k/29"]).stdout == "v29" })
         #expect(try agents[1].run(["get", "/k/7"]).status != 0)
-        #expect(try Self.eventually { try Self.treeHash(agents[0]) == Self.treeHash(agents[1]) })
+        #expect(try Readiness.wait { try Self.treeHash(agents[0]) == Self.treeHash(agents[1]) })
     }
 
     @Test func concurrentWritesConvergeToTheSameWinner() throws {
@@ -100,7 +92,7 @@ import KVGossipTestSupport
             b.waitUntilExit()
         }
         var seen: [String] = []
-        #expect(try Self.eventually {
+        #expect(try Readiness.wait {
             let values = try agents.map { try $0.run(["get", "/race"]).stdout }
             let hashes = try agents.map(Self.treeHash)
             seen = values
@@ -121,14 +113,14 @@ import KVGossipTestSupport
         // B has not heard; it accepts Alice's write and pushes it to A, which refuses with the revocation.
         let w = try b.run(["set", "--key-file", "alice.key", "--proof", "alice.grant", "/team/x", "v"])
         #expect(w.status == 0, "\(w.stderr)")
-        #expect(try Self.eventually { try b.run(["get", "/team/x"]).status != 0 })
+        #expect(try Readiness.wait { try b.run(["get", "/team/x"]).status != 0 })
         #expect(try b.run(["status"]).stdout.contains("1 revocations"))
         #expect(try a.run(["get", "/team/x"]).status != 0)
         // C learns the revocation through an anti-entropy session alone.
         #expect(!(try c.run(["status"]).stdout.contains("1 revocations")))
         #expect(try c.run(["sync"]).status == 0)
         #expect(try c.run(["status"]).stdout.contains("1 revocations"))
-        #expect(try Self.eventually { Set(try agents.map(Self.treeHash)).count == 1 })
+        #expect(try Readiness.wait { Set(try agents.map(Self.treeHash)).count == 1 })
     }
 
     @Test func aClusterSecretEncryptsSyncAndKeepsOutsidersOut() throws {
@@ -139,7 +131,7 @@ import KVGossipTestSupport
         #expect(try cli.run(["keygen", "--cluster-secret", "--out", "other-secret"]).status == 0)
         let agents = try Self.cluster(cli, root: root, peers: [[1], [0]], extra: ["--cluster-secret", "secret"])
         try agents[0].run(["set", "/enc", "hidden"])
-        #expect(try Self.eventually { try agents[1].run(["get", "/enc"]).stdout == "hidden" })
+        #expect(try Readiness.wait { try agents[1].run(["get", "/enc"]).stdout == "hidden" })
         let port = agents[0].process.arguments![agents[0].process.arguments!.firstIndex(of: "--listen")! + 1]
         let wrong = try AgentProcess(cli: cli, name: "W", root: root, extraArgs: [
             "--key", "root.key", "--listen", "127.0.0.1:\(LoopbackPort.free())", "--cluster-secret", "other-secret",
@@ -162,17 +154,14 @@ import KVGossipTestSupport
         let args = a.process.arguments!
         let port = Int(args[args.firstIndex(of: "--listen")! + 1].split(separator: ":").last!)!
 
+        /// Sends `bytes` and waits until the agent, having read them, closes the connection.
         func send(_ bytes: [UInt8]) {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            addr.sin_port = UInt16(port).bigEndian
-            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            #expect(ok == 0)
-            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            usleep(100_000)
-            close(fd)
+            guard let connection = RawSocket(tcpPort: port) else {
+                Issue.record("the sync port did not accept a connection")
+                return
+            }
+            connection.send(bytes)
+            #expect(connection.readUntilClosed() != nil, "the agent kept a hostile connection open")
         }
         send(Array("GET / HTTP/1.1\r\n\r\n".utf8))              // garbage
         send([0x7f, 0xff, 0xff, 0xff] + [UInt8](repeating: 0, count: 100))  // a 2 GiB frame header

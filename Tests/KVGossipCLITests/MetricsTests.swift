@@ -1,9 +1,10 @@
 import Foundation
 import KVGossipTestSupport
+import KVGossipTestTraits
 import Testing
 
 /// `--metrics-listen`: Prometheus text over real HTTP from a real agent.
-@Suite struct MetricsTests {
+@Suite(.integration) struct MetricsTests {
     /// One HTTP/1.1 request with `Connection: close`; the whole response as text.
     static func http(_ method: String, _ path: String, port: Int) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -37,9 +38,9 @@ import Testing
         #expect(try agent.run(["set", "/app/a", "1"]).status == 0)
         #expect(try agent.run(["set", "/app/b", "2"]).status == 0)
         var text = ""
-        for _ in 0..<100 where !text.contains("200 OK") {
+        Readiness.wait {
             text = (try? Self.http("GET", "/metrics", port: port)) ?? ""
-            if !text.contains("200 OK") { usleep(50_000) }
+            return text.contains("200 OK")
         }
         #expect(text.hasPrefix("HTTP/1.1 200 OK"), "\(text)")
         #expect(text.contains("Content-Type: text/plain; version=0.0.4"))

@@ -1,9 +1,10 @@
 import Foundation
+import KVGossipTestTraits
 import Testing
 import KVGossipTestSupport
 
 /// The agent with its FUSE mount, driven by real programs and by the CLI.
-@Suite(.serialized) struct MountAgentTests {
+@Suite(.serialized, .integration) struct MountAgentTests {
     static func shell(_ command: String, in cli: CLIProcess) throws -> CLIProcess.Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -28,16 +29,20 @@ import KVGossipTestSupport
         p.waitUntilExit()
     }
 
-    /// `inotifywait -m` on a directory, its output collected; the caller kills it by PID (it
-    /// inherits the test thread's blocked SIGTERM, so SIGKILL).
+    /// `inotifywait -m` on a directory, its output collected, returned once it says its watches are
+    /// set; the caller kills it by PID (it inherits the test thread's blocked SIGTERM, so SIGKILL).
     static func watch(_ directory: String, events: String) throws -> (Process, OutputCollector) {
         let watcher = Process()
         watcher.executableURL = URL(fileURLWithPath: "/usr/bin/inotifywait")
-        watcher.arguments = ["-m", "-q", "--format", "%e %f", "-e", events, directory]
-        let output = OutputCollector()
+        watcher.arguments = ["-m", "--format", "%e %f", "-e", events, directory]
+        let output = OutputCollector(), status = OutputCollector()
         watcher.standardOutput = output.pipe
+        watcher.standardError = status.pipe
         try watcher.run()
-        usleep(300_000)  // inotifywait sets its watches after it starts
+        guard status.wait(timeout: 30, { $0.contains("Watches established") }) else {
+            kill(watcher.processIdentifier, SIGKILL)
+            throw CLIError("inotifywait did not set its watches: \(status.output)")
+        }
         return (watcher, output)
     }
 
@@ -91,10 +96,13 @@ import KVGossipTestSupport
         writer.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try writer.run()
         defer { kill(writer.processIdentifier, SIGKILL); writer.waitUntilExit() }
-        usleep(1_500_000)
+        func ackedWrites() -> [Int] {
+            ((try? String(contentsOfFile: cli.path("acked"), encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int($0) }
+        }
+        #expect(Readiness.wait { ackedWrites().count > 100 }, "only \(ackedWrites().count) acknowledged writes")
         // Freeze the writer between syscalls, read the tree hash, then crash the agent.
         kill(writer.processIdentifier, SIGSTOP)
-        usleep(100_000)
+        #expect(Readiness.wait { ProcessState.of(writer.processIdentifier) == "T" }, "the writer did not stop")
         let before = try GossipTests.treeHash(agent)
         let pid = agent.pid
         kill(pid, SIGKILL)
@@ -105,8 +113,7 @@ import KVGossipTestSupport
         // Same data dir and mountpoint: the stale mount is recovered and the tree is intact.
         agent = try Self.mountedAgent(cli, root: root)
         #expect(try GossipTests.treeHash(agent) == before)
-        let acked = try String(contentsOfFile: cli.path("acked"), encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
-        #expect(acked.count > 20, "only \(acked.count) writes in 1.5 s")
+        let acked = ackedWrites()
         var latest: [Int: Int] = [:]
         for n in acked { latest[n % 50] = n }
         for (slot, n) in latest {
@@ -143,10 +150,10 @@ import KVGossipTestSupport
                                            arguments: ["agent", "--data", data, "--root", root, "--control", socket] + args))
             #expect(try agents[i].run(["grants", "add", "\(h.0).grant"]).status == 0)
         }
-        #expect(try GossipTests.eventually(15) { try agents.allSatisfy { try $0.run(["status"]).stdout.components(separatedBy: "last-sync=").count == 3 } })
+        #expect(try Readiness.wait { try agents.allSatisfy { try $0.run(["status"]).stdout.components(separatedBy: "last-sync=").count == 3 } })
         let (a, b, c) = (cli.path("A-kv"), cli.path("B-kv"), cli.path("C-kv"))
         #expect(try Self.shell("mkdir -p \(a)/app/db && echo first > \(a)/app/db/url", in: cli).status == 0)
-        #expect(GossipTests.eventually(10) { (try? String(contentsOfFile: "\(c)/app/db/url", encoding: .utf8)) == "first\n" })
+        #expect(Readiness.wait { (try? String(contentsOfFile: "\(c)/app/db/url", encoding: .utf8)) == "first\n" })
 
         // A program on C watching the directory, as a config-reloading service would.
         let (watcher, events) = try Self.watch("\(c)/app/db", events: "modify,close_write,moved_to")
@@ -154,7 +161,7 @@ import KVGossipTestSupport
 
         #expect(try Self.shell("echo 'postgres://db2' > \(a)/app/db/url", in: cli).status == 0)
         for m in [b, c] {
-            #expect(GossipTests.eventually(10) { (try? String(contentsOfFile: "\(m)/app/db/url", encoding: .utf8)) == "postgres://db2\n" })
+            #expect(Readiness.wait { (try? String(contentsOfFile: "\(m)/app/db/url", encoding: .utf8)) == "postgres://db2\n" })
         }
         #expect(events.wait(timeout: 10) { $0.contains("CLOSE_WRITE,CLOSE url") }, "events: \(events.output)")
         let xattr = try Self.shell("getfattr -d -m user.kvgossip \(c)/app/db/url", in: cli).stdout

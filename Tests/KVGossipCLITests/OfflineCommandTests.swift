@@ -1,8 +1,9 @@
 import Foundation
+import KVGossipTestTraits
 import Testing
 
 /// The offline commands, run as the real binary: what an operator types.
-@Suite struct OfflineCommandTests {
+@Suite(.integration) struct OfflineCommandTests {
     @Test func versionNamesTheReleaseAndTheSyncProtocol() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

@@ -1,75 +1,28 @@
 import Foundation
+import KVGossipTestSupport
+import KVGossipTestTraits
 import Testing
 
-/// Two hosts in network namespaces of their own, joined by a veth pair; a partition made by
+/// Two hosts in network namespaces of their own, joined by a bridge (NetnsLab); a partition made by
 /// dropping input with nftables (the technique measured in Docs/serf-rpc.md §Simulating partitions).
-@Suite(.serialized) struct PartitionTests {
-    /// Runs a command and fails the test on a non-zero exit.
-    @discardableResult
-    static func sh(_ command: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw CLIError("`\(command)` failed (\(p.terminationStatus)): \(text)") }
-        return text
-    }
-
-    final class Net {
-        let names: [String]
-        let subnet: Int
-
-        init() throws {
-            subnet = Int(getpid() % 200) + 20
-            names = ["kvgt\(getpid())a", "kvgt\(getpid())b"]
-            let (a, b) = (names[0], names[1])
-            try sh("ip netns add \(a) && ip netns add \(b)")
-            try sh("ip link add v\(a) type veth peer name v\(b) && ip link set v\(a) netns \(a) && ip link set v\(b) netns \(b)")
-            try sh("ip -n \(a) addr add \(ip(0))/24 dev v\(a) && ip -n \(b) addr add \(ip(1))/24 dev v\(b)")
-            for n in names { try sh("ip -n \(n) link set lo up && ip -n \(n) link set v\(n) up") }
-        }
-
-        func ip(_ i: Int) -> String { "10.231.\(subnet).\(i + 1)" }
-
-        func partition() throws {
-            for n in names {
-                try sh("ip netns exec \(n) nft add table inet kvgpart")
-                try sh("ip netns exec \(n) nft 'add chain inet kvgpart input { type filter hook input priority 0 ; }'")
-                try sh("ip netns exec \(n) nft add rule inet kvgpart input iifname v\(n) drop")
-            }
-        }
-
-        func heal() throws {
-            for n in names { try sh("ip netns exec \(n) nft delete table inet kvgpart") }
-        }
-
-        deinit {
-            for n in names { _ = try? PartitionTests.sh("ip netns del \(n)") }
-        }
-    }
-
+@Suite(.serialized, .integration) struct PartitionTests {
     @Test func bothSidesWriteDuringAPartitionAndConvergeAfterHealing() throws {
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/nft") || FileManager.default.isExecutableFile(atPath: "/sbin/nft") else {
-            Issue.record("needs root and nftables (Scripts/install-deps installs nftables)")
+        if let missing = NetnsLab.unavailableReason {
+            Issue.record("\(missing)")
             return
         }
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
         let root = try cli.keygen("root.key")
-        let net = try Net()
+        let net = try NetnsLab(count: 2)
         var agents: [AgentProcess] = []
         defer { for a in agents { a.stop() } }
-        for (i, ns) in net.names.enumerated() {
+        for i in 0..<2 {
             let name = i == 0 ? "A" : "B"
             let data = cli.path("\(name)-data")
             let socket = cli.path("\(name).sock")
             var args = [
-                "--net=/run/netns/\(ns)", CLIProcess.binary, "agent", "--data", data, "--root", root, "--control", socket,
+                net.enter(i)[0], CLIProcess.binary, "agent", "--data", data, "--root", root, "--control", socket,
                 "--key", "root.key", "--name", name, "--listen", "\(net.ip(i)):7947", "--serf-spawn",
                 "--serf-bind", "\(net.ip(i)):7946", "--serf-rpc", "127.0.0.1:7373", "--serf-profile", "local",
                 "--sync-interval", "3", "--log-level", "debug",
@@ -80,20 +33,25 @@ import Testing
         }
         let (a, b) = (agents[0], agents[1])
         try a.run(["set", "/shared", "before"])
-        #expect(try GossipTests.eventually(15) { try b.run(["get", "/shared"]).stdout == "before" })
+        #expect(try Readiness.wait { try b.run(["get", "/shared"]).stdout == "before" })
 
-        try net.partition()
+        try net.partition([[0], [1]])
         try a.run(["set", "/only-a", "1"])
         try b.run(["set", "/only-b", "2"])
         try b.run(["set", "/shared", "from-b"])
-        usleep(20_000)
+        // A's write must be the later one: wait until the clock has passed B's timestamp.
+        let fromB = try JSONSerialization.jsonObject(with: Data(try b.run(["get", "--json", "/shared"]).stdout.utf8)) as? [String: Any]
+        let timestamp = try #require(fromB?["timestamp"] as? Int, "get --json: \(String(describing: fromB))")
+        let physicalMs = timestamp >> 16  // the timestamp's high 48 bits are Unix milliseconds
+        #expect(Readiness.wait { Int(Date().timeIntervalSince1970 * 1000) > physicalMs })
         try a.run(["set", "/shared", "from-a-later"])  // the later write wins everywhere
-        usleep(1_500_000)
-        #expect(try b.run(["get", "/only-a"]).status != 0)  // really partitioned
+        // Really partitioned: a session across the cut fails, and neither side has the other's write.
+        #expect(try b.run(["sync", "--peer", "\(net.ip(0)):7947"]).status != 0)
+        #expect(try b.run(["get", "/only-a"]).status != 0)
         #expect(try GossipTests.treeHash(a) != GossipTests.treeHash(b))
 
         try net.heal()
-        #expect(try GossipTests.eventually(40) { try GossipTests.treeHash(a) == GossipTests.treeHash(b) })
+        #expect(try Readiness.wait(timeout: 90) { try GossipTests.treeHash(a) == GossipTests.treeHash(b) })
         for agent in agents {
             #expect(try agent.run(["get", "/shared"]).stdout == "from-a-later")
             #expect(try agent.run(["get", "/only-a"]).stdout == "1")

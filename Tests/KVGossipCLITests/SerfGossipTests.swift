@@ -1,9 +1,10 @@
 import Foundation
+import KVGossipTestTraits
 import Testing
 import KVGossipTestSupport
 
 /// Agents that find each other through real Serf agents they spawn and supervise.
-@Suite(.serialized) struct SerfGossipTests {
+@Suite(.serialized, .integration) struct SerfGossipTests {
     struct Host {
         let name: String
         let sync: Int
@@ -11,9 +12,14 @@ import KVGossipTestSupport
         let serfRPC: Int
     }
 
-    static func start(_ cli: CLIProcess, _ host: Host, root: String, join: Host?) throws -> AgentProcess {
+    /// Why Serf tests cannot run here, or nil.
+    static var serfMissing: String? {
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/serf") ? nil : "serf is not installed (Scripts/install-deps installs it)"
+    }
+
+    static func start(_ cli: CLIProcess, _ host: Host, root: String, join: Host?, name: String? = nil) throws -> AgentProcess {
         var args = [
-            "--key", "root.key", "--name", host.name, "--listen", "127.0.0.1:\(host.sync)", "--sync-interval", "3600",
+            "--key", "root.key", "--name", name ?? host.name, "--listen", "127.0.0.1:\(host.sync)", "--sync-interval", "3600",
             "--serf-spawn", "--serf-bind", "127.0.0.1:\(host.serfBind)", "--serf-rpc", "127.0.0.1:\(host.serfRPC)", "--serf-profile", "local",
         ]
         if let join { args += ["--join", "127.0.0.1:\(join.serfBind)"] }
@@ -25,8 +31,8 @@ import KVGossipTestSupport
     }
 
     @Test func serfMembersGossipAndARestartedHostCatchesUpThroughTheStartupQuery() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/serf") else {
-            Issue.record("serf is not installed (Scripts/install-deps installs it)")
+        if let missing = Self.serfMissing {
+            Issue.record("\(missing)")
             return
         }
         let cli = try CLIProcess()
@@ -38,20 +44,20 @@ import KVGossipTestSupport
         defer { for a in agents { a.stop() } }
 
         // Membership comes from Serf: every agent lists the two others as peers.
-        let listed = try GossipTests.eventually(15) { try agents.allSatisfy { try $0.run(["status"]).stdout.components(separatedBy: "last-sync=").count == 3 } }
+        let listed = try Readiness.wait { try agents.allSatisfy { try $0.run(["status"]).stdout.components(separatedBy: "last-sync=").count == 3 } }
         let statuses = try agents.map { try $0.run(["status"]).stdout }
         #expect(listed, "\(statuses)")
         try agents[0].run(["set", "/app/db/url", "postgres://db2"])
-        for a in agents[1...] { #expect(try GossipTests.eventually { try a.run(["get", "/app/db/url"]).stdout == "postgres://db2" }) }
+        for a in agents[1...] { #expect(try Readiness.wait { try a.run(["get", "/app/db/url"]).stdout == "postgres://db2" }) }
 
         // C goes down (a graceful leave), A writes, C comes back: the start-up query finds A and B differ.
         #expect(agents[2].stop() == 0)
         for i in 0..<20 { try agents[0].run(["set", "/k/\(i)", "v\(i)"]) }
         agents[2] = try Self.start(cli, hosts[2], root: root, join: hosts[0])
-        #expect(try GossipTests.eventually(15) { try agents[2].run(["get", "/k/19"]).stdout == "v19" })
-        #expect(GossipTests.eventually(10) { agents[2].log.contains("start-up query: A differs") || agents[2].log.contains("start-up query: B differs") })
-        #expect(try GossipTests.eventually(10) { Set(try agents.map(GossipTests.treeHash)).count == 1 })
+        #expect(try Readiness.wait { try agents[2].run(["get", "/k/19"]).stdout == "v19" })
+        #expect(Readiness.wait { agents[2].log.contains("start-up query: A differs") || agents[2].log.contains("start-up query: B differs") })
+        #expect(try Readiness.wait { Set(try agents.map(GossipTests.treeHash)).count == 1 })
         // Once the start-up query is over, C's keys are clean.
-        #expect(try GossipTests.eventually(10) { try agents[2].run(["get", "--json", "/k/3"]).stdout.contains("\"dirty\" : false") })
+        #expect(try Readiness.wait { try agents[2].run(["get", "--json", "/k/3"]).stdout.contains("\"dirty\" : false") })
     }
 }

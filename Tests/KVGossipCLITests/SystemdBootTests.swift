@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipTestTraits
 import Testing
 
 /// Boots a real systemd in a Debian container (`Scripts/test-systemd-boot`) with KVGossip installed
@@ -8,7 +9,7 @@ import Testing
 ///
 /// The script installs the release binary built with a static Swift stdlib. `swift test` holds the
 /// package's build lock, so the test cannot build it; `Scripts/test` builds it before the suite.
-@Suite(.serialized) struct SystemdBootTests {
+@Suite(.serialized, .integration) struct SystemdBootTests {
     static let buildCommand = "swift build -c release --product kvgossip --static-swift-stdlib"
 
     /// Why the release binary cannot be used, or nil.

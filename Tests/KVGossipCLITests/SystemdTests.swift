@@ -1,10 +1,11 @@
 import Foundation
+import KVGossipTestTraits
 import Testing
 import KVGossipTestSupport
 
 /// The systemd unit and the agent's side of it: a unit that verifies, and READY=1 only once the
 /// agent answers.
-@Suite struct SystemdTests {
+@Suite(.integration) struct SystemdTests {
     static var packageRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }

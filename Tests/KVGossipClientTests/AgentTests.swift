@@ -1,11 +1,12 @@
 import Foundation
 import KVGossipClient
+import KVGossipTestTraits
 import Testing
 
 /// Tests against real `kvgossip agent` processes on loopback. One suite, serialized, so a shared
 /// two-core machine is not asked to run several clusters at once; each test has its own sandbox
 /// (directory, sockets, ports) and its agents die with it.
-@Suite(.serialized) struct AgentTests {
+@Suite(.serialized, .integration) struct AgentTests {
     /// `kvgossip ls --json PATTERN` on `agent`: key → (value, digest).
     static func listing(_ agent: SandboxAgent, _ pattern: String) async throws -> [String: (value: String, digest: String)] {
         let r = try await agent.cli(["ls", "--json", pattern])

@@ -10,7 +10,10 @@ extension AgentTests {
     ///   each answered (clean), from /proc/self/statm — with and without first handing freed pages
     ///   back (`malloc_trim`). Other suites share the process, so run this test alone for a clean
     ///   memory figure.
-    @Test func benchmarkLatencyAndMemoryPerSubscription() async throws {
+    ///
+    /// Figures, not a pass/fail check: it runs only with `KVG_CLIENT_FIGURES=1` set.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["KVG_CLIENT_FIGURES"] != nil, "figures: set KVG_CLIENT_FIGURES=1"))
+    func benchmarkLatencyAndMemoryPerSubscription() async throws {
         let sandbox = try Sandbox()
         let root = try await sandbox.keygen("root.key")
         let a = try await sandbox.startAgent("A", root: root)
@@ -37,7 +40,6 @@ extension AgentTests {
         let p = { (xs: [Double], q: Double) in xs[min(xs.count - 1, Int(Double(xs.count) * q))] }
         print(String(format: "BENCH notification latency over %d writes: p50 %.2f ms, p99 %.2f ms, max %.2f ms (mint round trip p50 %.2f ms)",
                      rounds, p(latencies, 0.5), p(latencies, 0.99), latencies.last!, p(roundTrips, 0.5)))
-        #expect(p(latencies, 0.5) < 100)
         await sub.unsubscribe()
 
         // Memory: warm up the paths first so one-time allocations are not counted.

@@ -1,5 +1,6 @@
 import Foundation
 @testable import KVGossipClient
+import KVGossipTestSupport
 import Testing
 
 @Suite struct ListEventBufferTests {
@@ -48,12 +49,12 @@ import Testing
     @Test func aWaitingReaderIsWokenAndCancellationEndsIt() async {
         let buffer = ListEventBuffer()
         let reader = Task { await buffer.next() }
-        try? await Task.sleep(for: .milliseconds(50))
+        #expect(await Readiness.waitAsync { buffer.hasWaitingReader })
         buffer.push([.synced(.initial)])
         #expect(await reader.value == .synced(.initial))
 
         let cancelled = Task { await buffer.next() }
-        try? await Task.sleep(for: .milliseconds(50))
+        #expect(await Readiness.waitAsync { buffer.hasWaitingReader })
         cancelled.cancel()
         #expect(await cancelled.value == nil)
     }

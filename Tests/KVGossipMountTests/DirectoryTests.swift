@@ -1,5 +1,6 @@
 import Foundation
 import KVGossipCore
+import KVGossipTestSupport
 import Testing
 
 extension MountTests {
@@ -7,11 +8,11 @@ extension MountTests {
         @Test func mkdirMakesLocalDirectoriesThatHoldNewKeys() throws {
             try withMount { fx throws in
                 #expect(fx.sh("mkdir -p a/b/c && ls -d a/b/c").ok)
-                #expect(fx.recorder.settle(from: 0, expected: 0).isEmpty, "directories are not records")
+                #expect(fx.settle(from: 0, expected: 0).isEmpty, "directories are not records")
                 #expect(fx.sh("rmdir a/b/c && test ! -e a/b/c && test -d a/b").ok)
                 let mark = fx.recorder.count
                 #expect(fx.sh("echo v > a/b/key").ok)
-                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.key.path) == ["/a/b/key"])
+                #expect(fx.settle(from: mark, expected: 1).map(\.key.path) == ["/a/b/key"])
                 let rmdir = fx.sh("rmdir a/b")
                 #expect(!rmdir.ok && rmdir.stderr.contains("Directory not empty"), "\(rmdir)")
             }
@@ -21,7 +22,7 @@ extension MountTests {
             try withMount(seed: ["/t/x/1": "1", "/t/x/2": "2", "/t/y": "3"]) { fx throws in
                 let mark = fx.recorder.count
                 #expect(fx.sh("rm -r t").ok)
-                let made = fx.recorder.settle(from: mark, expected: 3)
+                let made = fx.settle(from: mark, expected: 3)
                 #expect(Set(made.map(\.key.path)) == ["/t/x/1", "/t/x/2", "/t/y"] && made.allSatisfy { $0.kind == .tombstone })
                 #expect(fx.sh("ls -A").stdout == "")
                 #expect(try fx.values().isEmpty)
@@ -43,7 +44,7 @@ extension MountTests {
                 #expect(!rename.ok && rename.stderr.contains("Invalid cross-device link"), "\(rename)")
                 let mark = fx.recorder.count
                 #expect(fx.sh("mv old new").ok)
-                let made = fx.recorder.settle(from: mark, expected: 4)
+                let made = fx.settle(from: mark, expected: 4)
                 #expect(made.count == 4)
                 #expect(try fx.values() == ["/new/a": "1", "/new/sub/b": "2"])
                 #expect(try fx.tombstones() == ["/old/a", "/old/sub/b"])
@@ -56,19 +57,9 @@ extension MountTests {
                 #expect(try fx.values() == ["/a": "shadowed", "/a/b": "inner"], "the network keeps both")
                 // When the inner key goes, the value shows again.
                 try fx.rootMint("/a/b", nil)
-                let appeared = waitUntil { fx.sh("test -f a && cat a").stdout == "shadowed" }
+                let appeared = Readiness.wait { fx.sh("test -f a && cat a").stdout == "shadowed" }
                 #expect(appeared)
             }
         }
     }
-}
-
-/// Polls `condition` for up to `timeout` seconds.
-func waitUntil(timeout: Double = 5, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
 }

@@ -16,7 +16,7 @@ extension MountTests {
             try withMount(seed: ["/app/k": "v"], options: Self.shortGrace) { fx throws in
                 let mark = fx.recorder.count
                 #expect(fx.sh("mv app/k app/.k.old").ok)
-                let made = fx.recorder.settle(from: mark, expected: 1, quiet: 0.5)
+                let made = fx.settle(from: mark, expected: 1)
                 #expect(made.map(\.key.path) == ["/app/k"] && made.first?.kind == .tombstone)
                 #expect(fx.sh("cat app/.k.old").stdout == "v", "the local copy stays")
                 #expect(fx.hiddenKeys().isEmpty)

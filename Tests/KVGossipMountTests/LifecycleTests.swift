@@ -4,6 +4,7 @@ import KVGossipCore
 import KVGossipNode
 import KVGossipStore
 import Logging
+import KVGossipTestSupport
 import Testing
 @testable import KVGossipMount
 
@@ -52,7 +53,10 @@ extension MountTests {
                 holder.currentDirectoryURL = URL(fileURLWithPath: fx.mountpoint)
                 try holder.run()
                 defer { kill(holder.processIdentifier, SIGKILL) }
-                usleep(200_000)
+                // Wait until the holder's fd 3 is open on the key.
+                #expect(Readiness.wait {
+                    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(holder.processIdentifier)/fd/3")) == fx.path("/k")
+                })
                 fx.mount.stop()
                 #expect(!fx.mount.isMounted)
                 #expect(StaleMount.entries(at: fx.mountpoint).isEmpty)

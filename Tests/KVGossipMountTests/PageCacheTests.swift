@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipCore
 import KVGossipMount
+import KVGossipTestSupport
 import Testing
 
 /// MountOptions.readerPageCache: readers share the kernel's page cache, and nothing a reader of an
@@ -35,15 +36,16 @@ extension MountTests {
             try script.write(toFile: dir + "/s.sh", atomically: true, encoding: .utf8)
             let reader = Process()
             reader.executableURL = URL(fileURLWithPath: "/bin/sh")
-            reader.arguments = ["-c", "READY=\(dir)/ready sh \(dir)/s.sh > \(dir)/out 2>&1"]
+            reader.arguments = ["-c", "OPENED=\(dir)/opened READY=\(dir)/ready sh \(dir)/s.sh > \(dir)/out 2>&1"]
             reader.currentDirectoryURL = URL(fileURLWithPath: fx.mountpoint)
             try reader.run()
             defer { if reader.isRunning { kill(reader.processIdentifier, SIGKILL) } }
-            Thread.sleep(forTimeInterval: 0.5)
+            // The script says when its first reader holds the old version open.
+            #expect(Readiness.wait { FileManager.default.fileExists(atPath: dir + "/opened") }, "the reader never opened the file")
             try fx.rootMint("/p/v", "second\n")
             #expect(watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/p/v")) })
             _ = FileManager.default.createFile(atPath: dir + "/ready", contents: nil)
-            #expect(waitUntil { !reader.isRunning })
+            #expect(Readiness.wait { !reader.isRunning })
             return (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? ""
         }
 
@@ -55,6 +57,7 @@ extension MountTests {
                     python3 -c "
                     import os, time
                     a = os.open('p/v', os.O_RDONLY)
+                    open(os.environ['OPENED'], 'w').close()
                     while not os.path.exists(os.environ['READY']): time.sleep(0.01)
                     b = os.open('p/v', os.O_RDONLY)
                     os.read(a, 4096)
@@ -71,6 +74,7 @@ extension MountTests {
                 // from its own version); a reader opening after that must still see the new one.
                 let out = try Self.runAcrossAChange(fx, """
                     exec 3< p/v
+                    touch "$OPENED"
                     while ! test -e "$READY"; do sleep 0.01; done
                     cat <&3 > /dev/null
                     python3 -c "import os; fd = os.open('p/v', os.O_RDONLY); print(os.read(fd, 4096).decode(), end='')"

@@ -16,7 +16,7 @@ extension MountTests {
                 #expect(!fx.sh("mv app/mine other/moved").ok)
                 let mark = fx.recorder.count
                 #expect(fx.sh("echo ok > app/mine && echo new > app/new").ok)
-                let made = fx.recorder.settle(from: mark, expected: 2)
+                let made = fx.settle(from: mark, expected: 2)
                 #expect(made.map(\.key.path) == ["/app/mine", "/app/new"])
                 #expect(made.allSatisfy { $0.signer == Keys.alice.publicKey })
                 #expect(try fx.values() == ["/app/mine": "ok\n", "/app/new": "new\n", "/other/theirs": "t"])
@@ -33,7 +33,7 @@ extension MountTests {
                 #expect(!append.ok && append.stderr.contains("File too large"), "\(append)")
                 let fresh = fx.sh("head -c 2097152 /dev/zero > app/huge")
                 #expect(!fresh.ok && fresh.stderr.contains("File too large"), "\(fresh)")
-                #expect(fx.recorder.settle(from: mark, expected: 0, quiet: 0.3).isEmpty)
+                #expect(fx.settle(from: mark, expected: 0).isEmpty)
                 #expect(try fx.values() == ["/app/big": "small\n"])
                 #expect(fx.sh("cat app/big; ls app").stdout == "small\nbig\n")
                 // Exactly the limit is fine.

@@ -23,13 +23,13 @@ extension MountTests {
             try withMount(seed: ["/app/name": "old\n"]) { fx throws in
                 var mark = fx.recorder.count
                 #expect(fx.sh("echo new > app/name").ok)
-                var made = fx.recorder.settle(from: mark, expected: 1)
+                var made = fx.settle(from: mark, expected: 1)
                 #expect(made.map(\.text) == ["new\n"], "bash's extra FLUSH must not mint an empty value first")
                 #expect(fx.sh("cat app/name").stdout == "new\n")
 
                 mark = fx.recorder.count
                 #expect(fx.sh("echo hello > app/fresh").ok)
-                made = fx.recorder.settle(from: mark, expected: 1)
+                made = fx.settle(from: mark, expected: 1)
                 #expect(made.map(\.key.path) == ["/app/fresh"] && made.map(\.text) == ["hello\n"])
                 #expect(try fx.values() == ["/app/name": "new\n", "/app/fresh": "hello\n"])
                 #expect(try fx.tombstones().isEmpty)
@@ -40,7 +40,7 @@ extension MountTests {
             try withMount(seed: ["/app/list": "one\n"]) { fx throws in
                 let mark = fx.recorder.count
                 #expect(fx.sh("echo two >> app/list").ok)
-                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == ["one\ntwo\n"])
+                #expect(fx.settle(from: mark, expected: 1).map(\.text) == ["one\ntwo\n"])
                 #expect(fx.sh("cat app/list").stdout == "one\ntwo\n")
             }
         }
@@ -49,13 +49,13 @@ extension MountTests {
             try withMount(seed: ["/app/a": "a\n"]) { fx throws in
                 var mark = fx.recorder.count
                 #expect(fx.sh("printf 'from tee\\n' | tee app/a > /dev/null").ok)
-                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == ["from tee\n"])
+                #expect(fx.settle(from: mark, expected: 1).map(\.text) == ["from tee\n"])
 
                 let source = fx.directory + "/source.txt"
                 try "copied\n".write(toFile: source, atomically: true, encoding: .utf8)
                 mark = fx.recorder.count
                 #expect(fx.sh("cp '\(source)' app/a && cp '\(source)' app/b").ok)
-                let made = fx.recorder.settle(from: mark, expected: 2)
+                let made = fx.settle(from: mark, expected: 2)
                 #expect(made.map(\.key.path) == ["/app/a", "/app/b"] && made.allSatisfy { $0.text == "copied\n" })
                 #expect(try fx.values() == ["/app/a": "copied\n", "/app/b": "copied\n"])
             }
@@ -65,13 +65,13 @@ extension MountTests {
             try withMount(seed: ["/app/t": "something\n", "/app/u": "other\n"]) { fx throws in
                 var mark = fx.recorder.count
                 #expect(fx.sh("truncate -s 0 app/t").ok)
-                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == [""])
+                #expect(fx.settle(from: mark, expected: 1).map(\.text) == [""])
                 #expect(fx.sh("stat -c %s app/t").stdout == "0\n")
 
                 // `: > f` writes nothing: committed at RELEASE, still exactly once.
                 mark = fx.recorder.count
                 #expect(fx.sh(": > app/u").ok)
-                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == [""])
+                #expect(fx.settle(from: mark, expected: 1).map(\.text) == [""])
                 #expect(try fx.values() == ["/app/t": "", "/app/u": ""])
             }
         }
@@ -80,7 +80,7 @@ extension MountTests {
             try withMount(seed: ["/app/kept": "v\n"]) { fx throws in
                 let mark = fx.recorder.count
                 #expect(fx.sh("touch app/new app/kept").ok)
-                let made = fx.recorder.settle(from: mark, expected: 1)
+                let made = fx.settle(from: mark, expected: 1)
                 #expect(made.map(\.key.path) == ["/app/new"] && made.map(\.text) == [""])
                 #expect(try fx.values() == ["/app/kept": "v\n", "/app/new": ""])
             }
@@ -99,7 +99,7 @@ extension MountTests {
                 let mark = fx.recorder.count
                 let script = "import os\nfd = os.open('app/o', os.O_RDWR)\nos.pwrite(fd, b'HELLO', 0)\nos.pwrite(fd, b'!', 11)\nos.ftruncate(fd, 12)\nos.close(fd)"
                 #expect(fx.sh("python3 -c \"\(script)\"").ok)
-                #expect(fx.recorder.settle(from: mark, expected: 1).map(\.text) == ["HELLO world!"])
+                #expect(fx.settle(from: mark, expected: 1).map(\.text) == ["HELLO world!"])
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipCore
 import KVGossipMount
+import KVGossipTestSupport
 import Testing
 
 /// Changes stored without going through the mount (as gossip, the CLI or the API store them)
@@ -53,12 +54,12 @@ extension MountTests {
                 defer { watch.stop() }
                 try fx.rootMint("/svc/web/port", "8080")
                 #expect(watch.wait { $0.has("CREATE", watched: fx.mountpoint + "/", name: "svc") })
-                #expect(waitUntil { fx.sh("cat svc/web/port").stdout == "8080" })
+                #expect(Readiness.wait { fx.sh("cat svc/web/port").stdout == "8080" })
                 // Removing the last key removes the directories the network no longer has.
                 try fx.rootMint("/svc/web/port", nil)
                 #expect(watch.wait { $0.has("DELETE", watched: fx.mountpoint + "/", name: "svc") })
                 #expect(fx.sh("ls -A").stdout == "")
-                #expect(fx.recorder.settle(from: 0, expected: 2).count == 2, "replaying must not mint")
+                #expect(fx.settle(from: 0, expected: 2).count == 2, "replaying must not mint")
             }
         }
 
@@ -96,8 +97,8 @@ extension MountTests {
                 #expect(done.wait(timeout: .now() + 60) == .success, "local edits hung")
                 let values = try fx.values()
                 // Whatever won, the view settles on what the store holds.
-                #expect(waitUntil { fx.sh("cat c/k").stdout == values["/c/k"] && fx.sh("cat c/other").stdout == values["/c/other"] })
-                #expect(waitUntil { fx.sh("ls c | wc -l").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "17" })
+                #expect(Readiness.wait { fx.sh("cat c/k").stdout == values["/c/k"] && fx.sh("cat c/other").stdout == values["/c/other"] })
+                #expect(Readiness.wait { fx.sh("ls c | wc -l").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "17" })
             }
         }
     }

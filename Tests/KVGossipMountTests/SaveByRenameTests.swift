@@ -10,7 +10,7 @@ extension MountTests {
                 let mark = fx.recorder.count
                 let result = fx.sh("sed -i s/80/8080/ etc/app.conf")
                 #expect(result.ok, "\(result)")
-                let made = fx.recorder.settle(from: mark, expected: 1)
+                let made = fx.settle(from: mark, expected: 1)
                 #expect(made.map(\.key.path) == ["/etc/app.conf"] && made.map(\.text) == ["port=8080\nhost=a\n"])
                 #expect(try fx.values() == ["/etc/app.conf": "port=8080\nhost=a\n"])
                 #expect(try fx.tombstones().isEmpty)
@@ -26,7 +26,7 @@ extension MountTests {
                 let vim = "vim -u NONE -i NONE -N -es -c 'set backupskip= writebackup nobackup backupcopy=auto' -c '%s/world/there/' -c 'wq' srv/motd"
                 let result = fx.sh(vim, timeout: 30)
                 #expect(result.ok, "\(result)")
-                let made = fx.recorder.settle(from: mark, expected: 1, quiet: 0.3)
+                let made = fx.settle(from: mark, expected: 1)
                 #expect(made.map(\.key.path) == ["/srv/motd"] && made.map(\.text) == ["hello\nthere\n"], "\(made.map(\.key.path))")
                 #expect(try fx.values() == ["/srv/motd": "hello\nthere\n"])
                 #expect(try fx.tombstones().isEmpty)
@@ -40,7 +40,7 @@ extension MountTests {
                 let mark = fx.recorder.count
                 let vim = "vim -u NONE -i NONE -N -es -c 'set backupskip= backup backupcopy=auto' -c 's/1/2/' -c 'wq' srv/conf"
                 #expect(fx.sh(vim, timeout: 30).ok)
-                #expect(fx.recorder.settle(from: mark, expected: 1, quiet: 0.3).map(\.text) == ["a=2\n"])
+                #expect(fx.settle(from: mark, expected: 1).map(\.text) == ["a=2\n"])
                 #expect(fx.sh("cat srv/conf~").stdout == "a=1\n", "the backup is readable locally")
                 #expect(try fx.values() == ["/srv/conf": "a=2\n"])
                 #expect(try fx.tombstones().isEmpty)
@@ -51,7 +51,7 @@ extension MountTests {
             try withMount(seed: ["/srv/list": "b\na\n"]) { fx throws in
                 let mark = fx.recorder.count
                 #expect(fx.sh("ex -u NONE -i NONE -s -c 'sort' -c 'x' srv/list", timeout: 30).ok)
-                #expect(fx.recorder.settle(from: mark, expected: 1, quiet: 0.3).map(\.text) == ["a\nb\n"])
+                #expect(fx.settle(from: mark, expected: 1).map(\.text) == ["a\nb\n"])
                 #expect(try fx.tombstones().isEmpty)
             }
         }
@@ -62,7 +62,7 @@ extension MountTests {
                 let script = "import os\nwith open('app/.state.json.tmp', 'w') as f:\n    f.write('{\\\"n\\\": 1}')\nos.replace('app/.state.json.tmp', 'app/state.json')"
                 let result = fx.sh("python3 -c \"\(script)\"")
                 #expect(result.ok, "\(result)")
-                let made = fx.recorder.settle(from: mark, expected: 1)
+                let made = fx.settle(from: mark, expected: 1)
                 #expect(made.map(\.key.path) == ["/app/state.json"] && made.map(\.text) == ["{\"n\": 1}"])
                 #expect(try fx.values() == ["/app/state.json": "{\"n\": 1}"])
                 #expect(fx.sh("ls -a app").stdout == ".\n..\nstate.json\n")
@@ -73,13 +73,13 @@ extension MountTests {
             try withMount(seed: ["/app/a": "bytes of a\n", "/app/b": "old b\n"]) { fx throws in
                 let mark = fx.recorder.count
                 #expect(fx.sh("mv app/a app/c").ok)
-                var made = fx.recorder.settle(from: mark, expected: 2)
+                var made = fx.settle(from: mark, expected: 2)
                 #expect(made.map(\.key.path) == ["/app/c", "/app/a"])
                 #expect(made.map(\.text) == ["bytes of a\n", nil])
                 // Over an existing key.
                 let mark2 = fx.recorder.count
                 #expect(fx.sh("mv -f app/c app/b").ok)
-                made = fx.recorder.settle(from: mark2, expected: 2)
+                made = fx.settle(from: mark2, expected: 2)
                 #expect(made.map(\.key.path) == ["/app/b", "/app/c"])
                 #expect(try fx.values() == ["/app/b": "bytes of a\n"])
                 #expect(try fx.tombstones() == ["/app/a", "/app/c"])
@@ -91,7 +91,7 @@ extension MountTests {
             try withMount(seed: ["/app/gone": "x", "/app/kept": "y"]) { fx throws in
                 let mark = fx.recorder.count
                 #expect(fx.sh("rm app/gone").ok)
-                let made = fx.recorder.settle(from: mark, expected: 1)
+                let made = fx.settle(from: mark, expected: 1)
                 #expect(made.map(\.key.path) == ["/app/gone"] && made.first?.kind == .tombstone)
                 #expect(try fx.values() == ["/app/kept": "y"])
                 #expect(fx.sh("ls app").stdout == "kept\n")
@@ -102,13 +102,13 @@ extension MountTests {
             try withMount(seed: ["/app/k": "v\n"]) { fx throws in
                 let mark = fx.recorder.count
                 #expect(fx.sh("mv app/k app/.k.bak && cat app/.k.bak && test ! -e app/k").ok)
-                #expect(fx.recorder.settle(from: mark, expected: 0).isEmpty, "nothing minted while the key may come back")
+                #expect(fx.settle(from: mark, expected: 0).isEmpty, "nothing minted while the key may come back")
                 #expect(fx.sh("mv app/.k.bak app/k").ok)
-                #expect(fx.recorder.settle(from: mark, expected: 0).isEmpty, "restoring the same bytes mints nothing")
+                #expect(fx.settle(from: mark, expected: 0).isEmpty, "restoring the same bytes mints nothing")
                 #expect(fx.sh("cat app/k").stdout == "v\n")
 
                 #expect(fx.sh("mv app/k app/k~ && rm app/k~").ok)
-                let made = fx.recorder.settle(from: mark, expected: 1)
+                let made = fx.settle(from: mark, expected: 1)
                 #expect(made.map(\.key.path) == ["/app/k"] && made.first?.kind == .tombstone)
                 #expect(try fx.values().isEmpty)
             }

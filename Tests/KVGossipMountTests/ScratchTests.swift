@@ -12,7 +12,7 @@ extension MountTests {
                 #expect(fx.sh(writes).ok)
                 #expect(fx.sh("mkdir -p app/.cache/deep && echo y > app/.cache/deep/file && cat app/.cache/deep/file").stdout == "y\n")
                 for name in names { #expect(fx.sh("cat 'app/\(name)'").stdout == "data\n") }
-                #expect(fx.recorder.settle(from: 0, expected: 0).isEmpty)
+                #expect(fx.settle(from: 0, expected: 0).isEmpty)
                 #expect(try fx.values() == ["/app/x": "x"])
                 let left = fx.sh("rm -r app/.cache && rm app/.hidden app/notes~ && ls -A app").stdout.split(separator: "\n").map(String.init)
                 #expect(Set(left) == ["#draft#", "4913", "sedAb12Cd", "x", "x.swp", ".x.swx", "x.swpx"])
@@ -25,7 +25,7 @@ extension MountTests {
             options.scratchPatterns = ["*.tmp"]
             try withMount(options: options) { fx throws in
                 #expect(fx.sh("echo a > app.tmp && echo b > 4913").ok)
-                let made = fx.recorder.settle(from: 0, expected: 1)
+                let made = fx.settle(from: 0, expected: 1)
                 #expect(made.map(\.key.path) == ["/4913"])
                 // Dot names are never keys (Docs/contract.md §Keys) whatever the list says.
                 #expect(!fx.sh("echo c > .dot").ok)

@@ -1,4 +1,5 @@
 import Synchronization
+import KVGossipTestSupport
 import Testing
 @testable import KVGossipSerf
 
@@ -12,7 +13,7 @@ extension SerfIntegration {
                 let began = ContinuousClock.now
                 let c = try await cluster.start("c", joining: a, syncPort: 17003)
                 let client = try await SerfRPCClient.connect(to: a.rpcAddress)
-                let converged = try await eventually { try await client.members().filter { $0.status == .alive }.count == 3 }
+                let converged = try await Readiness.waitAsync { try await client.members().filter { $0.status == .alive }.count == 3 }
                 let joinTime = ContinuousClock.now - began
                 #expect(converged)
 
@@ -27,7 +28,7 @@ extension SerfIntegration {
                 ])
                 // The last joiner's own view converges too.
                 let fromC = try await SerfRPCClient.connect(to: c.rpcAddress)
-                #expect(try await eventually { try await fromC.members().filter { $0.status == .alive }.count == 3 })
+                #expect(try await Readiness.waitAsync { try await fromC.members().filter { $0.status == .alive }.count == 3 })
                 await fromC.close()
                 await client.close()
                 print("measured: spawn of the 3rd agent → 3 alive on the first: \(Int(joinTime.milliseconds)) ms")
@@ -41,7 +42,7 @@ extension SerfIntegration {
                 let c = try await cluster.start("c", joining: a)
                 var clients: [SerfRPCClient] = []
                 for agent in [a, b, c] { clients.append(try await SerfRPCClient.connect(to: agent.rpcAddress)) }
-                #expect(try await eventually { try await clients[0].members().filter { $0.status == .alive }.count == 3 })
+                #expect(try await Readiness.waitAsync { try await clients[0].members().filter { $0.status == .alive }.count == 3 })
                 var responders: [QueryResponder] = []
                 for (name, client) in zip(["a", "b", "c"], clients) {
                     responders.append(try await QueryResponder.start(name: name, on: client, query: "kvgtest"))

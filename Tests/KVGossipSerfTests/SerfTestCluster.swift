@@ -1,3 +1,4 @@
+import KVGossipTestSupport
 import Foundation
 import KVGossipSerf
 import Logging
@@ -107,18 +108,6 @@ func quietLogger(_ label: String) -> Logger {
     return logger
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(
-    timeout: Duration = .seconds(10), every interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool
-) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return true }
-        try await Task.sleep(for: interval)
-    }
-    return try await condition()
-}
-
 /// Collects everything a sequence yields, from one long-lived iteration (a stream allows only one),
 /// so a test can wait for several things in turn.
 final class Recorder<Element: Sendable>: Sendable {
@@ -141,7 +130,7 @@ final class Recorder<Element: Sendable>: Sendable {
     var error: (any Error)? { ended.withLock { $0 } }
 
     /// The first recorded element `match` accepts (waiting up to `timeout`), with when it arrived.
-    func wait<T>(for timeout: Duration = .seconds(10), _ match: (Element) -> T?) async throws -> (T, ContinuousClock.Instant)? {
+    func wait<T>(for timeout: Duration = .seconds(30), _ match: (Element) -> T?) async throws -> (T, ContinuousClock.Instant)? {
         let deadline = ContinuousClock.now + timeout
         while true {
             for entry in seen.withLock({ $0 }) {

@@ -142,6 +142,8 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         guard let s = try await control.call(.status).status else { throw CLIError("no status in the answer") }
         if json { return try JSONOutput.print(s) }
+        for problem in s.problems ?? [] { print("PROBLEM    \(problem)") }
+        if let name = s.name { print("name       \(name)") }
         print("node       \(s.node) (\(s.fingerprint))")
         print("root       \(s.root)")
         print("tree hash  \(s.treeHash)")

@@ -23,8 +23,12 @@ struct AgentLauncher {
         logger.logLevel = level
 
         let data = settings.data!
+        // Before anything touches the store, the mount or the Serf agent's pid file.
+        let lock = try DataDirectoryLock(directory: data, controlSocket: settings.control!)
+        defer { withExtendedLifetime(lock) {} }
         let rootKey = try parsePublicKey(settings.root!, option: "root")
         let nodeKey = try loadOrCreateNodeKey(data: data, logger: logger)
+        let nodeName = settings.name ?? NodeName.derived(hostName: ProcessInfo.processInfo.hostName, nodeKey: nodeKey.publicKey)
         var limits = Limits()
         limits.maxSkewMs = UInt64(settings.maxSkewSeconds! * 1000)
         let store: Store
@@ -33,11 +37,10 @@ struct AgentLauncher {
         let serfMode = SerfMode(settings)
         let node = try Node(store: store, key: nodeKey, peersExpected: !staticPeers.isEmpty || serfMode != .off)
         logger.info("agent starting", metadata: [
-            "version": "\(KVGossipVersion.release)", "node": "\(nodeKey.publicKey.text)", "fingerprint": "\(nodeKey.publicKey.fingerprint)",
+            "version": "\(KVGossipVersion.release)", "name": "\(nodeName)", "node": "\(nodeKey.publicKey.text)", "fingerprint": "\(nodeKey.publicKey.fingerprint)",
             "root": "\(rootKey.fingerprint)", "data": "\(data)", "treehash": "\(store.treeHash.hex.prefix(16))",
         ])
         let listenAddress = PeerAddress(parsing: settings.listen!)!
-        let nodeName = settings.name ?? ProcessInfo.processInfo.hostName
         var gossip = GossipEngine.Options(nodeName: nodeName, syncPort: UInt16(listenAddress.port))
         gossip.staticPeers = staticPeers
         gossip.interval = .milliseconds(Int(settings.syncInterval! * 1000))

@@ -23,8 +23,10 @@ struct AgentRuntime: Sendable {
 
     func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
         let engine = self.engine
+        let embeddedSerf = self.embeddedSerf
         let handler = ControlHandler(
-            node: node, mountpoint: mountpoint, peers: { await AgentRuntime.peerInfo(engine) },
+            node: node, mountpoint: mountpoint, nodeName: engine.options.nodeName, peers: { await AgentRuntime.peerInfo(engine) },
+            problems: { [embeddedSerf?.failure].compactMap { $0 } },
             sync: { peer in try await AgentRuntime.sync(engine, peer: peer) })
         let server = ControlServer(handler: handler, logger: logger)
         let node = self.node

@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipTestSupport
 
 /// A real `kvgossip agent` process of a sandbox, stopped by its PID — at the latest when the last
 /// reference to it goes.
@@ -35,14 +36,16 @@ final class SandboxAgent: @unchecked Sendable {
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
     var isRunning: Bool { process.isRunning }
 
+    /// Waits until the agent answers `status` on its control socket (or exits).
     func waitUntilServing() async throws {
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if log.contains("control API listening") { return }
-            if !process.isRunning { throw SandboxError("agent \(name) exited early:\n\(log)") }
-            try await Task.sleep(for: .milliseconds(20))
+        var exited = false
+        let socket = self.socket
+        let answered = await Readiness.waitAsync(timeout: .seconds(60)) {
+            exited = !process.isRunning
+            return exited || Readiness.controlAnswers(at: socket, pid: pid)
         }
-        throw SandboxError("agent \(name) did not open its control socket within 20 s:\n\(log)")
+        if exited { throw SandboxError("agent \(name) exited early:\n\(log)") }
+        if !answered { throw SandboxError("agent \(name) did not answer on its control socket within 60 s:\n\(log)") }
     }
 
     /// `kvgossip ARGS --control <this agent's socket>`.

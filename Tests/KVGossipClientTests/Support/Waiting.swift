@@ -1,23 +1,19 @@
 import Foundation
 import KVGossipClient
+import KVGossipTestSupport
 
 struct TimedOut: Error, CustomStringConvertible {
     let description: String
 }
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-func eventually(_ timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
+func eventually(_ timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    try await Readiness.waitAsync(timeout: timeout, condition)
 }
 
 /// The first element of `stream` that satisfies `predicate`, or a `TimedOut` error.
 func first<T: Sendable>(
-    _ stream: AsyncStream<T>, within timeout: Duration = .seconds(10), where predicate: @escaping @Sendable (T) -> Bool
+    _ stream: AsyncStream<T>, within timeout: Duration = .seconds(30), where predicate: @escaping @Sendable (T) -> Bool
 ) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask {

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import KVGossipTestSupport
 import Synchronization
 
 /// `inotifywait -m` on some paths, collecting `path|EVENTS|name` lines.
@@ -42,7 +43,7 @@ final class InotifyWatch: Sendable {
             lines.withLock { $0.append(contentsOf: complete) }
         }
         try process.run()
-        guard ready.wait(timeout: .now() + 10) == .success else {
+        guard ready.wait(timeout: .now() + 30) == .success else {
             stop()
             throw WatchError.notReady
         }
@@ -63,13 +64,8 @@ final class InotifyWatch: Sendable {
 
     /// Waits (bounded) until the collected events satisfy `condition`.
     @discardableResult
-    func wait(timeout: Double = 5, until condition: ([Event]) -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition(events) { return true }
-            usleep(1_000)
-        }
-        return condition(events)
+    func wait(timeout: Double = 30, until condition: ([Event]) -> Bool) -> Bool {
+        Readiness.wait(timeout: timeout, every: 0.001) { condition(events) }
     }
 
     /// SIGKILL: children of the test process inherit its blocked SIGTERM.

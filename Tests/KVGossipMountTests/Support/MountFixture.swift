@@ -81,6 +81,12 @@ final class MountFixture: @unchecked Sendable {
         Set(try store.records(under: nil).filter { $0.kind == .tombstone }.map(\.key.path))
     }
 
+    /// Records committed since `mark` once `expected` have arrived and no file is open in the mount
+    /// (so no save is still to commit).
+    func settle(from mark: Int, expected: Int) -> [Record] {
+        recorder.settle(from: mark, expected: expected) { mount.debugOpenFileCount() == 0 }
+    }
+
     /// The mount's internal state, for checks no program can make (hidden keys pending).
     func hiddenKeys() -> [String] {
         mount.debugHiddenKeys()

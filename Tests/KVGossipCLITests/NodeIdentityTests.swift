@@ -1,0 +1,129 @@
+import Foundation
+import KVGossipTestSupport
+import KVGossipTestTraits
+import Testing
+
+/// Who a node is: a default name that stays unique on cloned hosts, a clear error when two hosts
+/// are given the same name anyway, and one agent per data directory.
+@Suite(.serialized, .integration) struct NodeIdentityTests {
+    static func status(_ agent: AgentProcess) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(try agent.run(["status", "--json"]).stdout.utf8)) as? [String: Any] ?? [:]
+    }
+
+    /// Three hosts in three network namespaces share this machine's host name, as hosts cloned from
+    /// one image do; none is given --name. They still form one cluster.
+    @Test func hostsWithTheSameHostNameFormOneCluster() throws {
+        if let missing = NetnsLab.unavailableReason ?? SerfGossipTests.serfMissing {
+            Issue.record("\(missing)")
+            return
+        }
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let net = try NetnsLab(count: 3)
+        var agents: [AgentProcess] = []
+        defer { for a in agents { a.stop() } }
+        for i in 0..<3 {
+            let data = cli.path("h\(i)-data"), socket = cli.path("h\(i).sock")
+            var args = net.enter(i) + [
+                CLIProcess.binary, "agent", "--data", data, "--root", root, "--control", socket, "--key", "root.key",
+                "--listen", "\(net.ip(i)):7947", "--serf-spawn", "--serf-bind", "\(net.ip(i)):7946", "--serf-rpc", "127.0.0.1:7373",
+                "--serf-profile", "local", "--sync-interval", "3600",
+            ]
+            if i > 0 { args += ["--join", "\(net.ip(0)):7946"] }
+            // Each host has a node key of its own (generated in its data directory), as a cloned
+            // host does on first start.
+            if let k = args.firstIndex(of: "--key") { args.removeSubrange(k...(k + 1)) }
+            agents.append(try AgentProcess(cli: cli, name: "h\(i)", data: data, socket: socket, arguments: args, executable: "/usr/bin/nsenter"))
+        }
+        // Only node 0 may write: give it a grant for everything.
+        let node0 = try #require(try Self.status(agents[0])["node"] as? String)
+        #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", node0, "--pattern", "/**", "--out", "h0.grant"]).status == 0)
+        #expect(try agents[0].run(["grants", "add", "h0.grant"]).status == 0)
+
+        let names = try agents.map { try #require(try Self.status($0)["name"] as? String) }
+        #expect(Set(names).count == 3, "names: \(names)")
+        let host = ProcessInfo.processInfo.hostName
+        #expect(names.allSatisfy { $0.hasPrefix(host + "-") }, "names: \(names)")
+        // Every host lists the two others as peers, by those names.
+        let listed = try Readiness.wait {
+            try agents.allSatisfy { agent in
+                let peers = (try Self.status(agent)["peers"] as? [[String: Any]]) ?? []
+                return peers.count == 2
+            }
+        }
+        let statuses = try agents.map { try $0.run(["status"]).stdout }
+        #expect(listed, "\(statuses)")
+
+        #expect(try agents[0].run(["set", "/app/db/url", "postgres://db2"]).status == 0)
+        for agent in agents[1...] {
+            #expect(try Readiness.wait { try agent.run(["get", "/app/db/url"]).stdout == "postgres://db2" }, "\(agent.log.suffix(2000))")
+        }
+        for agent in agents { #expect(try (Self.status(agent)["problems"] as? [String] ?? []).isEmpty) }
+    }
+
+    /// Two hosts given the same --name: Serf quits on both sides; the agents say why instead of
+    /// restarting it in a loop.
+    @Test func aNameGivenTwiceIsReportedNotRestartedInALoop() throws {
+        if let missing = SerfGossipTests.serfMissing {
+            Issue.record("\(missing)")
+            return
+        }
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let hosts = ["A", "B"].map { SerfGossipTests.Host(name: $0, sync: LoopbackPort.free(), serfBind: LoopbackPort.free(), serfRPC: LoopbackPort.free()) }
+        let a = try SerfGossipTests.start(cli, hosts[0], root: root, join: nil, name: "twin")
+        defer { a.stop() }
+        let b = try SerfGossipTests.start(cli, hosts[1], root: root, join: hosts[0], name: "twin")
+        defer { b.stop() }
+        for agent in [a, b] {
+            var problems: [String] = []
+            let reported = try Readiness.wait(timeout: 60) {
+                problems = try Self.status(agent)["problems"] as? [String] ?? []
+                return problems.contains { $0.contains("uses this node's name \"twin\"") }
+            }
+            #expect(reported, "problems: \(problems); log: \(agent.log.suffix(2000))")
+            #expect(agent.log.contains("serf agent quit and is not restarted"))
+            #expect(try agent.run(["status"]).stdout.contains("PROBLEM"))
+            #expect(!agent.log.contains("serf agent restarted"))
+        }
+    }
+
+    /// A second agent on a live agent's data directory refuses at once and touches nothing.
+    @Test func aSecondAgentOnTheSameDataDirectoryRefuses() throws {
+        if let missing = SerfGossipTests.serfMissing {
+            Issue.record("\(missing)")
+            return
+        }
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let host = SerfGossipTests.Host(name: "A", sync: LoopbackPort.free(), serfBind: LoopbackPort.free(), serfRPC: LoopbackPort.free())
+        let first = try SerfGossipTests.start(cli, host, root: root, join: nil)
+        defer { first.stop() }
+        try first.run(["set", "/k", "v"])
+        let serfPidFile = first.data + "/serf/serf.pid"
+        let serfPid = try String(contentsOfFile: serfPidFile, encoding: .utf8)
+
+        // Same --data; everything else its own, so only the data directory can clash.
+        let socket = cli.path("second.sock")
+        let second = try AgentProcess(
+            cli: cli, name: "second", data: first.data, socket: socket,
+            arguments: [
+                "agent", "--data", first.data, "--root", root, "--control", socket, "--key", "root.key",
+                "--listen", "127.0.0.1:\(LoopbackPort.free())", "--serf-spawn", "--serf-bind", "127.0.0.1:\(LoopbackPort.free())",
+                "--serf-rpc", "127.0.0.1:\(LoopbackPort.free())",
+            ], waitForSocket: false)
+        #expect(Readiness.wait { !second.process.isRunning })
+        #expect(second.process.terminationStatus != 0)
+        #expect(second.log.contains("another agent is already running on the data directory"), "\(second.log)")
+        #expect(second.log.contains("pid \(first.pid)"), "\(second.log)")
+        // The first agent and its Serf are untouched.
+        #expect(try first.run(["get", "/k"]).stdout == "v")
+        #expect(try String(contentsOfFile: serfPidFile, encoding: .utf8) == serfPid)
+        let pid = try #require(Int32(serfPid.trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(kill(pid, 0) == 0, "the first agent's Serf is gone")
+        #expect(first.process.isRunning)
+    }
+}
