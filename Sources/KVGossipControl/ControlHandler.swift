@@ -200,7 +200,7 @@ public struct ControlHandler: Sendable {
         do {
             switch req.op {
             case .status:
-                return try status(req, peers: await peers())
+                return status(req, peers: await peers())
             case .sync:
                 var r = ControlResponse(id: req.id)
                 r.syncs = try await sync(req.peer)
@@ -217,7 +217,16 @@ public struct ControlHandler: Sendable {
         }
     }
 
-    func status(_ req: ControlRequest, peers: [PeerInfo]) throws -> ControlResponse {
+    /// `status`, given the peer list (blocking: reads the store).
+    func status(_ req: ControlRequest, peers: [PeerInfo]) -> ControlResponse {
+        do { return try statusResponse(req, peers: peers) } catch let error as ControlError {
+            return .failure(req.id, error.reason, error.message)
+        } catch {
+            return .failure(req.id, "internal", "\(error)")
+        }
+    }
+
+    private func statusResponse(_ req: ControlRequest, peers: [PeerInfo]) throws -> ControlResponse {
         var r = ControlResponse(id: req.id)
         let all = try node.store.records(under: nil)
         let liveKeys = all.filter { $0.kind == .value }.map(\.key)

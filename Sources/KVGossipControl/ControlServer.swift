@@ -91,12 +91,18 @@ public final class ControlServer: Sendable {
                     case .unwatch:
                         watches.removeValue(forKey: request.id)?.cancel()
                         try await writer.send(ControlResponse(id: request.id))
-                    case .status, .sync:
-                        if request.op == .sync, transport == .remote {
+                    case .sync:
+                        if transport == .remote {
                             try await writer.send(.failure(request.id, "no-authority", "sync is only served on the local socket"))
                         } else {
                             try await writer.send(await handler.handleAsync(request))
                         }
+                    case .status:
+                        // The peer list is async; the rest reads the store, on the thread pool.
+                        let handler = self.handler
+                        let peers = await handler.peers()
+                        let response = try await NIOThreadPool.singleton.runIfActive { handler.status(request, peers: peers) }
+                        try await writer.send(response)
                     default:
                         let handler = self.handler
                         let response = try await NIOThreadPool.singleton.runIfActive {

@@ -198,13 +198,17 @@ public final class EmbeddedSerf: Sendable {
     private func waitUntilReady(_ child: ChildProcess) async throws {
         let deadline = ContinuousClock.now + configuration.startTimeout
         var lastError: any Error = SerfError.process("no answer yet")
+        // Each attempt waits longer for the handshake's answer: on a busy host a slow answer is
+        // still an answer, and a fixed short timeout could miss every one of them.
+        var answerTimeout = Duration.seconds(1)
         while ContinuousClock.now < deadline {
             if let status = child.poll() {
                 throw SerfError.process("exited during start (\(status)):\n\(logTail())")
             }
+            defer { answerTimeout = min(answerTimeout * 2, .seconds(8)) }
             do {
                 let client = try await SerfRPCClient.connect(
-                    to: rpcAddress, authKey: configuration.rpcAuthKey, requestTimeout: .seconds(1))
+                    to: rpcAddress, authKey: configuration.rpcAuthKey, requestTimeout: answerTimeout)
                 await client.close()
                 return
             } catch {

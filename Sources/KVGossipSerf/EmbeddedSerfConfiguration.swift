@@ -46,7 +46,7 @@ public struct EmbeddedSerfConfiguration: Sendable {
         nodeName: String, directory: String, bindHost: String = "127.0.0.1", bindPort: Int = 7946,
         rpcPort: Int = 7373, syncPort: Int, tags: [String: String] = [:], join: [String] = [],
         profile: String? = nil, encryptKey: String? = nil, rpcAuthKey: String? = nil, rejoinAfterLeave: Bool = true,
-        startTimeout: Duration = .seconds(10), stopTimeout: Duration = .seconds(10),
+        startTimeout: Duration = .seconds(30), stopTimeout: Duration = .seconds(10),
         restartBackoff: SerfBackoff = SerfBackoff(initial: .milliseconds(200), maximum: .seconds(10)),
         stableAfter: Duration = .seconds(30)
     ) {

@@ -5,7 +5,8 @@ import Logging
 import Synchronization
 
 /// The durable tree of one node: records, revocations and the Merkle summary in one SQLite file
-/// (WAL mode, `synchronous = FULL`, so a commit is on disk before any apply call returns).
+/// (WAL mode, `synchronous = FULL` on the writer, so a commit is on disk before any apply or mint
+/// returns).
 ///
 /// The store decides nothing itself: validity comes from `RecordValidator`, the winner from
 /// `RecordVersion`, the summary from `MerkleTrie`. It keeps them consistent in one transaction.
@@ -36,7 +37,6 @@ public final class Store: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var config = Configuration()
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
             // Sync batches touch pages all over the records table and its indexes; a larger
             // page cache and memory-mapped reads keep that from turning into read syscalls.
             try db.execute(sql: "PRAGMA cache_size = -65536")
@@ -47,6 +47,11 @@ public final class Store: Sendable {
         config.busyMode = .timeout(10)
         let path = URL(fileURLWithPath: directory).appendingPathComponent(Store.fileName).path
         let db = try DatabasePool(path: path, configuration: config)
+        // Durable before a commit returns: the WAL is synced at every commit. GRDB turns the writer
+        // to `synchronous = NORMAL` when it enables WAL (after `prepareDatabase`), which syncs only
+        // at checkpoints and loses the last commits in a power cut; so it is set here, on the one
+        // writer connection, once the pool is open.
+        try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         try StoreSchema.migrator.migrate(db)
 
         let loaded = try db.write { db -> State in
@@ -70,6 +75,11 @@ public final class Store: Sendable {
 
     public static let systemClockMs: @Sendable () -> UInt64 = {
         UInt64(Date().timeIntervalSince1970 * 1000)
+    }
+
+    /// SQLite's `synchronous` setting on the writer connection (2 = FULL: every commit syncs the WAL).
+    public var synchronousLevel: Int {
+        get throws { try db.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 } }
     }
 
     /// The root over both Merkle summaries, as of the last commit.

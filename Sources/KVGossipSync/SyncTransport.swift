@@ -63,6 +63,13 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
 
 /// Runs sync sessions over TCP: dials as initiator or pusher, and serves responders.
 public enum SyncTransport {
+    /// Threads for the blocking half of sessions (store reads, signature checks, commits).
+    static let storeWork: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        return pool
+    }()
+
     /// Connects to `peer` and runs `driver` (whose first messages are `opening`) to the end.
     public static func dial<D: SyncDriver>(
         _ peer: PeerAddress, driver: inout D, opening: [SyncMessage], options: SyncTransportOptions
@@ -102,7 +109,16 @@ public enum SyncTransport {
                 stats.messagesReceived += 1
                 do {
                     let message = try SyncMessageCodec.decode(Array(frame.readableBytesView), limits: options.limits)
-                    try await send(try local.receive(message))
+                    // Answering may verify signatures and commit (an fsync): off the cooperative pool,
+                    // whose few threads the rest of the agent (Serf, control, timers) needs.
+                    let current = local
+                    let (next, replies) = try await SyncTransport.storeWork.runIfActive { () throws -> (D, [SyncMessage]) in
+                        var driver = current
+                        let replies = try driver.receive(message)
+                        return (driver, replies)
+                    }
+                    local = next
+                    try await send(replies)
                 } catch let error as Refusal {
                     try? await send([.failure("malformed message: \(error)")])
                     throw SyncProtocolError("malformed message from the peer: \(error)")

@@ -41,6 +41,15 @@ enum StoreFixture {
 }
 
 @Suite struct StoreTests {
+    /// The writer syncs the WAL at every commit (GRDB's WAL set-up would leave it at NORMAL), also
+    /// after a reopen.
+    @Test func everyCommitIsSynced() throws {
+        let t = try TempStore()
+        #expect(try t.store.synchronousLevel == 2)
+        try t.reopen()
+        #expect(try t.store.synchronousLevel == 2)
+    }
+
     @Test func applyCloseReopenKeepsRecordsAndTreeHash() throws {
         let t = try TempStore()
         let before = t.store.treeHash
