@@ -5,6 +5,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -27,5 +28,9 @@ static inline pid_t cfuse_req_pid(fuse_req_t req) {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     return ctx ? ctx->pid : 0;
 }
+
+/// Asks the kernel to send `sig` to this process when its parent dies (prctl is variadic, which
+/// Swift cannot call).
+static inline int cfuse_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 
 #endif

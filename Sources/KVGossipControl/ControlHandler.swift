@@ -20,12 +20,12 @@ public struct ControlHandler: Sendable {
     public let startedAt: String
     /// The node's name, for `status`.
     public let nodeName: String?
-    /// What needs an operator now (a Serf agent that quit for good, …), for `status`.
-    public let problems: @Sendable () -> [String]
+    /// What needs an operator now (a Serf agent that quit for good, a lost mount), for `status`.
+    public let health: @Sendable () -> AgentHealth
 
     public init(
         node: Node, mountpoint: String?, nodeName: String? = nil, peers: @escaping @Sendable () async -> [PeerInfo] = { [] },
-        problems: @escaping @Sendable () -> [String] = { [] },
+        health: @escaping @Sendable () -> AgentHealth = { AgentHealth() },
         sync: @escaping @Sendable (String?) async throws -> [SyncSummary] = { _ in
             throw ControlError(reason: "unavailable", message: "this agent runs without peers")
         }
@@ -34,7 +34,7 @@ public struct ControlHandler: Sendable {
         self.mountpoint = mountpoint
         self.nodeName = nodeName
         self.peers = peers
-        self.problems = problems
+        self.health = health
         self.sync = sync
         startedAt = HLC(physicalMs: node.store.clock()).rfc3339
     }
@@ -247,7 +247,9 @@ public struct ControlHandler: Sendable {
             peers: peers, shadowed: shadowed, startedAt: startedAt)
         r.status?.name = nodeName
         r.status?.pid = getpid()
-        r.status?.problems = problems()
+        let health = health()
+        r.status?.problems = health.problems
+        r.status?.mountLosses = health.mountLosses
         return r
     }
 
@@ -280,5 +282,18 @@ public struct ControlHandler: Sendable {
 
     func parsePattern(_ text: String) throws -> Pattern {
         do { return try Pattern(text) } catch { throw ControlError(reason: "bad-request", message: error.description) }
+    }
+}
+
+/// The agent's own condition, as `status` and the metrics report it.
+public struct AgentHealth: Sendable, Equatable {
+    /// One sentence per problem that needs an operator now.
+    public var problems: [String]
+    /// Times the mount was unmounted from outside since start.
+    public var mountLosses: Int
+
+    public init(problems: [String] = [], mountLosses: Int = 0) {
+        self.problems = problems
+        self.mountLosses = mountLosses
     }
 }

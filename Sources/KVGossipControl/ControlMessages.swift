@@ -164,6 +164,8 @@ public struct StatusInfo: Codable, Sendable, Equatable {
     public var pid: Int32?
     /// What is wrong with this agent now and needs an operator, one sentence each (empty when healthy).
     public var problems: [String]?
+    /// Times the mount was unmounted from outside since start (the agent mounts it again).
+    public var mountLosses: Int?
     public var node: String
     public var fingerprint: String
     public var root: String

@@ -26,6 +26,10 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var revocations = 0
     public var grants = 0
     public var mounted = false
+    /// Times the mount was unmounted from outside since start (each one is remounted).
+    public var mountLosses = 0
+    /// Problems that need an operator (as `status` lists them).
+    public var problems = 0
     /// False until this node completed its first reconciliation (every key counts as unsynced).
     public var synced = true
     public var dirty: [KeyState: Int] = [:]
@@ -54,6 +58,10 @@ public struct MetricsSnapshot: Sendable, Equatable {
         out.sample("kvgossip_grants_held", [:], Double(grants))
         out.family("kvgossip_mounted", "gauge", "1 while the tree is mounted.")
         out.sample("kvgossip_mounted", [:], mounted ? 1 : 0)
+        out.family("kvgossip_mount_losses_total", "counter", "Times the mount was unmounted from outside since start (the agent mounts it again).")
+        out.sample("kvgossip_mount_losses_total", [:], Double(mountLosses))
+        out.family("kvgossip_problems", "gauge", "Problems that need an operator now (kvgossip status lists them); 0 when healthy.")
+        out.sample("kvgossip_problems", [:], Double(problems))
         out.family("kvgossip_synced", "gauge", "0 until this node completed its first reconciliation since start (until then every key is unsynced).")
         out.sample("kvgossip_synced", [:], synced ? 1 : 0)
         out.family("kvgossip_dirty_keys", "gauge", "Keys with a dirty state of their own, by state (Docs/contract.md §Key states).")

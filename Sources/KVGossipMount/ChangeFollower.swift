@@ -1,4 +1,3 @@
-import CFuse3
 import Dispatch
 import Foundation
 import KVGossipCore
@@ -7,9 +6,10 @@ import Synchronization
 
 /// Replays changes that did not come through the mount (gossip, the CLI, the control API) so that
 /// watchers see them as they would see a local edit. It runs on its own thread, never a FUSE worker
-/// and never holding the state lock, and performs ordinary file operations on the mountpoint; the
-/// handlers recognise its thread id and update the view without minting. The kernel, seeing real
-/// creates, writes and unlinks, raises IN_CREATE / IN_MODIFY / IN_CLOSE_WRITE / IN_DELETE itself.
+/// and never holding the state lock, and has the replay helper (a separate process, see
+/// `ReplayHelper`) perform ordinary file operations in the mount; the handlers recognise the
+/// helper's requests and update the view without minting. The kernel, seeing real creates, writes
+/// and unlinks, raises IN_CREATE / IN_MODIFY / IN_CLOSE_WRITE / IN_DELETE itself.
 ///
 /// Changes minted through the mount need no replay: the handler updated the view under the same
 /// lock before the store's change could reach here, so comparing view and truth finds nothing to do.
@@ -20,6 +20,7 @@ final class ChangeFollower: Sendable {
     }
 
     private let core: MountCore
+    private let helper: ReplayHelper.Child
     private let inbox = Mutex(Inbox())
     private let finished = DispatchSemaphore(value: 0)
     private let consumer = Mutex<Task<Void, Never>?>(nil)
@@ -28,8 +29,9 @@ final class ChangeFollower: Sendable {
     /// Bounds the replay of one key; a well-formed view converges in a handful of steps.
     private let maxStepsPerKey = 100_000
 
-    init(core: MountCore) {
+    init(core: MountCore, helper: ReplayHelper.Child) {
         self.core = core
+        self.helper = helper
     }
 
     func start(stream: AsyncStream<StoreChange>) {
@@ -61,8 +63,6 @@ final class ChangeFollower: Sendable {
     }
 
     private func run() {
-        core.registerSelfThread()
-        defer { core.unregisterSelfThread() }
         while true {
             let deadline = core.state.withLock { $0.nextHiddenDeadlineMs }
             let now = nowMs()
@@ -142,55 +142,42 @@ final class ChangeFollower: Sendable {
         let result: Int32
         switch op {
         case .mkdir(let path):
-            result = Glibc.mkdir(core.mountpoint + path, 0o755)
+            result = helper.perform(.mkdir, path: path)
         case .rmdir(let path):
-            result = Glibc.rmdir(core.mountpoint + path)
+            result = helper.perform(.rmdir, path: path)
         case .unlink(let path):
-            result = Glibc.unlink(core.mountpoint + path)
+            result = helper.perform(.unlink, path: path)
         case .create(let path):
             return deliver(path, creating: true)
         case .write(let path):
             return deliver(path, creating: false)
         }
         if result != 0 {
-            core.ctx.logger.debug("mount replay step failed", metadata: ["op": "\(op)", "errno": "\(errno)"])
+            core.ctx.logger.debug("mount replay step failed", metadata: ["op": "\(op)", "errno": "\(result)"])
             return false
         }
         return true
     }
 
-    /// Writes the stored value through the mount. The handlers show exactly the version read here
-    /// (`deliveries`), and the truth learns it too, so a newer record read early is not written twice.
+    /// Has the helper write the stored value through the mount. The handlers show exactly the
+    /// version read here (`deliveries`), and the truth learns it too, so a newer record read early
+    /// is not written twice.
     private func deliver(_ path: String, creating: Bool) -> Bool {
         guard let key = try? Key(path), let record = try? core.ctx.node.store.record(key), record.kind == .value else { return false }
         core.state.withLock { st in
             st.truth.apply(record)
             st.deliveries[path] = TruthEntry(record)
         }
-        let flags = O_WRONLY | O_TRUNC | O_CLOEXEC | (creating ? O_CREAT | O_EXCL : 0)
-        let fd = Glibc.open(core.mountpoint + path, flags, 0o644)
-        guard fd >= 0 else {
-            let code = errno
+        let result = helper.perform(creating ? .create : .write, path: path, data: record.value)
+        if result != 0 {
             core.state.withLock { _ = $0.deliveries.removeValue(forKey: path) }
-            core.ctx.logger.debug("mount replay open failed", metadata: ["path": "\(path)", "errno": "\(code)"])
-            return false
+            core.ctx.logger.debug("mount replay write failed", metadata: ["path": "\(path)", "errno": "\(result)"])
         }
-        let complete = record.value.withUnsafeBytes { raw -> Bool in
-            var done = 0
-            while done < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                done += n
-            }
-            return true
-        }
-        Glibc.close(fd)
         // The kernel's pages now hold the bytes written; drop them anyway, along with attributes,
         // so no reader can combine them with a size or time cached before the write.
         if let ino = core.state.withLock({ $0.inodes.existing(path) }) {
             core.invalidateInode(ino)
         }
-        return complete
+        return result == 0
     }
 }

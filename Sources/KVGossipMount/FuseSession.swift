@@ -13,8 +13,13 @@ final class FuseSession: @unchecked Sendable {
     private let logger: Logger
     private let loopExited = DispatchSemaphore(value: 0)
     private let exitedFlag = Atomic<Bool>(false)
-    /// The connection's number under /sys/fs/fuse/connections, for aborting a stuck unmount.
-    private(set) var connection: UInt32?
+    /// The connection's number under /sys/fs/fuse/connections, for aborting a stuck unmount (set
+    /// once the mount answered).
+    var connection: UInt32? {
+        get { connectionNumber.withLock { $0 } }
+        set { connectionNumber.withLock { $0 = newValue } }
+    }
+    private let connectionNumber = Mutex<UInt32?>(nil)
 
     /// Creates the session and mounts it. `userdata` is what `fuse_req_userdata` returns.
     init(mountpoint: String, options: String, userdata: UnsafeMutableRawPointer, logger: Logger) throws {
@@ -42,8 +47,9 @@ final class FuseSession: @unchecked Sendable {
 
     var hasExited: Bool { exitedFlag.load(ordering: .acquiring) }
 
-    /// Serves requests until the filesystem is unmounted or the connection aborted.
-    func startLoop() {
+    /// Serves requests until the filesystem is unmounted or the connection aborted; then calls
+    /// `ended` on the loop's thread.
+    func startLoop(ended: @escaping @Sendable () -> Void) {
         let thread = Thread { [self] in
             // Enough idle workers that a burst of OPEN/RELEASE pairs does not make libfuse start and
             // stop threads, and one /dev/fuse clone per worker: both measurably shorten a round trip
@@ -57,25 +63,10 @@ final class FuseSession: @unchecked Sendable {
             if rc != 0 { logger.debug("fuse loop ended", metadata: ["rc": "\(rc)"]) }
             exitedFlag.store(true, ordering: .releasing)
             loopExited.signal()
+            ended()
         }
         thread.name = "kvgossip-fuse"
         thread.start()
-    }
-
-    /// Waits until the mount answers: the root is our inode 1 on a FUSE filesystem.
-    func waitUntilAnswering(timeout: Double) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            var st = stat()
-            var fs = statfs()
-            if !hasExited, stat(mountpoint, &st) == 0, st.st_ino == 1, statfs(mountpoint, &fs) == 0, fs.f_type == CFUSE_SUPER_MAGIC {
-                connection = FuseConnections.number(ofDevice: UInt64(st.st_dev))
-                return
-            }
-            if hasExited { break }
-            usleep(5_000)
-        }
-        throw MountError.notAnswering("the mount at \(mountpoint) did not answer")
     }
 
     /// Unmounts and waits for the loop to end. A busy mountpoint is detached lazily, and if the
@@ -112,6 +103,13 @@ enum FuseConnections {
     /// A FUSE superblock's anonymous device has major 0; the connection is named by the minor.
     static func number(ofDevice dev: UInt64) -> UInt32 {
         UInt32((dev & 0xff) | ((dev >> 12) & 0xfff00))
+    }
+
+    /// Whether the kernel still has connection `connection` (mounting fusectl if needed).
+    static func exists(_ connection: UInt32) -> Bool {
+        if access(directory, F_OK) == 0, access(directory + "/\(connection)", F_OK) == 0 { return true }
+        _ = Glibc.mount("fusectl", directory, "fusectl", 0, nil)
+        return access(directory + "/\(connection)", F_OK) == 0
     }
 
     static func abort(_ connection: UInt32, logger: Logger) {

@@ -20,23 +20,45 @@ public enum MountError: Error, CustomStringConvertible {
     }
 }
 
-/// The node's tree as a FUSE filesystem (Docs/contract.md §Filesystem view): keys are files, prefixes
-/// directories; writing a file mints one signed record at close; changes stored by anyone else are replayed
-/// through the mountpoint so inotify watchers see them. See Docs/filesystem.md.
+/// The node's tree as a FUSE filesystem (Docs/contract.md §Filesystem view): keys are files,
+/// prefixes directories; writing a file mints one signed record at close; changes stored by anyone
+/// else are replayed through the mount (by `ReplayHelper`) so inotify watchers see them. See
+/// Docs/filesystem.md.
+///
+/// The agent never touches its own mount from its own process (see `ReplayHelper`). A mount
+/// unmounted from outside is noticed when its session ends: the mount reports itself lost
+/// (`problem`), and mounts again, retrying with backoff until it succeeds or `stop()` is called.
 public final class Mount: Sendable {
     private struct Running {
         let core: MountCore
         let session: FuseSession
         let follower: ChangeFollower
+        let helper: ReplayHelper.Child
+        let tableWatch: MountTableWatch
         let userdata: Unmanaged<MountCore>
         let observation: CommitObservation
+    }
+
+    private enum Phase {
+        case stopped
+        case mounted(Running)
+        /// Unmounted from outside; remounting. `error` is the last attempt's failure.
+        case lost(since: Date, error: String?)
+    }
+
+    private struct State {
+        var phase: Phase = .stopped
+        var losses = 0
+        /// Wakes the remount loop early (stop).
+        var generation = 0
     }
 
     private let node: Node
     private let mountpoint: String
     private let options: MountOptions
     private let logger: Logger
-    private let running = Mutex<Running?>(nil)
+    private let state = Mutex(State())
+    private let remountWake = DispatchSemaphore(value: 0)
 
     /// - Parameters:
     ///   - mountpoint: a directory (created if missing); relative paths are taken from the current
@@ -49,11 +71,12 @@ public final class Mount: Sendable {
     }
 
     /// Clears a stale mount left at the mountpoint by a crashed process, mounts, starts the request
-    /// loop and the change follower, and returns once the mount answers. Does nothing if started.
+    /// loop, the replay helper and the change follower, and returns once the mount answers (the
+    /// helper says so). Does nothing if started.
     public func start() throws {
-        try running.withLock { (current: inout sending Running?) throws in
-            guard current == nil else { return }
-            current = try launch()
+        try state.withLock { (s: inout sending State) throws in
+            guard case .stopped = s.phase else { return }
+            s.phase = .mounted(try launch())
         }
     }
 
@@ -85,53 +108,148 @@ public final class Mount: Sendable {
             throw error
         }
         core.setSession(session.pointer)
-        session.startLoop()
+        session.startLoop { [weak self] in self?.sessionEnded(session) }
+        let helper: ReplayHelper.Child
         do {
-            try session.waitUntilAnswering(timeout: 10)
+            helper = try ReplayHelper.Child(command: options.helperCommand, mountpoint: path)
         } catch {
             core.setSession(nil)
             session.unmount()
             userdata.release()
             throw error
         }
-        let follower = ChangeFollower(core: core)
+        let connection = FuseConnections.number(ofDevice: helper.device)
+        session.connection = connection
+        core.setHelper(thread: helper.callerThread)
+        let follower = ChangeFollower(core: core, helper: helper)
         follower.start(stream: changes)
-        logger.info("mounted", metadata: ["mountpoint": "\(path)", "keys": "\(records.count)"])
-        return Running(core: core, session: session, follower: follower, userdata: userdata, observation: observation)
+        // Detached from its path (a lazy unmount), the mount would live on unseen: end its
+        // connection, so the loop ends and the loss is handled like any other.
+        let tableWatch = MountTableWatch(mountpoint: path, minor: connection) { [logger] in
+            logger.warning("the mount left the mount table; ending its connection", metadata: ["mountpoint": "\(path)"])
+            FuseConnections.abort(connection, logger: logger)
+        }
+        logger.info("mounted", metadata: ["mountpoint": "\(path)", "keys": "\(records.count)", "replay helper": "\(helper.pid)"])
+        return Running(
+            core: core, session: session, follower: follower, helper: helper, tableWatch: tableWatch, userdata: userdata,
+            observation: observation)
+    }
+
+    /// Ends everything of one mount. The follower first (it may be waiting on the helper, which
+    /// fails at once if the mount is gone), then the helper, then the session.
+    private func tearDown(_ run: Running, resolveHidden: Bool) {
+        run.tableWatch.stop()
+        run.follower.stop()
+        run.observation.cancel()
+        run.helper.stop()
+        if resolveHidden { run.core.state.withLock { $0.resolveAllHidden() } }
+        run.session.unmount()
+        run.core.setSession(nil)
+        run.userdata.release()
     }
 
     /// Unmounts cleanly and joins the threads. Keys renamed onto scratch names and not re-created
     /// are tombstoned first. Idempotent; safe to call from a signal-handling task.
     public func stop() {
-        running.withLock { current in
-            guard let run = current else { return }
-            current = nil
-            run.follower.stop()
-            run.observation.cancel()
-            run.core.state.withLock { $0.resolveAllHidden() }
-            run.session.unmount()
-            run.core.setSession(nil)
-            run.userdata.release()
-            logger.info("unmounted", metadata: ["mountpoint": "\(run.core.mountpoint)"])
+        let previous = state.withLock { s -> Phase in
+            defer {
+                s.phase = .stopped
+                s.generation += 1
+            }
+            return s.phase
+        }
+        remountWake.signal()
+        guard case .mounted(let run) = previous else { return }
+        tearDown(run, resolveHidden: true)
+        logger.info("unmounted", metadata: ["mountpoint": "\(run.core.mountpoint)"])
+    }
+
+    /// True while the filesystem is mounted and served (false after `stop()`, or while it is lost).
+    public var isMounted: Bool {
+        state.withLock { s in
+            if case .mounted(let run) = s.phase { return !run.session.hasExited }
+            return false
         }
     }
 
-    /// True while the filesystem is mounted and served (false after `stop()`, or if it was
-    /// unmounted from outside).
-    public var isMounted: Bool {
-        running.withLock { $0.map { !$0.session.hasExited } ?? false }
+    /// How many times the mount was unmounted from outside since `start()`.
+    public var losses: Int { state.withLock { $0.losses } }
+
+    /// What is wrong with the mount now, for `status`, or nil.
+    public var problem: String? {
+        state.withLock { s in
+            guard case .lost(let since, let error) = s.phase else { return nil }
+            let when = ISO8601DateFormatter().string(from: since)
+            return "the mount at \(mountpoint) was unmounted from outside at \(when); remounting"
+                + (error.map { " (last attempt failed: \($0))" } ?? "")
+        }
+    }
+
+    // MARK: Losing the mount
+
+    /// Called on the loop's thread when the session ends. After `stop()` that is expected; at any
+    /// other time someone unmounted the tree (or aborted its connection) under a running agent.
+    private func sessionEnded(_ session: FuseSession) {
+        let (lost, generation) = state.withLock { s -> (Running?, Int) in
+            guard case .mounted(let run) = s.phase, run.session === session else { return (nil, s.generation) }
+            s.phase = .lost(since: Date(), error: nil)
+            s.losses += 1
+            return (run, s.generation)
+        }
+        guard let lost else { return }
+        logger.error("the mount was unmounted from outside; mounting it again", metadata: ["mountpoint": "\(lost.core.mountpoint)"])
+        // Not on the loop's thread: tearing down joins it.
+        let thread = Thread { [self] in
+            tearDown(lost, resolveHidden: false)
+            remount(generation: generation)
+        }
+        thread.name = "kvgossip-remount"
+        thread.start()
+    }
+
+    /// Mounts again with backoff (0.5 s doubling to 30 s) until it works or `stop()` is called.
+    private func remount(generation: Int) {
+        var delay = 0.5
+        while true {
+            _ = remountWake.wait(timeout: .now() + delay)
+            let outcome = state.withLock { (s: inout sending State) -> Bool? in
+                guard s.generation == generation, case .lost(let since, _) = s.phase else { return nil }
+                do {
+                    s.phase = .mounted(try launch())
+                    return true
+                } catch {
+                    s.phase = .lost(since: since, error: "\(error)")
+                    return false
+                }
+            }
+            switch outcome {
+            case nil: return
+            case true?:
+                logger.notice("mounted again after the mount was lost", metadata: ["mountpoint": "\(mountpoint)"])
+                return
+            case false?:
+                logger.warning("mounting again failed; retrying", metadata: ["mountpoint": "\(mountpoint)", "in": "\(delay * 2) s"])
+                delay = min(delay * 2, 30)
+            }
+        }
     }
 }
 
 extension Mount {
     /// Keys hidden after a rename onto a scratch name and not yet resolved (tests only).
     func debugHiddenKeys() -> [String] {
-        running.withLock { $0?.core.state.withLock { Array($0.hidden.keys) } } ?? []
+        state.withLock { s in
+            guard case .mounted(let run) = s.phase else { return [] }
+            return run.core.state.withLock { Array($0.hidden.keys) }
+        }
     }
 
     /// File handles the kernel has opened and not yet released (tests only): a save commits by
     /// RELEASE at the latest, so none open means every save so far has been committed.
     func debugOpenFileCount() -> Int {
-        running.withLock { $0?.core.state.withLock { $0.files.count } } ?? 0
+        state.withLock { s in
+            guard case .mounted(let run) = s.phase else { return 0 }
+            return run.core.state.withLock { $0.files.count }
+        }
     }
 }

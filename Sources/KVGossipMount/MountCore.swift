@@ -19,7 +19,6 @@ final class MountCore: Sendable {
     let peers: @Sendable () -> [String]
     /// Wakes the change follower: store changes, and local edits that left work for it.
     let followerWake = DispatchSemaphore(value: 0)
-    private let selfThreads = Mutex<Set<Int32>>([])
     private let sessionRef = Mutex<SessionRef?>(nil)
 
     init(ctx: MountContext, mountpoint: String, peers: @escaping @Sendable () -> [String]) {
@@ -41,22 +40,17 @@ final class MountCore: Sendable {
 
     // MARK: Recognising the mount's own requests
 
-    /// Marks the calling thread as the engine's: its requests replay stored changes and never mint.
-    func registerSelfThread() {
-        let tid = cfuse_gettid()
-        selfThreads.withLock { _ = $0.insert(tid) }
-    }
+    /// The thread of the replay helper that makes its calls: its requests replay stored changes
+    /// and never mint.
+    private let helperThread = Mutex<pid_t>(0)
 
-    func unregisterSelfThread() {
-        let tid = cfuse_gettid()
-        selfThreads.withLock { _ = $0.remove(tid) }
-    }
+    func setHelper(thread: pid_t) { helperThread.withLock { $0 = thread } }
 
-    /// `fuse_req_ctx(req)->pid` is the caller's thread id, so the test is against registered thread
-    /// ids, not `getpid()` (Docs/filesystem.md §Caller thread ids).
+    /// Whether the request comes from the replay helper. `fuse_req_ctx(req)->pid` is the calling
+    /// thread's id (Docs/filesystem.md §Caller thread ids), which the helper reports at start.
     func isSelf(_ req: fuse_req_t?) -> Bool {
         let pid = cfuse_req_pid(req)
-        return pid != 0 && selfThreads.withLock { $0.contains(pid) }
+        return pid != 0 && helperThread.withLock { $0 == pid }
     }
 
     // MARK: Running state operations

@@ -21,6 +21,9 @@ public struct MountOptions: Sendable {
     public var readerPageCache = false
     /// Memory for values read recently, so opening a key needs no store read.
     public var valueCacheBytes = 64 << 20
+    /// How to start the replay helper (`ReplayHelper`): an executable and its leading arguments;
+    /// `--channel FD MOUNTPOINT` follow. The agent runs its own binary's `mount-helper`.
+    public var helperCommand = ["/proc/self/exe", "mount-helper"]
 
     public init() {}
 

@@ -30,14 +30,21 @@ enum StaleMount {
                 throw MountError.alreadyMounted("\(mountpoint) is already a live FUSE mount (\(top.fsType))")
             case .hung:
                 logger.warning("mount at \(mountpoint) does not answer; aborting its connection")
-                FuseConnections.abort(top.minor, logger: logger)
-                detach(mountpoint, logger: logger)
+                abortAndDetach(top, logger: logger)
             case .failed(let code):
                 logger.warning("recovering stale mount", metadata: ["mountpoint": "\(mountpoint)", "errno": "\(code)"])
-                detach(mountpoint, logger: logger)
+                abortAndDetach(top, logger: logger)
             }
         }
         throw MountError.mountFailed("could not clear the stale mounts at \(mountpoint)")
+    }
+
+    /// Aborts the mount's FUSE connection, if the kernel still has it, then detaches it. Aborting
+    /// first fails every request still waiting on a daemon that will never answer (one that died
+    /// holding the device, or hangs), so nothing stays blocked on the old mount once it is gone.
+    static func abortAndDetach(_ entry: Entry, logger: Logger) {
+        if FuseConnections.exists(entry.minor) { FuseConnections.abort(entry.minor, logger: logger) }
+        detach(entry.mountPoint, logger: logger)
     }
 
     /// `fusermount3 -uz`: a lazy unmount also works while something is still inside.
@@ -118,5 +125,36 @@ enum StaleMount {
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Clearing a KVGossip mount from outside the agent that served it (`kvgossip unmount`, the unit's
+/// ExecStopPost).
+public enum MountCleanup {
+    /// What `unmount` found and did.
+    public enum Outcome: Equatable, Sendable {
+        case notMounted
+        /// A live mount (an agent still serves it) was detached; that agent mounts it again.
+        case detachedLive
+        /// A dead or hung mount: its connection was aborted and the mount detached.
+        case abortedAndDetached
+    }
+
+    /// Detaches every FUSE mount stacked at `mountpoint`; a mount that does not answer has its
+    /// connection aborted first.
+    public static func unmount(_ mountpoint: String, logger: Logger) -> Outcome {
+        let path = StaleMount.normalized(mountpoint)
+        var outcome = Outcome.notMounted
+        for _ in 0..<8 {
+            guard let top = StaleMount.entries(at: path).last(where: { $0.fsType == "fuse" || $0.fsType.hasPrefix("fuse.") }) else { break }
+            if case .answers = StaleMount.probe(path, timeout: 2) {
+                StaleMount.detach(path, logger: logger)
+                if outcome == .notMounted { outcome = .detachedLive }
+            } else {
+                StaleMount.abortAndDetach(top, logger: logger)
+                outcome = .abortedAndDetached
+            }
+        }
+        return outcome
     }
 }

@@ -73,7 +73,8 @@ struct AgentLauncher {
     /// Mounts the tree (recovering a stale mount first); returns once the mount answers.
     private func startMount(node: Node, engine: GossipEngine, logger: Logger) throws -> Mount? {
         guard let path = settings.mount else { return nil }
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // The mount creates the directory itself, after clearing a stale mount there: creating it
+        // first would fail on a dead mount (stat says ENOTCONN, mkdir says EEXIST).
         var options = MountOptions()
         options.uid = settings.mountUID ?? 0
         options.gid = settings.mountGID ?? 0

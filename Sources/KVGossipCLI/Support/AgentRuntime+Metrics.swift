@@ -9,7 +9,7 @@ extension AgentRuntime {
     /// One scrape: the store counts its records (no record or value is read), the few revocations
     /// and grants are decoded, and the node's key states and refusals and the engine's peers and
     /// counters are copied.
-    static func metrics(node: Node, engine: GossipEngine, mount: Mount?, startTime: Double) async -> MetricsSnapshot {
+    static func metrics(node: Node, engine: GossipEngine, mount: Mount?, startTime: Double, problems: [String]) async -> MetricsSnapshot {
         var m = MetricsSnapshot()
         m.version = KVGossipVersion.release
         m.startTimeSeconds = startTime
@@ -17,6 +17,8 @@ extension AgentRuntime {
         m.revocations = (try? node.store.revocations().count) ?? 0
         m.grants = (try? node.store.grants().count) ?? 0
         m.mounted = mount?.isMounted ?? false
+        m.mountLosses = mount?.losses ?? 0
+        m.problems = problems.count
         m.dirty = node.dirtyCounts
         m.synced = !node.defaultKeyState.isDirty
         m.refusals = node.refusalCounts

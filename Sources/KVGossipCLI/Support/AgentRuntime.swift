@@ -23,10 +23,9 @@ struct AgentRuntime: Sendable {
 
     func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
         let engine = self.engine
-        let embeddedSerf = self.embeddedSerf
         let handler = ControlHandler(
             node: node, mountpoint: mountpoint, nodeName: engine.options.nodeName, peers: { await AgentRuntime.peerInfo(engine) },
-            problems: { [embeddedSerf?.failure].compactMap { $0 } },
+            health: { [self] in health },
             sync: { peer in try await AgentRuntime.sync(engine, peer: peer) })
         let server = ControlServer(handler: handler, logger: logger)
         let node = self.node
@@ -81,8 +80,8 @@ struct AgentRuntime: Sendable {
                 group.addTask { try await server.serveTCP(host: host, port: port) { _ in readiness.partReady() } }
             }
             if let metricsListen {
-                let metrics = MetricsServer(logger: logger) { [node, engine, mount, startTime] in
-                    await AgentRuntime.metrics(node: node, engine: engine, mount: mount, startTime: startTime)
+                let metrics = MetricsServer(logger: logger) { [node, engine, mount, startTime, self] in
+                    await AgentRuntime.metrics(node: node, engine: engine, mount: mount, startTime: startTime, problems: health.problems)
                 }
                 group.addTask { try await metrics.serve(host: metricsListen.host, port: metricsListen.port) }
             }
@@ -102,6 +101,11 @@ struct AgentRuntime: Sendable {
             }
             group.cancelAll()
         }
+    }
+
+    /// What needs an operator now, for `status` and the metrics.
+    var health: AgentHealth {
+        AgentHealth(problems: [embeddedSerf?.failure, mount?.problem].compactMap { $0 }, mountLosses: mount?.losses ?? 0)
     }
 
     static func peerInfo(_ engine: GossipEngine) async -> [PeerInfo] {

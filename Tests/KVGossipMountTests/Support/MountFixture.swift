@@ -46,8 +46,19 @@ final class MountFixture: @unchecked Sendable {
             try MountFixture.rootMint(store, key, value)
         }
         recorder = ChangeRecorder(store)
+        var options = options
+        options.helperCommand = [MountFixture.kvgossipBinary, "mount-helper"]
         mount = Mount(node: node, mountpoint: mountpoint, options: options, logger: logger)
         try mount.start()
+    }
+
+    /// The built `kvgossip` binary, whose `mount-helper` the mount spawns (this test process is not it).
+    static var kvgossipBinary: String {
+        if let env = ProcessInfo.processInfo.environment["KVGOSSIP_BIN"] { return env }
+        // Tests/KVGossipMountTests/Support/MountFixture.swift → package root.
+        var root = URL(fileURLWithPath: #filePath)
+        for _ in 0..<4 { root = root.deletingLastPathComponent() }
+        return root.appendingPathComponent(".build/debug/kvgossip").path
     }
 
     /// A change made elsewhere: signed by the root and stored directly, not through the mount.

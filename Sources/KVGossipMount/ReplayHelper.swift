@@ -1,0 +1,233 @@
+import CFuse3
+import Foundation
+import Glibc
+
+/// The one process that touches the mount on the agent's behalf.
+///
+/// Changes stored elsewhere are replayed as real file operations so the kernel raises inotify
+/// events (Docs/filesystem.md §Kernel behaviour the mount relies on). Those operations are FUSE
+/// requests that this process must answer. Made by a thread of the agent itself, they could
+/// deadlock the agent with its own mount: once a worker has read such a request, the waiting
+/// thread sleeps uninterruptibly until the answer, and a SIGKILL then leaves a process that can
+/// neither finish dying (that thread never wakes) nor answer (its workers are gone), holding the
+/// mount hung until someone aborts the connection by hand. Made by a separate process, the same
+/// wait ends when the agent dies: its last /dev/fuse descriptor closes, the kernel aborts the
+/// connection, and the helper's call fails with ENOTCONN.
+///
+/// So the agent spawns this helper (its own binary with `mount-helper`), and the helper does every
+/// operation relative to a descriptor of the mount's root, never following a symlink: should the
+/// mount go away, its calls fail instead of writing into whatever lies under the mountpoint.
+public enum ReplayHelper {
+    /// One replay step, as the agent sends it.
+    enum Operation: UInt8 {
+        case mkdir = 1, rmdir = 2, unlink = 3, create = 4, write = 5
+    }
+
+    // MARK: The helper's side
+
+    /// Serves the agent on descriptor `channel` until it closes or the agent dies; returns the exit
+    /// status. Answers "ready" first, with the mount's device number, once the root is this
+    /// agent's FUSE root (inode 1 on a FUSE filesystem).
+    public static func serve(channel: Int32, mountpoint: String) -> Int32 {
+        // Die with the agent, and not outlive it if it died before the line above ran.
+        _ = cfuse_set_parent_death_signal(SIGKILL)
+        let root = Glibc.open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        var st = stat(), fs = statfs()
+        guard root >= 0, fstat(root, &st) == 0, st.st_ino == 1, fstatfs(root, &fs) == 0, fs.f_type == CFUSE_SUPER_MAGIC else {
+            let code = errno == 0 ? EINVAL : errno
+            _ = Wire.send(channel, Wire.reply(code, dev: 0))
+            return 1
+        }
+        // The thread that will make every call: FUSE names the caller by thread id, and this code
+        // may not run on the process's main thread.
+        guard Wire.send(channel, Wire.reply(0, dev: UInt64(st.st_dev)) + Wire.reply(cfuse_gettid(), dev: 0)) else { return 1 }
+        var reader = Wire.Reader(fd: channel)
+        while let (operation, path, data) = reader.nextRequest() {
+            let code = perform(operation, path: path, data: data, root: root)
+            guard Wire.send(channel, Wire.reply(code, dev: 0)) else { break }
+        }
+        close(root)
+        return 0
+    }
+
+    /// Runs one step below `root`; 0 or an errno.
+    static func perform(_ operation: Operation, path: String, data: [UInt8], root: Int32) -> Int32 {
+        // Keys and directories are relative to the root; the view has no symlinks, and O_NOFOLLOW /
+        // AT_SYMLINK_NOFOLLOW-free calls below refuse one in the last component anyway.
+        let relative = String(path.drop { $0 == "/" })
+        guard !relative.isEmpty, !relative.split(separator: "/").contains("..") else { return EINVAL }
+        switch operation {
+        case .mkdir:
+            return mkdirat(root, relative, 0o755) == 0 ? 0 : errno
+        case .rmdir:
+            return unlinkat(root, relative, AT_REMOVEDIR) == 0 ? 0 : errno
+        case .unlink:
+            return unlinkat(root, relative, 0) == 0 ? 0 : errno
+        case .create, .write:
+            let flags = O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | (operation == .create ? O_CREAT | O_EXCL : 0)
+            let fd = openat(root, relative, flags, 0o644)
+            guard fd >= 0 else { return errno }
+            var done = 0
+            var code: Int32 = 0
+            while done < data.count {
+                let n = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, data.count - done) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    code = n < 0 ? errno : EIO
+                    break
+                }
+                done += n
+            }
+            if close(fd) != 0 && code == 0 { code = errno }
+            return code
+        }
+    }
+
+    // MARK: The agent's side
+
+    /// A running helper and the agent's end of its channel. Calls are serialised by the caller
+    /// (the change follower is the only user).
+    final class Child: @unchecked Sendable {
+        let pid: pid_t
+        /// The id of the helper's thread that makes the calls (what FUSE reports as the caller).
+        let callerThread: pid_t
+        /// The mount's device number, reported by the helper once the mount answered.
+        let device: UInt64
+        private let channel: Int32
+        private var reader: Wire.Reader
+
+        /// Spawns `command` (an executable and its leading arguments) with `mount-helper`'s
+        /// arguments, and waits until it reports the mount answering or fails.
+        init(command: [String], mountpoint: String) throws {
+            var fds: [Int32] = [0, 0]
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+                throw MountError.sessionFailed("cannot create the replay helper's channel: \(String(cString: strerror(errno)))")
+            }
+            let (mine, theirs) = (fds[0], fds[1])
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, theirs, 3)
+            let arguments = command + ["--channel", "3", mountpoint]
+            let argv = arguments.map { strdup($0) } + [nil]
+            defer { for a in argv { free(a) } }
+            var pid: pid_t = 0
+            let rc = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
+            close(theirs)
+            guard rc == 0 else {
+                close(mine)
+                throw MountError.sessionFailed("cannot start the replay helper \(command[0]): \(String(cString: strerror(rc)))")
+            }
+            self.pid = pid
+            channel = mine
+            reader = Wire.Reader(fd: mine)
+            guard let (code, device) = reader.nextReply(), code == 0, let (tid, _) = reader.nextReply() else {
+                let code = reader.lastReplyCode
+                Child.reap(pid, channel: mine)
+                throw MountError.notAnswering("the mount at \(mountpoint) did not answer the replay helper (\(code.map { String(cString: strerror($0)) } ?? "it exited"))")
+            }
+            self.device = device
+            callerThread = tid
+        }
+
+        /// Runs one step in the helper; 0 or an errno (EPIPE when the helper is gone).
+        func perform(_ operation: Operation, path: String, data: [UInt8] = []) -> Int32 {
+            guard Wire.send(channel, Wire.request(operation, path: path, data: data)), let (code, _) = reader.nextReply() else { return EPIPE }
+            return code
+        }
+
+        /// Ends the helper: its channel closes (it exits on EOF), then it is reaped.
+        func stop() { Child.reap(pid, channel: channel) }
+
+        private static func reap(_ pid: pid_t, channel: Int32) {
+            close(channel)
+            var status: Int32 = 0
+            // A helper stuck in a call on a mount whose connection was aborted returns at once;
+            // one still waiting on a live mount gets SIGKILL after a moment.
+            for _ in 0..<200 {
+                if waitpid(pid, &status, WNOHANG) != 0 { return }
+                usleep(5_000)
+            }
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, &status, 0)
+        }
+    }
+}
+
+/// The channel's frames. Request: op u8, path length u32, path, data length u32, data.
+/// Reply: code i32 (0 or errno), device u64. Big-endian.
+enum Wire {
+    static let maxPathBytes = 4096
+    static let maxDataBytes = 64 << 20
+
+    static func request(_ operation: ReplayHelper.Operation, path: String, data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [operation.rawValue]
+        append(UInt32(path.utf8.count), to: &out)
+        out += path.utf8
+        append(UInt32(data.count), to: &out)
+        return out + data
+    }
+
+    static func reply(_ code: Int32, dev: UInt64) -> [UInt8] {
+        var out: [UInt8] = []
+        append(UInt32(bitPattern: code), to: &out)
+        append(UInt32(dev >> 32), to: &out)
+        append(UInt32(dev & 0xffff_ffff), to: &out)
+        return out
+    }
+
+    private static func append(_ value: UInt32, to out: inout [UInt8]) {
+        out += [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
+    }
+
+    /// Writes all of `bytes`; false if the other side is gone.
+    static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            done += n
+        }
+        return true
+    }
+
+    struct Reader {
+        let fd: Int32
+        private(set) var lastReplyCode: Int32?
+
+        init(fd: Int32) { self.fd = fd }
+
+        /// Reads exactly `count` bytes; nil at EOF or on an error.
+        func read(_ count: Int) -> [UInt8]? {
+            var out = [UInt8](repeating: 0, count: count)
+            var done = 0
+            while done < count {
+                let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, count - done, 0) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return nil }
+                done += n
+            }
+            return out
+        }
+
+        func u32() -> UInt32? {
+            read(4).map { $0.reduce(0) { $0 << 8 | UInt32($1) } }
+        }
+
+        func nextRequest() -> (ReplayHelper.Operation, String, [UInt8])? {
+            guard let op = read(1), let operation = ReplayHelper.Operation(rawValue: op[0]),
+                let pathLength = u32(), pathLength <= Wire.maxPathBytes, let path = read(Int(pathLength)),
+                let dataLength = u32(), dataLength <= Wire.maxDataBytes, let data = read(Int(dataLength))
+            else { return nil }
+            return (operation, String(decoding: path, as: UTF8.self), data)
+        }
+
+        mutating func nextReply() -> (Int32, UInt64)? {
+            guard let code = u32(), let high = u32(), let low = u32() else { return nil }
+            lastReplyCode = Int32(bitPattern: code)
+            return (Int32(bitPattern: code), UInt64(high) << 32 | UInt64(low))
+        }
+    }
+}

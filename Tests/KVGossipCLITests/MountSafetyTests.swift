@@ -1,0 +1,130 @@
+import Foundation
+import KVGossipTestSupport
+import KVGossipTestTraits
+import Testing
+
+/// The agent and its mount under the worst treatment: SIGKILL while changes replay into the mount,
+/// and the mount pulled away under a running agent.
+@Suite(.serialized, .integration) struct MountSafetyTests {
+    /// Threads of `pid` that sleep uninterruptibly, as "tid: wchan".
+    static func uninterruptibleThreads(_ pid: Int32) -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.compactMap { tid -> String? in
+            guard let tid = Int32(tid), ProcessState.of(tid) == "D" else { return nil }
+            let wchan = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/wchan", encoding: .utf8)) ?? "?"
+            return "\(tid): \(wchan)"
+        }
+    }
+
+    /// SIGKILL again and again while the agent replays remote changes into its own mount and a
+    /// program saves files through it: every killed agent dies at once (no thread left waiting on
+    /// its own mount), and every restarted agent serves the mount with every acknowledged write.
+    @Test func sigkillDuringReplayNeverHangsAndLosesNothingAcknowledged() throws {
+        let rounds = Int(ProcessInfo.processInfo.environment["KVG_KILL_ROUNDS"] ?? "") ?? 100
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let mnt = cli.path("M-kv")
+        var agent = try MountAgentTests.mountedAgent(cli, root: root)
+        defer { agent.stop(); MountAgentTests.detach(mnt) }
+        #expect(try MountAgentTests.shell("mkdir -p \(mnt)/local", in: cli).status == 0)
+
+        // Local saves, each recorded once close() returned 0; failures (the agent is down) skipped.
+        let saver = Process()
+        saver.executableURL = URL(fileURLWithPath: "/bin/sh")
+        saver.arguments = ["-c", "i=0; while true; do i=$((i+1)); echo $i > \(mnt)/local/k$((i % 20)) 2>/dev/null && echo $i >> \(cli.path("saved")); done"]
+        // Remote changes: control-API writes the agent replays into its mount.
+        let minter = Process()
+        minter.executableURL = URL(fileURLWithPath: "/bin/sh")
+        minter.arguments = ["-c", "i=0; while true; do i=$((i+1)); \(CLIProcess.binary) set /remote/k$((i % 20)) $i --control \(agent.socket) >/dev/null 2>&1 && echo $i >> \(cli.path("minted")); done"]
+        for p in [saver, minter] {
+            p.standardError = FileHandle.nullDevice
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+        }
+        defer { for p in [saver, minter] { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        func lines(_ name: String) -> [Int] {
+            ((try? String(contentsOfFile: cli.path(name), encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int($0) }
+        }
+
+        var slowest: Duration = .zero
+        var hung: [String] = []
+        for round in 0..<rounds {
+            // Let both writers make progress through this agent before killing it.
+            let (saved, minted) = (lines("saved").count, lines("minted").count)
+            #expect(Readiness.wait { lines("saved").count > saved && lines("minted").count > minted }, "round \(round): no progress\n\(agent.log.suffix(1500))")
+            let pid = agent.pid
+            let killed = ContinuousClock.now
+            kill(pid, SIGKILL)
+            let gone = Readiness.wait(timeout: 30, every: 0.005) {
+                if ProcessState.of(pid) == nil || ProcessState.of(pid) == "Z" { return true }
+                return false
+            }
+            slowest = max(slowest, ContinuousClock.now - killed)
+            if !gone {
+                hung.append("round \(round): pid \(pid) alive, threads in D: \(Self.uninterruptibleThreads(pid))")
+                break
+            }
+            agent.process.waitUntilExit()
+            agent = try MountAgentTests.mountedAgent(cli, root: root)
+            #expect(Readiness.mountAnswers(at: mnt), "round \(round): the restarted agent does not serve its mount")
+        }
+        #expect(hung.isEmpty, "\(hung)")
+        print("measured: \(rounds) SIGKILLs during replay; slowest exit after the kill \(slowest); \(lines("saved").count) saves and \(lines("minted").count) mints acknowledged")
+
+        // Stop the writers, then check every acknowledged write against the live agent.
+        for p in [saver, minter] { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        var newest: [String: Int] = [:]
+        for n in lines("saved") { newest["/local/k\(n % 20)"] = n }
+        for n in lines("minted") { newest["/remote/k\(n % 20)"] = n }
+        for (key, n) in newest.sorted(by: { $0.key < $1.key }) {
+            let stored = Int(try agent.run(["get", key]).out) ?? -1
+            // The newest acknowledged write, or a later one whose acknowledgement the kill cut off.
+            #expect(stored >= n, "\(key): stored \(stored) < acknowledged \(n)")
+            let shown = try? String(contentsOfFile: mnt + key, encoding: .utf8)
+            #expect(shown.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } == stored, "\(key): the mount shows \(shown ?? "nothing")")
+        }
+    }
+
+    /// The tree unmounted under a running agent, with a symlink planted where a key's file was:
+    /// a change to that key writes nothing outside the mount, the agent reports the loss and
+    /// mounts the tree again.
+    @Test func aMountPulledAwayIsReportedAndNothingLandsUnderIt() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let mnt = cli.path("M-kv")
+        let agent = try MountAgentTests.mountedAgent(cli, root: root)
+        defer { agent.stop(); MountAgentTests.detach(mnt) }
+        try agent.run(["set", "/app/k", "v0"])
+        #expect(Readiness.wait { (try? String(contentsOfFile: mnt + "/app/k", encoding: .utf8)) == "v0" })
+
+        // See the directory under the mount through a bind mount of its parent (a bind mount of a
+        // directory does not carry the mounts below it), and plant a symlink where /app/k would be.
+        let view = cli.path("view")
+        try FileManager.default.createDirectory(atPath: view, withIntermediateDirectories: true)
+        #expect(try MountAgentTests.shell("mount --bind \(cli.directory.path) \(view)", in: cli).status == 0)
+        defer { _ = try? MountAgentTests.shell("umount -l \(view)", in: cli) }
+        let victim = cli.path("victim")
+        try "untouched\n".write(toFile: victim, atomically: true, encoding: .utf8)
+        #expect(try MountAgentTests.shell("mkdir -p \(view)/M-kv/app && ln -s \(victim) \(view)/M-kv/app/k", in: cli).status == 0)
+        let underBefore = try MountAgentTests.shell("find \(view)/M-kv | sort", in: cli).stdout
+
+        // Pulled away lazily, as `fusermount3 -uz` or `umount -l` would.
+        #expect(try MountAgentTests.shell("umount -l \(mnt)", in: cli).status == 0)
+        try agent.run(["set", "/app/k", "evil"])
+        try agent.run(["set", "/app/new", "evil"])
+
+        var status: [String: Any] = [:]
+        #expect(try Readiness.wait {
+            status = try JSONSerialization.jsonObject(with: Data(try agent.run(["status", "--json"]).stdout.utf8)) as? [String: Any] ?? [:]
+            return (status["mountLosses"] as? Int ?? 0) >= 1
+        }, "status: \(status)")
+        #expect(agent.log.contains("unmounted from outside"), "\(agent.log.suffix(2000))")
+        // Mounted again, showing the current values.
+        #expect(Readiness.wait { (try? String(contentsOfFile: mnt + "/app/k", encoding: .utf8)) == "evil" }, "\(agent.log.suffix(2000))")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "untouched\n")
+        #expect(try MountAgentTests.shell("find \(view)/M-kv | sort", in: cli).stdout == underBefore, "something was written under the mount")
+        #expect(try MountAgentTests.shell("readlink \(view)/M-kv/app/k", in: cli).out == victim)
+    }
+}
