@@ -112,7 +112,7 @@ public struct ControlHandler: Sendable {
             node.noteRefusal(error)
             throw ControlError(reason: error.reason.rawValue, message: error.detail)
         }
-        return try answer(req.id, record, try node.store.apply(record))
+        return try answer(req.id, record, try node.acceptClientRecord(record))
     }
 
     func mint(_ req: ControlRequest, value: [UInt8]?) throws -> ControlResponse {

@@ -57,6 +57,32 @@ public final class Node: Sendable {
         return result
     }
 
+    /// Applies a record a client signed and handed to this node (the control API's `put`): checked
+    /// like a record from anywhere, and in addition fresh. Grants are judged at the record's own
+    /// time, which its signer picks, so a holder whose grant has expired could otherwise sign a
+    /// record dated just before the expiry and have it accepted for good. A client signs with the
+    /// current time (Docs/contract.md §Authority), so a record more than `max-skew` behind this
+    /// node's clock is refused here, where it enters the network. Records between peers are judged
+    /// at their own time only, so every node reaches the same verdict.
+    public func acceptClientRecord(_ record: Record) throws -> ApplyOutcome {
+        let now = store.clock()
+        let maxSkew = store.validator.limits.maxSkewMs
+        if record.timestamp.physicalMs &+ maxSkew < now {
+            let refusal = Refusal(
+                .clockSkew,
+                "record time \(record.timestamp.rfc3339) is more than \(maxSkew / 1000) s behind this node's clock: a new record must be signed with the current time")
+            noteRefusal(refusal)
+            return .refused(refusal, revocations: [])
+        }
+        return try store.apply(record)
+    }
+
+    /// What is wrong with this node and needs an operator now (for `status`).
+    public var problems: [String] {
+        guard let jump = store.clockWentBack else { return [] }
+        return ["this node's clock went back: it minted a record dated \(jump.lastMinted.rfc3339), \(jump.seconds) s ahead of its clock when that was noticed; new records are dated by the clock (keys written during the jump keep their later values until the clock passes them)"]
+    }
+
     /// Stores grants for this node's later mints, and refreshes its own grant list.
     public func addGrants(_ grants: [Grant]) throws -> [GrantAddOutcome] {
         let outcomes = try store.addGrants(grants)

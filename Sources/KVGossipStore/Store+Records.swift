@@ -55,26 +55,38 @@ extension Store {
 
     /// Mints a record signed by `signer` with the next timestamp for `key` (the mint rule of
     /// Docs/contract.md §Ordering) and applies it. `value` nil mints a tombstone.
+    ///
+    /// The last minted timestamp is kept in the store and advances only with an accepted record; a
+    /// clock found far behind it is reported (`clockWentBack`) and the record is dated by the clock.
     public func mint(key: Key, value: [UInt8]?, signer: SigningKey, pool: [Grant]) throws -> (KVGossipCore.Record, ApplyOutcome) {
         try commit { db, tx in
+            let now = clock()
             let current = try Store.fetchVersion(db, key: key)
             let lastMinted = try db.meta(.lastMinted).flatMap { bytes -> HLC? in
                 var r = ByteReader(bytes)
                 return (try? r.u64("last minted")).map(HLC.init(raw:))
             }
-            let ts = HLC.mint(nowMs: clock(), current: current?.timestamp, lastMinted: lastMinted)
-            var w = ByteWriter()
-            w.u64(ts.raw)
-            try db.setMeta(.lastMinted, w.bytes)
+            let plan = HLC.mintPlan(nowMs: now, current: current?.timestamp, lastMinted: lastMinted, maxSkewMs: validator.limits.maxSkewMs)
+            if let setAside = plan.setAside { noteClockWentBack(lastMinted: setAside, nowMs: now) }
             let record = KVGossipCore.Record(
                 cluster: root, key: key, kind: value == nil ? .tombstone : .value, value: value ?? [],
-                timestamp: ts, signer: signer, pool: pool)
+                timestamp: plan.timestamp, signer: signer, pool: pool)
             let revoked = state.withLock { $0.revoked }
-            switch validator.validate(record, nowMs: clock(), isRevoked: revoked.contains) {
+            switch validator.validate(record, nowMs: now, isRevoked: revoked.contains) {
             case .refused(let refusal, let ids):
+                var refusal = refusal
+                if refusal.reason == .clockSkew, let current, current.timestamp.isTooFarAhead(ofNowMs: now, maxSkewMs: validator.limits.maxSkewMs) {
+                    refusal = Refusal(.clockSkew, "the value stored for \(key) is dated \(current.timestamp.rfc3339), \((current.timestamp.physicalMs - now) / 1000) s ahead of this node's clock (written by a host whose clock was ahead): a new value cannot win over it until the clock reaches that time")
+                }
                 return (record, .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits)))
             case .authorized(let chain):
-                return (record, try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked))
+                let outcome = try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked)
+                if outcome == .accepted {
+                    var w = ByteWriter()
+                    w.u64(plan.timestamp.raw)
+                    try db.setMeta(.lastMinted, w.bytes)
+                }
+                return (record, outcome)
             }
         }
     }

@@ -14,7 +14,7 @@ extension Store {
     /// Verifies and stores a revocation permanently, then runs the cascade (Docs/contract.md §Revocation)
     /// over every record whose pool cites the grant — all in one transaction.
     public func apply(_ revocation: Revocation) throws -> RevocationApplyOutcome {
-        do { try revocation.verify(root: root) } catch { return .refused(error) }
+        do { try revocation.verify(using: validator.search) } catch { return .refused(error) }
         return try commit { db, tx in
             let idData = Data(revocation.grantID.bytes)
             if let existing = try Data.fetchOne(db.cachedStatement(sql: "SELECT digest FROM revocations WHERE grant_id = ?"), arguments: [idData]) {

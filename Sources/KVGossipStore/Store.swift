@@ -25,6 +25,37 @@ public final class Store: Sendable {
     struct State {
         var revoked: Set<Hash256>
         var treeHash: Hash256
+        var clockWentBack: ClockWentBack?
+    }
+
+    /// This node's clock found far behind the last timestamp it minted (Docs/contract.md §Ordering).
+    public struct ClockWentBack: Sendable, Equatable {
+        /// The last timestamp minted before the jump, and the clock when it was noticed.
+        public let lastMinted: HLC
+        public let noticedAtMs: UInt64
+
+        public var seconds: UInt64 { (lastMinted.physicalMs &- noticedAtMs) / 1000 }
+    }
+
+    /// The latest clock jump noticed while minting, if any (reported until the clock passes the
+    /// timestamp it fell behind).
+    public var clockWentBack: ClockWentBack? {
+        state.withLock { s in
+            guard let jump = s.clockWentBack, jump.lastMinted.physicalMs > clock() else { return nil }
+            return jump
+        }
+    }
+
+    func noteClockWentBack(lastMinted: HLC, nowMs: UInt64) {
+        let first = state.withLock { s -> Bool in
+            defer { s.clockWentBack = ClockWentBack(lastMinted: lastMinted, noticedAtMs: nowMs) }
+            return s.clockWentBack?.lastMinted != lastMinted
+        }
+        if first {
+            logger.warning("this node's clock is far behind the last timestamp it minted; dating new records by the clock", metadata: [
+                "last minted": "\(lastMinted.rfc3339)", "clock": "\(HLC(physicalMs: nowMs).rfc3339)",
+            ])
+        }
     }
 
     /// Opens (or creates) the store in `directory` for the cluster whose root key is `root`.
@@ -63,7 +94,7 @@ public final class Store: Sendable {
                 try db.setMeta(.cluster, root.bytes)
             }
             let revoked = try Data.fetchAll(db.cachedStatement(sql: "SELECT grant_id FROM revocations")).map { Hash256(bytes: [UInt8]($0))! }
-            return State(revoked: Set(revoked), treeHash: try Store.treeHash(db))
+            return State(revoked: Set(revoked), treeHash: try Store.treeHash(db), clockWentBack: nil)
         }
         self.root = root
         self.db = db

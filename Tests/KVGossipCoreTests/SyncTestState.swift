@@ -77,7 +77,7 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
 
     func apply(_ revocation: Revocation) throws {
         try lock.withLock { _ in
-            guard (try? revocation.verify(root: cluster)) != nil, revocationsByGrant[revocation.grantID] == nil else { return }
+            guard (try? revocation.verify(using: ChainSearch(root: cluster, cache: GrantVerificationCache()))) != nil, revocationsByGrant[revocation.grantID] == nil else { return }
             revocationsByGrant[revocation.grantID] = revocation
             let entry = SummaryEntries.entry(for: revocation)
             let delta = summaries[.revocations]!.upsert(entry)

@@ -105,7 +105,7 @@ struct AgentRuntime: Sendable {
 
     /// What needs an operator now, for `status` and the metrics.
     var health: AgentHealth {
-        AgentHealth(problems: [embeddedSerf?.failure, mount?.problem].compactMap { $0 }, mountLosses: mount?.losses ?? 0)
+        AgentHealth(problems: node.problems + [embeddedSerf?.failure, mount?.problem].compactMap { $0 }, mountLosses: mount?.losses ?? 0)
     }
 
     static func peerInfo(_ engine: GossipEngine) async -> [PeerInfo] {
