@@ -4,10 +4,10 @@ import Glibc
 /// The kernel's handle on one FUSE mount (fusectl, `/sys/fs/fuse/connections/N`).
 public enum FuseConnection {
     /// Aborts the connection behind the FUSE mount at `mountpoint`: every request waiting for its
-    /// server fails at once, and so does every later one. A server whose own threads use its mount
-    /// (the agent replays changes through it) cannot be SIGKILLed cleanly otherwise: a thread of it
-    /// waiting for an answer from its dead sibling threads never returns, and the process never
-    /// finishes exiting. Returns false when there is no such mount or no fusectl.
+    /// server fails at once, and so does every later one. It frees a process stuck on a mount whose
+    /// server is dead or hung (as an agent that replayed changes through its own mount could be,
+    /// before the replay helper; see Docs/filesystem.md §The replay helper). Returns false when
+    /// there is no such mount or no fusectl.
     @discardableResult
     public static func abort(mountpoint: String) -> Bool {
         guard let minor = minorDevice(of: mountpoint) else { return false }

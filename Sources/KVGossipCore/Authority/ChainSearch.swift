@@ -57,6 +57,21 @@ public struct ChainSearch: Sendable {
         return breadthFirst(usable, onPath: onPath, to: holder) { cache.signatureIsValid($0) }
     }
 
+    /// A chain of grants from the root to `holder` with any patterns (intermediate links
+    /// delegating), in force at `ms` (any time when nil) and not revoked: what admits a node key as
+    /// a peer (`Admission`).
+    public func membership(of holder: PublicKey, atMs ms: UInt64?, pool: [Grant], isRevoked: (Hash256) -> Bool) -> [Grant]? {
+        if holder == root { return [] }
+        var usable: [Grant] = []
+        var seen = Set<Hash256>()
+        for g in pool where seen.insert(g.id).inserted && g.cluster == root && !isRevoked(g.id) {
+            if let ms, !g.isValid(atMs: ms) { continue }
+            usable.append(g)
+        }
+        let onPath = Self.onSomePath(usable, from: root, to: holder, maxLength: limits.maxChainLength)
+        return breadthFirst(usable, onPath: onPath, to: holder) { cache.signatureIsValid($0) }
+    }
+
     /// Shortest path of grants from the root to `target`, through grants in `onPath` that
     /// `accepts`; intermediate links must allow delegation.
     private func breadthFirst(_ usable: [Grant], onPath: [Bool], to target: PublicKey, accepts: (Grant) -> Bool) -> [Grant]? {

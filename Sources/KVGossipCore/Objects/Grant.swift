@@ -91,8 +91,10 @@ extension Grant {
 
         func check(_ limits: Limits) throws(Refusal) {
             guard issuer != issuee else { throw Refusal(.malformed, "a grant's issuee must differ from its issuer") }
-            guard (1...limits.maxPatternsPerGrant).contains(patterns.count) else {
-                throw Refusal(.malformed, "a grant needs 1 to \(limits.maxPatternsPerGrant) patterns, has \(patterns.count)")
+            // No pattern at all is a membership grant: it admits its holder as a peer and lets it
+            // write nothing (Docs/contract.md §Admission).
+            guard (0...limits.maxPatternsPerGrant).contains(patterns.count) else {
+                throw Refusal(.malformed, "a grant holds 0 to \(limits.maxPatternsPerGrant) patterns, has \(patterns.count)")
             }
             guard nonce.count == Grant.nonceByteCount else { throw Refusal(.malformed, "grant nonce must be 16 bytes") }
             if let expires, expires <= notBefore {
