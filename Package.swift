@@ -120,7 +120,7 @@ let package = Package(
         ),
 
         // Helpers shared by the test targets and the benchmark (a seeded generator, a free loopback port).
-        .target(name: "KVGossipTestSupport", path: "Tests/KVGossipTestSupport"),
+        .target(name: "KVGossipTestSupport", dependencies: ["KVGossipCore"], path: "Tests/KVGossipTestSupport"),
         // The `.integration` trait: a shared budget for tests that start processes and mounts, and
         // threads of their own so their blocking waits never starve the cooperative pool.
         .target(name: "KVGossipTestTraits", path: "Tests/KVGossipTestTraits"),

@@ -242,7 +242,7 @@ public struct ControlHandler: Sendable {
             node: node.publicKey.text, fingerprint: node.publicKey.fingerprint, root: node.root.text,
             treeHash: node.store.treeHash.hex, records: liveKeys.count, revocations: try node.store.revocations().count,
             grants: try node.store.grants().count, mount: mountpoint,
-            dirty: Self.dirtyCounts(liveKeys, node: node),
+            dirty: Dictionary(uniqueKeysWithValues: node.dirtyCounts(liveKeys: liveKeys.count).map { ($0.key.rawValue, $0.value) }),
             refusals: Dictionary(uniqueKeysWithValues: node.refusalCounts.map { ($0.key.rawValue, $0.value) }),
             peers: peers, shadowed: shadowed, startedAt: startedAt)
         r.status?.name = nodeName
@@ -254,17 +254,6 @@ public struct ControlHandler: Sendable {
     }
 
     // MARK: Helpers
-
-    /// Dirty live keys by state, counting keys that only have the node's default state (every key
-    /// is `unsynced` until the first completed reconciliation).
-    static func dirtyCounts(_ keys: [Key], node: Node) -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for key in keys {
-            let state = node.state(of: key)
-            if state.isDirty { counts[state.rawValue, default: 0] += 1 }
-        }
-        return counts
-    }
 
     public func info(_ record: Record) -> RecordInfo {
         let state = node.state(of: record.key)

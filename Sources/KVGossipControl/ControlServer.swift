@@ -175,7 +175,7 @@ public final class ControlServer: Sendable {
 
     private func watchEvent(for change: StoreChange, _ request: ControlRequest) -> WatchEvent? {
         switch change {
-        case .record(let record, _):
+        case .record(let record, _, _):
             guard handler.selects(request, record.key) else { return nil }
             var e = WatchEvent(kind: record.kind == .value ? .changed : .removed)
             e.key = record.key.path

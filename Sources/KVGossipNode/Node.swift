@@ -11,8 +11,10 @@ public final class Node: Sendable {
     public let key: SigningKey
     public let logger: Logger
     private let ownGrants: Mutex<[Grant]>
-    private let states = Mutex<[Key: KeyState]>([:])
-    private let defaultState: Mutex<KeyState>
+    /// Where key states live (the gossip engine's state machine); until one is attached, keys are
+    /// in the state a node starts in.
+    private let keyStateSource = Mutex<(any KeyStateSource)?>(nil)
+    private let initialState: KeyState
     private let refusals = Mutex<[RefusalReason: Int]>([:])
     private let stateFeed = Mutex<[Int: AsyncStream<StateChange>.Continuation]>([:])
     private let nextFeedID = Mutex(0)
@@ -24,7 +26,7 @@ public final class Node: Sendable {
         self.key = key
         self.logger = logger
         self.ownGrants = Mutex(try store.grants())
-        self.defaultState = Mutex(peersExpected ? .unsynced : .synced)
+        initialState = peersExpected ? .unsynced : .synced
     }
 
     public var root: PublicKey { store.root }
@@ -102,37 +104,40 @@ public final class Node: Sendable {
         store.validator.recheck(record, isRevoked: store.isRevoked).chain ?? []
     }
 
-    // MARK: Dirtiness (Docs/contract.md §Key states); the gossip engine sets per-key states.
+    // MARK: Dirtiness (Docs/contract.md §Key states): the gossip engine owns the states.
 
-    /// The state of every key without one of its own: `unsynced` until the first completed
-    /// reconciliation (when peers are expected), then `synced`.
-    public var defaultKeyState: KeyState { defaultState.withLock { $0 } }
+    /// Makes `source` the authority on key states.
+    public func attach(keyStates source: any KeyStateSource) {
+        keyStateSource.withLock { $0 = source }
+    }
+
+    /// The state of every key without one of its own.
+    public var defaultKeyState: KeyState { keyStateSource.withLock { $0 }?.defaultKeyState ?? initialState }
 
     public func state(of key: Key) -> KeyState {
-        states.withLock { $0[key] } ?? defaultState.withLock { $0 }
+        keyStateSource.withLock { $0 }?.keyState(of: key) ?? initialState
     }
 
-    public func setState(_ state: KeyState, for key: Key) {
-        let changed = states.withLock { states -> Bool in
-            let old = states[key]
-            states[key] = state == .synced ? nil : state
-            return old != states[key]
-        }
-        if changed { publish(.key(key, state)) }
-    }
-
-    public func setDefaultState(_ state: KeyState) {
-        let changed = defaultState.withLock { current -> Bool in
-            defer { current = state }
-            return current != state
-        }
-        if changed { publish(.all(state)) }
+    /// Dirty keys among the `liveKeys` keys the store holds, by state: the one count `status`,
+    /// the mount and `/metrics` show.
+    public func dirtyCounts(liveKeys: Int) -> [KeyState: Int] {
+        if let source = keyStateSource.withLock({ $0 }) { return source.dirtyCounts(liveKeys: liveKeys) }
+        return initialState.isDirty && liveKeys > 0 ? [initialState: liveKeys] : [:]
     }
 
     /// A change of dirtiness: one key's state, or the default state of every key without one.
     public enum StateChange: Sendable, Equatable {
         case key(Key, KeyState)
         case all(KeyState)
+    }
+
+    /// Tells watchers of state changes (called by whoever owns the states).
+    public func publish(_ changes: [StateChange]) {
+        guard !changes.isEmpty else { return }
+        let feeds = stateFeed.withLock { Array($0.values) }
+        for c in feeds {
+            for change in changes { c.yield(change) }
+        }
     }
 
     /// Every dirtiness change from now on (for watchers and clients).
@@ -149,10 +154,6 @@ public final class Node: Sendable {
         return stream
     }
 
-    private func publish(_ change: StateChange) {
-        for c in stateFeed.withLock({ Array($0.values) }) { c.yield(change) }
-    }
-
     /// Counts a refusal by reason, for `status`; every shell that refuses something reports here.
     public func noteRefusal(_ refusal: Refusal) {
         refusals.withLock { $0[refusal.reason, default: 0] += 1 }
@@ -160,10 +161,13 @@ public final class Node: Sendable {
 
     public var refusalCounts: [RefusalReason: Int] { refusals.withLock { $0 } }
 
-    /// Keys with a dirty state of their own (the default state is not counted: see `defaultKeyState`).
-    public var dirtyCounts: [KeyState: Int] {
-        states.withLock { Dictionary(grouping: $0.values, by: { $0 }).mapValues(\.count) }
-    }
+}
+
+/// Whoever owns key states, as the node reads them (the gossip engine's state machine).
+public protocol KeyStateSource: Sendable {
+    var defaultKeyState: KeyState { get }
+    func keyState(of key: Key) -> KeyState
+    func dirtyCounts(liveKeys: Int) -> [KeyState: Int]
 }
 
 extension Grant {

@@ -18,14 +18,14 @@ public enum ApplyOutcome: Sendable, Equatable {
 
 extension Store {
     /// Verifies and applies one record; durable before it returns.
-    public func apply(_ record: KVGossipCore.Record) throws -> ApplyOutcome {
-        try apply([record])[0]
+    public func apply(_ record: KVGossipCore.Record, origin: CommitOrigin = .local) throws -> ApplyOutcome {
+        try apply([record], origin: origin)[0]
     }
 
     /// Verifies a batch (signatures outside the transaction), then applies the valid ones in ONE
     /// transaction with their summary updates: durable at the batch's end.
-    public func apply(_ batch: [KVGossipCore.Record]) throws -> [ApplyOutcome] {
-        try apply(validate(batch))
+    public func apply(_ batch: [KVGossipCore.Record], origin: CommitOrigin = .local) throws -> [ApplyOutcome] {
+        try apply(validate(batch), origin: origin)
     }
 
     /// The CPU-heavy half of `apply`: signatures and chains, spread over the cores. A sync session
@@ -35,7 +35,7 @@ extension Store {
     }
 
     /// The durable half of `apply`. Revocations that arrived since validation still win.
-    public func apply(_ validated: ValidatedBatch) throws -> [ApplyOutcome] {
+    public func apply(_ validated: ValidatedBatch, origin: CommitOrigin = .local) throws -> [ApplyOutcome] {
         let (batch, verdicts) = (validated.records, validated.verdicts)
         return try commit { db, tx in
             var outcomes: [ApplyOutcome] = []
@@ -46,7 +46,7 @@ extension Store {
                 case .refused(let refusal, let revokedIDs):
                     outcomes.append(.refused(refusal, revocations: try Store.fetchRevocations(db, revokedIDs, limits: validator.limits)))
                 case .authorized(let chain):
-                    outcomes.append(try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked))
+                    outcomes.append(try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked, origin: origin))
                 }
             }
             return outcomes
@@ -80,7 +80,7 @@ extension Store {
                 }
                 return (record, .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits)))
             case .authorized(let chain):
-                let outcome = try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked)
+                let outcome = try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked, origin: .local)
                 if outcome == .accepted {
                     var w = ByteWriter()
                     w.u64(plan.timestamp.raw)
@@ -174,7 +174,8 @@ struct PendingTransaction {
     /// revoked set read inside this transaction, so a revocation committed after validation began
     /// still wins.
     mutating func store(
-        _ record: KVGossipCore.Record, chain: [Grant], db: Database, validator: RecordValidator, revoked: Set<Hash256>
+        _ record: KVGossipCore.Record, chain: [Grant], db: Database, validator: RecordValidator, revoked: Set<Hash256>,
+        origin: CommitOrigin
     ) throws -> ApplyOutcome {
         for grant in chain {
             if revoked.contains(grant.id) {
@@ -189,7 +190,7 @@ struct PendingTransaction {
         }
         try write(record, db: db, replacing: current != nil)
         recordChanges.add(SummaryEntries.keyHash(record.key), delta: current == nil ? 1 : 0)
-        published.append(.record(record, previous: current))
+        published.append(.record(record, previous: current, origin: origin))
         return .accepted
     }
 

@@ -143,6 +143,11 @@ public final class Store: Sendable {
         return try records(under: prefix).filter { pattern.matches($0.key) }
     }
 
+    /// Keys holding a value (tombstones not counted): the keys a reader sees.
+    public var valueCount: Int {
+        get throws { try db.read { try Int.fetchOne($0.cachedStatement(sql: "SELECT COUNT(*) FROM records WHERE kind = ?"), arguments: [Int64(KVGossipCore.Record.Kind.value.rawValue)]) ?? 0 } }
+    }
+
     public var recordCount: Int {
         get throws { try db.read { try Int.fetchOne($0.cachedStatement(sql: "SELECT COUNT(*) FROM records")) ?? 0 } }
     }

@@ -3,8 +3,9 @@ import Synchronization
 
 /// One committed change, for the mount, watchers and push.
 public enum StoreChange: Sendable, Equatable {
-    /// A new winning record for its key (a value or a tombstone).
-    case record(KVGossipCore.Record, previous: RecordVersion?)
+    /// A new winning record for its key (a value or a tombstone), and where it came from (which
+    /// decides whether gossip spreads it further).
+    case record(KVGossipCore.Record, previous: RecordVersion?, origin: CommitOrigin)
     /// The key lost its last valid chain to a revocation and is gone from this node's tree.
     case unset(Key, previous: RecordVersion)
     case revocation(Revocation)

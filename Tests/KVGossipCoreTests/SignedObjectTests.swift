@@ -144,8 +144,14 @@ import KVGossipTestSupport
             try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.alice.publicKey, patterns: [try! Pattern("/a")],
                       mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
         }
+        // No pattern: a membership grant (admits its holder as a peer, writes nothing).
+        let member = try? Grant(
+            cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: [],
+            mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
+        #expect(member.map { try? Grant(decoding: $0.encoded) } != nil)
+        #expect(member?.matches(try! Key("/a")) == false)
         #expect(throws: Refusal.self) {
-            try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: [],
+            try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: (0..<17).map { try! Pattern("/p\($0)") },
                       mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
         }
         #expect(throws: Refusal.self) {

@@ -33,6 +33,14 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
         }
     }
 
+    func entryCount(_ space: SummarySpace, under prefix: NibblePath) throws -> Int {
+        try lock.withLock { _ in
+            var backend = summaries[space]!
+            if let node = try backend.internalNode(at: prefix) { return node.count }
+            return try backend.entries(under: prefix).count
+        }
+    }
+
     func records(at ids: [Hash256]) throws -> [Record] { lock.withLock { _ in ids.compactMap { records[$0] } } }
 
     func revocations(for grantIDs: [Hash256]) throws -> [Revocation] {
@@ -41,7 +49,7 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
 
     func isRevoked(_ id: Hash256) -> Bool { revocationsByGrant[id] != nil }
 
-    func apply(records incoming: [Record], from peer: String) throws -> [PushResult] {
+    func apply(records incoming: [Record], from peer: String, pulled: Bool) throws -> [PushResult] {
         try incoming.map { try apply($0) }
     }
 
@@ -121,8 +129,8 @@ struct SessionRun {
 
     static func run(_ a: MemoryNode, _ b: MemoryNode, limits: SyncLimits = .default) throws -> SessionRun {
         var run = SessionRun()
-        var initiator = SyncInitiator(state: a, localName: "A", syncPort: 1, limits: limits)
-        var responder = SyncResponder(state: b, localName: "B", syncPort: 2, limits: limits)
+        var initiator = SyncInitiator(state: a, peer: "B", limits: limits)
+        var responder = SyncResponder(state: b, peer: "A", limits: limits)
         var toResponder = try initiator.start()
         var guardCount = 0
         while !initiator.isFinished {

@@ -219,7 +219,7 @@ enum StoreFixture {
         _ = try t.store.apply(r1)
         _ = try t.store.apply(r2)
         var it = changes.makeAsyncIterator()
-        #expect(await it.next() == .record(r1, previous: nil))
-        #expect(await it.next() == .record(r2, previous: r1.version))
+        #expect(await it.next() == .record(r1, previous: nil, origin: .local))
+        #expect(await it.next() == .record(r2, previous: r1.version, origin: .local))
     }
 }

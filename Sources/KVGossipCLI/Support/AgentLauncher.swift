@@ -43,11 +43,12 @@ struct AgentLauncher {
         let listenAddress = PeerAddress(parsing: settings.listen!)!
         var gossip = GossipEngine.Options(nodeName: nodeName, syncPort: UInt16(listenAddress.port))
         gossip.staticPeers = staticPeers
-        gossip.interval = .milliseconds(Int(settings.syncInterval! * 1000))
-        gossip.transport.limits = limits
+        gossip.expectsPeers = !staticPeers.isEmpty || serfMode != .off
+        gossip.gossip.antiEntropyIntervalMs = UInt64(settings.syncInterval! * 1000)
+        gossip.links.limits = limits
         let secret = try settings.clusterSecret.map(Files.clusterSecret)
         if let secret {
-            gossip.transport.secret = secret
+            gossip.links.secret = secret
             logger.info("sync connections (and a spawned Serf's gossip) are encrypted with the cluster secret")
         }
         let engine = GossipEngine(node: node, options: gossip, logger: logger)

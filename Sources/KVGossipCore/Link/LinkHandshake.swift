@@ -34,6 +34,8 @@ public struct LinkHandshake: Sendable {
         case established(Established, send: [UInt8]?)
     }
 
+    /// The sync protocol version this build speaks (in the link tag; `kvgossip --version` shows it).
+    public static let protocolVersion = 2
     static let tag = Array("kvgossip/link/v2\u{0}".utf8)
     static let responderContext = Array("kvgossip/link/v2/responder\u{0}".utf8)
     static let initiatorContext = Array("kvgossip/link/v2/initiator\u{0}".utf8)
