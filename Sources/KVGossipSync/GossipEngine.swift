@@ -34,6 +34,8 @@ public final class GossipEngine: Sendable, KeyStateSource {
     let refusals: RefusalLog
     private let instance: Mutex<GossipInstance>
     let links: LinkTable
+    /// This running agent's id on links (see `LinkIdentity.instance`).
+    let instanceID = secureRandomBytes(LinkIdentity.instanceBytes)
     /// Threads for the blocking half of sessions (store reads, signature checks, commits), so the
     /// cooperative pool stays free for the network, timers, Serf and the control API.
     let pool: NIOThreadPool
@@ -205,7 +207,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
     var credentials: LinkCredentials {
         let grants = (try? node.store.grants()) ?? []
         let chain = node.store.validator.search.membership(of: node.publicKey, atMs: node.store.clock(), pool: grants, isRevoked: node.store.isRevoked) ?? []
-        return LinkCredentials(signingKey: node.key, name: options.nodeName, syncPort: options.syncPort, credential: chain)
+        return LinkCredentials(signingKey: node.key, name: options.nodeName, syncPort: options.syncPort, credential: chain, instance: instanceID)
     }
 
     /// Dials and runs a link; returns it once established (the connection lives on in a task).

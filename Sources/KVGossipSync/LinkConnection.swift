@@ -31,11 +31,18 @@ enum LinkConnection {
             var iterator = frames.makeAsyncIterator()
             let (result, streamHeader) = try await handshake(role: role, frames: &iterator, outbound: outbound, context: context)
             if let refusal = context.admit(result.peer) {
+                try? await outbound.write(ByteBuffer(bytes: LinkHandshake.refusalFrame(refusal)))
                 throw LinkRefused(refusal: refusal, peer: result.peer)
             }
-            // Each side's first sealed frame is its stream header.
-            guard let headerFrame = try await iterator.next(), let receiver = SecretStreamReceiver(key: result.receiveKey, header: Array(headerFrame.readableBytesView)) else {
-                throw SyncProtocolError("the peer's stream header is missing or malformed")
+            // Each side's first frame after the handshake is its stream header: ours goes out
+            // before we wait for theirs (each side waits only for the other's).
+            let sender = SecretStreamSender(key: result.sendKey)
+            try await outbound.write(ByteBuffer(bytes: sender.header))
+            guard let headerFrame = try await iterator.next() else { throw SyncProtocolError("the peer closed the link before its stream header") }
+            let headerBytes = Array(headerFrame.readableBytesView)
+            if let refusal = LinkHandshake.refusal(in: headerBytes) { throw LinkRefused(refusal: refusal, peer: result.peer) }
+            guard let receiver = SecretStreamReceiver(key: result.receiveKey, header: headerBytes) else {
+                throw SyncProtocolError("the peer's stream header is malformed")
             }
             _ = streamHeader
             deadline.cancel()
@@ -51,8 +58,6 @@ enum LinkConnection {
                 // ends the reader below.
                 group.addTask {
                     do {
-                        let sender = SecretStreamSender(key: result.sendKey)
-                        try await outbound.write(ByteBuffer(bytes: sender.header))
                         for await frame in plaintext {
                             let sealed = sender.seal(frame)
                             link.bytesSent.add(sealed.count + 4, ordering: .relaxed)
@@ -92,6 +97,10 @@ enum LinkConnection {
             }
             let step: LinkHandshake.Step
             do { step = try machine.receive(Array(frame.readableBytesView), nowMs: nowMs()) } catch {
+                // Say why before closing, unless the peer is the one refusing.
+                if !error.detail.hasPrefix("the peer refused the link") {
+                    try? await outbound.write(ByteBuffer(bytes: LinkHandshake.refusalFrame(error)))
+                }
                 throw LinkRefused(refusal: error, peer: nil)
             }
             switch step {

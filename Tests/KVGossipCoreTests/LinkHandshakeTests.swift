@@ -6,8 +6,9 @@ import Testing
 @Suite struct LinkHandshakeTests {
     static let now = Fixture.now
 
-    static func credentials(_ key: SigningKey, _ name: String) -> LinkCredentials {
-        LinkCredentials(signingKey: key, name: name, syncPort: 7947, credential: [])
+    static func credentials(_ key: SigningKey, _ name: String, instance: UInt8? = nil) -> LinkCredentials {
+        let fill: UInt8 = instance ?? Hash256.of(Array(name.utf8)).bytes[0]
+        return LinkCredentials(signingKey: key, name: name, syncPort: 7947, credential: [], instance: [UInt8](repeating: fill, count: 16))
     }
 
     static func end(
@@ -93,9 +94,17 @@ import Testing
     }
 
     @Test func aNodeDoesNotLinkToItself() {
-        var a = Self.end(.initiator, Fixture.alice, seed: 1)
-        var b = Self.end(.responder, Fixture.alice, seed: 2)
+        let me = Self.credentials(Fixture.alice, "me", instance: 5)
+        var a = LinkHandshake(role: .initiator, cluster: Fixture.cluster, credentials: me, secret: nil,
+                              ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 1, count: 32)), nonce: [UInt8](repeating: 1, count: 32))
+        var b = LinkHandshake(role: .responder, cluster: Fixture.cluster, credentials: me, secret: nil,
+                              ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 2, count: 32)), nonce: [UInt8](repeating: 2, count: 32))
         #expect { _ = try Self.run(&a, &b) } throws: { ($0 as? Refusal)?.detail.contains("itself") == true }
+        // Two processes with one node key (another instance) do link.
+        var c = Self.end(.initiator, Fixture.alice, seed: 1)
+        var d = LinkHandshake(role: .responder, cluster: Fixture.cluster, credentials: Self.credentials(Fixture.alice, "twin", instance: 9), secret: nil,
+                              ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 2, count: 32)), nonce: [UInt8](repeating: 2, count: 32))
+        #expect(throws: Never.self) { _ = try Self.run(&c, &d) }
     }
 
     @Test func anotherClusterOrProtocolIsRefused() throws {
@@ -130,7 +139,7 @@ import Testing
     let search = Fixture.validator().search
 
     func refusal(_ key: SigningKey, _ credential: [Grant], revoked: Set<Hash256> = [], at ms: UInt64 = Fixture.now) -> RefusalReason? {
-        let identity = LinkIdentity(nodeKey: key.publicKey, name: "x", syncPort: 1, credential: credential)
+        let identity = LinkIdentity(nodeKey: key.publicKey, name: "x", syncPort: 1, credential: credential, instance: [UInt8](repeating: 0, count: 16))
         return Admission.refusal(of: identity, search: search, nowMs: ms, isRevoked: revoked.contains)?.reason
     }
 

@@ -32,7 +32,10 @@ public struct ClusterSecret: Sendable, Equatable {
 /// One direction of an encrypted, authenticated connection (libsodium secretstream,
 /// XChaCha20-Poly1305): frames decrypt only in order, only with the cluster secret, and any
 /// change, reordering or replay inside the stream fails.
-public final class SecretStreamSender {
+///
+/// Sendable so it can be handed to the one task that writes a connection; it must never be used by
+/// two at once (each seal advances the stream).
+public final class SecretStreamSender: @unchecked Sendable {
     public static let headerBytes = Int(crypto_secretstream_xchacha20poly1305_HEADERBYTES)
     public static let overheadBytes = Int(crypto_secretstream_xchacha20poly1305_ABYTES)
     private let state: UnsafeMutablePointer<crypto_secretstream_xchacha20poly1305_state>

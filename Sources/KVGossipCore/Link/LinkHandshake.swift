@@ -44,7 +44,18 @@ public struct LinkHandshake: Sendable {
     public static let nonceBytes = 32
 
     enum Kind: UInt8 {
-        case clientHello = 1, serverHello = 2, clientAuth = 3
+        case clientHello = 1, serverHello = 2, clientAuth = 3, refusal = 4
+    }
+
+    /// The frame a side sends instead of its next one when it refuses the link: tag, type 4, the
+    /// reason code and a sentence, so the other side can say why rather than only "closed".
+    public static func refusalFrame(_ refusal: Refusal) -> [UInt8] {
+        var w = ByteWriter(capacity: 200)
+        w.fixed(tag)
+        w.u8(Kind.refusal.rawValue)
+        w.short(Array(refusal.reason.rawValue.utf8))
+        w.short(Array(refusal.detail.utf8.prefix(1000)))
+        return w.bytes
     }
 
     enum Phase: Sendable { case start, awaitingServerHello, awaitingClientHello, awaitingClientAuth, done }
@@ -209,12 +220,29 @@ public struct LinkHandshake: Sendable {
         return r
     }
 
+    /// The refusal a frame carries, if it is a refusal frame (one may arrive where a stream header
+    /// was expected: the peer declined to admit this node).
+    public static func refusal(in frame: [UInt8]) -> Refusal? {
+        var r = ByteReader(frame)
+        do {
+            try readTag(&r, expecting: .clientHello)
+            return nil
+        } catch {
+            return error.detail.hasPrefix("the peer refused the link") ? error : nil
+        }
+    }
+
     private static func readTag(_ r: inout ByteReader, expecting kind: Kind) throws(Refusal) {
         let tag = try r.fixed(Self.tag.count, "link tag")
         guard tag == Self.tag else {
             throw Refusal(.malformed, "not a KVGossip link (or another protocol version): the first bytes are not \"kvgossip/link/v2\"")
         }
         let raw = try r.u8("frame type")
+        if raw == Kind.refusal.rawValue {
+            let reason = RefusalReason(rawValue: String(decoding: try r.short("refusal reason", max: 64), as: UTF8.self)) ?? .malformed
+            let detail = String(decoding: try r.short("refusal detail", max: 4096), as: UTF8.self)
+            throw Refusal(reason, "the peer refused the link: \(detail)")
+        }
         guard raw == kind.rawValue else {
             if raw == Kind.clientHello.rawValue {
                 throw Refusal(.malformed, "the peer answered with a client hello: an echo or a reflection of this node's own frame")
@@ -224,8 +252,8 @@ public struct LinkHandshake: Sendable {
     }
 
     private func checkNotSelf(_ identity: LinkIdentity) throws(Refusal) {
-        guard identity.nodeKey != credentials.identity.nodeKey else {
-            throw Refusal(.malformed, "the peer is this node itself (same node key)")
+        guard identity.instance != credentials.identity.instance else {
+            throw Refusal(.malformed, "the peer is this node itself (its address leads back here)")
         }
     }
 

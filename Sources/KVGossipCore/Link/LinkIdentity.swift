@@ -8,8 +8,14 @@ public struct LinkIdentity: Sendable, Equatable {
     public let name: String
     public let syncPort: UInt16
     public let credential: [Grant]
+    /// Random per running agent: two processes may share a node key (tests do), but a link from a
+    /// process to itself (a peer address that points back here) must be recognised.
+    public let instance: [UInt8]
+    public static let instanceBytes = 16
 
-    public init(nodeKey: PublicKey, name: String, syncPort: UInt16, credential: [Grant]) {
+    public init(nodeKey: PublicKey, name: String, syncPort: UInt16, credential: [Grant], instance: [UInt8]) {
+        precondition(instance.count == LinkIdentity.instanceBytes, "an instance id is 16 bytes")
+        self.instance = instance
         self.nodeKey = nodeKey
         self.name = String(decoding: Array(name.utf8.prefix(LinkIdentity.maxNameBytes)), as: UTF8.self)
         self.syncPort = syncPort
@@ -18,6 +24,7 @@ public struct LinkIdentity: Sendable, Equatable {
 
     func write(to w: inout ByteWriter) {
         w.fixed(nodeKey.bytes)
+        w.fixed(instance)
         w.short(Array(name.utf8))
         w.u16(syncPort)
         w.u8(UInt8(credential.count))
@@ -26,6 +33,7 @@ public struct LinkIdentity: Sendable, Equatable {
 
     static func read(from r: inout ByteReader, limits: Limits) throws(Refusal) -> LinkIdentity {
         let nodeKey = try r.publicKey("node key")
+        let instance = try r.fixed(instanceBytes, "instance id")
         let rawName = try r.short("node name", max: maxNameBytes)
         guard let name = String(validating: rawName, as: UTF8.self) else { throw Refusal(.malformed, "node name is not UTF-8") }
         let syncPort = try r.u16("sync port")
@@ -33,7 +41,7 @@ public struct LinkIdentity: Sendable, Equatable {
         guard count <= maxCredentialGrants else { throw Refusal(.tooLarge, "a credential holds at most \(maxCredentialGrants) grants, not \(count)") }
         var credential: [Grant] = []
         for _ in 0..<count { credential.append(try Grant(decoding: try r.long("credential grant", max: 64 * 1024), limits: limits)) }
-        return LinkIdentity(nodeKey: nodeKey, name: name, syncPort: syncPort, credential: credential)
+        return LinkIdentity(nodeKey: nodeKey, name: name, syncPort: syncPort, credential: credential, instance: instance)
     }
 }
 
@@ -42,9 +50,9 @@ public struct LinkCredentials: Sendable {
     public let identity: LinkIdentity
     public let signingKey: SigningKey
 
-    public init(signingKey: SigningKey, name: String, syncPort: UInt16, credential: [Grant]) {
+    public init(signingKey: SigningKey, name: String, syncPort: UInt16, credential: [Grant], instance: [UInt8]) {
         self.signingKey = signingKey
-        identity = LinkIdentity(nodeKey: signingKey.publicKey, name: name, syncPort: syncPort, credential: credential)
+        identity = LinkIdentity(nodeKey: signingKey.publicKey, name: name, syncPort: syncPort, credential: credential, instance: instance)
     }
 }
 
