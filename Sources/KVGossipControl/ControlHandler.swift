@@ -250,6 +250,7 @@ public struct ControlHandler: Sendable {
         let health = health()
         r.status?.problems = health.problems
         r.status?.mountLosses = health.mountLosses
+        r.status?.warnings = health.warnings
         return r
     }
 
@@ -280,9 +281,12 @@ public struct AgentHealth: Sendable, Equatable {
     public var problems: [String]
     /// Times the mount was unmounted from outside since start.
     public var mountLosses: Int
+    /// Risks worth knowing that need no action to keep working (gossip unencrypted beyond this host).
+    public var warnings: [String]
 
-    public init(problems: [String] = [], mountLosses: Int = 0) {
+    public init(problems: [String] = [], mountLosses: Int = 0, warnings: [String] = []) {
         self.problems = problems
         self.mountLosses = mountLosses
+        self.warnings = warnings
     }
 }

@@ -166,6 +166,8 @@ public struct StatusInfo: Codable, Sendable, Equatable {
     public var problems: [String]?
     /// Times the mount was unmounted from outside since start (the agent mounts it again).
     public var mountLosses: Int?
+    /// Risks worth knowing that need no action to keep working.
+    public var warnings: [String]?
     public var node: String
     public var fingerprint: String
     public var root: String

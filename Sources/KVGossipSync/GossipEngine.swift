@@ -85,9 +85,15 @@ public final class GossipEngine: Sendable, KeyStateSource {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await change in self.node.store.changes() {
-                    guard case .record(let record, _, let origin) = change else { continue }
-                    let d = self.instance.withLock { $0.committed(record.key, digest: record.digest, origin: origin, nowMs: self.now) }
-                    self.execute(d)
+                    switch change {
+                    case .record(let record, _, let origin):
+                        let d = self.instance.withLock { $0.committed(record.key, digest: record.digest, origin: origin, nowMs: self.now) }
+                        self.execute(d)
+                    case .revocation:
+                        self.dropLinksNoLongerAdmitted()
+                    case .unset:
+                        break
+                    }
                 }
             }
             group.addTask {
@@ -236,6 +242,18 @@ public final class GossipEngine: Sendable, KeyStateSource {
                 }
                 if handed.withLock({ $0 }) { self.links.remove(address) }
             }
+        }
+    }
+
+    /// A revocation may have taken a peer's credential: its links close now, and it cannot link again.
+    private func dropLinksNoLongerAdmitted() {
+        let admit = linkContext.admit
+        for link in links.open {
+            guard let refusal = admit(link.peer) else { continue }
+            logger.notice("closing the link to a peer no longer admitted", metadata: [
+                "peer": "\(link.peer.name)", "node": "\(link.peer.nodeKey.fingerprint)", "reason": "\(refusal)",
+            ])
+            link.disconnectNow()
         }
     }
 

@@ -50,7 +50,7 @@ enum LinkConnection {
             let address = PeerAddress(host: remoteHost, port: Int(result.peer.syncPort))
             let link = PeerLink(
                 peer: result.peer, address: address, initiatedHere: role == .initiator, peerClockOffsetMs: result.peerClockOffsetMs,
-                options: context.options, writer: writer, logger: context.logger)
+                options: context.options, writer: writer, logger: context.logger, disconnect: { underlying.close(promise: nil) })
             established(link)
             defer { link.close() }
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -39,6 +39,9 @@ final class LinkTable: Sendable {
 
     var count: Int { state.withLock { $0.links.values.filter { !$0.isClosed }.count } }
 
+    /// The open links.
+    var open: [PeerLink] { state.withLock { $0.links.values.filter { !$0.isClosed } } }
+
     /// Takes a handshake slot for a connection from `host`, or refuses when that source or everyone
     /// together already holds too many.
     func reservePending(_ host: String, perSource: Int, total: Int) -> Bool {

@@ -62,10 +62,14 @@ public final class PeerLink: Sendable {
         case announced(Hash256)
     }
 
+    /// Closes the connection itself (which ends the reader, then everything else).
+    private let disconnect: @Sendable () -> Void
+
     init(
         peer: LinkIdentity, address: PeerAddress, initiatedHere: Bool, peerClockOffsetMs: Int64, options: LinkOptions,
-        writer: AsyncStream<[UInt8]>.Continuation, logger: Logger
+        writer: AsyncStream<[UInt8]>.Continuation, logger: Logger, disconnect: @escaping @Sendable () -> Void
     ) {
+        self.disconnect = disconnect
         self.peer = peer
         self.address = address
         self.initiatedHere = initiatedHere
@@ -142,6 +146,12 @@ public final class PeerLink: Sendable {
             s.sessions[session] = continuation
             return .opened(session: session, first: message, inbox: stream)
         }
+    }
+
+    /// Drops the connection (a peer no longer admitted, the agent stopping).
+    public func disconnectNow() {
+        close()
+        disconnect()
     }
 
     /// Ends every session and stops the writer.

@@ -42,11 +42,14 @@ import Testing
         // Local saves, each recorded once close() returned 0; failures (the agent is down) skipped.
         let saver = Process()
         saver.executableURL = URL(fileURLWithPath: "/bin/sh")
-        saver.arguments = ["-c", "i=0; while true; do i=$((i+1)); echo $i > \(mnt)/local/k$((i % 20)) 2>/dev/null && echo $i >> \(cli.path("saved")); done"]
+        // Both loops stop between iterations when the `stop` file appears: killing them mid-save
+        // would leave a file truncated by its open (as on any disk) and prove nothing.
+        let stop = cli.path("stop")
+        saver.arguments = ["-c", "i=0; while [ ! -e \(stop) ]; do i=$((i+1)); echo $i > \(mnt)/local/k$((i % 20)) 2>/dev/null && echo $i >> \(cli.path("saved")); done"]
         // Remote changes: control-API writes the agent replays into its mount.
         let minter = Process()
         minter.executableURL = URL(fileURLWithPath: "/bin/sh")
-        minter.arguments = ["-c", "i=0; while true; do i=$((i+1)); \(CLIProcess.binary) set /remote/k$((i % 20)) $i --control \(agent.socket) >/dev/null 2>&1 && echo $i >> \(cli.path("minted")); done"]
+        minter.arguments = ["-c", "i=0; while [ ! -e \(stop) ]; do i=$((i+1)); \(CLIProcess.binary) set /remote/k$((i % 20)) $i --control \(agent.socket) >/dev/null 2>&1 && echo $i >> \(cli.path("minted")); done"]
         for p in [saver, minter] {
             p.standardError = FileHandle.nullDevice
             p.standardOutput = FileHandle.nullDevice
@@ -82,8 +85,9 @@ import Testing
         #expect(hung.isEmpty, "\(hung)")
         print("measured: \(rounds) SIGKILLs during replay; slowest exit after the kill \(slowest); \(lines("saved").count) saves and \(lines("minted").count) mints acknowledged")
 
-        // Stop the writers, then check every acknowledged write against the live agent.
-        for p in [saver, minter] { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        // Stop the writers between two saves, then check every acknowledged write against the live agent.
+        FileManager.default.createFile(atPath: stop, contents: nil)
+        #expect(Readiness.wait { !saver.isRunning && !minter.isRunning }, "the writers did not stop")
         var newest: [String: Int] = [:]
         for n in lines("saved") { newest["/local/k\(n % 20)"] = n }
         for n in lines("minted") { newest["/remote/k\(n % 20)"] = n }

@@ -143,6 +143,7 @@ struct StatusCommand: AsyncParsableCommand {
         guard let s = try await control.call(.status).status else { throw CLIError("no status in the answer") }
         if json { return try JSONOutput.print(s) }
         for problem in s.problems ?? [] { print("PROBLEM    \(problem)") }
+        for warning in s.warnings ?? [] { print("WARNING    \(warning)") }
         if let name = s.name { print("name       \(name)") }
         print("node       \(s.node) (\(s.fingerprint))")
         print("root       \(s.root)")

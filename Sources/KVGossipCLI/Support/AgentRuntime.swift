@@ -20,6 +20,8 @@ struct AgentRuntime: Sendable {
     let mount: Mount?
     /// Where `/metrics` is served over HTTP, if anywhere.
     let metricsListen: PeerAddress?
+    /// Risks found at start, repeated in `status`.
+    let warnings: [String]
 
     func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
         let engine = self.engine
@@ -98,7 +100,9 @@ struct AgentRuntime: Sendable {
 
     /// What needs an operator now, for `status` and the metrics.
     var health: AgentHealth {
-        AgentHealth(problems: node.problems + [embeddedSerf?.failure, mount?.problem].compactMap { $0 }, mountLosses: mount?.losses ?? 0)
+        AgentHealth(
+            problems: node.problems + [embeddedSerf?.failure, mount?.problem].compactMap { $0 }, mountLosses: mount?.losses ?? 0,
+            warnings: warnings)
     }
 
     static func peerInfo(_ engine: GossipEngine) async -> [PeerInfo] {
