@@ -36,7 +36,7 @@ extension Store {
     /// a leaf's entries (at most the leaf limit), without reading the subtree.
     public func summaryCount(_ space: SummarySpace, under prefix: NibblePath) throws -> Int {
         try db.read { db in
-            var backend = SQLiteMerkleBackend(db: db, space: space == .records ? .records : .revocations)
+            let backend = SQLiteMerkleBackend(db: db, space: space == .records ? .records : .revocations)
             if let node = try backend.internalNode(at: prefix) { return node.count }
             return try backend.entries(under: prefix).count
         }

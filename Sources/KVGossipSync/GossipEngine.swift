@@ -48,7 +48,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { $0.copyBytes(from: secureRandomBytes(8)) }
         instance = Mutex(GossipInstance(config: options.gossip, expectsPeers: options.expectsPeers, seed: seed))
-        links = LinkTable()
+        links = LinkTable(pendingPerSource: options.links.pendingPerSource, pendingTotal: options.links.pendingTotal)
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
         _ = instance.withLock { $0.setPeers(members: [], statics: options.staticPeers, nowMs: 0) }
@@ -212,7 +212,9 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// This node's identity on links: its key, name, sync port and the grants chaining it to the root.
     var credentials: LinkCredentials {
         let grants = (try? node.store.grants()) ?? []
-        let chain = node.store.validator.search.membership(of: node.publicKey, atMs: node.store.clock(), pool: grants, isRevoked: node.store.isRevoked) ?? []
+        let chain = node.store.validator.search.credential(
+            of: node.publicKey, atMs: node.store.clock(), pool: grants, isRevoked: node.store.isRevoked,
+            maxGrants: LinkIdentity.maxCredentialGrants) ?? []
         return LinkCredentials(signingKey: node.key, name: options.nodeName, syncPort: options.syncPort, credential: chain, instance: instanceID)
     }
 
@@ -258,7 +260,13 @@ public final class GossipEngine: Sendable, KeyStateSource {
     }
 
     private func registered(_ link: PeerLink, dialed: PeerAddress?) {
-        links.add(link, as: dialed ?? link.address)
+        guard links.add(link, as: dialed ?? link.address, perNode: options.links.linksPerNode, total: options.links.maxLinks) else {
+            logger.warning("closing a new link: this node already holds its maximum of links", metadata: [
+                "peer": "\(link.peer.name)", "maximum": "\(options.links.maxLinks)",
+            ])
+            link.disconnectNow()
+            return
+        }
         instance.withLock { $0.learnedName(link.peer.name, of: dialed ?? link.address) }
         if abs(link.peerClockOffsetMs) > Int64(node.store.validator.limits.maxSkewMs) {
             logger.warning("a peer's clock differs from this node's by more than the skew bound", metadata: [
@@ -290,17 +298,19 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// One incoming connection: a pending slot (per source and in all) until its handshake ends.
     private func accept(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let host = connection.channel.remoteAddress?.ipAddress ?? "?"
-        guard links.reservePending(host, perSource: options.links.pendingPerSource, total: options.links.pendingTotal) else {
+        let underlying = connection.channel
+        guard let slot = links.reservePending(host, close: { underlying.close(promise: nil) }) else {
             counters.withLock { $0.refusedBusy += 1 }
             try? await connection.executeThenClose { _, _ in }
             return
         }
         let released = Mutex(false)
-        let release: @Sendable () -> Void = { [links] in if !released.withLock({ v in defer { v = true }; return v }) { links.releasePending(host) } }
+        let release: @Sendable () -> Void = { [links] in if !released.withLock({ v in defer { v = true }; return v }) { links.releasePending(slot) } }
         defer { release() }
         do {
             try await LinkConnection.run(
                 connection, role: .responder, remoteHost: host, context: linkContext,
+                vouched: { [links] in links.vouchPending(slot) },
                 established: { link in
                     release()
                     self.registered(link, dialed: nil)
@@ -320,6 +330,14 @@ public final class GossipEngine: Sendable, KeyStateSource {
             let ours = node.store.treeHash
             execute(instance.withLock { $0.announced(by: link.address, theirHash: hash, ourHash: ours, nowMs: now) })
         case .opened(let session, let first, let inbox):
+            // A revocation may have taken the peer's credential since the link opened (the store's
+            // change stream closes such links too, but a little later): each session asks again.
+            if let refusal = linkContext.admit(link.peer) {
+                link.send(.failure("refused: \(refusal)"), session: session)
+                noteRefused(LinkRefused(refusal: refusal, peer: link.peer), address: link.address.host)
+                link.close()
+                return
+            }
             Task {
                 var responder = SyncResponder(state: self.syncState(link), peer: link.peer.name, limits: self.options.links.syncLimits)
                 do {

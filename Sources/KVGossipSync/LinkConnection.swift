@@ -21,6 +21,7 @@ enum LinkConnection {
     /// authenticated and admitted; `inbound` gets the sessions and announcements the peer sends.
     static func run(
         _ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, role: LinkHandshake.Role, remoteHost: String, context: Context,
+        vouched: @escaping @Sendable () -> Void = {},
         established: @escaping @Sendable (PeerLink) -> Void, inbound: @escaping @Sendable (PeerLink, PeerLink.Inbound) -> Void
     ) async throws {
         // A connection that has not finished its handshake by the deadline is closed: a stranger
@@ -29,7 +30,7 @@ enum LinkConnection {
         let deadline = underlying.eventLoop.scheduleTask(in: context.options.handshakeTimeout) { underlying.close(promise: nil) }
         try await channel.executeThenClose { frames, outbound in
             var iterator = frames.makeAsyncIterator()
-            let (result, streamHeader) = try await handshake(role: role, frames: &iterator, outbound: outbound, context: context)
+            let (result, streamHeader) = try await handshake(role: role, frames: &iterator, outbound: outbound, context: context, vouched: vouched)
             if let refusal = context.admit(result.peer) {
                 try? await outbound.write(ByteBuffer(bytes: LinkHandshake.refusalFrame(refusal)))
                 throw LinkRefused(refusal: refusal, peer: result.peer)
@@ -63,6 +64,9 @@ enum LinkConnection {
                             link.bytesSent.add(sealed.count + 4, ordering: .relaxed)
                             try await outbound.write(ByteBuffer(bytes: sealed))
                         }
+                        // The link was closed (`PeerLink.close`): what was queued is out, now the
+                        // connection goes too.
+                        underlying.close(promise: nil)
                     } catch {
                         underlying.close(promise: nil)
                     }
@@ -77,15 +81,17 @@ enum LinkConnection {
                         throw SyncProtocolError("a frame from \(result.peer.name) does not decrypt")
                     }
                     if let event = try link.route(plain) { inbound(link, event) }
+                    await link.roomForMore()
                 }
             }
         }
     }
 
     /// The three handshake frames, within the deadline; nothing else is read before it ends.
+    /// `vouched` runs once the peer's first frame is a well-formed hello of this cluster.
     private static func handshake(
         role: LinkHandshake.Role, frames: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator,
-        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, context: Context
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, context: Context, vouched: @Sendable () -> Void
     ) async throws -> (LinkHandshake.Established, [UInt8]) {
         var machine = LinkHandshake(
             role: role, cluster: context.cluster, credentials: context.credentials, secret: context.options.secret,
@@ -105,6 +111,7 @@ enum LinkConnection {
             }
             switch step {
             case .send(let bytes):
+                vouched()
                 try await outbound.write(ByteBuffer(bytes: bytes))
             case .established(let result, let last):
                 if let last { try await outbound.write(ByteBuffer(bytes: last)) }

@@ -15,13 +15,18 @@ public struct LinkOptions: Sendable {
     /// A session whose peer says nothing this long fails.
     public var sessionStallTimeout = Duration.seconds(30)
     public var connectTimeout = TimeAmount.seconds(3)
-    /// Connections still in their handshake, per source address and in all.
+    /// Connections still in their handshake, per source address and in all (`HandshakeSlots`: when
+    /// all are taken, the oldest of the biggest holder makes room).
     public var pendingPerSource = 8
     public var pendingTotal = 64
-    /// Established links at once.
+    /// Established links at once, and to one node key (a peer that keeps linking loses its oldest).
     public var maxLinks = 512
+    public var linksPerNode = 4
     /// Sessions a peer may have open on one link at once.
     public var sessionsPerLink = 16
+    /// Messages read from a link and not yet handled, over all its sessions: past this the link
+    /// stops reading (TCP pushes back on the peer) until the sessions catch up.
+    public var queuedMessagesPerLink = 32
     public var limits = Limits.default
     public var syncLimits = SyncLimits.default
     /// When set, the link handshake proves both sides hold it, and it keys the stream.
@@ -43,17 +48,22 @@ public final class PeerLink: Sendable {
     public let peerClockOffsetMs: Int64
     let options: LinkOptions
     private let writer: AsyncStream<[UInt8]>.Continuation
-    private let state = Mutex(State())
+    fileprivate let state = Mutex(State())
     /// Bytes on the wire (frames with their length prefix), for benchmarks and status.
     let bytesSent = Atomic<Int>(0)
     let bytesReceived = Atomic<Int>(0)
     private let logger: Logger
 
-    private struct State {
+    fileprivate struct State {
         var sessions: [UInt32: AsyncStream<SyncMessage?>.Continuation] = [:]
         var nextSession: UInt32 = 0
         var closed = false
         var peerOpened = 0
+        /// Messages routed to each session and not yet taken by its runner.
+        var queued: [UInt32: Int] = [:]
+        var queuedTotal = 0
+        /// The reader, waiting for the runners to take some of what it queued.
+        var readerWaiting: CheckedContinuation<Void, Never>?
     }
 
     /// What the link hands its owner: a session the peer opened, or an announcement.
@@ -113,11 +123,37 @@ public final class PeerLink: Sendable {
     }
 
     func endSession(_ id: UInt32) {
-        let continuation = state.withLock { s in
+        let (continuation, reader) = state.withLock { s in
             if id % 2 != (initiatedHere ? 1 : 0) { s.peerOpened -= 1 }
-            return s.sessions.removeValue(forKey: id)
+            s.queuedTotal -= s.queued.removeValue(forKey: id) ?? 0
+            return (s.sessions.removeValue(forKey: id), s.takeReaderIfRoom(options.queuedMessagesPerLink))
         }
         continuation?.finish()
+        reader?.resume()
+    }
+
+    /// A session's runner took one message from its inbox.
+    func took(_ id: UInt32) {
+        let reader = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let n = s.queued[id], n > 0 else { return nil }
+            s.queued[id] = n - 1
+            s.queuedTotal -= 1
+            return s.takeReaderIfRoom(options.queuedMessagesPerLink)
+        }
+        reader?.resume()
+    }
+
+    /// Returns when the sessions hold fewer unhandled messages than the bound (at once, usually),
+    /// or the link closed. Only the link's reader calls it.
+    func roomForMore() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.closed || s.queuedTotal < options.queuedMessagesPerLink { return true }
+                s.readerWaiting = c
+                return false
+            }
+            if now { c.resume() }
+        }
     }
 
     /// Routes one received frame; returns what the owner must handle.
@@ -131,6 +167,8 @@ public final class PeerLink: Sendable {
         }
         return try state.withLock { s -> Inbound? in
             if let inbox = s.sessions[session] {
+                s.queued[session, default: 0] += 1
+                s.queuedTotal += 1
                 inbox.yield(message)
                 return nil
             }
@@ -156,12 +194,16 @@ public final class PeerLink: Sendable {
 
     /// Ends every session and stops the writer.
     public func close() {
-        let sessions = state.withLock { s -> [AsyncStream<SyncMessage?>.Continuation] in
+        let (sessions, reader) = state.withLock { s -> ([AsyncStream<SyncMessage?>.Continuation], CheckedContinuation<Void, Never>?) in
             s.closed = true
-            defer { s.sessions = [:] }
-            return Array(s.sessions.values)
+            defer {
+                s.sessions = [:]
+                s.readerWaiting = nil
+            }
+            return (Array(s.sessions.values), s.readerWaiting)
         }
         for c in sessions { c.finish() }
+        reader?.resume()
         writer.finish()
     }
 }
@@ -207,6 +249,7 @@ enum SessionRunner {
                 if ContinuousClock.now - heard > timeout { throw SyncProtocolError("\(link.peer.name) said nothing for \(timeout)") }
                 continue
             }
+            link.took(session)
             heard = ContinuousClock.now
             let current = local
             do {
@@ -224,6 +267,15 @@ enum SessionRunner {
             if local.isFinished { return }
         }
         if !local.isFinished { throw SyncProtocolError("the link to \(link.peer.name) closed mid-session") }
+    }
+}
+
+extension PeerLink.State {
+    /// The waiting reader, taken, if the queues have room again.
+    mutating func takeReaderIfRoom(_ bound: Int) -> CheckedContinuation<Void, Never>? {
+        guard queuedTotal < bound, let reader = readerWaiting else { return nil }
+        readerWaiting = nil
+        return reader
     }
 }
 

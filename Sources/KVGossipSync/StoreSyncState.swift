@@ -50,8 +50,9 @@ public struct StoreSyncState: SyncLocalState {
         }
     }
 
-    public func apply(revocations: [Revocation], from peerName: String) throws {
+    public func apply(revocations: [Revocation], from peerName: String) throws -> Int {
         var learned = false
+        var refused = 0
         for (revocation, outcome) in zip(revocations, try node.store.apply(revocations: revocations)) {
             switch outcome {
             case .accepted(let unset, _):
@@ -62,11 +63,13 @@ public struct StoreSyncState: SyncLocalState {
             case .duplicate:
                 break
             case .refused(let refusal):
+                refused += 1
                 node.noteRefusal(refusal)
                 refusals.note(refusal, "refused a revocation from a peer", ["peer": peerName])
             }
         }
         if learned { try node.refreshGrants() }
+        return refused
     }
 
     public func willExchange(records ids: [Hash256], with peer: String) { exchange(keys(at: ids), true) }

@@ -167,4 +167,20 @@ import Testing
         let onward = Fixture.grant(Fixture.alice, to: Fixture.carol, [])
         #expect(refusal(Fixture.carol, [onward, notDelegate]) == .noAuthority, "a member cannot admit others")
     }
+
+    /// A node presents every chain it holds, membership first: when the peer has seen its write
+    /// grant revoked, its membership grant still admits it, so it can learn the revocation.
+    @Test func aCredentialCarriesEveryChainMembershipFirst() throws {
+        let writer = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
+        let member = Fixture.grant(Fixture.root, to: Fixture.alice, [])
+        let unrelated = Fixture.grant(Fixture.root, to: Fixture.bob, ["/x"])
+        let credential = try #require(search.credential(
+            of: Fixture.alice.publicKey, atMs: Fixture.now, pool: [writer, unrelated, member], isRevoked: { _ in false }, maxGrants: 8))
+        #expect(credential.map(\.id) == [member.id, writer.id])
+        #expect(refusal(Fixture.alice, credential, revoked: [writer.id]) == nil)
+        #expect(refusal(Fixture.alice, credential, revoked: [writer.id, member.id]) == .revoked)
+        #expect(search.credential(of: Fixture.alice.publicKey, atMs: Fixture.now, pool: [writer, member], isRevoked: { _ in false }, maxGrants: 1)?.map(\.id) == [member.id])
+        #expect(search.credential(of: Fixture.root.publicKey, atMs: Fixture.now, pool: [], isRevoked: { _ in false }, maxGrants: 8) == [])
+        #expect(search.credential(of: Fixture.carol.publicKey, atMs: Fixture.now, pool: [writer], isRevoked: { _ in false }, maxGrants: 8) == nil)
+    }
 }

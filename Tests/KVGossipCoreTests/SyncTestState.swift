@@ -34,10 +34,10 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
     }
 
     func entryCount(_ space: SummarySpace, under prefix: NibblePath) throws -> Int {
-        try lock.withLock { _ in
-            var backend = summaries[space]!
-            if let node = try backend.internalNode(at: prefix) { return node.count }
-            return try backend.entries(under: prefix).count
+        lock.withLock { _ in
+            let backend = summaries[space]!
+            if let node = backend.internalNode(at: prefix) { return node.count }
+            return backend.entries(under: prefix).count
         }
     }
 
@@ -79,13 +79,16 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
         roots[.records] = try MerkleTrie.apply([MerkleChange(id: entry.id, countDelta: delta)], to: &summaries[.records]!)
     }
 
-    func apply(revocations incoming: [Revocation], from peer: String) throws {
-        for r in incoming { try apply(r) }
+    func apply(revocations incoming: [Revocation], from peer: String) throws -> Int {
+        try incoming.reduce(0) { $0 + (try apply($1) ? 0 : 1) }
     }
 
-    func apply(_ revocation: Revocation) throws {
+    /// False when refused (a duplicate is not a refusal).
+    @discardableResult
+    func apply(_ revocation: Revocation) throws -> Bool {
         try lock.withLock { _ in
-            guard (try? revocation.verify(using: ChainSearch(root: cluster, cache: GrantVerificationCache()))) != nil, revocationsByGrant[revocation.grantID] == nil else { return }
+            guard (try? revocation.verify(using: ChainSearch(root: cluster, cache: GrantVerificationCache()))) != nil else { return false }
+            guard revocationsByGrant[revocation.grantID] == nil else { return true }
             revocationsByGrant[revocation.grantID] = revocation
             let entry = SummaryEntries.entry(for: revocation)
             let delta = summaries[.revocations]!.upsert(entry)
@@ -97,6 +100,7 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
                     roots[.records] = try MerkleTrie.apply([MerkleChange(id: id, countDelta: delta)], to: &summaries[.records]!)
                 }
             }
+            return true
         }
     }
 

@@ -5,10 +5,23 @@ import Glibc
 public final class RawSocket: @unchecked Sendable {
     public let fd: Int32
 
-    /// Connects to 127.0.0.1:`port`; nil if nobody accepts.
-    public init?(tcpPort port: Int, timeout: TimeInterval = 10) {
+    /// Connects to 127.0.0.1:`port`, from the loopback address `source` when given (any of
+    /// 127.0.0.0/8, so a test can play many hosts); nil if nobody accepts.
+    public init?(tcpPort port: Int, timeout: TimeInterval = 10, from source: String? = nil) {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                close(fd)
+                return nil
+            }
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")

@@ -72,6 +72,29 @@ public struct ChainSearch: Sendable {
         return breadthFirst(usable, onPath: onPath, to: holder) { cache.signatureIsValid($0) }
     }
 
+    /// What a node presents to be admitted (`LinkIdentity.credential`): every chain it holds from
+    /// the root, up to `maxGrants` grants in all, chains ending in a membership grant (no pattern)
+    /// first. Several chains, because a node cannot know which of its grants a peer has seen
+    /// revoked: when its write grant is revoked, its membership grant still admits it, and it can
+    /// learn the revocation. Empty for the root; nil when it holds no chain.
+    public func credential(of holder: PublicKey, atMs ms: UInt64, pool: [Grant], isRevoked: (Hash256) -> Bool, maxGrants: Int) -> [Grant]? {
+        if holder == root { return [] }
+        var chosen: [Grant] = []
+        var chosenIDs = Set<Hash256>()
+        var candidates = pool
+        let passes: [(Grant) -> Bool] = [{ $0.issuee != holder || $0.patterns.isEmpty }, { _ in true }]
+        for admits in passes {
+            while let chain = membership(of: holder, atMs: ms, pool: candidates.filter(admits), isRevoked: isRevoked) {
+                let new = chain.filter { !chosenIDs.contains($0.id) }
+                guard chosen.count + new.count <= maxGrants, let last = chain.last else { break }
+                chosen += new
+                chosenIDs.formUnion(new.map(\.id))
+                candidates.removeAll { $0.id == last.id }
+            }
+        }
+        return chosen.isEmpty ? nil : chosen
+    }
+
     /// Shortest path of grants from the root to `target`, through grants in `onPath` that
     /// `accepts`; intermediate links must allow delegation.
     private func breadthFirst(_ usable: [Grant], onPath: [Bool], to target: PublicKey, accepts: (Grant) -> Bool) -> [Grant]? {

@@ -65,11 +65,7 @@ public struct SyncInitiator: Sendable {
             nextLevel = []
             return next.isEmpty ? try beginExchange() : try request(next)
         case (.exchanging, .revocations(let revocations)):
-            guard revocations.count <= limits.batchRevocations else {
-                throw SyncProtocolError("\(revocations.count) revocations in one message (limit \(limits.batchRevocations))")
-            }
-            report.revocationsReceived += revocations.count
-            try state.apply(revocations: revocations, from: report.peer)
+            try SyncSession.apply(revocations: revocations, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)
             return []
         case (.exchanging, .pulled(let records, let last)):
             guard pullOpen else { throw SyncProtocolError("records that were not pulled") }

@@ -17,8 +17,9 @@ public protocol SyncLocalState: Sendable {
     /// initiator's own records), for whoever decides whether to forward them.
     func apply(records: [Record], from peer: String, pulled: Bool) throws -> [PushResult]
     /// Verifies and applies one batch of revocations from the peer in one transaction (invalid ones
-    /// are refused, counted and logged).
-    func apply(revocations: [Revocation], from peer: String) throws
+    /// are refused, counted and logged). Returns how many were refused.
+    @discardableResult
+    func apply(revocations: [Revocation], from peer: String) throws -> Int
     /// The walk found these positions differ: their keys may be about to change (pending-fetch).
     func willExchange(records ids: [Hash256], with peer: String)
     /// The exchange for these positions is over (fetched, refused or found not newer).
@@ -119,6 +120,23 @@ enum SyncSession {
         }
         for batch in SyncLimits.chunks(revocations, of: limits.batchRevocations) {
             try state.apply(revocations: batch, from: peer)
+        }
+    }
+
+    /// Applies a batch of revocations the peer sent; refused ones count toward the refusal streak
+    /// like refused records, so a peer cannot keep a session busy verifying junk.
+    static func apply(
+        revocations: [Revocation], state: any SyncLocalState, peer: String, limits: SyncLimits, report: inout SyncReport, streak: inout Int
+    ) throws {
+        guard revocations.count <= limits.batchRevocations else {
+            throw SyncProtocolError("\(revocations.count) revocations in one message (limit \(limits.batchRevocations))")
+        }
+        report.revocationsReceived += revocations.count
+        let refused = try state.apply(revocations: revocations, from: peer)
+        report.refusedHere += refused
+        streak = refused == revocations.count ? streak + refused : 0
+        if streak > limits.maxRefusalStreak {
+            throw SyncProtocolError("\(streak) objects refused in a row; ending the session")
         }
     }
 

@@ -60,11 +60,7 @@ public struct SyncResponder: Sendable {
             report.recordsReceived += records.count
             return [.results(try SyncSession.apply(records, pulled: false, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak))]
         case (.full, .revocations(let revocations)):
-            guard revocations.count <= limits.batchRevocations else {
-                throw SyncProtocolError("\(revocations.count) revocations in one message (limit \(limits.batchRevocations))")
-            }
-            report.revocationsReceived += revocations.count
-            try state.apply(revocations: revocations, from: report.peer)
+            try SyncSession.apply(revocations: revocations, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)
             return []
         case (.full, .pull(let recordIDs, let revocationIDs)):
             guard !pullOpen, pulledInFlight == 0 else { throw SyncProtocolError("pull while another is being answered") }
