@@ -12,6 +12,8 @@ public final class ControlClient: Sendable {
     private let pending = Mutex<[UInt64: AsyncThrowingStream<ControlResponse, Error>.Continuation]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let connection: Mutex<Task<Void, Never>?> = Mutex(nil)
+    /// Why the agent closed the connection, when it said so (a refusal with id 0).
+    private let refusal: Mutex<ControlError?> = Mutex(nil)
 
     private init(endpoint: ControlEndpoint) {
         self.endpoint = endpoint
@@ -53,6 +55,11 @@ public final class ControlClient: Sendable {
                 handOver.finish()
                 for try await frame in inbound {
                     let response = try JSONDecoder().decode(ControlResponse.self, from: Data(frame.readableBytesView))
+                    // Id 0 is the connection's own: a refusal (`busy`, `malformed`) before it closes.
+                    if response.id == 0, let error = response.error {
+                        failure = error
+                        refusal.withLock { $0 = error }
+                    }
                     let continuation = pending.withLock { $0[response.id] }
                     continuation?.yield(response)
                 }
@@ -90,8 +97,36 @@ public final class ControlClient: Sendable {
             finish(id)
             throw ControlError(reason: "unavailable", message: "the connection to \(endpoint) is closed")
         }
-        try await writer.write(ByteBuffer(bytes: try JSONEncoder().encode(request)))
+        do {
+            try await writer.write(ByteBuffer(bytes: try JSONEncoder().encode(request)))
+        } catch {
+            // A write fails only on a closing connection. If the agent refused it (over a cap), its
+            // reason is in the frames not yet read: wait for the reader to reach the end, and say that.
+            finish(id)
+            await connection.withLock { $0 }?.value
+            throw refusal.withLock { $0 } ?? ControlError(reason: "unavailable", message: "cannot send to \(endpoint): \(error)")
+        }
         return (id, stream)
+    }
+
+    /// Lists the selection `build` describes page by page (keyset pages: each asks for the keys
+    /// after the last one received), handing each page to `body` before asking for the next, so
+    /// neither side ever holds more than one page. A refusal is thrown as a `ControlError`.
+    public func list(
+        pageSize: Int = ControlLimits.default.pageRecords, _ build: (inout ControlRequest) -> Void,
+        each body: ([RecordInfo]) async throws -> Void
+    ) async throws {
+        var after: String?
+        repeat {
+            let response = try await call({ request in
+                build(&request)
+                request.limit = pageSize
+                request.after = after
+            }, op: .list)
+            guard response.ok else { throw response.error ?? ControlError(reason: "internal", message: "the agent refused without a reason") }
+            try await body(response.records ?? [])
+            after = response.next
+        } while after != nil
     }
 
     /// Stops routing answers for `id`.

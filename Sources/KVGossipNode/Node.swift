@@ -15,6 +15,7 @@ public final class Node: Sendable {
     private let defaultState: Mutex<KeyState>
     private let refusals = Mutex<[RefusalReason: Int]>([:])
     private let stateFeed = Mutex<[Int: AsyncStream<StateChange>.Continuation]>([:])
+    private let stateObservers = Mutex<[Int: @Sendable (StateChange) -> Void]>([:])
     private let nextFeedID = Mutex(0)
 
     /// - Parameter peersExpected: false for a node with no peers at all, whose tree is trivially
@@ -123,7 +124,20 @@ public final class Node: Sendable {
         return stream
     }
 
+    /// Calls `body` with every dirtiness change, on the thread that made it, until the returned
+    /// observation is cancelled or released: for consumers that must not miss one (a stream
+    /// keeps only the newest 10,000). `body` must be quick.
+    public func observeStateChanges(_ body: @escaping @Sendable (StateChange) -> Void) -> CommitObservation {
+        let id = nextFeedID.withLock { n -> Int in
+            n += 1
+            return n
+        }
+        stateObservers.withLock { $0[id] = body }
+        return CommitObservation { [weak self] in _ = self?.stateObservers.withLock { $0.removeValue(forKey: id) } }
+    }
+
     private func publish(_ change: StateChange) {
+        for observer in stateObservers.withLock({ Array($0.values) }) { observer(change) }
         for c in stateFeed.withLock({ Array($0.values) }) { c.yield(change) }
     }
 

@@ -1,0 +1,130 @@
+import Foundation
+import KVGossipClient
+import KVGossipControl
+import KVGossipCore
+import KVGossipTestSupport
+import Synchronization
+
+/// Answers of any size: a store of n generated keys, one agent on it, and the three ways to read
+/// the whole tree (`kvgossip ls`, `kvgossip watch /`, a client list subscription), each timed to
+/// its first and last line with the agent's peak memory while it answers.
+enum ControlBench {
+    struct Reading {
+        var firstLine: Double
+        var lastLine: Double
+        var lines: Int
+        /// The agent's resident memory before, and its peak while answering (MiB).
+        var rssBefore: Double
+        var rssPeak: Double
+    }
+
+    struct Figures {
+        var keys: Int
+        var generateSeconds: Double
+        var startSeconds: Double
+        var statusMs: (first: Double, again: Double)
+        var ls: Reading
+        var watch: Reading
+        var subscription: Reading
+    }
+
+    static func run(keys n: Int) async throws -> Figures {
+        let dir = Bench.tempDirectory()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let generate = try TreeGenerator.fill(directory: "\(dir)/n0", root: Bench.root, count: n)
+
+        let started = DispatchTime.now().uptimeNanoseconds
+        let agent = try GossipBench.Agent(binary: GossipBench.binary(), directory: dir, name: "n0", root: Bench.root, port: LoopbackPort.free(), peers: [])
+        defer { agent.stop() }
+        let control = try await agent.connect()
+        let startSeconds = seconds(since: started)
+        let pid = agent.process.processIdentifier
+
+        // The first status counts (SQL) and builds nothing else; the second finds the tree unchanged.
+        var statusMs: [Double] = []
+        for _ in 0..<2 {
+            let t = DispatchTime.now().uptimeNanoseconds
+            let status = try await control.call({ _ in }, op: .status).status
+            guard status?.records == n else { throw BenchError("status counts \(status?.records ?? -1) keys, expected \(n)") }
+            statusMs.append(seconds(since: t) * 1000)
+        }
+        await control.close()
+
+        let ls = try measure(pid: pid, lines: n) {
+            try lineTimes(GossipBench.binary(), ["ls", "/big", "--control", agent.socket], until: n)
+        }
+        let watch = try measure(pid: pid, lines: n) {
+            try lineTimes(GossipBench.binary(), ["watch", "/", "--control", agent.socket], until: n)
+        }
+        let subscription = try await measureAsync(pid: pid) { try await subscribe(agent.socket, until: n) }
+        return Figures(
+            keys: n, generateSeconds: generate, startSeconds: startSeconds, statusMs: (statusMs[0], statusMs[1]),
+            ls: ls, watch: watch, subscription: subscription)
+    }
+
+    /// Runs `body` with the agent's peak-memory mark reset, and reads the peak after.
+    static func measure(pid: Int32, lines: Int, _ body: () throws -> (first: Double, last: Double, lines: Int)) throws -> Reading {
+        let before = ProcessMemory.resetPeak(pid)
+        let (first, last, count) = try body()
+        guard count >= lines else { throw BenchError("only \(count) of \(lines) lines arrived") }
+        return Reading(firstLine: first, lastLine: last, lines: count, rssBefore: before, rssPeak: ProcessMemory.peak(pid))
+    }
+
+    static func measureAsync(pid: Int32, _ body: () async throws -> (first: Double, last: Double, lines: Int)) async throws -> Reading {
+        let before = ProcessMemory.resetPeak(pid)
+        let (first, last, count) = try await body()
+        return Reading(firstLine: first, lastLine: last, lines: count, rssBefore: before, rssPeak: ProcessMemory.peak(pid))
+    }
+
+    /// Starts `binary args` and times its output lines: the first, and the `until`-th (or the last
+    /// before it exits). The process is stopped once `until` lines are in.
+    static func lineTimes(_ binary: String, _ args: [String], until wanted: Int) throws -> (first: Double, last: Double, lines: Int) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        let start = DispatchTime.now().uptimeNanoseconds
+        try p.run()
+        var lines = 0
+        var first = 0.0, last = 0.0
+        let handle = out.fileHandleForReading
+        while lines < wanted {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            let newlines = chunk.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+            guard newlines > 0 else { continue }
+            if lines == 0 { first = seconds(since: start) }
+            lines += newlines
+            last = seconds(since: start)
+        }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        return (first, last, lines)
+    }
+
+    /// A list subscription to everything: the first event, and `.synced(.initial)`.
+    static func subscribe(_ socket: String, until wanted: Int) async throws -> (first: Double, last: Double, lines: Int) {
+        let client = KVClient(endpoints: [.unix(socket)])
+        let start = DispatchTime.now().uptimeNanoseconds
+        let list = try await client.subscribeList(pattern: "/**")
+        var first = 0.0
+        var added = 0
+        for await event in list.events {
+            if added == 0 { first = seconds(since: start) }
+            if case .added = event { added += 1 }
+            if event == .synced(.initial) { break }
+        }
+        let last = seconds(since: start)
+        await list.unsubscribe()
+        await client.close()
+        guard added == wanted else { throw BenchError("the subscription held \(added) of \(wanted) keys") }
+        return (first, last, added)
+    }
+
+    static func seconds(since start: UInt64) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+}
