@@ -127,7 +127,7 @@ let package = Package(
         .target(name: "KVGossipTestTraits", path: "Tests/KVGossipTestTraits"),
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "KVGossipTestSupport", "KVGossipTestTraits"]),
-        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore"]),
+        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet"]),
         .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(

@@ -96,11 +96,12 @@ final class WatchInbox: Sendable {
         self.connection = connection
     }
 
-    /// Quick and never blocking: called on committing threads.
-    func push(_ item: WatchItem) {
+    /// Quick and never blocking: called on committing threads. The items of one commit are
+    /// queued together, so whether they fit does not depend on how fast the watch's task runs.
+    func push(_ items: [WatchItem]) {
         let (waiter, next) = state.withLock { s -> (CheckedContinuation<Next?, Never>?, Next?) in
             guard !s.closed else { return (nil, nil) }
-            connection.give(s.backlog.push(item, share: connection.take))
+            for item in items { connection.give(s.backlog.push(item, share: connection.take)) }
             guard let waiter = s.waiter else { return (nil, nil) }
             s.waiter = nil
             return (waiter, Self.take(&s, connection))

@@ -69,6 +69,8 @@ final class WatchRegistry: Sendable {
 
     private func route(_ changes: [StoreChange]) {
         state.withLock { s in
+            // Each watch gets the commit's changes it selects in one push.
+            var batches: [ObjectIdentifier: (inbox: WatchInbox, items: [WatchItem])] = [:]
             for change in changes {
                 let key: Key
                 switch change {
@@ -76,8 +78,11 @@ final class WatchRegistry: Sendable {
                 case .unset(let k, _): key = k
                 case .revocation: continue
                 }
-                Self.deliver(.change(change), about: key, in: s)
+                for inbox in Self.watchers(of: key, in: s) {
+                    batches[ObjectIdentifier(inbox), default: (inbox, [])].items.append(.change(change))
+                }
             }
+            for (inbox, items) in batches.values { inbox.push(items) }
         }
     }
 
@@ -85,15 +90,16 @@ final class WatchRegistry: Sendable {
         state.withLock { s in
             switch change {
             case .key(let key, let state):
-                Self.deliver(.keyState(key, state), about: key, in: s)
+                for inbox in Self.watchers(of: key, in: s) { inbox.push([.keyState(key, state)]) }
             case .all(let state):
-                for entry in s.entries.values { entry.inbox.push(.defaultState(state)) }
+                for entry in s.entries.values { entry.inbox.push([.defaultState(state)]) }
             }
         }
     }
 
-    private static func deliver(_ item: WatchItem, about key: Key, in s: State) {
-        if let group = s.byKey[key] { for inbox in group.values { inbox.push(item) } }
-        for entry in s.others.values where entry.selection.contains(key) { entry.inbox.push(item) }
+    private static func watchers(of key: Key, in s: State) -> [WatchInbox] {
+        var out = s.byKey[key].map { Array($0.values) } ?? []
+        for entry in s.others.values where entry.selection.contains(key) { out.append(entry.inbox) }
+        return out
     }
 }
