@@ -28,9 +28,10 @@ extension KVClient {
                 if Task.isCancelled { throw CancellationError() }
                 connectionLost(link.generation, error.message)
                 throw error
-            } catch let error as ControlError where error.reason == "unavailable" {
+            } catch let error as ControlError where error.reason == "unavailable" || error.reason == "busy" {
                 // A cancelled caller also ends its answer stream early; that says nothing about
-                // the connection, which the other subscriptions keep using.
+                // the connection, which the other subscriptions keep using. `busy` here is the
+                // agent refusing the connection itself (over its cap): move on like after a loss.
                 if Task.isCancelled { throw CancellationError() }
                 connectionLost(link.generation, error.message)
                 if retry, attempts == 1 { continue }

@@ -188,17 +188,31 @@ public final class ControlServer: Sendable {
     }
 }
 
-/// Serialises responses onto one connection from the request loop and its watches.
+/// Serialises responses onto one connection from the request loop and its watches. Writers take
+/// turns (`TurnQueue`), and a watch builds its answer only in its turn, so a connection holds one
+/// answer outside the socket at a time however many watches it has.
 final class ResponseWriter: Sendable {
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let turns = TurnQueue()
 
     init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
         self.outbound = outbound
     }
 
-    /// Suspends while the connection cannot take more (the client reads slowly), so at most
-    /// about one frame per writer waits in this agent's memory.
+    /// Suspends while the connection cannot take more (the client reads slowly): at most about one
+    /// frame waits in this agent's memory per connection.
     func send(_ response: ControlResponse) async throws {
+        try await turns.run { try await write(response) }
+    }
+
+    /// Builds the answer in this connection's turn and sends it (nothing when `make` gives nil).
+    func send(building make: () async throws -> ControlResponse?) async throws {
+        try await turns.run {
+            if let response = try await make() { try await write(response) }
+        }
+    }
+
+    private func write(_ response: ControlResponse) async throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
         try await outbound.write(ByteBuffer(bytes: try encoder.encode(response)))

@@ -53,21 +53,24 @@ struct WatchSession: Sendable {
     }
 
     /// The selected records now, page by page; stops early if the watch fell behind meanwhile.
+    /// Each page is read in the connection's turn, so pages wait in the store, not in memory.
     private func sendInitial() async throws {
         var cursor: String?
         repeat {
-            let (handler, selection, after) = (self.handler, self.selection, cursor)
+            let (handler, selection, after, id) = (self.handler, self.selection, cursor, request.id)
             let (tombstones, encoding) = (request.includeTombstones == true, request.includeEncoding == true)
-            let page = try await NIOThreadPool.singleton.runIfActive {
-                try handler.page(selection, after: after, tombstones: tombstones, encoding: encoding)
+            try await writer.send {
+                let page = try await NIOThreadPool.singleton.runIfActive {
+                    try handler.page(selection, after: after, tombstones: tombstones, encoding: encoding)
+                }
+                var event = WatchEvent(kind: .initial)
+                event.records = page.records
+                event.more = page.next == nil ? nil : true
+                // A one-key watch also learns the key's dirtiness when the key is absent.
+                if let key = selection.singleKey { event.state = handler.node.state(of: key).rawValue }
+                cursor = page.next
+                return Self.response(id, event)
             }
-            var event = WatchEvent(kind: .initial)
-            event.records = page.records
-            event.more = page.next == nil ? nil : true
-            // A one-key watch also learns the key's dirtiness when the key is absent.
-            if let key = selection.singleKey { event.state = handler.node.state(of: key).rawValue }
-            try await send(event)
-            cursor = page.next
         } while cursor != nil && !inbox.hasFallenBehind
     }
 
@@ -78,7 +81,8 @@ struct WatchSession: Sendable {
             case .fellBehind:
                 return true
             case .item(.change(let change)):
-                if let event = event(for: change) { try await send(event) }
+                let id = request.id
+                try await writer.send { event(for: change).map { Self.response(id, $0) } }
             case .item(.keyState(let key, let state)):
                 var event = WatchEvent(kind: .state)
                 event.key = key.path
@@ -118,25 +122,30 @@ struct WatchSession: Sendable {
         }
         var cursor: String?
         repeat {
-            let (handler, selection, after) = (self.handler, self.selection, cursor)
+            let (handler, selection, after, id) = (self.handler, self.selection, cursor, request.id)
             let tombstones = request.includeTombstones == true
-            let (keys, next) = try await NIOThreadPool.singleton.runIfActive {
-                try handler.keys(selection, after: after, tombstones: tombstones, in: state)
-            }
-            if !keys.isEmpty {
+            try await writer.send {
+                let (keys, next) = try await NIOThreadPool.singleton.runIfActive {
+                    try handler.keys(selection, after: after, tombstones: tombstones, in: state)
+                }
+                cursor = next
+                guard !keys.isEmpty else { return nil }
                 var event = WatchEvent(kind: .state)
                 event.state = state.rawValue
                 event.keys = keys
-                try await send(event)
+                return Self.response(id, event)
             }
-            cursor = next
         } while cursor != nil && !inbox.hasFallenBehind
     }
 
     private func send(_ event: WatchEvent) async throws {
-        var response = ControlResponse(id: request.id)
+        try await writer.send { Self.response(request.id, event) }
+    }
+
+    static func response(_ id: UInt64, _ event: WatchEvent) -> ControlResponse {
+        var response = ControlResponse(id: id)
         response.event = event
-        try await writer.send(response)
+        return response
     }
 }
 
