@@ -13,14 +13,19 @@ enum ControlBench {
         var firstLine: Double
         var lastLine: Double
         var lines: Int
-        /// The agent's resident memory before, and its peak while answering (MiB).
+        /// The agent's resident memory before, and its peak while answering (MiB): all of it
+        /// (VmHWM, which counts the pages of the database SQLite maps into memory, up to 256 MiB)
+        /// and the heap alone (RssAnon, sampled every 20 ms).
         var rssBefore: Double
         var rssPeak: Double
+        var heapBefore: Double
+        var heapPeak: Double
     }
 
     struct Figures {
         var keys: Int
-        var generateSeconds: Double
+        /// nil when an earlier run's tree was reused (KVG_BENCH_TREE).
+        var generateSeconds: Double?
         var startSeconds: Double
         var statusMs: (first: Double, again: Double)
         var ls: Reading
@@ -28,11 +33,22 @@ enum ControlBench {
         var subscription: Reading
     }
 
+    /// With KVG_BENCH_TREE=DIR the generated tree is kept in DIR and reused by later runs (the
+    /// generation of a million keys takes minutes).
     static func run(keys n: Int) async throws -> Figures {
         let dir = Bench.tempDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let generate = try TreeGenerator.fill(directory: "\(dir)/n0", root: Bench.root, count: n)
+        var generate: Double?
+        if let kept = ProcessInfo.processInfo.environment["KVG_BENCH_TREE"] {
+            let tree = "\(kept)/\(n)"
+            if !FileManager.default.fileExists(atPath: "\(tree)/kvgossip.sqlite") {
+                generate = try TreeGenerator.fill(directory: tree, root: Bench.root, count: n)
+            }
+            try FileManager.default.createSymbolicLink(atPath: "\(dir)/n0", withDestinationPath: tree)
+        } else {
+            generate = try TreeGenerator.fill(directory: "\(dir)/n0", root: Bench.root, count: n)
+        }
 
         let started = DispatchTime.now().uptimeNanoseconds
         let agent = try GossipBench.Agent(binary: GossipBench.binary(), directory: dir, name: "n0", root: Bench.root, port: LoopbackPort.free(), peers: [])
@@ -65,16 +81,22 @@ enum ControlBench {
 
     /// Runs `body` with the agent's peak-memory mark reset, and reads the peak after.
     static func measure(pid: Int32, lines: Int, _ body: () throws -> (first: Double, last: Double, lines: Int)) throws -> Reading {
-        let before = ProcessMemory.resetPeak(pid)
+        let (before, heapBefore) = (ProcessMemory.resetPeak(pid), ProcessMemory.anonymous(pid))
+        let heap = HeapSampler(pid: pid)
         let (first, last, count) = try body()
         guard count >= lines else { throw BenchError("only \(count) of \(lines) lines arrived") }
-        return Reading(firstLine: first, lastLine: last, lines: count, rssBefore: before, rssPeak: ProcessMemory.peak(pid))
+        return Reading(
+            firstLine: first, lastLine: last, lines: count, rssBefore: before, rssPeak: ProcessMemory.peak(pid), heapBefore: heapBefore,
+            heapPeak: heap.stop())
     }
 
     static func measureAsync(pid: Int32, _ body: () async throws -> (first: Double, last: Double, lines: Int)) async throws -> Reading {
-        let before = ProcessMemory.resetPeak(pid)
+        let (before, heapBefore) = (ProcessMemory.resetPeak(pid), ProcessMemory.anonymous(pid))
+        let heap = HeapSampler(pid: pid)
         let (first, last, count) = try await body()
-        return Reading(firstLine: first, lastLine: last, lines: count, rssBefore: before, rssPeak: ProcessMemory.peak(pid))
+        return Reading(
+            firstLine: first, lastLine: last, lines: count, rssBefore: before, rssPeak: ProcessMemory.peak(pid), heapBefore: heapBefore,
+            heapPeak: heap.stop())
     }
 
     /// Starts `binary args` and times its output lines: the first, and the `until`-th (or the last
@@ -126,5 +148,30 @@ enum ControlBench {
 
     static func seconds(since start: UInt64) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+}
+
+/// The largest heap (RssAnon) a process had while this sampler ran, read every 20 ms on a thread
+/// of its own.
+final class HeapSampler: Sendable {
+    private let peak = Mutex(0.0)
+    private let running = Atomic<Bool>(true)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(pid: Int32) {
+        Thread.detachNewThread { [self] in
+            while running.load(ordering: .relaxed) {
+                let now = ProcessMemory.anonymous(pid)
+                peak.withLock { $0 = max($0, now) }
+                usleep(20_000)
+            }
+            done.signal()
+        }
+    }
+
+    func stop() -> Double {
+        running.store(false, ordering: .relaxed)
+        done.wait()
+        return peak.withLock { $0 }
     }
 }

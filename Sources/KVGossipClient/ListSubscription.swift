@@ -66,7 +66,9 @@ public final class ListSubscription: Sendable {
             guard !s.ended else { return [] }
             let cause: ListEvent.Cause = s.haveInitial ? .resync : .initial
             var events: [ListEvent] = []
+            // Taken out of the state while it grows, so inserting never copies the whole set.
             var seen = s.seen ?? []
+            s.seen = nil
             for info in records where info.kind == "value" {
                 let record = KeyRecord(info)
                 seen.insert(record.key)
@@ -80,7 +82,7 @@ public final class ListSubscription: Sendable {
                 s.seen = seen
                 return events
             }
-            for key in s.entries.keys.sorted() where !seen.contains(key) {
+            for key in s.entries.keys.filter({ !seen.contains($0) }).sorted() {
                 s.entries.removeValue(forKey: key)
                 events.append(.removed(key: key, cause))
             }

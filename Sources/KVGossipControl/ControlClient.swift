@@ -110,23 +110,37 @@ public final class ControlClient: Sendable {
     }
 
     /// Lists the selection `build` describes page by page (keyset pages: each asks for the keys
-    /// after the last one received), handing each page to `body` before asking for the next, so
-    /// neither side ever holds more than one page. A refusal is thrown as a `ControlError`.
+    /// after the last one received), handing each page to `body`. The next page is asked for as
+    /// soon as one arrives, so the agent reads it while `body` works; neither side ever holds more
+    /// than two pages. A refusal is thrown as a `ControlError`.
     public func list(
         pageSize: Int = ControlLimits.default.pageRecords, _ build: (inout ControlRequest) -> Void,
         each body: ([RecordInfo]) async throws -> Void
     ) async throws {
-        var after: String?
-        repeat {
-            let response = try await call({ request in
-                build(&request)
-                request.limit = pageSize
-                request.after = after
+        var template = ControlRequest(id: 0, op: .list)
+        build(&template)
+        template.limit = pageSize
+        let request = template
+        @Sendable func page(after: String?) async throws -> ControlResponse {
+            let response = try await call({ r in
+                let id = r.id
+                r = request
+                r.id = id
+                r.after = after
             }, op: .list)
             guard response.ok else { throw response.error ?? ControlError(reason: "internal", message: "the agent refused without a reason") }
-            try await body(response.records ?? [])
-            after = response.next
-        } while after != nil
+            return response
+        }
+        var current = try await page(after: nil)
+        while true {
+            let next = current.next.map { after in Task { try await page(after: after) } }
+            do { try await body(current.records ?? []) } catch {
+                next?.cancel()
+                throw error
+            }
+            guard let next else { return }
+            current = try await next.value
+        }
     }
 
     /// Stops routing answers for `id`.

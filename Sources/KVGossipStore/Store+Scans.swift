@@ -81,15 +81,30 @@ extension Store {
         public var revocations: Int
     }
 
+    /// All records and all revocations are the entry counts at the roots of the two Merkle summaries
+    /// (one row each); tombstones come from their own index (`records_tombstones`). Nothing grows
+    /// with the number of values.
     public func counts() throws -> Counts {
         try db.read { db in
-            let records = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM records")) ?? 0
+            // The literal 1 (Record.Kind.tombstone) is what lets SQLite use the partial index.
             let tombstones = try Int.fetchOne(
-                db.cachedStatement(sql: "SELECT COUNT(*) FROM records WHERE kind = ?"),
-                arguments: [Int64(KVGossipCore.Record.Kind.tombstone.rawValue)]) ?? 0
-            let revocations = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM revocations")) ?? 0
-            return Counts(treeHash: try Store.treeHash(db), values: records - tombstones, records: records, revocations: revocations)
+                db.cachedStatement(sql: "SELECT COUNT(*) FROM records INDEXED BY records_tombstones WHERE kind = 1")) ?? 0
+            let records = try Store.summaryCount(db, .records)
+            return Counts(
+                treeHash: try Store.treeHash(db), values: records - tombstones, records: records,
+                revocations: try Store.summaryCount(db, .revocations))
         }
+    }
+
+    /// Entries in one Merkle summary: its root's count, or, while the root is still a leaf (no
+    /// stored node), its few entries counted.
+    static func summaryCount(_ db: Database, _ space: SQLiteMerkleBackend.Space) throws -> Int {
+        if let count = try Int.fetchOne(
+            db.cachedStatement(sql: "SELECT count FROM merkle_nodes WHERE space = ? AND prefix = ?"), arguments: [space.rawValue, Data()])
+        {
+            return count
+        }
+        return try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM merkle_entries WHERE space = ?"), arguments: [space.rawValue]) ?? 0
     }
 
     /// Stored grants that are not revoked, counted without decoding them.

@@ -82,4 +82,42 @@ import Testing
         let paged = Readiness.controlRequest(at: agent.socket, json: #"{"id":7,"op":"list","prefix":"/big","limit":10}"#)
         #expect(paged?.contains(#""next":"/big/d0000/k0000009""#) == true, "\(paged?.prefix(300) ?? "nil")")
     }
+
+    /// `status` keeps its list of shadowed values current from the commits alone: values appear in
+    /// it and leave it as keys below them come and go, and past 100 it lists the first 100 in key
+    /// order with the total.
+    @Test func shadowedValuesFollowWritesAndAreCappedWithATotal() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        try Self.writeRootKey(cli)
+        let agent = try AgentProcess(cli: cli, root: Self.root.publicKey.text, extraArgs: ["--key", "root.key"])
+        func shadowed() throws -> (keys: [String], total: Int?) {
+            let status = try JSONSerialization.jsonObject(with: Data(try agent.run(["status", "--json"]).stdout.utf8)) as? [String: Any]
+            return (status?["shadowed"] as? [String] ?? [], status?["shadowedTotal"] as? Int)
+        }
+        #expect(try agent.run(["set", "/a", "v"]).status == 0)
+        #expect(try agent.run(["set", "/a/b/c", "v"]).status == 0)
+        #expect(try shadowed().keys == ["/a"])
+        #expect(try agent.run(["rm", "/a/b/c"]).status == 0)
+        #expect(try shadowed().keys == [], "no value below /a any more")
+        #expect(try agent.run(["set", "/a/b", "v"]).status == 0)
+        #expect(try agent.run(["rm", "/a"]).status == 0)
+        #expect(try shadowed().keys == [], "a deleted value is not shadowed")
+
+        // 150 shadowed values, written over one connection.
+        guard let socket = RawSocket(unixPath: agent.socket, timeout: 30) else { throw CLIError("cannot connect") }
+        var id = 10
+        for i in 0..<150 {
+            for key in ["/s/\(1000 + i)", "/s/\(1000 + i)/x"] {
+                id += 1
+                socket.sendFrame(#"{"id":\#(id),"op":"mint","key":"\#(key)","value":"dg=="}"#)
+                _ = socket.receiveFrame()
+            }
+        }
+        let many = try shadowed()
+        #expect(many.total == 150)
+        #expect(many.keys == (1000..<1100).map { "/s/\($0)" })
+        let text = try agent.run(["status"]).stdout
+        #expect(text.contains("/s/1099 and 50 more (values hidden by a directory of the same name)"), "\(text)")
+    }
 }

@@ -66,6 +66,12 @@ import Testing
         #expect(counts.values == 3 && counts.records == 4 && counts.revocations == 0)
         #expect(counts.treeHash == t.store.treeHash)
         #expect(try t.store.heldGrantCount() == 0)
+
+        // Past 16 records the summary's root is a stored node, whose count is read instead.
+        let big = try Self.filled((0..<300).map { "/k/\($0)" }, tombstones: (0..<40).map { "/t/\($0)" })
+        _ = try big.store.apply((0..<10).map { StoreFixture.record("/k/\($0)", nil, at: StoreFixture.now + 1) })
+        let bigCounts = try big.store.counts()
+        #expect(bigCounts.records == 340 && bigCounts.values == 290, "\(bigCounts)")
     }
 
     @Test func valuesWithValuesBelowAreFoundByProbeAndByScan() throws {
