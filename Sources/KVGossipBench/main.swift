@@ -84,9 +84,9 @@ if runs("control") {
     let c = try await ControlBench.run(keys: quick ? 100_000 : 1_000_000)
     let generated = c.generateSeconds.map { String(format: "generated a %d-key tree (signed, applied in batches of 5000) in %.1f s", c.keys, $0) }
         ?? "reused a \(c.keys)-key tree (KVG_BENCH_TREE)"
-    print(String(format: "control: %@; agent up and answering in %.1f s; status %.1f ms, again %.1f ms",
-                 generated, c.startSeconds, c.statusMs.first, c.statusMs.again))
-    for (name, r) in [("kvgossip ls /big", c.ls), ("kvgossip watch / (initial values)", c.watch), ("client list subscription /** (to .synced)", c.subscription)] {
+    print(String(format: "control: %@; agent up and answering in %.1f s; status %.1f ms, again %.1f ms, after a write %.1f ms",
+                 generated, c.startSeconds, c.statusMs.first, c.statusMs.again, c.statusMs.afterWrite))
+    for (name, r) in [("kvgossip ls /big", c.ls), ("kvgossip watch / (initial values)", c.watch), ("client list subscription /big/** (to .synced)", c.subscription)] {
         print(String(format: "control: %@: %d lines, first after %.3f s, last after %.2f s; agent RSS %.0f MiB before, peak %.0f MiB (heap %.0f MiB before, peak %.0f MiB)",
                      name, r.lines, r.firstLine, r.lastLine, r.rssBefore, r.rssPeak, r.heapBefore, r.heapPeak))
     }

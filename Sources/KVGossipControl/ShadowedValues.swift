@@ -51,7 +51,7 @@ public final class ShadowedValues: Sendable {
             for await _ in signals {
                 // A failed read waits for the next commit (or `status`) to try again.
                 while let self, !self.isSettled {
-                    do { try await NIOThreadPool.singleton.runIfActive { try self.step(budget: Self.stepRows) } } catch { break }
+                    do { try await NIOThreadPool.singleton.runIfActive { try self.step(budget: Self.stepRows, scanning: true) } } catch { break }
                 }
             }
         }
@@ -65,10 +65,10 @@ public final class ShadowedValues: Sendable {
 
     var isSettled: Bool { state.withLock { $0.settled } }
 
-    /// Folds in up to `budget` rows of the scan or noted keys (blocking: reads the store), then
-    /// returns the set as it stands.
+    /// Folds in up to `budget` noted keys (blocking: reads the store), then returns the set as it
+    /// stands. A scan in progress is left to the background: it reads the whole tree.
     public func snapshot(settlingUpTo budget: Int) throws -> Snapshot {
-        if !isSettled { try step(budget: budget) }
+        if !isSettled, state.withLock({ $0.scan == nil }) { try step(budget: budget, scanning: false) }
         return state.withLock { s in
             Snapshot(first: Self.smallest(Self.listed, of: s.keys), total: s.keys.count, upToDate: s.settled)
         }
@@ -102,10 +102,11 @@ public final class ShadowedValues: Sendable {
         wake.yield()
     }
 
-    /// One pass: a step of the scan if one runs, else a batch of noted keys.
-    private func step(budget: Int) throws {
+    /// One pass: a step of the scan if one runs (and `scanning`), else a batch of noted keys.
+    private func step(budget: Int, scanning: Bool) throws {
         try work.withLock { _ in
             if let scan = state.withLock({ $0.scan }) {
+                guard scanning else { return }
                 let (found, next) = try store.valuesWithValuesBelow(after: scan, rowLimit: budget)
                 state.withLock { s in
                     // Everything in (scan, next] was read just now: what the set held there is replaced.

@@ -44,14 +44,20 @@ public struct FrameProgress: Sendable, Equatable {
 
 /// Closes a connection whose peer takes longer than `limit` to send a frame, counted from the
 /// frame's first byte. A peer that is idle between frames is not affected; one that starts a frame
-/// and stalls (to hold the connection and the partial buffer) is.
-public final class FrameDeadline: ChannelInboundHandler, RemovableChannelHandler {
+/// and stalls (to hold the connection and the partial buffer) is. Time the connection spends not
+/// reading because its own reader is behind (back-pressure) is not held against the peer: the
+/// deadline is checked again a `limit` later instead.
+public final class FrameDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
     let limit: TimeAmount
     private var progress = FrameProgress()
     private var timer: Scheduled<Void>?
+    /// Whether the pipeline asked for more bytes since the last read cycle ended.
+    private var reading = true
 
     public init(limit: TimeAmount) { self.limit = limit }
 
@@ -62,10 +68,26 @@ public final class FrameDeadline: ChannelInboundHandler, RemovableChannelHandler
             timer?.cancel()
             timer = nil
         } else if restarted || timer == nil {
-            timer?.cancel()
-            timer = context.eventLoop.assumeIsolated().scheduleTask(in: limit) { [context] in context.close(promise: nil) }
+            arm(context)
         }
         context.fireChannelRead(data)
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        context.fireChannelReadComplete()
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        reading = true
+        context.read()
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: limit) { [self, context] in
+            if reading { context.close(promise: nil) } else { arm(context) }
+        }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
