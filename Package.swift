@@ -115,18 +115,19 @@ let package = Package(
             name: "KVGossipBench",
             dependencies: [
                 "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipSync", "KVGossipControl", "KVGossipSerf",
-                "KVGossipTestSupport", .product(name: "Logging", package: "swift-log"),
+                "KVGossipClient", "KVGossipTestSupport", .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
-        // Helpers shared by the test targets and the benchmark (a seeded generator, a free loopback port).
-        .target(name: "KVGossipTestSupport", dependencies: ["KVGossipCore"], path: "Tests/KVGossipTestSupport"),
+        // Helpers shared by the test targets and the benchmark (a seeded generator, a free loopback
+        // port, a generator of large trees).
+        .target(name: "KVGossipTestSupport", dependencies: ["KVGossipCore", "KVGossipStore"], path: "Tests/KVGossipTestSupport"),
         // The `.integration` trait: a shared budget for tests that start processes and mounts, and
         // threads of their own so their blocking waits never starve the cooperative pool.
         .target(name: "KVGossipTestTraits", path: "Tests/KVGossipTestTraits"),
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "KVGossipTestSupport", "KVGossipTestTraits"]),
-        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore"]),
+        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet"]),
         // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.
         .testTarget(
             name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"], exclude: ["Fixtures"]),

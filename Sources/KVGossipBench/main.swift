@@ -2,13 +2,13 @@ import Foundation
 import KVGossipCore
 import KVGossipStore
 
-/// `kvgossip-bench [--quick] [store|sync|mount|gossip ...]`: prints the figures, each beside a
+/// `kvgossip-bench [--quick] [store|sync|mount|gossip|control ...]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
-let known: Set = ["store", "sync", "mount", "gossip"]
+let known: Set = ["store", "sync", "mount", "gossip", "control"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
     print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
     exit(sections.isSubset(of: known) ? 0 : 2)
@@ -77,5 +77,17 @@ if runs("gossip") {
                      n, l.visible.p50, l.visible.p99))
         print(String(format: "%d agents: write → IN_CLOSE_WRITE in every other agent's mount p50 %.1f ms, p99 %.1f ms (goal p50 ≤ 25 ms, p99 ≤ 100 ms); stale reads after the event: %d",
                      n, l.inotify.p50, l.inotify.p99, l.staleReads))
+    }
+}
+
+if runs("control") {
+    let c = try await ControlBench.run(keys: quick ? 100_000 : 1_000_000)
+    let generated = c.generateSeconds.map { String(format: "generated a %d-key tree (signed, applied in batches of 5000) in %.1f s", c.keys, $0) }
+        ?? "reused a \(c.keys)-key tree (KVG_BENCH_TREE)"
+    print(String(format: "control: %@; agent up and answering in %.1f s; status %.1f ms, again %.1f ms, after a write %.1f ms",
+                 generated, c.startSeconds, c.statusMs.first, c.statusMs.again, c.statusMs.afterWrite))
+    for (name, r) in [("kvgossip ls /big", c.ls), ("kvgossip watch / (initial values)", c.watch), ("client list subscription /big/** (to .synced)", c.subscription)] {
+        print(String(format: "control: %@: %d lines, first after %.3f s, last after %.2f s; agent RSS %.0f MiB before, peak %.0f MiB (heap %.0f MiB before, peak %.0f MiB)",
+                     name, r.lines, r.firstLine, r.lastLine, r.rssBefore, r.rssPeak, r.heapBefore, r.heapPeak))
     }
 }

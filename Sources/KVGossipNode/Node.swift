@@ -17,6 +17,7 @@ public final class Node: Sendable {
     private let initialState: KeyState
     private let refusals = Mutex<[RefusalReason: Int]>([:])
     private let stateFeed = Mutex<[Int: AsyncStream<StateChange>.Continuation]>([:])
+    private let stateObservers = Mutex<[Int: @Sendable (StateChange) -> Void]>([:])
     private let nextFeedID = Mutex(0)
 
     /// - Parameter peersExpected: false for a node with no peers at all, whose tree is trivially
@@ -134,6 +135,10 @@ public final class Node: Sendable {
     /// Tells watchers of state changes (called by whoever owns the states).
     public func publish(_ changes: [StateChange]) {
         guard !changes.isEmpty else { return }
+        let observers = stateObservers.withLock { Array($0.values) }
+        for observer in observers {
+            for change in changes { observer(change) }
+        }
         let feeds = stateFeed.withLock { Array($0.values) }
         for c in feeds {
             for change in changes { c.yield(change) }
@@ -152,6 +157,18 @@ public final class Node: Sendable {
         }
         stateFeed.withLock { $0[id] = continuation }
         return stream
+    }
+
+    /// Calls `body` with every dirtiness change, on the thread that made it, until the returned
+    /// observation is cancelled or released: for consumers that must not miss one (a stream
+    /// keeps only the newest 10,000). `body` must be quick.
+    public func observeStateChanges(_ body: @escaping @Sendable (StateChange) -> Void) -> CommitObservation {
+        let id = nextFeedID.withLock { n -> Int in
+            n += 1
+            return n
+        }
+        stateObservers.withLock { $0[id] = body }
+        return CommitObservation { [weak self] in _ = self?.stateObservers.withLock { $0.removeValue(forKey: id) } }
     }
 
     /// Counts a refusal by reason, for `status`; every shell that refuses something reports here.

@@ -44,11 +44,13 @@ final class ChangeFeed: Sendable {
     }
 }
 
-/// Keeps a commit observer registered until `cancel()` (or until it is released).
+/// Keeps a commit observer registered until `cancel()` (or until it is released). Other feeds of
+/// synchronous observers (the node's dirtiness changes) hand out the same token.
 public final class CommitObservation: Sendable {
     private let onCancel: Mutex<(@Sendable () -> Void)?>
 
-    init(_ onCancel: @escaping @Sendable () -> Void) {
+    /// `onCancel` unregisters the observer; it runs once, at `cancel()` or release.
+    public init(_ onCancel: @escaping @Sendable () -> Void) {
         self.onCancel = Mutex(onCancel)
     }
 

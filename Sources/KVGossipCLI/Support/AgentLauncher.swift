@@ -65,7 +65,8 @@ struct AgentLauncher {
         let runtime = AgentRuntime(
             node: node, engine: engine, logger: logger, mountpoint: settings.mount, serfGossip: gossipOverSerf,
             embeddedSerf: serf?.embedded, mount: mount, metricsListen: settings.metricsListen.flatMap(PeerAddress.init(parsing:)),
-            warnings: serf?.embedded == nil ? [] : [Self.gossipWarning(secret: secret, bind: PeerAddress(parsing: settings.serfBind!)!)].compactMap { $0 })
+            warnings: serf?.embedded == nil ? [] : [Self.gossipWarning(secret: secret, bind: PeerAddress(parsing: settings.serfBind!)!)].compactMap { $0 },
+            controlLimits: settings.controlLimits)
         try await runtime.run(
             controlPath: settings.control!, controlListen: settings.controlListen.map(ControlEndpoint.init(parsing:)),
             syncListen: listenAddress)

@@ -22,11 +22,13 @@ struct AgentRuntime: Sendable {
     let metricsListen: PeerAddress?
     /// Risks found at start, repeated in `status`.
     let warnings: [String]
+    let controlLimits: ControlLimits
 
     func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
         let engine = self.engine
         let handler = ControlHandler(
-            node: node, mountpoint: mountpoint, nodeName: engine.options.nodeName, peers: { await AgentRuntime.peerInfo(engine) },
+            node: node, mountpoint: mountpoint, nodeName: engine.options.nodeName, limits: controlLimits,
+            peers: { await AgentRuntime.peerInfo(engine) },
             health: { [self] in health },
             sync: { peer in try await AgentRuntime.sync(engine, peer: peer) })
         let server = ControlServer(handler: handler, logger: logger)
