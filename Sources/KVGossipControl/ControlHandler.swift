@@ -83,6 +83,12 @@ public struct ControlHandler: Sendable {
 
     /// The records a list or watch request selects: one key, a prefix, a pattern, or everything.
     func matching(_ req: ControlRequest) throws -> [Record] {
+        if let patterns = req.patterns {
+            guard patterns.count <= ControlRequest.maxPatterns else {
+                throw ControlError(reason: "bad-request", message: "\(patterns.count) patterns; at most \(ControlRequest.maxPatterns)")
+            }
+            return try node.store.records(matchingAny: patterns.map(parsePattern))
+        }
         if let pattern = req.pattern {
             return try node.store.records(matching: parsePattern(pattern))
         }
@@ -97,6 +103,7 @@ public struct ControlHandler: Sendable {
 
     /// Whether a change to `key` belongs to a watch or list selection.
     func selects(_ req: ControlRequest, _ key: Key) -> Bool {
+        if let patterns = req.patterns { return patterns.contains { (try? Pattern($0))?.matches(key) ?? false } }
         if let pattern = req.pattern { return (try? Pattern(pattern))?.matches(key) ?? false }
         if let one = req.key { return one == key.path }
         if let prefix = req.prefix, prefix != "/" { return key.path == prefix || key.path.hasPrefix(prefix + "/") }
