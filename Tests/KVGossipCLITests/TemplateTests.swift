@@ -241,6 +241,45 @@ import Testing
         #expect(dotLast.stderr.contains("`.last`"), "\(dotLast.stderr)")
     }
 
+    /// Commands start with every signal at its default (the tool ignores SIGPIPE and SIGQUIT, and an
+    /// ignored disposition passes to every process a command starts: `yes | head` would never end
+    /// by SIGPIPE), and one that outlives --command-timeout is stopped with its process group and
+    /// counts as a rejection.
+    @Test func commandsGetDefaultSignalsAndAreStoppedAfterTheirTimeout() throws {
+        let w = try World()
+        defer { w.cli.cleanUp() }
+        try w.set([("/s/k", "1")])
+        let tool = try w.template(#"{{ "/s/k"|key }}"#, extra: [
+            "--check", #"if grep -q slow "$KVGOSSIP_STAGED"; then sleep 613 & sleep 613; fi"#, "--command-timeout", "1s",
+        ], exec: "grep SigIgn /proc/self/status > ignored")
+        defer { tool.stop() }
+        // /proc/self/status says "SigIgn:\t<hex mask>".
+        func ignored() -> UInt64? {
+            guard let line = w.cli.read("ignored"), line.hasSuffix("\n"), let hex = line.split(separator: "\t").last else { return nil }
+            return UInt64(hex.trimmingCharacters(in: .whitespacesAndNewlines), radix: 16)
+        }
+        #expect(Readiness.wait { ignored() != nil })
+        let mask = ignored() ?? .max
+        for (name, signal) in [("SIGPIPE", SIGPIPE), ("SIGQUIT", SIGQUIT), ("SIGTERM", SIGTERM), ("SIGINT", SIGINT)] {
+            #expect(mask & (1 << (UInt64(signal) - 1)) == 0, "\(name) ignored in the command: mask \(String(mask, radix: 16))")
+        }
+
+        try w.set([("/s/k", "slow")])
+        #expect(tool.waitFor("failures", atLeast: 1))
+        #expect(tool.lastError?.contains("stopped after its timeout") == true, "\(tool.status)")
+        #expect(w.cli.read("out.conf") == "1")
+        // The check's background sleep went with its process group.
+        #expect(Readiness.wait { !Self.processes().contains("sleep 613 ") }, "\(Self.processes().filter { $0.contains("sleep") })")
+    }
+
+    /// Command lines of every process, from /proc.
+    static func processes() -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.filter { Int($0) != nil }.compactMap { pid in
+            FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self).replacingOccurrences(of: "\0", with: " ") }
+        }
+    }
+
     /// The agent has a peer it cannot reach, so what it mints stays pending-push: a dirty value
     /// that --wait-synced will not render until the peer comes and acknowledges it.
     @Test func waitSyncedHoldsWhileAUsedKeyIsDirty() throws {
