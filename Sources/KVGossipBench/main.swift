@@ -2,13 +2,13 @@ import Foundation
 import KVGossipCore
 import KVGossipStore
 
-/// `kvgossip-bench [--quick] [store|sync|mount|gossip ...]`: prints the figures, each beside a
+/// `kvgossip-bench [--quick] [store|sync|mount|gossip|template ...]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
-let known: Set = ["store", "sync", "mount", "gossip"]
+let known: Set = ["store", "sync", "mount", "gossip", "template"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
     print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
     exit(sections.isSubset(of: known) ? 0 : 2)
@@ -77,5 +77,14 @@ if runs("gossip") {
                      n, l.visible.p50, l.visible.p99))
         print(String(format: "%d agents: write → IN_CLOSE_WRITE in every other agent's mount p50 %.1f ms, p99 %.1f ms (goal p50 ≤ 25 ms, p99 ≤ 100 ms); stale reads after the event: %d",
                      n, l.inotify.p50, l.inotify.p99, l.staleReads))
+    }
+}
+
+if runs("template") {
+    // No wait, then the default window (100ms:2s), whose quiet time every single change waits out.
+    for (wait, writes) in [("0ms", quick ? 30 : 200), ("100ms:2s", quick ? 10 : 50)] {
+        let t = try await TemplateBench.latencies(writes: writes, wait: wait)
+        print(String(format: "kvgossip template --wait %@: write on another host → command running p50 %.1f ms, p99 %.1f ms; baseline, the same writes → that host's control-API watch p50 %.1f ms, p99 %.1f ms",
+                     wait, t.command.p50, t.command.p99, t.watch.p50, t.watch.p99))
     }
 }
