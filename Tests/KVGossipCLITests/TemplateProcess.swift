@@ -5,30 +5,19 @@ import KVGossipTestSupport
 /// asked, not watched: its status file says how many snapshots, renders, installs and commands
 /// it made, and the command of most tests appends a line to a file per run.
 final class TemplateProcess: @unchecked Sendable {
-    let cli: CLIProcess
     let statusPath: String
-    let logPath: String
-    let process = Process()
-    private(set) var stopped = false
+    /// Started, logged and stopped the way agents are.
+    private let child: AgentProcess
 
     init(cli: CLIProcess, name: String = "template", arguments: [String]) throws {
-        self.cli = cli
         statusPath = cli.path("\(name)-status.json")
-        logPath = cli.path("\(name).log")
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: CLIProcess.binary)
-        process.arguments = ["template", "--status-file", statusPath, "--log-level", "debug"] + arguments
-        process.currentDirectoryURL = cli.directory
-        var env = ProcessInfo.processInfo.environment
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        process.environment = env
-        let log = FileHandle(forWritingAtPath: logPath)!
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        child = try AgentProcess(
+            cli: cli, name: name, data: cli.directory.path, socket: "",
+            arguments: ["template", "--status-file", statusPath, "--log-level", "debug"] + arguments, waitForSocket: false)
     }
 
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var process: Process { child.process }
+    var log: String { child.log }
 
     /// The status file's fields, or empty before the first cycle.
     var status: [String: Any] {
@@ -45,14 +34,15 @@ final class TemplateProcess: @unchecked Sendable {
         Readiness.wait(timeout: timeout) { !process.isRunning || count(field) >= value } && count(field) >= value
     }
 
-    @discardableResult
-    func stop(signal: Int32 = SIGTERM) -> Int32 {
-        guard !stopped else { return process.terminationStatus }
-        stopped = true
-        return process.stop(signal: signal, grace: 10)
+    /// Waits until a cycle whose snapshot was asked for after `ms` (Unix ms) has ended.
+    func waitForSnapshot(after ms: UInt64, timeout: TimeInterval = 30) -> Bool {
+        Readiness.wait(timeout: timeout) { (status["snapshotAt"] as? Int ?? 0) > Int(ms) }
     }
 
-    deinit { stop(signal: SIGKILL) }
+    static func nowMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM) -> Int32 { child.stop(signal: signal) }
 }
 
 extension CLIProcess {

@@ -7,9 +7,10 @@ import Testing
 /// command once, keeps the old file when a render or a check fails, and stays quiet when the
 /// agent restarts with nothing changed.
 ///
-/// Every template reads `/probe` without letting it into the output. Writing `/probe` and waiting
-/// for the tool's render count to move is a barrier: that render's snapshot was read after every
-/// earlier write, so once it is counted, every command those writes will ever cause has run.
+/// Every template reads `/probe` without letting it into the output. Writing `/probe`, then waiting
+/// until the tool's status shows a cycle whose snapshot was asked for after that write, is a
+/// barrier: that snapshot holds every earlier write and the probe, and the status is written when
+/// its cycle ends, so every render and command those writes will ever cause has happened.
 @Suite(.serialized, .integration) struct TemplateTests {
     static let probe = #"{% if "/probe"|exists %}{% endif %}"#
 
@@ -34,9 +35,8 @@ import Testing
 
         /// The barrier described on the suite.
         func settle(_ tool: TemplateProcess) throws {
-            let before = tool.count("renders")
             try agent.mint("/probe", UUID().uuidString)
-            #expect(tool.waitFor("renders", atLeast: before + 1), "no render after the probe; log:\n\(tool.log.suffix(3000))")
+            #expect(tool.waitForSnapshot(after: TemplateProcess.nowMs()), "no snapshot after the probe; log:\n\(tool.log.suffix(3000))")
         }
 
         func template(_ text: String, to output: String = "out.conf", extra: [String] = [], exec: String? = "echo ran >> commands") throws -> TemplateProcess {
@@ -115,9 +115,10 @@ import Testing
         let w = try World()
         defer { w.cli.cleanUp() }
         try w.set([("/c", "ok-1")])
-        let tool = try w.template(#"{{ "/c"|key }}"#, extra: ["--check", #"grep -q '^ok' "$KVGOSSIP_STAGED""#])
+        let tool = try w.template(#"{{ "/c"|key }}"#, extra: ["--check", #"echo "$KVGOSSIP_DESTINATION" > checked; grep -q '^ok' "$KVGOSSIP_STAGED""#])
         defer { tool.stop() }
         #expect(Readiness.wait { w.cli.read("out.conf") == "ok-1" })
+        #expect(w.cli.read("checked") == "out.conf\n", "the check is told the destination")
         try w.settle(tool)
         let commands = w.cli.lines("commands")
 
@@ -151,7 +152,8 @@ import Testing
         let again = try AgentProcess(cli: w.cli, name: "agent", data: w.agent.data, socket: w.agent.socket, arguments: args)
         defer { again.stop() }
         // The tool reconnected, resynced its subscriptions and read a fresh snapshot…
-        #expect(tool.waitFor("snapshots", atLeast: snapshots + 1), "log:\n\(tool.log.suffix(3000))")
+        #expect(tool.waitForSnapshot(after: TemplateProcess.nowMs()), "log:\n\(tool.log.suffix(3000))")
+        #expect(tool.count("snapshots") > snapshots)
         // …which says what the last one said: no render, no write, no command.
         #expect(tool.count("renders") == renders)
         #expect(w.cli.lines("commands") == commands)
@@ -177,8 +179,16 @@ import Testing
         let (there, here) = (agents[0], agents[1])
         try there.mint("/remote/k", "first")
         #expect(try Readiness.wait { try here.run(["get", "/remote/k"]).stdout == "first" })
-        try cli.write("t.tmpl", #"k={{ "/remote/k"|key }}"#)
-        let tool = try TemplateProcess(cli: cli, arguments: ["--control", here.socket, "--template", "t.tmpl:out.conf", "--exec", "echo ran >> commands"])
+        // A template set file, as the unit reads one; its first control socket has no agent, so
+        // the client fails over to the second. Relative paths are read from the file's directory.
+        try FileManager.default.createDirectory(atPath: cli.path("set"), withIntermediateDirectories: true)
+        try cli.write("set/t.tmpl", #"k={{ "/remote/k"|key }}"#)
+        try cli.write("set/remote.json", """
+            {"control": ["\(cli.path("nobody-here.sock"))", "\(here.socket)"],
+             "templates": [{"source": "t.tmpl", "destination": "../out.conf"}],
+             "exec": "echo ran >> \(cli.path("commands"))", "wait": "50ms:1s"}
+            """)
+        let tool = try TemplateProcess(cli: cli, arguments: ["--config", cli.path("set/remote.json")])
         defer { tool.stop() }
         #expect(Readiness.wait { cli.read("out.conf") == "k=first" })
 
@@ -193,14 +203,19 @@ import Testing
         try w.set([("/m/a", "a1"), ("/m/b", "b1")])
         try w.cli.write("one.tmpl", #"{{ "/m/a"|key }}"# + TemplateTests.probe)
         try w.cli.write("two.tmpl", #"{{ "/m/b"|key }}"#)
-        // The command records what both files held when it ran.
+        // The command records what both files held when it ran, and which files it was told changed.
         let tool = try TemplateProcess(cli: w.cli, arguments: [
             "--control", w.agent.socket, "--template", "one.tmpl:one.out", "--template", "two.tmpl:two.out", "--mode", "0640",
-            "--exec", #"echo "$(cat one.out) $(cat two.out)" >> commands"#,
+            "--owner", "nobody:nogroup", "--exec", #"echo "$(cat one.out) $(cat two.out)" >> commands; echo "$KVGOSSIP_CHANGED" >> changed"#,
         ])
         defer { tool.stop() }
         #expect(Readiness.wait { w.cli.read("commands") == "a1 b1\n" }, "log:\n\(tool.log.suffix(3000))")
-        #expect(Self.fileInfo(w.cli.path("two.out")).map { $0.st_mode & 0o7777 } == 0o640)
+        #expect(w.cli.read("changed") == "one.out\ntwo.out\n")
+        for file in ["one.out", "two.out"] {
+            let info = Self.fileInfo(w.cli.path(file))
+            #expect(info.map { $0.st_mode & 0o7777 } == 0o640)
+            #expect(info?.st_uid == getpwnam("nobody")?.pointee.pw_uid && info?.st_gid == getgrnam("nogroup")?.pointee.gr_gid)
+        }
 
         // One template cannot render: neither file changes, though the other one could.
         #expect(try w.agent.run(["rm", "/m/b"]).status == 0)
@@ -212,6 +227,7 @@ import Testing
 
         try w.set([("/m/b", "b2")])
         #expect(Readiness.wait { w.cli.read("commands") == "a1 b1\na2 b2\n" })
+        #expect(w.cli.read("changed") == "one.out\ntwo.out\none.out\ntwo.out\n")
         #expect(w.cli.read("one.out") == "a2")
         #expect(w.cli.read("two.out") == "b2")
     }

@@ -15,16 +15,8 @@ import Testing
         // The unit names the installed binary; verify a copy pointing at the one just built.
         try unit.replacingOccurrences(of: "/usr/local/bin/kvgossip", with: CLIProcess.binary)
             .write(toFile: cli.path("kvgossip-template@.service"), atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
-        p.arguments = ["verify", cli.path("kvgossip-template@demo.service")]
-        let out = Pipe()
-        p.standardError = out
-        p.standardOutput = out
-        try p.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "systemd-analyze verify: \(output)")
+        let (status, output) = try SystemdTests.analyzeVerify(cli.path("kvgossip-template@demo.service"))
+        #expect(status == 0, "systemd-analyze verify: \(output)")
         // verify only warns about a setting it cannot parse; none is expected.
         #expect(output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(output)")
     }

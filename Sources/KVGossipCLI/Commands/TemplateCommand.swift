@@ -94,7 +94,7 @@ struct TemplateCommand: AsyncParsableCommand {
     var wait: String?
     @Flag(name: .customLong("wait-synced"), help: "Do not render while a key the templates use is dirty.")
     var waitSynced = false
-    @Flag(help: "Render once from a consistent snapshot (and run the command if files changed), then exit.")
+    @Flag(help: "Render once from a consistent snapshot (and run the command if files changed), then exit. Waits for an agent to answer.")
     var once = false
     @Option(name: .customLong("command-timeout"), help: ArgumentHelp("How long --check and --exec may run. Default: 30s.", valueName: "DURATION"))
     var commandTimeout: String?

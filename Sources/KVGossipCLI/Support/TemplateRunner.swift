@@ -113,6 +113,9 @@ actor TemplateRunner {
         // its changes: a commit after the snapshot below is sure to signal another cycle.
         guard lists.values.allSatisfy({ $0.subscription.isSynced }) else { return }
         let patterns = Set(lists.keys)
+        // Taken before the request: the agent's read transaction starts later, so it holds every
+        // write that had committed by this time.
+        let asked = nowMs()
         let snapshot: Snapshot
         if patterns.isEmpty {
             snapshot = .empty
@@ -127,6 +130,7 @@ actor TemplateRunner {
             }
         }
         status.snapshots += 1
+        status.snapshotAt = asked
         guard gate.needsRender(snapshot) else {
             logger.debug("snapshot unchanged; nothing to render")
             return
@@ -249,11 +253,7 @@ actor TemplateRunner {
 
     /// Holds a list subscription for each wanted pattern and no other; each event signals a cycle.
     private func follow(_ wanted: Set<Pattern>) async {
-        for pattern in Set(lists.keys).subtracting(wanted) {
-            guard let follower = lists.removeValue(forKey: pattern) else { continue }
-            follower.task.cancel()
-            await follower.subscription.unsubscribe()
-        }
+        await Self.end(Self.release(&lists, keeping: wanted))
         for pattern in wanted.subtracting(lists.keys) {
             do {
                 let subscription = try await client.subscribeList(pattern: pattern.text)
@@ -272,11 +272,7 @@ actor TemplateRunner {
 
     /// `--wait-synced`: a key subscription per used key, whose dirtiness changes signal a cycle.
     private func followDirtiness(of used: Set<String>) async {
-        for key in Set(keys.keys).subtracting(used) {
-            guard let follower = keys.removeValue(forKey: key) else { continue }
-            follower.task.cancel()
-            await follower.subscription.unsubscribe()
-        }
+        await Self.end(Self.release(&keys, keeping: used))
         for key in used.subtracting(keys.keys) {
             guard let subscription = try? await client.subscribeKey(key) else { continue }
             // Made before the plan reads `dirtiness`: a change after that read is in the stream.
@@ -285,6 +281,21 @@ actor TemplateRunner {
                 for await _ in changes.dropFirst() { signal.yield(.changed) }
             }
             keys[key] = Follower(subscription: subscription, task: task)
+        }
+    }
+
+    /// Takes out the followers whose key is not in `wanted`.
+    private static func release<Key: Hashable, Subscription>(
+        _ followers: inout [Key: Follower<Subscription>], keeping wanted: Set<Key>
+    ) -> [Follower<Subscription>] {
+        Set(followers.keys).subtracting(wanted).compactMap { followers.removeValue(forKey: $0) }
+    }
+
+    /// Ends followers: their task, then their subscription.
+    private static func end<Subscription: Unsubscribing>(_ followers: [Follower<Subscription>]) async {
+        for follower in followers {
+            follower.task.cancel()
+            await follower.subscription.unsubscribe()
         }
     }
 
@@ -310,11 +321,21 @@ actor TemplateRunner {
     }
 }
 
+/// What the runner's followers hold: a subscription it can end.
+protocol Unsubscribing: Sendable {
+    func unsubscribe() async
+}
+
+extension ListSubscription: Unsubscribing {}
+extension KeySubscription: Unsubscribing {}
+
 /// Counters and state of a running template set, written to `--status-file` after each cycle
 /// (Docs/templates.md §Status).
 struct TemplateStatus: Codable, Sendable {
     /// Snapshots read from the agent.
     var snapshots = 0
+    /// When the last one was asked for (Unix ms): it holds every write committed before then.
+    var snapshotAt: UInt64 = 0
     /// Renders made (a snapshot equal to the last settled one is not rendered).
     var renders = 0
     /// Files replaced.
