@@ -171,6 +171,24 @@ import Testing
         #expect(w.cli.lines("commands") == commands)
     }
 
+    /// A key named by another key's value is found by rendering, followed, and let go once the
+    /// template stops reading it.
+    @Test func aKeyNamedByAnotherKeysValueIsFollowedAndLetGoWhenNoLongerRead() throws {
+        let w = try World()
+        defer { w.cli.cleanUp() }
+        try w.set([("/active", "/pool/blue"), ("/pool/blue", "10.0.0.1"), ("/pool/green", "10.0.0.2")])
+        let tool = try w.template(#"{{ "/active"|key|trim|key }}"#)
+        defer { tool.stop() }
+        #expect(Readiness.wait { w.cli.read("out.conf") == "10.0.0.1" }, "log:\n\(tool.log.suffix(3000))")
+        #expect(tool.status["dependencies"] as? [String] == ["/active", "/pool/blue", "/probe"])
+
+        try w.set([("/active", "/pool/green")])
+        #expect(Readiness.wait { w.cli.read("out.conf") == "10.0.0.2" })
+        try w.settle(tool)
+        #expect(tool.status["dependencies"] as? [String] == ["/active", "/pool/green", "/probe"], "/pool/blue is let go")
+        #expect(w.cli.lines("commands") == 2)
+    }
+
     @Test func aChangeMadeOnAnotherHostRendersHere() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
