@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/stencilproject/Stencil", from: "0.15.1"),
     ],
     targets: [
         // libsodium: Ed25519 signatures and BLAKE2b hashing.
@@ -92,6 +93,12 @@ let package = Package(
             name: "KVGossipClient",
             dependencies: ["KVGossipCore", "KVGossipControl", .product(name: "Logging", package: "swift-log")]
         ),
+        // Templates rendered from the tree: helpers, dependencies, snapshots, the wait window, output
+        // decisions. Pure rules; `kvgossip template` does the I/O (Docs/templates.md).
+        .target(
+            name: "KVGossipTemplate",
+            dependencies: ["KVGossipCore", "KVGossipClient", .product(name: "Stencil", package: "Stencil")]
+        ),
         .executableTarget(name: "ConfigWatcherExample", dependencies: ["KVGossipClient"], path: "Examples/ConfigWatcher"),
 
         // The `kvgossip` command.
@@ -105,6 +112,8 @@ let package = Package(
                 "KVGossipSync",
                 "KVGossipSerf",
                 "KVGossipMount",
+                "KVGossipClient",
+                "KVGossipTemplate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -135,6 +144,7 @@ let package = Package(
         .testTarget(
             name: "KVGossipMountTests",
             dependencies: ["KVGossipMount", "KVGossipNode", "KVGossipStore", "KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"]),
+        .testTarget(name: "KVGossipTemplateTests", dependencies: ["KVGossipTemplate", "KVGossipClient", "KVGossipCore"]),
         .testTarget(
             name: "KVGossipClientTests",
             dependencies: ["KVGossipClient", "KVGossipControl", "KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"]),

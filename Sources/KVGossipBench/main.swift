@@ -2,13 +2,13 @@ import Foundation
 import KVGossipCore
 import KVGossipStore
 
-/// `kvgossip-bench [--quick] [store|sync|mount|gossip|control ...]`: prints the figures, each beside a
+/// `kvgossip-bench [--quick] [store|sync|mount|gossip|control|template ...]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
-let known: Set = ["store", "sync", "mount", "gossip", "control"]
+let known: Set = ["store", "sync", "mount", "gossip", "control", "template"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
     print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
     exit(sections.isSubset(of: known) ? 0 : 2)
@@ -89,5 +89,14 @@ if runs("control") {
     for (name, r) in [("kvgossip ls /big", c.ls), ("kvgossip watch / (initial values)", c.watch), ("client list subscription /big/** (to .synced)", c.subscription)] {
         print(String(format: "control: %@: %d lines, first after %.3f s, last after %.2f s; agent RSS %.0f MiB before, peak %.0f MiB (heap %.0f MiB before, peak %.0f MiB)",
                      name, r.lines, r.firstLine, r.lastLine, r.rssBefore, r.rssPeak, r.heapBefore, r.heapPeak))
+    }
+}
+
+if runs("template") {
+    // No wait, then the default window (100ms:2s), whose quiet time every single change waits out.
+    for (wait, writes) in [("0ms", quick ? 30 : 200), ("100ms:2s", quick ? 10 : 50)] {
+        let t = try await TemplateBench.latencies(writes: writes, wait: wait)
+        print(String(format: "kvgossip template --wait %@: write on another host → command running p50 %.1f ms, p99 %.1f ms; baseline, the same writes → that host's control-API watch p50 %.1f ms, p99 %.1f ms",
+                     wait, t.command.p50, t.command.p99, t.watch.p50, t.watch.p99))
     }
 }

@@ -32,6 +32,7 @@ extension ControlHandler {
 
     func list(_ req: ControlRequest) throws -> ControlResponse {
         let selection = try KeySelection(req)
+        if case .patterns(let patterns) = selection { return try snapshot(patterns, req) }
         if let limit = req.limit, limit < 1 { throw ControlError(reason: "bad-request", message: "limit must be at least 1") }
         let page = try page(selection, after: req.after, limit: req.limit, tombstones: req.includeTombstones == true, encoding: req.includeEncoding == true)
         // A client that does not page (it sent no limit) gets all or a refusal, never a silent part.
@@ -43,6 +44,31 @@ extension ControlHandler {
         var r = ControlResponse(id: req.id)
         r.records = page.records
         r.next = page.next
+        return r
+    }
+
+    /// A `list` with `patterns`: one answer read in one store transaction (one moment of the node),
+    /// never paged, since pages would be read at different moments. Bounded like a page, with ten
+    /// pages' worth of rows to examine; a larger selection is refused with `too-large`.
+    private func snapshot(_ patterns: [Pattern], _ req: ControlRequest) throws -> ControlResponse {
+        let tombstones = req.includeTombstones == true
+        let encoding = req.includeEncoding == true
+        var budget = PageBudget(maxRecords: limits.pageRecords, maxBytes: limits.pageBytes)
+        var infos: [RecordInfo] = []
+        let (_, complete) = try node.store.records(matchingAny: patterns, rowLimit: 10 * limits.scanRows) { record in
+            guard record.kind == .value || tombstones else { return true }
+            let info = info(record, withEncoding: encoding)
+            guard budget.admit(info) else { return false }
+            infos.append(info)
+            return true
+        }
+        guard complete else {
+            throw ControlError(
+                reason: "too-large",
+                message: "the patterns select more than one answer holds (\(limits.pageRecords) records, about \(limits.pageBytes) bytes, \(10 * limits.scanRows) keys examined); narrow them")
+        }
+        var r = ControlResponse(id: req.id)
+        r.records = infos.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
         return r
     }
 }

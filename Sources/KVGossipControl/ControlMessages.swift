@@ -20,6 +20,8 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     public var prefix: String?
     /// list/watch: keys matching this pattern.
     public var pattern: String?
+    /// list/watch: keys matching any of these patterns (at most `maxPatterns`), read at one moment.
+    public var patterns: [String]?
     /// mint: the value bytes.
     public var value: Data?
     /// put: a record encoding signed by the client; revoke: a revocation encoding.
@@ -43,6 +45,9 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         self.id = id
         self.op = op
     }
+
+    /// The most patterns one list or watch may name.
+    public static let maxPatterns = 512
 }
 
 public struct ControlResponse: Codable, Sendable, Equatable {

@@ -126,21 +126,23 @@ public final class Store: Sendable {
     /// Records whose key is `prefix` or lies below it (all records for nil), in key order.
     /// Tombstones are included; callers that show a tree filter them.
     public func records(under prefix: Key?) throws -> [KVGossipCore.Record] {
-        try db.read { db in
-            guard let prefix else {
-                return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records ORDER BY key")).map(decode)
-            }
-            // '/' is 0x2F and '0' is 0x30: keys strictly below `prefix` sort in [prefix/, prefix0).
-            return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records WHERE key = ? OR (key >= ? AND key < ?) ORDER BY key"),
-                arguments: [prefix.path, prefix.path + "/", prefix.path + "0"]
-            ).map(decode)
+        try db.read { db in try fetchRecords(db, under: prefix) }
+    }
+
+    /// `records(under:)` inside an open read transaction.
+    func fetchRecords(_ db: Database, under prefix: Key?) throws -> [KVGossipCore.Record] {
+        guard let prefix else {
+            return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records ORDER BY key")).map(decode)
         }
+        // '/' is 0x2F and '0' is 0x30: keys strictly below `prefix` sort in [prefix/, prefix0).
+        return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records WHERE key = ? OR (key >= ? AND key < ?) ORDER BY key"),
+            arguments: [prefix.path, prefix.path + "/", prefix.path + "0"]
+        ).map(decode)
     }
 
     /// Records whose key matches `pattern`, in key order; the scan is narrowed to its literal prefix.
     public func records(matching pattern: Pattern) throws -> [KVGossipCore.Record] {
-        let prefix = pattern.literalPrefix.isEmpty ? nil : try? Key(pattern.literalPrefix)
-        return try records(under: prefix).filter { pattern.matches($0.key) }
+        try records(matchingAny: [pattern]).records
     }
 
     /// Keys holding a value (tombstones not counted): the keys a reader sees.

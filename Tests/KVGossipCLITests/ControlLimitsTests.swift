@@ -22,7 +22,7 @@ import Testing
 
     /// Asks `status` on `socket`; true when the agent answered ok.
     static func answers(_ socket: borrowing RawSocket) -> Bool {
-        socket.sendFrame(status) && json(socket.receiveFrame())?["ok"] as? Bool == true
+        socket.sendFrame(status) && json(socket.readFrame())?["ok"] as? Bool == true
     }
 
     @Test func aFrameThatStallsIsClosedButAnIdleConnectionIsNot() throws {
@@ -60,7 +60,7 @@ import Testing
         let secondServed = Self.answers(t2)
         #expect(firstServed && secondServed, "\(agent.log)")
         guard let t3 = RawSocket(tcpPort: port) else { throw CLIError("cannot connect to the TCP listener") }
-        let refusal = Self.json(t3.receiveFrame())
+        let refusal = Self.json(t3.readFrame())
         let error = refusal?["error"] as? [String: Any]
         #expect(refusal?["id"] as? Int == 0 && error?["reason"] as? String == "busy", "\(String(describing: refusal))")
         #expect((error?["message"] as? String)?.contains("from 127.0.0.1") == true)
@@ -92,7 +92,7 @@ import Testing
         guard let s = RawSocket(unixPath: agent.socket, timeout: 30) else { throw CLIError("cannot connect") }
         for id in 1...4 { s.sendFrame(#"{"id":\#(id),"op":"watch","key":"/w/\#(id)"}"#) }
         var answers: [Int: [String: Any]] = [:]
-        while answers.count < 4, let answer = Self.json(s.receiveFrame()), let id = answer["id"] as? Int { answers[id] = answer }
+        while answers.count < 4, let answer = Self.json(s.readFrame()), let id = answer["id"] as? Int { answers[id] = answer }
         for id in 1...3 { #expect((answers[id]?["event"] as? [String: Any])?["kind"] as? String == "initial", "watch \(id)") }
         #expect((answers[4]?["error"] as? [String: Any])?["reason"] as? String == "busy", "\(String(describing: answers[4]))")
 
@@ -100,7 +100,7 @@ import Testing
         s.sendFrame(#"{"id":1,"op":"unwatch"}"#)
         s.sendFrame(#"{"id":5,"op":"watch","key":"/w/5"}"#)
         var fifth: [String: Any]?
-        while fifth == nil, let answer = Self.json(s.receiveFrame()) {
+        while fifth == nil, let answer = Self.json(s.readFrame()) {
             if answer["id"] as? Int == 5 { fifth = answer }
         }
         #expect((fifth?["event"] as? [String: Any])?["kind"] as? String == "initial", "\(String(describing: fifth))")
@@ -118,7 +118,7 @@ import Testing
             throw CLIError("cannot connect")
         }
         watcher.sendFrame(#"{"id":1,"op":"watch","prefix":"/slow"}"#)
-        let opened = Self.json(watcher.receiveFrame())?["event"] != nil
+        let opened = Self.json(watcher.readFrame())?["event"] != nil
         #expect(opened, "the watch is open")
         let before = ProcessMemory.anonymous(agent.pid)
 
@@ -128,7 +128,7 @@ import Testing
             let value = (Data("\(i):".utf8) + Data(repeating: UInt8(i % 251), count: 128 << 10)).base64EncodedString()
             latest[key] = value
             writer.sendFrame(#"{"id":\#(i + 2),"op":"mint","key":"\#(key)","value":"\#(value)"}"#)
-            guard Self.json(writer.receiveFrame())?["ok"] as? Bool == true else {
+            guard Self.json(writer.readFrame())?["ok"] as? Bool == true else {
                 Issue.record("mint \(i) failed")
                 return
             }
@@ -139,7 +139,7 @@ import Testing
         // Reading again: some changes that were already on their way, then the fall, then the current values.
         var fell = false
         var current: [String: String] = [:]
-        while let answer = Self.json(watcher.receiveFrame()), let event = answer["event"] as? [String: Any] {
+        while let answer = Self.json(watcher.readFrame()), let event = answer["event"] as? [String: Any] {
             if event["kind"] as? String == "fell-behind" { fell = true }
             guard fell, event["kind"] as? String == "initial" else { continue }
             for record in event["records"] as? [[String: Any]] ?? [] {

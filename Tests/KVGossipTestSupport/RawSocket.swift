@@ -89,7 +89,7 @@ public final class RawSocket: @unchecked Sendable {
     }
 
     /// Reads one frame; nil when the peer closed or the receive timeout passed.
-    public func readFrame(maxBytes: Int = 8 << 20) -> [UInt8]? {
+    public func readFrame(maxBytes: Int = 64 << 20) -> [UInt8]? {
         guard let header = read(exactly: 4) else { return nil }
         let n = header.reduce(0) { $0 << 8 | Int($1) }
         guard n <= maxBytes else { return nil }
