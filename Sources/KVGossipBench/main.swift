@@ -28,6 +28,10 @@ if runs("store") {
     print(String(format: "verify+apply %d records (one-link chain, batches of 1000, durable per batch): %.0f records/s = %.2f× raw verify (goal ≥ 0.8×)",
                  applied.count, applied.rate, applied.rate / verifyRate))
 
+    let junk = try Bench.junkPoolRefusal(count: 2_000 / scale)
+    print(String(format: "junk-pool record refused (32 junk grants, %d bytes): %.1f µs each, decoding included; 1 KB patterns (pool over its byte limit): %.1f µs; one Ed25519 verify: %.1f µs (goal < 1 ms)",
+                 junk.poolBytes, junk.fittingMicroseconds, junk.fatMicroseconds, 1e6 / verifyRate))
+
     let latency = try Bench.singleApplyLatency(count: 2_000 / scale)
     print(String(format: "single-record durable apply: p50 %.3f ms, p99 %.3f ms", latency.p50, latency.p99))
 

@@ -37,7 +37,7 @@ struct ShellCommand {
         let log = mkstemp(&template)
         guard log >= 0 else { throw CLIError("cannot create a file for a command's output: \(String(cString: strerror(errno)))") }
         _ = fcntl(log, F_SETFD, FD_CLOEXEC)
-        unlink(String(cString: template))
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         defer { close(log) }
         let pid = try spawn(output: log)
         let timedOut = Atomic<Bool>(false)

@@ -40,7 +40,7 @@ public struct ChainSearch: Sendable {
             usable.append(g)
         }
         let onPath = Self.onSomePath(usable, from: root, to: signer, maxLength: limits.maxChainLength)
-        return breadthFirst(usable, onPath: onPath, to: signer) { g in cache.signatureIsValid(g) && g.matches(key) }
+        return breadthFirst(usable, onPath: onPath, to: signer) { g in cache.signatureIsValid(g) && cache.matches(g, key) }
     }
 
     /// A chain of delegating grants from the root to `holder`, valid at `ms`, or nil: what lets
@@ -82,7 +82,7 @@ public struct ChainSearch: Sendable {
         var chosen: [Grant] = []
         var chosenIDs = Set<Hash256>()
         var candidates = pool
-        let passes: [(Grant) -> Bool] = [{ $0.issuee != holder || $0.patterns.isEmpty }, { _ in true }]
+        let passes: [(Grant) -> Bool] = [{ $0.issuee != holder || $0.patternTexts.isEmpty }, { _ in true }]
         for admits in passes {
             while let chain = membership(of: holder, atMs: ms, pool: candidates.filter(admits), isRevoked: isRevoked) {
                 let new = chain.filter { !chosenIDs.contains($0.id) }

@@ -13,6 +13,9 @@ public final class GrantVerificationCache: Sendable {
     }
 
     private let verdicts = Mutex<[Entry: Bool]>([:])
+    /// Parsed patterns by grant id (the id covers the pattern bytes); nil for a grant with a pattern
+    /// that does not parse.
+    private let parsed = Mutex<[Hash256: [Pattern]?]>([:])
     private let capacity: Int
 
     public init(capacity: Int = 65_536) {
@@ -28,6 +31,24 @@ public final class GrantVerificationCache: Sendable {
             $0[entry] = verdict
         }
         return verdict
+    }
+
+    /// Whether one of the grant's patterns matches `key`, parsing its patterns once per grant id.
+    /// A grant whose patterns do not all parse matches nothing.
+    public func matches(_ grant: Grant, _ key: Key) -> Bool {
+        let known = parsed.withLock { $0[grant.id] }
+        let patterns: [Pattern]?
+        if let known {
+            patterns = known
+        } else {
+            let all = grant.patterns
+            patterns = all.count == grant.patternTexts.count ? all : nil
+            parsed.withLock {
+                if $0.count >= capacity { $0.removeAll(keepingCapacity: true) }
+                $0[grant.id] = .some(patterns)
+            }
+        }
+        return patterns?.contains { $0.matches(key) } ?? false
     }
 
     public var count: Int { verdicts.withLock { $0.count } }

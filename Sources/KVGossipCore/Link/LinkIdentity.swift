@@ -40,7 +40,7 @@ public struct LinkIdentity: Sendable, Equatable {
         let count = Int(try r.u8("credential length"))
         guard count <= maxCredentialGrants else { throw Refusal(.tooLarge, "a credential holds at most \(maxCredentialGrants) grants, not \(count)") }
         var credential: [Grant] = []
-        for _ in 0..<count { credential.append(try Grant(decoding: try r.long("credential grant", max: 64 * 1024), limits: limits)) }
+        for _ in 0..<count { credential.append(try Grant(decoding: try r.long("credential grant", max: 64 * 1024), limits: limits, checkingPatterns: false)) }
         return LinkIdentity(nodeKey: nodeKey, name: name, syncPort: syncPort, credential: credential, instance: instance)
     }
 }

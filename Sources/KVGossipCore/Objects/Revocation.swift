@@ -94,14 +94,14 @@ public struct Revocation: Hashable, Sendable {
         let signed = r.consumed(since: start)
         let signature = try r.signature("revocation signature")
         let grantBytes = try r.long("revoked grant", max: 64 * 1024)
-        let grant = grantBytes.isEmpty ? nil : try Grant(decoding: grantBytes, limits: limits)
+        let grant = grantBytes.isEmpty ? nil : try Grant(decoding: grantBytes, limits: limits, checkingPatterns: false)
         var proof: [Grant] = []
         if !r.isAtEnd {
             let count = Int(try r.u8("proof length"))
             guard (1...limits.maxChainLength).contains(count) else {
                 throw Refusal(.malformed, "a revocation's proof holds 1 to \(limits.maxChainLength) grants, not \(count)")
             }
-            for _ in 0..<count { proof.append(try Grant(decoding: try r.long("proof grant", max: 64 * 1024), limits: limits)) }
+            for _ in 0..<count { proof.append(try Grant(decoding: try r.long("proof grant", max: 64 * 1024), limits: limits, checkingPatterns: false)) }
         }
         return Revocation(
             cluster: cluster, grantID: grantID, revokedAt: revokedAt, signer: signer, signature: signature,
