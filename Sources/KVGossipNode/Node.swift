@@ -64,13 +64,13 @@ public final class Node: Sendable {
     /// like a record from anywhere, and in addition fresh. Grants are judged at the record's own
     /// time, which its signer picks, so a holder whose grant has expired could otherwise sign a
     /// record dated just before the expiry and have it accepted for good. A client signs with the
-    /// current time (Docs/contract.md §Authority), so a record more than `max-skew` behind this
+    /// current time (Docs/contract.md §Ordering), so a record more than `max-skew` behind this
     /// node's clock is refused here, where it enters the network. Records between peers are judged
     /// at their own time only, so every node reaches the same verdict.
     public func acceptClientRecord(_ record: Record) throws -> ApplyOutcome {
         let now = store.clock()
         let maxSkew = store.validator.limits.maxSkewMs
-        if record.timestamp.physicalMs &+ maxSkew < now {
+        if record.timestamp.isTooFarBehind(ofNowMs: now, maxSkewMs: maxSkew) {
             let refusal = Refusal(
                 .clockSkew,
                 "record time \(record.timestamp.rfc3339) is more than \(maxSkew / 1000) s behind this node's clock: a new record must be signed with the current time")

@@ -58,6 +58,9 @@ import Testing
         let ts = HLC(physicalMs: 31_000)
         #expect(!ts.isTooFarAhead(ofNowMs: 1000, maxSkewMs: 30_000))
         #expect(HLC(physicalMs: 31_001).isTooFarAhead(ofNowMs: 1000, maxSkewMs: 30_000))
+        #expect(!HLC(physicalMs: 1000).isTooFarBehind(ofNowMs: 31_000, maxSkewMs: 30_000))
+        #expect(HLC(physicalMs: 999).isTooFarBehind(ofNowMs: 31_000, maxSkewMs: 30_000))
+        #expect(!HLC(physicalMs: 5).isTooFarBehind(ofNowMs: 1000, maxSkewMs: 30_000))
     }
 
     @Test func rfc3339() {

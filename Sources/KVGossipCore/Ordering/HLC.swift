@@ -46,6 +46,13 @@ public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
         physicalMs > nowMs &+ maxSkewMs
     }
 
+    /// Whether the physical part is more than `maxSkewMs` behind `nowMs`: too old for a record
+    /// handed to a node as a new write, which must carry the current time (Docs/contract.md
+    /// §Ordering). Records between peers are never judged by this.
+    public func isTooFarBehind(ofNowMs nowMs: UInt64, maxSkewMs: UInt64) -> Bool {
+        physicalMs &+ maxSkewMs < nowMs
+    }
+
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T07:13:43.123Z`.
     public var rfc3339: String { RFC3339.format(ms: physicalMs) }
 
