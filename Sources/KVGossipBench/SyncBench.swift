@@ -89,10 +89,26 @@ enum SyncBench {
 
     /// Link set-up: TCP connect, the three handshake frames (two signatures made, two verified, a key
     /// exchange) and the stream headers, per link.
-    static func handshake(links: Int) async throws -> Double {
+    /// Beside it, the baseline: a plain TCP connect to the same listener, closed at once.
+    static func handshake(links: Int) async throws -> (link: Double, tcpConnect: Double) {
         let a = try await host(records: [])
         let b = try await host(records: [])
         defer { cleanUp([a, b]) }
+        var connect = 0.0
+        for _ in 0..<links {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = in_port_t(UInt16(b.address.port).bigEndian)
+            sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            precondition(connected == 0, "connect to the bench listener failed")
+            connect += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            close(fd)
+        }
         var total = 0.0
         for _ in 0..<links {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -101,7 +117,7 @@ enum SyncBench {
             link.close()
             while !link.isClosed { try await Task.sleep(for: .milliseconds(1)) }
         }
-        return total / Double(links)
+        return (total / Double(links), connect / Double(links))
     }
 
     /// An empty host pulling a whole tree of n keys, beside the time to just verify those records.
