@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "KVGossipCore", dependencies: ["CSodium"]),
 
         // Durable state in SQLite: records, revocations and the persisted Merkle summary.
+        // The gossip rules of the core run at any scale in simulated time (a simulated network, toy stores).
+        .target(name: "KVGossipSimulation", dependencies: ["KVGossipCore"]),
         .target(
             name: "KVGossipStore",
             dependencies: [
@@ -124,7 +126,7 @@ let package = Package(
             name: "KVGossipBench",
             dependencies: [
                 "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipSync", "KVGossipControl", "KVGossipSerf",
-                "KVGossipClient", "KVGossipTestSupport", .product(name: "Logging", package: "swift-log"),
+                "KVGossipClient", "KVGossipSimulation", "KVGossipTestSupport", .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -135,6 +137,7 @@ let package = Package(
         // threads of their own so their blocking waits never starve the cooperative pool.
         .target(name: "KVGossipTestTraits", path: "Tests/KVGossipTestTraits"),
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
+        .testTarget(name: "KVGossipSimulationTests", dependencies: ["KVGossipSimulation", "KVGossipCore"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet"]),
         // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.

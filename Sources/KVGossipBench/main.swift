@@ -2,13 +2,13 @@ import Foundation
 import KVGossipCore
 import KVGossipStore
 
-/// `kvgossip-bench [--quick] [store|sync|mount|gossip|control|template ...]`: prints the figures, each beside a
+/// `kvgossip-bench [--quick] [store|sync|mount|gossip|simulate|control|template ...]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
-let known: Set = ["store", "sync", "mount", "gossip", "control", "template"]
+let known: Set = ["store", "sync", "mount", "gossip", "simulate", "control", "template"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
     print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
     exit(sections.isSubset(of: known) ? 0 : 2)
@@ -84,6 +84,12 @@ if runs("gossip") {
                      n, l.visible.p50, l.visible.p99))
         print(String(format: "%d agents: write → IN_CLOSE_WRITE in every other agent's mount p50 %.1f ms, p99 %.1f ms (goal p50 ≤ 25 ms, p99 ≤ 100 ms); stale reads after the event: %d",
                      n, l.inotify.p50, l.inotify.p99, l.staleReads))
+    }
+}
+
+if runs("simulate") {
+    for n in quick ? [200, 1000] : [1000, 2000] {
+        SimulationBench.report(nodes: n, writes: quick ? 20 : 100, quick: quick)
     }
 }
 

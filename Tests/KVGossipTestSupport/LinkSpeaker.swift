@@ -17,10 +17,34 @@ public final class LinkSpeaker: @unchecked Sendable {
     private let receiver: SecretStreamReceiver
 
     /// Connects to 127.0.0.1:`port` and runs the handshake as initiator with `credentials`.
-    /// - Throws: ``Refused`` when the agent refuses (with its reason) or closes.
-    public init(port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret? = nil, timeout: TimeInterval = 30) throws {
-        guard let socket = RawSocket(tcpPort: port, timeout: timeout) else { throw Refused(refusal: nil) }
+    /// A connection closed with no reason said (the agent's 5 s handshake deadline passed on a
+    /// machine too busy to finish it, or its slot went to a newcomer) is tried again until
+    /// `deadline`; a refusal with a reason is final.
+    /// - Throws: ``Refused`` when the agent refuses (with its reason) or keeps closing.
+    public init(
+        port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret? = nil, timeout: TimeInterval = 30,
+        deadline: TimeInterval = 120
+    ) throws {
+        let giveUp = Date().addingTimeInterval(deadline)
+        var link: (RawSocket, LinkHandshake.Established, SecretStreamSender, SecretStreamReceiver)?
+        while link == nil {
+            do {
+                link = try Self.handshake(port: port, cluster: cluster, credentials: credentials, secret: secret, timeout: timeout)
+            } catch let refused as Refused where refused.refusal == nil && Date() < giveUp {
+                usleep(100_000)  // the interval between attempts, not a wait for readiness
+            }
+        }
+        let (socket, established, sender, receiver) = link!
         self.socket = socket
+        self.sender = sender
+        self.receiver = receiver
+        peer = established.peer
+    }
+
+    private static func handshake(
+        port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret?, timeout: TimeInterval
+    ) throws -> (RawSocket, LinkHandshake.Established, SecretStreamSender, SecretStreamReceiver) {
+        guard let socket = RawSocket(tcpPort: port, timeout: timeout) else { throw Refused(refusal: nil) }
         var machine = LinkHandshake(
             role: .initiator, cluster: cluster, credentials: credentials, secret: secret, ephemeral: .generate(),
             nonce: secureRandomBytes(LinkHandshake.nonceBytes))
@@ -41,9 +65,7 @@ public final class LinkSpeaker: @unchecked Sendable {
         guard let header = socket.readFrame() else { throw Refused(refusal: nil) }
         if let refusal = LinkHandshake.refusal(in: header) { throw Refused(refusal: refusal) }
         guard let receiver = SecretStreamReceiver(key: established.receiveKey, header: header) else { throw Refused(refusal: nil) }
-        self.sender = sender
-        self.receiver = receiver
-        peer = established.peer
+        return (socket, established, sender, receiver)
     }
 
     /// Credentials for a speaker with a fresh instance id (any name and port).

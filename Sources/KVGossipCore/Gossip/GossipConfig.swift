@@ -14,8 +14,10 @@ public struct GossipConfig: Sendable, Equatable {
     public var queueLimit = 4096
     /// After pushing a fresh record on, a node tells this many random peers its new tree hash a
     /// moment later (`announceDelayMs`); a peer still without the record sees a different hash and
-    /// pulls it. 0: off.
-    public var announceFanout = 0
+    /// pulls it. nil: grows with the cluster, ⌈ln N⌉; 0: off. Pushes alone leave about e^−fanout of
+    /// a large cluster unreached; each announcement is one more chance for such a node, at a tenth
+    /// of a push's bytes (Docs/architecture.md §Simulation).
+    public var announceFanout: Int?
     public var announceDelayMs: UInt64 = 50
     /// A failed push is repaired by a full session with that peer this much later.
     public var repairDelayMs: UInt64 = 1_000
@@ -31,8 +33,15 @@ public struct GossipConfig: Sendable, Equatable {
         return max(3, Int(Self.naturalLog(Double(peers + 1)).rounded(.up)) + 1)
     }
 
+    /// How many peers hear a writer's new tree hash, in a cluster of `peers` other nodes.
+    public func announceFanout(peers: Int) -> Int {
+        if let announceFanout { return min(announceFanout, peers) }
+        guard peers > 0 else { return 0 }
+        return min(peers, Int(Self.naturalLog(Double(peers + 1)).rounded(.up)))
+    }
+
     /// ln(x) for x ≥ 1 without Foundation: divide out powers of e, then the atanh series.
-    static func naturalLog(_ x: Double) -> Double {
+    public static func naturalLog(_ x: Double) -> Double {
         let e = 2.718281828459045
         var n = x, whole = 0.0
         while n > e {

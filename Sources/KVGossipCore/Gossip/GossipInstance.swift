@@ -78,6 +78,13 @@ public struct GossipInstance: Sendable {
     private var announceAtMs: UInt64?
     private var announcedSessions = 0
     private let expectsPeers: Bool
+    // Indexes kept beside `peers` so that nothing per event costs a pass over every peer (a fleet
+    // node knows thousands): the addresses in order, peers with keys queued, peers awaiting a
+    // repair, and the pushes in flight to all of them.
+    private var order: [PeerAddress] = []
+    private var waiting: Set<PeerAddress> = []
+    private var repairing: Set<PeerAddress> = []
+    private var inFlightTotal = 0
 
     /// - Parameter expectsPeers: false for a node configured with no peers at all, whose keys are
     ///   trivially synced; true starts every key `unsynced` until a session with a peer completes.
@@ -106,7 +113,11 @@ public struct GossipInstance: Sendable {
         }
         let joined = next.keys.filter { peers[$0] == nil }.sorted()
         // Peers that left take their queues with them: the keys were pushed elsewhere too.
+        for (address, peer) in peers where next[address] == nil { inFlightTotal -= peer.pushesInFlight }
         peers = next
+        order = next.keys.sorted()
+        waiting = waiting.filter { next[$0] != nil }
+        repairing = repairing.filter { next[$0] != nil }
         guard startupDone else { return [] }
         var out: [GossipDirective] = []
         for address in joined { out += want(session: address, "member joined") }
@@ -127,7 +138,7 @@ public struct GossipInstance: Sendable {
         startupDone = true
         nextRoundMs = nowMs + jittered(config.antiEntropyIntervalMs)
         var targets = Set(peers.values.filter(\.isStatic).map(\.address)).union(differing.filter { peers[$0] != nil })
-        if let any = peers.values.filter({ !$0.isStatic }).map(\.address).sorted().randomElement(using: &random) { targets.insert(any) }
+        if let any = order.filter({ peers[$0]?.isStatic == false }).randomElement(using: &random) { targets.insert(any) }
         var out: [GossipDirective] = []
         for address in targets.sorted() { out += want(session: address, "start") }
         return out
@@ -135,7 +146,7 @@ public struct GossipInstance: Sendable {
 
     /// The earliest time `tick` has something to do.
     public var nextWakeMs: UInt64? {
-        ([nextRoundMs, announceAtMs] + peers.values.map(\.repairAtMs)).compactMap { $0 }.min()
+        ([nextRoundMs, announceAtMs] + repairing.map { peers[$0]?.repairAtMs }).compactMap { $0 }.min()
     }
 
     /// Runs what is due: the periodic round with a random peer, repairs, announcements.
@@ -143,17 +154,18 @@ public struct GossipInstance: Sendable {
         var out: [GossipDirective] = []
         if let due = nextRoundMs, due <= nowMs {
             nextRoundMs = nowMs + jittered(config.antiEntropyIntervalMs)
-            if let peer = peers.keys.sorted().randomElement(using: &random) { out += want(session: peer, "periodic") }
+            if let peer = order.randomElement(using: &random) { out += want(session: peer, "periodic") }
         }
-        for (address, peer) in peers.sorted(by: { $0.key < $1.key }) {
-            guard let due = peer.repairAtMs, due <= nowMs else { continue }
-            peers[address]?.repairAtMs = nil
+        for address in repairing.sorted() {
+            guard let due = peers[address]?.repairAtMs, due <= nowMs else { continue }
+            setRepair(address, nil)
             out += want(session: address, "repair after a failed push")
         }
         if let due = announceAtMs, due <= nowMs {
             announceAtMs = nil
-            for address in pick(config.announceFanout, excluding: nil) { out.append(.announce(address)) }
-            counters.announcements += config.announceFanout
+            let targets = pick(config.announceFanout(peers: peers.count), excluding: nil)
+            for address in targets { out.append(.announce(address)) }
+            counters.announcements += targets.count
         }
         return out
     }
@@ -176,13 +188,13 @@ public struct GossipInstance: Sendable {
             return []
         }
         for address in targets { out += enqueue(key, for: address) }
-        if config.announceFanout > 0, announceAtMs == nil { announceAtMs = nowMs + config.announceDelayMs }
+        if config.announceFanout(peers: peers.count) > 0, announceAtMs == nil { announceAtMs = nowMs + config.announceDelayMs }
         return out + pump(nowMs: nowMs)
     }
 
     /// A push was answered: one result per key, for the digest that was sent.
     public mutating func pushAnswered(by address: PeerAddress, _ results: [(key: Key, digest: Hash256, held: Bool)], nowMs: UInt64) -> [GossipDirective] {
-        peers[address]?.pushesInFlight -= 1
+        pushEnded(address)
         counters.pushesOK += 1
         var changed: [Key: KeyState] = [:]
         for r in results where r.held {
@@ -194,9 +206,9 @@ public struct GossipInstance: Sendable {
     /// A push did not arrive (no link, the link broke, the peer refused it): a full session with
     /// that peer repairs it a moment later.
     public mutating func pushFailed(to address: PeerAddress, nowMs: UInt64) -> [GossipDirective] {
-        peers[address]?.pushesInFlight -= 1
+        pushEnded(address)
         counters.pushesFailed += 1
-        if peers[address]?.repairAtMs == nil { peers[address]?.repairAtMs = nowMs + config.repairDelayMs }
+        if peers[address] != nil, peers[address]?.repairAtMs == nil { setRepair(address, nowMs + config.repairDelayMs) }
         return pump(nowMs: nowMs)
     }
 
@@ -224,7 +236,10 @@ public struct GossipInstance: Sendable {
             peer.agreed = false
             peer.lastError = outcome.error
         }
-        if peer.repairAtMs != nil && outcome.completed { peer.repairAtMs = nil }
+        if peer.repairAtMs != nil && outcome.completed {
+            peer.repairAtMs = nil
+            repairing.remove(address)
+        }
         if peer.sessionAnnounced {
             peer.sessionAnnounced = false
             announcedSessions -= 1
@@ -287,6 +302,17 @@ public struct GossipInstance: Sendable {
 
     private var fanout: Int { config.fanout(peers: peers.count) }
 
+    private mutating func pushEnded(_ address: PeerAddress) {
+        guard peers[address] != nil else { return }  // it left: its pushes were uncounted then
+        peers[address]!.pushesInFlight -= 1
+        inFlightTotal -= 1
+    }
+
+    private mutating func setRepair(_ address: PeerAddress, _ atMs: UInt64?) {
+        peers[address]?.repairAtMs = atMs
+        if atMs == nil { repairing.remove(address) } else { repairing.insert(address) }
+    }
+
     private mutating func earnedSync() -> [GossipDirective] {
         keyStates.setDefault(.synced) ? [.defaultState(.synced)] : []
     }
@@ -308,12 +334,14 @@ public struct GossipInstance: Sendable {
     private mutating func enqueue(_ key: Key, for address: PeerAddress) -> [GossipDirective] {
         guard var peer = peers[address], peer.queued.insert(key).inserted else { return [] }
         peer.queue.append(key)
+        waiting.insert(address)
         if peer.queue.count > config.queueLimit {
             // Too far behind for pushes: a full session catches the peer up instead.
             counters.queueOverflows += 1
             peer.queue = []
             peer.queued = []
             peers[address] = peer
+            waiting.remove(address)
             return want(session: address, "push queue overflowed")
         }
         peers[address] = peer
@@ -323,8 +351,9 @@ public struct GossipInstance: Sendable {
     /// Sends queued keys, within the per-peer and overall limits.
     private mutating func pump(nowMs: UInt64) -> [GossipDirective] {
         var out: [GossipDirective] = []
-        var inFlight = peers.values.reduce(0) { $0 + $1.pushesInFlight }
-        for address in peers.keys.sorted() where inFlight < config.pushesInFlight {
+        var inFlight = inFlightTotal
+        defer { inFlightTotal = inFlight }
+        for address in waiting.sorted() where inFlight < config.pushesInFlight {
             guard var peer = peers[address] else { continue }
             while !peer.queue.isEmpty, peer.pushesInFlight < config.pushesPerPeer, inFlight < config.pushesInFlight {
                 let batch = Array(peer.queue.prefix(config.pushBatch))
@@ -334,6 +363,7 @@ public struct GossipInstance: Sendable {
                 inFlight += 1
                 out.append(.push(address, keys: batch))
             }
+            if peer.queue.isEmpty { waiting.remove(address) }
             peers[address] = peer
         }
         return out
@@ -341,10 +371,16 @@ public struct GossipInstance: Sendable {
 
     /// Up to `count` distinct random peers, not `excluded`.
     private mutating func pick(_ count: Int, excluding excluded: PeerAddress?) -> [PeerAddress] {
-        var candidates = peers.keys.filter { $0 != excluded }.sorted()
+        let available = order.count - (excluded.map { peers[$0] != nil } == true ? 1 : 0)
+        guard count < available else { return order.filter { $0 != excluded }.shuffled(using: &random) }
+        // Few out of many (the usual case): draw indexes until enough distinct ones, without a
+        // pass over every peer.
+        var chosen: Set<Int> = []
         var out: [PeerAddress] = []
-        while out.count < count, !candidates.isEmpty {
-            out.append(candidates.remove(at: Int.random(in: 0..<candidates.count, using: &random)))
+        while out.count < count {
+            let i = Int.random(in: 0..<order.count, using: &random)
+            guard order[i] != excluded, chosen.insert(i).inserted else { continue }
+            out.append(order[i])
         }
         return out
     }

@@ -21,5 +21,7 @@ public struct PeerAddress: Sendable, Hashable, Comparable, CustomStringConvertib
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    public static func < (a: PeerAddress, b: PeerAddress) -> Bool { a.description < b.description }
+    /// By host, then port: an order every node agrees on, without building text (peers are sorted
+    /// often, and a fleet node knows thousands).
+    public static func < (a: PeerAddress, b: PeerAddress) -> Bool { a.host != b.host ? a.host < b.host : a.port < b.port }
 }

@@ -1,0 +1,51 @@
+import KVGossipCore
+import KVGossipSimulation
+import Testing
+
+/// The agent's gossip rules, at N = 50 over many seeds in simulated time (Docs/architecture.md
+/// §Simulation): every write reaches every node quickly, also with lost packets, and a healed
+/// partition converges. The bench runs the same at 1,000 nodes and prints the figures.
+@Suite struct SpreadTests {
+    static let seeds: [UInt64] = Array(1...30)
+
+    static func cluster(seed: UInt64, loss: Double = 0) -> Simulation {
+        var config = SimulationConfig(nodes: 50, seed: seed)
+        config.network.loss = loss
+        let sim = Simulation(config)
+        sim.run(forMs: 1000)  // the start-up sessions settle
+        return sim
+    }
+
+    @Test(arguments: seeds) func aWriteReachesEveryNodeWithinASecond(seed: UInt64) {
+        let sim = Self.cluster(seed: seed)
+        let spread = sim.spreadOfOneWrite(from: Int(seed % 50))
+        #expect(spread.reachedMs.count == 50)
+        #expect((spread.time(toReach: 1) ?? .infinity) <= 1000, "100% after \(spread.time(toReach: 1) ?? -1) ms")
+        // Per node and write: pushes (⌈ln N⌉ + 1) and announcements (⌈ln N⌉) within 2·ln N + 2,
+        // and every message, push answers and any pull sessions included, within twice that.
+        let t = spread.traffic
+        #expect(Double(t.pushes + t.announcements) / 50 <= 2 * log(50) + 2, "\(t)")
+        #expect(Double(t.messages) / 50 <= 4 * log(50) + 4, "\(t)")
+    }
+
+    @Test(arguments: seeds) func withTenPercentLossAWriteStillReachesEveryNodeWithinTwoSeconds(seed: UInt64) {
+        let sim = Self.cluster(seed: seed, loss: 0.1)
+        let spread = sim.spreadOfOneWrite(from: 0)
+        #expect((spread.time(toReach: 1) ?? .infinity) <= 2000, "100% after \(spread.time(toReach: 1) ?? -1) ms")
+    }
+
+    @Test(arguments: seeds.prefix(5)) func aHealedPartitionConvergesWithinTwoRounds(seed: UInt64) {
+        let sim = Self.cluster(seed: seed)
+        let healing = sim.partitionAndHeal(writesPerSide: 100)
+        #expect(healing.convergedMs != nil && healing.convergedMs! <= 60_000, "converged after \(healing.convergedMs ?? -1) ms")
+        #expect(sim.converged)
+    }
+
+    @Test func aRunReplaysExactlyFromItsSeed() {
+        let a = Self.cluster(seed: 7).spreadOfOneWrite(from: 3)
+        let b = Self.cluster(seed: 7).spreadOfOneWrite(from: 3)
+        #expect(a.reachedMs == b.reachedMs && a.traffic == b.traffic)
+    }
+}
+
+private func log(_ x: Double) -> Double { GossipConfig.naturalLog(x) }
