@@ -119,8 +119,9 @@ extension Store {
     /// stores the new roots, commits, and only then publishes the changes.
     func commit<T>(_ body: (Database, inout PendingTransaction) throws -> T) throws -> T {
         let (result, changes, hash) = try db.write { db -> (T, [StoreChange], Hash256) in
-            var tx = PendingTransaction()
+            var tx = PendingTransaction(history: historyBounds)
             let result = try body(db, &tx)
+            try tx.settleHistoryBytes(db: db)
             if !tx.recordChanges.isEmpty {
                 var backend = SQLiteMerkleBackend(db: db, space: .records)
                 let root = try MerkleTrie.apply(tx.recordChanges.merged, to: &backend, leafLimit: leafLimit)
@@ -166,6 +167,10 @@ public struct ValidatedBatch: Sendable {
 
 /// What one write transaction has done so far: summary changes to fold in and changes to publish.
 struct PendingTransaction {
+    /// What history keeps (Docs/history.md §Bounds), and how this transaction changed it.
+    let history: HistoryBounds
+    var historyBytesDelta = 0
+    var historyChanged = false
     var recordChanges = SummaryChanges()
     var revocationChanges = SummaryChanges()
     var published: [StoreChange] = []
@@ -186,7 +191,11 @@ struct PendingTransaction {
         let current = try Store.fetchVersion(db, key: record.key)
         if let current {
             if current.digest == record.digest { return .duplicate }
-            if record.version < current { return .superseded(current: current) }
+            if record.version < current {
+                try keepBeatenInHistory(record, db: db)
+                return .superseded(current: current)
+            }
+            try keepCurrentInHistory(record.key, db: db)
         }
         try write(record, db: db, replacing: current != nil)
         recordChanges.add(SummaryEntries.keyHash(record.key), delta: current == nil ? 1 : 0)
