@@ -1,4 +1,4 @@
-/// A line diff between two versions of a value, for `kvgossip log -p` (Docs/history.md §Diffs).
+/// A line diff between two versions of a value, for `kvgossip log -p` (Docs/history.md §Reading the log).
 /// The longest common subsequence of lines, computed only for values small enough that its
 /// quadratic table stays bounded; larger or binary values are summarized instead.
 public enum LineDiff {
