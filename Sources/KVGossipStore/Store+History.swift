@@ -16,11 +16,10 @@ public struct HistoryUsage: Sendable, Equatable {
 }
 
 extension PendingTransaction {
-    /// Copies the key's current record into history before it is replaced or unset, inside the
-    /// same transaction (no commit of its own), then trims the key to its bound.
-    mutating func keepCurrentInHistory(_ key: Key, db: Database) throws {
+    /// Copies the key's current record (of `size` bytes) into history before it is replaced or
+    /// unset, inside the same transaction (no commit of its own), then trims the key to its bound.
+    mutating func keepCurrentInHistory(_ key: Key, size: Int, db: Database) throws {
         guard !history.isOff else { return }
-        let size = try Int.fetchOne(db.cachedStatement(sql: "SELECT length(encoded) FROM records WHERE key = ?"), arguments: [key.path]) ?? 0
         guard HistoryRule.admits(bytes: size, bounds: history) else { return }
         try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded)
@@ -50,14 +49,12 @@ extension PendingTransaction {
         try trimKey(key, db: db)
     }
 
-    /// Drops the key's lowest versions past its bound.
+    /// Drops the key's lowest versions past its bound: one walk down the key's versions, newest
+    /// first, that yields only those past the bound (usually none).
     mutating func trimKey(_ key: Key, db: Database) throws {
-        let kept = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM history WHERE key = ?"), arguments: [key.path]) ?? 0
-        let excess = HistoryRule.excessVersions(kept: kept, bounds: history)
-        guard excess > 0 else { return }
         let lowest = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT seq, size FROM history WHERE key = ? ORDER BY ts, kind, digest LIMIT ?"),
-            arguments: [key.path, excess])
+            db.cachedStatement(sql: "SELECT seq, size FROM history WHERE key = ? ORDER BY ts DESC, kind DESC, digest DESC LIMIT -1 OFFSET ?"),
+            arguments: [key.path, HistoryRule.versionsKeptPerKey(history)])
         for row in lowest {
             try db.cachedStatement(sql: "DELETE FROM history WHERE seq = ?").execute(arguments: [row[0] as Int64])
             historyBytesDelta -= row[1] as Int

@@ -107,4 +107,21 @@ import Testing
         let offlineVersions = try JSONSerialization.jsonObject(with: Data(offline.stdout.utf8)) as? [[String: Any]] ?? []
         #expect(Self.field(offlineVersions, "digest") == Self.field(revoked, "digest"))
     }
+
+    /// Docs/history.md §What each host sees: a host that was away learns only the newest version.
+    @Test func aHostThatWasAwayLearnsOnlyTheNewestVersion() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        var agents = try GossipTests.cluster(cli, root: root, peers: [[1], [0]])
+        try agents[0].run(["set", "/k", "first"])
+        #expect(try Readiness.wait { try agents[1].run(["get", "/k"]).stdout == "first" })
+        agents[1].stop()
+        for value in ["second", "third", "fourth"] { try agents[0].run(["set", "/k", value]) }
+        let args = agents[1].process.arguments!
+        agents[1] = try AgentProcess(cli: cli, name: "B", root: root, extraArgs: Array(args[args.firstIndex(of: "--key")!...]))
+        #expect(try Readiness.wait { try agents[1].run(["get", "/k"]).stdout == "fourth" })
+        #expect(Self.field(try Self.versions(agents[0], "/k", ["--values"]), "value") == ["fourth", "third", "second", "first"])
+        #expect(Self.field(try Self.versions(agents[1], "/k", ["--values"]), "value") == ["fourth", "first"])
+    }
 }

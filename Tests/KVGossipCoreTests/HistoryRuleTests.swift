@@ -12,10 +12,9 @@ import Testing
     }
 
     @Test func aKeyKeepsAtMostItsBoundOfEarlierVersions() {
-        #expect(HistoryRule.excessVersions(kept: 3, bounds: small) == 0)
-        #expect(HistoryRule.excessVersions(kept: 4, bounds: small) == 1)
-        #expect(HistoryRule.excessVersions(kept: 10, bounds: small) == 7)
-        #expect(HistoryRule.excessVersions(kept: 2, bounds: .off) == 2)
+        #expect(HistoryRule.versionsKeptPerKey(small) == 3)
+        #expect(HistoryRule.versionsKeptPerKey(.off) == 0)
+        #expect(HistoryRule.versionsKeptPerKey(HistoryBounds(versionsPerKey: 3, totalBytes: 0)) == 0)
     }
 
     @Test func theBudgetDropsTheOldestArrivalsUntilTheTotalFits() {

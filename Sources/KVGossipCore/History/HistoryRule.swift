@@ -29,10 +29,10 @@ public enum HistoryRule {
         !bounds.isOff && bytes <= bounds.totalBytes
     }
 
-    /// How many of a key's lowest versions (in the order of Docs/contract.md §Ordering) go when its
-    /// history holds `kept` versions.
-    public static func excessVersions(kept: Int, bounds: HistoryBounds) -> Int {
-        max(0, kept - max(0, bounds.versionsPerKey))
+    /// How many earlier versions of one key stay: its highest ones (in the order of
+    /// Docs/contract.md §Ordering); the lower ones go.
+    public static func versionsKeptPerKey(_ bounds: HistoryBounds) -> Int {
+        bounds.isOff ? 0 : bounds.versionsPerKey
     }
 
     /// How many entries to drop from the front of `oldestFirst` (entry sizes in arrival order, the
