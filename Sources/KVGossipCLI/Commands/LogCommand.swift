@@ -9,18 +9,18 @@ struct LogCommand: AsyncParsableCommand {
         commandName: "log",
         abstract: "Show the versions of a key (or of the keys matching a pattern) this host has seen, newest first.",
         discussion: """
-            For each version: its time, its signer (by name when this host knows it, and fingerprint),
-            the chain of grants it carries, its size and value digest, and whether its chain still
-            holds or a grant in it was revoked since. A version that brings back an earlier value
+            For each version: its time, its signer (by name when this host knows it, and fingerprint), \
+            the chain of grants it carries, its size and value digest, and whether its chain still \
+            holds or a grant in it was revoked since. A version that brings back an earlier value \
             (a revert) says which.
 
-            History is local to each host and bounded (--history-versions, --history-bytes on the
-            agent): a host lists the versions it received, while it was running, since it joined.
-            A host that was away when a key changed several times learns only the newest of those
+            History is local to each host and bounded (--history-versions, --history-bytes on the \
+            agent): a host lists the versions it received, while it was running, since it joined. \
+            A host that was away when a key changed several times learns only the newest of those \
             versions from anti-entropy. See Docs/history.md.
 
-            The agent is asked through --control; with --data, a data directory is read directly
-            (the agent may be stopped). --export writes the versions as signed records that
+            The agent is asked through --control; with --data, a data directory is read directly \
+            (the agent may be stopped). --export writes the versions as signed records that \
             `kvgossip inspect --root ROOT FILE` verifies on any machine with the root public key.
             """)
 

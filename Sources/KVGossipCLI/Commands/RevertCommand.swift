@@ -8,13 +8,13 @@ struct RevertCommand: AsyncParsableCommand {
         commandName: "revert",
         abstract: "Bring back an earlier version's value as a new write.",
         discussion: """
-            VERSION is a version's digest as `kvgossip log KEY` prints it (a prefix of at least 8 hex
-            digits that names one version), or its raw HLC timestamp. The earlier record is not
-            re-sent: a new record is minted with its value, the newest timestamp and the signer's
-            own chain, so the revert is itself a change that every host stores, shows in its log
+            VERSION is a version's digest as `kvgossip log KEY` prints it (a prefix of at least 8 hex \
+            digits that names one version), or its raw HLC timestamp. The earlier record is not \
+            re-sent: a new record is minted with its value, the newest timestamp and the signer's \
+            own chain, so the revert is itself a change that every host stores, shows in its log \
             and gossips like any other write. Reverting to a deletion writes a tombstone.
 
-            By default the agent signs with its node key (it must hold a grant for KEY). With
+            By default the agent signs with its node key (it must hold a grant for KEY). With \
             --key-file and --proof, the record is signed here with that key, as `kvgossip set` does.
             """)
 
