@@ -139,7 +139,7 @@ let package = Package(
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipSimulationTests", dependencies: ["KVGossipSimulation", "KVGossipCore"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "KVGossipTestSupport", "KVGossipTestTraits"]),
-        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet"]),
+        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet", "KVGossipStore"]),
         // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.
         .testTarget(
             name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"], exclude: ["Fixtures"]),

@@ -46,25 +46,30 @@ enum Bench {
                 cluster: root.publicKey, key: try! Key("/bench/k\(i)"), kind: .value, value: Array("value-\(i)".utf8),
                 timestamp: HLC(physicalMs: nowMs - 1000), signer: writer, pool: [grant])
         }
-        // As a sync session does: validate batch k+1 while batch k commits.
-        let batches = stride(from: 0, to: all.count, by: batch).map { Array(all[$0..<min($0 + batch, all.count)]) }
         var accepted = 0
-        let t = try seconds {
-            var next = store.validate(batches[0])
-            for k in batches.indices {
-                let current = next
-                let group = DispatchGroup()
-                nonisolated(unsafe) var upcoming: ValidatedBatch?
-                if k + 1 < batches.count {
-                    DispatchQueue.global().async(group: group) { upcoming = store.validate(batches[k + 1]) }
-                }
-                accepted += try store.apply(current).filter(\.isAccepted).count
-                group.wait()
-                if let upcoming { next = upcoming }
-            }
-        }
+        let t = try seconds { accepted = try pipelinedApply(all, batch: batch, to: store) }
         precondition(accepted == records, "only \(accepted) of \(records) accepted")
         return (records, Double(records) / t)
+    }
+
+    /// Applies `records` in batches as a sync session does: validating batch k+1 while batch k
+    /// commits. Returns how many were accepted.
+    static func pipelinedApply(_ records: [Record], batch: Int, to store: Store) throws -> Int {
+        let batches = stride(from: 0, to: records.count, by: batch).map { Array(records[$0..<min($0 + batch, records.count)]) }
+        var accepted = 0
+        var next = store.validate(batches[0])
+        for k in batches.indices {
+            let current = next
+            let group = DispatchGroup()
+            nonisolated(unsafe) var upcoming: ValidatedBatch?
+            if k + 1 < batches.count {
+                DispatchQueue.global().async(group: group) { upcoming = store.validate(batches[k + 1]) }
+            }
+            accepted += try store.apply(current).filter(\.isAccepted).count
+            group.wait()
+            if let upcoming { next = upcoming }
+        }
+        return accepted
     }
 
     /// One record per transaction, each durable before the call returns.

@@ -2,13 +2,13 @@ import Foundation
 import KVGossipCore
 import KVGossipStore
 
-/// `kvgossip-bench [--quick] [store|sync|mount|gossip|simulate|control|template ...]`: prints the figures, each beside a
+/// `kvgossip-bench [--quick] [store|sync|mount|gossip|simulate|control|template|history ...]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
-let known: Set = ["store", "sync", "mount", "gossip", "simulate", "control", "template"]
+let known: Set = ["store", "sync", "mount", "gossip", "simulate", "control", "template", "history"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
     print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
     exit(sections.isSubset(of: known) ? 0 : 2)
@@ -112,4 +112,14 @@ if runs("template") {
         print(String(format: "kvgossip template --wait %@: write on another host → command running p50 %.1f ms, p99 %.1f ms; baseline, the same writes → that host's control-API watch p50 %.1f ms, p99 %.1f ms",
                      wait, t.command.p50, t.command.p99, t.watch.p50, t.watch.p99))
     }
+}
+
+if runs("history") {
+    let keys = quick ? 5_000 : 30_000
+    let cost = try HistoryBench.historyCost(keys: keys, runs: 3)
+    print(String(format: "verify+apply of %d records that each replace one (batches of 1000, durable per batch): history off %.0f records/s, on %.0f records/s = %.1f%% slower (goal ≤ 10%%)",
+                 keys, cost.off, cost.on, (1 - cost.on / cost.off) * 100))
+    let log = try HistoryBench.logOfOneKey(versions: 1_000, repeats: quick ? 5 : 20)
+    print(String(format: "history of a key with 1,000 versions read as the agent answers `kvgossip log` (%d pages): p50 %.1f ms; with the records (--values, -p, --export, revert): p50 %.1f ms",
+                 log.pages, log.p50Ms, log.withRecordsP50Ms))
 }

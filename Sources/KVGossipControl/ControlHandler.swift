@@ -26,6 +26,8 @@ public struct ControlHandler: Sendable {
     public let limits: ControlLimits
     let shadowedValues: ShadowedValues
     let counts: StatusCounts
+    /// The versions this node keeps, for `history` (signers named as `signerNames` says).
+    public let history: HistoryReader
 
     public init(
         node: Node, mountpoint: String?, nodeName: String? = nil, limits: ControlLimits = .default,
@@ -33,7 +35,8 @@ public struct ControlHandler: Sendable {
         health: @escaping @Sendable () -> AgentHealth = { AgentHealth() },
         sync: @escaping @Sendable (String?) async throws -> [SyncSummary] = { _ in
             throw ControlError(reason: "unavailable", message: "this agent runs without peers")
-        }
+        },
+        peerNames: @escaping @Sendable () -> [PublicKey: String] = { [:] }
     ) {
         self.node = node
         self.mountpoint = mountpoint
@@ -44,6 +47,11 @@ public struct ControlHandler: Sendable {
         self.limits = limits
         shadowedValues = ShadowedValues(store: node.store)
         counts = StatusCounts(store: node.store)
+        // A node may sign with the root key itself (small clusters, tests): then it is "root".
+        var names = [node.publicKey: nodeName ?? "this node"]
+        names[node.root] = "root"
+        let own = names
+        history = HistoryReader(store: node.store, limits: limits) { peerNames().merging(own) { _, mine in mine } }
         startedAt = HLC(physicalMs: node.store.clock()).rfc3339
     }
 
@@ -61,6 +69,7 @@ public struct ControlHandler: Sendable {
             case .grantsAdd: return try grantsAdd(req)
             case .grantsList: return try grantsList(req)
             case .revoke: return try revoke(req)
+            case .history: return try versions(req)
             case .status, .sync, .watch, .unwatch:
                 return .failure(req.id, "bad-request", "\(req.op.rawValue) is served asynchronously")
             }
@@ -80,6 +89,21 @@ public struct ControlHandler: Sendable {
         }
         var r = ControlResponse(id: req.id)
         r.record = info(record, withEncoding: req.includeEncoding == true)
+        return r
+    }
+
+    /// `history`: one page of the versions of a key or of the keys matching a pattern.
+    func versions(_ req: ControlRequest) throws -> ControlResponse {
+        var pattern: Pattern?
+        if let text = req.pattern {
+            do { pattern = try Pattern(text) } catch { throw ControlError(reason: "bad-request", message: error.description) }
+        }
+        let key = req.key == nil ? nil : try parseKey(req.key)
+        if (key == nil) == (pattern == nil) { throw ControlError(reason: "bad-request", message: "history needs a key or a pattern") }
+        let page = try history.page(key: key, pattern: pattern, after: req.after, limit: req.limit, encoding: req.includeEncoding == true)
+        var r = ControlResponse(id: req.id)
+        r.versions = page.versions
+        r.next = page.next
         return r
     }
 

@@ -10,6 +10,8 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         case grantsAdd = "grants-add"
         case grantsList = "grants-list"
         case revoke, status, sync
+        /// The versions of a key (or of the keys matching a pattern) this agent keeps, newest first.
+        case history
     }
 
     public var id: UInt64
@@ -33,10 +35,10 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     /// get/list/watch: carry each record's full encoding (for clients that verify records
     /// themselves) instead of its value alone; the value then travels only inside the encoding.
     public var includeEncoding: Bool?
-    /// list: the most records wanted in this answer (the agent may send fewer). Without it the
-    /// whole selection must fit in one answer or the request is refused with `too-large`.
+    /// list, history: the most records (versions) wanted in this answer (the agent may send fewer).
+    /// Without it a `list` must fit in one answer or is refused with `too-large`.
     public var limit: Int?
-    /// list: continue after this key, the `next` of the previous answer.
+    /// list: continue after this key; history: after this position. The `next` of the previous answer.
     public var after: String?
     /// sync: the peer's HOST:PORT (all known peers when absent).
     public var peer: String?
@@ -66,8 +68,10 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var unset: [String]?
     /// sync: one line per session.
     public var syncs: [SyncSummary]?
-    /// list: more records follow; ask again with `after` set to this key. Absent on the last page.
+    /// list, history: more follow; ask again with `after` set to this. Absent on the last page.
     public var next: String?
+    /// history: versions, newest first within each key, keys in order.
+    public var versions: [VersionInfo]?
 
     public init(id: UInt64, ok: Bool = true) {
         self.id = id
@@ -127,6 +131,54 @@ public struct RecordInfo: Codable, Sendable, Equatable {
         self.chain = chain
         self.state = state
         self.dirty = dirty
+        self.encoded = encoded
+    }
+}
+
+/// One version of a key as `kvgossip log` shows it (Docs/history.md §Reading the log).
+public struct VersionInfo: Codable, Sendable, Equatable {
+    public var key: String
+    public var kind: String
+    /// Raw HLC and RFC 3339.
+    public var timestamp: UInt64
+    public var time: String
+    public var signer: String
+    /// The signer's name when this agent knows it (`root`, its own node name, a linked peer's).
+    public var signerName: String?
+    /// The record digest: the version's identity, what `kvgossip revert` names.
+    public var digest: String
+    /// BLAKE2b-256 of the value.
+    public var valueDigest: String
+    /// Value bytes.
+    public var size: Int
+    /// The chain the record carries, root first, one line per grant (`root` when the root signed);
+    /// a grant revoked since ends in ` REVOKED`.
+    public var chain: [String]
+    /// `valid`, `revoked` (every chain goes through a revoked grant), or the reason code of another
+    /// refusal (`expired`, `no-authority`).
+    public var standing: String
+    /// The key's current version (the one synced); false for history.
+    public var current: Bool
+    /// With `includeEncoding`: the signed record itself (value inside), for values, diffs, export
+    /// and revert.
+    public var encoded: Data?
+
+    public init(
+        key: String, kind: String, timestamp: UInt64, time: String, signer: String, signerName: String?, digest: String,
+        valueDigest: String, size: Int, chain: [String], standing: String, current: Bool, encoded: Data?
+    ) {
+        self.key = key
+        self.kind = kind
+        self.timestamp = timestamp
+        self.time = time
+        self.signer = signer
+        self.signerName = signerName
+        self.digest = digest
+        self.valueDigest = valueDigest
+        self.size = size
+        self.chain = chain
+        self.standing = standing
+        self.current = current
         self.encoded = encoded
     }
 }

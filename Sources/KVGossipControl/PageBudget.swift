@@ -13,7 +13,11 @@ struct PageBudget {
 
     /// Counts `info` in if it fits (or is the first); false when the page is full without it.
     mutating func admit(_ info: RecordInfo) -> Bool {
-        let size = PageBudget.estimatedBytes(info)
+        admit(bytes: PageBudget.estimatedBytes(info))
+    }
+
+    /// Counts in an item of about `size` JSON bytes if it fits (or is the first).
+    mutating func admit(bytes size: Int) -> Bool {
         guard records == 0 || (records < maxRecords && bytes + size <= maxBytes) else { return false }
         records += 1
         bytes += size

@@ -5,6 +5,8 @@ import KVGossipCore
 /// `user.*` is the namespace non-root users can read, and the kernel passes it to the daemon unfiltered.
 enum Xattr: String, CaseIterable {
     case signer, chain, timestamp, digest, dirty, state, writable
+    /// The key's recent versions, one per line (Docs/history.md §In the mount).
+    case history
     /// Only on the mount root.
     case treehash, peers
 
@@ -12,7 +14,10 @@ enum Xattr: String, CaseIterable {
 
     var fullName: String { Xattr.prefix + rawValue }
 
-    static let perKey: [Xattr] = [.signer, .chain, .timestamp, .digest, .dirty, .state, .writable]
+    static let perKey: [Xattr] = [.signer, .chain, .timestamp, .digest, .dirty, .state, .writable, .history]
+    /// Versions `history` lists: enough to see the recent changes, far below the 64 KiB an
+    /// attribute may hold.
+    static let historyLines = 16
     /// A key created here and not committed yet has no record to describe.
     static let perUncommittedKey: [Xattr] = [.dirty, .state, .writable]
     static let perRoot: [Xattr] = [.treehash, .peers]
@@ -61,6 +66,11 @@ extension FSState {
             return "\(record.timestamp.rfc3339) \(record.timestamp.raw)"
         case .digest:
             return record.digest.hex
+        case .history:
+            let versions = (try? ctx.node.store.versions(of: key, limit: Xattr.historyLines)) ?? []
+            return versions.map { v in
+                "\(v.record.timestamp.rfc3339) \(v.record.signer.fingerprint) \(v.record.digest.hex)\(v.record.kind == .tombstone ? " deleted" : "")"
+            }.joined(separator: "\n")
         default:
             throw FSError(ENODATA)
         }

@@ -119,8 +119,9 @@ extension Store {
     /// stores the new roots, commits, and only then publishes the changes.
     func commit<T>(_ body: (Database, inout PendingTransaction) throws -> T) throws -> T {
         let (result, changes, hash) = try db.write { db -> (T, [StoreChange], Hash256) in
-            var tx = PendingTransaction()
+            var tx = PendingTransaction(history: historyBounds)
             let result = try body(db, &tx)
+            try tx.settleHistoryBytes(db: db)
             if !tx.recordChanges.isEmpty {
                 var backend = SQLiteMerkleBackend(db: db, space: .records)
                 let root = try MerkleTrie.apply(tx.recordChanges.merged, to: &backend, leafLimit: leafLimit)
@@ -142,12 +143,18 @@ extension Store {
     }
 
     static func fetchVersion(_ db: Database, key: Key) throws -> RecordVersion? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT ts, kind, digest FROM records WHERE key = ?"), arguments: [key.path])
+        try fetchStoredVersion(db, key: key)?.version
+    }
+
+    /// The current version of `key` and the size of its encoding (what history would keep).
+    static func fetchStoredVersion(_ db: Database, key: Key) throws -> (version: RecordVersion, size: Int)? {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT ts, kind, digest, length(encoded) FROM records WHERE key = ?"), arguments: [key.path])
         else { return nil }
-        return RecordVersion(
-            timestamp: HLC(raw: UInt64(bitPattern: row["ts"])),
-            kind: KVGossipCore.Record.Kind(rawValue: UInt8(row["kind"] as Int64)) ?? .value,
-            digest: Hash256(bytes: [UInt8](row["digest"] as Data))!)
+        let version = RecordVersion(
+            timestamp: HLC(raw: UInt64(bitPattern: row[0])),
+            kind: KVGossipCore.Record.Kind(rawValue: UInt8(row[1] as Int64)) ?? .value,
+            digest: Hash256(bytes: [UInt8](row[2] as Data))!)
+        return (version, row[3])
     }
 
     static func fetchRevocations(_ db: Database, _ ids: [Hash256], limits: Limits) throws -> [Revocation] {
@@ -166,6 +173,10 @@ public struct ValidatedBatch: Sendable {
 
 /// What one write transaction has done so far: summary changes to fold in and changes to publish.
 struct PendingTransaction {
+    /// What history keeps (Docs/history.md §Bounds), and how this transaction changed it.
+    let history: HistoryBounds
+    var historyBytesDelta = 0
+    var historyChanged = false
     var recordChanges = SummaryChanges()
     var revocationChanges = SummaryChanges()
     var published: [StoreChange] = []
@@ -183,10 +194,15 @@ struct PendingTransaction {
                 return .refused(Refusal(.revoked, "grant \(grant.id.hex.prefix(16)) in the chain for \(record.key) is revoked"), revocations: revocations)
             }
         }
-        let current = try Store.fetchVersion(db, key: record.key)
-        if let current {
+        let stored = try Store.fetchStoredVersion(db, key: record.key)
+        let current = stored?.version
+        if let stored, let current {
             if current.digest == record.digest { return .duplicate }
-            if record.version < current { return .superseded(current: current) }
+            if record.version < current {
+                try keepBeatenInHistory(record, db: db)
+                return .superseded(current: current)
+            }
+            try keepCurrentInHistory(record.key, size: stored.size, db: db)
         }
         try write(record, db: db, replacing: current != nil)
         recordChanges.add(SummaryEntries.keyHash(record.key), delta: current == nil ? 1 : 0)

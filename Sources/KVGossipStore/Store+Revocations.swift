@@ -70,6 +70,8 @@ extension Store {
                 try tx.write(kept, db: db)
                 pruned.append(key)
             case .unset:
+                // The unset record stays in this host's history, where `log` shows it revoked.
+                try tx.keepCurrentInHistory(key, size: record.encoded.count, db: db)
                 try db.cachedStatement(sql: "DELETE FROM records WHERE key = ?").execute(arguments: [path])
                 try db.removeSummaryEntry(SummaryEntries.keyHash(key), in: .records)
                 try db.cachedStatement(sql: "DELETE FROM record_grants WHERE key = ?").execute(arguments: [path])

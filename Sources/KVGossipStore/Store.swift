@@ -15,6 +15,8 @@ public final class Store: Sendable {
 
     public let root: PublicKey
     public let validator: RecordValidator
+    /// How many earlier versions this host keeps (Docs/history.md §Bounds).
+    public let historyBounds: HistoryBounds
     let db: DatabasePool
     public let clock: @Sendable () -> UInt64
     let logger: Logger
@@ -60,8 +62,9 @@ public final class Store: Sendable {
 
     /// Opens (or creates) the store in `directory` for the cluster whose root key is `root`.
     /// - Parameter clock: Unix milliseconds; injectable so tests can move time.
-    public init(
-        directory: String, root: PublicKey, limits: Limits = .default,
+    /// - Parameter history: how many earlier versions this host keeps (Docs/history.md §Bounds).
+    public convenience init(
+        directory: String, root: PublicKey, limits: Limits = .default, history: HistoryBounds = .default,
         clock: @escaping @Sendable () -> UInt64 = Store.systemClockMs,
         logger: Logger = Logger(label: "kvgossip.store")
     ) throws {
@@ -76,8 +79,7 @@ public final class Store: Sendable {
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
         }
         config.busyMode = .timeout(10)
-        let path = URL(fileURLWithPath: directory).appendingPathComponent(Store.fileName).path
-        let db = try DatabasePool(path: path, configuration: config)
+        let db = try DatabasePool(path: Store.path(directory), configuration: config)
         // Durable before a commit returns: the WAL is synced at every commit. GRDB turns the writer
         // to `synchronous = NORMAL` when it enables WAL (after `prepareDatabase`), which syncs only
         // at checkpoints and loses the last commits in a power cut; so it is set here, on the one
@@ -93,15 +95,50 @@ public final class Store: Sendable {
             } else {
                 try db.setMeta(.cluster, root.bytes)
             }
-            let revoked = try Data.fetchAll(db.cachedStatement(sql: "SELECT grant_id FROM revocations")).map { Hash256(bytes: [UInt8]($0))! }
-            return State(revoked: Set(revoked), treeHash: try Store.treeHash(db), clockWentBack: nil)
+            return try Store.loadState(db)
         }
+        self.init(db: db, root: root, limits: limits, history: history, clock: clock, logger: logger, state: loaded)
+        try enforceHistoryBounds()
+    }
+
+    /// Opens an existing store only to read it (`kvgossip log --data`), beside a running agent or
+    /// not: nothing is migrated or written, and the root is the one the store was created for.
+    public convenience init(readingDirectory directory: String, limits: Limits = .default) throws {
+        let path = Store.path(directory)
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.noStore(directory) }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(10)
+        let db = try DatabasePool(path: path, configuration: config)
+        let (root, loaded) = try db.read { db -> (PublicKey, State) in
+            guard try db.tableExists("history"), let root = try db.meta(.cluster).flatMap(PublicKey.init(bytes:)) else {
+                throw StoreError.needsUpgrade(directory)
+            }
+            return (root, try Store.loadState(db))
+        }
+        self.init(db: db, root: root, limits: limits, history: .off, clock: Store.systemClockMs, logger: Logger(label: "kvgossip.store"), state: loaded)
+    }
+
+    private init(
+        db: DatabasePool, root: PublicKey, limits: Limits, history: HistoryBounds, clock: @escaping @Sendable () -> UInt64,
+        logger: Logger, state: State
+    ) {
         self.root = root
         self.db = db
         self.clock = clock
         self.logger = logger
+        self.historyBounds = history
         self.validator = RecordValidator(root: root, limits: limits)
-        self.state = Mutex(loaded)
+        self.state = Mutex(state)
+    }
+
+    static func path(_ directory: String) -> String {
+        URL(fileURLWithPath: directory).appendingPathComponent(Store.fileName).path
+    }
+
+    private static func loadState(_ db: Database) throws -> State {
+        let revoked = try Data.fetchAll(db.cachedStatement(sql: "SELECT grant_id FROM revocations")).map { Hash256(bytes: [UInt8]($0))! }
+        return State(revoked: Set(revoked), treeHash: try Store.treeHash(db), clockWentBack: nil)
     }
 
     public static let systemClockMs: @Sendable () -> UInt64 = {
@@ -189,11 +226,17 @@ public final class Store: Sendable {
 
 public enum StoreError: Error, CustomStringConvertible {
     case wrongCluster(stored: String, requested: String)
+    case noStore(String)
+    case needsUpgrade(String)
 
     public var description: String {
         switch self {
         case .wrongCluster(let stored, let requested):
             "this data directory belongs to the cluster with root \(stored), not \(requested)"
+        case .noStore(let directory):
+            "\(directory) holds no store (\(Store.fileName))"
+        case .needsUpgrade(let directory):
+            "the store in \(directory) predates history; start the agent on it once to upgrade it"
         }
     }
 }

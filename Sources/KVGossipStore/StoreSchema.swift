@@ -70,6 +70,23 @@ enum StoreSchema {
         m.registerMigration("records-tombstones-index") { db in
             try db.execute(sql: "CREATE INDEX records_tombstones ON records (key) WHERE kind = 1")
         }
+        // Earlier versions of keys, local to this host (Docs/history.md): the signed records as
+        // they were stored, in arrival order (`seq`, so the byte budget lets the oldest go first),
+        // found per key in version order. Never part of sync or of the tree hash.
+        m.registerMigration("history") { db in
+            try db.execute(sql: """
+                CREATE TABLE history (
+                    seq INTEGER PRIMARY KEY,
+                    key TEXT NOT NULL,
+                    ts INTEGER NOT NULL,
+                    kind INTEGER NOT NULL,
+                    digest BLOB NOT NULL,
+                    size INTEGER NOT NULL,
+                    encoded BLOB NOT NULL
+                );
+                CREATE UNIQUE INDEX history_by_key ON history (key, ts, kind, digest);
+                """)
+        }
         return m
     }
 }
@@ -80,6 +97,8 @@ enum MetaName: String {
     case recordsRoot = "records_root"
     case revocationsRoot = "revocations_root"
     case lastMinted = "last_minted"
+    /// Bytes (record encodings) held in the history table, kept with every change to it.
+    case historyBytes = "history_bytes"
 }
 
 extension Database {

@@ -389,6 +389,9 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// Every peer known now, for `status`, `/metrics` and the mount root's `peers` attribute.
     public var peers: [GossipPeer] { instance.withLock { Array($0.peers.values) }.sorted { $0.address < $1.address } }
 
+    /// The names peers linked since start go by, by node key (signers named in `kvgossip log`).
+    public var peerNames: [PublicKey: String] { links.names }
+
     public var gossipCounters: GossipCounters { instance.withLock { $0.counters } }
 
     public var linkCounters: LinkCounters { counters.withLock { $0 } }

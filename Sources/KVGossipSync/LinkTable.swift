@@ -13,6 +13,8 @@ final class LinkTable: Sendable {
         /// How to close each connection holding a handshake slot (to make room for a newcomer).
         var closers: [UInt64: @Sendable () -> Void] = [:]
         var nextConnection: UInt64 = 0
+        /// The name each linked node key went by, for `kvgossip log` (bounded: admitted peers only).
+        var names: [PublicKey: String] = [:]
     }
 
     private let state: Mutex<State>
@@ -48,11 +50,17 @@ final class LinkTable: Sendable {
             if sameNode.count >= perNode { close = Array(sameNode.prefix(sameNode.count - perNode + 1)) }
             s.established.append(link)
             s.links[address] = link
+            if s.names.count < LinkTable.maxNames || s.names[link.peer.nodeKey] != nil { s.names[link.peer.nodeKey] = link.peer.name }
             return (true, close)
         }
         for old in close { old.disconnectNow() }
         return accepted
     }
+
+    static let maxNames = 4_096
+
+    /// Node keys of the peers linked since start, with their names.
+    var names: [PublicKey: String] { state.withLock { $0.names } }
 
     func remove(_ address: PeerAddress) {
         state.withLock { s in

@@ -21,6 +21,14 @@ extension MountTests {
                 #expect(dump.stdout.contains("user.kvgossip.state=\"synced\""))
                 #expect(dump.stdout.contains("user.kvgossip.writable=\"1\""))
 
+                // Recent versions, newest first: time, signer fingerprint, digest (and a deletion marked).
+                #expect(fx.sh("echo 1 > app/h && echo 2 > app/h && rm app/h && echo 3 > app/h").ok)
+                let versions = try fx.store.versions(of: Key("/app/h")).map(\.record)
+                #expect(versions.map(\.kind) == [.value, .tombstone, .value, .value])
+                #expect(fx.sh("getfattr --only-values -n user.kvgossip.history app/h").stdout == versions.map {
+                    "\($0.timestamp.rfc3339) \(Keys.alice.publicKey.fingerprint) \($0.digest.hex)\($0.kind == .tombstone ? " deleted" : "")"
+                }.joined(separator: "\n"))
+
                 fx.node.attach(keyStates: FixedKeyStates(states: [try Key("/app/k"): .pendingPush]))
                 #expect(fx.sh("getfattr --only-values -n user.kvgossip.state app/k").stdout == "pending-push")
                 #expect(fx.sh("getfattr --only-values -n user.kvgossip.dirty app/k").stdout == "1")
@@ -45,7 +53,7 @@ extension MountTests {
                 // Still answered after those refusals (ENOSYS would have switched xattrs off).
                 #expect(fx.sh("getfattr --only-values -n user.kvgossip.writable k").stdout == "1")
                 let list = fx.sh("python3 -c \"import os; print(sorted(os.listxattr('k')))\"").stdout
-                #expect(list.contains("'user.kvgossip.chain'") && list.contains("'user.kvgossip.writable'"))
+                #expect(list.contains("'user.kvgossip.chain'") && list.contains("'user.kvgossip.writable'") && list.contains("'user.kvgossip.history'"))
             }
         }
 

@@ -9,13 +9,13 @@ final class TempStore {
     let directory: String
     var store: Store
 
-    init(clockMs: UInt64 = StoreFixture.now) throws {
+    init(clockMs: UInt64 = StoreFixture.now, history: HistoryBounds = .default) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-store-\(UUID().uuidString)").path
-        store = try Store(directory: directory, root: StoreFixture.root.publicKey, clock: { clockMs })
+        store = try Store(directory: directory, root: StoreFixture.root.publicKey, history: history, clock: { clockMs })
     }
 
-    func reopen() throws {
-        store = try Store(directory: directory, root: StoreFixture.root.publicKey, clock: { StoreFixture.now })
+    func reopen(history: HistoryBounds? = nil) throws {
+        store = try Store(directory: directory, root: StoreFixture.root.publicKey, history: history ?? store.historyBounds, clock: { StoreFixture.now })
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }

@@ -60,6 +60,12 @@ struct AgentCommand: AsyncParsableCommand {
     var serfProfile: String?
     @Option(name: .customLong("max-skew"), help: ArgumentHelp("Refuse records this many seconds ahead of the local clock. Default: 30.", valueName: "SECONDS"))
     var maxSkew: Double?
+    @Option(name: .customLong("history-versions"), help: ArgumentHelp(
+        "Earlier versions of each key kept for `kvgossip log` (0: none). Default: \(HistoryBounds.default.versionsPerKey).", valueName: "N"))
+    var historyVersions: Int?
+    @Option(name: .customLong("history-bytes"), help: ArgumentHelp(
+        "Bytes all earlier versions together may take; the oldest go first. Default: \(HistoryBounds.default.totalBytes) (64 MiB).", valueName: "BYTES"))
+    var historyBytes: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Default: info.") var logLevel: String?
 
     func validate() throws {
@@ -72,7 +78,8 @@ struct AgentCommand: AsyncParsableCommand {
             data: data, root: root, key: key, mount: mount, control: control, controlListen: controlListen, metricsListen: metricsListen, listen: listen,
             peers: peer, name: name, syncInterval: syncInterval, clusterSecret: clusterSecret, logLevel: logLevel, serf: serf,
             serfSpawn: noSerf ? false : (serfSpawn ? true : nil), join: join, serfBind: serfBind, serfRPC: serfRPC,
-            serfProfile: serfProfile, mountPageCache: mountPageCache ? true : nil, maxSkewSeconds: maxSkew)
+            serfProfile: serfProfile, mountPageCache: mountPageCache ? true : nil, maxSkewSeconds: maxSkew,
+            historyVersions: historyVersions, historyBytes: historyBytes)
     }
 
     func effectiveSettings() throws -> AgentSettings {

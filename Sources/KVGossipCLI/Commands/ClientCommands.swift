@@ -189,7 +189,10 @@ struct StatusCommand: AsyncParsableCommand {
 
 /// Records signed on this machine with the user's own key, for `set --key-file`.
 enum ClientSigning {
-    static func record(key: String, value: [UInt8], signer: SigningKey, proofs: [Grant], control: ControlOptions) async throws -> Record {
+    /// `kind` tombstone (for `revert` to a deletion) ignores `value`.
+    static func record(
+        key: String, value: [UInt8], kind: Record.Kind = .value, signer: SigningKey, proofs: [Grant], control: ControlOptions
+    ) async throws -> Record {
         let k: Key
         do { k = try Key(key) } catch { throw CLIError(error.description) }
         let root = try await control.call(.status).status.map { try PublicKey(text: $0.root) }
@@ -200,7 +203,7 @@ enum ClientSigning {
             $0.includeTombstones = true
         }.record.map { HLC(raw: $0.timestamp) }
         let ts = HLC.mint(nowMs: nowMs(), current: current, lastMinted: nil)
-        return Record(cluster: root, key: k, kind: .value, value: value, timestamp: ts, signer: signer, pool: proofs)
+        return Record(cluster: root, key: k, kind: kind, value: kind == .value ? value : [], timestamp: ts, signer: signer, pool: proofs)
     }
 }
 

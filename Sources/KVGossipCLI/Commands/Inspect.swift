@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KVGossipCore
 
 struct Inspect: ParsableCommand {
@@ -6,8 +7,11 @@ struct Inspect: ParsableCommand {
         abstract: "Decode a key, grant, revocation or record file and check its signatures.",
         discussion: """
             Secret key files show only their public key. For records, the grant chain is searched in
-            the record's own pool with the record's cluster as root (revocations known to agents are
-            not consulted). Exits non-zero when any signature or chain does not verify.
+            the record's own pool from --root, the cluster's root public key (without it, from the
+            cluster key the record names, which proves only that the record is consistent).
+            Revocations known to agents are not consulted. Every object in the file is checked; each
+            one that does not verify is named on standard error, and the exit status is non-zero.
+            This is how an export of `kvgossip log --export` is verified on another machine.
             """)
 
     @Argument(help: ArgumentHelp("The file to inspect.", valueName: "FILE"))
@@ -16,7 +20,11 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print the decoded objects as JSON.")
     var json = false
 
+    @Option(help: ArgumentHelp("The cluster's root public key (ed25519:…) to verify records against.", valueName: "PUBKEY"))
+    var root: String?
+
     func run() throws {
+        let rootKey = try root.map { try parsePublicKey($0, option: "--root") }
         let text = try Files.read(file)
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         var items: [InspectedItem] = []
@@ -27,8 +35,8 @@ struct Inspect: ParsableCommand {
             let key = try parsePublicKey(trimmed, option: file)
             items.append(.key(KeySummary(kind: "public-key", publicKey: key.text, fingerprint: key.fingerprint)))
         } else {
-            for (_, block) in try Files.blocks([file]) {
-                items.append(try InspectedItem(block))
+            for (n, (_, block)) in try Files.blocks([file]).enumerated() {
+                items.append(InspectedItem(block, number: n + 1, root: rootKey))
             }
             if items.isEmpty { throw CLIError("\(file) holds no key, grant, revocation or record") }
         }
@@ -37,6 +45,11 @@ struct Inspect: ParsableCommand {
         } else {
             print(items.map(\.human).joined(separator: "\n\n"))
         }
-        if items.contains(where: { !$0.verifies }) { throw ExitCode(1) }
+        let failures = items.compactMap(\.failure)
+        for failure in failures { FileHandle.standardError.write(Data("kvgossip: \(failure)\n".utf8)) }
+        if !failures.isEmpty {
+            FileHandle.standardError.write(Data("kvgossip: \(failures.count) of \(items.count) objects in \(file) do not verify\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }

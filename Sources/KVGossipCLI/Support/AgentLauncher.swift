@@ -32,7 +32,7 @@ struct AgentLauncher {
         var limits = Limits()
         limits.maxSkewMs = UInt64(settings.maxSkewSeconds! * 1000)
         let store: Store
-        do { store = try Store(directory: data, root: rootKey, limits: limits) } catch { throw CLIError("cannot open the store in \(data): \(error)") }
+        do { store = try Store(directory: data, root: rootKey, limits: limits, history: settings.historyBounds) } catch { throw CLIError("cannot open the store in \(data): \(error)") }
         let staticPeers = (settings.peers ?? []).compactMap(PeerAddress.init(parsing:))
         let serfMode = SerfMode(settings)
         let node = try Node(store: store, key: nodeKey, peersExpected: !staticPeers.isEmpty || serfMode != .off)

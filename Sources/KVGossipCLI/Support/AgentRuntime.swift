@@ -30,7 +30,8 @@ struct AgentRuntime: Sendable {
             node: node, mountpoint: mountpoint, nodeName: engine.options.nodeName, limits: controlLimits,
             peers: { await AgentRuntime.peerInfo(engine) },
             health: { [self] in health },
-            sync: { peer in try await AgentRuntime.sync(engine, peer: peer) })
+            sync: { peer in try await AgentRuntime.sync(engine, peer: peer) },
+            peerNames: { engine.peerNames })
         let server = ControlServer(handler: handler, logger: logger)
         let node = self.node
         let stop = ShutdownSignal()

@@ -36,6 +36,9 @@ struct AgentSettings: Codable, Equatable {
     /// Readers use the kernel's page cache (faster; see MountOptions.readerPageCache).
     var mountPageCache: Bool?
     var maxSkewSeconds: Double?
+    /// Earlier versions kept per key, and the bytes all of them may take (Docs/history.md §Bounds).
+    var historyVersions: Int?
+    var historyBytes: Int?
     // What one control client may cost (ControlLimits; Docs/operations.md §Control API limits).
     var controlConnections: Int?
     var controlConnectionsPerAddress: Int?
@@ -60,7 +63,7 @@ struct AgentSettings: Codable, Equatable {
         take(\.listen); take(\.name); take(\.syncInterval); take(\.clusterSecret); take(\.logLevel)
         take(\.serf); take(\.serfSpawn); take(\.serfBind); take(\.serfRPC); take(\.serfProfile)
         take(\.mountUID); take(\.mountGID); take(\.mountAllowOther); take(\.scratchPatterns); take(\.mountPageCache)
-        take(\.maxSkewSeconds)
+        take(\.maxSkewSeconds); take(\.historyVersions); take(\.historyBytes)
         take(\.controlConnections); take(\.controlConnectionsPerAddress); take(\.controlWatchesPerConnection)
         take(\.controlWatches); take(\.controlWatchBacklog); take(\.controlConnectionBacklog); take(\.controlFrameSeconds)
         if let peers = other.peers, !peers.isEmpty { out.peers = peers }
@@ -93,6 +96,14 @@ struct AgentSettings: Codable, Equatable {
         return limits
     }
 
+    /// What history keeps: the defaults, with whatever the settings name.
+    var historyBounds: HistoryBounds {
+        var bounds = HistoryBounds.default
+        if let v = historyVersions { bounds.versionsPerKey = v }
+        if let v = historyBytes { bounds.totalBytes = v }
+        return bounds
+    }
+
     /// Every problem at once, so `--check-config` reports them all.
     func problems() -> [String] {
         var out: [String] = []
@@ -115,6 +126,8 @@ struct AgentSettings: Codable, Equatable {
             ("controlWatchBacklog", controlWatchBacklog), ("controlConnectionBacklog", controlConnectionBacklog),
         ]
         for (name, value) in counts where value.map({ $0 < 1 }) == true { out.append("\(name): must be at least 1") }
+        if let historyVersions, historyVersions < 0 { out.append("historyVersions: must be 0 (no history) or more") }
+        if let historyBytes, historyBytes < 0 { out.append("historyBytes: must be 0 (no history) or more") }
         if let controlFrameSeconds, !(controlFrameSeconds > 0) { out.append("controlFrameSeconds: must be positive") }
         if let controlListen, case .unix = ControlEndpoint(parsing: controlListen) {
             out.append("controlListen: expected HOST:PORT, got \(controlListen)")

@@ -92,8 +92,11 @@ struct RecordSummary: Encodable {
     let signatureValid: Bool
     let chain: [String]?
     let refusal: String?
+    /// The root the chain was searched from: `--root`, else the record's own cluster key.
+    let verifiedAgainst: String
 
-    init(_ r: Record) {
+    /// - Parameter root: the cluster's root as the reader knows it; nil takes the record's word.
+    init(_ r: Record, root: PublicKey? = nil) {
         key = r.key.path
         recordKind = r.kind == .value ? "value" : "tombstone"
         valueBytes = r.value.count
@@ -105,7 +108,11 @@ struct RecordSummary: Encodable {
         cluster = r.cluster.text
         pool = r.pool.map(\.id.hex)
         signatureValid = r.signatureIsValid
-        let verdict = RecordValidator(root: r.cluster).recheck(r, isRevoked: { _ in false })
+        let root = root ?? r.cluster
+        verifiedAgainst = root.text
+        let verdict: AuthorityVerdict = r.cluster == root
+            ? RecordValidator(root: root).recheck(r, isRevoked: { _ in false })
+            : .refused(Refusal(.noAuthority, "the record is for cluster \(r.cluster.fingerprint), not \(root.fingerprint)"), revokedGrants: [])
         switch verdict {
         case .authorized(let chain):
             self.chain = chain.map { "\($0.issuer.fingerprint) -> \($0.issuee.fingerprint) \($0.patterns.map(\.text))" }
@@ -134,21 +141,35 @@ struct RecordSummary: Encodable {
     }
 }
 
+/// A block that does not decode, named by its place in the file.
+struct UnreadableSummary: Encodable {
+    let kind = "unreadable"
+    let block: Int
+    let blockKind: String
+    let problem: String
+}
+
 enum InspectedItem: Encodable {
     case key(KeySummary)
     case grant(GrantSummary)
     case revocation(RevocationSummary)
     case record(RecordSummary)
+    case unreadable(UnreadableSummary)
 
-    init(_ block: Armor.Block) throws {
-        switch block.kind {
-        case .grant:
-            let g = try Grant(decoding: block.bytes)
-            self = .grant(GrantSummary(g, signatureValid: g.signatureIsValid))
-        case .revocation:
-            self = .revocation(RevocationSummary(try Revocation(decoding: block.bytes)))
-        case .record:
-            self = .record(RecordSummary(try Record(decoding: block.bytes)))
+    /// - Parameter root: records are checked against it (nil: against their own cluster key).
+    init(_ block: Armor.Block, number: Int = 1, root: PublicKey? = nil) {
+        do {
+            switch block.kind {
+            case .grant:
+                let g = try Grant(decoding: block.bytes)
+                self = .grant(GrantSummary(g, signatureValid: g.signatureIsValid))
+            case .revocation:
+                self = .revocation(RevocationSummary(try Revocation(decoding: block.bytes)))
+            case .record:
+                self = .record(RecordSummary(try Record(decoding: block.bytes), root: root))
+            }
+        } catch {
+            self = .unreadable(UnreadableSummary(block: number, blockKind: block.kind.rawValue.lowercased(), problem: error.detail))
         }
     }
 
@@ -158,6 +179,21 @@ enum InspectedItem: Encodable {
         case .grant(let g): g.signatureValid
         case .revocation(let r): r.signatureValid
         case .record(let r): r.signatureValid && r.chain != nil
+        case .unreadable: false
+        }
+    }
+
+    /// What fails, naming the object, for standard error.
+    var failure: String? {
+        guard !verifies else { return nil }
+        switch self {
+        case .key: return nil
+        case .grant(let g): return "grant \(g.id): signature does not verify"
+        case .revocation(let r): return "revocation of grant \(r.grantID): \(r.problem ?? "does not verify")"
+        case .record(let r):
+            let name = "record \(r.key) version \(r.digest.prefix(16)) (\(r.timestamp))"
+            return r.signatureValid ? "\(name): no valid chain (\(r.refusal ?? ""))" : "\(name): signature does not verify (the record was altered)"
+        case .unreadable(let u): return "\(u.blockKind) block \(u.block): does not decode (\(u.problem))"
         }
     }
 
@@ -167,6 +203,7 @@ enum InspectedItem: Encodable {
         case .grant(let g): g.human
         case .revocation(let r): r.human
         case .record(let r): r.human
+        case .unreadable(let u): "\(u.blockKind) block \(u.block): UNREADABLE (\(u.problem))"
         }
     }
 
@@ -176,6 +213,7 @@ enum InspectedItem: Encodable {
         case .grant(let g): try g.encode(to: encoder)
         case .revocation(let r): try r.encode(to: encoder)
         case .record(let r): try r.encode(to: encoder)
+        case .unreadable(let u): try u.encode(to: encoder)
         }
     }
 }

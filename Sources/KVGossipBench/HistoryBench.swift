@@ -1,0 +1,86 @@
+import Foundation
+import KVGossipControl
+import KVGossipCore
+import KVGossipStore
+
+/// What keeping history costs (Docs/history.md §Figures): the verify+apply rate when every record
+/// replaces one (so each apply also copies the replaced record into history) with history on and
+/// off, and reading a long history back.
+enum HistoryBench {
+    static let grant = try! Grant(
+        cluster: Bench.root.publicKey, issuer: Bench.root, issuee: Bench.writer.publicKey, patterns: [try! Pattern("/bench/**")],
+        mayDelegate: false, notBefore: Bench.nowMs - 60_000, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
+
+    static func records(keys: Int, generation: UInt16) -> [Record] {
+        (0..<keys).map { i in
+            Record(
+                cluster: Bench.root.publicKey, key: try! Key("/bench/k\(i)"), kind: .value, value: Array("value-\(i)-\(generation)".utf8),
+                timestamp: HLC(physicalMs: Bench.nowMs - 1000, counter: generation), signer: Bench.writer, pool: [grant])
+        }
+    }
+
+    /// Records/s of verify+apply when each record replaces the key's current one, with `history`.
+    /// The first generation is applied untimed; the second is timed.
+    static func replacingApplyRate(keys: Int, history: HistoryBounds) throws -> Double {
+        let dir = Bench.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try Store(directory: dir, root: Bench.root.publicKey, history: history)
+        let first = try Bench.pipelinedApply(records(keys: keys, generation: 0), batch: 1_000, to: store)
+        precondition(first == keys)
+        let next = records(keys: keys, generation: 1)
+        var accepted = 0
+        let t = try Bench.seconds { accepted = try Bench.pipelinedApply(next, batch: 1_000, to: store) }
+        precondition(accepted == keys)
+        let kept = try store.historyUsage.versions
+        precondition(kept == (history.isOff ? 0 : keys))
+        return Double(keys) / t
+    }
+
+    /// Rates with history off and on, alternating runs so drift on a shared machine hits both;
+    /// the median of each.
+    static func historyCost(keys: Int, runs: Int) throws -> (off: Double, on: Double) {
+        var off: [Double] = [], on: [Double] = []
+        for _ in 0..<runs {
+            off.append(try replacingApplyRate(keys: keys, history: .off))
+            on.append(try replacingApplyRate(keys: keys, history: .default))
+        }
+        return (off.sorted()[runs / 2], on.sorted()[runs / 2])
+    }
+
+    /// Reading every version of a key with `versions` versions, as the agent answers `kvgossip log`
+    /// (pages of versions with chains and standing), without and with the records themselves.
+    static func logOfOneKey(versions: Int, repeats: Int) throws -> (p50Ms: Double, withRecordsP50Ms: Double, pages: Int) {
+        let dir = Bench.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try Store(directory: dir, root: Bench.root.publicKey, history: HistoryBounds(versionsPerKey: versions, totalBytes: 1 << 30))
+        let all = (0..<versions).map { n in
+            Record(
+                cluster: Bench.root.publicKey, key: try! Key("/bench/long"), kind: .value, value: Array("value number \(n)\n".utf8),
+                timestamp: HLC(physicalMs: Bench.nowMs - 10_000 + UInt64(n)), signer: Bench.writer, pool: [grant])
+        }
+        let applied = try Bench.pipelinedApply(all, batch: 100, to: store)
+        precondition(applied == versions)
+        let reader = HistoryReader(store: store) { [Bench.root.publicKey: "root"] }
+        func readAll(encoding: Bool) throws -> (count: Int, pages: Int) {
+            var count = 0, pages = 0
+            var after: String?
+            repeat {
+                let page = try reader.page(key: try Key("/bench/long"), pattern: nil, after: after, limit: nil, encoding: encoding)
+                count += page.versions.count
+                after = page.next
+                pages += 1
+            } while after != nil
+            return (count, pages)
+        }
+        var plain: [Double] = [], full: [Double] = []
+        var pages = 0
+        for _ in 0..<repeats {
+            plain.append(try Bench.seconds {
+                let read = try readAll(encoding: false)
+                precondition(read.count == versions)
+            } * 1000)
+            full.append(try Bench.seconds { pages = try readAll(encoding: true).pages } * 1000)
+        }
+        return (Bench.percentile(plain.sorted(), 0.5), Bench.percentile(full.sorted(), 0.5), pages)
+    }
+}

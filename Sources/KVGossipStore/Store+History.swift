@@ -1,0 +1,170 @@
+import Foundation
+import GRDB
+import KVGossipCore
+
+/// One version of a key as this host stored it: the current record or an earlier one.
+public struct StoredVersion: Sendable, Equatable {
+    public let record: KVGossipCore.Record
+    /// The key's current record (the one that takes part in sync); false for history.
+    public let isCurrent: Bool
+}
+
+/// What the history table holds now.
+public struct HistoryUsage: Sendable, Equatable {
+    public let versions: Int
+    public let bytes: Int
+}
+
+extension PendingTransaction {
+    /// Copies the key's current record (of `size` bytes) into history before it is replaced or
+    /// unset, inside the same transaction (no commit of its own), then trims the key to its bound.
+    mutating func keepCurrentInHistory(_ key: Key, size: Int, db: Database) throws {
+        guard !history.isOff else { return }
+        guard HistoryRule.admits(bytes: size, bounds: history) else { return }
+        try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded)
+            SELECT key, ts, kind, digest, length(encoded), encoded FROM records WHERE key = ?
+            """).execute(arguments: [key.path])
+        try noteInserted(key, size: size, db: db)
+    }
+
+    /// Keeps a valid record that arrived already beaten by the current one: a version this host saw.
+    mutating func keepBeatenInHistory(_ record: KVGossipCore.Record, db: Database) throws {
+        guard !history.isOff else { return }
+        let encoded = record.encoded
+        guard HistoryRule.admits(bytes: encoded.count, bounds: history) else { return }
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded) VALUES (?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [
+                record.key.path, Int64(bitPattern: record.timestamp.raw), Int64(record.kind.rawValue), Data(record.digest.bytes),
+                encoded.count, Data(encoded),
+            ])
+        try noteInserted(record.key, size: encoded.count, db: db)
+    }
+
+    /// After an insert: counts its bytes and lets the key's lowest versions go past its bound.
+    private mutating func noteInserted(_ key: Key, size: Int, db: Database) throws {
+        guard db.changesCount > 0 else { return }
+        historyBytesDelta += size
+        historyChanged = true
+        try trimKey(key, db: db)
+    }
+
+    /// Drops the key's lowest versions past its bound: one walk down the key's versions, newest
+    /// first, that yields only those past the bound (usually none).
+    mutating func trimKey(_ key: Key, db: Database) throws {
+        let lowest = try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT seq, size FROM history WHERE key = ? ORDER BY ts DESC, kind DESC, digest DESC LIMIT -1 OFFSET ?"),
+            arguments: [key.path, HistoryRule.versionsKeptPerKey(history)])
+        for row in lowest {
+            try db.cachedStatement(sql: "DELETE FROM history WHERE seq = ?").execute(arguments: [row[0] as Int64])
+            historyBytesDelta -= row[1] as Int
+            historyChanged = true
+        }
+    }
+
+    /// At the transaction's end: the new total, with the oldest arrivals dropped until it fits
+    /// the byte budget.
+    func settleHistoryBytes(db: Database) throws {
+        guard historyChanged else { return }
+        var total = try db.historyBytes() + historyBytesDelta
+        while total > history.totalBytes {
+            let oldest = try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, size FROM history ORDER BY seq LIMIT 256"))
+            guard !oldest.isEmpty else {
+                total = 0
+                break
+            }
+            let drop = HistoryRule.dropsForBudget(totalBytes: total, oldestFirst: oldest.map { $0[1] as Int }, bounds: history)
+            let lastSeq: Int64 = oldest[drop.count - 1][0]
+            try db.cachedStatement(sql: "DELETE FROM history WHERE seq <= ?").execute(arguments: [lastSeq])
+            total -= drop.freed
+        }
+        var w = ByteWriter()
+        w.u64(UInt64(max(0, total)))
+        try db.setMeta(.historyBytes, w.bytes)
+    }
+}
+
+extension Store {
+    /// Brings history within bounds lowered since it was written (at open): each key to its bound,
+    /// then the total to the budget.
+    func enforceHistoryBounds() throws {
+        try commit { db, tx in
+            let keys = try String.fetchAll(
+                db.cachedStatement(sql: "SELECT key FROM history GROUP BY key HAVING COUNT(*) > ?"),
+                arguments: [max(0, historyBounds.versionsPerKey)])
+            for path in keys {
+                guard let key = try? Key(path) else { continue }
+                try tx.trimKey(key, db: db)
+            }
+            // Settled by the commit like any change to history.
+            if try db.historyBytes() > historyBounds.totalBytes { tx.historyChanged = true }
+        }
+    }
+}
+
+extension Database {
+    func historyBytes() throws -> Int {
+        guard let bytes = try meta(.historyBytes) else { return 0 }
+        var r = ByteReader(bytes)
+        return Int((try? r.u64("history bytes")) ?? 0)
+    }
+}
+
+extension Store {
+    /// Versions of `key`, newest first (Docs/contract.md §Ordering): the current record, if any,
+    /// and the earlier ones this host kept. After `cursor`, only versions below it.
+    public func versions(of key: Key, below cursor: RecordVersion? = nil, limit: Int = .max) throws -> [StoredVersion] {
+        try db.read { db in try Store.fetchVersions(db, key: key, below: cursor, limit: limit) }
+    }
+
+    static func fetchVersions(_ db: Database, key: Key, below cursor: RecordVersion?, limit: Int) throws -> [StoredVersion] {
+        let bound = cursor.map { (Int64(bitPattern: $0.timestamp.raw), Int64($0.kind.rawValue), Data($0.digest.bytes)) }
+            ?? (Int64.max, Int64.max, Data(repeating: 0xFF, count: 33))
+        let rows = try Row.fetchCursor(
+            db.cachedStatement(sql: """
+                SELECT encoded, 1, ts, kind, digest FROM records WHERE key = ? AND (ts, kind, digest) < (?, ?, ?)
+                UNION ALL
+                SELECT encoded, 0, ts, kind, digest FROM history WHERE key = ? AND (ts, kind, digest) < (?, ?, ?)
+                ORDER BY 3 DESC, 4 DESC, 5 DESC LIMIT ?
+                """),
+            arguments: [key.path, bound.0, bound.1, bound.2, key.path, bound.0, bound.1, bound.2, Int64(clamping: limit)])
+        var out: [StoredVersion] = []
+        while let row = try rows.next() {
+            let record = try row.withUnsafeData(atIndex: 0) { data in
+                try KVGossipCore.Record(decoding: [UInt8](data ?? Data()), limits: Limits(maxValueBytes: Int(UInt32.max)))
+            }
+            out.append(StoredVersion(record: record, isCurrent: (row[1] as Int64) == 1))
+        }
+        return out
+    }
+
+    /// Keys with a current record or kept versions, matching `pattern`, in key order after `after`.
+    /// At most `rowLimit` keys are examined; `next` is the last one examined when more may follow.
+    public func keysWithVersions(matching pattern: Pattern, after: String?, rowLimit: Int) throws -> (keys: [Key], next: String?) {
+        let prefix = pattern.literalPrefix.isEmpty ? nil : try? Key(pattern.literalPrefix)
+        let (lower, upper) = prefix.map { ($0.path, $0.path + "0") } ?? ("", "0")
+        let after = after ?? ""
+        return try db.read { db in
+            let paths = try String.fetchAll(
+                db.cachedStatement(sql: """
+                    SELECT key FROM records WHERE key >= ? AND key < ? AND key > ?
+                    UNION SELECT key FROM history WHERE key >= ? AND key < ? AND key > ?
+                    ORDER BY key LIMIT ?
+                    """),
+                arguments: [lower, upper, after, lower, upper, after, rowLimit])
+            let keys = paths.compactMap { try? Key($0) }.filter(pattern.matches)
+            return (keys, paths.count < rowLimit ? nil : paths.last)
+        }
+    }
+
+    /// How many earlier versions this host keeps now, and their bytes.
+    public var historyUsage: HistoryUsage {
+        get throws {
+            try db.read { db in
+                HistoryUsage(
+                    versions: try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM history")) ?? 0,
+                    bytes: try db.historyBytes())
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import KVGossipCore
+import KVGossipTestSupport
+import KVGossipTestTraits
+import Testing
+
+/// Provenance across real agents (Docs/history.md): every host online sees each version as it is
+/// pushed, `log` names signers and chains, `revert` is a new write everywhere, an export verifies
+/// offline and a tampered one is refused, and a revoked grant's versions show as revoked.
+@Suite(.serialized, .integration) struct HistoryTests {
+    static func versions(_ agent: AgentProcess, _ target: String, _ extra: [String] = []) throws -> [[String: Any]] {
+        let r = try agent.run(["log", "--json"] + extra + [target])
+        guard r.status == 0, let list = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] else {
+            throw CLIError("log \(target) failed: \(r.stderr)")
+        }
+        return list
+    }
+
+    static func field(_ versions: [[String: Any]], _ name: String) -> [String] { versions.map { "\($0[name] ?? "-")" } }
+
+    @Test func fiveWritesByThreeSignersRevertExportAndRevocation() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let alice = try cli.keygen("alice.key")
+        let bob = try cli.keygen("bob.key")
+        for (name, key) in [("alice", alice), ("bob", bob)] {
+            #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", key, "--pattern", "/cfg/**", "--out", "\(name).grant"]).status == 0)
+        }
+        let agents = try GossipTests.cluster(cli, root: root, peers: [[1, 2], [0, 2], [0, 1]])
+        let (a, b, c) = (agents[0], agents[1], agents[2])
+        let key = "/cfg/app"
+        let asAlice = ["--key-file", "alice.key", "--proof", "alice.grant"], asBob = ["--key-file", "bob.key", "--proof", "bob.grant"]
+        // Five writes by three signers (the agents' node key is the root) on two hosts; each reaches C.
+        let writes: [(AgentProcess, [String], String, String)] = [
+            (a, [], "one", root), (a, asAlice, "two", alice), (b, asBob, "three", bob), (b, [], "four", root), (b, asAlice, "five", alice),
+        ]
+        for (host, signer, value, _) in writes {
+            let w = try host.run(["set"] + signer + [key, value])
+            #expect(w.status == 0, "\(w.stderr)")
+            #expect(try Readiness.wait { try c.run(["get", key]).stdout == value }, "\(value) did not reach C")
+        }
+
+        let seen = try Self.versions(c, key, ["--values"])
+        #expect(Self.field(seen, "value") == ["five", "four", "three", "two", "one"])
+        #expect(Self.field(seen, "signer") == writes.reversed().map { $0.3 })
+        #expect(Self.field(seen, "standing") == Array(repeating: "valid", count: 5))
+        #expect(Self.field(seen, "current") == ["1", "0", "0", "0", "0"])
+        let aliceGrant = try #require(try cli.run(["inspect", "--json", "alice.grant"]).stdout.firstMatch(of: /"id" : "([0-9a-f]{16})/)?.1)
+        let chains = seen.map { ($0["chain"] as? [String] ?? []).joined(separator: " | ") }
+        #expect(chains[0].contains("grant=\(aliceGrant)") && chains[3].contains("grant=\(aliceGrant)"), "\(chains)")
+        #expect(chains[1] == "root" && chains[4] == "root" && !chains[2].contains(aliceGrant) && chains[2].contains("grant="), "\(chains)")
+
+        // Revert to the second write, on A with its node key: a new version everywhere.
+        let second = try #require(seen[3]["digest"] as? String)
+        let fifthTime = try #require(seen[0]["timestamp"] as? UInt64)
+        let r = try a.run(["revert", key, String(second.prefix(12))])
+        #expect(r.status == 0, "\(r.stderr)")
+        for agent in agents {
+            #expect(try Readiness.wait { try agent.run(["get", key]).stdout == "two" })
+            let now = try Self.versions(agent, key)
+            #expect((now[0]["timestamp"] as? UInt64 ?? 0) > fifthTime && now[0]["digest"] as? String != second)
+        }
+        let afterRevert = try Self.versions(c, key)
+        #expect(afterRevert.count == 6 && afterRevert[0]["restores"] as? String == second, "\(afterRevert.first ?? [:])")
+        #expect(try c.run(["log", key]).stdout.contains("reverts: brings back the value of \(second.prefix(16))"))
+
+        // Exported evidence verifies on a machine that has only the root public key.
+        #expect(try c.run(["log", key, "--export", cli.path("evidence.txt")]).status == 0)
+        let elsewhere = try CLIProcess()
+        defer { elsewhere.cleanUp() }
+        let evidence = try String(contentsOfFile: cli.path("evidence.txt"), encoding: .utf8)
+        try evidence.write(toFile: elsewhere.path("evidence.txt"), atomically: true, encoding: .utf8)
+        let verified = try elsewhere.run(["inspect", "--root", root, "evidence.txt"])
+        #expect(verified.status == 0, "\(verified.stderr)")
+        #expect(verified.stdout.components(separatedBy: "signature: valid").count - 1 == 6)
+        // One byte of the third record's value changed: refused, naming that record.
+        var blocks = try Armor.parse(evidence).map(\.bytes)
+        let victim = try Record(decoding: blocks[2])
+        blocks[2][victim.signedBytes.count + 64 + 4] ^= 0x01
+        try blocks.map { Armor.render(.record, $0) }.joined().write(toFile: elsewhere.path("tampered.txt"), atomically: true, encoding: .utf8)
+        let refused = try elsewhere.run(["inspect", "--root", root, "tampered.txt"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("record \(key) version \(victim.digest.hex.prefix(16))") && refused.stderr.contains("signature does not verify"), "\(refused.stderr)")
+        // Another root: every record refused.
+        let stranger = try elsewhere.keygen("other.key")
+        #expect(try elsewhere.run(["inspect", "--root", stranger, "evidence.txt"]).status != 0)
+
+        // Alice writes last, then her grant is revoked: the key is unset, her versions show revoked.
+        #expect(try a.run(["set"] + asAlice + [key, "seven"]).status == 0)
+        #expect(try Readiness.wait { try c.run(["get", key]).stdout == "seven" })
+        #expect(try a.run(["revoke", "--key", "root.key", "alice.grant"]).status == 0)
+        #expect(try Readiness.wait {
+            _ = try c.run(["sync"])
+            return try c.run(["get", key]).status != 0
+        })
+        let revoked = try Self.versions(c, key)
+        #expect(revoked.count == 7 && Self.field(revoked, "current").allSatisfy { $0 == "0" })
+        let bySigner = zip(Self.field(revoked, "signer"), Self.field(revoked, "standing"))
+        #expect(bySigner.allSatisfy { signer, standing in standing == (signer == alice ? "revoked" : "valid") }, "\(Array(bySigner))")
+        #expect(try c.run(["log", key]).stdout.contains("has no current version"))
+
+        // The same history read offline from C's data directory once C has stopped.
+        c.stop()
+        let offline = try cli.run(["log", "--json", "--data", c.data, key])
+        #expect(offline.status == 0, "\(offline.stderr)")
+        let offlineVersions = try JSONSerialization.jsonObject(with: Data(offline.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(Self.field(offlineVersions, "digest") == Self.field(revoked, "digest"))
+    }
+
+    /// Docs/history.md §What each host sees: a host that was away learns only the newest version.
+    @Test func aHostThatWasAwayLearnsOnlyTheNewestVersion() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        var agents = try GossipTests.cluster(cli, root: root, peers: [[1], [0]])
+        try agents[0].run(["set", "/k", "first"])
+        #expect(try Readiness.wait { try agents[1].run(["get", "/k"]).stdout == "first" })
+        agents[1].stop()
+        for value in ["second", "third", "fourth"] { try agents[0].run(["set", "/k", value]) }
+        let args = agents[1].process.arguments!
+        agents[1] = try AgentProcess(cli: cli, name: "B", root: root, extraArgs: Array(args[args.firstIndex(of: "--key")!...]))
+        #expect(try Readiness.wait { try agents[1].run(["get", "/k"]).stdout == "fourth" })
+        #expect(Self.field(try Self.versions(agents[0], "/k", ["--values"]), "value") == ["fourth", "third", "second", "first"])
+        #expect(Self.field(try Self.versions(agents[1], "/k", ["--values"]), "value") == ["fourth", "first"])
+    }
+}
