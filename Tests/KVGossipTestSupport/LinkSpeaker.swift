@@ -1,9 +1,9 @@
 import Foundation
 import KVGossipCore
 
-/// A test's own end of a link (Docs/protocol.md §Links), built from the core's handshake and
-/// message codec over a blocking socket: what an attacker holding a node key would run. It sends
-/// whatever it is told, in any order, and reads what comes back.
+/// A test's own end of a link (Docs/protocol.md §Links), or of a TCP control connection, built
+/// from the core's handshake and message codec over a blocking socket: what an attacker holding a
+/// key would run. It sends whatever it is told, in any order, and reads what comes back.
 public final class LinkSpeaker: @unchecked Sendable {
     public struct Refused: Error, CustomStringConvertible {
         public let refusal: Refusal?
@@ -16,14 +16,18 @@ public final class LinkSpeaker: @unchecked Sendable {
     private let sender: SecretStreamSender
     private let receiver: SecretStreamReceiver
 
-    /// Connects to 127.0.0.1:`port` and runs the handshake as initiator with `credentials`.
+    /// Connects to 127.0.0.1:`port` and runs the handshake as initiator with `credentials`; with
+    /// `service: .control`, as a client of the TCP control listener (it checks nothing of the agent).
     /// - Throws: ``Refused`` when the agent refuses (with its reason) or closes.
-    public init(port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret? = nil, timeout: TimeInterval = 30) throws {
-        guard let socket = RawSocket(tcpPort: port, timeout: timeout) else { throw Refused(refusal: nil) }
+    public init(
+        port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret? = nil, service: LinkHandshake.Service = .sync,
+        timeout: TimeInterval = 30, from source: String? = nil
+    ) throws {
+        guard let socket = RawSocket(tcpPort: port, timeout: timeout, from: source) else { throw Refused(refusal: nil) }
         self.socket = socket
         var machine = LinkHandshake(
             role: .initiator, cluster: cluster, credentials: credentials, secret: secret, ephemeral: .generate(),
-            nonce: secureRandomBytes(LinkHandshake.nonceBytes))
+            nonce: secureRandomBytes(LinkHandshake.nonceBytes), service: service)
         socket.sendFrame(machine.start(nowMs: Self.nowMs()))
         guard let hello = socket.readFrame() else { throw Refused(refusal: nil) }
         let established: LinkHandshake.Established
@@ -39,7 +43,7 @@ public final class LinkSpeaker: @unchecked Sendable {
         let sender = SecretStreamSender(key: established.sendKey)
         socket.sendFrame(sender.header)
         guard let header = socket.readFrame() else { throw Refused(refusal: nil) }
-        if let refusal = LinkHandshake.refusal(in: header) { throw Refused(refusal: refusal) }
+        if let refusal = LinkHandshake.refusal(in: header, service: service) { throw Refused(refusal: refusal) }
         guard let receiver = SecretStreamReceiver(key: established.receiveKey, header: header) else { throw Refused(refusal: nil) }
         self.sender = sender
         self.receiver = receiver
@@ -64,6 +68,16 @@ public final class LinkSpeaker: @unchecked Sendable {
         w.u32(session)
         w.fixed(message)
         return socket.sendFrame(sender.seal(w.bytes))
+    }
+
+    /// Seals and sends one frame as it is (a control connection's JSON request).
+    @discardableResult
+    public func sendSealed(_ body: [UInt8]) -> Bool { socket.sendFrame(sender.seal(body)) }
+
+    /// The next frame, opened (a control connection's JSON answer); nil when the agent closed the
+    /// connection, said nothing before the socket's timeout, or sent a frame that does not open.
+    public func receiveSealed() -> [UInt8]? {
+        socket.readFrame(maxBytes: 64 << 20).flatMap { receiver.open($0) }
     }
 
     /// The next message on a session other than 0 (announcements are skipped); nil when the
