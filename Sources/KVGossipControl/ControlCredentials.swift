@@ -33,8 +33,12 @@ public struct ControlCredentials: Sendable {
         self.name = name
     }
 
-    /// `client@HOST`.
-    public static var defaultName: String { "client@\(ProcessInfo.processInfo.hostName)" }
+    /// `client@HOST`, with the kernel's host name (no name lookup on the way to a connection).
+    public static var defaultName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "client" }
+        return "client@" + String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 
     /// This client's side of one connection's handshake (a fresh instance id each time).
     func linkCredentials() -> LinkCredentials {

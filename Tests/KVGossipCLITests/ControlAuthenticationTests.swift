@@ -176,6 +176,40 @@ import Testing
         #expect(try s.refusals("malformed") >= 1)
     }
 
+    /// Strangers that start a handshake and never finish it hold handshake slots only: a source
+    /// past its 8 is closed without an answer, a stalled handshake is closed when its time runs
+    /// out, and with all 64 slots taken from eight addresses an admitted client still gets in (a
+    /// stranger makes room).
+    @Test func strangersInTheirHandshakeDoNotLockOutAClient() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let s = try Self.setUp(cli)
+        defer { s.agent.stop() }
+        let rootKey = try SecretKeyFile.parse(try String(contentsOfFile: cli.path("root.key"), encoding: .utf8), mode: 0o600, path: "root.key")
+        /// A connection from `source` that says hello; returned with whether the agent answered
+        /// (then it holds a slot: answers come only from slots).
+        func stalled(from source: String) throws -> (RawSocket, answered: Bool) {
+            let socket = try #require(RawSocket(tcpPort: s.port, timeout: 30, from: source))
+            var hello = LinkHandshake(
+                role: .initiator, cluster: rootKey.publicKey, credentials: LinkSpeaker.credentials(rootKey), secret: nil,
+                ephemeral: .generate(), nonce: secureRandomBytes(LinkHandshake.nonceBytes), service: .control)
+            socket.sendFrame(hello.start(nowMs: UInt64(Date().timeIntervalSince1970 * 1000)))
+            return (socket, socket.readFrame() != nil)
+        }
+        var held = try (0..<8).map { _ in try stalled(from: "127.0.0.2") }
+        let ninth = try stalled(from: "127.0.0.2")
+        #expect(!ninth.answered, "a source past its share is closed without an answer")
+        for source in 3...9 { held += try (0..<8).map { _ in try stalled(from: "127.0.0.\(source)") } }
+        #expect(held.allSatisfy(\.answered) && held.count == 64)
+
+        let client = try LinkSpeaker(
+            port: s.port, cluster: rootKey.publicKey, credentials: LinkSpeaker.credentials(rootKey, name: "operator"), service: .control,
+            from: "127.0.0.10")
+        client.sendSealed(Array(#"{"id":1,"op":"status"}"#.utf8))
+        #expect(Self.json(client.receiveSealed())?["ok"] as? Bool == true, "the admitted client is served")
+        #expect(held.last?.0.readUntilClosed() != nil, "a stalled handshake is closed when its time is up")
+    }
+
     /// Revoking the client's grant closes its open connection with the reason, and its next
     /// connection is refused as revoked.
     @Test func aRevokedClientIsRefusedOnItsNextConnection() throws {
