@@ -14,7 +14,7 @@ extension ControlServer {
     public func serveTCP(host: String, port: Int, ready: @Sendable (Int) -> Void = { _ in }) async throws {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: host, port: port) { channel in self.configure(channel) }
+            .bind(host: host, port: port) { channel in self.configure(channel, sealing: true) }
         let bound = server.channel.localAddress?.port ?? port
         logger.info("control API listening on TCP (admitted clients; reads and client-signed writes)", metadata: ["address": "\(host):\(bound)"])
         let observation = handler.node.store.observeCommits { [weak self] changes in

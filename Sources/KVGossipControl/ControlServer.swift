@@ -61,11 +61,13 @@ public final class ControlServer: Sendable {
         try await acceptLocal(server)
     }
 
-    func configure(_ channel: Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
+    /// `sealing`: frames arrive sealed (TCP), each longer than its request by the seal.
+    func configure(_ channel: Channel, sealing: Bool = false) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
         // Requests are answered one at a time, so two waiting frames are plenty: more are left in
         // the socket, where they cost this agent nothing.
         channel.framedAsyncChannel(
-            maxFrameBytes: maxFrameBytes, frameDeadline: .milliseconds(Int64(limits.frameSeconds * 1000)), inboundFrames: 2)
+            maxFrameBytes: maxFrameBytes + (sealing ? SecretStreamSender.overheadBytes : 0),
+            frameDeadline: .milliseconds(Int64(limits.frameSeconds * 1000)), inboundFrames: 2)
     }
 
     /// Serves the Unix socket's connections, each counted against the caps.

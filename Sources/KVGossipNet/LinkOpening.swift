@@ -78,11 +78,17 @@ public enum LinkOpening {
         let result = established!
         // Each side's first frame after the handshake is its stream header: ours goes out before
         // we wait for theirs (each side waits only for the other's).
+        // A peer that refuses this side sends why and shuts its side, which may close the
+        // connection under our header: what it said is still read, and is the better answer.
         let sender = SecretStreamSender(key: result.sendKey)
-        try await outbound.write(ByteBuffer(bytes: sender.header))
-        guard let headerFrame = try await frames.next() else { throw SyncProtocolError("the peer closed the connection before its stream header") }
+        var unsent: (any Error)?
+        do { try await outbound.write(ByteBuffer(bytes: sender.header)) } catch { unsent = error }
+        guard let headerFrame = try await frames.next() else {
+            throw unsent ?? SyncProtocolError("the peer closed the connection before its stream header")
+        }
         let header = Array(headerFrame.readableBytesView)
         if let refusal = LinkHandshake.refusal(in: header, service: service) { throw LinkRefused(refusal: refusal, peer: result.peer) }
+        if let unsent { throw unsent }
         guard let receiver = SecretStreamReceiver(key: result.receiveKey, header: header) else {
             throw SyncProtocolError("the peer's stream header is malformed")
         }
