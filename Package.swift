@@ -101,7 +101,7 @@ let package = Package(
             name: "KVGossipTemplate",
             dependencies: ["KVGossipCore", "KVGossipClient", .product(name: "Stencil", package: "Stencil")]
         ),
-        .executableTarget(name: "ConfigWatcherExample", dependencies: ["KVGossipClient"], path: "Examples/ConfigWatcher"),
+        .executableTarget(name: "ConfigWatcherExample", dependencies: ["KVGossipClient", "KVGossipCore"], path: "Examples/ConfigWatcher"),
 
         // The `kvgossip` command.
         .executableTarget(

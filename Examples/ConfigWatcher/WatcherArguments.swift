@@ -1,9 +1,17 @@
-/// The command line: one or more `--control` endpoints and the `--key` to follow.
+/// The command line: one or more `--control` endpoints and the `--key` to follow; for a TCP
+/// endpoint also the client's key, its grants and the cluster's root (Docs/client.md §Endpoints
+/// and failover).
 struct WatcherArguments {
     var endpoints: [String] = []
     var key = ""
+    var controlKey: String?
+    var controlGrants: [String] = []
+    var root: String?
 
-    static let usage = "usage: ConfigWatcherExample --control PATH|HOST:PORT [--control …] --key KEY"
+    static let usage = """
+        usage: ConfigWatcherExample --control PATH|HOST:PORT [--control …] --key KEY
+                                    [--control-key FILE --control-grant FILE… --root PUBKEY]   (for HOST:PORT)
+        """
 
     struct Problem: Error, CustomStringConvertible {
         let description: String
@@ -17,6 +25,9 @@ struct WatcherArguments {
             switch flag {
             case "--control": parsed.endpoints.append(value)
             case "--key": parsed.key = value
+            case "--control-key": parsed.controlKey = value
+            case "--control-grant": parsed.controlGrants.append(value)
+            case "--root": parsed.root = value
             default: throw Problem(description: "unknown option \(flag)")
             }
         }

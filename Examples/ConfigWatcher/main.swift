@@ -2,6 +2,7 @@
 // its value and dirtiness as they change, until SIGINT or SIGTERM.
 //
 //   ConfigWatcherExample --control /run/kvgossip/control.sock [--control 10.0.0.2:7948 ...] --key /app/db/url
+//       [--control-key me.key --control-grant me.grant --root ed25519:…]   (needed for a HOST:PORT)
 
 import Foundation
 

@@ -28,6 +28,8 @@ enum ControlBench {
         var generateSeconds: Double?
         var startSeconds: Double
         var statusMs: (first: Double, again: Double, afterWrite: Double)
+        /// Connect to the first answer, in ms: the Unix socket, and TCP with the handshake.
+        var setup: (unix: (p50: Double, p99: Double), tcp: (p50: Double, p99: Double))
         var ls: Reading
         var watch: Reading
         var subscription: Reading
@@ -51,7 +53,10 @@ enum ControlBench {
         }
 
         let started = DispatchTime.now().uptimeNanoseconds
-        let agent = try GossipBench.Agent(binary: GossipBench.binary(), directory: dir, name: "n0", root: Bench.root, port: LoopbackPort.free(), peers: [])
+        let tcpPort = LoopbackPort.free()
+        let agent = try GossipBench.Agent(
+            binary: GossipBench.binary(), directory: dir, name: "n0", root: Bench.root, port: LoopbackPort.free(), peers: [],
+            extra: ["--control-listen", "127.0.0.1:\(tcpPort)"])
         defer { agent.stop() }
         let control = try await agent.connect()
         let startSeconds = seconds(since: started)
@@ -76,6 +81,7 @@ enum ControlBench {
         // The tree is kept for later runs (KVG_BENCH_TREE) as it was generated: no extra value.
         _ = try await control.call({ $0.key = "/bench/status" }, op: .delete)
         await control.close()
+        let setup = try await connectionSetup(socket: agent.socket, tcpPort: tcpPort, rounds: 200)
 
         let ls = try measure(pid: pid, lines: n) {
             try lineTimes(GossipBench.binary(), ["ls", "/big", "--control", agent.socket], until: n)
@@ -85,8 +91,41 @@ enum ControlBench {
         }
         let subscription = try await measureAsync(pid: pid) { try await subscribe(agent.socket, until: n) }
         return Figures(
-            keys: n, generateSeconds: generate, startSeconds: startSeconds, statusMs: (statusMs[0], statusMs[1], statusMs[2]),
+            keys: n, generateSeconds: generate, startSeconds: startSeconds, statusMs: (statusMs[0], statusMs[1], statusMs[2]), setup: setup,
             ls: ls, watch: watch, subscription: subscription)
+    }
+
+    /// Connection set-up to the first answer (a ping: `unwatch` of no watch, answered without the
+    /// store), `rounds` times on each transport, alternating: on TCP that includes the handshake
+    /// (two signatures, three verifications, the key exchange) as the root's key.
+    static func connectionSetup(socket: String, tcpPort: Int, rounds: Int) async throws
+        -> (unix: (p50: Double, p99: Double), tcp: (p50: Double, p99: Double))
+    {
+        let credentials = try ControlCredentials(cluster: Bench.root.publicKey, signingKey: Bench.root, grants: [], name: "bench")
+        let tcp = ControlEndpoint.tcp(host: "127.0.0.1", port: tcpPort)
+        // The TCP listener may bind a moment after the socket answers.
+        for attempt in 0..<200 {
+            if let client = try? await ControlClient.connect(tcp, credentials: credentials) {
+                await client.close()
+                break
+            }
+            if attempt == 199 { throw BenchError("the TCP control listener did not answer") }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        var unix: [Double] = [], secured: [Double] = []
+        for _ in 0..<rounds {
+            for (endpoint, isTCP) in [(ControlEndpoint.unix(socket), false), (tcp, true)] {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let client = try await ControlClient.connect(endpoint, credentials: isTCP ? credentials : nil)
+                guard try await client.call({ _ in }, op: .unwatch).ok else { throw BenchError("the ping was refused on \(endpoint)") }
+                let ms = seconds(since: start) * 1000
+                await client.close()
+                if isTCP { secured.append(ms) } else { unix.append(ms) }
+            }
+        }
+        unix.sort()
+        secured.sort()
+        return ((Bench.percentile(unix, 0.5), Bench.percentile(unix, 0.99)), (Bench.percentile(secured, 0.5), Bench.percentile(secured, 0.99)))
     }
 
     /// Runs `body` with the agent's peak-memory mark reset, and reads the peak after.

@@ -99,6 +99,8 @@ if runs("control") {
         ?? "reused a \(c.keys)-key tree (KVG_BENCH_TREE)"
     print(String(format: "control: %@; agent up and answering in %.1f s; status %.1f ms, again %.1f ms, after a write %.1f ms",
                  generated, c.startSeconds, c.statusMs.first, c.statusMs.again, c.statusMs.afterWrite))
+    print(String(format: "control: connection set-up to the first answer: Unix socket p50 %.2f ms, p99 %.2f ms; TCP with the handshake p50 %.2f ms, p99 %.2f ms",
+                 c.setup.unix.p50, c.setup.unix.p99, c.setup.tcp.p50, c.setup.tcp.p99))
     for (name, r) in [("kvgossip ls /big", c.ls), ("kvgossip watch / (initial values)", c.watch), ("client list subscription /big/** (to .synced)", c.subscription)] {
         print(String(format: "control: %@: %d lines, first after %.3f s, last after %.2f s; agent RSS %.0f MiB before, peak %.0f MiB (heap %.0f MiB before, peak %.0f MiB)",
                      name, r.lines, r.firstLine, r.lastLine, r.rssBefore, r.rssPeak, r.heapBefore, r.heapPeak))

@@ -1,4 +1,5 @@
 import KVGossipControl
+import Logging
 
 /// A live connection and the generation it belongs to.
 struct Link: Sendable {
@@ -27,11 +28,15 @@ extension KVClient {
             index += 1
             let control: ControlClient
             do {
-                control = try await ControlClient.connect(endpoint)
+                control = try await ControlClient.connect(endpoint, credentials: try credentials(for: endpoint))
             } catch {
                 failures += 1
                 counters.connectFailures += 1
-                logger.debug("cannot connect", metadata: ["endpoint": "\(endpoint)", "error": "\(error)", "failures": "\(failures)"])
+                // A refusal (of this client or by it) needs someone to act; an absent agent may return.
+                let refused = (error as? ControlError).map { $0.reason != "unavailable" } ?? true
+                logger.log(
+                    level: refused ? .warning : .debug, "cannot connect",
+                    metadata: ["endpoint": "\(endpoint)", "error": "\(error)", "failures": "\(failures)"])
                 continue
             }
             if closed {
@@ -43,6 +48,25 @@ extension KVClient {
             while let gone = await lost.next(), gone < link.generation {}
             failures = ContinuousClock.now - since >= options.backoff.stableAfter ? 0 : failures + 1
         }
+    }
+
+    /// What a TCP endpoint's handshake needs (Docs/client.md §Endpoints and failover): the key
+    /// and grants of `options.identity`, and `options.cluster`, the root the agent must chain to.
+    /// Never a root learned from an agent: the agent is what the root is there to check.
+    private func credentials(for endpoint: Endpoint) throws -> ControlCredentials? {
+        guard case .tcp = endpoint else { return nil }
+        guard let identity = options.identity, let cluster = options.cluster else {
+            throw KVClientError(.noIdentity, Self.tcpNeeds(endpoint))
+        }
+        do {
+            return try ControlCredentials(cluster: cluster, signingKey: identity.signingKey, grants: identity.proofs)
+        } catch {
+            throw KVClientError(KVClientError.Reason(rawValue: error.reason.rawValue), "cannot connect to \(endpoint) as \(identity.signingKey.publicKey.fingerprint): \(error.detail)")
+        }
+    }
+
+    static func tcpNeeds(_ endpoint: Endpoint) -> String {
+        "\(endpoint) is a TCP control listener: set options.identity (a key and grants chaining it to the root) and options.cluster (the root)"
     }
 
     /// Makes `control` the live connection and moves every interest onto it.
@@ -119,9 +143,12 @@ extension KVClient {
         let id = makeID()
         let limit = options.callTimeout
         let endpoints = self.endpoints
+        // A TCP endpoint the options cannot authenticate to is never reachable: say so.
+        let unusable = (options.identity == nil || options.cluster == nil) ? endpoints.first { if case .tcp = $0 { true } else { false } } : nil
+        let hint = unusable.map { "; \(Self.tcpNeeds($0))" } ?? ""
         let timer = Task {
             try? await Task.sleep(for: limit)
-            self.expireWaiter(id, KVClientError(.unavailable, "no agent reachable within \(limit) (tried \(endpoints.map(\.description).joined(separator: ", ")))"))
+            self.expireWaiter(id, KVClientError(.unavailable, "no agent reachable within \(limit) (tried \(endpoints.map(\.description).joined(separator: ", ")))\(hint)"))
         }
         defer { timer.cancel() }
         return try await withCheckedThrowingContinuation { waiters[id] = $0 }

@@ -16,10 +16,12 @@ public struct KVClientOptions: Sendable {
     /// sign when its agent hangs or the network path silently breaks; a ping left unanswered for
     /// `callTimeout` drops the connection and the client fails over. Default 5 s.
     public var heartbeat: Duration? = .seconds(5)
-    /// The default signer of ``KVClient/put(_:value:as:)`` and ``KVClient/delete(_:as:)``.
+    /// The default signer of ``KVClient/put(_:value:as:)`` and ``KVClient/delete(_:as:)``, and the
+    /// key (with the grants chaining it to the root) this client proves on TCP endpoints.
     public var identity: ClientIdentity?
     /// The cluster id (root public key) client-signed records are bound to. When nil it is asked
-    /// of the agent once (with `status`) and remembered.
+    /// of the agent once (with `status`) and remembered. TCP endpoints need it set: an agent
+    /// there is refused unless its node key chains to this root.
     public var cluster: PublicKey?
     /// Where connection changes and dropped answers are logged.
     public var logger = Logger(label: "kvgossip.client")

@@ -1,14 +1,17 @@
 import Foundation
+import KVGossipCore
 import NIOCore
 import NIOPosix
 import KVGossipNet
 import Synchronization
 
 /// A connection to one agent's control API. Requests are matched to answers by id, so several
-/// requests and watches can share the connection.
+/// requests and watches can share the connection. Over TCP the connection first passes the link
+/// handshake (Docs/protocol.md §Control over TCP): the client proves its key with `credentials`,
+/// refuses an agent whose node key does not chain to the same root, and every frame is sealed.
 public final class ControlClient: Sendable {
     public let endpoint: ControlEndpoint
-    private let outbound: Mutex<NIOAsyncChannelOutboundWriter<ByteBuffer>?> = Mutex(nil)
+    private let sender: Mutex<FrameSender?> = Mutex(nil)
     private let pending = Mutex<[UInt64: AsyncThrowingStream<ControlResponse, Error>.Continuation]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let connection: Mutex<Task<Void, Never>?> = Mutex(nil)
@@ -19,8 +22,23 @@ public final class ControlClient: Sendable {
         self.endpoint = endpoint
     }
 
-    /// Connects, failing fast with a message that names the endpoint.
-    public static func connect(_ endpoint: ControlEndpoint, maxFrameBytes: Int = 8 << 20) async throws -> ControlClient {
+    /// Connects, failing fast with a message that names the endpoint. A TCP endpoint needs
+    /// `credentials`; a Unix socket ignores them (its file mode is its authentication).
+    public static func connect(
+        _ endpoint: ControlEndpoint, credentials: ControlCredentials? = nil, maxFrameBytes: Int = 8 << 20
+    ) async throws -> ControlClient {
+        let secured: ControlCredentials?
+        switch endpoint {
+        case .tcp:
+            guard let credentials else {
+                throw ControlError(
+                    reason: RefusalReason.noAuthority.rawValue,
+                    message: "\(endpoint) is a TCP control listener: connecting needs a client key, its grants and the cluster's root")
+            }
+            secured = credentials
+        case .unix:
+            secured = nil
+        }
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(3))
         let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> = {
             $0.framedAsyncChannel(maxFrameBytes: maxFrameBytes)
@@ -37,24 +55,40 @@ public final class ControlClient: Sendable {
             throw ControlError(reason: "unavailable", message: "cannot reach the agent at \(endpoint): \(error)")
         }
         let client = ControlClient(endpoint: endpoint)
-        let (ready, readyContinuation) = AsyncStream.makeStream(of: NIOAsyncChannelOutboundWriter<ByteBuffer>.self)
-        client.connection.withLock { $0 = Task { await client.run(channel, handOver: readyContinuation) } }
-        for await writer in ready {
-            client.outbound.withLock { $0 = writer }
+        let (ready, readyContinuation) = AsyncStream.makeStream(of: Result<FrameSender, ControlError>.self)
+        client.connection.withLock { $0 = Task { await client.run(channel, credentials: secured, handOver: readyContinuation) } }
+        for await outcome in ready {
+            let sender = try outcome.get()
+            client.sender.withLock { $0 = sender }
             return client
         }
         throw ControlError(reason: "unavailable", message: "the connection to \(endpoint) closed at once")
     }
 
-    /// Owns the connection: hands out the writer, then routes every answer to its request.
-    private func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, handOver: AsyncStream<NIOAsyncChannelOutboundWriter<ByteBuffer>>.Continuation) async {
+    /// Owns the connection: the handshake (with credentials), then hands out the sender and routes
+    /// every answer to its request.
+    private func run(
+        _ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, credentials: ControlCredentials?,
+        handOver: AsyncStream<Result<FrameSender, ControlError>>.Continuation
+    ) async {
         var failure: Error = ControlError(reason: "unavailable", message: "the agent at \(endpoint) closed the connection")
         do {
             try await channel.executeThenClose { inbound, outbound in
-                handOver.yield(outbound)
+                var frames = inbound.makeAsyncIterator()
+                var open: ([UInt8]) -> [UInt8]? = { $0 }
+                if let credentials {
+                    let opened = try await authenticate(channel.channel, credentials, &frames, outbound)
+                    handOver.yield(.success(FrameSender(outbound: outbound, sealer: opened.sender)))
+                    open = opened.receiver.open
+                } else {
+                    handOver.yield(.success(FrameSender(outbound: outbound)))
+                }
                 handOver.finish()
-                for try await frame in inbound {
-                    let response = try JSONDecoder().decode(ControlResponse.self, from: Data(frame.readableBytesView))
+                while let frame = try await frames.next() {
+                    guard let bytes = open(Array(frame.readableBytesView)) else {
+                        throw ControlError(reason: "malformed", message: "a frame from \(endpoint) does not decrypt")
+                    }
+                    let response = try JSONDecoder().decode(ControlResponse.self, from: Data(bytes))
                     // Id 0 is the connection's own: a refusal (`busy`, `malformed`) before it closes.
                     if response.id == 0, let error = response.error {
                         failure = error
@@ -64,16 +98,51 @@ public final class ControlClient: Sendable {
                     continuation?.yield(response)
                 }
             }
+        } catch let error as ControlError {
+            failure = error
+            handOver.yield(.failure(error))
         } catch {
             failure = ControlError(reason: "unavailable", message: "connection to \(endpoint) failed: \(error)")
         }
         handOver.finish()
-        outbound.withLock { $0 = nil }
+        sender.withLock { $0 = nil }
         let all = pending.withLock { p in
             defer { p.removeAll() }
             return Array(p.values)
         }
         for c in all { c.finish(throwing: failure) }
+    }
+
+    /// The client's side of the handshake, within the agent's handshake time. Each refusal says
+    /// which side refused and why.
+    private func authenticate(
+        _ channel: Channel, _ credentials: ControlCredentials, _ frames: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator,
+        _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) async throws -> OpenedLink {
+        let limit = TimeAmount.milliseconds(Int64(ControlLimits.default.handshakeSeconds * 1000))
+        let deadline = channel.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
+        defer { deadline.cancel() }
+        let handshake = LinkHandshake(
+            role: .initiator, cluster: credentials.cluster, credentials: credentials.linkCredentials(), secret: nil, ephemeral: .generate(),
+            nonce: secureRandomBytes(LinkHandshake.nonceBytes), service: .control)
+        do {
+            return try await LinkOpening.open(handshake, frames: &frames, outbound: outbound, admit: credentials.refusal(ofAgent:))
+        } catch let refused as LinkRefused {
+            let detail = refused.refusal.detail
+            let peerRefused = "the peer refused the link: "
+            let message = if detail.hasPrefix(peerRefused) {
+                "the agent at \(endpoint) refused this client: \(detail.dropFirst(peerRefused.count))"
+            } else if let agent = refused.peer {
+                "refusing the agent at \(endpoint), \(agent.name) (\(agent.nodeKey.fingerprint)): \(detail)"
+            } else {
+                "the handshake with \(endpoint) failed: \(detail)"
+            }
+            throw ControlError(reason: refused.refusal.reason.rawValue, message: message)
+        } catch let error as ControlError {
+            throw error
+        } catch {
+            throw ControlError(reason: "unavailable", message: "the handshake with \(endpoint) failed: \(error)")
+        }
     }
 
     /// Sends one request and returns its answer.
@@ -93,12 +162,12 @@ public final class ControlClient: Sendable {
         build(&request)
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: ControlResponse.self, bufferingPolicy: .unbounded)
         pending.withLock { $0[id] = continuation }
-        guard let writer = outbound.withLock({ $0 }) else {
+        guard let writer = sender.withLock({ $0 }) else {
             finish(id)
             throw ControlError(reason: "unavailable", message: "the connection to \(endpoint) is closed")
         }
         do {
-            try await writer.write(ByteBuffer(bytes: try JSONEncoder().encode(request)))
+            try await writer.send(Array(try JSONEncoder().encode(request)))
         } catch {
             // A write fails only on a closing connection. If the agent refused it (over a cap), its
             // reason is in the frames not yet read: wait for the reader to reach the end, and say that.
@@ -149,7 +218,7 @@ public final class ControlClient: Sendable {
     }
 
     public func close() async {
-        outbound.withLock { $0 }?.finish()
+        sender.withLock { $0 }?.finish()
         let task = connection.withLock { $0 }
         task?.cancel()
         await task?.value

@@ -25,6 +25,12 @@ public struct ControlLimits: Sendable, Equatable {
     /// Seconds a request frame may take from its first byte to its last; a connection that stalls
     /// inside a frame longer than this is closed.
     public var frameSeconds = 10.0
+    /// Seconds a TCP connection has to finish its handshake, and the TCP connections still in
+    /// their handshake from one source address and in all (`HandshakeSlots`). A stranger holds
+    /// one of these slots at most, never one of the admitted clients' connections. As for links.
+    public var handshakeSeconds = 5.0
+    public var handshakesPerAddress = 8
+    public var handshakes = 64
 
     public init() {}
 

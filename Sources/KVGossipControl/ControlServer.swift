@@ -8,24 +8,35 @@ import NIOPosix
 import KVGossipNet
 import Synchronization
 
-/// Serves the control API on a Unix socket (mode 0660) and optionally on TCP. Only moves frames:
-/// requests go to `ControlHandler`, on a thread pool because they may wait for an fsync. Every
-/// connection is counted against `ControlLimits` and every watch against its connection's and
-/// its transport's caps.
+/// Serves the control API on a Unix socket (mode 0660) and optionally on TCP, where every
+/// connection must first pass the link handshake (`ControlServer+Remote.swift`). Only moves
+/// frames: requests go to `ControlHandler`, on a thread pool because they may wait for an fsync.
+/// Every connection is counted against `ControlLimits` and every watch against its connection's
+/// and its transport's caps.
 public final class ControlServer: Sendable {
     public let handler: ControlHandler
     let logger: Logger
     let maxFrameBytes: Int
     let watches: WatchRegistry
-    private let admission = Mutex(ConnectionCounts())
+    let admission = Mutex(ConnectionCounts())
     /// Refusals being delivered now; past a few dozen, more are closed without a word.
     private let refusing = Atomic<Int>(0)
+    /// TCP connections still in their handshake.
+    let handshakes: PendingHandshakes
+    /// The admitted TCP clients connected now, so a revocation can close those it takes.
+    let remoteClients = Mutex(RemoteClients())
+    /// This server's id in handshakes (see `LinkIdentity.instance`).
+    let instanceID = secureRandomBytes(LinkIdentity.instanceBytes)
+    /// Refusals of TCP clients, logged at a bounded rate.
+    let refusalLog: RefusalLog
 
     public init(handler: ControlHandler, logger: Logger, maxFrameBytes: Int = Limits.default.maxFrameBytes) {
         self.handler = handler
         self.logger = logger
         self.maxFrameBytes = maxFrameBytes
         watches = WatchRegistry(node: handler.node, limit: handler.limits.watches)
+        handshakes = PendingHandshakes(perSource: handler.limits.handshakesPerAddress, total: handler.limits.handshakes)
+        refusalLog = RefusalLog(logger: logger)
     }
 
     var limits: ControlLimits { handler.limits }
@@ -47,127 +58,130 @@ public final class ControlServer: Sendable {
         if let group = getgrnam("kvgossip") { chown(path, uid_t.max, group.pointee.gr_gid) }
         logger.info("control API listening", metadata: ["socket": "\(path)"])
         ready()
-        try await accept(server, transport: .local)
+        try await acceptLocal(server)
     }
 
-    /// Serves remote clients on TCP: reads and client-signed writes only.
-    public func serveTCP(host: String, port: Int, ready: @Sendable (Int) -> Void = { _ in }) async throws {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: host, port: port) { channel in self.configure(channel) }
-        let bound = server.channel.localAddress?.port ?? port
-        logger.info("control API listening on TCP (client-signed writes only)", metadata: ["address": "\(host):\(bound)"])
-        ready(bound)
-        try await accept(server, transport: .remote)
-    }
-
-    private func configure(_ channel: Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
+    /// `sealing`: frames arrive sealed (TCP), each longer than its request by the seal.
+    func configure(_ channel: Channel, sealing: Bool = false) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
         // Requests are answered one at a time, so two waiting frames are plenty: more are left in
         // the socket, where they cost this agent nothing.
         channel.framedAsyncChannel(
-            maxFrameBytes: maxFrameBytes, frameDeadline: .milliseconds(Int64(limits.frameSeconds * 1000)), inboundFrames: 2)
+            maxFrameBytes: maxFrameBytes + (sealing ? SecretStreamSender.overheadBytes : 0),
+            frameDeadline: .milliseconds(Int64(limits.frameSeconds * 1000)), inboundFrames: 2)
     }
 
-    private func accept(
-        _ server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, transport: ControlHandler.Transport
-    ) async throws {
+    /// Serves the Unix socket's connections, each counted against the caps.
+    private func acceptLocal(_ server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) async throws {
+        let transport = ControlHandler.Transport.local
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { inbound in
                 for try await connection in inbound {
-                    let address = transport == .remote ? connection.channel.remoteAddress?.ipAddress : nil
                     let limits = self.limits
-                    if let refusal = admission.withLock({ $0.admit(transport, address: address, limits: limits) }) {
-                        group.addTask { await self.refuse(connection, refusal) }
+                    if let refusal = admission.withLock({ $0.admit(transport, address: nil, limits: limits) }) {
+                        group.addTask {
+                            try? await connection.executeThenClose { inbound, outbound in
+                                var frames = inbound.makeAsyncIterator()
+                                await self.refuse(connection.channel, &frames, FrameSender(outbound: outbound), .failure(0, "busy", refusal))
+                            }
+                        }
                         continue
                     }
                     group.addTask {
-                        defer { self.admission.withLock { $0.release(transport, address: address) } }
-                        await self.serve(connection, transport: transport)
+                        defer { self.admission.withLock { $0.release(transport, address: nil) } }
+                        do {
+                            try await connection.executeThenClose { inbound, outbound in
+                                var frames = inbound.makeAsyncIterator()
+                                try await self.answer(&frames, open: { $0 }, writer: ResponseWriter(FrameSender(outbound: outbound)), transport: transport)
+                            }
+                        } catch {
+                            self.logger.debug("control connection ended", metadata: ["error": "\(error)"])
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Tells a connection over the caps why it is closed. The refusal is sent and the sending side
-    /// shut, then the client gets a moment to read it: closing a TCP socket with unread input resets
-    /// it, which could destroy the answer before the client reads it.
-    private func refuse(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, _ message: String) async {
-        logger.warning("control connection refused", metadata: ["reason": "\(message)"])
+    /// Tells a connection why it is closed (`answer`, when given), then lets it go. The sending
+    /// side is shut and the client gets a moment to read: closing a TCP socket with unread input
+    /// resets it, which could destroy the answer before the client reads it.
+    func refuse(
+        _ channel: Channel, _ frames: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, _ sender: FrameSender,
+        _ answer: ControlResponse?
+    ) async {
+        if let message = answer?.error?.message { logger.warning("control connection refused", metadata: ["reason": "\(message)"]) }
         guard refusing.add(1, ordering: .relaxed).newValue <= 32 else {
             refusing.subtract(1, ordering: .relaxed)
-            try? await connection.channel.close()
+            try? await channel.close()
             return
         }
         defer { refusing.subtract(1, ordering: .relaxed) }
-        let channel = connection.channel
-        try? await connection.executeThenClose { inbound, outbound in
-            try await ResponseWriter(outbound: outbound).send(.failure(0, "busy", message))
-            try? await channel.close(mode: .output)
-            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
-            for try await _ in inbound {}
-        }
+        if let answer { try? await ResponseWriter(sender).send(answer) }
+        try? await channel.close(mode: .output)
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        while (try? await frames.next()) != nil {}
     }
 
-    /// One client connection: requests answered in order, watches streamed beside them.
-    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, transport: ControlHandler.Transport) async {
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                let writer = ResponseWriter(outbound: outbound)
-                let backlog = ConnectionBacklog(limit: limits.connectionBacklog)
-                var watches: [UInt64: Task<Void, Never>] = [:]
-                defer { for task in watches.values { task.cancel() } }
-                for try await frame in inbound {
-                    let request: ControlRequest
-                    do {
-                        request = try JSONDecoder().decode(ControlRequest.self, from: Data(frame.readableBytesView))
-                    } catch {
-                        // Malformed input ends this connection, never the agent.
-                        logger.warning("malformed control request; closing the connection", metadata: ["error": "\(error)"])
-                        try await writer.send(.failure(0, "malformed", "request is not valid JSON of the control API: \(error)"))
-                        return
-                    }
-                    switch request.op {
-                    case .watch:
-                        watches[request.id]?.cancel()
-                        if watches.count >= limits.watchesPerConnection {
-                            try await writer.send(.failure(request.id, "busy", "this connection already has \(limits.watchesPerConnection) watches open; close some (unwatch) or use a prefix or pattern"))
-                            continue
-                        }
-                        let session: WatchSession
-                        do {
-                            session = try WatchSession(request, handler: handler, registry: self.watches, transport: transport, backlog: backlog, writer: writer)
-                        } catch let error as ControlError {
-                            try await writer.send(.failure(request.id, error.reason, error.message))
-                            continue
-                        }
-                        watches[request.id] = Task { await session.run(logger: logger) }
-                    case .unwatch:
-                        watches.removeValue(forKey: request.id)?.cancel()
-                        try await writer.send(ControlResponse(id: request.id))
-                    case .sync:
-                        if transport == .remote {
-                            try await writer.send(.failure(request.id, "no-authority", "sync is only served on the local socket"))
-                        } else {
-                            try await writer.send(await handler.handleAsync(request))
-                        }
-                    case .status:
-                        // The peer list is async; the rest reads the store, on the thread pool.
-                        let handler = self.handler
-                        let peers = await handler.peers()
-                        let response = try await NIOThreadPool.singleton.runIfActive { handler.status(request, peers: peers) }
-                        try await writer.send(response)
-                    default:
-                        let handler = self.handler
-                        let response = try await NIOThreadPool.singleton.runIfActive {
-                            handler.handle(request, transport: transport)
-                        }
-                        try await writer.send(response)
-                    }
-                }
+    /// One client's requests, answered in order, watches streamed beside them, until it closes.
+    /// `open` turns each frame into the request's bytes (nil: not from this connection's peer).
+    func answer(
+        _ frames: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, open: ([UInt8]) -> [UInt8]?, writer: ResponseWriter,
+        transport: ControlHandler.Transport
+    ) async throws {
+        let backlog = ConnectionBacklog(limit: limits.connectionBacklog)
+        var watches: [UInt64: Task<Void, Never>] = [:]
+        defer { for task in watches.values { task.cancel() } }
+        while let frame = try await frames.next() {
+            guard let bytes = open(Array(frame.readableBytesView)) else {
+                logger.warning("a control frame does not decrypt; closing the connection")
+                return
             }
-        } catch {
-            logger.debug("control connection ended", metadata: ["error": "\(error)"])
+            let request: ControlRequest
+            do {
+                request = try JSONDecoder().decode(ControlRequest.self, from: Data(bytes))
+            } catch {
+                // Malformed input ends this connection, never the agent.
+                logger.warning("malformed control request; closing the connection", metadata: ["error": "\(error)"])
+                try await writer.send(.failure(0, "malformed", "request is not valid JSON of the control API: \(error)"))
+                return
+            }
+            switch request.op {
+            case .watch:
+                watches[request.id]?.cancel()
+                if watches.count >= limits.watchesPerConnection {
+                    try await writer.send(.failure(request.id, "busy", "this connection already has \(limits.watchesPerConnection) watches open; close some (unwatch) or use a prefix or pattern"))
+                    continue
+                }
+                let session: WatchSession
+                do {
+                    session = try WatchSession(request, handler: handler, registry: self.watches, transport: transport, backlog: backlog, writer: writer)
+                } catch let error as ControlError {
+                    try await writer.send(.failure(request.id, error.reason, error.message))
+                    continue
+                }
+                watches[request.id] = Task { await session.run(logger: logger) }
+            case .unwatch:
+                watches.removeValue(forKey: request.id)?.cancel()
+                try await writer.send(ControlResponse(id: request.id))
+            case .sync:
+                if transport == .remote {
+                    try await writer.send(.failure(request.id, "no-authority", "sync is only served on the local socket"))
+                } else {
+                    try await writer.send(await handler.handleAsync(request))
+                }
+            case .status:
+                // The peer list is async; the rest reads the store, on the thread pool.
+                let handler = self.handler
+                let peers = await handler.peers()
+                let response = try await NIOThreadPool.singleton.runIfActive { handler.status(request, peers: peers) }
+                try await writer.send(response)
+            default:
+                let handler = self.handler
+                let response = try await NIOThreadPool.singleton.runIfActive {
+                    handler.handle(request, transport: transport)
+                }
+                try await writer.send(response)
+            }
         }
     }
 
@@ -189,32 +203,31 @@ public final class ControlServer: Sendable {
 }
 
 /// Serialises responses onto one connection from the request loop and its watches. Writers take
-/// turns (`TurnQueue`), and a watch builds its answer only in its turn, so a connection holds one
+/// turns (`FrameSender`), and a watch builds its answer only in its turn, so a connection holds one
 /// answer outside the socket at a time however many watches it has.
 final class ResponseWriter: Sendable {
-    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    private let turns = TurnQueue()
+    let sender: FrameSender
 
-    init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
-        self.outbound = outbound
+    init(_ sender: FrameSender) {
+        self.sender = sender
     }
 
     /// Suspends while the connection cannot take more (the client reads slowly): at most about one
     /// frame waits in this agent's memory per connection.
     func send(_ response: ControlResponse) async throws {
-        try await turns.run { try await write(response) }
+        try await sender.inTurn { try await sender.write(try Self.encode(response)) }
     }
 
     /// Builds the answer in this connection's turn and sends it (nothing when `make` gives nil).
     func send(building make: () async throws -> ControlResponse?) async throws {
-        try await turns.run {
-            if let response = try await make() { try await write(response) }
+        try await sender.inTurn {
+            if let response = try await make() { try await sender.write(try Self.encode(response)) }
         }
     }
 
-    private func write(_ response: ControlResponse) async throws {
+    static func encode(_ response: ControlResponse) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
-        try await outbound.write(ByteBuffer(bytes: try encoder.encode(response)))
+        return Array(try encoder.encode(response))
     }
 }

@@ -68,7 +68,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
         for state in KeyState.allCases where state.isDirty {
             out.sample("kvgossip_dirty_keys", ["state": state.rawValue], Double(dirty[state] ?? 0))
         }
-        out.family("kvgossip_refusals_total", "counter", "Records and revocations refused since start, by reason.")
+        out.family("kvgossip_refusals_total", "counter", "Refusals since start, by reason: records, revocations, links and TCP control clients.")
         for reason in RefusalReason.allCases {
             out.sample("kvgossip_refusals_total", ["reason": reason.rawValue], Double(refusals[reason] ?? 0))
         }

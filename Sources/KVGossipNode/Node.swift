@@ -43,6 +43,20 @@ public final class Node: Sendable {
 
     public func mayWrite(_ key: Key) -> Bool { proof(for: key) != nil }
 
+    /// What this node presents to be admitted, on links and to clients of its TCP control listener
+    /// (Docs/contract.md §Admission): the grants chaining its key to the root, membership first.
+    public var credential: [Grant] {
+        let grants = (try? store.grants()) ?? []
+        return store.validator.search.credential(
+            of: publicKey, atMs: store.clock(), pool: grants, isRevoked: store.isRevoked, maxGrants: LinkIdentity.maxCredentialGrants) ?? []
+    }
+
+    /// Nil when this node admits `identity` now (a peer, or a client of the TCP control listener);
+    /// otherwise why not, against this node's revocations and clock.
+    public func admissionRefusal(of identity: LinkIdentity) -> Refusal? {
+        Admission.refusal(of: identity, search: store.validator.search, nowMs: store.clock(), isRevoked: store.isRevoked)
+    }
+
     /// Mints and applies a value (nil: a tombstone) signed by this node's key. Refuses up front
     /// with `no-authority` when this node holds no grant for the key.
     public func mint(_ key: Key, value: [UInt8]?) throws -> (Record, ApplyOutcome) {

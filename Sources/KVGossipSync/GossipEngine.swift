@@ -33,7 +33,9 @@ public final class GossipEngine: Sendable, KeyStateSource {
     let logger: Logger
     let refusals: RefusalLog
     private let instance: Mutex<GossipInstance>
-    let links: LinkTable
+    let links = LinkTable()
+    /// Connections to the sync listener still in their handshake.
+    let handshakes: PendingHandshakes
     /// This running agent's id on links (see `LinkIdentity.instance`).
     let instanceID = secureRandomBytes(LinkIdentity.instanceBytes)
     /// Threads for the blocking half of sessions (store reads, signature checks, commits), so the
@@ -48,7 +50,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { $0.copyBytes(from: secureRandomBytes(8)) }
         instance = Mutex(GossipInstance(config: options.gossip, expectsPeers: options.expectsPeers, seed: seed))
-        links = LinkTable(pendingPerSource: options.links.pendingPerSource, pendingTotal: options.links.pendingTotal)
+        handshakes = PendingHandshakes(perSource: options.links.pendingPerSource, total: options.links.pendingTotal)
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
         _ = instance.withLock { $0.setPeers(members: [], statics: options.staticPeers, nowMs: 0) }
@@ -204,18 +206,12 @@ public final class GossipEngine: Sendable, KeyStateSource {
     var linkContext: LinkConnection.Context {
         LinkConnection.Context(
             cluster: node.root, credentials: credentials, options: options.links,
-            admit: { [node] identity in
-                Admission.refusal(of: identity, search: node.store.validator.search, nowMs: node.store.clock(), isRevoked: node.store.isRevoked)
-            }, logger: logger)
+            admit: { [node] identity in node.admissionRefusal(of: identity) }, logger: logger)
     }
 
     /// This node's identity on links: its key, name, sync port and the grants chaining it to the root.
     var credentials: LinkCredentials {
-        let grants = (try? node.store.grants()) ?? []
-        let chain = node.store.validator.search.credential(
-            of: node.publicKey, atMs: node.store.clock(), pool: grants, isRevoked: node.store.isRevoked,
-            maxGrants: LinkIdentity.maxCredentialGrants) ?? []
-        return LinkCredentials(signingKey: node.key, name: options.nodeName, syncPort: options.syncPort, credential: chain, instance: instanceID)
+        LinkCredentials(signingKey: node.key, name: options.nodeName, syncPort: options.syncPort, credential: node.credential, instance: instanceID)
     }
 
     /// Dials and runs a link; returns it once established (the connection lives on in a task).
@@ -299,18 +295,18 @@ public final class GossipEngine: Sendable, KeyStateSource {
     private func accept(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let host = connection.channel.remoteAddress?.ipAddress ?? "?"
         let underlying = connection.channel
-        guard let slot = links.reservePending(host, close: { underlying.close(promise: nil) }) else {
+        guard let slot = handshakes.reserve(host, close: { underlying.close(promise: nil) }) else {
             counters.withLock { $0.refusedBusy += 1 }
             try? await connection.executeThenClose { _, _ in }
             return
         }
         let released = Mutex(false)
-        let release: @Sendable () -> Void = { [links] in if !released.withLock({ v in defer { v = true }; return v }) { links.releasePending(slot) } }
+        let release: @Sendable () -> Void = { [handshakes] in if !released.withLock({ v in defer { v = true }; return v }) { handshakes.release(slot) } }
         defer { release() }
         do {
             try await LinkConnection.run(
                 connection, role: .responder, remoteHost: host, context: linkContext,
-                vouched: { [links] in links.vouchPending(slot) },
+                vouched: { [handshakes] in handshakes.vouch(slot) },
                 established: { link in
                     release()
                     self.registered(link, dialed: nil)

@@ -30,27 +30,16 @@ enum LinkConnection {
         let deadline = underlying.eventLoop.scheduleTask(in: context.options.handshakeTimeout) { underlying.close(promise: nil) }
         try await channel.executeThenClose { frames, outbound in
             var iterator = frames.makeAsyncIterator()
-            let (result, streamHeader) = try await handshake(role: role, frames: &iterator, outbound: outbound, context: context, vouched: vouched)
-            if let refusal = context.admit(result.peer) {
-                try? await outbound.write(ByteBuffer(bytes: LinkHandshake.refusalFrame(refusal)))
-                throw LinkRefused(refusal: refusal, peer: result.peer)
-            }
-            // Each side's first frame after the handshake is its stream header: ours goes out
-            // before we wait for theirs (each side waits only for the other's).
-            let sender = SecretStreamSender(key: result.sendKey)
-            try await outbound.write(ByteBuffer(bytes: sender.header))
-            guard let headerFrame = try await iterator.next() else { throw SyncProtocolError("the peer closed the link before its stream header") }
-            let headerBytes = Array(headerFrame.readableBytesView)
-            if let refusal = LinkHandshake.refusal(in: headerBytes) { throw LinkRefused(refusal: refusal, peer: result.peer) }
-            guard let receiver = SecretStreamReceiver(key: result.receiveKey, header: headerBytes) else {
-                throw SyncProtocolError("the peer's stream header is malformed")
-            }
-            _ = streamHeader
+            let handshake = LinkHandshake(
+                role: role, cluster: context.cluster, credentials: context.credentials, secret: context.options.secret,
+                ephemeral: .generate(), nonce: secureRandomBytes(LinkHandshake.nonceBytes), limits: context.options.limits)
+            let opened = try await LinkOpening.open(handshake, frames: &iterator, outbound: outbound, admit: context.admit, vouched: vouched)
+            let (sender, receiver) = (opened.sender, opened.receiver)
             deadline.cancel()
             let (plaintext, writer) = AsyncStream.makeStream(of: [UInt8].self)
-            let address = PeerAddress(host: remoteHost, port: Int(result.peer.syncPort))
+            let address = PeerAddress(host: remoteHost, port: Int(opened.peer.syncPort))
             let link = PeerLink(
-                peer: result.peer, address: address, initiatedHere: role == .initiator, peerClockOffsetMs: result.peerClockOffsetMs,
+                peer: opened.peer, address: address, initiatedHere: role == .initiator, peerClockOffsetMs: opened.peerClockOffsetMs,
                 options: context.options, writer: writer, logger: context.logger, disconnect: { underlying.close(promise: nil) })
             established(link)
             defer { link.close() }
@@ -78,7 +67,7 @@ enum LinkConnection {
                 while let frame = try await iterator.next() {
                     link.bytesReceived.add(frame.readableBytes + 4, ordering: .relaxed)
                     guard let plain = receiver.open(Array(frame.readableBytesView)) else {
-                        throw SyncProtocolError("a frame from \(result.peer.name) does not decrypt")
+                        throw SyncProtocolError("a frame from \(opened.peer.name) does not decrypt")
                     }
                     if let event = try link.route(plain) { inbound(link, event) }
                     await link.roomForMore()
@@ -86,52 +75,4 @@ enum LinkConnection {
             }
         }
     }
-
-    /// The three handshake frames, within the deadline; nothing else is read before it ends.
-    /// `vouched` runs once the peer's first frame is a well-formed hello of this cluster.
-    private static func handshake(
-        role: LinkHandshake.Role, frames: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator,
-        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, context: Context, vouched: @Sendable () -> Void
-    ) async throws -> (LinkHandshake.Established, [UInt8]) {
-        var machine = LinkHandshake(
-            role: role, cluster: context.cluster, credentials: context.credentials, secret: context.options.secret,
-            ephemeral: .generate(), nonce: secureRandomBytes(LinkHandshake.nonceBytes), limits: context.options.limits)
-        if role == .initiator { try await outbound.write(ByteBuffer(bytes: machine.start(nowMs: nowMs()))) }
-        while true {
-            guard let frame = try await frames.next() else {
-                throw SyncProtocolError("the peer closed the connection during the handshake")
-            }
-            let step: LinkHandshake.Step
-            do { step = try machine.receive(Array(frame.readableBytesView), nowMs: nowMs()) } catch {
-                // Say why before closing, unless the peer is the one refusing.
-                if !error.detail.hasPrefix("the peer refused the link") {
-                    try? await outbound.write(ByteBuffer(bytes: LinkHandshake.refusalFrame(error)))
-                }
-                throw LinkRefused(refusal: error, peer: nil)
-            }
-            switch step {
-            case .send(let bytes):
-                vouched()
-                try await outbound.write(ByteBuffer(bytes: bytes))
-            case .established(let result, let last):
-                if let last { try await outbound.write(ByteBuffer(bytes: last)) }
-                return (result, [])
-            }
-        }
-    }
-
-    static func nowMs() -> UInt64 { UInt64(Int64(clock_gettime_ms())) }
-
-    private static func clock_gettime_ms() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-}
-
-/// A link that could not be established: the handshake failed or the peer is not admitted.
-public struct LinkRefused: Error, CustomStringConvertible {
-    public let refusal: Refusal
-    public let peer: LinkIdentity?
-    public var description: String { "link refused: \(refusal)" }
 }

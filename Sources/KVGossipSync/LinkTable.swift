@@ -1,27 +1,18 @@
 import KVGossipCore
 import Synchronization
 
-/// The open links by peer address, the dials in progress (one per address), and the connections
-/// still in their handshake, counted per source so one address cannot take every slot.
+/// The open links by peer address and the dials in progress (one per address).
 final class LinkTable: Sendable {
     private struct State {
         var links: [PeerAddress: PeerLink] = [:]
         /// Every established link, oldest first (several may lead to one peer for a while).
         var established: [PeerLink] = []
         var dialing: [PeerAddress: Task<PeerLink, any Error>] = [:]
-        var handshakes: HandshakeSlots<UInt64>
-        /// How to close each connection holding a handshake slot (to make room for a newcomer).
-        var closers: [UInt64: @Sendable () -> Void] = [:]
-        var nextConnection: UInt64 = 0
         /// The name each linked node key went by, for `kvgossip log` (bounded: admitted peers only).
         var names: [PublicKey: String] = [:]
     }
 
-    private let state: Mutex<State>
-
-    init(pendingPerSource: Int, pendingTotal: Int) {
-        state = Mutex(State(handshakes: HandshakeSlots(perSource: pendingPerSource, total: pendingTotal)))
-    }
+    private let state = Mutex(State())
 
     /// The open link to `address`, or the result of `dial` (shared by concurrent callers).
     func link(to address: PeerAddress, dial: @escaping @Sendable () async throws -> PeerLink) async throws -> PeerLink {
@@ -72,35 +63,4 @@ final class LinkTable: Sendable {
 
     /// The open links.
     var open: [PeerLink] { state.withLock { $0.links.values.filter { !$0.isClosed } } }
-
-    /// Takes a handshake slot for a connection from `host` (`HandshakeSlots`): nil when that source
-    /// already holds its share, else the connection's number for `releasePending`. When every slot is
-    /// taken, the oldest connection of the biggest holder is closed to make room.
-    func reservePending(_ host: String, close: @escaping @Sendable () -> Void) -> UInt64? {
-        let (number, evict) = state.withLock { s -> (UInt64?, (@Sendable () -> Void)?) in
-            let number = s.nextConnection
-            s.nextConnection += 1
-            switch s.handshakes.reserve(number, source: host) {
-            case .refused:
-                return (nil, nil)
-            case .admitted(let victim):
-                s.closers[number] = close
-                return (number, victim.flatMap { s.closers.removeValue(forKey: $0) })
-            }
-        }
-        evict?()
-        return number
-    }
-
-    /// The connection sent a well-formed hello: it keeps its slot longer than silent ones.
-    func vouchPending(_ number: UInt64) {
-        state.withLock { $0.handshakes.vouch(number) }
-    }
-
-    func releasePending(_ number: UInt64) {
-        state.withLock { s in
-            s.handshakes.release(number)
-            s.closers[number] = nil
-        }
-    }
 }

@@ -161,7 +161,8 @@ import Testing
         let root = try cli.keygen("root.key")
         let port = LoopbackPort.free()
         let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key", "--control-listen", "127.0.0.1:\(port)"])
-        let remote = ["--control", "127.0.0.1:\(port)"]
+        let remote = ["--control", "127.0.0.1:\(port)", "--control-key", "root.key", "--root", root]
+        #expect(Readiness.wait { (try? cli.run(["status"] + remote).status) == 0 }, "the TCP listener answers")
         let mint = try cli.run(["set", "/a", "1"] + remote)
         #expect(mint.status != 0 && mint.stderr.contains("local socket"))
         let signed = try cli.run(["set", "--key-file", "root.key", "/a", "2"] + remote)

@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipCore
 import KVGossipTestSupport
 import KVGossipTestTraits
 import Testing
@@ -52,21 +53,29 @@ import Testing
         let agent = try Self.agent(
             cli, settings: #""controlConnections": 3, "controlConnectionsPerAddress": 2"#, extraArgs: ["--control-listen", "127.0.0.1:\(port)"])
 
-        // TCP: two from 127.0.0.1 are served, the third is told why and closed. (One at a time:
-        // connections made at once may be admitted in any order.)
-        guard let t1 = RawSocket(tcpPort: port) else { throw CLIError("cannot connect to the TCP listener") }
-        let firstServed = Self.answers(t1)
-        guard let t2 = RawSocket(tcpPort: port) else { throw CLIError("cannot connect to the TCP listener") }
-        let secondServed = Self.answers(t2)
+        // TCP: two admitted clients from 127.0.0.1 are served, the third is told why (sealed, once
+        // its handshake is over) and closed. (One at a time: connections made at once may be
+        // admitted in any order.)
+        let rootKey = try SecretKeyFile.parse(try String(contentsOfFile: cli.path("root.key"), encoding: .utf8), mode: 0o600, path: "root.key")
+        func tcpClient() throws -> LinkSpeaker {
+            try LinkSpeaker(port: port, cluster: rootKey.publicKey, credentials: LinkSpeaker.credentials(rootKey, name: "limits"), service: .control)
+        }
+        func answersSealed(_ client: LinkSpeaker) -> Bool {
+            client.sendSealed(Array(Self.status.utf8)) && Self.json(client.receiveSealed())?["ok"] as? Bool == true
+        }
+        let t1 = try tcpClient()
+        let firstServed = answersSealed(t1)
+        let t2 = try tcpClient()
+        let secondServed = answersSealed(t2)
         #expect(firstServed && secondServed, "\(agent.log)")
-        guard let t3 = RawSocket(tcpPort: port) else { throw CLIError("cannot connect to the TCP listener") }
-        let refusal = Self.json(t3.readFrame())
+        let t3 = try tcpClient()
+        let refusal = Self.json(t3.receiveSealed())
         let error = refusal?["error"] as? [String: Any]
         #expect(refusal?["id"] as? Int == 0 && error?["reason"] as? String == "busy", "\(String(describing: refusal))")
         #expect((error?["message"] as? String)?.contains("from 127.0.0.1") == true)
-        let refusedClosed = t3.readUntilClosed() != nil
+        let refusedClosed = t3.socket.readUntilClosed() != nil
         #expect(refusedClosed)
-        let viaTCP = try cli.run(["status", "--control", "127.0.0.1:\(port)"])
+        let viaTCP = try cli.run(["status", "--control", "127.0.0.1:\(port)", "--control-key", "root.key", "--root", rootKey.publicKey.text])
         #expect(viaTCP.status != 0 && viaTCP.stderr.contains("busy: ") && viaTCP.stderr.contains("from 127.0.0.1"), "\(viaTCP.stderr)")
 
         // The Unix socket has its own count: three held, the fourth refused.
@@ -81,7 +90,7 @@ import Testing
         #expect(refused.status != 0 && refused.stderr.contains("busy: this agent already serves 3 control connections on its Unix socket"), "\(refused.stderr)")
         _ = consume u3
         #expect(Readiness.wait { (try? agent.run(["status"]).status) == 0 }, "a freed slot is served again")
-        let heldServed = Self.answers(u1) && Self.answers(u2) && Self.answers(t1) && Self.answers(t2)
+        let heldServed = Self.answers(u1) && Self.answers(u2) && answersSealed(t1) && answersSealed(t2)
         #expect(heldServed, "the held connections were served all along")
     }
 

@@ -65,7 +65,7 @@ import Testing
             return
         }
         link.sendFrame(auth)
-        let refusal = link.readFrame().flatMap(LinkHandshake.refusal(in:))
+        let refusal = link.readFrame().flatMap { LinkHandshake.refusal(in: $0) }
         #expect(refusal?.reason == .noAuthority && refusal?.detail.contains("does not recognise") == true, "\(String(describing: refusal))")
         #expect(link.readUntilClosed() != nil)
 
@@ -114,7 +114,7 @@ import Testing
             replay.sendFrame(sent[0])
             _ = replay.readFrame()  // a fresh server hello
             replay.sendFrame(sent[1])  // the recorded authentication
-            let refusal = replay.readFrame().flatMap(LinkHandshake.refusal(in:))
+            let refusal = replay.readFrame().flatMap { LinkHandshake.refusal(in: $0) }
             #expect(refusal?.reason == .badSignature, "\(String(describing: refusal))")
         }
         for agent in agents { #expect(agent.process.isRunning) }

@@ -74,6 +74,7 @@ extension AgentTests {
         let a = try await sandbox.startAgent("A", root: root, extra: ["--control-listen", "127.0.0.1:\(tcpPort)"])
         var options = testOptions()
         options.identity = try ClientIdentity(keyFile: sandbox.path("root.key"))
+        options.cluster = try PublicKey(text: root)
         let client = KVClient(addresses: ["127.0.0.1:\(tcpPort)"], options: options)
         await #expect { try await client.mint("/x", value: Data("v".utf8)) } throws: {
             ($0 as? KVClientError)?.reason == .noAuthority

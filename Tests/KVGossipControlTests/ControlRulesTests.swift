@@ -126,6 +126,16 @@ import Testing
         #expect(again == nil)
     }
 
+    /// A JSON request where a handshake belongs comes from a client that does not authenticate;
+    /// a handshake (its tag) or anything else goes to the handshake, which refuses it in kind.
+    @Test func aPlainRequestIsToldApartFromAHandshake() {
+        #expect(FirstFrame.isPlainRequest(Array(#"{"id":1,"op":"status"}"#.utf8)))
+        #expect(FirstFrame.isPlainRequest(Array(" \n\t{\"id\": 1}".utf8)))
+        #expect(!FirstFrame.isPlainRequest(Array("kvgossip/control/v1\u{0}".utf8) + [1]))
+        #expect(!FirstFrame.isPlainRequest([]) && !FirstFrame.isPlainRequest(Array("   ".utf8)) && !FirstFrame.isPlainRequest([0xFF, 0x7B]))
+        #expect(FirstFrame.plainRequestRefusal.reason == .noAuthority)
+    }
+
     @Test func theFirstShadowedKeysAreTheSmallestInByteOrder() {
         let keys: Set = ["/b", "/a/z", "/a", "/c", "/a-1", "/B"]
         #expect(ShadowedValues.smallest(3, of: keys) == ["/B", "/a", "/a-1"])

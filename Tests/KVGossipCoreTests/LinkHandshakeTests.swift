@@ -12,12 +12,12 @@ import Testing
     }
 
     static func end(
-        _ role: LinkHandshake.Role, _ key: SigningKey, seed: UInt8, secret: ClusterSecret? = nil
+        _ role: LinkHandshake.Role, _ key: SigningKey, seed: UInt8, secret: ClusterSecret? = nil, service: LinkHandshake.Service = .sync
     ) -> LinkHandshake {
         LinkHandshake(
             role: role, cluster: Fixture.cluster, credentials: credentials(key, "n\(seed)"), secret: secret,
             ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: seed, count: 32)),
-            nonce: [UInt8](repeating: seed &+ 100, count: 32))
+            nonce: [UInt8](repeating: seed &+ 100, count: 32), service: service)
     }
 
     /// Runs a whole handshake; returns both results and the three frames.
@@ -130,6 +130,37 @@ import Testing
             var i = Self.end(.initiator, Fixture.alice, seed: 1)
             _ = i.start(nowMs: Self.now)
             #expect(throws: Refusal.self) { _ = try i.receive(Array(frames[1].prefix(length)), nowMs: Self.now) }
+        }
+    }
+
+    /// The control listener's handshake is the link handshake under its own tag: it completes
+    /// between two control ends, and each service refuses the other's hello at the first frame,
+    /// saying which service the address serves (a client that dialled the sync port is told).
+    @Test func eachServiceRefusesTheOthersHandshake() throws {
+        var client = Self.end(.initiator, Fixture.alice, seed: 1, service: .control)
+        var agent = Self.end(.responder, Fixture.bob, seed: 2, service: .control)
+        let (ea, eb, frames) = try Self.run(&client, &agent)
+        #expect(ea.peer.nodeKey == Fixture.bob.publicKey && ea.sendKey == eb.receiveKey)
+        #expect(frames[0].starts(with: Array("kvgossip/control/v1\u{0}".utf8)))
+
+        var wrongPort = Self.end(.initiator, Fixture.alice, seed: 3, service: .control)
+        var syncAgent = Self.end(.responder, Fixture.bob, seed: 4)
+        let hello = wrongPort.start(nowMs: Self.now)
+        var refusal: Refusal?
+        do { _ = try syncAgent.receive(hello, nowMs: Self.now) } catch { refusal = error }
+        #expect(refusal?.detail == "this address serves KVGossip links, not KVGossip control connections: check the port")
+        // The refusal goes back under the sync tag, and the control client reads it.
+        let frame = LinkHandshake.refusalFrame(try #require(refusal), service: .sync)
+        #expect { _ = try wrongPort.receive(frame, nowMs: Self.now) } throws: {
+            ($0 as? Refusal)?.detail == "the peer refused the link: this address serves KVGossip links, not KVGossip control connections: check the port"
+        }
+        #expect(LinkHandshake.refusal(in: frame, service: .control)?.reason == .malformed)
+
+        // A sync hello at the control listener, and a server hello signed for the other service.
+        var control = Self.end(.responder, Fixture.bob, seed: 5, service: .control)
+        var peer = Self.end(.initiator, Fixture.alice, seed: 6)
+        #expect { _ = try control.receive(peer.start(nowMs: Self.now), nowMs: Self.now) } throws: {
+            ($0 as? Refusal)?.detail.contains("serves KVGossip control connections, not KVGossip links") == true
         }
     }
 }

@@ -89,16 +89,18 @@ import Testing
 @Suite struct LinkVectorTests {
     static let clock: UInt64 = 1_795_737_600_000
 
-    static func run() throws -> (frames: [[UInt8]], initiator: LinkHandshake.Established, responder: LinkHandshake.Established) {
+    static func run(_ service: LinkHandshake.Service = .sync) throws -> (frames: [[UInt8]], initiator: LinkHandshake.Established, responder: LinkHandshake.Established) {
         let root = ProtocolVectorTests.root, writer = ProtocolVectorTests.writer
         var initiator = LinkHandshake(
             role: .initiator, cluster: root.publicKey,
             credentials: LinkCredentials(signingKey: writer, name: "host-a", syncPort: 7947, credential: [ProtocolVectorTests.grant], instance: [UInt8](repeating: 0xA1, count: 16)),
-            secret: nil, ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 0x11, count: 32)), nonce: [UInt8](repeating: 0x21, count: 32))
+            secret: nil, ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 0x11, count: 32)), nonce: [UInt8](repeating: 0x21, count: 32),
+            service: service)
         var responder = LinkHandshake(
             role: .responder, cluster: root.publicKey,
             credentials: LinkCredentials(signingKey: root, name: "host-b", syncPort: 7947, credential: [], instance: [UInt8](repeating: 0xB2, count: 16)),
-            secret: nil, ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 0x12, count: 32)), nonce: [UInt8](repeating: 0x22, count: 32))
+            secret: nil, ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 0x12, count: 32)), nonce: [UInt8](repeating: 0x22, count: 32),
+            service: service)
         let hello = initiator.start(nowMs: clock)
         guard case .send(let serverHello) = try responder.receive(hello, nowMs: clock),
             case .established(let a, let auth?) = try initiator.receive(serverHello, nowMs: clock),
@@ -124,5 +126,18 @@ import Testing
         #expect(Hex.encode(a.receiveKey) == "906f1ec178a00eb50b8198f220c95df67085845efc9063de483e997b9a332ca6")
         #expect(a.sendKey == b.receiveKey && a.receiveKey == b.sendKey)
         #expect(a.peer.name == "host-b" && b.peer.credential == [ProtocolVectorTests.grant])
+    }
+
+    /// The same inputs under the control listener's tag (Docs/protocol.md §Control over TCP):
+    /// every frame and key differs.
+    @Test func controlHandshakeVector() throws {
+        let (frames, a, _) = try Self.run(.control)
+        #expect(frames.map(\.count) == [126, 249, 370])
+        #expect(frames.map { Hash256.of($0).hex } == [
+            "e67e58f24a547edbc322a9c984c6e2dac51cf1e570ab4befdca3a5b499cf24d2",
+            "5060ffb6ba19532f466965f4ff699dd221a0c3b2d375b7bb73cfebe46e906abe",
+            "8ffb206a3cea350494a0d80e2e2516dc083a137090944de9f80607cdb75c6afa",
+        ])
+        #expect(Hex.encode(a.sendKey) == "210b2b12dbb40fa7e5abaf07af40507b962d67c95201c8dcb6092c7a3157b866")
     }
 }

@@ -1,9 +1,9 @@
 import Foundation
 import KVGossipCore
 
-/// A test's own end of a link (Docs/protocol.md §Links), built from the core's handshake and
-/// message codec over a blocking socket: what an attacker holding a node key would run. It sends
-/// whatever it is told, in any order, and reads what comes back.
+/// A test's own end of a link (Docs/protocol.md §Links), or of a TCP control connection, built
+/// from the core's handshake and message codec over a blocking socket: what an attacker holding a
+/// key would run. It sends whatever it is told, in any order, and reads what comes back.
 public final class LinkSpeaker: @unchecked Sendable {
     public struct Refused: Error, CustomStringConvertible {
         public let refusal: Refusal?
@@ -16,20 +16,22 @@ public final class LinkSpeaker: @unchecked Sendable {
     private let sender: SecretStreamSender
     private let receiver: SecretStreamReceiver
 
-    /// Connects to 127.0.0.1:`port` and runs the handshake as initiator with `credentials`.
+    /// Connects to 127.0.0.1:`port` and runs the handshake as initiator with `credentials`; with
+    /// `service: .control`, as a client of the TCP control listener (it checks nothing of the agent).
     /// A connection closed with no reason said (the agent's 5 s handshake deadline passed on a
     /// machine too busy to finish it, or its slot went to a newcomer) is tried again until
     /// `deadline`; a refusal with a reason is final.
     /// - Throws: ``Refused`` when the agent refuses (with its reason) or keeps closing.
     public init(
-        port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret? = nil, timeout: TimeInterval = 30,
-        deadline: TimeInterval = 120
+        port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret? = nil, service: LinkHandshake.Service = .sync,
+        timeout: TimeInterval = 30, from source: String? = nil, deadline: TimeInterval = 120
     ) throws {
         let giveUp = Date().addingTimeInterval(deadline)
         var link: (RawSocket, LinkHandshake.Established, SecretStreamSender, SecretStreamReceiver)?
         while link == nil {
             do {
-                link = try Self.handshake(port: port, cluster: cluster, credentials: credentials, secret: secret, timeout: timeout)
+                link = try Self.handshake(
+                    port: port, cluster: cluster, credentials: credentials, secret: secret, service: service, timeout: timeout, from: source)
             } catch let refused as Refused where refused.refusal == nil && Date() < giveUp {
                 usleep(100_000)  // the interval between attempts, not a wait for readiness
             }
@@ -42,12 +44,13 @@ public final class LinkSpeaker: @unchecked Sendable {
     }
 
     private static func handshake(
-        port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret?, timeout: TimeInterval
+        port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret?, service: LinkHandshake.Service,
+        timeout: TimeInterval, from source: String?
     ) throws -> (RawSocket, LinkHandshake.Established, SecretStreamSender, SecretStreamReceiver) {
-        guard let socket = RawSocket(tcpPort: port, timeout: timeout) else { throw Refused(refusal: nil) }
+        guard let socket = RawSocket(tcpPort: port, timeout: timeout, from: source) else { throw Refused(refusal: nil) }
         var machine = LinkHandshake(
             role: .initiator, cluster: cluster, credentials: credentials, secret: secret, ephemeral: .generate(),
-            nonce: secureRandomBytes(LinkHandshake.nonceBytes))
+            nonce: secureRandomBytes(LinkHandshake.nonceBytes), service: service)
         socket.sendFrame(machine.start(nowMs: Self.nowMs()))
         guard let hello = socket.readFrame() else { throw Refused(refusal: nil) }
         let established: LinkHandshake.Established
@@ -63,7 +66,7 @@ public final class LinkSpeaker: @unchecked Sendable {
         let sender = SecretStreamSender(key: established.sendKey)
         socket.sendFrame(sender.header)
         guard let header = socket.readFrame() else { throw Refused(refusal: nil) }
-        if let refusal = LinkHandshake.refusal(in: header) { throw Refused(refusal: refusal) }
+        if let refusal = LinkHandshake.refusal(in: header, service: service) { throw Refused(refusal: refusal) }
         guard let receiver = SecretStreamReceiver(key: established.receiveKey, header: header) else { throw Refused(refusal: nil) }
         return (socket, established, sender, receiver)
     }
@@ -86,6 +89,16 @@ public final class LinkSpeaker: @unchecked Sendable {
         w.u32(session)
         w.fixed(message)
         return socket.sendFrame(sender.seal(w.bytes))
+    }
+
+    /// Seals and sends one frame as it is (a control connection's JSON request).
+    @discardableResult
+    public func sendSealed(_ body: [UInt8]) -> Bool { socket.sendFrame(sender.seal(body)) }
+
+    /// The next frame, opened (a control connection's JSON answer); nil when the agent closed the
+    /// connection, said nothing before the socket's timeout, or sent a frame that does not open.
+    public func receiveSealed() -> [UInt8]? {
+        socket.readFrame(maxBytes: 64 << 20).flatMap { receiver.open($0) }
     }
 
     /// The next message on a session other than 0 (announcements are skipped); nil when the

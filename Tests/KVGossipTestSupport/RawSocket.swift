@@ -4,6 +4,8 @@ import Glibc
 /// A plain blocking socket for tests that speak to an agent byte by byte (hostile input).
 public final class RawSocket: @unchecked Sendable {
     public let fd: Int32
+    /// False for a descriptor someone else closes (`init(accepted:)`).
+    private var owned = true
 
     /// Connects to 127.0.0.1:`port`, from the loopback address `source` when given (any of
     /// 127.0.0.0/8, so a test can play many hosts); nil if nobody accepts.
@@ -60,7 +62,14 @@ public final class RawSocket: @unchecked Sendable {
         }
     }
 
-    deinit { close(fd) }
+    /// Speaks on a connection a test server accepted; the server keeps closing it.
+    public init(accepted fd: Int32, timeout: TimeInterval = 10) {
+        self.fd = fd
+        owned = false
+        RawSocket.setTimeouts(fd, timeout)
+    }
+
+    deinit { if owned { close(fd) } }
 
     private static func setTimeouts(_ fd: Int32, _ timeout: TimeInterval) {
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - floor(timeout)) * 1_000_000))

@@ -119,6 +119,12 @@ struct TemplateCommand: AsyncParsableCommand {
         let job = try TemplateJobLoader.job(settings, once: once)
         var options = KVClientOptions()
         options.logger = Logger(label: "kvgossip.template.client")
+        // A TCP agent: the client's key, grants and root come from the environment (Docs/templates.md).
+        if let tcp = job.endpoints.map(ControlEndpoint.init(parsing:)).first(where: { if case .tcp = $0 { true } else { false } }) {
+            let proof = try RemoteClientFiles().load(for: tcp)
+            options.identity = ClientIdentity(signingKey: proof.key, proofs: proof.grants)
+            options.cluster = proof.root
+        }
         let client = KVClient(addresses: job.endpoints, options: options)
         let runner = TemplateRunner(job: job, client: client, logger: Logger(label: "kvgossip.template"))
         let shutdown = ShutdownSignal()

@@ -1,6 +1,7 @@
 /// The opening of a link between two nodes (Docs/protocol.md §Links): three frames that prove each
 /// side holds its node key, agree on fresh keys for this connection only, and tell each side who
-/// the other is. Frames in, frames out; no I/O, no clock, no randomness of its own.
+/// the other is. Frames in, frames out; no I/O, no clock, no randomness of its own. The same three
+/// frames open the TCP control listener's connections, under a tag of their own (`Service`).
 ///
 /// ```
 /// initiator                                  responder
@@ -36,12 +37,39 @@ public struct LinkHandshake: Sendable {
 
     /// The sync protocol version this build speaks (in the link tag; `kvgossip --version` shows it).
     public static let protocolVersion = 2
-    static let tag = Array("kvgossip/link/v2\u{0}".utf8)
-    static let responderContext = Array("kvgossip/link/v2/responder\u{0}".utf8)
-    static let initiatorContext = Array("kvgossip/link/v2/initiator\u{0}".utf8)
-    static let streamContext = Array("kvgossip/link/v2/stream\u{0}".utf8)
-    static let helloMACContext = Array("kvgossip/link/v2/hello-mac\u{0}".utf8)
     public static let nonceBytes = 32
+
+    /// What the connection is for. Each service has its own tag, and every signature and stream
+    /// key is bound to it, so a handshake meant for one service is refused by the other at its
+    /// first frame (a client that dialled a sync port is told so) and proves nothing there.
+    public enum Service: Sendable, CaseIterable {
+        /// A link between two nodes (Docs/protocol.md §Links).
+        case sync
+        /// A client of the TCP control listener (Docs/protocol.md §Control over TCP).
+        case control
+
+        var name: String {
+            switch self {
+            case .sync: "kvgossip/link/v\(LinkHandshake.protocolVersion)"
+            case .control: "kvgossip/control/v1"
+            }
+        }
+
+        /// What a connection of this service is, in refusals.
+        var what: String {
+            switch self {
+            case .sync: "KVGossip link"
+            case .control: "KVGossip control connection"
+            }
+        }
+
+        var tag: [UInt8] { context("") }
+
+        /// `name/part` NUL: the domain of one signature, key or MAC of this service.
+        func context(_ part: String) -> [UInt8] { Array("\(name)\(part.isEmpty ? "" : "/\(part)")\u{0}".utf8) }
+    }
+
+    static let tag = Service.sync.tag
 
     enum Kind: UInt8 {
         case clientHello = 1, serverHello = 2, clientAuth = 3, refusal = 4
@@ -49,9 +77,9 @@ public struct LinkHandshake: Sendable {
 
     /// The frame a side sends instead of its next one when it refuses the link: tag, type 4, the
     /// reason code and a sentence, so the other side can say why rather than only "closed".
-    public static func refusalFrame(_ refusal: Refusal) -> [UInt8] {
+    public static func refusalFrame(_ refusal: Refusal, service: Service = .sync) -> [UInt8] {
         var w = ByteWriter(capacity: 200)
-        w.fixed(tag)
+        w.fixed(service.tag)
         w.u8(Kind.refusal.rawValue)
         w.short(Array(refusal.reason.rawValue.utf8))
         w.short(Array(refusal.detail.utf8.prefix(1000)))
@@ -61,6 +89,7 @@ public struct LinkHandshake: Sendable {
     enum Phase: Sendable { case start, awaitingServerHello, awaitingClientHello, awaitingClientAuth, done }
 
     public let role: Role
+    public let service: Service
     let cluster: PublicKey
     let credentials: LinkCredentials
     let secret: ClusterSecret?
@@ -79,10 +108,11 @@ public struct LinkHandshake: Sendable {
     ///     `secureRandomBytes(32)`); fixed only in protocol vectors.
     public init(
         role: Role, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret?,
-        ephemeral: KeyExchangeKeyPair, nonce: [UInt8], limits: Limits = .default
+        ephemeral: KeyExchangeKeyPair, nonce: [UInt8], limits: Limits = .default, service: Service = .sync
     ) {
         precondition(nonce.count == LinkHandshake.nonceBytes, "a handshake nonce is 32 bytes")
         self.role = role
+        self.service = service
         self.cluster = cluster
         self.credentials = credentials
         self.secret = secret
@@ -112,7 +142,7 @@ public struct LinkHandshake: Sendable {
             w.fixed(helloFrame(.serverHello, nowMs: nowMs))
             credentials.identity.write(to: &w)
             let unsigned = w.bytes
-            let signature = credentials.signingKey.sign(Self.responderContext + Hash256.of(transcript + unsigned).bytes)
+            let signature = credentials.signingKey.sign(service.context("responder") + Hash256.of(transcript + unsigned).bytes)
             let serverHello = unsigned + signature.bytes
             transcript += serverHello
             phase = .awaitingClientAuth
@@ -124,18 +154,18 @@ public struct LinkHandshake: Sendable {
             let signedPart = Array(frame[..<r.offset])
             let signature = try r.signature("server hello signature")
             try r.expectEnd("server hello")
-            guard identity.nodeKey.verifies(signature, over: Self.responderContext + Hash256.of(transcript + signedPart).bytes) else {
+            guard identity.nodeKey.verifies(signature, over: service.context("responder") + Hash256.of(transcript + signedPart).bytes) else {
                 throw Refusal(.badSignature, "the peer's hello is not signed by the node key it names (\(identity.nodeKey.fingerprint))")
             }
             try checkNotSelf(identity)
             transcript += frame
             peerIdentity = identity
             var w = ByteWriter(capacity: 600)
-            w.fixed(Self.tag)
+            w.fixed(service.tag)
             w.u8(Kind.clientAuth.rawValue)
             credentials.identity.write(to: &w)
             let unsigned = w.bytes
-            let mine = credentials.signingKey.sign(Self.initiatorContext + Hash256.of(transcript + unsigned).bytes)
+            let mine = credentials.signingKey.sign(service.context("initiator") + Hash256.of(transcript + unsigned).bytes)
             let auth = unsigned + mine.bytes
             transcript += auth
             phase = .done
@@ -143,12 +173,12 @@ public struct LinkHandshake: Sendable {
 
         case .awaitingClientAuth:
             var r = ByteReader(frame)
-            try Self.readTag(&r, expecting: .clientAuth)
+            try Self.readTag(&r, expecting: .clientAuth, service: service)
             let identity = try LinkIdentity.read(from: &r, limits: limits)
             let signedPart = Array(frame[..<r.offset])
             let signature = try r.signature("client auth signature")
             try r.expectEnd("client auth")
-            guard identity.nodeKey.verifies(signature, over: Self.initiatorContext + Hash256.of(transcript + signedPart).bytes) else {
+            guard identity.nodeKey.verifies(signature, over: service.context("initiator") + Hash256.of(transcript + signedPart).bytes) else {
                 throw Refusal(.badSignature, "the peer's authentication is not signed by the node key it names (\(identity.nodeKey.fingerprint))")
             }
             try checkNotSelf(identity)
@@ -168,26 +198,26 @@ public struct LinkHandshake: Sendable {
     /// a secret a MAC over all that keyed by it, so only holders of the secret get an answer.
     private func helloFrame(_ kind: Kind, nowMs: UInt64) -> [UInt8] {
         var w = ByteWriter(capacity: 160)
-        w.fixed(Self.tag)
+        w.fixed(service.tag)
         w.u8(kind.rawValue)
         w.u8(secret == nil ? 0 : 1)
         w.fixed(cluster.bytes)
         w.fixed(ephemeral.publicKey)
         w.fixed(nonce)
         w.u64(nowMs)
-        if let secret { w.fixed(Self.helloMAC(w.bytes, secret: secret)) }
+        if let secret { w.fixed(helloMAC(w.bytes, secret: secret)) }
         return w.bytes
     }
 
-    static func helloMAC(_ bytes: [UInt8], secret: ClusterSecret) -> [UInt8] {
-        keyedHash256(key: secret.key, helloMACContext + bytes)
+    func helloMAC(_ bytes: [UInt8], secret: ClusterSecret) -> [UInt8] {
+        keyedHash256(key: secret.key, service.context("hello-mac") + bytes)
     }
 
     /// Reads a hello up to its end (a client hello) or up to the identity (a server hello).
     @discardableResult
     private mutating func readHello(_ frame: [UInt8], expecting kind: Kind, nowMs: UInt64) throws(Refusal) -> ByteReader {
         var r = ByteReader(frame)
-        try Self.readTag(&r, expecting: kind)
+        try Self.readTag(&r, expecting: kind, service: service)
         let flags = try r.u8("hello flags")
         guard flags <= 1 else { throw Refusal(.malformed, "unknown hello flags \(flags)") }
         let theirCluster = try r.publicKey("cluster")
@@ -202,7 +232,7 @@ public struct LinkHandshake: Sendable {
         case (true, .some(let secret)):
             let covered = Array(frame[..<r.offset])
             let mac = try r.fixed(32, "hello MAC")
-            guard mac == Self.helloMAC(covered, secret: secret) else {
+            guard mac == helloMAC(covered, secret: secret) else {
                 throw Refusal(.noAuthority, "the peer's cluster secret differs from this node's")
             }
         case (false, nil):
@@ -222,22 +252,33 @@ public struct LinkHandshake: Sendable {
 
     /// The refusal a frame carries, if it is a refusal frame (one may arrive where a stream header
     /// was expected: the peer declined to admit this node).
-    public static func refusal(in frame: [UInt8]) -> Refusal? {
+    public static func refusal(in frame: [UInt8], service: Service = .sync) -> Refusal? {
         var r = ByteReader(frame)
         do {
-            try readTag(&r, expecting: .clientHello)
+            try readTag(&r, expecting: .clientHello, service: service)
             return nil
         } catch {
             return error.detail.hasPrefix("the peer refused the link") ? error : nil
         }
     }
 
-    private static func readTag(_ r: inout ByteReader, expecting kind: Kind) throws(Refusal) {
-        let tag = try r.fixed(Self.tag.count, "link tag")
-        guard tag == Self.tag else {
-            throw Refusal(.malformed, "not a KVGossip link (or another protocol version): the first bytes are not \"kvgossip/link/v2\"")
+    /// Reads the tag and the frame type. A refusal is read under any service's tag: a side that
+    /// reached the wrong service is told so in that service's frame.
+    private static func readTag(_ r: inout ByteReader, expecting kind: Kind, service: Service) throws(Refusal) {
+        var other: Service?
+        for candidate in Service.allCases where candidate != service {
+            var peek = r
+            if (try? peek.fixed(candidate.tag.count, "link tag")) == candidate.tag { other = candidate }
         }
+        var peek = r
+        guard other != nil || (try? peek.fixed(service.tag.count, "link tag")) == service.tag else {
+            throw Refusal(.malformed, "not a \(service.what) (or another protocol version): the first bytes are not \"\(service.name)\"")
+        }
+        _ = try r.fixed((other ?? service).tag.count, "link tag")
         let raw = try r.u8("frame type")
+        if let other, raw != Kind.refusal.rawValue {
+            throw Refusal(.malformed, "this address serves \(service.what)s, not \(other.what)s: check the port")
+        }
         if raw == Kind.refusal.rawValue {
             let reason = RefusalReason(rawValue: String(decoding: try r.short("refusal reason", max: 64), as: UTF8.self)) ?? .malformed
             let detail = String(decoding: try r.short("refusal detail", max: 4096), as: UTF8.self)
@@ -261,7 +302,7 @@ public struct LinkHandshake: Sendable {
         guard let (rx, tx) = ephemeral.sessionKeys(peer: peerKX, asInitiator: role == .initiator) else {
             throw Refusal(.malformed, "the peer's key exchange key is unacceptable")
         }
-        let context = Self.streamContext + Hash256.of(transcript).bytes + (secret?.key ?? [])
+        let context = service.context("stream") + Hash256.of(transcript).bytes + (secret?.key ?? [])
         return Established(
             peer: peer, peerClockOffsetMs: peerClockOffsetMs,
             sendKey: keyedHash256(key: tx, context), receiveKey: keyedHash256(key: rx, context))
