@@ -44,8 +44,11 @@ public actor KVClient {
     var lists: [UInt64: ListBook] = [:]
     var nextID: UInt64 = 0
 
-    // Writes (KVClient+Writes.swift).
+    // Trust (KVClient+Trust.swift): the root records are verified against, and the check.
     var cluster: PublicKey?
+    var checker: RecordCheck?
+
+    // Writes (KVClient+Writes.swift).
     var lastMinted: HLC?
 
     var counters = Statistics()

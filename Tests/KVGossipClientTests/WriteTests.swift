@@ -11,9 +11,7 @@ extension AgentTests {
     @Test func clientSignedWritesAreVerifiedAndRefusalsCarryTheReason() async throws {
         let sandbox = try Sandbox()
         let root = try await sandbox.keygen("root.key")
-        let alice = try await sandbox.keygen("alice.key")
-        let g = try await sandbox.run(["grant", "--issuer-key", "root.key", "--to", alice, "--pattern", "/team/**", "--out", "alice.grant"])
-        #expect(g.status == 0, "\(g.stderr)")
+        let alice = try await sandbox.grantee("alice", pattern: "/team/**")
         let a = try await sandbox.startAgent("A", root: root)
         let client = KVClient(endpoints: [.unix(a.socket)], options: testOptions())
         let sub = try await client.subscribeKey("/team/x")
@@ -74,6 +72,7 @@ extension AgentTests {
         let a = try await sandbox.startAgent("A", root: root, extra: ["--control-listen", "127.0.0.1:\(tcpPort)"])
         var options = testOptions()
         options.identity = try ClientIdentity(keyFile: sandbox.path("root.key"))
+        options.cluster = try PublicKey(text: root)
         let client = KVClient(addresses: ["127.0.0.1:\(tcpPort)"], options: options)
         await #expect { try await client.mint("/x", value: Data("v".utf8)) } throws: {
             ($0 as? KVClientError)?.reason == .noAuthority

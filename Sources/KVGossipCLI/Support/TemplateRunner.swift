@@ -21,6 +21,8 @@ struct TemplateJob: Sendable {
     let commandTimeout: Duration
     let statusFile: String?
     let endpoints: [String]
+    /// The root records are verified against; nil: learned from the local socket.
+    let root: PublicKey?
     let once: Bool
 }
 
@@ -122,6 +124,12 @@ actor TemplateRunner {
         } else {
             do {
                 snapshot = Snapshot(patterns: patterns, answer: try await client.list(patterns: patterns.map(\.text)))
+            } catch let error as KVClientError where error.reason == .unverifiedRecord {
+                // Not the agent being away: it sent a record that is not the cluster's. Nothing
+                // is rendered from it; a later change signals another cycle.
+                fail(["\(error)"], "the agent sent a record that failed verification; the old files stay")
+                if job.once { exitCode = 1 }
+                return
             } catch {
                 // A lost connection: the subscriptions' resync after the next one signals again.
                 logger.warning("cannot read a snapshot; waiting for the agent", metadata: ["error": "\(error)"])
