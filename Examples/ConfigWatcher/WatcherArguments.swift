@@ -1,9 +1,11 @@
-/// The command line: one or more `--control` endpoints and the `--key` to follow.
+/// The command line: one or more `--control` endpoints, the `--key` to follow, and the cluster's
+/// `--root` (needed with a HOST:PORT endpoint: the client verifies every value against it).
 struct WatcherArguments {
     var endpoints: [String] = []
     var key = ""
+    var root: String?
 
-    static let usage = "usage: ConfigWatcherExample --control PATH|HOST:PORT [--control …] --key KEY"
+    static let usage = "usage: ConfigWatcherExample --control PATH|HOST:PORT [--control …] --key KEY [--root PUBKEY]"
 
     struct Problem: Error, CustomStringConvertible {
         let description: String
@@ -17,6 +19,7 @@ struct WatcherArguments {
             switch flag {
             case "--control": parsed.endpoints.append(value)
             case "--key": parsed.key = value
+            case "--root": parsed.root = value
             default: throw Problem(description: "unknown option \(flag)")
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import KVGossipClient
+import KVGossipCore
 
 /// The service: subscribe, log every change, and on a shutdown signal unsubscribe and close the
 /// client before exiting, so the agent sees the watch end rather than a dropped connection.
@@ -10,8 +11,15 @@ enum WatcherService {
             logError("\(error)\n\(WatcherArguments.usage)")
             return 2
         }
+        var options = KVClientOptions()
+        if let root = arguments.root {
+            do { options.cluster = try PublicKey(text: root) } catch {
+                logError("--root: \(error)")
+                return 2
+            }
+        }
         let signals = ShutdownSignals()
-        let client = KVClient(addresses: arguments.endpoints)
+        let client = KVClient(addresses: arguments.endpoints, options: options)
         let subscription: KeySubscription
         do { subscription = try await client.subscribeKey(arguments.key) } catch {
             logError("\(error)")
