@@ -37,13 +37,14 @@ struct CheckedEvent: Sendable {
     init(kind: WatchEvent.Kind) { self.kind = kind }
 
     /// `event` with each of its records checked; `wanted` says which keys the watch asked for.
-    init(_ event: WatchEvent, check: RecordCheck, wanted: (Key) -> Bool) {
-        kind = event.kind
-        key = event.key
-        record = event.record.map { check.check($0, wanted: wanted) }
-        records = (event.records ?? []).map { check.check($0, wanted: wanted) }
-        state = event.state
-        more = event.more == true
-        keys = event.keys
+    static func checking(_ event: WatchEvent, with check: RecordCheck, wanted: @escaping @Sendable (Key) -> Bool) async -> CheckedEvent {
+        var out = CheckedEvent(kind: event.kind)
+        out.key = event.key
+        out.record = event.record.map { check.check($0, wanted: wanted) }
+        out.records = await check.check(event.records ?? [], wanted: wanted)
+        out.state = event.state
+        out.more = event.more == true
+        out.keys = event.keys
+        return out
     }
 }

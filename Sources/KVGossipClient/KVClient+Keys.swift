@@ -103,7 +103,8 @@ extension KVClient {
     ) async {
         do {
             for try await response in responses {
-                let event = response.event.map { CheckedEvent($0, check: check, wanted: wanted) }
+                var event: CheckedEvent?
+                if let raw = response.event { event = await CheckedEvent.checking(raw, with: check, wanted: wanted) }
                 await answer(self, response, event)
             }
         } catch {

@@ -110,8 +110,8 @@ extension KVClient {
         var out: [KeyRecord] = []
         repeat {
             let page = try accepted(try await send(request, retry: true))
-            for info in page.records ?? [] {
-                let record = try check.verify(info) { parsed.matches($0) }
+            for entry in await check.check(page.records ?? [], wanted: { parsed.matches($0) }) {
+                let record = try entry.result.get()
                 if !record.isTombstone { out.append(record) }
             }
             request.after = page.next

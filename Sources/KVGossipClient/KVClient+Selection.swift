@@ -26,13 +26,16 @@ extension KVClient {
         var request = ControlRequest(id: 0, op: .list)
         request.patterns = patterns
         request.includeEncoding = true
-        let records = try accepted(try await send(request, retry: true)).records ?? []
+        // Keys outside the patterns (an old agent's whole tree) are passed over unread; every
+        // record delivered is verified, and one that fails fails the whole snapshot.
+        let selected = (try accepted(try await send(request, retry: true)).records ?? []).filter { info in
+            guard let key = try? Key(info.key) else { return false }
+            return parsed.contains { $0.matches(key) }
+        }
         var out: [KeyRecord] = []
-        for info in records {
-            // Keys outside the patterns (an old agent's whole tree) are passed over unread; every
-            // record delivered is verified, and one that fails fails the whole snapshot.
-            guard let key = try? Key(info.key), parsed.contains(where: { $0.matches(key) }) else { continue }
-            let record = try check.verify(info) { $0 == key }
+        let chosen = parsed
+        for entry in await check.check(selected, wanted: { key in chosen.contains { $0.matches(key) } }) {
+            let record = try entry.result.get()
             if !record.isTombstone { out.append(record) }
         }
         return out.sorted { $0.key < $1.key }

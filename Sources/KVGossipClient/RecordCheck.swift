@@ -61,4 +61,22 @@ struct RecordCheck: Sendable {
         do { result = .success(try verify(info, wanted: wanted)) } catch { result = .failure(error) }
         return CheckedRecord(key: info.key, result: result, agentState: info.state)
     }
+
+    /// ``check(_:wanted:)`` for every record of an answer, in order. A large answer is split in
+    /// as many parts as there are cores, checked at once: verifying signatures is most of what
+    /// reading a large answer costs the client.
+    func check(_ infos: [RecordInfo], wanted: @escaping @Sendable (Key) -> Bool) async -> [CheckedRecord] {
+        let parts = min(ProcessInfo.processInfo.activeProcessorCount, 8)
+        guard infos.count >= 64, parts > 1 else { return infos.map { check($0, wanted: wanted) } }
+        let size = (infos.count + parts - 1) / parts
+        return await withTaskGroup(of: (index: Int, records: [CheckedRecord]).self) { group in
+            for (index, start) in stride(from: 0, to: infos.count, by: size).enumerated() {
+                let part = infos[start..<min(infos.count, start + size)]
+                group.addTask { (index, part.map { check($0, wanted: wanted) }) }
+            }
+            var done = [[CheckedRecord]](repeating: [], count: parts)
+            for await part in group { done[part.index] = part.records }
+            return done.flatMap { $0 }
+        }
+    }
 }
