@@ -70,6 +70,23 @@ import Testing
         #expect(throws: KVClientError.self) { try check.verify(renamed) { _ in true } }
     }
 
+    /// A large answer is checked in parts at once; what comes back is in the answer's order, each
+    /// record with its own verdict.
+    @Test func aLargeAnswerIsCheckedInOrder() async throws {
+        let infos = try (0..<300).map { i in
+            try info(i % 7 == 3 ? forgery.tampered("/app/k\(i)", "v\(i)", to: "x\(i)") : forgery.record("/app/k\(i)", "v\(i)"))
+        }
+        let checked = await check.check(infos) { $0.path.hasPrefix("/app/") }
+        #expect(checked.map(\.key) == infos.map(\.key))
+        for (i, entry) in checked.enumerated() {
+            if i % 7 == 3 {
+                #expect(entry.failure?.check == .badSignature, "record \(i)")
+            } else {
+                #expect(entry.record?.string == "v\(i)", "record \(i)")
+            }
+        }
+    }
+
     @Test func aRecordWithoutItsEncodingIsNotDelivered() throws {
         var plain = try info(forgery.record("/app/x", "v"))
         plain.encoded = nil
