@@ -1,6 +1,6 @@
 /// The command line: one or more `--control` endpoints and the `--key` to follow; for a TCP
-/// endpoint also the client's key, its grants and the cluster's root (Docs/client.md §Endpoints
-/// and failover).
+/// endpoint also the client's key, its grants and the cluster's root, which every value is
+/// verified against (Docs/client.md §Endpoints and failover, §Verification).
 struct WatcherArguments {
     var endpoints: [String] = []
     var key = ""

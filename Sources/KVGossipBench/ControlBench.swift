@@ -33,6 +33,23 @@ enum ControlBench {
         var ls: Reading
         var watch: Reading
         var subscription: Reading
+        var verification: Verification
+    }
+
+    /// What the client's verification of every record costs (Docs/client.md §Verification).
+    struct Verification {
+        /// The whole tree read with `KVClient.list`, every record verified (seconds).
+        var verifiedList: Double
+        /// The same pages read with `ControlClient.list`, encodings decoded, nothing verified.
+        var rawList: Double
+        /// The core check alone (`RecordValidator.validate`, one record, root-signed), per record (µs).
+        var validateMicros: Double
+        /// The same for a record signed by a writer with a one-grant chain (the grant's signature
+        /// is verified once and remembered, as in the client).
+        var validateGrantedMicros: Double
+        var keys: Int
+
+        var perRecordMicros: Double { (verifiedList - rawList) / Double(keys) * 1e6 }
     }
 
     /// With KVG_BENCH_TREE=DIR the generated tree is kept in DIR and reused by later runs (the
@@ -90,9 +107,60 @@ enum ControlBench {
             try lineTimes(GossipBench.binary(), ["watch", "/", "--control", agent.socket], until: n)
         }
         let subscription = try await measureAsync(pid: pid) { try await subscribe(agent.socket, until: n) }
+        let verification = try await verificationCost(agent.socket, keys: n)
         return Figures(
             keys: n, generateSeconds: generate, startSeconds: startSeconds, statusMs: (statusMs[0], statusMs[1], statusMs[2]), setup: setup,
-            ls: ls, watch: watch, subscription: subscription)
+            ls: ls, watch: watch, subscription: subscription, verification: verification)
+    }
+
+    /// The tree listed twice over one socket: by the client, which verifies every record, and as
+    /// raw pages with their encodings (the same bytes on the wire, decoded, not verified); then
+    /// the core check alone, timed on records made here.
+    static func verificationCost(_ socket: String, keys n: Int) async throws -> Verification {
+        var options = KVClientOptions()
+        options.cluster = Bench.root.publicKey
+        let client = KVClient(endpoints: [.unix(socket)], options: options)
+        var t = DispatchTime.now().uptimeNanoseconds
+        let listed = try await client.list(pattern: "/big/**")
+        let verified = seconds(since: t)
+        await client.close()
+        guard listed.count == n else { throw BenchError("the client listed \(listed.count) of \(n) keys") }
+
+        let control = try await ControlClient.connect(.unix(socket))
+        var raw = 0
+        t = DispatchTime.now().uptimeNanoseconds
+        try await control.list({
+            $0.pattern = "/big/**"
+            $0.includeEncoding = true
+        }) { page in raw += page.count }
+        let unverified = seconds(since: t)
+        await control.close()
+        guard raw == n else { throw BenchError("the raw list had \(raw) of \(n) keys") }
+
+        return Verification(
+            verifiedList: verified, rawList: unverified, validateMicros: validateMicros(granted: false),
+            validateGrantedMicros: validateMicros(granted: true), keys: n)
+    }
+
+    /// µs per `RecordValidator.validate` over 2,000 distinct records.
+    static func validateMicros(granted: Bool) -> Double {
+        let root = Bench.root
+        let writer = SigningKey(seed: [UInt8](repeating: 2, count: 32))!
+        let grant = try! Grant(
+            cluster: root.publicKey, issuer: root, issuee: writer.publicKey, patterns: [try! Pattern("/bench/**")], mayDelegate: false,
+            notBefore: 0, expires: nil, nonce: [UInt8](repeating: 3, count: 16))
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        let records = (0..<2_000).map { i in
+            Record(
+                cluster: root.publicKey, key: try! Key("/bench/k\(i)"), kind: .value, value: Array("value \(i)".utf8),
+                timestamp: HLC(physicalMs: now), signer: granted ? writer : root, pool: granted ? [grant] : [])
+        }
+        let validator = RecordValidator(root: root.publicKey)
+        let t = DispatchTime.now().uptimeNanoseconds
+        for r in records {
+            guard validator.validate(r, nowMs: now, isRevoked: { _ in false }).chain != nil else { fatalError("a bench record did not verify") }
+        }
+        return seconds(since: t) / Double(records.count) * 1e6
     }
 
     /// Connection set-up to the first answer (a ping: `unwatch` of no watch, answered without the

@@ -31,10 +31,12 @@ extension KVClient {
     /// without asking the agent again. The subscription starts ``Dirtiness/awaitingAnswer`` (or
     /// ``Dirtiness/disconnected``) with the value ``KeyValue/unknown`` unless the interest already
     /// knows better.
-    /// - Throws: ``KVClientError`` `invalid-key` for a key that is not one (Docs/contract.md §Keys), `closed`.
+    /// - Throws: ``KVClientError`` `invalid-key` for a key that is not one (Docs/contract.md §Keys), `closed`,
+    ///   `no-root` (a TCP endpoint and no `options.cluster`).
     public func subscribeKey(_ key: String) async throws -> KeySubscription {
         if closed { throw KVClientError(.closed, "the client was closed") }
         do { _ = try Key(key) } catch { throw KVClientError(.invalidKey, error.description) }
+        try requireTrustableRoot()
         start()
         let book: KeyBook
         if let existing = keys[key] {
@@ -57,10 +59,18 @@ extension KVClient {
         guard link.generation == generation, keys[book.key] === book, book.watch == nil, book.opening != link.generation else { return }
         book.opening = link.generation
         let key = book.key
+        let check: RecordCheck
+        do { check = try await recordCheck(on: link) } catch {
+            // An agent that cannot say its root is no agent to verify by: move on.
+            book.opening = nil
+            connectionLost(link.generation, "\(error)")
+            return
+        }
         do {
             let (id, responses) = try await link.control.open(op: .watch) {
                 $0.key = key
                 $0.includeTombstones = true
+                $0.includeEncoding = true
             }
             book.opening = nil
             counters.watchesOpened += 1
@@ -72,33 +82,48 @@ extension KVClient {
             }
             book.watch = Watch(id: id, generation: link.generation)
             let watch = book.watch!
-            Task { await self.pump(responses, generation: watch.generation) { $0.keyAnswer($1, key: key, watch: watch) } }
+            Task {
+                await self.pump(responses, generation: watch.generation, check: check, wanted: { $0.path == key }) {
+                    $0.keyAnswer($1, $2, key: key, watch: watch)
+                }
+            }
         } catch {
             book.opening = nil
             connectionLost(link.generation, "\(error)")
         }
     }
 
-    /// Feeds one watch's answers to the actor. A stream that ends with an error means the
-    /// connection failed; one that ends quietly was finished on purpose (unwatch).
+    /// Feeds one watch's answers to the actor, each event's records checked first, here on the
+    /// watch's own task (`wanted`: the keys the watch asked for). A stream that ends with an error
+    /// means the connection failed; one that ends quietly was finished on purpose (unwatch).
     nonisolated func pump(
-        _ responses: AsyncThrowingStream<ControlResponse, any Error>, generation: UInt64,
-        answer: @escaping @Sendable (isolated KVClient, ControlResponse) async -> Void
+        _ responses: AsyncThrowingStream<ControlResponse, any Error>, generation: UInt64, check: RecordCheck,
+        wanted: @escaping @Sendable (Key) -> Bool,
+        answer: @escaping @Sendable (isolated KVClient, ControlResponse, CheckedEvent?) async -> Void
     ) async {
         do {
-            for try await response in responses { await answer(self, response) }
+            for try await response in responses {
+                var event: CheckedEvent?
+                if let raw = response.event { event = await CheckedEvent.checking(raw, with: check, wanted: wanted) }
+                await answer(self, response, event)
+            }
         } catch {
             await connectionLost(generation, "\(error)")
         }
     }
 
-    fileprivate func keyAnswer(_ response: ControlResponse, key: String, watch: Watch) {
+    fileprivate func keyAnswer(_ response: ControlResponse, _ event: CheckedEvent?, key: String, watch: Watch) {
         guard let book = keys[key], book.watch?.id == watch.id, book.watch?.generation == watch.generation else { return }
         guard response.ok else {
             logger.warning("the agent refused a key watch", metadata: ["key": "\(key)", "error": "\(response.error.map(String.init(describing:)) ?? "?")"])
             return
         }
-        if let event = response.event { book.interest.apply(event) }
+        if let event {
+            if let failure = (event.record.map { [$0] } ?? event.records).first(where: { $0.key == key })?.failure {
+                logger.warning("a record from the agent failed verification", metadata: ["key": "\(key)", "error": "\(failure)"])
+            }
+            book.interest.apply(event)
+        }
     }
 
     /// A subscription let go; the last one starts the cull delay.

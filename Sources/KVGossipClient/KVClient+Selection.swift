@@ -9,6 +9,8 @@ extension KVClient {
     ///
     /// An agent too old to know the request's `patterns` answers with everything it holds; the
     /// answer is narrowed here, so the result is the same, only dearer.
+    /// Every record is verified (Docs/client.md §Verification); one that fails fails the whole
+    /// answer, so a snapshot is never partly the agent's word.
     /// - Throws: ``KVClientError`` `bad-request` for an invalid pattern or more than
     ///   `ControlRequest.maxPatterns` of them; what ``list(pattern:)`` throws.
     public func list(patterns: [String]) async throws -> [KeyRecord] {
@@ -20,12 +22,22 @@ extension KVClient {
             do { parsed.append(try Pattern(text)) } catch { throw KVClientError(.badRequest, error.description) }
         }
         guard !parsed.isEmpty else { return [] }
+        let check = try await recordCheck()
         var request = ControlRequest(id: 0, op: .list)
         request.patterns = patterns
-        let records = try accepted(try await send(request, retry: true)).records ?? []
-        return records.filter { info in
-            guard info.kind == "value", let key = try? Key(info.key) else { return false }
+        request.includeEncoding = true
+        // Keys outside the patterns (an old agent's whole tree) are passed over unread; every
+        // record delivered is verified, and one that fails fails the whole snapshot.
+        let selected = (try accepted(try await send(request, retry: true)).records ?? []).filter { info in
+            guard let key = try? Key(info.key) else { return false }
             return parsed.contains { $0.matches(key) }
-        }.map(KeyRecord.init).sorted { $0.key < $1.key }
+        }
+        var out: [KeyRecord] = []
+        let chosen = parsed
+        for entry in await check.check(selected, wanted: { key in chosen.contains { $0.matches(key) } }) {
+            let record = try entry.result.get()
+            if !record.isTombstone { out.append(record) }
+        }
+        return out.sorted { $0.key < $1.key }
     }
 }

@@ -26,11 +26,14 @@ extension KVClient {
     @discardableResult
     public func mint(_ key: String, value: Data) async throws -> WriteResult {
         var request = ControlRequest(id: 0, op: .mint)
-        request.key = try validKey(key).path
+        let k = try validKey(key)
+        let check = try await recordCheck()
+        request.key = k.path
         request.value = value
+        request.includeEncoding = true
         // Repeating a mint whose answer was lost leaves the key holding the same value, just
         // with a later timestamp: what the caller asked for, so it may be retried.
-        return result(try accepted(try await send(request, retry: true)))
+        return try result(try accepted(try await send(request, retry: true)), key: k, check: check)
     }
 
     /// Deletes a key with a tombstone signed by the agent's node key; see ``mint(_:value:)``.
@@ -38,8 +41,11 @@ extension KVClient {
     @discardableResult
     public func remove(_ key: String) async throws -> WriteResult {
         var request = ControlRequest(id: 0, op: .delete)
-        request.key = try validKey(key).path
-        return result(try accepted(try await send(request, retry: false)))
+        let k = try validKey(key)
+        let check = try await recordCheck()
+        request.key = k.path
+        request.includeEncoding = true
+        return try result(try accepted(try await send(request, retry: false)), key: k, check: check)
     }
 
     private func putSigned(_ key: String, kind: Record.Kind, value: [UInt8], identity: ClientIdentity?) async throws -> WriteResult {
@@ -47,37 +53,33 @@ extension KVClient {
         guard let identity = identity ?? options.identity else {
             throw KVClientError(.noIdentity, "a client-signed write needs a ClientIdentity (pass one, or set options.identity)")
         }
-        let cluster = try await clusterID()
+        let check = try await recordCheck()
+        // The current record is verified like any read, so a forged one is refused there; one
+        // that verifies may still be dated far ahead, which the writers' rule refuses below.
         let current = try await get(key).record.map { HLC(raw: $0.timestamp) }
-        let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
-        let timestamp = HLC.mint(nowMs: nowMs, current: current, lastMinted: lastMinted)
-        lastMinted = timestamp
+        let nowMs = check.clock()
+        let maxSkew = options.limits.maxSkewMs
+        let plan = HLC.mintPlan(nowMs: nowMs, current: current, lastMinted: lastMinted, maxSkewMs: maxSkew)
+        if let refusal = HLC.refusalToMint(plan.timestamp, after: current, key: k, nowMs: nowMs, maxSkewMs: maxSkew) {
+            throw KVClientError(.clockSkew, refusal.detail, key: key)
+        }
+        lastMinted = plan.timestamp
         let record = Record(
-            cluster: cluster, key: k, kind: kind, value: value, timestamp: timestamp, signer: identity.signingKey, pool: identity.proofs)
+            cluster: check.root, key: k, kind: kind, value: value, timestamp: plan.timestamp, signer: identity.signingKey, pool: identity.proofs)
         var request = ControlRequest(id: 0, op: .put)
         request.object = Data(record.encoded)
-        return result(try accepted(try await send(request, retry: true)))
-    }
-
-    /// The cluster id records are bound to: from the options, else asked of the agent once.
-    private func clusterID() async throws -> PublicKey {
-        if let cluster { return cluster }
-        let status = try accepted(try await send(ControlRequest(id: 0, op: .status), retry: true)).status
-        guard let text = status?.root else { throw KVClientError(.internal, "the agent's status did not name its root key") }
-        do {
-            let root = try PublicKey(text: text)
-            cluster = root
-            return root
-        } catch {
-            throw KVClientError(.malformed, "the agent's root key: \(error.description)")
-        }
+        request.includeEncoding = true
+        return try result(try accepted(try await send(request, retry: true)), key: k, check: check)
     }
 
     private func validKey(_ key: String) throws -> Key {
         do { return try Key(key) } catch { throw KVClientError(.invalidKey, error.description) }
     }
 
-    private func result(_ response: ControlResponse) -> WriteResult {
-        WriteResult(outcome: WriteResult.Outcome(rawValue: response.outcome ?? "accepted"), record: response.record.map(KeyRecord.init))
+    /// The write's outcome with the key's winning record, verified: an agent that answers with a
+    /// record that does not verify is not believed about the outcome either.
+    private func result(_ response: ControlResponse, key: Key, check: RecordCheck) throws -> WriteResult {
+        let record = try response.record.map { info in try check.verify(info) { $0 == key } }
+        return WriteResult(outcome: WriteResult.Outcome(rawValue: response.outcome ?? "accepted"), record: record)
     }
 }

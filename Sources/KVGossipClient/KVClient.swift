@@ -7,10 +7,13 @@ import Logging
 /// It talks to one agent at a time over the control API. When that connection fails it moves on
 /// to the next endpoint, retrying with capped exponential backoff and jitter, and re-opens every
 /// live subscription on the new connection. Subscriptions to the same key share one watch; list
-/// subscriptions reconcile their sets after each reconnect.
+/// subscriptions reconcile their sets after each reconnect. Every record an agent sends is
+/// verified by the client before it is delivered (Docs/client.md §Verification).
 ///
 /// ```swift
-/// let client = KVClient(endpoints: [.unix("/run/kvgossip/control.sock"), .tcp(host: "10.0.0.2", port: 7948)])
+/// var options = KVClientOptions()
+/// options.cluster = try PublicKey(text: "ed25519:…")  // what every record is verified against
+/// let client = KVClient(endpoints: [.unix("/run/kvgossip/control.sock"), .tcp(host: "10.0.0.2", port: 7948)], options: options)
 /// let url = try await client.subscribeKey("/app/db/url")
 /// for await value in url.valueChanges { print(value, url.dirtiness) }
 /// ```
@@ -44,8 +47,11 @@ public actor KVClient {
     var lists: [UInt64: ListBook] = [:]
     var nextID: UInt64 = 0
 
-    // Writes (KVClient+Writes.swift).
+    // Trust (KVClient+Trust.swift): the root records are verified against, and the check.
     var cluster: PublicKey?
+    var checker: RecordCheck?
+
+    // Writes (KVClient+Writes.swift).
     var lastMinted: HLC?
 
     var counters = Statistics()

@@ -2,7 +2,7 @@ import KVGossipControl
 
 /// Every error the client throws. `reason` is the agent's refusal code (Docs/contract.md §Limits and errors)
 /// when the agent refused, or one of the client's own codes (`unavailable`, `timeout`, `closed`,
-/// `no-identity`).
+/// `no-identity`, `unverified-record`, `no-root`).
 public struct KVClientError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A reason code. Open-ended on purpose: an agent newer than this library may send codes it
     /// does not name, and they still reach the caller intact.
@@ -46,6 +46,15 @@ public struct KVClientError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let closed = Reason(rawValue: "closed")
         /// A client-signed write was asked for without a signing identity.
         public static let noIdentity = Reason(rawValue: "no-identity")
+        /// A record the agent sent failed the client's own verification (Docs/client.md
+        /// §Verification): ``KVClientError/key`` names its key and ``KVClientError/check`` the
+        /// check it failed. Its value was not delivered.
+        public static let unverifiedRecord = Reason(rawValue: "unverified-record")
+        /// No cluster root to verify records against: none was configured, and the agent is
+        /// reached over TCP, where the client does not take the root from the agent's word.
+        public static let noRoot = Reason(rawValue: "no-root")
+        /// The agent sent a record of another key than the one asked for (a `check`).
+        public static let wrongKey = Reason(rawValue: "wrong-key")
     }
 
     /// Why the operation failed.
@@ -55,12 +64,20 @@ public struct KVClientError: Error, Sendable, Hashable, CustomStringConvertible 
     /// For a `revoked` refusal: the ids (hex) of the revoked grants the agent named, so the caller
     /// can drop them from its proofs.
     public let revokedGrants: [String]
+    /// For `unverified-record`: the key of the record that failed.
+    public let key: String?
+    /// For `unverified-record`: the check the record failed, a refusal code of the agents' own
+    /// (`bad-signature`, `no-authority`, `expired`, `clock-skew`, `too-large`, `invalid-key`,
+    /// `malformed`) or `wrong-key`.
+    public let check: Reason?
 
     /// Makes an error; the client builds these from agent answers and connection failures.
-    public init(_ reason: Reason, _ message: String, revokedGrants: [String] = []) {
+    public init(_ reason: Reason, _ message: String, revokedGrants: [String] = [], key: String? = nil, check: Reason? = nil) {
         self.reason = reason
         self.message = message
         self.revokedGrants = revokedGrants
+        self.key = key
+        self.check = check
     }
 
     init(_ error: ControlError, revokedGrants: [String] = []) {

@@ -19,10 +19,16 @@ public struct KVClientOptions: Sendable {
     /// The default signer of ``KVClient/put(_:value:as:)`` and ``KVClient/delete(_:as:)``, and the
     /// key (with the grants chaining it to the root) this client proves on TCP endpoints.
     public var identity: ClientIdentity?
-    /// The cluster id (root public key) client-signed records are bound to. When nil it is asked
-    /// of the agent once (with `status`) and remembered. TCP endpoints need it set: an agent
-    /// there is refused unless its node key chains to this root.
+    /// The cluster id (root public key): every record an agent sends is verified against it, and
+    /// client-signed records are bound to it (Docs/client.md §Verification). When nil it is asked
+    /// (with `status`) of the first agent reached over a Unix socket and pinned; over TCP it is
+    /// never asked, so a client of TCP endpoints needs it set, or it fails with `no-root` (an agent
+    /// there is also refused unless its node key chains to this root).
     public var cluster: PublicKey?
+    /// The bounds records are judged by: sizes, and `maxSkewMs`, how far ahead of this host's
+    /// clock a record may be dated (a received record further ahead is not delivered, and no
+    /// record is signed further ahead). Keep them equal to the agents' (`--max-skew`).
+    public var limits = Limits.default
     /// Where connection changes and dropped answers are logged.
     public var logger = Logger(label: "kvgossip.client")
 

@@ -20,6 +20,8 @@ final class KeyInterest: Sendable {
         /// dirtiness from a task of its own, so a `state` event can overtake `initial`; until
         /// the answer is in, the key stays dirty whatever the agent's state.
         var answered = false
+        /// Why the agent's latest record for the key was not delivered, until one verifies.
+        var unverified: KVClientError?
         /// Subscriptions still attached; a stream asked for by any other gets finished at once.
         var owners: Set<UInt64> = []
         var valueSinks: [UInt64: (owner: UInt64, sink: AsyncStream<KeyValue>.Continuation)] = [:]
@@ -114,23 +116,25 @@ final class KeyInterest: Sendable {
     func setConnectionState(_ dirtiness: Dirtiness) {
         state.withLock { s in
             s.answered = false
+            s.unverified = nil
             Self.publish(&s, dirtiness: dirtiness)
         }
     }
 
-    /// One answer of this key's watch.
-    func apply(_ event: WatchEvent) {
+    /// One answer of this key's watch, its records already checked. A record that failed is not
+    /// shown: the value stays the last verified one and the key is marked ``Dirtiness/unverified(_:)``.
+    func apply(_ event: CheckedEvent) {
         state.withLock { s in
             switch event.kind {
             case .initial:
-                let record = event.records?.first { $0.key == key }
-                s.agentState = event.state ?? record?.state ?? s.agentState
+                let entry = event.records.first { $0.key == key }
+                s.agentState = event.state ?? entry?.agentState ?? s.agentState
                 s.answered = true
-                Self.publish(&s, value: KeyValue(record))
+                Self.take(&s, entry)
             case .changed, .removed:
                 guard event.key == nil || event.key == key || event.record?.key == key else { return }
-                if let record = event.record { s.agentState = record.state }
-                Self.publish(&s, value: KeyValue(event.record))
+                if let entry = event.record { s.agentState = entry.agentState }
+                Self.take(&s, event.record)
             case .state:
                 guard event.key == key || event.keys?.contains(key) == true, let agent = event.state else { return }
                 s.agentState = agent
@@ -138,8 +142,18 @@ final class KeyInterest: Sendable {
                 // The agent sends the key's `initial` again right after, which sets everything.
                 return
             }
-            if s.answered { Self.publish(&s, dirtiness: .agent(s.agentState)) }
+            if s.answered { Self.publish(&s, dirtiness: s.unverified.map(Dirtiness.unverified) ?? .agent(s.agentState)) }
         }
+    }
+
+    /// The key's record from an answer (none: the key is absent), unless it failed verification.
+    private static func take(_ s: inout State, _ entry: CheckedRecord?) {
+        if let failure = entry?.failure {
+            s.unverified = failure
+            return
+        }
+        s.unverified = nil
+        publish(&s, value: KeyValue(entry?.record))
     }
 
     // Yielding under the lock is safe (a yield never runs termination handlers) and keeps every

@@ -1,7 +1,8 @@
 import Foundation
-import KVGossipControl
+import KVGossipCore
 
-/// One stored record of a key as the agent reported it: the bytes and who signed them when.
+/// One record of a key, verified by the client (Docs/client.md §Verification): the bytes and who
+/// signed them when, every field read from the signed record itself.
 ///
 /// Unlike the control API's `RecordInfo`, this carries no dirtiness: that changes without the
 /// record changing, so subscriptions report it separately (see ``Dirtiness``).
@@ -38,10 +39,13 @@ public struct KeyRecord: Sendable, Hashable, CustomStringConvertible {
         self.chain = chain
     }
 
-    init(_ info: RecordInfo) {
+    /// A record that passed verification, with the chain that authorized it (empty when the root
+    /// signed it, shown as `["root"]` as the agent shows it).
+    init(verified record: Record, chain: [Grant]) {
         self.init(
-            key: info.key, value: info.value, isTombstone: info.kind == "tombstone", timestamp: info.timestamp,
-            time: info.time, signer: info.signer, digest: info.digest, chain: info.chain)
+            key: record.key.path, value: Data(record.value), isTombstone: record.kind == .tombstone, timestamp: record.timestamp.raw,
+            time: record.timestamp.rfc3339, signer: record.signer.text, digest: record.digest.hex,
+            chain: chain.isEmpty ? ["root"] : chain.map(\.chainLine))
     }
 
     /// The value as UTF-8 text, or nil when it is not valid UTF-8.
@@ -68,12 +72,11 @@ public enum KeyValue: Sendable, Hashable, CustomStringConvertible {
     /// The key was deleted by this signed tombstone.
     case deleted(KeyRecord)
 
-    init(_ info: RecordInfo?) {
-        guard let info else {
+    init(_ record: KeyRecord?) {
+        guard let record else {
             self = .absent
             return
         }
-        let record = KeyRecord(info)
         self = record.isTombstone ? .deleted(record) : .value(record)
     }
 

@@ -28,12 +28,16 @@ public enum ListEvent: Sendable, Hashable, CustomStringConvertible {
     /// watch filled up); the set may be stale until the next `.synced(.resync)`, which follows
     /// without reconnecting.
     case fellBehind
+    /// The agent sent a record for this key that failed the client's verification (an
+    /// `unverified-record` error naming the check, Docs/client.md §Verification). It was not
+    /// applied: the key keeps its last verified record, or stays out of the set.
+    case unverified(key: String, KVClientError)
 
-    /// The key an added, updated or removed event is about.
+    /// The key an added, updated, removed or unverified event is about.
     public var key: String? {
         switch self {
         case .added(let r, _), .updated(let r, _): r.key
-        case .removed(let key, _): key
+        case .removed(let key, _), .unverified(let key, _): key
         case .synced, .connectionLost, .fellBehind: nil
         }
     }
@@ -42,8 +46,25 @@ public enum ListEvent: Sendable, Hashable, CustomStringConvertible {
     public var cause: Cause? {
         switch self {
         case .added(_, let c), .updated(_, let c), .removed(_, let c), .synced(let c): c
-        case .connectionLost, .fellBehind: nil
+        case .connectionLost, .fellBehind, .unverified: nil
         }
+    }
+
+    /// Which unread events merge with this one: a key's changes to the set with each other, a
+    /// key's refusals with each other (a refusal changes nothing in the set, so merging it with a
+    /// change would lose the change); markers merge with nothing.
+    var mergeSlot: MergeSlot? {
+        switch self {
+        case .added(let r, _), .updated(let r, _): .change(r.key)
+        case .removed(let key, _): .change(key)
+        case .unverified(let key, _): .refusal(key)
+        case .synced, .connectionLost, .fellBehind: nil
+        }
+    }
+
+    enum MergeSlot: Hashable {
+        case change(String)
+        case refusal(String)
     }
 
     /// A short form for logs, e.g. `added /app/a (initial)`.
@@ -55,6 +76,7 @@ public enum ListEvent: Sendable, Hashable, CustomStringConvertible {
         case .synced(let c): "synced (\(c.rawValue))"
         case .connectionLost: "connection lost"
         case .fellBehind: "fell behind"
+        case .unverified(let key, let error): "unverified \(key) (\(error.check ?? error.reason))"
         }
     }
 

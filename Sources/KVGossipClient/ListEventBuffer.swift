@@ -4,12 +4,12 @@ import Synchronization
 ///
 /// A list's events cannot keep only the newest like a key's value can: every key's change
 /// matters. Queueing them all would grow without bound behind a stalled reader, so unread events
-/// for the same key are merged in place (``ListEvent/merge(_:_:)``) and unread markers of the same
-/// kind collapse to the latest. A reader that catches up sees the net change of every key, in the
+/// for the same key are merged in place (``ListEvent/merge(_:_:)``), unread refusals of the same
+/// key collapse to the latest, and unread markers of the same kind collapse to the latest. A reader that catches up sees the net change of every key, in the
 /// order each key first changed, and ends up with exactly the client's current set.
 final class ListEventBuffer: Sendable {
     private enum Slot {
-        case key(String, seq: UInt64)
+        case key(ListEvent.MergeSlot, seq: UInt64)
         case marker(ListEvent, seq: UInt64)
     }
 
@@ -17,7 +17,7 @@ final class ListEventBuffer: Sendable {
         /// Positions in arrival order; a slot whose seq no longer matches `pending` was merged away.
         var order: [Slot] = []
         var head = 0
-        var pending: [String: (seq: UInt64, event: ListEvent)] = [:]
+        var pending: [ListEvent.MergeSlot: (seq: UInt64, event: ListEvent)] = [:]
         var markers: [ListEvent: UInt64] = [:]
         var nextSeq: UInt64 = 0
         var stale = 0
@@ -30,7 +30,7 @@ final class ListEventBuffer: Sendable {
         }
 
         mutating func push(_ event: ListEvent) {
-            if let key = event.key {
+            if let key = event.mergeSlot {
                 if let old = pending[key] {
                     if let merged = ListEvent.merge(old.event, event) {
                         pending[key] = (old.seq, merged)

@@ -16,6 +16,8 @@ public final class ListSubscription: Sendable {
 
     private struct State {
         var entries: [String: KeyRecord] = [:]
+        /// Keys whose latest record from the agent failed verification, and why.
+        var unverified: [String: KVClientError] = [:]
         /// A full answer (all its pages) was applied at least once.
         var haveInitial = false
         /// The keys seen so far in the answer whose pages are arriving; nil between answers.
@@ -32,8 +34,14 @@ public final class ListSubscription: Sendable {
         self.client = client
     }
 
-    /// The matching keys with their current records.
+    /// The matching keys with their current records, every one verified.
     public var entries: [String: KeyRecord] { state.withLock { $0.entries } }
+
+    /// The keys whose latest record from the agent failed verification, with the error naming
+    /// the check (each also reported as a ``ListEvent/unverified(key:_:)`` event). A key leaves
+    /// this when a record of it verifies, when it is removed, and when the answer after a
+    /// reconnect or a fall behind no longer fails for it.
+    public var unverified: [String: KVClientError] { state.withLock { $0.unverified } }
 
     /// True when the set was confirmed on the current connection; false before the first answer
     /// and from a lost connection until the reconciliation after the next one.
@@ -61,16 +69,31 @@ public final class ListSubscription: Sendable {
     /// while a large set is still coming; keys the answer never mentioned are removed after its
     /// last page (`more` false), which closes it with `.synced`. Compared, not replaced, so
     /// nothing that changed while away is missed and nothing stale is kept.
-    func applyInitial(_ records: [RecordInfo], more: Bool) {
+    ///
+    /// A record that failed verification changes nothing in the set: the key keeps its last
+    /// verified record (it counts as mentioned, so it is not removed) and an `.unverified` event
+    /// says why.
+    func applyInitial(_ records: [CheckedRecord], more: Bool) {
         let events = state.withLock { s -> [ListEvent] in
             guard !s.ended else { return [] }
             let cause: ListEvent.Cause = s.haveInitial ? .resync : .initial
             var events: [ListEvent] = []
+            // A new answer starts the refusals over: those it repeats are reported again.
+            if s.seen == nil { s.unverified.removeAll() }
             // Taken out of the state while it grows, so inserting never copies the whole set.
             var seen = s.seen ?? []
             s.seen = nil
-            for info in records where info.kind == "value" {
-                let record = KeyRecord(info)
+            for entry in records {
+                let record: KeyRecord
+                switch entry.result {
+                case .failure(let failure):
+                    seen.insert(entry.key)
+                    events.append(Self.refuse(&s, entry.key, failure))
+                    continue
+                case .success(let verified): record = verified
+                }
+                s.unverified.removeValue(forKey: record.key)
+                guard !record.isTombstone else { continue }
                 seen.insert(record.key)
                 if let old = s.entries.updateValue(record, forKey: record.key) {
                     if old != record { events.append(.updated(record, cause)) }
@@ -95,19 +118,30 @@ public final class ListSubscription: Sendable {
         buffer.push(events)
     }
 
-    /// A live change from the watch.
-    func apply(_ event: WatchEvent) {
+    /// A live change from the watch, its record already checked.
+    func apply(_ event: CheckedEvent) {
         let out = state.withLock { s -> ListEvent? in
             guard !s.ended else { return nil }
             switch event.kind {
             case .changed:
-                guard let info = event.record, info.kind == "value" else { return nil }
-                let record = KeyRecord(info)
+                guard let entry = event.record else { return nil }
+                let record: KeyRecord
+                switch entry.result {
+                case .failure(let failure): return Self.refuse(&s, entry.key, failure)
+                case .success(let verified): record = verified
+                }
+                s.unverified.removeValue(forKey: record.key)
+                guard !record.isTombstone else { return nil }
                 let old = s.entries.updateValue(record, forKey: record.key)
                 if let old { return old == record ? nil : .updated(record, .live) }
                 return .added(record, .live)
             case .removed:
-                guard let key = event.key ?? event.record?.key, s.entries.removeValue(forKey: key) != nil else { return nil }
+                // A tombstone must verify to remove its key; a removal by revocation carries no
+                // record and cannot be checked (an agent can always hide a key).
+                if let entry = event.record, let failure = entry.failure { return Self.refuse(&s, entry.key, failure) }
+                guard let key = event.record?.key ?? event.key else { return nil }
+                s.unverified.removeValue(forKey: key)
+                guard s.entries.removeValue(forKey: key) != nil else { return nil }
                 return .removed(key: key, .live)
             case .fellBehind:
                 // The agent sends the whole set again at once; it is compared like a reconnect's.
@@ -119,6 +153,12 @@ public final class ListSubscription: Sendable {
             }
         }
         if let out { buffer.push([out]) }
+    }
+
+    /// A record that failed verification: noted, reported, and not applied.
+    private static func refuse(_ s: inout State, _ key: String, _ failure: KVClientError) -> ListEvent {
+        s.unverified[key] = failure
+        return .unverified(key: key, failure)
     }
 
     func connectionLost() {

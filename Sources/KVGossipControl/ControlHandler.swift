@@ -116,7 +116,7 @@ public struct ControlHandler: Sendable {
             node.noteRefusal(error)
             throw ControlError(reason: error.reason.rawValue, message: error.detail)
         }
-        return try answer(req.id, record, try node.acceptClientRecord(record))
+        return try answer(req, record, try node.acceptClientRecord(record))
     }
 
     func mint(_ req: ControlRequest, value: [UInt8]?) throws -> ControlResponse {
@@ -125,10 +125,13 @@ public struct ControlHandler: Sendable {
             return .failure(req.id, "not-found", "\(key) has no value on this node")
         }
         let (record, outcome) = try node.mint(key, value: value)
-        return try answer(req.id, record, outcome)
+        return try answer(req, record, outcome)
     }
 
-    func answer(_ id: UInt64, _ record: Record, _ outcome: ApplyOutcome) throws -> ControlResponse {
+    /// A write's answer: the outcome and the key's winning record (with its encoding when asked,
+    /// so a client can verify it like a read).
+    func answer(_ req: ControlRequest, _ record: Record, _ outcome: ApplyOutcome) throws -> ControlResponse {
+        let id = req.id
         switch outcome {
         case .refused(let refusal, let revocations):
             node.noteRefusal(refusal)
@@ -143,7 +146,7 @@ public struct ControlHandler: Sendable {
             case .duplicate: "duplicate"
             default: "superseded"
             }
-            r.record = info(try node.store.record(record.key) ?? record)
+            r.record = info(try node.store.record(record.key) ?? record, withEncoding: req.includeEncoding == true)
             return r
         }
     }

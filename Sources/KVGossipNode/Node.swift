@@ -200,10 +200,3 @@ public protocol KeyStateSource: Sendable {
     func keyState(of key: Key) -> KeyState
     func dirtyCounts(liveKeys: Int) -> [KeyState: Int]
 }
-
-extension Grant {
-    /// One line of the `chain` xattr and of `kvgossip get`: who gave whom what.
-    public var chainLine: String {
-        "\(issuer.fingerprint) -> \(issuee.fingerprint) \(patterns.map(\.text).joined(separator: ","))\(mayDelegate ? " delegate" : "") grant=\(id.hex.prefix(16))"
-    }
-}

@@ -74,9 +74,12 @@ extension Store {
             let revoked = state.withLock { $0.revoked }
             switch validator.validate(record, nowMs: now, isRevoked: revoked.contains) {
             case .refused(let refusal, let ids):
+                // The writers' rule says why in terms of the key's current record, when that is the cause.
                 var refusal = refusal
-                if refusal.reason == .clockSkew, let current, current.timestamp.isTooFarAhead(ofNowMs: now, maxSkewMs: validator.limits.maxSkewMs) {
-                    refusal = Refusal(.clockSkew, "the value stored for \(key) is dated \(current.timestamp.rfc3339), \((current.timestamp.physicalMs - now) / 1000) s ahead of this node's clock (written by a host whose clock was ahead): a new value cannot win over it until the clock reaches that time")
+                if refusal.reason == .clockSkew,
+                    let why = HLC.refusalToMint(plan.timestamp, after: current?.timestamp, key: key, nowMs: now, maxSkewMs: validator.limits.maxSkewMs)
+                {
+                    refusal = why
                 }
                 return (record, .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits)))
             case .authorized(let chain):

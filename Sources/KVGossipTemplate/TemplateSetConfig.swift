@@ -50,6 +50,10 @@ public struct TemplateSpec: Codable, Sendable, Equatable {
 public struct TemplateSetConfig: Codable, Sendable, Equatable {
     /// Agents to follow, tried in order: socket paths or HOST:PORT.
     public var control: [String]?
+    /// The cluster's root public key (`ed25519:…`), which every record read is verified against
+    /// (Docs/client.md §Verification). Needed with a HOST:PORT agent; without it the root is
+    /// learned from the local socket.
+    public var root: String?
     public var templates: [TemplateSpec]?
     /// Run once after a render changed at least one output.
     public var exec: String?
@@ -64,7 +68,7 @@ public struct TemplateSetConfig: Codable, Sendable, Equatable {
     public var logLevel: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case control, templates, exec, wait, waitSynced, commandTimeout, statusFile, logLevel
+        case control, root, templates, exec, wait, waitSynced, commandTimeout, statusFile, logLevel
     }
 
     public static let defaultWait = "100ms:2s"
@@ -108,6 +112,7 @@ public struct TemplateSetConfig: Codable, Sendable, Equatable {
         var out = self
         out.templates = (templates ?? []) + (other.templates ?? [])
         if let v = other.control, !v.isEmpty { out.control = v }
+        if let v = other.root { out.root = v }
         if let v = other.exec { out.exec = v }
         if let v = other.wait { out.wait = v }
         if let v = other.waitSynced { out.waitSynced = v }

@@ -28,11 +28,13 @@ struct CLIProcess {
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
+    /// Runs `kvgossip` with `args`; `environment` adds to (or overrides) the test's own.
     @discardableResult
-    func run(_ args: [String]) throws -> Result {
+    func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CLIProcess.binary)
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.currentDirectoryURL = directory
         let out = Pipe(), err = Pipe()
         p.standardOutput = out

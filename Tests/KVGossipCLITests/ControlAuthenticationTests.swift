@@ -268,7 +268,7 @@ import Testing
     /// forged value.
     static func impostor(cluster: PublicKey, key: SigningKey, heard: LoopbackServer.Recording) -> LoopbackServer {
         LoopbackServer { fd, _ in
-            let socket = RawSocket(accepted: fd)
+            let socket = RawSocket(borrowing: fd)
             let now = UInt64(Date().timeIntervalSince1970 * 1000)
             var machine = LinkHandshake(
                 role: .responder, cluster: cluster, credentials: LinkSpeaker.credentials(key, name: "impostor"), secret: nil,

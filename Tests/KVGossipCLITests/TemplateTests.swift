@@ -275,6 +275,31 @@ import Testing
         #expect(dotLast.stderr.contains("`.last`"), "\(dotLast.stderr)")
     }
 
+    /// Over TCP the template tool verifies what it reads against the root it is given: without
+    /// `--root` it refuses to start (a root learned from the far end would vouch for anything);
+    /// with it, it renders.
+    @Test func overTCPTheRootIsRequiredAndRecordsAreVerifiedAgainstIt() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let port = LoopbackPort.free()
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key", "--control-listen", "127.0.0.1:\(port)"])
+        try agent.mint("/tcp/k", "over tcp")
+        try cli.write("t.tmpl", #"{{ "/tcp/k"|key }}"#)
+        let bare = try cli.run(["template", "--once", "--control", "127.0.0.1:\(port)", "--template", "t.tmpl:out.conf"])
+        #expect(bare.status != 0 && bare.stderr.contains("root: 127.0.0.1:\(port) is reached over TCP"), "\(bare.stderr)")
+        // The client proves the root's key to the TCP listener (Docs/security.md §The TCP control listener).
+        let proof = ["KVGOSSIP_CONTROL_KEY": cli.path("root.key")]
+        let rooted = try cli.run(["template", "--once", "--control", "127.0.0.1:\(port)", "--root", root, "--template", "t.tmpl:out.conf"], environment: proof)
+        #expect(rooted.status == 0, "\(rooted.stderr)")
+        #expect(cli.read("out.conf") == "over tcp")
+        let other = try cli.keygen("other.key")
+        let wrong = try cli.run(["template", "--once", "--control", "127.0.0.1:\(port)", "--root", other, "--template", "t.tmpl:wrong.conf"], environment: proof)
+        // An agent of another root is refused at the handshake, before any record is read.
+        #expect(wrong.status != 0, "records of another root are not rendered: \(wrong.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cli.path("wrong.conf")))
+    }
+
     /// Commands start with every signal at its default (the tool ignores SIGPIPE and SIGQUIT, and an
     /// ignored disposition passes to every process a command starts: `yes | head` would never end
     /// by SIGPIPE), and one that outlives --command-timeout is stopped with its process group and

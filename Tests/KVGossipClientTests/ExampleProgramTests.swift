@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipTestSupport
 import Testing
 
 extension AgentTests {
@@ -24,5 +25,16 @@ extension AgentTests {
         #expect(process.terminationStatus == 0)
         #expect(output.text.contains("received SIGTERM"))
         #expect(output.text.contains("stopped"))
+
+        // Over TCP it needs the root its values are verified against, and follows the key with it.
+        let bare = try await sandbox.run(["--control", "127.0.0.1:\(LoopbackPort.free())", "--key", "/app/db/url"], binary: binary)
+        #expect(bare.status == 2 && bare.stderr.contains("no-root"), "\(bare.stderr)")
+        let port = LoopbackPort.free()
+        let b = try await sandbox.startAgent("B", root: root, extra: ["--control-listen", "127.0.0.1:\(port)"])
+        #expect(try await b.cli(["set", "/app/db/url", "postgres://tcp"]).status == 0)
+        let (remote, remoteOutput) = try sandbox.spawn(binary, ["--control", "127.0.0.1:\(port)", "--key", "/app/db/url", "--root", root, "--control-key", sandbox.path("root.key")])
+        #expect(await eventually { remoteOutput.text.contains("value /app/db/url = \"postgres://tcp\"") }, "\(remoteOutput.text)")
+        kill(remote.processIdentifier, SIGTERM)
+        #expect(await eventually { !remote.isRunning })
     }
 }

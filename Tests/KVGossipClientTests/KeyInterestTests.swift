@@ -5,14 +5,20 @@ import Testing
 
 /// The shared state of one key, fed watch events by hand.
 @Suite struct KeyInterestTests {
-    func info(_ value: String?, state: String = "synced") -> RecordInfo {
-        RecordInfo(
-            key: "/k", kind: value == nil ? "tombstone" : "value", value: Data((value ?? "").utf8), timestamp: 7, time: "t",
-            signer: "s", digest: value ?? "tomb", chain: ["root"], state: state, dirty: state != "synced", encoded: nil)
+    func info(_ value: String?, state: String = "synced") -> CheckedRecord {
+        let record = KeyRecord(
+            key: "/k", value: Data((value ?? "").utf8), isTombstone: value == nil, timestamp: 7, time: "t", signer: "s",
+            digest: value ?? "tomb", chain: ["root"])
+        return CheckedRecord(key: "/k", result: .success(record), agentState: state)
     }
 
-    func event(_ kind: WatchEvent.Kind, record: RecordInfo? = nil, records: [RecordInfo]? = nil, state: String? = nil) -> WatchEvent {
-        var e = WatchEvent(kind: kind)
+    func forged(_ check: KVClientError.Reason = .badSignature) -> CheckedRecord {
+        let error = KVClientError(.unverifiedRecord, "forged", key: "/k", check: check)
+        return CheckedRecord(key: "/k", result: .failure(error), agentState: "synced")
+    }
+
+    func event(_ kind: WatchEvent.Kind, record: CheckedRecord? = nil, records: [CheckedRecord] = [], state: String? = nil) -> CheckedEvent {
+        var e = CheckedEvent(kind: kind)
         e.key = "/k"
         e.record = record
         e.records = records
@@ -27,7 +33,7 @@ import Testing
         interest.apply(event(.state, state: "synced"))
         #expect(interest.dirtiness == .awaitingAnswer)
         #expect(interest.value == .unknown)
-        interest.apply(event(.initial, records: [], state: "pending-fetch"))
+        interest.apply(event(.initial, state: "pending-fetch"))
         #expect(interest.value == .absent)
         #expect(interest.dirtiness == .agent("pending-fetch"))
         interest.apply(event(.state, state: "synced"))
@@ -53,6 +59,30 @@ import Testing
         #expect(interest.dirtiness == .agent("pending-push"))
         interest.apply(event(.removed))
         #expect(interest.value == .absent, "a revocation unset carries no record")
+    }
+
+    /// A record that failed verification is never the value: the last verified one stays, marked
+    /// unverified, until a record that verifies (or a new connection) replaces the mark.
+    @Test func aForgedRecordLeavesTheLastVerifiedValueMarkedUnverified() {
+        let interest = KeyInterest(key: "/k", dirtiness: .awaitingAnswer)
+        interest.apply(event(.initial, records: [forged()], state: "synced"))
+        #expect(interest.value == .unknown, "no verified value yet")
+        #expect(interest.dirtiness == .unverified(KVClientError(.unverifiedRecord, "forged", key: "/k", check: .badSignature)))
+        interest.apply(event(.changed, record: info("a")))
+        #expect(interest.value.string == "a" && interest.dirtiness == .synced)
+        interest.apply(event(.changed, record: forged(.noAuthority)))
+        #expect(interest.value.string == "a")
+        guard case .unverified(let error) = interest.dirtiness else {
+            Issue.record("a forged change should mark the key unverified, got \(interest.dirtiness)")
+            return
+        }
+        #expect(error.check == .noAuthority && error.key == "/k" && interest.dirtiness.isDirty)
+        interest.apply(event(.state, state: "synced"))
+        #expect(interest.dirtiness.isDirty, "the agent saying synced does not clear it")
+        interest.apply(event(.removed, record: forged()))
+        #expect(interest.value.string == "a", "a forged tombstone deletes nothing")
+        interest.apply(event(.changed, record: info("b")))
+        #expect(interest.value.string == "b" && interest.dirtiness == .synced)
     }
 
     /// Streams hold only the newest unread value and end when their subscription detaches.

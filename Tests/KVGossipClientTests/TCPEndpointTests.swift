@@ -31,7 +31,7 @@ extension AgentTests {
         noRoot.callTimeout = .seconds(2)
         let lost = KVClient(addresses: ["127.0.0.1:\(tcpPort)"], options: noRoot)
         await #expect { try await lost.get("/svc/x") } throws: {
-            ($0 as? KVClientError)?.reason == .unavailable && "\($0)".contains("options.cluster (the root)")
+            ($0 as? KVClientError)?.reason == .noRoot && "\($0)".contains("KVClientOptions.cluster")
         }
         #expect(await lost.statistics.connections == 0)
         await lost.close()

@@ -11,9 +11,7 @@ extension AgentTests {
     @Test func clientSignedWritesAreVerifiedAndRefusalsCarryTheReason() async throws {
         let sandbox = try Sandbox()
         let root = try await sandbox.keygen("root.key")
-        let alice = try await sandbox.keygen("alice.key")
-        let g = try await sandbox.run(["grant", "--issuer-key", "root.key", "--to", alice, "--pattern", "/team/**", "--out", "alice.grant"])
-        #expect(g.status == 0, "\(g.stderr)")
+        let alice = try await sandbox.grantee("alice", pattern: "/team/**")
         let a = try await sandbox.startAgent("A", root: root)
         let client = KVClient(endpoints: [.unix(a.socket)], options: testOptions())
         let sub = try await client.subscribeKey("/team/x")

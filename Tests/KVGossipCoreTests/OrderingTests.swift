@@ -54,6 +54,30 @@ import Testing
         #expect(HLC.mintPlan(nowMs: 1000, current: current, lastMinted: far, maxSkewMs: skew).timestamp.raw == current.raw + 1)
     }
 
+    /// A writer refuses to sign a record the mint rule would date beyond the skew bound: the cause
+    /// is a current record dated far ahead (an hour here), and the refusal names it. Within the
+    /// bound, and for a current record in the past, it signs.
+    @Test func aWriterRefusesToMintPastTheSkewBound() throws {
+        let skew: UInt64 = 30_000
+        let now: UInt64 = 1_000_000
+        let key = try Key("/app/x")
+        let hourAhead = HLC(physicalMs: now + 3_600_000)
+        let planned = HLC.mintPlan(nowMs: now, current: hourAhead, lastMinted: nil, maxSkewMs: skew).timestamp
+        #expect(planned.raw == hourAhead.raw + 1, "the mint rule alone would follow it an hour ahead")
+        let refusal = try #require(HLC.refusalToMint(planned, after: hourAhead, key: key, nowMs: now, maxSkewMs: skew))
+        #expect(refusal.reason == .clockSkew)
+        #expect(refusal.detail.contains("/app/x") && refusal.detail.contains(hourAhead.rfc3339) && refusal.detail.contains("3600 s ahead"))
+
+        // At the bound exactly it may still sign; one millisecond further it may not.
+        let atBound = HLC(physicalMs: now + skew)
+        #expect(HLC.refusalToMint(atBound, after: nil, key: key, nowMs: now, maxSkewMs: skew) == nil)
+        let past = HLC(physicalMs: now - 5)
+        let ordinary = HLC.mintPlan(nowMs: now, current: past, lastMinted: nil, maxSkewMs: skew).timestamp
+        #expect(HLC.refusalToMint(ordinary, after: past, key: key, nowMs: now, maxSkewMs: skew) == nil)
+        let beyond = HLC(physicalMs: now + skew + 1)
+        #expect(HLC.refusalToMint(beyond, after: nil, key: key, nowMs: now, maxSkewMs: skew)?.reason == .clockSkew)
+    }
+
     @Test func skewBoundary() {
         let ts = HLC(physicalMs: 31_000)
         #expect(!ts.isTooFarAhead(ofNowMs: 1000, maxSkewMs: 30_000))

@@ -137,7 +137,7 @@ enum StoreFixture {
             Issue.record("a value dated an hour ahead cannot be superseded now: \(blocked)")
             return
         }
-        #expect(refusal.reason == .clockSkew && refusal.detail.contains("ahead of this node's clock"))
+        #expect(refusal.reason == .clockSkew && refusal.detail.contains("ahead of this writer's clock"))
         // The refused mint did not move the last minted timestamp: the next write is dated by the clock.
         now.withLock { $0 += 5 }
         let (next, _) = try store.mint(key: try Key("/other"), value: Array("next".utf8), signer: StoreFixture.root, pool: [])

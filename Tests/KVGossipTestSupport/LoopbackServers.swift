@@ -2,16 +2,21 @@ import Foundation
 import Glibc
 import Synchronization
 
-/// Small TCP servers on 127.0.0.1 for tests that need a peer that misbehaves in a known way.
-/// Each runs on threads of its own and stops (closing everything) on `stop()` or when released.
+/// Small TCP (127.0.0.1) or Unix socket servers for tests that need a peer that misbehaves in a
+/// known way. Each runs on threads of its own and stops (closing everything) on `stop()` or when
+/// released.
 public final class LoopbackServer: @unchecked Sendable {
+    /// The TCP port (0 for a Unix socket server).
     public let port: Int
+    /// The socket path of a Unix socket server.
+    public let path: String?
     private let listener: Int32
     private let stopped = Atomic<Bool>(false)
     private let open = Mutex<[Int32]>([])
+    private let serve: @Sendable (Int32, LoopbackServer) -> Void
 
-    /// Starts listening; `serve` runs on its own thread for each accepted connection, with the
-    /// connection's descriptor (closed by the server afterwards).
+    /// Starts listening on a free TCP port; `serve` runs on its own thread for each accepted
+    /// connection, with the connection's descriptor (shut down by the server afterwards).
     public init(serve: @escaping @Sendable (Int32, LoopbackServer) -> Void) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         listener = fd
@@ -26,6 +31,30 @@ public final class LoopbackServer: @unchecked Sendable {
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         port = Int(UInt16(bigEndian: addr.sin_port))
+        path = nil
+        self.serve = serve
+        acceptLoop()
+    }
+
+    /// Starts listening on a Unix socket at `path` (replacing a stale file there); nil when the
+    /// path is too long or cannot be bound.
+    public init?(unixPath: String, serve: @escaping @Sendable (Int32, LoopbackServer) -> Void) {
+        guard var addr = sockaddr_un(path: unixPath) else { return nil }
+        unlink(unixPath)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard fd >= 0, bound == 0, listen(fd, 16) == 0 else {
+            if fd >= 0 { close(fd) }
+            return nil
+        }
+        listener = fd
+        port = 0
+        path = unixPath
+        self.serve = serve
+        acceptLoop()
+    }
+
+    private func acceptLoop() {
         Thread.detachNewThread { [self] in
             while !stopped.load(ordering: .relaxed) {
                 let fd = accept(listener, nil, nil)
@@ -45,6 +74,7 @@ public final class LoopbackServer: @unchecked Sendable {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
+        if let path { unlink(path) }
         for fd in open.withLock({ $0 }) { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 

@@ -4,8 +4,16 @@ import Glibc
 /// A plain blocking socket for tests that speak to an agent byte by byte (hostile input).
 public final class RawSocket: @unchecked Sendable {
     public let fd: Int32
-    /// False for a descriptor someone else closes (`init(accepted:)`).
-    private var owned = true
+    /// Whether this socket closes `fd` when released (not when it borrowed a server's connection).
+    private var owns = true
+
+    /// Reads and writes a descriptor someone else owns and closes (a connection a test server
+    /// accepted).
+    public init(borrowing fd: Int32, timeout: TimeInterval = 10) {
+        self.fd = fd
+        owns = false
+        RawSocket.setTimeouts(fd, timeout)
+    }
 
     /// Connects to 127.0.0.1:`port`, from the loopback address `source` when given (any of
     /// 127.0.0.0/8, so a test can play many hosts); nil if nobody accepts.
@@ -42,15 +50,9 @@ public final class RawSocket: @unchecked Sendable {
     public init?(unixPath path: String, timeout: TimeInterval = 10) {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard var addr = sockaddr_un(path: path) else {
             close(fd)
             return nil
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
         }
         RawSocket.setTimeouts(fd, timeout)
         let ok = withUnsafePointer(to: &addr) {
@@ -62,14 +64,7 @@ public final class RawSocket: @unchecked Sendable {
         }
     }
 
-    /// Speaks on a connection a test server accepted; the server keeps closing it.
-    public init(accepted fd: Int32, timeout: TimeInterval = 10) {
-        self.fd = fd
-        owned = false
-        RawSocket.setTimeouts(fd, timeout)
-    }
-
-    deinit { if owned { close(fd) } }
+    deinit { if owns { close(fd) } }
 
     private static func setTimeouts(_ fd: Int32, _ timeout: TimeInterval) {
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - floor(timeout)) * 1_000_000))

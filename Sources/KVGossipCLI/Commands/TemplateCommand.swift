@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KVGossipClient
 import KVGossipControl
+import KVGossipCore
 import KVGossipTemplate
 import Logging
 
@@ -66,9 +67,9 @@ struct TemplateCommand: AsyncParsableCommand {
             A template set file (--config; the unit
             kvgossip-template@NAME.service runs
             /etc/kvgossip/templates/NAME.json) has the fields: control (a
-            list), templates (each: source, destination, mode, owner, group,
-            check), exec, wait, waitSynced, commandTimeout, statusFile,
-            logLevel. Its relative paths are read from its directory. Flags
+            list), root, templates (each: source, destination, mode, owner,
+            group, check), exec, wait, waitSynced, commandTimeout,
+            statusFile, logLevel. Its relative paths are read from its directory. Flags
             override it; --template adds templates, and --mode, --owner and
             --check apply to those.
 
@@ -105,6 +106,10 @@ struct TemplateCommand: AsyncParsableCommand {
         "An agent's control socket or HOST:PORT (repeatable, tried in order on failure). Default: $KVGOSSIP_CONTROL, else \(ControlEndpoint.defaultSocketPath).",
         valueName: "PATH"))
     var control: [String] = []
+    @Option(help: ArgumentHelp(
+        "The cluster's root public key: every record read is verified against it. Needed with a HOST:PORT --control; without it the root is learned from the local socket.",
+        valueName: "PUBKEY"))
+    var root: String?
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error. Default: info.", valueName: "LEVEL"))
     var logLevel: String?
 
@@ -119,9 +124,11 @@ struct TemplateCommand: AsyncParsableCommand {
         let job = try TemplateJobLoader.job(settings, once: once)
         var options = KVClientOptions()
         options.logger = Logger(label: "kvgossip.template.client")
-        // A TCP agent: the client's key, grants and root come from the environment (Docs/templates.md).
+        options.cluster = job.root
+        // A TCP agent: the client's key and grants come from the environment, and the root from
+        // there too when the set names none (Docs/templates.md).
         if let tcp = job.endpoints.map(ControlEndpoint.init(parsing:)).first(where: { if case .tcp = $0 { true } else { false } }) {
-            let proof = try RemoteClientFiles().load(for: tcp)
+            let proof = try RemoteClientFiles(root: job.root?.text).load(for: tcp)
             options.identity = ClientIdentity(signingKey: proof.key, proofs: proof.grants)
             options.cluster = proof.root
         }
@@ -156,6 +163,7 @@ struct TemplateCommand: AsyncParsableCommand {
                 check: check)
         }
         flags.control = control
+        flags.root = root
         flags.exec = exec
         flags.wait = wait
         flags.waitSynced = waitSynced ? true : nil
@@ -192,14 +200,22 @@ enum TemplateJobLoader {
             problems.append(error.description)
             renderer = nil
         }
-        guard problems.isEmpty, let renderer else { throw CLIError("the template set is not usable:\n  " + problems.joined(separator: "\n  ")) }
         let fallback = ProcessInfo.processInfo.environment["KVGOSSIP_CONTROL"] ?? ControlEndpoint.defaultSocketPath
+        let endpoints = settings.control.flatMap { $0.isEmpty ? nil : $0 } ?? [fallback]
+        var root: PublicKey?
+        if let text = settings.root ?? ProcessInfo.processInfo.environment["KVGOSSIP_ROOT"] {
+            do { root = try PublicKey(text: text) } catch { problems.append("root: \(error.description)") }
+        } else if let tcp = endpoints.first(where: { if case .tcp = ControlEndpoint(parsing: $0) { true } else { false } }) {
+            // The client would refuse every read (no-root); say so before anything runs.
+            problems.append("root: \(tcp) is reached over TCP, so the cluster's root key is needed to verify what it sends (--root, \"root\" or $KVGOSSIP_ROOT)")
+        }
+        guard problems.isEmpty, let renderer else { throw CLIError("the template set is not usable:\n  " + problems.joined(separator: "\n  ")) }
         return TemplateJob(
             outputs: outputs, renderer: renderer, exec: settings.exec,
             window: try WaitWindow.parse(settings.wait ?? TemplateSetConfig.defaultWait),
             waitSynced: settings.waitSynced ?? false,
             commandTimeout: WaitWindow.duration(Substring(settings.commandTimeout ?? TemplateSetConfig.defaultCommandTimeout))!,
-            statusFile: settings.statusFile, endpoints: settings.control.flatMap { $0.isEmpty ? nil : $0 } ?? [fallback], once: once)
+            statusFile: settings.statusFile, endpoints: endpoints, root: root, once: once)
     }
 
     /// `USER[:GROUP]` as given to --owner.

@@ -21,6 +21,8 @@ struct TemplateJob: Sendable {
     let commandTimeout: Duration
     let statusFile: String?
     let endpoints: [String]
+    /// The root records are verified against; nil: learned from the local socket.
+    let root: PublicKey?
     let once: Bool
 }
 
@@ -31,7 +33,12 @@ struct TemplateJob: Sendable {
 /// Every wake-up is a signal: a list subscription's event, a dirtiness change (`--wait-synced`),
 /// the wait window's deadline, or stop. Nothing polls.
 actor TemplateRunner {
-    enum Signal: Sendable { case changed, deadline, stop }
+    enum Signal: Sendable { case changed, deadline, stop, gaveUp }
+
+    /// How long `--once` waits for a cycle to settle before it gives up: an agent it cannot reach,
+    /// or one that refuses it (another cluster's, or one that does not admit its key), must not
+    /// keep a one-shot render waiting for ever.
+    static let onceLimit: Duration = .seconds(60)
 
     private struct Follower<Subscription: Sendable> {
         let subscription: Subscription
@@ -67,11 +74,21 @@ actor TemplateRunner {
     /// Runs until ``stop()``, or in `--once` mode until one cycle settled. Returns the exit code.
     func run() async -> Int32 {
         signal.yield(.changed)
+        let giveUp = job.once ? Task { [signal] in
+            try? await Task.sleep(for: Self.onceLimit)
+            if !Task.isCancelled { signal.yield(.gaveUp) }
+        } : nil
+        defer { giveUp?.cancel() }
         for await next in signals {
             switch next {
             case .stop: exitCode = exitCode ?? 0
             case .changed: window.noteChange(at: .now)
             case .deadline: break
+            case .gaveUp:
+                fail(
+                    [status.lastError ?? "no usable answer from \(job.endpoints.joined(separator: ", ")) (the log names each connection attempt)"],
+                    "nothing rendered within \(Self.onceLimit)")
+                exitCode = 1
             }
             if exitCode == nil { await advance() }
             if exitCode != nil { break }
@@ -122,6 +139,12 @@ actor TemplateRunner {
         } else {
             do {
                 snapshot = Snapshot(patterns: patterns, answer: try await client.list(patterns: patterns.map(\.text)))
+            } catch let error as KVClientError where error.reason == .unverifiedRecord {
+                // Not the agent being away: it sent a record that is not the cluster's. Nothing
+                // is rendered from it; a later change signals another cycle.
+                fail(["\(error)"], "the agent sent a record that failed verification; the old files stay")
+                if job.once { exitCode = 1 }
+                return
             } catch {
                 // A lost connection: the subscriptions' resync after the next one signals again.
                 logger.warning("cannot read a snapshot; waiting for the agent", metadata: ["error": "\(error)"])

@@ -172,3 +172,11 @@ extension Grant {
         }
     }
 }
+
+extension Grant {
+    /// One line of a record's chain as the `chain` xattr, `kvgossip get` and the client library
+    /// show it: who gave whom what.
+    public var chainLine: String {
+        "\(issuer.fingerprint) -> \(issuee.fingerprint) \(patterns.map(\.text).joined(separator: ","))\(mayDelegate ? " delegate" : "") grant=\(id.hex.prefix(16))"
+    }
+}

@@ -41,6 +41,26 @@ public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
         public let setAside: HLC?
     }
 
+    /// Why a writer must not sign a record for `key` dated `planned`, or nil when it may.
+    ///
+    /// The mint rule dates a record after the key's current record, so a current record dated far
+    /// ahead (a host with a fast clock, or an agent that lies to a client) would pull the new one
+    /// just as far into the future. Every node refuses such a record as clock skew until its time
+    /// comes, and a client that signed it would have handed out a record that wins over every
+    /// honest write until then. So a writer refuses before signing when the planned timestamp is
+    /// more than `maxSkewMs` ahead of its own clock: the node's mint and a client's `put` alike.
+    public static func refusalToMint(_ planned: HLC, after current: HLC?, key: Key, nowMs: UInt64, maxSkewMs: UInt64) -> Refusal? {
+        guard planned.isTooFarAhead(ofNowMs: nowMs, maxSkewMs: maxSkewMs) else { return nil }
+        let limit = "\(maxSkewMs / 1000) s"
+        if let current, current.isTooFarAhead(ofNowMs: nowMs, maxSkewMs: maxSkewMs) {
+            let ahead = (current.physicalMs - nowMs) / 1000
+            return Refusal(
+                .clockSkew,
+                "the record held for \(key) is dated \(current.rfc3339), \(ahead) s ahead of this writer's clock (more than \(limit)): a record minted after it would be dated as far ahead, so none is signed until the clock reaches that time")
+        }
+        return Refusal(.clockSkew, "a record for \(key) would be dated \(planned.rfc3339), more than \(limit) ahead of this writer's clock")
+    }
+
     /// Whether the physical part is more than `maxSkewMs` ahead of `nowMs`.
     public func isTooFarAhead(ofNowMs nowMs: UInt64, maxSkewMs: UInt64) -> Bool {
         physicalMs > nowMs &+ maxSkewMs

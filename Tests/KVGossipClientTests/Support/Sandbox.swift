@@ -83,6 +83,15 @@ final class Sandbox: @unchecked Sendable {
         return r.out
     }
 
+    /// A new key `NAME.key` and its grant from `root.key` for `pattern`, `NAME.grant`; returns the
+    /// public key.
+    func grantee(_ name: String, pattern: String) async throws -> String {
+        let key = try await keygen("\(name).key")
+        let r = try await run(["grant", "--issuer-key", "root.key", "--to", key, "--pattern", pattern, "--out", "\(name).grant"])
+        guard r.status == 0 else { throw SandboxError("grant failed: \(r.stderr)") }
+        return key
+    }
+
     /// Starts `kvgossip agent` with its own data directory, socket, log and sync port; its node
     /// key is `root.key` so the CLI can write anything through it.
     func startAgent(
