@@ -41,7 +41,9 @@ public enum Armor {
                     }
                     blocks.append(Block(kind: open.kind, bytes: bytes))
                     current = nil
-                } else if line.hasPrefix("-----") {
+                } else if line.hasPrefix("-----BEGIN ") || line.hasPrefix("-----END ") {
+                    // Only a marker (it has a space, which base64url has not) is out of place here: a
+                    // body line may well start with "-----", as "-" is a base64url digit.
                     throw Refusal(.malformed, "line \(n + 1): unexpected \(line) inside the block opened at line \(open.line)")
                 } else {
                     current!.body += line
