@@ -56,11 +56,11 @@ func require(_ condition: Bool, _ text: @autoclosure () -> String) throws(Violat
 
 /// The value of `decode`, which must succeed: used where the format promises that what the encoder
 /// wrote, the decoder reads.
-func mustDecode<T, E: Error>(_ what: String, _ decode: () throws(E) -> T) throws(Violation) -> T {
+func mustDecode<T, E: Error>(_ what: @autoclosure () -> String, _ decode: () throws(E) -> T) throws(Violation) -> T {
     do throws(E) {
         return try decode()
     } catch {
-        throw Violation(text: "\(what) does not decode again: \(error)")
+        throw Violation(text: "\(what()) does not decode: \(error)")
     }
 }
 

@@ -20,6 +20,19 @@ public struct ByteWriter: Sendable {
         bytes.append(contentsOf: b)
     }
 
+    /// A short field holding at most `maxBytes` of `text`'s UTF-8, cut between code points rather
+    /// than inside one, so the field stays valid UTF-8 (a cut inside a code point reached peers as
+    /// U+FFFD, or as a field they refuse; caught by the sync and tree-hash fuzz targets).
+    public mutating func shortText(_ text: String, maxBytes: Int) {
+        var utf8 = Array(text.utf8)
+        if utf8.count > maxBytes {
+            var cut = maxBytes
+            while cut > 0 && utf8[cut] & 0xC0 == 0x80 { cut -= 1 }  // 10xxxxxx continues a code point
+            utf8.removeSubrange(cut...)
+        }
+        short(utf8)
+    }
+
     /// A long field with a u32 length.
     public mutating func long(_ b: [UInt8]) {
         precondition(b.count <= Int(UInt32.max), "long field too long")
