@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/stencilproject/Stencil", from: "0.15.1"),
     ],
     targets: [
         // libsodium: Ed25519 signatures and BLAKE2b hashing.
@@ -94,6 +95,12 @@ let package = Package(
             name: "KVGossipClient",
             dependencies: ["KVGossipCore", "KVGossipControl", .product(name: "Logging", package: "swift-log")]
         ),
+        // Templates rendered from the tree: helpers, dependencies, snapshots, the wait window, output
+        // decisions. Pure rules; `kvgossip template` does the I/O (Docs/templates.md).
+        .target(
+            name: "KVGossipTemplate",
+            dependencies: ["KVGossipCore", "KVGossipClient", .product(name: "Stencil", package: "Stencil")]
+        ),
         .executableTarget(name: "ConfigWatcherExample", dependencies: ["KVGossipClient"], path: "Examples/ConfigWatcher"),
 
         // The `kvgossip` command.
@@ -107,6 +114,8 @@ let package = Package(
                 "KVGossipSync",
                 "KVGossipSerf",
                 "KVGossipMount",
+                "KVGossipClient",
+                "KVGossipTemplate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -117,12 +126,13 @@ let package = Package(
             name: "KVGossipBench",
             dependencies: [
                 "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipSync", "KVGossipControl", "KVGossipSerf",
-                "KVGossipTestSupport", .product(name: "Logging", package: "swift-log"),
+                "KVGossipClient", "KVGossipTestSupport", .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
-        // Helpers shared by the test targets and the benchmark (a seeded generator, a free loopback port).
-        .target(name: "KVGossipTestSupport", path: "Tests/KVGossipTestSupport"),
+        // Helpers shared by the test targets and the benchmark (a seeded generator, a free loopback
+        // port, a generator of large trees).
+        .target(name: "KVGossipTestSupport", dependencies: ["KVGossipCore", "KVGossipStore"], path: "Tests/KVGossipTestSupport"),
         // The `.integration` trait: a shared budget for tests that start processes and mounts, and
         // threads of their own so their blocking waits never starve the cooperative pool.
         .target(name: "KVGossipTestTraits", path: "Tests/KVGossipTestTraits"),
@@ -133,13 +143,16 @@ let package = Package(
             path: "Tests/KVGossipFuzzTargets"),
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "KVGossipTestSupport", "KVGossipTestTraits"]),
-        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore"]),
+        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet"]),
         .testTarget(name: "KVGossipFuzzTests", dependencies: ["KVGossipFuzzTargets"]),
-        .testTarget(name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"]),
+        // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.
+        .testTarget(
+            name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"], exclude: ["Fixtures"]),
         .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(
             name: "KVGossipMountTests",
             dependencies: ["KVGossipMount", "KVGossipNode", "KVGossipStore", "KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"]),
+        .testTarget(name: "KVGossipTemplateTests", dependencies: ["KVGossipTemplate", "KVGossipClient", "KVGossipCore"]),
         .testTarget(
             name: "KVGossipClientTests",
             dependencies: ["KVGossipClient", "KVGossipControl", "KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"]),

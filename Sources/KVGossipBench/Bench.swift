@@ -86,6 +86,42 @@ enum Bench {
         return (percentile(samples, 0.5), percentile(samples, 0.99))
     }
 
+    /// What refusing a record whose pool is 32 junk grants (16 glob-heavy patterns each, issued by
+    /// keys nobody granted anything) costs, decoding included, as it arrives from a peer: decode,
+    /// then apply (which refuses). The same with 1 KB patterns, which the pool byte limit refuses
+    /// while decoding.
+    static func junkPoolRefusal(count: Int) throws -> (fittingMicroseconds: Double, fatMicroseconds: Double, poolBytes: Int) {
+        let dir = tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try Store(directory: dir, root: root.publicKey)
+        func encodedJunk(segments: Int, width: Int) throws -> ([[UInt8]], Int) {
+            let pattern = try Pattern("/" + (0..<segments).map { "*\(String(repeating: "a", count: width))\($0)*" }.joined(separator: "/") + "/**")
+            let pool = try (0..<32).map { _ in
+                try Grant(
+                    cluster: root.publicKey, issuer: SigningKey.generate(), issuee: writer.publicKey, patterns: Array(repeating: pattern, count: 16),
+                    mayDelegate: true, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 1, count: 16))
+            }
+            let records = (0..<count).map { i in
+                Record(cluster: root.publicKey, key: try! Key("/junk/\(i)"), kind: .value, value: [1], timestamp: HLC(physicalMs: nowMs),
+                       signer: writer, pool: pool).encoded
+            }
+            return (records, pool.reduce(0) { $0 + $1.encoded.count })
+        }
+        let (fitting, poolBytes) = try encodedJunk(segments: 10, width: 5)
+        let (fat, _) = try encodedJunk(segments: 30, width: 28)
+        let fittingTime = try seconds {
+            for bytes in fitting {
+                guard case .refused(let refusal, _) = try store.apply(try Record(decoding: bytes)), refusal.reason == .noAuthority else {
+                    preconditionFailure("a junk-pool record was not refused as no-authority")
+                }
+            }
+        }
+        let fatTime = seconds {
+            for bytes in fat { precondition((try? Record(decoding: bytes)) == nil, "a fat pool decoded") }
+        }
+        return (fittingTime * 1e6 / Double(count), fatTime * 1e6 / Double(count), poolBytes)
+    }
+
     /// Cost of folding one changed entry into a summary of n entries (the pure algorithm on the
     /// in-memory backend; SQLite adds a few indexed reads and writes per level).
     static func merkleUpdateCost(entries n: Int, updates: Int) throws -> (microseconds: Double, depth: Int) {

@@ -5,13 +5,15 @@ import KVGossipStore
 import KVGossipSync
 import Logging
 
-/// Reconciliation over real TCP on loopback between two real stores, in this process.
+/// Reconciliation over real links (handshake, encryption) on loopback between two real stores,
+/// in this process.
 enum SyncBench {
     struct Host {
-        let node: Node
+        let engine: GossipEngine
         let directory: String
-        let port: Int
+        let address: PeerAddress
         let server: Task<Void, Error>
+        var node: Node { engine.node }
     }
 
     static func host(records: [Record]) async throws -> Host {
@@ -20,21 +22,23 @@ enum SyncBench {
         for start in stride(from: 0, to: records.count, by: 1000) {
             _ = try store.apply(Array(records[start..<min(start + 1000, records.count)]))
         }
-        let node = try Node(store: store, key: Bench.root)
+        // Each host has a node key of its own, admitted by a membership grant from the root.
+        let key = SigningKey.generate()
+        let node = try Node(store: store, key: key)
+        _ = try node.addGrants([try Grant(
+            cluster: Bench.root.publicKey, issuer: Bench.root, issuee: key.publicKey, patterns: [], mayDelegate: false,
+            notBefore: Bench.nowMs - 3_600_000, expires: nil, nonce: secureRandomBytes(16))])
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        let state = StoreSyncState(node: node)
-        let server = SyncServer(options: SyncTransportOptions(), logger: logger) { _ in
-            SyncResponder(state: state, localName: "responder", syncPort: 0)
-        }
+        let engine = GossipEngine(node: node, options: GossipEngine.Options(nodeName: "bench-\(dir.suffix(6))", syncPort: 0), logger: logger)
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let task = Task { try await server.serve(host: "127.0.0.1", port: 0) { portContinuation.yield($0) } }
+        let task = Task { try await engine.serve(host: "127.0.0.1", port: 0) { portContinuation.yield($0) } }
         var port = 0
         for await p in portStream {
             port = p
             break
         }
-        return Host(node: node, directory: dir, port: port, server: task)
+        return Host(engine: engine, directory: dir, address: PeerAddress(host: "127.0.0.1", port: port), server: task)
     }
 
     static func records(_ n: Int, prefix: String, value: (Int) -> String) -> [Record] {
@@ -45,15 +49,16 @@ enum SyncBench {
         }
     }
 
-    /// Initiates from `from` to `to` and measures the whole session.
-    static func session(from: Host, to: Host) async throws -> (seconds: Double, stats: TransferStats, report: SyncReport) {
-        var initiator = SyncInitiator(state: StoreSyncState(node: from.node), localName: "initiator", syncPort: 0)
+    /// Initiates from `from` to `to` and measures the whole session (the link is dialed first, so
+    /// its handshake is not counted; `handshake` measures that).
+    static func session(from: Host, to: Host) async throws -> (seconds: Double, bytes: Int, report: SyncReport) {
+        let link = try await from.engine.link(to: to.address)
+        let before = link.traffic
         let start = DispatchTime.now().uptimeNanoseconds
-        let opening = try initiator.start()
-        let stats = try await SyncTransport.dial(
-            PeerAddress(host: "127.0.0.1", port: to.port), driver: &initiator, opening: opening, options: SyncTransportOptions())
+        let report = try await from.engine.session(with: to.address)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return (seconds, stats, initiator.report)
+        let after = link.traffic
+        return (seconds, after.sent - before.sent + after.received - before.received, report)
     }
 
     static func cleanUp(_ hosts: [Host]) {
@@ -76,10 +81,43 @@ enum SyncBench {
         }
         let b = try await host(records: changed)
         defer { cleanUp([a, b]) }
-        let (seconds, stats, report) = try await session(from: a, to: b)
+        let (seconds, bytes, report) = try await session(from: a, to: b)
         precondition(report.recordDifferences == d, "found \(report.recordDifferences) differences, expected \(d)")
         precondition(a.node.store.treeHash == b.node.store.treeHash)
-        return (seconds, stats.bytesSent + stats.bytesReceived, report.viewRequests + 2)
+        return (seconds, bytes, report.viewRequests + 2)
+    }
+
+    /// Link set-up: TCP connect, the three handshake frames (two signatures made, two verified, a key
+    /// exchange) and the stream headers, per link.
+    /// Beside it, the baseline: a plain TCP connect to the same listener, closed at once.
+    static func handshake(links: Int) async throws -> (link: Double, tcpConnect: Double) {
+        let a = try await host(records: [])
+        let b = try await host(records: [])
+        defer { cleanUp([a, b]) }
+        var connect = 0.0
+        for _ in 0..<links {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = in_port_t(UInt16(b.address.port).bigEndian)
+            sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            precondition(connected == 0, "connect to the bench listener failed")
+            connect += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            close(fd)
+        }
+        var total = 0.0
+        for _ in 0..<links {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let link = try await a.engine.link(to: b.address)
+            total += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            link.close()
+            while !link.isClosed { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        return (total / Double(links), connect / Double(links))
     }
 
     /// An empty host pulling a whole tree of n keys, beside the time to just verify those records.

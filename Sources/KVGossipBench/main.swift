@@ -2,13 +2,13 @@ import Foundation
 import KVGossipCore
 import KVGossipStore
 
-/// `kvgossip-bench [--quick] [store|sync|mount|gossip ...]`: prints the figures, each beside a
+/// `kvgossip-bench [--quick] [store|sync|mount|gossip|control|template ...]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
-let known: Set = ["store", "sync", "mount", "gossip"]
+let known: Set = ["store", "sync", "mount", "gossip", "control", "template"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
     print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
     exit(sections.isSubset(of: known) ? 0 : 2)
@@ -28,6 +28,10 @@ if runs("store") {
     print(String(format: "verify+apply %d records (one-link chain, batches of 1000, durable per batch): %.0f records/s = %.2f× raw verify (goal ≥ 0.8×)",
                  applied.count, applied.rate, applied.rate / verifyRate))
 
+    let junk = try Bench.junkPoolRefusal(count: 2_000 / scale)
+    print(String(format: "junk-pool record refused (32 junk grants, %d bytes): %.1f µs each, decoding included; 1 KB patterns (pool over its byte limit): %.1f µs; one Ed25519 verify: %.1f µs (goal < 1 ms)",
+                 junk.poolBytes, junk.fittingMicroseconds, junk.fatMicroseconds, 1e6 / verifyRate))
+
     let latency = try Bench.singleApplyLatency(count: 2_000 / scale)
     print(String(format: "single-record durable apply: p50 %.3f ms, p99 %.3f ms", latency.p50, latency.p99))
 
@@ -42,6 +46,9 @@ if runs("sync") {
     let reconcile = try await SyncBench.reconcile(n: keys, d: 10)
     print(String(format: "reconcile d = 10 between two %d-key stores over TCP: %.0f ms, %d bytes, %d round trips (goal ≤ 1 s, ≤ 64 KB)",
                  keys, reconcile.seconds * 1000, reconcile.bytes, reconcile.roundTrips))
+    let setUp = try await SyncBench.handshake(links: quick ? 50 : 200)
+    print(String(format: "link set-up (TCP connect, handshake: 2 signatures made and 2 verified, X25519, stream headers): %.2f ms each; baseline, a plain TCP connect to the same listener: %.3f ms",
+                 setUp.link * 1000, setUp.tcpConnect * 1000))
     let fresh = try await SyncBench.emptyHost(n: keys)
     print(String(format: "empty host receives a %d-key tree: %.2f s; verifying those records alone: %.2f s; ratio %.2f× (goal ≤ 2×)",
                  keys, fresh.seconds, fresh.verifySeconds, fresh.seconds / fresh.verifySeconds))
@@ -77,5 +84,26 @@ if runs("gossip") {
                      n, l.visible.p50, l.visible.p99))
         print(String(format: "%d agents: write → IN_CLOSE_WRITE in every other agent's mount p50 %.1f ms, p99 %.1f ms (goal p50 ≤ 25 ms, p99 ≤ 100 ms); stale reads after the event: %d",
                      n, l.inotify.p50, l.inotify.p99, l.staleReads))
+    }
+}
+
+if runs("control") {
+    let c = try await ControlBench.run(keys: quick ? 100_000 : 1_000_000)
+    let generated = c.generateSeconds.map { String(format: "generated a %d-key tree (signed, applied in batches of 5000) in %.1f s", c.keys, $0) }
+        ?? "reused a \(c.keys)-key tree (KVG_BENCH_TREE)"
+    print(String(format: "control: %@; agent up and answering in %.1f s; status %.1f ms, again %.1f ms, after a write %.1f ms",
+                 generated, c.startSeconds, c.statusMs.first, c.statusMs.again, c.statusMs.afterWrite))
+    for (name, r) in [("kvgossip ls /big", c.ls), ("kvgossip watch / (initial values)", c.watch), ("client list subscription /big/** (to .synced)", c.subscription)] {
+        print(String(format: "control: %@: %d lines, first after %.3f s, last after %.2f s; agent RSS %.0f MiB before, peak %.0f MiB (heap %.0f MiB before, peak %.0f MiB)",
+                     name, r.lines, r.firstLine, r.lastLine, r.rssBefore, r.rssPeak, r.heapBefore, r.heapPeak))
+    }
+}
+
+if runs("template") {
+    // No wait, then the default window (100ms:2s), whose quiet time every single change waits out.
+    for (wait, writes) in [("0ms", quick ? 30 : 200), ("100ms:2s", quick ? 10 : 50)] {
+        let t = try await TemplateBench.latencies(writes: writes, wait: wait)
+        print(String(format: "kvgossip template --wait %@: write on another host → command running p50 %.1f ms, p99 %.1f ms; baseline, the same writes → that host's control-API watch p50 %.1f ms, p99 %.1f ms",
+                     wait, t.command.p50, t.command.p99, t.watch.p50, t.watch.p99))
     }
 }

@@ -12,7 +12,7 @@ struct KVGossipCommand: AsyncParsableCommand {
             """,
         version: KVGossipVersion.text,
         subcommands: [
-            AgentCommand.self, SetCommand.self, Get.self, Rm.self, Ls.self, Watch.self, StatusCommand.self, SyncCommand.self,
+            AgentCommand.self, SetCommand.self, Get.self, Rm.self, Ls.self, Watch.self, TemplateCommand.self, StatusCommand.self, SyncCommand.self,
             Grants.self, Revoke.self, Keygen.self, Pubkey.self, GrantCommand.self, Inspect.self, Unmount.self, MountHelper.self,
         ]
     )

@@ -69,7 +69,7 @@ extension KVClient {
             return
         }
         if event.kind == .initial {
-            book.subscription.applyInitial(event.records ?? [])
+            book.subscription.applyInitial(event.records ?? [], more: event.more == true)
         } else {
             book.subscription.apply(event)
         }

@@ -28,9 +28,10 @@ extension KVClient {
                 if Task.isCancelled { throw CancellationError() }
                 connectionLost(link.generation, error.message)
                 throw error
-            } catch let error as ControlError where error.reason == "unavailable" {
+            } catch let error as ControlError where error.reason == "unavailable" || error.reason == "busy" {
                 // A cancelled caller also ends its answer stream early; that says nothing about
-                // the connection, which the other subscriptions keep using.
+                // the connection, which the other subscriptions keep using. `busy` here is the
+                // agent refusing the connection itself (over its cap): move on like after a loss.
                 if Task.isCancelled { throw CancellationError() }
                 connectionLost(link.generation, error.message)
                 if retry, attempts == 1 { continue }
@@ -70,12 +71,20 @@ extension KVClient {
         }
     }
 
-    /// The live values of the keys matching `pattern` on the agent now, sorted by key.
+    /// The live values of the keys matching `pattern` on the agent now, sorted by key. Asked for
+    /// in pages (Docs/protocol.md §Control API), so the set may be of any size; a page asked for
+    /// again after a reconnect continues where the last one ended.
     public func list(pattern: String) async throws -> [KeyRecord] {
         do { _ = try Pattern(pattern) } catch { throw KVClientError(.badRequest, error.description) }
         var request = ControlRequest(id: 0, op: .list)
         request.pattern = pattern
-        let records = try accepted(try await send(request, retry: true)).records ?? []
-        return records.map(KeyRecord.init).sorted { $0.key < $1.key }
+        request.limit = ControlLimits.default.pageRecords
+        var out: [KeyRecord] = []
+        repeat {
+            let page = try accepted(try await send(request, retry: true))
+            out += (page.records ?? []).map(KeyRecord.init)
+            request.after = page.next
+        } while request.after != nil
+        return out.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
     }
 }

@@ -38,6 +38,8 @@ public struct KVClientError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let `internal` = Reason(rawValue: "internal")
         /// No agent could be reached, or the connection broke during the request.
         public static let unavailable = Reason(rawValue: "unavailable")
+        /// The agent serves as many control connections (or watches) as it allows.
+        public static let busy = Reason(rawValue: "busy")
         /// The agent did not answer within the client's call timeout.
         public static let timeout = Reason(rawValue: "timeout")
         /// The client was closed.

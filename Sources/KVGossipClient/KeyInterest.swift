@@ -132,8 +132,11 @@ final class KeyInterest: Sendable {
                 if let record = event.record { s.agentState = record.state }
                 Self.publish(&s, value: KeyValue(event.record))
             case .state:
-                guard event.key == key, let agent = event.state else { return }
+                guard event.key == key || event.keys?.contains(key) == true, let agent = event.state else { return }
                 s.agentState = agent
+            case .fellBehind:
+                // The agent sends the key's `initial` again right after, which sets everything.
+                return
             }
             if s.answered { Self.publish(&s, dirtiness: .agent(s.agentState)) }
         }

@@ -24,13 +24,17 @@ public enum ListEvent: Sendable, Hashable, CustomStringConvertible {
     case synced(Cause)
     /// The connection was lost; the set may be stale until the next `.synced(.resync)`.
     case connectionLost
+    /// The agent dropped changes because this client read them too slowly (its backlog for the
+    /// watch filled up); the set may be stale until the next `.synced(.resync)`, which follows
+    /// without reconnecting.
+    case fellBehind
 
     /// The key an added, updated or removed event is about.
     public var key: String? {
         switch self {
         case .added(let r, _), .updated(let r, _): r.key
         case .removed(let key, _): key
-        case .synced, .connectionLost: nil
+        case .synced, .connectionLost, .fellBehind: nil
         }
     }
 
@@ -38,7 +42,7 @@ public enum ListEvent: Sendable, Hashable, CustomStringConvertible {
     public var cause: Cause? {
         switch self {
         case .added(_, let c), .updated(_, let c), .removed(_, let c), .synced(let c): c
-        case .connectionLost: nil
+        case .connectionLost, .fellBehind: nil
         }
     }
 
@@ -50,6 +54,7 @@ public enum ListEvent: Sendable, Hashable, CustomStringConvertible {
         case .removed(let key, let c): "removed \(key) (\(c.rawValue))"
         case .synced(let c): "synced (\(c.rawValue))"
         case .connectionLost: "connection lost"
+        case .fellBehind: "fell behind"
         }
     }
 

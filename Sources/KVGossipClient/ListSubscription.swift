@@ -16,7 +16,10 @@ public final class ListSubscription: Sendable {
 
     private struct State {
         var entries: [String: KeyRecord] = [:]
+        /// A full answer (all its pages) was applied at least once.
         var haveInitial = false
+        /// The keys seen so far in the answer whose pages are arriving; nil between answers.
+        var seen: Set<String>?
         var synced = false
         var ended = false
     }
@@ -53,30 +56,38 @@ public final class ListSubscription: Sendable {
 
     // MARK: From the client actor
 
-    /// The first answer on a connection: the whole set. After a reconnect it is compared with what
-    /// the client held, so nothing that changed while away is missed, and nothing stale is kept.
-    func applyInitial(_ records: [RecordInfo]) {
-        var fresh: [String: KeyRecord] = [:]
-        for info in records where info.kind == "value" { fresh[info.key] = KeyRecord(info) }
+    /// One page of an answer (the `initial` records a watch sends first, after a reconnect and
+    /// after falling behind). Each page is compared with the set as it arrives, so events flow
+    /// while a large set is still coming; keys the answer never mentioned are removed after its
+    /// last page (`more` false), which closes it with `.synced`. Compared, not replaced, so
+    /// nothing that changed while away is missed and nothing stale is kept.
+    func applyInitial(_ records: [RecordInfo], more: Bool) {
         let events = state.withLock { s -> [ListEvent] in
             guard !s.ended else { return [] }
+            let cause: ListEvent.Cause = s.haveInitial ? .resync : .initial
             var events: [ListEvent] = []
-            if !s.haveInitial {
-                events = fresh.keys.sorted().map { .added(fresh[$0]!, .initial) }
-                events.append(.synced(.initial))
-            } else {
-                for key in s.entries.keys.sorted() where fresh[key] == nil { events.append(.removed(key: key, .resync)) }
-                for key in fresh.keys.sorted() {
-                    let record = fresh[key]!
-                    if let old = s.entries[key] {
-                        if old != record { events.append(.updated(record, .resync)) }
-                    } else {
-                        events.append(.added(record, .resync))
-                    }
+            // Taken out of the state while it grows, so inserting never copies the whole set.
+            var seen = s.seen ?? []
+            s.seen = nil
+            for info in records where info.kind == "value" {
+                let record = KeyRecord(info)
+                seen.insert(record.key)
+                if let old = s.entries.updateValue(record, forKey: record.key) {
+                    if old != record { events.append(.updated(record, cause)) }
+                } else {
+                    events.append(.added(record, cause))
                 }
-                events.append(.synced(.resync))
             }
-            s.entries = fresh
+            guard !more else {
+                s.seen = seen
+                return events
+            }
+            for key in s.entries.keys.filter({ !seen.contains($0) }).sorted() {
+                s.entries.removeValue(forKey: key)
+                events.append(.removed(key: key, cause))
+            }
+            events.append(.synced(cause))
+            s.seen = nil
             s.haveInitial = true
             s.synced = true
             return events
@@ -98,6 +109,11 @@ public final class ListSubscription: Sendable {
             case .removed:
                 guard let key = event.key ?? event.record?.key, s.entries.removeValue(forKey: key) != nil else { return nil }
                 return .removed(key: key, .live)
+            case .fellBehind:
+                // The agent sends the whole set again at once; it is compared like a reconnect's.
+                s.seen = nil
+                s.synced = false
+                return .fellBehind
             case .initial, .state:
                 return nil
             }
@@ -107,7 +123,10 @@ public final class ListSubscription: Sendable {
 
     func connectionLost() {
         let wasSynced = state.withLock { s -> Bool in
-            defer { s.synced = false }
+            defer {
+                s.synced = false
+                s.seen = nil
+            }
             return s.synced && !s.ended
         }
         if wasSynced { buffer.push([.connectionLost]) }

@@ -12,6 +12,8 @@ public final class ControlClient: Sendable {
     private let pending = Mutex<[UInt64: AsyncThrowingStream<ControlResponse, Error>.Continuation]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let connection: Mutex<Task<Void, Never>?> = Mutex(nil)
+    /// Why the agent closed the connection, when it said so (a refusal with id 0).
+    private let refusal: Mutex<ControlError?> = Mutex(nil)
 
     private init(endpoint: ControlEndpoint) {
         self.endpoint = endpoint
@@ -53,6 +55,11 @@ public final class ControlClient: Sendable {
                 handOver.finish()
                 for try await frame in inbound {
                     let response = try JSONDecoder().decode(ControlResponse.self, from: Data(frame.readableBytesView))
+                    // Id 0 is the connection's own: a refusal (`busy`, `malformed`) before it closes.
+                    if response.id == 0, let error = response.error {
+                        failure = error
+                        refusal.withLock { $0 = error }
+                    }
                     let continuation = pending.withLock { $0[response.id] }
                     continuation?.yield(response)
                 }
@@ -90,8 +97,50 @@ public final class ControlClient: Sendable {
             finish(id)
             throw ControlError(reason: "unavailable", message: "the connection to \(endpoint) is closed")
         }
-        try await writer.write(ByteBuffer(bytes: try JSONEncoder().encode(request)))
+        do {
+            try await writer.write(ByteBuffer(bytes: try JSONEncoder().encode(request)))
+        } catch {
+            // A write fails only on a closing connection. If the agent refused it (over a cap), its
+            // reason is in the frames not yet read: wait for the reader to reach the end, and say that.
+            finish(id)
+            await connection.withLock { $0 }?.value
+            throw refusal.withLock { $0 } ?? ControlError(reason: "unavailable", message: "cannot send to \(endpoint): \(error)")
+        }
         return (id, stream)
+    }
+
+    /// Lists the selection `build` describes page by page (keyset pages: each asks for the keys
+    /// after the last one received), handing each page to `body`. The next page is asked for as
+    /// soon as one arrives, so the agent reads it while `body` works; neither side ever holds more
+    /// than two pages. A refusal is thrown as a `ControlError`.
+    public func list(
+        pageSize: Int = ControlLimits.default.pageRecords, _ build: (inout ControlRequest) -> Void,
+        each body: ([RecordInfo]) async throws -> Void
+    ) async throws {
+        var template = ControlRequest(id: 0, op: .list)
+        build(&template)
+        template.limit = pageSize
+        let request = template
+        @Sendable func page(after: String?) async throws -> ControlResponse {
+            let response = try await call({ r in
+                let id = r.id
+                r = request
+                r.id = id
+                r.after = after
+            }, op: .list)
+            guard response.ok else { throw response.error ?? ControlError(reason: "internal", message: "the agent refused without a reason") }
+            return response
+        }
+        var current = try await page(after: nil)
+        while true {
+            let next = current.next.map { after in Task { try await page(after: after) } }
+            do { try await body(current.records ?? []) } catch {
+                next?.cancel()
+                throw error
+            }
+            guard let next else { return }
+            current = try await next.value
+        }
     }
 
     /// Stops routing answers for `id`.

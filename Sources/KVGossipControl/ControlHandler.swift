@@ -22,9 +22,14 @@ public struct ControlHandler: Sendable {
     public let nodeName: String?
     /// What needs an operator now (a Serf agent that quit for good, a lost mount), for `status`.
     public let health: @Sendable () -> AgentHealth
+    /// Page sizes and the caps on connections and watches.
+    public let limits: ControlLimits
+    let shadowedValues: ShadowedValues
+    let counts: StatusCounts
 
     public init(
-        node: Node, mountpoint: String?, nodeName: String? = nil, peers: @escaping @Sendable () async -> [PeerInfo] = { [] },
+        node: Node, mountpoint: String?, nodeName: String? = nil, limits: ControlLimits = .default,
+        peers: @escaping @Sendable () async -> [PeerInfo] = { [] },
         health: @escaping @Sendable () -> AgentHealth = { AgentHealth() },
         sync: @escaping @Sendable (String?) async throws -> [SyncSummary] = { _ in
             throw ControlError(reason: "unavailable", message: "this agent runs without peers")
@@ -36,6 +41,9 @@ public struct ControlHandler: Sendable {
         self.peers = peers
         self.health = health
         self.sync = sync
+        self.limits = limits
+        shadowedValues = ShadowedValues(store: node.store)
+        counts = StatusCounts(store: node.store)
         startedAt = HLC(physicalMs: node.store.clock()).rfc3339
     }
 
@@ -71,36 +79,8 @@ public struct ControlHandler: Sendable {
             return .failure(req.id, "not-found", "\(key) has no value on this node")
         }
         var r = ControlResponse(id: req.id)
-        r.record = info(record)
+        r.record = info(record, withEncoding: req.includeEncoding == true)
         return r
-    }
-
-    func list(_ req: ControlRequest) throws -> ControlResponse {
-        var r = ControlResponse(id: req.id)
-        r.records = try matching(req).filter { $0.kind == .value || req.includeTombstones == true }.map(info)
-        return r
-    }
-
-    /// The records a list or watch request selects: one key, a prefix, a pattern, or everything.
-    func matching(_ req: ControlRequest) throws -> [Record] {
-        if let pattern = req.pattern {
-            return try node.store.records(matching: parsePattern(pattern))
-        }
-        if let key = req.key {
-            return try node.store.record(parseKey(key)).map { [$0] } ?? []
-        }
-        if let prefix = req.prefix, prefix != "/" {
-            return try node.store.records(under: parseKey(prefix))
-        }
-        return try node.store.records(under: nil)
-    }
-
-    /// Whether a change to `key` belongs to a watch or list selection.
-    func selects(_ req: ControlRequest, _ key: Key) -> Bool {
-        if let pattern = req.pattern { return (try? Pattern(pattern))?.matches(key) ?? false }
-        if let one = req.key { return one == key.path }
-        if let prefix = req.prefix, prefix != "/" { return key.path == prefix || key.path.hasPrefix(prefix + "/") }
-        return true
     }
 
     // MARK: Writes
@@ -112,7 +92,7 @@ public struct ControlHandler: Sendable {
             node.noteRefusal(error)
             throw ControlError(reason: error.reason.rawValue, message: error.detail)
         }
-        return try answer(req.id, record, try node.store.apply(record))
+        return try answer(req.id, record, try node.acceptClientRecord(record))
     }
 
     func mint(_ req: ControlRequest, value: [UInt8]?) throws -> ControlResponse {
@@ -228,60 +208,42 @@ public struct ControlHandler: Sendable {
 
     private func statusResponse(_ req: ControlRequest, peers: [PeerInfo]) throws -> ControlResponse {
         var r = ControlResponse(id: req.id)
-        let all = try node.store.records(under: nil)
-        let liveKeys = all.filter { $0.kind == .value }.map(\.key)
-        // A value whose key is also a directory prefix is hidden in the mount (Docs/filesystem.md §Mapping):
-        // one pass over every live key's ancestors, not a comparison of every pair.
-        var prefixes = Set<Key>()
-        for key in liveKeys {
-            var ancestor = key.parent
-            while let a = ancestor, prefixes.insert(a).inserted { ancestor = a.parent }
-        }
-        let shadowed = liveKeys.filter(prefixes.contains).map(\.path).sorted()
+        let counts = try self.counts.current()
+        let shadowed = try shadowedValues.snapshot(settlingUpTo: ShadowedValues.stepRows)
         r.status = StatusInfo(
             node: node.publicKey.text, fingerprint: node.publicKey.fingerprint, root: node.root.text,
-            treeHash: node.store.treeHash.hex, records: liveKeys.count, revocations: try node.store.revocations().count,
-            grants: try node.store.grants().count, mount: mountpoint,
-            dirty: Self.dirtyCounts(liveKeys, node: node),
+            treeHash: counts.treeHash.hex, records: counts.values, revocations: counts.revocations,
+            grants: try node.store.heldGrantCount(), mount: mountpoint,
+            dirty: Dictionary(uniqueKeysWithValues: node.dirtyCounts(liveKeys: counts.values).map { ($0.key.rawValue, $0.value) }),
             refusals: Dictionary(uniqueKeysWithValues: node.refusalCounts.map { ($0.key.rawValue, $0.value) }),
-            peers: peers, shadowed: shadowed, startedAt: startedAt)
+            peers: peers, shadowed: shadowed.first, startedAt: startedAt)
+        r.status?.shadowedTotal = shadowed.total
+        r.status?.shadowedUpToDate = shadowed.upToDate
         r.status?.name = nodeName
         r.status?.pid = getpid()
         let health = health()
         r.status?.problems = health.problems
         r.status?.mountLosses = health.mountLosses
+        r.status?.warnings = health.warnings
         return r
     }
 
     // MARK: Helpers
 
-    /// Dirty live keys by state, counting keys that only have the node's default state (every key
-    /// is `unsynced` until the first completed reconciliation).
-    static func dirtyCounts(_ keys: [Key], node: Node) -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for key in keys {
-            let state = node.state(of: key)
-            if state.isDirty { counts[state.rawValue, default: 0] += 1 }
-        }
-        return counts
-    }
-
-    public func info(_ record: Record) -> RecordInfo {
+    /// The record as clients see it; with `withEncoding` the encoding replaces the value, which
+    /// then travels inside it (the value is never sent twice).
+    public func info(_ record: Record, withEncoding: Bool = false) -> RecordInfo {
         let state = node.state(of: record.key)
         return RecordInfo(
             key: record.key.path, kind: record.kind == .value ? "value" : "tombstone", value: Data(record.value),
             timestamp: record.timestamp.raw, time: record.timestamp.rfc3339, signer: record.signer.text,
             digest: record.digest.hex, chain: record.signer == node.root ? ["root"] : node.chain(of: record).map(\.chainLine),
-            state: state.rawValue, dirty: state.isDirty, encoded: Data(record.encoded))
+            state: state.rawValue, dirty: state.isDirty, encoded: withEncoding ? Data(record.encoded) : nil)
     }
 
     func parseKey(_ text: String?) throws -> Key {
         guard let text else { throw ControlError(reason: "bad-request", message: "a key is required") }
         do { return try Key(text) } catch { throw ControlError(reason: "invalid-key", message: error.description) }
-    }
-
-    func parsePattern(_ text: String) throws -> Pattern {
-        do { return try Pattern(text) } catch { throw ControlError(reason: "bad-request", message: error.description) }
     }
 }
 
@@ -291,9 +253,12 @@ public struct AgentHealth: Sendable, Equatable {
     public var problems: [String]
     /// Times the mount was unmounted from outside since start.
     public var mountLosses: Int
+    /// Risks worth knowing that need no action to keep working (gossip unencrypted beyond this host).
+    public var warnings: [String]
 
-    public init(problems: [String] = [], mountLosses: Int = 0) {
+    public init(problems: [String] = [], mountLosses: Int = 0, warnings: [String] = []) {
         self.problems = problems
         self.mountLosses = mountLosses
+        self.warnings = warnings
     }
 }

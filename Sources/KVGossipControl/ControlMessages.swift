@@ -20,6 +20,8 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     public var prefix: String?
     /// list/watch: keys matching this pattern.
     public var pattern: String?
+    /// list/watch: keys matching any of these patterns (at most `maxPatterns`), read at one moment.
+    public var patterns: [String]?
     /// mint: the value bytes.
     public var value: Data?
     /// put: a record encoding signed by the client; revoke: a revocation encoding.
@@ -28,6 +30,14 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     public var grants: [Data]?
     /// list/get: include tombstones (they are hidden by default, as in the filesystem).
     public var includeTombstones: Bool?
+    /// get/list/watch: carry each record's full encoding (for clients that verify records
+    /// themselves) instead of its value alone; the value then travels only inside the encoding.
+    public var includeEncoding: Bool?
+    /// list: the most records wanted in this answer (the agent may send fewer). Without it the
+    /// whole selection must fit in one answer or the request is refused with `too-large`.
+    public var limit: Int?
+    /// list: continue after this key, the `next` of the previous answer.
+    public var after: String?
     /// sync: the peer's HOST:PORT (all known peers when absent).
     public var peer: String?
 
@@ -35,6 +45,9 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         self.id = id
         self.op = op
     }
+
+    /// The most patterns one list or watch may name.
+    public static let maxPatterns = 512
 }
 
 public struct ControlResponse: Codable, Sendable, Equatable {
@@ -53,6 +66,8 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var unset: [String]?
     /// sync: one line per session.
     public var syncs: [SyncSummary]?
+    /// list: more records follow; ask again with `after` set to this key. Absent on the last page.
+    public var next: String?
 
     public init(id: UInt64, ok: Bool = true) {
         self.id = id
@@ -81,6 +96,9 @@ public struct ControlError: Codable, Sendable, Equatable, Error, CustomStringCon
 }
 
 /// A record as clients see it: the value and everything `getfattr` would show.
+///
+/// The value travels once: as `value`, or, when the client asked for `encoded`, only inside the
+/// encoding (decoding a `RecordInfo` takes the value out of it).
 public struct RecordInfo: Codable, Sendable, Equatable {
     public var key: String
     public var kind: String
@@ -113,17 +131,21 @@ public struct RecordInfo: Codable, Sendable, Equatable {
     }
 }
 
-/// One step of a watch: first `initial` (the matching records now), then changes.
+/// One step of a watch: first `initial` (the matching records now, in pages), then changes.
 public struct WatchEvent: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
-        /// The current records (absent keys simply are not listed).
+        /// The current records (absent keys simply are not listed), one page per event; every
+        /// page but the last has `more`.
         case initial
         /// A new value or tombstone.
         case changed
         /// The key left this node's tree (revocation cascade).
         case removed
-        /// The key's dirtiness changed.
+        /// The key's dirtiness changed (`key`), or that of many keys at once (`keys`).
         case state
+        /// The watcher read too slowly and changes were dropped: what it holds is stale. A fresh
+        /// `initial` follows at once, then changes again.
+        case fellBehind = "fell-behind"
     }
 
     public var kind: Kind
@@ -131,6 +153,10 @@ public struct WatchEvent: Codable, Sendable, Equatable {
     public var record: RecordInfo?
     public var records: [RecordInfo]?
     public var state: String?
+    /// initial: more pages of the initial records follow.
+    public var more: Bool?
+    /// state: the keys that are now in `state`.
+    public var keys: [String]?
 
     public init(kind: Kind) { self.kind = kind }
 }
@@ -166,6 +192,8 @@ public struct StatusInfo: Codable, Sendable, Equatable {
     public var problems: [String]?
     /// Times the mount was unmounted from outside since start (the agent mounts it again).
     public var mountLosses: Int?
+    /// Risks worth knowing that need no action to keep working.
+    public var warnings: [String]?
     public var node: String
     public var fingerprint: String
     public var root: String
@@ -177,7 +205,13 @@ public struct StatusInfo: Codable, Sendable, Equatable {
     public var dirty: [String: Int]
     public var refusals: [String: Int]
     public var peers: [PeerInfo]
+    /// Values hidden in the mount by a directory of the same name, in key order: the first
+    /// `ShadowedValues.listed` of them.
     public var shadowed: [String]
+    /// How many values are shadowed in all.
+    public var shadowedTotal: Int?
+    /// False while changes are still being folded into `shadowed` (a large sync, or the scan at start).
+    public var shadowedUpToDate: Bool?
     public var startedAt: String
 
     public init(

@@ -6,19 +6,29 @@ import Logging
 import NIOCore
 import NIOPosix
 import KVGossipNet
+import Synchronization
 
 /// Serves the control API on a Unix socket (mode 0660) and optionally on TCP. Only moves frames:
-/// requests go to `ControlHandler`, on a thread pool because they may wait for an fsync.
+/// requests go to `ControlHandler`, on a thread pool because they may wait for an fsync. Every
+/// connection is counted against `ControlLimits` and every watch against its connection's and
+/// its transport's caps.
 public final class ControlServer: Sendable {
     public let handler: ControlHandler
     let logger: Logger
     let maxFrameBytes: Int
+    let watches: WatchRegistry
+    private let admission = Mutex(ConnectionCounts())
+    /// Refusals being delivered now; past a few dozen, more are closed without a word.
+    private let refusing = Atomic<Int>(0)
 
     public init(handler: ControlHandler, logger: Logger, maxFrameBytes: Int = Limits.default.maxFrameBytes) {
         self.handler = handler
         self.logger = logger
         self.maxFrameBytes = maxFrameBytes
+        watches = WatchRegistry(node: handler.node, limit: handler.limits.watches)
     }
+
+    var limits: ControlLimits { handler.limits }
 
     /// Binds `path` and serves until the calling task is cancelled. Refuses to take over a socket
     /// another live agent is answering on; a stale socket file from a crash is replaced.
@@ -52,7 +62,10 @@ public final class ControlServer: Sendable {
     }
 
     private func configure(_ channel: Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
-        channel.framedAsyncChannel(maxFrameBytes: maxFrameBytes)
+        // Requests are answered one at a time, so two waiting frames are plenty: more are left in
+        // the socket, where they cost this agent nothing.
+        channel.framedAsyncChannel(
+            maxFrameBytes: maxFrameBytes, frameDeadline: .milliseconds(Int64(limits.frameSeconds * 1000)), inboundFrames: 2)
     }
 
     private func accept(
@@ -61,9 +74,38 @@ public final class ControlServer: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { inbound in
                 for try await connection in inbound {
-                    group.addTask { await self.serve(connection, transport: transport) }
+                    let address = transport == .remote ? connection.channel.remoteAddress?.ipAddress : nil
+                    let limits = self.limits
+                    if let refusal = admission.withLock({ $0.admit(transport, address: address, limits: limits) }) {
+                        group.addTask { await self.refuse(connection, refusal) }
+                        continue
+                    }
+                    group.addTask {
+                        defer { self.admission.withLock { $0.release(transport, address: address) } }
+                        await self.serve(connection, transport: transport)
+                    }
                 }
             }
+        }
+    }
+
+    /// Tells a connection over the caps why it is closed. The refusal is sent and the sending side
+    /// shut, then the client gets a moment to read it: closing a TCP socket with unread input resets
+    /// it, which could destroy the answer before the client reads it.
+    private func refuse(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, _ message: String) async {
+        logger.warning("control connection refused", metadata: ["reason": "\(message)"])
+        guard refusing.add(1, ordering: .relaxed).newValue <= 32 else {
+            refusing.subtract(1, ordering: .relaxed)
+            try? await connection.channel.close()
+            return
+        }
+        defer { refusing.subtract(1, ordering: .relaxed) }
+        let channel = connection.channel
+        try? await connection.executeThenClose { inbound, outbound in
+            try await ResponseWriter(outbound: outbound).send(.failure(0, "busy", message))
+            try? await channel.close(mode: .output)
+            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+            for try await _ in inbound {}
         }
     }
 
@@ -72,6 +114,7 @@ public final class ControlServer: Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 let writer = ResponseWriter(outbound: outbound)
+                let backlog = ConnectionBacklog(limit: limits.connectionBacklog)
                 var watches: [UInt64: Task<Void, Never>] = [:]
                 defer { for task in watches.values { task.cancel() } }
                 for try await frame in inbound {
@@ -87,7 +130,18 @@ public final class ControlServer: Sendable {
                     switch request.op {
                     case .watch:
                         watches[request.id]?.cancel()
-                        watches[request.id] = Task { await self.watch(request, writer: writer) }
+                        if watches.count >= limits.watchesPerConnection {
+                            try await writer.send(.failure(request.id, "busy", "this connection already has \(limits.watchesPerConnection) watches open; close some (unwatch) or use a prefix or pattern"))
+                            continue
+                        }
+                        let session: WatchSession
+                        do {
+                            session = try WatchSession(request, handler: handler, registry: self.watches, transport: transport, backlog: backlog, writer: writer)
+                        } catch let error as ControlError {
+                            try await writer.send(.failure(request.id, error.reason, error.message))
+                            continue
+                        }
+                        watches[request.id] = Task { await session.run(logger: logger) }
                     case .unwatch:
                         watches.removeValue(forKey: request.id)?.cancel()
                         try await writer.send(ControlResponse(id: request.id))
@@ -117,80 +171,6 @@ public final class ControlServer: Sendable {
         }
     }
 
-    /// Sends the initial selection, then every committed change it selects, until cancelled.
-    private func watch(_ request: ControlRequest, writer: ResponseWriter) async {
-        let changes = handler.node.store.changes()
-        let states = handler.node.stateChanges()
-        var stateTask: Task<Void, Never>?
-        defer { stateTask?.cancel() }
-        do {
-            let handler = self.handler
-            let initial = try await NIOThreadPool.singleton.runIfActive { try handler.matching(request) }
-            var event = WatchEvent(kind: .initial)
-            event.records = initial.filter { $0.kind == .value || request.includeTombstones == true }.map(handler.info)
-            // A one-key watch also learns the key's dirtiness when the key is absent.
-            if let one = request.key, let key = try? Key(one) { event.state = handler.node.state(of: key).rawValue }
-            var first = ControlResponse(id: request.id)
-            first.event = event
-            try await writer.send(first)
-            // Subscribed above, so nothing is lost; started only now so no state event overtakes `initial`.
-            stateTask = Task { await self.forwardStates(states, request, writer: writer) }
-            for await change in changes {
-                guard let event = watchEvent(for: change, request) else { continue }
-                var r = ControlResponse(id: request.id)
-                r.event = event
-                try await writer.send(r)
-            }
-        } catch let error as ControlError {
-            try? await writer.send(.failure(request.id, error.reason, error.message))
-        } catch {
-            logger.debug("watch ended", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Dirtiness changes of the watched keys; a default-state change is reported per key
-    /// currently selected, since that is what a subscriber sees change.
-    private func forwardStates(_ states: AsyncStream<Node.StateChange>, _ request: ControlRequest, writer: ResponseWriter) async {
-        for await change in states {
-            var keys: [(Key, KeyState)] = []
-            switch change {
-            case .key(let key, let state):
-                if handler.selects(request, key) { keys = [(key, state)] }
-            case .all:
-                let handler = self.handler
-                let selected = (try? await NIOThreadPool.singleton.runIfActive { try handler.matching(request) }) ?? []
-                keys = selected.map { ($0.key, handler.node.state(of: $0.key)) }
-                if let one = request.key, selected.isEmpty, let key = try? Key(one) { keys = [(key, handler.node.state(of: key))] }
-            }
-            for (key, state) in keys {
-                var event = WatchEvent(kind: .state)
-                event.key = key.path
-                event.state = state.rawValue
-                var r = ControlResponse(id: request.id)
-                r.event = event
-                do { try await writer.send(r) } catch { return }
-            }
-        }
-    }
-
-    private func watchEvent(for change: StoreChange, _ request: ControlRequest) -> WatchEvent? {
-        switch change {
-        case .record(let record, _):
-            guard handler.selects(request, record.key) else { return nil }
-            var e = WatchEvent(kind: record.kind == .value ? .changed : .removed)
-            e.key = record.key.path
-            e.record = handler.info(record)
-            return e
-        case .unset(let key, _):
-            guard handler.selects(request, key) else { return nil }
-            var e = WatchEvent(kind: .removed)
-            e.key = key.path
-            return e
-        case .revocation:
-            return nil
-        }
-    }
-
     /// Whether a live process accepts connections on the socket at `path`.
     static func someoneAnswers(at path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
@@ -208,16 +188,33 @@ public final class ControlServer: Sendable {
     }
 }
 
-/// Serialises responses onto one connection from the request loop and its watches.
+/// Serialises responses onto one connection from the request loop and its watches. Writers take
+/// turns (`TurnQueue`), and a watch builds its answer only in its turn, so a connection holds one
+/// answer outside the socket at a time however many watches it has.
 final class ResponseWriter: Sendable {
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let turns = TurnQueue()
 
     init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
         self.outbound = outbound
     }
 
+    /// Suspends while the connection cannot take more (the client reads slowly): at most about one
+    /// frame waits in this agent's memory per connection.
     func send(_ response: ControlResponse) async throws {
-        let data = try JSONEncoder().encode(response)
-        try await outbound.write(ByteBuffer(bytes: data))
+        try await turns.run { try await write(response) }
+    }
+
+    /// Builds the answer in this connection's turn and sends it (nothing when `make` gives nil).
+    func send(building make: () async throws -> ControlResponse?) async throws {
+        try await turns.run {
+            if let response = try await make() { try await write(response) }
+        }
+    }
+
+    private func write(_ response: ControlResponse) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        try await outbound.write(ByteBuffer(bytes: try encoder.encode(response)))
     }
 }

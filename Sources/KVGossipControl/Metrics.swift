@@ -19,7 +19,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
     }
 
     public var version = ""
-    public var syncProtocol = Int(SyncHello.version)
+    public var syncProtocol = LinkHandshake.protocolVersion
     public var startTimeSeconds = 0.0
     /// Stored records, values and tombstones.
     public var records = 0
@@ -64,7 +64,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
         out.sample("kvgossip_problems", [:], Double(problems))
         out.family("kvgossip_synced", "gauge", "0 until this node completed its first reconciliation since start (until then every key is unsynced).")
         out.sample("kvgossip_synced", [:], synced ? 1 : 0)
-        out.family("kvgossip_dirty_keys", "gauge", "Keys with a dirty state of their own, by state (Docs/contract.md §Key states).")
+        out.family("kvgossip_dirty_keys", "gauge", "Keys holding a value that are dirty, by state, as kvgossip status counts them (Docs/contract.md §Key states).")
         for state in KeyState.allCases where state.isDirty {
             out.sample("kvgossip_dirty_keys", ["state": state.rawValue], Double(dirty[state] ?? 0))
         }

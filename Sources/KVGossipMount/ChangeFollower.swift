@@ -100,7 +100,7 @@ final class ChangeFollower: Sendable {
             var revoked = false
             for change in changes {
                 switch change {
-                case .record(let record, _):
+                case .record(let record, _, _):
                     st.truth.apply(record)
                     paths.insert(record.key.path)
                 case .unset(let key, let previous):

@@ -41,7 +41,7 @@ public enum ReplayHelper {
         // The thread that will make every call: FUSE names the caller by thread id, and this code
         // may not run on the process's main thread.
         guard Wire.send(channel, Wire.reply(0, dev: UInt64(st.st_dev)) + Wire.reply(cfuse_gettid(), dev: 0)) else { return 1 }
-        var reader = Wire.Reader(fd: channel)
+        let reader = Wire.Reader(fd: channel)
         while let (operation, path, data) = reader.nextRequest() {
             let code = perform(operation, path: path, data: data, root: root)
             guard Wire.send(channel, Wire.reply(code, dev: 0)) else { break }

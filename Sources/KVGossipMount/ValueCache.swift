@@ -59,7 +59,7 @@ final class ValueCache: Sendable {
             st.generation &+= 1
             for change in changes {
                 switch change {
-                case .record(let record, _):
+                case .record(let record, _, _):
                     let path = record.key.path
                     guard let old = st.entries[path] else { continue }
                     st.drop(path)

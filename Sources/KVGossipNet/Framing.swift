@@ -41,12 +41,16 @@ public struct FrameEncoder: MessageToByteEncoder {
 extension Channel {
     /// Adds the frame codec and wraps the channel for async use; every KVGossip connection starts
     /// so. With `readTimeout`, a peer that goes quiet that long has its connection closed, which
-    /// ends the reader's loop instead of leaving it waiting forever. With `secret`, every frame is
-    /// sealed with the cluster secret.
+    /// ends the reader's loop instead of leaving it waiting forever. With `frameDeadline`, a peer
+    /// that takes that long to finish a frame it began is closed (`FrameDeadline`). With `secret`,
+    /// every frame is sealed with the cluster secret. `inboundFrames` is how many received frames
+    /// may wait for the reader before the connection stops reading (NIO's default, 10, when nil).
     public func framedAsyncChannel(
-        maxFrameBytes: Int, readTimeout: TimeAmount? = nil, secret: ClusterSecret? = nil
+        maxFrameBytes: Int, readTimeout: TimeAmount? = nil, frameDeadline: TimeAmount? = nil, inboundFrames: Int? = nil,
+        secret: ClusterSecret? = nil
     ) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
         eventLoop.makeCompletedFuture {
+            if let frameDeadline { try pipeline.syncOperations.addHandler(FrameDeadline(limit: frameDeadline)) }
             if let readTimeout {
                 try pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
                 try pipeline.syncOperations.addHandler(CloseWhenIdle())
@@ -54,7 +58,11 @@ extension Channel {
             try pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes)))
             try pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
             if let secret { try pipeline.syncOperations.addHandler(SecretStreamHandler(secret: secret)) }
-            return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: self)
+            guard let inboundFrames else { return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: self) }
+            let backPressure = NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark(
+                lowWatermark: max(1, inboundFrames / 2), highWatermark: max(1, inboundFrames))
+            return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                wrappingChannelSynchronously: self, configuration: .init(backPressureStrategy: backPressure))
         }
     }
 }

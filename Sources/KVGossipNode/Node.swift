@@ -11,10 +11,13 @@ public final class Node: Sendable {
     public let key: SigningKey
     public let logger: Logger
     private let ownGrants: Mutex<[Grant]>
-    private let states = Mutex<[Key: KeyState]>([:])
-    private let defaultState: Mutex<KeyState>
+    /// Where key states live (the gossip engine's state machine); until one is attached, keys are
+    /// in the state a node starts in.
+    private let keyStateSource = Mutex<(any KeyStateSource)?>(nil)
+    private let initialState: KeyState
     private let refusals = Mutex<[RefusalReason: Int]>([:])
     private let stateFeed = Mutex<[Int: AsyncStream<StateChange>.Continuation]>([:])
+    private let stateObservers = Mutex<[Int: @Sendable (StateChange) -> Void]>([:])
     private let nextFeedID = Mutex(0)
 
     /// - Parameter peersExpected: false for a node with no peers at all, whose tree is trivially
@@ -24,7 +27,7 @@ public final class Node: Sendable {
         self.key = key
         self.logger = logger
         self.ownGrants = Mutex(try store.grants())
-        self.defaultState = Mutex(peersExpected ? .unsynced : .synced)
+        initialState = peersExpected ? .unsynced : .synced
     }
 
     public var root: PublicKey { store.root }
@@ -57,6 +60,32 @@ public final class Node: Sendable {
         return result
     }
 
+    /// Applies a record a client signed and handed to this node (the control API's `put`): checked
+    /// like a record from anywhere, and in addition fresh. Grants are judged at the record's own
+    /// time, which its signer picks, so a holder whose grant has expired could otherwise sign a
+    /// record dated just before the expiry and have it accepted for good. A client signs with the
+    /// current time (Docs/contract.md §Ordering), so a record more than `max-skew` behind this
+    /// node's clock is refused here, where it enters the network. Records between peers are judged
+    /// at their own time only, so every node reaches the same verdict.
+    public func acceptClientRecord(_ record: Record) throws -> ApplyOutcome {
+        let now = store.clock()
+        let maxSkew = store.validator.limits.maxSkewMs
+        if record.timestamp.isTooFarBehind(ofNowMs: now, maxSkewMs: maxSkew) {
+            let refusal = Refusal(
+                .clockSkew,
+                "record time \(record.timestamp.rfc3339) is more than \(maxSkew / 1000) s behind this node's clock: a new record must be signed with the current time")
+            noteRefusal(refusal)
+            return .refused(refusal, revocations: [])
+        }
+        return try store.apply(record)
+    }
+
+    /// What is wrong with this node and needs an operator now (for `status`).
+    public var problems: [String] {
+        guard let jump = store.clockWentBack else { return [] }
+        return ["this node's clock went back: it minted a record dated \(jump.lastMinted.rfc3339), \(jump.seconds) s ahead of its clock when that was noticed; new records are dated by the clock (keys written during the jump keep their later values until the clock passes them)"]
+    }
+
     /// Stores grants for this node's later mints, and refreshes its own grant list.
     public func addGrants(_ grants: [Grant]) throws -> [GrantAddOutcome] {
         let outcomes = try store.addGrants(grants)
@@ -76,37 +105,44 @@ public final class Node: Sendable {
         store.validator.recheck(record, isRevoked: store.isRevoked).chain ?? []
     }
 
-    // MARK: Dirtiness (Docs/contract.md §Key states); the gossip engine sets per-key states.
+    // MARK: Dirtiness (Docs/contract.md §Key states): the gossip engine owns the states.
 
-    /// The state of every key without one of its own: `unsynced` until the first completed
-    /// reconciliation (when peers are expected), then `synced`.
-    public var defaultKeyState: KeyState { defaultState.withLock { $0 } }
+    /// Makes `source` the authority on key states.
+    public func attach(keyStates source: any KeyStateSource) {
+        keyStateSource.withLock { $0 = source }
+    }
+
+    /// The state of every key without one of its own.
+    public var defaultKeyState: KeyState { keyStateSource.withLock { $0 }?.defaultKeyState ?? initialState }
 
     public func state(of key: Key) -> KeyState {
-        states.withLock { $0[key] } ?? defaultState.withLock { $0 }
+        keyStateSource.withLock { $0 }?.keyState(of: key) ?? initialState
     }
 
-    public func setState(_ state: KeyState, for key: Key) {
-        let changed = states.withLock { states -> Bool in
-            let old = states[key]
-            states[key] = state == .synced ? nil : state
-            return old != states[key]
-        }
-        if changed { publish(.key(key, state)) }
-    }
-
-    public func setDefaultState(_ state: KeyState) {
-        let changed = defaultState.withLock { current -> Bool in
-            defer { current = state }
-            return current != state
-        }
-        if changed { publish(.all(state)) }
+    /// Dirty keys among the `liveKeys` keys the store holds, by state: the one count `status`,
+    /// the mount and `/metrics` show.
+    public func dirtyCounts(liveKeys: Int) -> [KeyState: Int] {
+        if let source = keyStateSource.withLock({ $0 }) { return source.dirtyCounts(liveKeys: liveKeys) }
+        return initialState.isDirty && liveKeys > 0 ? [initialState: liveKeys] : [:]
     }
 
     /// A change of dirtiness: one key's state, or the default state of every key without one.
     public enum StateChange: Sendable, Equatable {
         case key(Key, KeyState)
         case all(KeyState)
+    }
+
+    /// Tells watchers of state changes (called by whoever owns the states).
+    public func publish(_ changes: [StateChange]) {
+        guard !changes.isEmpty else { return }
+        let observers = stateObservers.withLock { Array($0.values) }
+        for observer in observers {
+            for change in changes { observer(change) }
+        }
+        let feeds = stateFeed.withLock { Array($0.values) }
+        for c in feeds {
+            for change in changes { c.yield(change) }
+        }
     }
 
     /// Every dirtiness change from now on (for watchers and clients).
@@ -123,8 +159,16 @@ public final class Node: Sendable {
         return stream
     }
 
-    private func publish(_ change: StateChange) {
-        for c in stateFeed.withLock({ Array($0.values) }) { c.yield(change) }
+    /// Calls `body` with every dirtiness change, on the thread that made it, until the returned
+    /// observation is cancelled or released: for consumers that must not miss one (a stream
+    /// keeps only the newest 10,000). `body` must be quick.
+    public func observeStateChanges(_ body: @escaping @Sendable (StateChange) -> Void) -> CommitObservation {
+        let id = nextFeedID.withLock { n -> Int in
+            n += 1
+            return n
+        }
+        stateObservers.withLock { $0[id] = body }
+        return CommitObservation { [weak self] in _ = self?.stateObservers.withLock { $0.removeValue(forKey: id) } }
     }
 
     /// Counts a refusal by reason, for `status`; every shell that refuses something reports here.
@@ -134,10 +178,13 @@ public final class Node: Sendable {
 
     public var refusalCounts: [RefusalReason: Int] { refusals.withLock { $0 } }
 
-    /// Keys with a dirty state of their own (the default state is not counted: see `defaultKeyState`).
-    public var dirtyCounts: [KeyState: Int] {
-        states.withLock { Dictionary(grouping: $0.values, by: { $0 }).mapValues(\.count) }
-    }
+}
+
+/// Whoever owns key states, as the node reads them (the gossip engine's state machine).
+public protocol KeyStateSource: Sendable {
+    var defaultKeyState: KeyState { get }
+    func keyState(of key: Key) -> KeyState
+    func dirtyCounts(liveKeys: Int) -> [KeyState: Int]
 }
 
 extension Grant {

@@ -221,7 +221,8 @@ public final class EmbeddedSerf: Sendable {
 
     private func prepareDirectory() throws {
         let files = FileManager.default
-        try files.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+        try files.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try files.setAttributes([.posixPermissions: 0o700], ofItemAtPath: configuration.directory)
         if configuration.hasSecrets {
             let path = configuration.secretsPath
             _ = files.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])

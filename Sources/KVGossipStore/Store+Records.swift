@@ -18,14 +18,14 @@ public enum ApplyOutcome: Sendable, Equatable {
 
 extension Store {
     /// Verifies and applies one record; durable before it returns.
-    public func apply(_ record: KVGossipCore.Record) throws -> ApplyOutcome {
-        try apply([record])[0]
+    public func apply(_ record: KVGossipCore.Record, origin: CommitOrigin = .local) throws -> ApplyOutcome {
+        try apply([record], origin: origin)[0]
     }
 
     /// Verifies a batch (signatures outside the transaction), then applies the valid ones in ONE
     /// transaction with their summary updates: durable at the batch's end.
-    public func apply(_ batch: [KVGossipCore.Record]) throws -> [ApplyOutcome] {
-        try apply(validate(batch))
+    public func apply(_ batch: [KVGossipCore.Record], origin: CommitOrigin = .local) throws -> [ApplyOutcome] {
+        try apply(validate(batch), origin: origin)
     }
 
     /// The CPU-heavy half of `apply`: signatures and chains, spread over the cores. A sync session
@@ -35,7 +35,7 @@ extension Store {
     }
 
     /// The durable half of `apply`. Revocations that arrived since validation still win.
-    public func apply(_ validated: ValidatedBatch) throws -> [ApplyOutcome] {
+    public func apply(_ validated: ValidatedBatch, origin: CommitOrigin = .local) throws -> [ApplyOutcome] {
         let (batch, verdicts) = (validated.records, validated.verdicts)
         return try commit { db, tx in
             var outcomes: [ApplyOutcome] = []
@@ -46,7 +46,7 @@ extension Store {
                 case .refused(let refusal, let revokedIDs):
                     outcomes.append(.refused(refusal, revocations: try Store.fetchRevocations(db, revokedIDs, limits: validator.limits)))
                 case .authorized(let chain):
-                    outcomes.append(try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked))
+                    outcomes.append(try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked, origin: origin))
                 }
             }
             return outcomes
@@ -55,26 +55,38 @@ extension Store {
 
     /// Mints a record signed by `signer` with the next timestamp for `key` (the mint rule of
     /// Docs/contract.md §Ordering) and applies it. `value` nil mints a tombstone.
+    ///
+    /// The last minted timestamp is kept in the store and advances only with an accepted record; a
+    /// clock found far behind it is reported (`clockWentBack`) and the record is dated by the clock.
     public func mint(key: Key, value: [UInt8]?, signer: SigningKey, pool: [Grant]) throws -> (KVGossipCore.Record, ApplyOutcome) {
         try commit { db, tx in
+            let now = clock()
             let current = try Store.fetchVersion(db, key: key)
             let lastMinted = try db.meta(.lastMinted).flatMap { bytes -> HLC? in
                 var r = ByteReader(bytes)
                 return (try? r.u64("last minted")).map(HLC.init(raw:))
             }
-            let ts = HLC.mint(nowMs: clock(), current: current?.timestamp, lastMinted: lastMinted)
-            var w = ByteWriter()
-            w.u64(ts.raw)
-            try db.setMeta(.lastMinted, w.bytes)
+            let plan = HLC.mintPlan(nowMs: now, current: current?.timestamp, lastMinted: lastMinted, maxSkewMs: validator.limits.maxSkewMs)
+            if let setAside = plan.setAside { noteClockWentBack(lastMinted: setAside, nowMs: now) }
             let record = KVGossipCore.Record(
                 cluster: root, key: key, kind: value == nil ? .tombstone : .value, value: value ?? [],
-                timestamp: ts, signer: signer, pool: pool)
+                timestamp: plan.timestamp, signer: signer, pool: pool)
             let revoked = state.withLock { $0.revoked }
-            switch validator.validate(record, nowMs: clock(), isRevoked: revoked.contains) {
+            switch validator.validate(record, nowMs: now, isRevoked: revoked.contains) {
             case .refused(let refusal, let ids):
+                var refusal = refusal
+                if refusal.reason == .clockSkew, let current, current.timestamp.isTooFarAhead(ofNowMs: now, maxSkewMs: validator.limits.maxSkewMs) {
+                    refusal = Refusal(.clockSkew, "the value stored for \(key) is dated \(current.timestamp.rfc3339), \((current.timestamp.physicalMs - now) / 1000) s ahead of this node's clock (written by a host whose clock was ahead): a new value cannot win over it until the clock reaches that time")
+                }
                 return (record, .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits)))
             case .authorized(let chain):
-                return (record, try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked))
+                let outcome = try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked, origin: .local)
+                if outcome == .accepted {
+                    var w = ByteWriter()
+                    w.u64(plan.timestamp.raw)
+                    try db.setMeta(.lastMinted, w.bytes)
+                }
+                return (record, outcome)
             }
         }
     }
@@ -162,7 +174,8 @@ struct PendingTransaction {
     /// revoked set read inside this transaction, so a revocation committed after validation began
     /// still wins.
     mutating func store(
-        _ record: KVGossipCore.Record, chain: [Grant], db: Database, validator: RecordValidator, revoked: Set<Hash256>
+        _ record: KVGossipCore.Record, chain: [Grant], db: Database, validator: RecordValidator, revoked: Set<Hash256>,
+        origin: CommitOrigin
     ) throws -> ApplyOutcome {
         for grant in chain {
             if revoked.contains(grant.id) {
@@ -177,7 +190,7 @@ struct PendingTransaction {
         }
         try write(record, db: db, replacing: current != nil)
         recordChanges.add(SummaryEntries.keyHash(record.key), delta: current == nil ? 1 : 0)
-        published.append(.record(record, previous: current))
+        published.append(.record(record, previous: current, origin: origin))
         return .accepted
     }
 

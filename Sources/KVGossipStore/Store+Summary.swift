@@ -30,3 +30,15 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// How many entries lie at or below `prefix` in a summary: an internal node's stored count, or
+    /// a leaf's entries (at most the leaf limit), without reading the subtree.
+    public func summaryCount(_ space: SummarySpace, under prefix: NibblePath) throws -> Int {
+        try db.read { db in
+            let backend = SQLiteMerkleBackend(db: db, space: space == .records ? .records : .revocations)
+            if let node = try backend.internalNode(at: prefix) { return node.count }
+            return try backend.entries(under: prefix).count
+        }
+    }
+}

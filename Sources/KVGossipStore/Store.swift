@@ -25,6 +25,37 @@ public final class Store: Sendable {
     struct State {
         var revoked: Set<Hash256>
         var treeHash: Hash256
+        var clockWentBack: ClockWentBack?
+    }
+
+    /// This node's clock found far behind the last timestamp it minted (Docs/contract.md §Ordering).
+    public struct ClockWentBack: Sendable, Equatable {
+        /// The last timestamp minted before the jump, and the clock when it was noticed.
+        public let lastMinted: HLC
+        public let noticedAtMs: UInt64
+
+        public var seconds: UInt64 { (lastMinted.physicalMs &- noticedAtMs) / 1000 }
+    }
+
+    /// The latest clock jump noticed while minting, if any (reported until the clock passes the
+    /// timestamp it fell behind).
+    public var clockWentBack: ClockWentBack? {
+        state.withLock { s in
+            guard let jump = s.clockWentBack, jump.lastMinted.physicalMs > clock() else { return nil }
+            return jump
+        }
+    }
+
+    func noteClockWentBack(lastMinted: HLC, nowMs: UInt64) {
+        let first = state.withLock { s -> Bool in
+            defer { s.clockWentBack = ClockWentBack(lastMinted: lastMinted, noticedAtMs: nowMs) }
+            return s.clockWentBack?.lastMinted != lastMinted
+        }
+        if first {
+            logger.warning("this node's clock is far behind the last timestamp it minted; dating new records by the clock", metadata: [
+                "last minted": "\(lastMinted.rfc3339)", "clock": "\(HLC(physicalMs: nowMs).rfc3339)",
+            ])
+        }
     }
 
     /// Opens (or creates) the store in `directory` for the cluster whose root key is `root`.
@@ -63,7 +94,7 @@ public final class Store: Sendable {
                 try db.setMeta(.cluster, root.bytes)
             }
             let revoked = try Data.fetchAll(db.cachedStatement(sql: "SELECT grant_id FROM revocations")).map { Hash256(bytes: [UInt8]($0))! }
-            return State(revoked: Set(revoked), treeHash: try Store.treeHash(db))
+            return State(revoked: Set(revoked), treeHash: try Store.treeHash(db), clockWentBack: nil)
         }
         self.root = root
         self.db = db
@@ -95,21 +126,28 @@ public final class Store: Sendable {
     /// Records whose key is `prefix` or lies below it (all records for nil), in key order.
     /// Tombstones are included; callers that show a tree filter them.
     public func records(under prefix: Key?) throws -> [KVGossipCore.Record] {
-        try db.read { db in
-            guard let prefix else {
-                return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records ORDER BY key")).map(decode)
-            }
-            // '/' is 0x2F and '0' is 0x30: keys strictly below `prefix` sort in [prefix/, prefix0).
-            return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records WHERE key = ? OR (key >= ? AND key < ?) ORDER BY key"),
-                arguments: [prefix.path, prefix.path + "/", prefix.path + "0"]
-            ).map(decode)
+        try db.read { db in try fetchRecords(db, under: prefix) }
+    }
+
+    /// `records(under:)` inside an open read transaction.
+    func fetchRecords(_ db: Database, under prefix: Key?) throws -> [KVGossipCore.Record] {
+        guard let prefix else {
+            return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records ORDER BY key")).map(decode)
         }
+        // '/' is 0x2F and '0' is 0x30: keys strictly below `prefix` sort in [prefix/, prefix0).
+        return try Data.fetchAll(db.cachedStatement(sql: "SELECT encoded FROM records WHERE key = ? OR (key >= ? AND key < ?) ORDER BY key"),
+            arguments: [prefix.path, prefix.path + "/", prefix.path + "0"]
+        ).map(decode)
     }
 
     /// Records whose key matches `pattern`, in key order; the scan is narrowed to its literal prefix.
     public func records(matching pattern: Pattern) throws -> [KVGossipCore.Record] {
-        let prefix = pattern.literalPrefix.isEmpty ? nil : try? Key(pattern.literalPrefix)
-        return try records(under: prefix).filter { pattern.matches($0.key) }
+        try records(matchingAny: [pattern]).records
+    }
+
+    /// Keys holding a value (tombstones not counted): the keys a reader sees.
+    public var valueCount: Int {
+        get throws { try db.read { try Int.fetchOne($0.cachedStatement(sql: "SELECT COUNT(*) FROM records WHERE kind = ?"), arguments: [Int64(KVGossipCore.Record.Kind.value.rawValue)]) ?? 0 } }
     }
 
     public var recordCount: Int {

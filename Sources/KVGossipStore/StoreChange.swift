@@ -3,8 +3,9 @@ import Synchronization
 
 /// One committed change, for the mount, watchers and push.
 public enum StoreChange: Sendable, Equatable {
-    /// A new winning record for its key (a value or a tombstone).
-    case record(KVGossipCore.Record, previous: RecordVersion?)
+    /// A new winning record for its key (a value or a tombstone), and where it came from (which
+    /// decides whether gossip spreads it further).
+    case record(KVGossipCore.Record, previous: RecordVersion?, origin: CommitOrigin)
     /// The key lost its last valid chain to a revocation and is gone from this node's tree.
     case unset(Key, previous: RecordVersion)
     case revocation(Revocation)
@@ -43,11 +44,13 @@ final class ChangeFeed: Sendable {
     }
 }
 
-/// Keeps a commit observer registered until `cancel()` (or until it is released).
+/// Keeps a commit observer registered until `cancel()` (or until it is released). Other feeds of
+/// synchronous observers (the node's dirtiness changes) hand out the same token.
 public final class CommitObservation: Sendable {
     private let onCancel: Mutex<(@Sendable () -> Void)?>
 
-    init(_ onCancel: @escaping @Sendable () -> Void) {
+    /// `onCancel` unregisters the observer; it runs once, at `cancel()` or release.
+    public init(_ onCancel: @escaping @Sendable () -> Void) {
         self.onCancel = Mutex(onCancel)
     }
 

@@ -65,6 +65,11 @@ enum StoreSchema {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Tombstones alone, so `status` counts them (and the values, as all records less them)
+        // without reading every row of a large tree.
+        m.registerMigration("records-tombstones-index") { db in
+            try db.execute(sql: "CREATE INDEX records_tombstones ON records (key) WHERE kind = 1")
+        }
         return m
     }
 }

@@ -1,43 +1,26 @@
 import Foundation
 import KVGossipCore
+import KVGossipNet
 import KVGossipNode
 import KVGossipStore
 import Logging
+import NIOCore
+import NIOPosix
 import Synchronization
 
-/// A peer as the engine knows it: a name for logs and a sync address.
-public struct GossipPeer: Sendable, Hashable {
-    public let name: String
-    public let address: PeerAddress
-
-    public init(name: String, address: PeerAddress) {
-        self.name = name
-        self.address = address
-    }
-}
-
-/// What the engine remembers about a peer, for `status`.
-public struct PeerRecord: Sendable {
-    public var peer: GossipPeer
-    public var lastSync: Date?
-    public var lastError: String?
-    /// Whether the peer's tree hash equalled ours at the end of the last session.
-    public var agreed: Bool?
-}
-
-/// Keeps this node converging with its peers (Docs/contract.md §Anti-entropy): full sessions when asked, on
-/// start, when a member joins and periodically with a random peer; pushes of fresh records to a few peers. It
-/// decides when to talk; the session logic is `SyncInitiator`/`SyncResponder` in the core.
-public actor GossipEngine {
+/// The shell around `GossipInstance` (Docs/architecture.md §Gossip): it feeds the instance events
+/// — committed records with their origins, members, finished sessions and pushes, announcements,
+/// the clock — and carries out the directives it answers with: sessions and pushes over links,
+/// announcements, key states for the node's readers. It decides nothing itself.
+public final class GossipEngine: Sendable, KeyStateSource {
     public struct Options: Sendable {
         public var nodeName: String
         public var syncPort: UInt16
         public var staticPeers: [PeerAddress] = []
-        /// Mean period of the anti-entropy round with one random peer (±20 % jitter).
-        public var interval: Duration = .seconds(30)
-        /// Peers each fresh record is pushed to.
-        public var fanout = 3
-        public var transport = SyncTransportOptions()
+        public var gossip = GossipConfig()
+        public var links = LinkOptions()
+        /// Nil: a node configured with no peers at all (its keys are trivially synced).
+        public var expectsPeers = true
 
         public init(nodeName: String, syncPort: UInt16) {
             self.nodeName = nodeName
@@ -45,249 +28,383 @@ public actor GossipEngine {
         }
     }
 
-    public nonisolated let node: Node
-    public nonisolated let options: Options
+    public let node: Node
+    public let options: Options
     let logger: Logger
-    private var members: [String: GossipPeer] = [:]
-    private var records: [PeerAddress: PeerRecord] = [:]
-    private var inFlight: Set<PeerAddress> = []
-    /// Sessions this node started and pushes to one peer, by result ("ok", "failed"), for metrics.
-    public private(set) var sessionResults: [String: Int] = [:]
-    public private(set) var pushResults: [String: Int] = [:]
-    /// Digests accepted from a peer, so a push does not go straight back to where it came from.
-    /// Which peer each record received lately came from (by record digest), so pushing it on
-    /// skips that peer. Written by sessions before they apply, read by `runPush`.
-    private let origins = Mutex<[Hash256: String]>([:])
-    /// Node names of static peers, learned from their hellos (static peers are configured by
-    /// address only); origins name peers by node name.
-    private let learnedNames = Mutex<[PeerAddress: String]>([:])
-    private var pendingPush: [Key: Hash256] = [:]
-    private var repairs: Set<PeerAddress> = []
-    /// The peer list as text, readable without awaiting the actor (the mount's `peers` xattr).
-    private let peerSnapshot = Mutex<[String]>([])
+    let refusals: RefusalLog
+    private let instance: Mutex<GossipInstance>
+    let links: LinkTable
+    /// This running agent's id on links (see `LinkIdentity.instance`).
+    let instanceID = secureRandomBytes(LinkIdentity.instanceBytes)
+    /// Threads for the blocking half of sessions (store reads, signature checks, commits), so the
+    /// cooperative pool stays free for the network, timers, Serf and the control API.
+    let pool: NIOThreadPool
 
     public init(node: Node, options: Options, logger: Logger) {
         self.node = node
         self.options = options
         self.logger = logger
-        peerSnapshot.withLock { $0 = options.staticPeers.map(\.description) }
+        refusals = RefusalLog(logger: logger)
+        var seed: UInt64 = 0
+        withUnsafeMutableBytes(of: &seed) { $0.copyBytes(from: secureRandomBytes(8)) }
+        instance = Mutex(GossipInstance(config: options.gossip, expectsPeers: options.expectsPeers, seed: seed))
+        links = LinkTable(pendingPerSource: options.links.pendingPerSource, pendingTotal: options.links.pendingTotal)
+        pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        _ = instance.withLock { $0.setPeers(members: [], statics: options.staticPeers, nowMs: 0) }
+        node.attach(keyStates: self)
     }
 
-    /// `name address` per known peer, one line each.
-    public nonisolated var peerLines: [String] { peerSnapshot.withLock { $0 } }
+    deinit { try? pool.syncShutdownGracefully() }
 
-    /// The local state a session uses; records are remembered with their origin before they are
-    /// applied. `remoteHost`: the answering side's view of the peer's IP, to learn which static
-    /// peer address a name belongs to.
-    public nonisolated func syncState(remoteHost: String? = nil) -> StoreSyncState {
-        StoreSyncState(
-            node: node,
-            onReceiving: { [weak self] records, peer in
-                self?.origins.withLock { map in
-                    // Only records between apply and the push follower stay here; this bound is a
-                    // backstop against a follower that stopped.
-                    if map.count > 100_000 { map.removeAll() }
-                    for r in records { map[r.digest] = peer }
+    // MARK: Key states (KeyStateSource)
+
+    public var defaultKeyState: KeyState { instance.withLock { $0.keyStates.defaultState } }
+    public func keyState(of key: Key) -> KeyState { instance.withLock { $0.keyStates.state(of: key) } }
+    public func dirtyCounts(liveKeys: Int) -> [KeyState: Int] { instance.withLock { $0.keyStates.dirtyCounts(liveKeys: liveKeys) } }
+
+    // MARK: Events in
+
+    /// Live members (from Serf), by name and sync address; static peers stay.
+    public func setMembers(_ members: [(name: String, address: PeerAddress)]) {
+        execute(instance.withLock { $0.setPeers(members: members, statics: options.staticPeers, nowMs: now) })
+    }
+
+    /// The agent is up: the first sessions (see `GossipInstance.start`).
+    public func start(differing: [PeerAddress] = []) {
+        execute(instance.withLock { $0.start(differing: differing, nowMs: now) })
+    }
+
+    /// Reconciles with the peer at `address` because someone says it differs.
+    public func reconcile(with address: PeerAddress, reason: String) {
+        execute(instance.withLock { $0.reconcile(with: address, reason: reason) })
+    }
+
+    /// Follows the store's commits and the clock until cancelled.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await change in self.node.store.changes() {
+                    switch change {
+                    case .record(let record, _, let origin):
+                        let d = self.instance.withLock { $0.committed(record.key, digest: record.digest, origin: origin, nowMs: self.now) }
+                        self.execute(d)
+                    case .revocation:
+                        self.dropLinksNoLongerAdmitted()
+                    case .unset:
+                        break
+                    }
                 }
-            },
-            onNotAccepted: { [weak self] digests in
-                self?.origins.withLock { map in for d in digests { map.removeValue(forKey: d) } }
-            },
-            onGreeted: { [weak self] hello in
-                guard let remoteHost else { return }
-                self?.learnName(hello.nodeName, host: remoteHost, syncPort: hello.syncPort)
-            })
-    }
-
-    /// A responder for an incoming connection from `remoteHost`.
-    public nonisolated func makeResponder(remoteHost: String?) -> SyncResponder {
-        SyncResponder(state: syncState(remoteHost: remoteHost), localName: options.nodeName, syncPort: options.syncPort, limits: .default)
-    }
-
-    // MARK: Peers
-
-    /// Every peer known now: static ones and live members.
-    public var peers: [GossipPeer] {
-        var all = Array(members.values)
-        let names = learnedNames.withLock { $0 }
-        for address in options.staticPeers where !all.contains(where: { $0.address == address }) {
-            all.append(GossipPeer(name: names[address] ?? address.description, address: address))
-        }
-        return all
-    }
-
-    /// Replaces the live membership (from Serf); syncs with members seen for the first time.
-    public func setMembers(_ live: [GossipPeer], syncWithNew: Bool) {
-        let known = Set(members.keys)
-        members = Dictionary(live.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
-        refreshPeerLines()
-        guard syncWithNew else { return }
-        for peer in live where !known.contains(peer.name) {
-            logger.info("member joined; syncing", metadata: ["peer": "\(peer.name)", "address": "\(peer.address)"])
-            Task { try? await self.sync(with: peer.address, reason: "member joined") }
-        }
-    }
-
-    /// The `name address` lines behind `peerLines` (the mount root's `peers` attribute).
-    private func refreshPeerLines() {
-        let lines = peers.map { $0.name == $0.address.description ? $0.name : "\($0.name) \($0.address)" }.sorted()
-        peerSnapshot.withLock { $0 = lines }
-    }
-
-    /// Names a static peer from its hello. The answering side sees the connection's source IP; an
-    /// IPv4 peer reaching a dual-stack listener shows as `::ffff:a.b.c.d`, which names the same host.
-    nonisolated func learnName(_ name: String, host: String, syncPort: UInt16) {
-        guard syncPort != 0 else { return }
-        let plain = host.hasPrefix("::ffff:") && host.contains(".") ? String(host.dropFirst(7)) : host
-        let address = PeerAddress(host: plain, port: Int(syncPort))
-        // Only configured addresses are kept: members have Serf's names, and anyone can connect.
-        guard options.staticPeers.contains(address) else { return }
-        let isNew = learnedNames.withLock { names -> Bool in
-            defer { names[address] = name }
-            return names[address] != name
-        }
-        if isNew { Task { await self.refreshPeerLines() } }
-    }
-
-    public func peerRecords() -> [PeerRecord] {
-        peers.map { peer in
-            var record = records[peer.address] ?? PeerRecord(peer: peer)
-            record.peer = peer  // a static peer's name may have been learned since
-            return record
-        }
-    }
-
-    // MARK: Sessions
-
-    /// One full reconciliation with `address`. Concurrent calls for the same peer share nothing:
-    /// the second returns at once with an empty report.
-    @discardableResult
-    public func sync(with address: PeerAddress, reason: String) async throws -> SyncReport {
-        guard inFlight.insert(address).inserted else { return SyncReport() }
-        defer { inFlight.remove(address) }
-        var initiator = SyncInitiator(state: syncState(), localName: options.nodeName, syncPort: options.syncPort)
-        let peer = members.values.first { $0.address == address } ?? GossipPeer(name: address.description, address: address)
-        var record = records[address] ?? PeerRecord(peer: peer)
-        let pendingAtStart = pendingPush
-        do {
-            let opening = try initiator.start()
-            let stats = try await SyncTransport.dial(address, driver: &initiator, opening: opening, options: options.transport)
-            let report = initiator.report
-            if !report.peer.isEmpty, report.peer != "?" { learnName(report.peer, host: address.host, syncPort: UInt16(address.port)) }
-            sessionResults["ok", default: 0] += 1
-            record.lastSync = Date()
-            record.lastError = nil
-            record.agreed = true
-            records[address] = record
-            node.setDefaultState(.synced)
-            if !report.alreadyEqual {
-                logger.info("synced", metadata: [
-                    "peer": "\(report.peer)", "reason": "\(reason)", "differences": "\(report.recordDifferences)",
-                    "sent": "\(report.recordsSent)", "received": "\(report.recordsReceived)",
-                    "revocations": "\(report.revocationsSent)/\(report.revocationsReceived)",
-                    "refused": "\(report.refusedByPeer.values.reduce(0, +))", "bytes": "\(stats.bytesSent + stats.bytesReceived)",
-                ])
             }
-            clearPendingPush(pendingAtStart)
+            group.addTask {
+                while !Task.isCancelled {
+                    let wake = self.instance.withLock { $0.nextWakeMs } ?? UInt64.max
+                    let wait = min(wake > self.now ? wake - self.now : 0, 100)
+                    try? await Task.sleep(for: .milliseconds(Int(wait)))
+                    if Task.isCancelled { return }
+                    self.execute(self.instance.withLock { $0.tick(nowMs: self.now) })
+                }
+            }
+        }
+    }
+
+    // MARK: Directives out
+
+    private func execute(_ directives: [GossipDirective]) {
+        for directive in directives {
+            switch directive {
+            case .startSession(let address, let reason):
+                Task { await self.runSession(with: address, reason: reason) }
+            case .push(let address, let keys):
+                Task { await self.runPush(to: address, keys: keys) }
+            case .announce(let address):
+                Task {
+                    guard let link = try? await self.link(to: address) else { return }
+                    link.announce(self.node.store.treeHash)
+                }
+            case .keyStates(let changes):
+                node.publish(changes.map { .key($0.key, $0.value) })
+            case .defaultState(let state):
+                node.publish([.all(state)])
+            }
+        }
+    }
+
+    /// A full session the instance asked for; its end goes back as an event.
+    private func runSession(with address: PeerAddress, reason: String) async {
+        let outcome: SessionOutcome
+        do {
+            let report = try await session(with: address)
+            outcome = SessionOutcome(completed: report.completedReconciliation, equalAtEnd: report.equalAtEnd)
+            log(report, reason: reason)
+        } catch {
+            outcome = .failed("\(error)")
+            logger.warning("sync failed", metadata: ["peer": "\(address)", "reason": "\(reason)", "error": "\(error)"])
+        }
+        execute(instance.withLock { $0.sessionEnded(with: address, outcome, nowMs: now) })
+    }
+
+    /// One full session with the peer at `address` (dialing a link if there is none).
+    public func session(with address: PeerAddress) async throws -> SyncReport {
+        let link = try await self.link(to: address)
+        var initiator = SyncInitiator(state: syncState(link), peer: link.peer.name, limits: options.links.syncLimits)
+        let opening = try await pool.runIfActive { [initiator] in
+            var i = initiator
+            return (try i.start(), i)
+        }
+        initiator = opening.1
+        let (id, inbox) = try link.openSession()
+        try await SessionRunner.run(&initiator, opening: opening.0, first: nil, session: id, inbox: inbox, link: link, pool: pool)
+        return initiator.report
+    }
+
+    /// `kvgossip sync`: a session now, outside the instance's schedule; a completed one counts.
+    public func syncNow(with address: PeerAddress) async throws -> SyncReport {
+        do {
+            let report = try await session(with: address)
+            execute(instance.withLock { $0.noteSession(with: address, SessionOutcome(completed: report.completedReconciliation, equalAtEnd: report.equalAtEnd), nowMs: now) })
+            log(report, reason: "requested")
             return report
         } catch {
-            sessionResults["failed", default: 0] += 1
-            record.lastError = "\(error)"
-            record.agreed = false
-            records[address] = record
-            logger.warning("sync failed", metadata: ["peer": "\(address)", "reason": "\(reason)", "error": "\(error)"])
+            execute(instance.withLock { $0.noteSession(with: address, .failed("\(error)"), nowMs: now) })
             throw error
         }
     }
 
-    /// Syncs with every known peer (at start, and for `sync` without a peer).
-    public func syncAll(reason: String) async {
-        await withTaskGroup(of: Void.self) { group in
-            for peer in peers {
-                group.addTask { _ = try? await self.sync(with: peer.address, reason: reason) }
-            }
-        }
-    }
-
-    /// The periodic anti-entropy round, until cancelled.
-    public func runPeriodic() async {
-        while !Task.isCancelled {
-            let base = Double(options.interval.components.seconds) + Double(options.interval.components.attoseconds) / 1e18
-            let jittered = base * Double.random(in: 0.8...1.2)
-            try? await Task.sleep(for: .milliseconds(Int(jittered * 1000)))
-            if Task.isCancelled { return }
-            if let peer = peers.randomElement() {
-                _ = try? await sync(with: peer.address, reason: "periodic")
-            }
-        }
-    }
-
-    // MARK: Push
-
-    /// Follows committed changes and pushes each new record to a few peers, until cancelled.
-    public func runPush() async {
-        let changes = node.store.changes()
-        for await change in changes {
-            guard case .record(let record, _) = change else { continue }
-            let origin = origins.withLock { $0.removeValue(forKey: record.digest) }
-            let targets = peers.filter { $0.name != origin && $0.address.description != origin }.shuffled().prefix(options.fanout)
-            if origin == nil, !targets.isEmpty {
-                pendingPush[record.key] = record.digest
-                node.setState(.pendingPush, for: record.key)
-            }
-            for peer in targets {
-                Task { await self.push([record], to: peer) }
-            }
-        }
-    }
-
-    func push(_ batch: [Record], to peer: GossipPeer) async {
-        var pusher = SyncPusher(state: syncState(), localName: options.nodeName, syncPort: options.syncPort, records: batch)
+    private func runPush(to address: PeerAddress, keys: [Key]) async {
         do {
-            let opening = try pusher.start()
-            _ = try await SyncTransport.dial(peer.address, driver: &pusher, opening: opening, options: options.transport)
-            for (record, result) in zip(batch, pusher.results) where result.code != .refused {
-                acknowledge(record)
+            let records = try await pool.runIfActive { [node] in try keys.compactMap { try node.store.record($0) } }
+            guard !records.isEmpty else {
+                execute(instance.withLock { $0.pushAnswered(by: address, [], nowMs: now) })
+                return
             }
-            pushResults["ok", default: 0] += 1
+            let link = try await self.link(to: address)
+            var pusher = SyncPusher(state: syncState(link), peer: link.peer.name, records: records, limits: options.links.syncLimits)
+            let opening = try pusher.start()
+            let (id, inbox) = try link.openSession()
+            try await SessionRunner.run(&pusher, opening: opening, first: nil, session: id, inbox: inbox, link: link, pool: pool)
+            let results = zip(records, pusher.results).map { (key: $0.key, digest: $0.digest, held: $1.code != .refused) }
+            execute(instance.withLock { $0.pushAnswered(by: address, results, nowMs: now) })
         } catch {
-            pushResults["failed", default: 0] += 1
-            logger.debug("push failed; a repair session follows", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
-            scheduleRepair(with: peer)
+            logger.debug("push failed; a repair session follows", metadata: ["peer": "\(address)", "error": "\(error)"])
+            execute(instance.withLock { $0.pushFailed(to: address, nowMs: now) })
         }
     }
 
-    /// A push that did not arrive is repaired by a full session with that peer soon after,
-    /// rather than waiting for the periodic round. One pending repair per peer.
-    private func scheduleRepair(with peer: GossipPeer) {
-        guard repairs.insert(peer.address).inserted else { return }
-        Task {
-            try? await Task.sleep(for: .seconds(1))
-            await self.finishRepair(peer)
+    // MARK: Links
+
+    /// The link to `address`: the open one, or a new one dialed now (one dial at a time per address).
+    public func link(to address: PeerAddress) async throws -> PeerLink {
+        try await links.link(to: address) {
+            try await self.dial(address)
         }
     }
 
-    /// A session already running with the peer may have started before the record existed, so
-    /// the repair waits for it to end (up to 30 s) instead of counting on it.
-    private func finishRepair(_ peer: GossipPeer) async {
-        for _ in 0..<150 where inFlight.contains(peer.address) {
-            try? await Task.sleep(for: .milliseconds(200))
-        }
-        repairs.remove(peer.address)
-        _ = try? await sync(with: peer.address, reason: "repair after a failed push")
+    /// What a link needs to know about this node.
+    var linkContext: LinkConnection.Context {
+        LinkConnection.Context(
+            cluster: node.root, credentials: credentials, options: options.links,
+            admit: { [node] identity in
+                Admission.refusal(of: identity, search: node.store.validator.search, nowMs: node.store.clock(), isRevoked: node.store.isRevoked)
+            }, logger: logger)
     }
 
-    private func acknowledge(_ record: Record) {
-        guard pendingPush[record.key] == record.digest else { return }
-        pendingPush[record.key] = nil
-        node.setState(.synced, for: record.key)
+    /// This node's identity on links: its key, name, sync port and the grants chaining it to the root.
+    var credentials: LinkCredentials {
+        let grants = (try? node.store.grants()) ?? []
+        let chain = node.store.validator.search.credential(
+            of: node.publicKey, atMs: node.store.clock(), pool: grants, isRevoked: node.store.isRevoked,
+            maxGrants: LinkIdentity.maxCredentialGrants) ?? []
+        return LinkCredentials(signingKey: node.key, name: options.nodeName, syncPort: options.syncPort, credential: chain, instance: instanceID)
     }
 
-    /// A completed full session leaves the peer holding at least the versions we had when it began.
-    private func clearPendingPush(_ atStart: [Key: Hash256]) {
-        for (key, digest) in atStart where pendingPush[key] == digest {
-            pendingPush[key] = nil
-            node.setState(.synced, for: key)
+    /// Dials and runs a link; returns it once established (the connection lives on in a task).
+    private func dial(_ address: PeerAddress) async throws -> PeerLink {
+        let options = self.options.links
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(options.connectTimeout)
+            .connect(host: address.host, port: address.port) { channel in
+                channel.framedAsyncChannel(maxFrameBytes: options.maxFrameBytes, readTimeout: options.idleTimeout)
+            }
+        return try await withCheckedThrowingContinuation { continuation in
+            let handed = Mutex(false)
+            Task {
+                do {
+                    try await LinkConnection.run(
+                        channel, role: .initiator, remoteHost: address.host, context: linkContext,
+                        established: { link in
+                            handed.withLock { $0 = true }
+                            self.registered(link, dialed: address)
+                            continuation.resume(returning: link)
+                        },
+                        inbound: { link, event in self.inbound(event, on: link) })
+                } catch {
+                    if let refused = error as? LinkRefused { self.noteRefused(refused, address: address.description) }
+                    if !handed.withLock({ $0 }) { continuation.resume(throwing: error) }
+                }
+                if handed.withLock({ $0 }) { self.links.remove(address) }
+            }
         }
     }
+
+    /// A revocation may have taken a peer's credential: its links close now, and it cannot link again.
+    private func dropLinksNoLongerAdmitted() {
+        let admit = linkContext.admit
+        for link in links.open {
+            guard let refusal = admit(link.peer) else { continue }
+            logger.notice("closing the link to a peer no longer admitted", metadata: [
+                "peer": "\(link.peer.name)", "node": "\(link.peer.nodeKey.fingerprint)", "reason": "\(refusal)",
+            ])
+            link.disconnectNow()
+        }
+    }
+
+    private func registered(_ link: PeerLink, dialed: PeerAddress?) {
+        guard links.add(link, as: dialed ?? link.address, perNode: options.links.linksPerNode, total: options.links.maxLinks) else {
+            logger.warning("closing a new link: this node already holds its maximum of links", metadata: [
+                "peer": "\(link.peer.name)", "maximum": "\(options.links.maxLinks)",
+            ])
+            link.disconnectNow()
+            return
+        }
+        instance.withLock { $0.learnedName(link.peer.name, of: dialed ?? link.address) }
+        if abs(link.peerClockOffsetMs) > Int64(node.store.validator.limits.maxSkewMs) {
+            logger.warning("a peer's clock differs from this node's by more than the skew bound", metadata: [
+                "peer": "\(link.peer.name)", "offset ms": "\(link.peerClockOffsetMs)",
+            ])
+        }
+    }
+
+    /// Serves links until cancelled; `ready` gets the bound port (useful with port 0).
+    public func serve(host: String, port: Int, ready: @Sendable (Int) -> Void = { _ in }) async throws {
+        let options = self.options.links
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.framedAsyncChannel(maxFrameBytes: options.maxFrameBytes, readTimeout: options.idleTimeout)
+            }
+        let bound = server.channel.localAddress?.port ?? port
+        logger.info("sync listening", metadata: ["address": "\(host):\(bound)"])
+        ready(bound)
+        try await withThrowingDiscardingTaskGroup { group in
+            try await server.executeThenClose { inbound in
+                for try await connection in inbound {
+                    group.addTask { await self.accept(connection) }
+                }
+            }
+        }
+    }
+
+    /// One incoming connection: a pending slot (per source and in all) until its handshake ends.
+    private func accept(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let host = connection.channel.remoteAddress?.ipAddress ?? "?"
+        let underlying = connection.channel
+        guard let slot = links.reservePending(host, close: { underlying.close(promise: nil) }) else {
+            counters.withLock { $0.refusedBusy += 1 }
+            try? await connection.executeThenClose { _, _ in }
+            return
+        }
+        let released = Mutex(false)
+        let release: @Sendable () -> Void = { [links] in if !released.withLock({ v in defer { v = true }; return v }) { links.releasePending(slot) } }
+        defer { release() }
+        do {
+            try await LinkConnection.run(
+                connection, role: .responder, remoteHost: host, context: linkContext,
+                vouched: { [links] in links.vouchPending(slot) },
+                established: { link in
+                    release()
+                    self.registered(link, dialed: nil)
+                },
+                inbound: { link, event in self.inbound(event, on: link) })
+        } catch let refused as LinkRefused {
+            noteRefused(refused, address: host)
+        } catch {
+            logger.debug("link ended", metadata: ["peer": "\(host)", "error": "\(error)"])
+        }
+    }
+
+    /// What the peer sent on its own: a session it opened, or its tree hash.
+    private func inbound(_ event: PeerLink.Inbound, on link: PeerLink) {
+        switch event {
+        case .announced(let hash):
+            let ours = node.store.treeHash
+            execute(instance.withLock { $0.announced(by: link.address, theirHash: hash, ourHash: ours, nowMs: now) })
+        case .opened(let session, let first, let inbox):
+            // A revocation may have taken the peer's credential since the link opened (the store's
+            // change stream closes such links too, but a little later): each session asks again.
+            if let refusal = linkContext.admit(link.peer) {
+                link.send(.failure("refused: \(refusal)"), session: session)
+                noteRefused(LinkRefused(refusal: refusal, peer: link.peer), address: link.address.host)
+                link.close()
+                return
+            }
+            Task {
+                var responder = SyncResponder(state: self.syncState(link), peer: link.peer.name, limits: self.options.links.syncLimits)
+                do {
+                    try await SessionRunner.run(&responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool)
+                    let r = responder.report
+                    if responder.sessionKind == .full {
+                        self.execute(self.instance.withLock { $0.answeredSession(from: link.address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) })
+                    }
+                    if r.viewRequests > 0, r.recordsReceived + r.recordsSent + r.revocationsReceived + r.revocationsSent > 0 {
+                        self.logger.info("answered a sync session", metadata: [
+                            "peer": "\(r.peer)", "received": "\(r.recordsReceived)", "sent": "\(r.recordsSent)",
+                            "revocations": "\(r.revocationsReceived)/\(r.revocationsSent)",
+                        ])
+                    }
+                } catch {
+                    self.logger.info("a session the peer opened ended with an error", metadata: ["peer": "\(link.peer.name)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    private func syncState(_ link: PeerLink) -> StoreSyncState {
+        StoreSyncState(node: node, peer: link.address, refusals: refusals) { [weak self] keys, starting in
+            guard let self else { return }
+            self.execute(self.instance.withLock { starting ? $0.willExchange(keys) : $0.didExchange(keys) })
+        }
+    }
+
+    // MARK: Reporting
+
+    private let counters = Mutex(LinkCounters())
+
+    private func noteRefused(_ refused: LinkRefused, address: String) {
+        counters.withLock { $0.refused[refused.refusal.reason, default: 0] += 1 }
+        node.noteRefusal(refused.refusal)
+        refusals.note(refused.refusal, "refused a link", ["peer": refused.peer.map { "\($0.name) (\($0.nodeKey.fingerprint))" } ?? address, "address": address])
+    }
+
+    private func log(_ report: SyncReport, reason: String) {
+        guard !report.alreadyEqual else { return }
+        logger.info("synced", metadata: [
+            "peer": "\(report.peer)", "reason": "\(reason)", "differences": "\(report.recordDifferences)",
+            "sent": "\(report.recordsSent)", "received": "\(report.recordsReceived)",
+            "revocations": "\(report.revocationsSent)/\(report.revocationsReceived)",
+            "refused": "\(report.refusedByPeer.values.reduce(0, +))",
+        ])
+    }
+
+    /// Every peer known now, for `status`, `/metrics` and the mount root's `peers` attribute.
+    public var peers: [GossipPeer] { instance.withLock { Array($0.peers.values) }.sorted { $0.address < $1.address } }
+
+    public var gossipCounters: GossipCounters { instance.withLock { $0.counters } }
+
+    public var linkCounters: LinkCounters { counters.withLock { $0 } }
+
+    /// `name address` per known peer, one line each (the mount root's `peers` attribute).
+    public var peerLines: [String] {
+        peers.map { $0.name == $0.address.description ? $0.name : "\($0.name) \($0.address)" }.sorted()
+    }
+
+    var now: UInt64 { node.store.clock() }
+}
+
+/// Connections refused, for status and metrics.
+public struct LinkCounters: Sendable, Equatable {
+    /// Links refused by reason (a failed handshake, a peer the cluster does not admit).
+    public var refused: [RefusalReason: Int] = [:]
+    /// Connections closed at once because too many were still in their handshake.
+    public var refusedBusy = 0
 }

@@ -11,13 +11,16 @@ final class AgentProcess: @unchecked Sendable {
     let logPath: String
     private(set) var stopped = false
 
-    convenience init(cli: CLIProcess, name: String = "agent", root: String, extraArgs: [String] = []) throws {
+    convenience init(
+        cli: CLIProcess, name: String = "agent", root: String, extraArgs: [String] = [], environment: [String: String] = [:]
+    ) throws {
         let data = cli.path("\(name)-data")
         let socket = cli.path("\(name).sock")
         try self.init(
             cli: cli, name: name, data: data, socket: socket,
             arguments: ["agent", "--data", data, "--root", root, "--control", socket, "--log-level", "debug", "--no-serf"]
-                + (extraArgs.contains("--listen") ? [] : ["--listen", "127.0.0.1:\(LoopbackPort.free())"]) + extraArgs)
+                + (extraArgs.contains("--listen") ? [] : ["--listen", "127.0.0.1:\(LoopbackPort.free())"]) + extraArgs,
+            environment: environment)
     }
 
     /// An agent started with exactly these arguments (e.g. `agent --config FILE`, as a unit would).

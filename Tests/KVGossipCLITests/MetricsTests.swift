@@ -45,7 +45,7 @@ import Testing
         #expect(text.hasPrefix("HTTP/1.1 200 OK"), "\(text)")
         #expect(text.contains("Content-Type: text/plain; version=0.0.4"))
         #expect(text.contains("\nkvgossip_records 2\n"), "\(text)")
-        #expect(text.contains("\nkvgossip_build_info{sync_protocol=\"1\",version=\"0."))
+        #expect(text.contains("\nkvgossip_build_info{sync_protocol=\"2\",version=\"0."))
         #expect(text.contains("\nkvgossip_refusals_total{reason=\"bad-signature\"} 0\n"))
         #expect(text.contains("\nkvgossip_mounted 0\n"))
         #expect(try Self.http("GET", "/", port: port).hasPrefix("HTTP/1.1 404"))

@@ -6,6 +6,16 @@ import Testing
 /// The agent and its mount under the worst treatment: SIGKILL while changes replay into the mount,
 /// and the mount pulled away under a running agent.
 @Suite(.serialized, .integration) struct MountSafetyTests {
+    /// Whether every thread of `pid` has ended (a zombie leader whose other threads still live,
+    /// stuck on the mount, is not gone: it can never be reaped).
+    static func isGone(_ pid: Int32) -> Bool {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return true }
+        return tasks.allSatisfy { tid in
+            guard let tid = Int32(tid), let state = ProcessState.of(tid) else { return true }
+            return state == "Z" || state == "X"
+        }
+    }
+
     /// Threads of `pid` that sleep uninterruptibly, as "tid: wchan".
     static func uninterruptibleThreads(_ pid: Int32) -> [String] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
@@ -32,11 +42,14 @@ import Testing
         // Local saves, each recorded once close() returned 0; failures (the agent is down) skipped.
         let saver = Process()
         saver.executableURL = URL(fileURLWithPath: "/bin/sh")
-        saver.arguments = ["-c", "i=0; while true; do i=$((i+1)); echo $i > \(mnt)/local/k$((i % 20)) 2>/dev/null && echo $i >> \(cli.path("saved")); done"]
+        // Both loops stop between iterations when the `stop` file appears: killing them mid-save
+        // would leave a file truncated by its open (as on any disk) and prove nothing.
+        let stop = cli.path("stop")
+        saver.arguments = ["-c", "i=0; while [ ! -e \(stop) ]; do i=$((i+1)); echo $i > \(mnt)/local/k$((i % 20)) 2>/dev/null && echo $i >> \(cli.path("saved")); done"]
         // Remote changes: control-API writes the agent replays into its mount.
         let minter = Process()
         minter.executableURL = URL(fileURLWithPath: "/bin/sh")
-        minter.arguments = ["-c", "i=0; while true; do i=$((i+1)); \(CLIProcess.binary) set /remote/k$((i % 20)) $i --control \(agent.socket) >/dev/null 2>&1 && echo $i >> \(cli.path("minted")); done"]
+        minter.arguments = ["-c", "i=0; while [ ! -e \(stop) ]; do i=$((i+1)); \(CLIProcess.binary) set /remote/k$((i % 20)) $i --control \(agent.socket) >/dev/null 2>&1 && echo $i >> \(cli.path("minted")); done"]
         for p in [saver, minter] {
             p.standardError = FileHandle.nullDevice
             p.standardOutput = FileHandle.nullDevice
@@ -56,13 +69,13 @@ import Testing
             let pid = agent.pid
             let killed = ContinuousClock.now
             kill(pid, SIGKILL)
-            let gone = Readiness.wait(timeout: 30, every: 0.005) {
-                if ProcessState.of(pid) == nil || ProcessState.of(pid) == "Z" { return true }
-                return false
-            }
+            let gone = Readiness.wait(timeout: 30, every: 0.005) { Self.isGone(pid) }
             slowest = max(slowest, ContinuousClock.now - killed)
             if !gone {
-                hung.append("round \(round): pid \(pid) alive, threads in D: \(Self.uninterruptibleThreads(pid))")
+                hung.append("round \(round): pid \(pid) cannot finish dying, threads in D: \(Self.uninterruptibleThreads(pid))")
+                // Free it (and this test) the only way there is.
+                FuseConnection.abort(mountpoint: mnt)
+                agent.process.waitUntilExit()
                 break
             }
             agent.process.waitUntilExit()
@@ -72,8 +85,9 @@ import Testing
         #expect(hung.isEmpty, "\(hung)")
         print("measured: \(rounds) SIGKILLs during replay; slowest exit after the kill \(slowest); \(lines("saved").count) saves and \(lines("minted").count) mints acknowledged")
 
-        // Stop the writers, then check every acknowledged write against the live agent.
-        for p in [saver, minter] { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        // Stop the writers between two saves, then check every acknowledged write against the live agent.
+        FileManager.default.createFile(atPath: stop, contents: nil)
+        #expect(Readiness.wait { !saver.isRunning && !minter.isRunning }, "the writers did not stop")
         var newest: [String: Int] = [:]
         for n in lines("saved") { newest["/local/k\(n % 20)"] = n }
         for n in lines("minted") { newest["/remote/k\(n % 20)"] = n }

@@ -36,10 +36,15 @@ import Testing
             if let k = args.firstIndex(of: "--key") { args.removeSubrange(k...(k + 1)) }
             agents.append(try AgentProcess(cli: cli, name: "h\(i)", data: data, socket: socket, arguments: args, executable: "/usr/bin/nsenter"))
         }
-        // Only node 0 may write: give it a grant for everything.
+        // Node 0 may write everything; the two others only read: a membership grant admits them.
         let node0 = try #require(try Self.status(agents[0])["node"] as? String)
         #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", node0, "--pattern", "/**", "--out", "h0.grant"]).status == 0)
         #expect(try agents[0].run(["grants", "add", "h0.grant"]).status == 0)
+        for i in 1..<3 {
+            let key = try #require(try Self.status(agents[i])["node"] as? String)
+            #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", key, "--member", "--out", "h\(i).grant"]).status == 0)
+            #expect(try agents[i].run(["grants", "add", "h\(i).grant"]).status == 0)
+        }
 
         let names = try agents.map { try #require(try Self.status($0)["name"] as? String) }
         #expect(Set(names).count == 3, "names: \(names)")

@@ -8,7 +8,7 @@ import Testing
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
         let r = try cli.run(["--version"])
-        #expect(r.status == 0 && r.stdout.hasPrefix("kvgossip 0.") && r.stdout.contains("sync protocol 1"), "\(r)")
+        #expect(r.status == 0 && r.stdout.hasPrefix("kvgossip 0.") && r.stdout.contains("sync protocol 2"), "\(r)")
     }
 
     @Test func keygenWritesA0600FileAndPrintsThePublicKey() throws {

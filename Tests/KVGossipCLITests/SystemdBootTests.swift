@@ -4,7 +4,8 @@ import Testing
 
 /// Boots a real systemd in a Debian container (`Scripts/test-systemd-boot`) with KVGossip installed
 /// by `Scripts/install --root-dir` and checks that the enabled unit brings the mount up at boot,
-/// serves writes through it and stops cleanly. The first run debootstraps a rootfs into
+/// serves writes through it and stops cleanly, and that an enabled `kvgossip-template@demo.service`
+/// renders its file at boot and again after a write. The first run debootstraps a rootfs into
 /// /var/cache/kvgossip-test (network access to the Debian mirror needed once); later runs reuse it.
 ///
 /// The script installs the release binary built with a static Swift stdlib. `swift test` holds the
@@ -53,6 +54,10 @@ import Testing
             "ok: /etc/kv is in the container's /proc/mounts",
             "ok: cat /etc/kv/app/x = v",
             "ok: user.kvgossip.signer is the container's node key",
+            "ok: systemctl is-active kvgossip-template@demo = active",
+            "ok: the template unit rendered /etc/demo.conf = x=v after the write",
+            "ok: the template unit's command ran at boot and after the write",
+            "ok: after stop: kvgossip-template@demo keeps running without the agent",
             "ok: after stop: kvgossip is inactive",
             "ok: after stop: /etc/kv is no longer mounted",
             "ok: systemd-nspawn exited 0 after poweroff",

@@ -17,16 +17,22 @@ import KVGossipTestSupport
         let unit = try String(contentsOf: Self.packageRoot.appendingPathComponent("systemd/kvgossip.service"), encoding: .utf8)
             .replacingOccurrences(of: "/usr/local/bin/kvgossip", with: CLIProcess.binary)
         try unit.write(toFile: cli.path("kvgossip.service"), atomically: true, encoding: .utf8)
+        let (status, output) = try Self.analyzeVerify(cli.path("kvgossip.service"))
+        #expect(status == 0, "systemd-analyze verify: \(output)")
+    }
+
+    /// `systemd-analyze verify UNIT`: its exit status and what it printed.
+    static func analyzeVerify(_ unit: String) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
-        p.arguments = ["verify", cli.path("kvgossip.service")]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = err
+        p.arguments = ["verify", unit]
+        let out = Pipe()
+        p.standardError = out
+        p.standardOutput = out
         try p.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        let output = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus == 0, "systemd-analyze verify: \(output)")
+        return (p.terminationStatus, output)
     }
 
     @Test func readyIsSentOnlyOnceTheAgentAnswersAndStoppingOnShutdown() throws {

@@ -63,7 +63,7 @@ extension AgentTests {
             switch e {
             case .added(let r, _), .updated(let r, _): replay[r.key] = r.string
             case .removed(let key, _): replay.removeValue(forKey: key)
-            case .synced, .connectionLost: break
+            case .synced, .connectionLost, .fellBehind: break
             }
         }
         #expect(replay == mine.mapValues { $0.string ?? "" })

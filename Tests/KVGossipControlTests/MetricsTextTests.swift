@@ -24,7 +24,7 @@ import Testing
         let samples = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init)
         let reasons = RefusalReason.allCases.map { r in "kvgossip_refusals_total{reason=\"\(r.rawValue)\"} \(r == .badSignature ? 4 : 0)" }
         #expect(samples == [
-            "kvgossip_build_info{sync_protocol=\"1\",version=\"0.1.0\"} 1",
+            "kvgossip_build_info{sync_protocol=\"2\",version=\"0.1.0\"} 1",
             "kvgossip_start_time_seconds 1795737600",
             "kvgossip_records 12",
             "kvgossip_revocations 1",

@@ -6,12 +6,12 @@ import Testing
     let v = Fixture.validator()
     let none: (Hash256) -> Bool = { _ in false }
 
-    func verdict(_ r: Record, revoked: Set<Hash256> = []) -> AuthorityVerdict {
-        v.validate(r, nowMs: Fixture.now, isRevoked: revoked.contains)
+    func verdict(_ r: Record, _ validator: RecordValidator? = nil, revoked: Set<Hash256> = []) -> AuthorityVerdict {
+        (validator ?? v).validate(r, nowMs: Fixture.now, isRevoked: revoked.contains)
     }
 
-    func reason(_ r: Record, revoked: Set<Hash256> = []) -> RefusalReason? {
-        if case .refused(let refusal, _) = verdict(r, revoked: revoked) { return refusal.reason }
+    func reason(_ r: Record, _ validator: RecordValidator? = nil, revoked: Set<Hash256> = []) -> RefusalReason? {
+        if case .refused(let refusal, _) = verdict(r, validator, revoked: revoked) { return refusal.reason }
         return nil
     }
 
@@ -132,6 +132,32 @@ import Testing
         let pool = [selfIssued, otherCluster, unrelated, loopA, loopB, try! Grant(decoding: badSig), good2, good1]
         #expect(verdict(Fixture.record("/app/b/c", by: Fixture.bob, pool: pool)) == .authorized(chain: [good1, good2]))
         #expect(reason(Fixture.record("/etc/x", by: Fixture.bob, pool: pool)) == .noAuthority)
+    }
+
+    /// A pool of junk is dropped before any signature is checked or pattern matched: grants that
+    /// lie on no path from the root to the signer are never examined further.
+    @Test func junkThatLeadsNowhereCostsNoSignatureCheck() {
+        let cache = GrantVerificationCache()
+        let v = RecordValidator(root: Fixture.cluster, cache: cache)
+        // Costly patterns: many single-character globs over many segments.
+        var costly: [String] = []
+        for i in 0..<16 {
+            let segments = [String](repeating: "*a*?*", count: 10 + i)
+            costly.append("/" + segments.joined(separator: "/") + "/**")
+        }
+        var junk: [Grant] = []
+        for i in 0..<30 {
+            let issuer = Fixture.key(UInt8(100 + i)), issuee = Fixture.key(UInt8(101 + i))
+            junk.append(Fixture.grant(issuer, to: issuee, costly, delegate: true, nonce: UInt8(i)))
+        }
+        #expect(reason(Fixture.record("/app/x", by: Fixture.bob, pool: junk), v) == .noAuthority)
+        #expect(cache.count == 0, "no grant of the junk pool had its signature checked")
+
+        // Only the grants on a path from the root to the signer are verified.
+        let good1 = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"], delegate: true)
+        let good2 = Fixture.grant(Fixture.alice, to: Fixture.bob, ["/app/*"])
+        #expect(verdict(Fixture.record("/app/x", by: Fixture.bob, pool: junk + [good2, good1]), v) == .authorized(chain: [good1, good2]))
+        #expect(cache.count == 2)
     }
 
     @Test func recordFromAnotherClusterIsRefused() {

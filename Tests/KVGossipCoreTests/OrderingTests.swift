@@ -37,10 +37,30 @@ import Testing
         #expect(second > first && second.physicalMs == 1000 && second.counter == 1)
     }
 
+    /// The last minted timestamp counts only within the skew bound of the clock; further ahead it
+    /// is set aside (the clock went back) and the clock and the key's current record rule.
+    @Test func aClockThatWentBackSetsTheLastMintedAside() {
+        let skew: UInt64 = 30_000
+        let near = HLC(physicalMs: 1000 + skew)
+        let kept = HLC.mintPlan(nowMs: 1000, current: nil, lastMinted: near, maxSkewMs: skew)
+        #expect(kept.timestamp.raw == near.raw + 1 && kept.setAside == nil)
+
+        let far = HLC(physicalMs: 1000 + skew + 1)
+        let jumped = HLC.mintPlan(nowMs: 1000, current: nil, lastMinted: far, maxSkewMs: skew)
+        #expect(jumped.timestamp == HLC(physicalMs: 1000) && jumped.setAside == far)
+
+        // The key's own current record still orders the new one after it.
+        let current = HLC(physicalMs: 2000, counter: 3)
+        #expect(HLC.mintPlan(nowMs: 1000, current: current, lastMinted: far, maxSkewMs: skew).timestamp.raw == current.raw + 1)
+    }
+
     @Test func skewBoundary() {
         let ts = HLC(physicalMs: 31_000)
         #expect(!ts.isTooFarAhead(ofNowMs: 1000, maxSkewMs: 30_000))
         #expect(HLC(physicalMs: 31_001).isTooFarAhead(ofNowMs: 1000, maxSkewMs: 30_000))
+        #expect(!HLC(physicalMs: 1000).isTooFarBehind(ofNowMs: 31_000, maxSkewMs: 30_000))
+        #expect(HLC(physicalMs: 999).isTooFarBehind(ofNowMs: 31_000, maxSkewMs: 30_000))
+        #expect(!HLC(physicalMs: 5).isTooFarBehind(ofNowMs: 1000, maxSkewMs: 30_000))
     }
 
     @Test func rfc3339() {

@@ -83,3 +83,46 @@ import Testing
             == "e7e765c043195138e622e9064632c34a4fe3c97923e480dd058635e217a7ad54")
     }
 }
+
+/// The link handshake vector of Docs/protocol.md §Links: fixed key-exchange seeds, nonces, clock
+/// and instance ids, so every frame and both stream keys are reproducible.
+@Suite struct LinkVectorTests {
+    static let clock: UInt64 = 1_795_737_600_000
+
+    static func run() throws -> (frames: [[UInt8]], initiator: LinkHandshake.Established, responder: LinkHandshake.Established) {
+        let root = ProtocolVectorTests.root, writer = ProtocolVectorTests.writer
+        var initiator = LinkHandshake(
+            role: .initiator, cluster: root.publicKey,
+            credentials: LinkCredentials(signingKey: writer, name: "host-a", syncPort: 7947, credential: [ProtocolVectorTests.grant], instance: [UInt8](repeating: 0xA1, count: 16)),
+            secret: nil, ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 0x11, count: 32)), nonce: [UInt8](repeating: 0x21, count: 32))
+        var responder = LinkHandshake(
+            role: .responder, cluster: root.publicKey,
+            credentials: LinkCredentials(signingKey: root, name: "host-b", syncPort: 7947, credential: [], instance: [UInt8](repeating: 0xB2, count: 16)),
+            secret: nil, ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 0x12, count: 32)), nonce: [UInt8](repeating: 0x22, count: 32))
+        let hello = initiator.start(nowMs: clock)
+        guard case .send(let serverHello) = try responder.receive(hello, nowMs: clock),
+            case .established(let a, let auth?) = try initiator.receive(serverHello, nowMs: clock),
+            case .established(let b, nil) = try responder.receive(auth, nowMs: clock)
+        else { throw Refusal(.malformed, "the vector handshake did not complete") }
+        return ([hello, serverHello, auth], a, b)
+    }
+
+    @Test func handshakeVector() throws {
+        let (frames, a, b) = try Self.run()
+        #expect(Hex.encode(frames[0]) == """
+            6b76676f737369702f6c696e6b2f76320001008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\
+            cb8403d9e0857b55c47ff233b6b4379588c9644aababb2588027bf7188b982172121212121212121212121212121212121212121\
+            212121212121212121212121000001a21a4d4000
+            """)
+        #expect(frames.map(\.count) == [123, 246, 367])
+        #expect(frames.map { Hash256.of($0).hex } == [
+            "45e2405a317137cd2cc05639655b53b170ca25b8f5951c3d85bd0af3086a0d80",
+            "02c52bf3d5b516da37880883fc12bed9ac4ab0add09df4ff75472f2ab79eef50",
+            "fa5225009879a06638b494841984115a75443edca9018edd266692f430f243ac",
+        ])
+        #expect(Hex.encode(a.sendKey) == "344b158747accf844c2580a7660b723663fbf30f0fd8291cc00b2f80b6abb5e5")
+        #expect(Hex.encode(a.receiveKey) == "906f1ec178a00eb50b8198f220c95df67085845efc9063de483e997b9a332ca6")
+        #expect(a.sendKey == b.receiveKey && a.receiveKey == b.sendKey)
+        #expect(a.peer.name == "host-b" && b.peer.credential == [ProtocolVectorTests.grant])
+    }
+}

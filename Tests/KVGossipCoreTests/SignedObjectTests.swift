@@ -32,19 +32,55 @@ import KVGossipTestSupport
     }
 
     @Test func revocationRoundTripsAndVerifies() throws {
+        let search = Fixture.validator().search
+        let alicesOwn = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"], delegate: true)
         let g = Fixture.grant(Fixture.alice, to: Fixture.bob, ["/app/**"])
-        let byIssuer = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: Fixture.now, signer: Fixture.alice)
+        let byIssuer = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: Fixture.now, signer: Fixture.alice, proof: [alicesOwn])
         let back = try Revocation(decoding: byIssuer.encoded)
-        #expect(back == byIssuer && back.grant == g)
-        try back.verify(root: Fixture.cluster)
+        #expect(back == byIssuer && back.grant == g && back.proof == [alicesOwn])
+        try back.verify(using: search)
 
         let byRoot = Revocation(cluster: Fixture.cluster, grantID: g.id, revokedAt: Fixture.now, signer: Fixture.root)
-        try Revocation(decoding: byRoot.encoded).verify(root: Fixture.cluster)
+        #expect(try Revocation(decoding: byRoot.encoded).proof.isEmpty)
+        try Revocation(decoding: byRoot.encoded).verify(using: search)
 
-        let byStranger = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: Fixture.now, signer: Fixture.mallory)
-        #expect(throws: Refusal.self) { try byStranger.verify(root: Fixture.cluster) }
+        let byStranger = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: Fixture.now, signer: Fixture.mallory, proof: [alicesOwn])
+        #expect(throws: Refusal.self) { try byStranger.verify(using: search) }
         let strangerWithoutGrant = Revocation(cluster: Fixture.cluster, grantID: g.id, revokedAt: Fixture.now, signer: Fixture.alice)
-        #expect(throws: Refusal.self) { try strangerWithoutGrant.verify(root: Fixture.cluster) }
+        #expect(throws: Refusal.self) { try strangerWithoutGrant.verify(using: search) }
+    }
+
+    /// Anyone can make a key, a grant from it and the grant's revocation; without a chain of
+    /// delegating grants from the root to the revoker, the revocation is refused.
+    @Test func aRevocationNeedsTheRevokersDelegatingChain() throws {
+        let search = Fixture.validator().search
+        let junk = Fixture.grant(Fixture.mallory, to: Fixture.bob, ["/**"])
+        let noProof = Revocation(cluster: Fixture.cluster, grant: junk, revokedAt: Fixture.now, signer: Fixture.mallory)
+        #expect { try noProof.verify(using: search) } throws: { ($0 as? Refusal)?.reason == .noAuthority }
+
+        // A grant without delegation does not let its holder issue (or revoke) grants.
+        let writeOnly = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
+        let g = Fixture.grant(Fixture.alice, to: Fixture.bob, ["/app/x"])
+        let notDelegate = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: Fixture.now, signer: Fixture.alice, proof: [writeOnly])
+        #expect { try notDelegate.verify(using: search) } throws: { ($0 as? Refusal)?.reason == .noAuthority }
+
+        // The chain must be valid when the revocation was made.
+        let expired = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"], delegate: true, expires: Fixture.now - 1)
+        let late = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: Fixture.now, signer: Fixture.alice, proof: [expired])
+        #expect { try late.verify(using: search) } throws: { ($0 as? Refusal)?.reason == .noAuthority }
+
+        // Two delegating links, given in any order.
+        let toAlice = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"], delegate: true)
+        let toCarol = Fixture.grant(Fixture.alice, to: Fixture.carol, ["/app/team/**"], delegate: true)
+        let fromCarol = Fixture.grant(Fixture.carol, to: Fixture.bob, ["/app/team/x"])
+        try Revocation(cluster: Fixture.cluster, grant: fromCarol, revokedAt: Fixture.now, signer: Fixture.carol, proof: [toCarol, toAlice])
+            .verify(using: search)
+
+        // A forged proof link (right fields, wrong signature) proves nothing, even to a node that
+        // verified the genuine grant before.
+        let forged = try Grant(decoding: Array(toAlice.signedBytes) + [UInt8](repeating: 7, count: 64))
+        let withForgery = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: Fixture.now, signer: Fixture.alice, proof: [forged])
+        #expect { try withForgery.verify(using: search) } throws: { ($0 as? Refusal)?.reason == .noAuthority }
     }
 
     /// A signature made for one key or time must not be accepted for another
@@ -108,8 +144,14 @@ import KVGossipTestSupport
             try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.alice.publicKey, patterns: [try! Pattern("/a")],
                       mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
         }
+        // No pattern: a membership grant (admits its holder as a peer, writes nothing).
+        let member = try? Grant(
+            cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: [],
+            mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
+        #expect(member.map { try? Grant(decoding: $0.encoded) } != nil)
+        #expect(member?.matches(try! Key("/a")) == false)
         #expect(throws: Refusal.self) {
-            try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: [],
+            try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: (0..<17).map { try! Pattern("/p\($0)") },
                       mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
         }
         #expect(throws: Refusal.self) {

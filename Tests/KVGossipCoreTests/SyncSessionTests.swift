@@ -17,9 +17,10 @@ import KVGossipTestSupport
         try fill([a, b], count: 500)
         let run = try SessionRun.run(a, b)
         #expect(run.initiatorReport.alreadyEqual)
-        #expect(run.roundTrips == 2)  // hello ↔ hello, done ↔ done
+        #expect(run.roundTrips == 2)  // open ↔ opened, done ↔ done
         #expect(run.messages == 4)
-        #expect(run.bytes < 300)
+        #expect(run.bytes < 200)
+        #expect(run.initiatorReport.equalAtEnd && run.responderReport.equalAtEnd)
     }
 
     @Test(arguments: [0, 1, 16, 17, 300, 2000])
@@ -129,36 +130,74 @@ import KVGossipTestSupport
         #expect(back == .results([result]))
     }
 
-    @Test func anotherClusterIsRefusedWithAReason() throws {
-        let a = node()
-        let other = MemoryNode(root: Fixture.mallory.publicKey)
-        var initiator = SyncInitiator(state: a, localName: "A", syncPort: 1)
-        var responder = SyncResponder(state: other, localName: "M", syncPort: 2)
-        let hello = try initiator.start()
-        let reply = try responder.receive(hello[0])
-        guard case .failure(let text) = reply.first else {
-            Issue.record("expected a failure, got \(reply)")
-            return
-        }
-        #expect(text.contains("different cluster"))
-        #expect(responder.isFinished)
-        #expect(throws: SyncProtocolError.self) { try initiator.receive(reply[0]) }
-    }
-
     @Test func outOfOrderMessagesAreProtocolErrors() throws {
         let a = node()
-        var responder = SyncResponder(state: a, localName: "A", syncPort: 1)
+        var responder = SyncResponder(state: a, peer: "B")
         #expect(throws: SyncProtocolError.self) { try responder.receive(.viewRequest([])) }
-        var initiator = SyncInitiator(state: a, localName: "A", syncPort: 1)
+        var initiator = SyncInitiator(state: a, peer: "B")
         _ = try initiator.start()
         #expect(throws: SyncProtocolError.self) { try initiator.receive(.views([])) }
+        // A push answers its records and ends; nothing more is accepted.
+        var push = SyncResponder(state: a, peer: "B")
+        #expect(try push.receive(.open(.push, .zero)).isEmpty)
+        _ = try push.receive(.records([]))
+        #expect(push.isFinished)
+        #expect(throws: SyncProtocolError.self) { try push.receive(.records([])) }
+    }
+
+    /// What one message may ask of a responder is bounded: queries per request, entries only for
+    /// small subtrees, pull sizes, revocations per batch, refusals in a row.
+    @Test func aPeerCanAskOnlySoMuchPerMessage() throws {
+        let b = node()
+        try fill([b], count: 2000)
+        func opened() throws -> SyncResponder {
+            var r = SyncResponder(state: b, peer: "M")
+            _ = try r.receive(.open(.full, .zero))
+            return r
+        }
+        let limits = SyncLimits.default
+        var r1 = try opened()
+        let many = (0..<(limits.queriesPerRequest + 1)).map { _ in ViewQuery(space: .records, prefix: .root, entries: false) }
+        #expect(throws: SyncProtocolError.self) { try r1.receive(.viewRequest(many)) }
+        // The 4,096-query attack: entries of the whole tree, over and over.
+        var r2 = try opened()
+        #expect(throws: SyncProtocolError.self) { try r2.receive(.viewRequest([ViewQuery(space: .records, prefix: .root, entries: true)])) }
+        // Entries of a small subtree are fine.
+        var r3 = try opened()
+        let deep = NibblePath(nibbles: [1, 2, 3])!
+        #expect(try b.entryCount(.records, under: deep) <= limits.maxEntriesView)
+        #expect(try !r3.receive(.viewRequest([ViewQuery(space: .records, prefix: deep, entries: true)])).isEmpty)
+        var r4 = try opened()
+        #expect(throws: SyncProtocolError.self) { try r4.receive(.pull(records: Array(repeating: .zero, count: limits.pullChunk + 1), revocations: [])) }
+        var r5 = try opened()
+        let junk = (0..<(limits.maxRefusalStreak + 1)).map { Fixture.record("/j/\($0)", "x", by: Fixture.mallory) }
+        #expect(throws: SyncProtocolError.self) {
+            for batch in SyncLimits.chunks(junk, of: 10) { _ = try r5.receive(.records(batch)) }
+        }
+    }
+
+    /// More differences than one pull holds are pulled in chunks, each answered in batches.
+    @Test func manyDifferencesArePulledInChunks() throws {
+        let a = node(), b = node()
+        try fill([b], count: 1200)
+        var limits = SyncLimits()
+        limits.pullChunk = 500
+        limits.batchRecords = 64
+        let run = try SessionRun.run(a, b, limits: limits)
+        #expect(a.records.count == 1200)
+        #expect(try a.treeHash() == b.treeHash())
+        #expect(run.initiatorReport.equalAtEnd && run.initiatorReport.completedReconciliation)
+        #expect(run.responderReport.equalAtEnd)
     }
 
     @Test func codecRoundTripsAndRefusesGarbage() throws {
         let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/a/**"])
         let entry = MerkleEntry(id: Hash256.of([1]), digest: Hash256.of([2]))
         let messages: [SyncMessage] = [
-            .hello(SyncHello(cluster: Fixture.cluster, treeHash: Hash256.of([3]), nodeName: "host-a", syncPort: 7947)),
+            .open(.full, Hash256.of([3])),
+            .open(.push, Hash256.of([6])),
+            .opened(Hash256.of([7])),
+            .announce(Hash256.of([8])),
             .viewRequest([ViewQuery(space: .records, prefix: NibblePath(nibbles: [1, 2, 3])!, entries: true)]),
             .views([
                 ViewAnswer(query: ViewQuery(space: .revocations, prefix: .root, entries: false), view: .internal(Array(repeating: .zero, count: 16))),

@@ -33,6 +33,14 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
         }
     }
 
+    func entryCount(_ space: SummarySpace, under prefix: NibblePath) throws -> Int {
+        lock.withLock { _ in
+            let backend = summaries[space]!
+            if let node = backend.internalNode(at: prefix) { return node.count }
+            return backend.entries(under: prefix).count
+        }
+    }
+
     func records(at ids: [Hash256]) throws -> [Record] { lock.withLock { _ in ids.compactMap { records[$0] } } }
 
     func revocations(for grantIDs: [Hash256]) throws -> [Revocation] {
@@ -41,7 +49,7 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
 
     func isRevoked(_ id: Hash256) -> Bool { revocationsByGrant[id] != nil }
 
-    func apply(records incoming: [Record], from peer: String) throws -> [PushResult] {
+    func apply(records incoming: [Record], from peer: String, pulled: Bool) throws -> [PushResult] {
         try incoming.map { try apply($0) }
     }
 
@@ -71,13 +79,16 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
         roots[.records] = try MerkleTrie.apply([MerkleChange(id: entry.id, countDelta: delta)], to: &summaries[.records]!)
     }
 
-    func apply(revocations incoming: [Revocation], from peer: String) throws {
-        for r in incoming { try apply(r) }
+    func apply(revocations incoming: [Revocation], from peer: String) throws -> Int {
+        try incoming.reduce(0) { $0 + (try apply($1) ? 0 : 1) }
     }
 
-    func apply(_ revocation: Revocation) throws {
+    /// False when refused (a duplicate is not a refusal).
+    @discardableResult
+    func apply(_ revocation: Revocation) throws -> Bool {
         try lock.withLock { _ in
-            guard (try? revocation.verify(root: cluster)) != nil, revocationsByGrant[revocation.grantID] == nil else { return }
+            guard (try? revocation.verify(using: ChainSearch(root: cluster, cache: GrantVerificationCache()))) != nil else { return false }
+            guard revocationsByGrant[revocation.grantID] == nil else { return true }
             revocationsByGrant[revocation.grantID] = revocation
             let entry = SummaryEntries.entry(for: revocation)
             let delta = summaries[.revocations]!.upsert(entry)
@@ -89,6 +100,7 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
                     roots[.records] = try MerkleTrie.apply([MerkleChange(id: id, countDelta: delta)], to: &summaries[.records]!)
                 }
             }
+            return true
         }
     }
 
@@ -121,8 +133,8 @@ struct SessionRun {
 
     static func run(_ a: MemoryNode, _ b: MemoryNode, limits: SyncLimits = .default) throws -> SessionRun {
         var run = SessionRun()
-        var initiator = SyncInitiator(state: a, localName: "A", syncPort: 1, limits: limits)
-        var responder = SyncResponder(state: b, localName: "B", syncPort: 2, limits: limits)
+        var initiator = SyncInitiator(state: a, peer: "B", limits: limits)
+        var responder = SyncResponder(state: b, peer: "A", limits: limits)
         var toResponder = try initiator.start()
         var guardCount = 0
         while !initiator.isFinished {

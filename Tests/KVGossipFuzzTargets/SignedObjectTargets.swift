@@ -4,10 +4,19 @@ import KVGossipCore
 /// (Docs/protocol.md §Grant, §Record, §Revocation). Each encoding is canonical: a decoded object
 /// re-encodes to exactly the bytes it came from, and the signature covers those bytes.
 enum SignedObjectTargets {
+    /// Read both ways production reads a grant: strictly (grant files, `grants add`: every pattern
+    /// must parse) and lazily (grants riding in pools, revocations and credentials: patterns parsed
+    /// only when a key is matched). The two readings differ only in refusing unparsable patterns.
     static let grant = FuzzTarget("grant", dictionary: patternTokens, seeds: { SeedObjects.grants.map(\.encoded) }) {
         input throws(Violation) in
-        guard let grant = try? Grant(decoding: input) else { return false }
-        try checkGrant(grant, encoding: input)
+        guard let lazy = try? Grant(decoding: input, checkingPatterns: false) else {
+            try require((try? Grant(decoding: input)) == nil, "the strict reading accepts a grant the lazy one refuses")
+            return false
+        }
+        try checkGrant(lazy, encoding: input)
+        let strict = try? Grant(decoding: input)
+        try require((strict != nil) == lazy.patternsAreValid, "the strict reading disagrees with the grant's own verdict on its patterns")
+        if let strict { try require(strict == lazy && strict.patternTexts == lazy.patternTexts, "the two readings give different grants") }
         return true
     }
 
@@ -28,19 +37,36 @@ enum SignedObjectTargets {
     /// Pieces of patterns and the tags, so mutations reach the pattern parser and the matcher.
     static let patternTokens = ["kvgossip/grant/v1\u{0}", "kvgossip/record/v1\u{0}", "kvgossip/revocation/v1\u{0}", "/**", "/*", "?", "/app/"]
 
+    /// A grant as it arrives in any of its places, read lazily (its patterns may not parse).
     static func checkGrant(_ grant: Grant, encoding: [UInt8]) throws(Violation) {
         try require(grant.encoded == encoding, "grant \(grant.id.hex) re-encodes to different bytes")
-        let again = try mustDecode("a grant's encoding") { () throws(Refusal) in try Grant(decoding: grant.encoded) }
+        let again = try mustDecode("a grant's encoding") { () throws(Refusal) in try Grant(decoding: grant.encoded, checkingPatterns: false) }
         try require(
-            again == grant && again.patterns == grant.patterns && again.mayDelegate == grant.mayDelegate
+            again == grant && again.patternTexts == grant.patternTexts && again.mayDelegate == grant.mayDelegate
                 && again.notBefore == grant.notBefore && again.expires == grant.expires && again.issuee == grant.issuee,
             "grant \(grant.id.hex) decodes to a different grant the second time")
-        // What the issuing side refuses to sign, the decoder must refuse to read (Docs/protocol.md §Grant).
+        // What the issuing side refuses to sign, the decoder must refuse to read (Docs/protocol.md §Grant);
+        // no pattern at all is a membership grant (Docs/contract.md §Admission).
         try require(grant.issuer != grant.issuee, "a decoded grant has issuer = issuee")
-        try require((1...Limits.default.maxPatternsPerGrant).contains(grant.patterns.count), "a decoded grant has \(grant.patterns.count) patterns")
+        try require(grant.patternTexts.count <= Limits.default.maxPatternsPerGrant, "a decoded grant has \(grant.patternTexts.count) patterns")
         try require(grant.expires.map { $0 > grant.notBefore } ?? true, "a decoded grant expires before it starts")
-        for pattern in grant.patterns { try PathTextChecks.checkPattern(pattern) }
+        let parsed = grant.patterns
+        try require(grant.patternsAreValid == (parsed.count == grant.patternTexts.count), "patternsAreValid disagrees with the parsed patterns")
+        for pattern in parsed { try PathTextChecks.checkPattern(pattern) }
+        // Matching with the shared cache of parsed patterns agrees with matching afresh, and a grant
+        // with a pattern that does not parse matches nothing.
+        let cache = GrantVerificationCache()
+        for key in parsed.flatMap(keysNear) {
+            let matches = grant.matches(key)
+            try require(cache.matches(grant, key) == matches, "the pattern cache and the grant disagree on \(key)")
+            try require(grant.patternsAreValid || !matches, "a grant with a pattern that does not parse matches \(key)")
+        }
         _ = grant.signatureIsValid
+    }
+
+    /// Keys a pattern names or narrows to: its own text when literal, its literal prefix.
+    private static func keysNear(_ pattern: Pattern) -> [Key] {
+        [pattern.text, pattern.literalPrefix].compactMap { try? Key($0) }
     }
 
     static func checkRecord(_ record: Record, encoding: [UInt8]) throws(Violation) {
@@ -51,6 +77,8 @@ enum SignedObjectTargets {
             "record \(record.digest.hex) decodes to a different record the second time")
         try require(record.kind == .value || record.value.isEmpty, "a decoded tombstone carries a value")
         try require(record.pool.count <= Limits.default.maxPoolGrants, "a decoded pool has \(record.pool.count) grants")
+        let poolBytes = record.pool.reduce(0) { $0 + $1.encoded.count }
+        try require(poolBytes <= Limits.default.maxPoolBytes, "a decoded pool holds \(poolBytes) bytes of grants")
         for grant in record.pool { try checkGrant(grant, encoding: grant.encoded) }
         // Store scans narrow a pattern to its literal prefix: every key it matches lies under it.
         for pattern in record.pool.flatMap(\.patterns) where pattern.matches(record.key) {
@@ -79,21 +107,33 @@ enum SignedObjectTargets {
         }
     }
 
-    /// Docs/contract.md §Authority: root first, each link issued by the previous link's issuee, every
-    /// link but the last delegating, the last naming the signer, all signed, in force and matching.
+    /// Docs/contract.md §Authority: a chain to the signer whose every link also covers the key.
     static func checkChain(_ chain: [Grant], for record: Record) throws(Violation) {
-        let root = record.cluster
+        try checkLinks(chain, root: record.cluster, to: record.signer, atMs: record.timestamp.physicalMs, lastDelegates: false)
+        for (index, link) in chain.enumerated() {
+            try require(link.matches(record.key), "chain link \(index) does not cover \(record.key)")
+        }
+    }
+
+    /// The shape every chain of grants has (Docs/contract.md §Authority, §Admission, §Revocation):
+    /// empty only for the root itself; else root first, each link issued by the previous link's
+    /// issuee, every link but the last delegating (the last too when `lastDelegates`), the last
+    /// naming `holder`, all grants of this cluster with valid signatures (checked here without any
+    /// cache) and in force at `ms`.
+    static func checkLinks(_ chain: [Grant], root: PublicKey, to holder: PublicKey, atMs ms: UInt64, lastDelegates: Bool) throws(Violation) {
         guard let last = chain.last else {
-            try require(record.signer == root, "an empty chain authorized a signer other than the root")
+            try require(holder == root, "an empty chain stood for a key other than the root")
             return
         }
         try require(chain.count <= Limits.default.maxChainLength, "chain of \(chain.count) links")
-        try require(chain[0].issuer == root && last.issuee == record.signer, "chain does not run from the root to the signer")
+        try require(chain[0].issuer == root && last.issuee == holder, "chain does not run from the root to \(holder.fingerprint)")
         for (index, link) in chain.enumerated() {
             try require(link.cluster == root && link.signatureIsValid, "chain link \(index) is not a signed grant of this cluster")
-            try require(link.matches(record.key) && link.isValid(atMs: record.timestamp.physicalMs), "chain link \(index) does not cover the key at its time")
+            try require(link.isValid(atMs: ms), "chain link \(index) is not in force at \(ms)")
             if index + 1 < chain.count {
                 try require(link.mayDelegate && chain[index + 1].issuer == link.issuee, "chain link \(index) does not delegate to the next")
+            } else if lastDelegates {
+                try require(link.mayDelegate, "the last link of a delegation chain does not delegate")
             }
         }
     }
@@ -103,13 +143,23 @@ enum SignedObjectTargets {
         let again = try mustDecode("a revocation's encoding") { () throws(Refusal) in try Revocation(decoding: revocation.encoded) }
         try require(
             again == revocation && again.grantID == revocation.grantID && again.revokedAt == revocation.revokedAt
-                && again.grant == revocation.grant,
+                && again.grant == revocation.grant && again.proof == revocation.proof,
             "revocation \(revocation.digest.hex) decodes to a different revocation the second time")
-        if let grant = revocation.grant { try checkGrant(grant, encoding: grant.encoded) }
+        try require(revocation.proof.count <= Limits.default.maxChainLength, "a decoded proof holds \(revocation.proof.count) grants")
+        for grant in [revocation.grant].compactMap({ $0 }) + revocation.proof { try checkGrant(grant, encoding: grant.encoded) }
         try require(SummaryEntries.entry(for: revocation).id == revocation.grantID, "summary entry not at the grant's position")
-        guard (try? revocation.verify(root: revocation.cluster)) != nil else { return }
-        // Accepted: signed by the root, or by the issuer of the attached, revoked grant.
-        let byIssuer = revocation.grant.map { $0.issuer == revocation.signer && $0.id == revocation.grantID } ?? false
-        try require(revocation.signer == revocation.cluster || byIssuer, "a revocation by someone other than the root or the issuer was accepted")
+        let root = revocation.cluster
+        let search = ChainSearch(root: root, cache: GrantVerificationCache())
+        guard (try? revocation.verify(using: search)) != nil else { return }
+        // Accepted: signed by the root, or by the issuer of the attached, revoked grant who shows a
+        // chain of delegating grants from the root in force when it revoked (Docs/contract.md §Revocation).
+        try require(revocation.signer.verifies(revocation.signature, over: revocation.signedBytes), "a revocation with a bad signature was accepted")
+        if revocation.signer == root { return }
+        let byIssuer = revocation.grant.map { $0.issuer == revocation.signer && $0.id == revocation.grantID && $0.signatureIsValid } ?? false
+        try require(byIssuer, "a revocation by someone other than the root or the grant's issuer was accepted")
+        guard let chain = search.delegation(to: revocation.signer, atMs: revocation.revokedAt, pool: revocation.proof) else {
+            throw Violation(text: "a revocation was accepted without a proof of the revoker's power")
+        }
+        try checkLinks(chain, root: root, to: revocation.signer, atMs: revocation.revokedAt, lastDelegates: true)
     }
 }

@@ -1,7 +1,7 @@
 import KVGossipCore
 
-/// What a peer sends: sync messages over TCP (Docs/protocol.md §Sync sessions) and the tree-hash
-/// announcement in Serf queries (Docs/contract.md §Serf).
+/// What a peer sends: sync messages sealed in link frames (Docs/protocol.md §Sessions) and the
+/// tree-hash announcement in Serf queries (Docs/contract.md §Serf).
 enum SyncTargets {
     /// Decoded with the production limits. What the encoder writes, the decoder must read; a message
     /// re-encodes to its own bytes, except that `results` and `failure` normalise their free text
@@ -65,7 +65,10 @@ enum SyncTargets {
         let entry = SummaryEntries.entry(for: objects.vectorRecord)
         let children = (0..<16).map { Hash256.of([UInt8($0)]) }
         return [
-            .hello(SyncHello(cluster: objects.cluster, treeHash: hash, nodeName: "host-a", syncPort: 7947)),
+            .open(.full, hash),
+            .open(.push, .zero),
+            .opened(hash),
+            .announce(hash),
             .viewRequest([
                 ViewQuery(space: .records, prefix: .root, entries: false),
                 ViewQuery(space: .revocations, prefix: NibblePath(nibbles: [3, 15])!, entries: true),

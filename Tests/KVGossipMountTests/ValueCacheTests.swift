@@ -34,7 +34,7 @@ import Testing
         let cache = ValueCache(budgetBytes: 1 << 20)
         let ticket = Self.ticket(cache)
         // The store committed "two" after the miss read "one" from SQLite.
-        cache.observe([.record(Self.record("two", at: 2000), previous: nil)])
+        cache.observe([.record(Self.record("two", at: 2000), previous: nil, origin: .local)])
         cache.insert("/c/k", Self.value(Self.record("one", at: 1000)), ticket: ticket)
         #expect(Self.cached(cache) == nil)
     }
@@ -42,28 +42,28 @@ import Testing
     @Test func aNewerCommitReplacesAndALateOlderOneDrops() {
         let cache = ValueCache(budgetBytes: 1 << 20)
         cache.insert("/c/k", Self.value(Self.record("one", at: 1000)), ticket: Self.ticket(cache))
-        cache.observe([.record(Self.record("three", at: 3000), previous: nil)])
+        cache.observe([.record(Self.record("three", at: 3000), previous: nil, origin: .local)])
         #expect(Self.cached(cache) == "three")
         // An older version published after a newer one may trail an unset not yet published
         // (a revocation): the entry goes, and the next open asks the store.
-        cache.observe([.record(Self.record("two", at: 2000), previous: nil)])
+        cache.observe([.record(Self.record("two", at: 2000), previous: nil, origin: .local)])
         #expect(Self.cached(cache) == nil)
     }
 
     @Test func aCommitTooLargeForTheBudgetDropsTheEntry() {
         let cache = ValueCache(budgetBytes: 1000)
         cache.insert("/c/k", Self.value(Self.record("small", at: 1000)), ticket: Self.ticket(cache))
-        cache.observe([.record(Self.record(String(repeating: "x", count: 600), at: 2000), previous: nil)])
+        cache.observe([.record(Self.record(String(repeating: "x", count: 600), at: 2000), previous: nil, origin: .local)])
         #expect(Self.cached(cache) == nil)
     }
 
     @Test func tombstonesAndUnsetsDropTheEntry() throws {
         let cache = ValueCache(budgetBytes: 1 << 20)
         cache.insert("/c/k", Self.value(Self.record("one", at: 1000)), ticket: Self.ticket(cache))
-        cache.observe([.record(Self.record(nil, at: 2000), previous: nil)])
+        cache.observe([.record(Self.record(nil, at: 2000), previous: nil, origin: .local)])
         #expect(Self.cached(cache) == nil)
         // A late commit of an older value does not bring it back.
-        cache.observe([.record(Self.record("one and a half", at: 1500), previous: nil)])
+        cache.observe([.record(Self.record("one and a half", at: 1500), previous: nil, origin: .local)])
         #expect(Self.cached(cache) == nil)
 
         cache.insert("/c/k", Self.value(Self.record("four", at: 4000)), ticket: Self.ticket(cache))

@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipCore
 import KVGossipMount
+import KVGossipNode
 import Testing
 
 extension MountTests {
@@ -20,7 +21,7 @@ extension MountTests {
                 #expect(dump.stdout.contains("user.kvgossip.state=\"synced\""))
                 #expect(dump.stdout.contains("user.kvgossip.writable=\"1\""))
 
-                fx.node.setState(.pendingPush, for: try Key("/app/k"))
+                fx.node.attach(keyStates: FixedKeyStates(states: [try Key("/app/k"): .pendingPush]))
                 #expect(fx.sh("getfattr --only-values -n user.kvgossip.state app/k").stdout == "pending-push")
                 #expect(fx.sh("getfattr --only-values -n user.kvgossip.dirty app/k").stdout == "1")
                 #expect(fx.sh("getfattr --only-values -n user.kvgossip.chain top").stdout == "root")
@@ -58,4 +59,10 @@ extension MountTests {
     }
 }
 
-
+/// Key states set by hand, for checks of how the mount shows them.
+struct FixedKeyStates: KeyStateSource {
+    var states: [Key: KeyState]
+    var defaultKeyState: KeyState = .synced
+    func keyState(of key: Key) -> KeyState { states[key] ?? defaultKeyState }
+    func dirtyCounts(liveKeys: Int) -> [KeyState: Int] { [:] }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import KVGossipCore
+import Synchronization
 import Testing
 @testable import KVGossipStore
 
@@ -111,6 +112,41 @@ enum StoreFixture {
         #expect(second.timestamp > minted.timestamp)  // last-minted is remembered across keys
     }
 
+    /// A forward clock jump, one write, and the clock back: later writes are dated by the clock
+    /// (not stuck behind the jump's timestamp), the jump is reported, the key written during the
+    /// jump refuses new values with an explanation, and a refused mint moves nothing.
+    @Test func aClockJumpDoesNotBlockLaterWrites() throws {
+        let now = Mutex(StoreFixture.now)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-store-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try Store(directory: directory, root: StoreFixture.root.publicKey, clock: { now.withLock { $0 } })
+        let hour: UInt64 = 3_600_000
+
+        now.withLock { $0 += hour }  // the clock jumps forward
+        let (during, duringOutcome) = try store.mint(key: try Key("/jump"), value: Array("during".utf8), signer: StoreFixture.root, pool: [])
+        #expect(duringOutcome == .accepted && during.timestamp.physicalMs == StoreFixture.now + hour)
+        now.withLock { $0 -= hour }  // and back
+
+        let (after, outcome) = try store.mint(key: try Key("/other"), value: Array("after".utf8), signer: StoreFixture.root, pool: [])
+        #expect(outcome == .accepted)
+        #expect(after.timestamp.physicalMs == StoreFixture.now, "dated by the clock, not after the jump")
+        #expect(store.clockWentBack?.lastMinted == during.timestamp)
+
+        let (_, blocked) = try store.mint(key: try Key("/jump"), value: Array("new".utf8), signer: StoreFixture.root, pool: [])
+        guard case .refused(let refusal, _) = blocked else {
+            Issue.record("a value dated an hour ahead cannot be superseded now: \(blocked)")
+            return
+        }
+        #expect(refusal.reason == .clockSkew && refusal.detail.contains("ahead of this node's clock"))
+        // The refused mint did not move the last minted timestamp: the next write is dated by the clock.
+        now.withLock { $0 += 5 }
+        let (next, _) = try store.mint(key: try Key("/other"), value: Array("next".utf8), signer: StoreFixture.root, pool: [])
+        #expect(next.timestamp.physicalMs == StoreFixture.now + 5)
+        // Once the clock passes the jump, nothing is reported any more.
+        now.withLock { $0 = StoreFixture.now + hour + 1 }
+        #expect(store.clockWentBack == nil)
+    }
+
     @Test func revocationCascadeInTheStore() async throws {
         let t = try TempStore()
         let wide = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/**"], nonce: 1)
@@ -183,7 +219,7 @@ enum StoreFixture {
         _ = try t.store.apply(r1)
         _ = try t.store.apply(r2)
         var it = changes.makeAsyncIterator()
-        #expect(await it.next() == .record(r1, previous: nil))
-        #expect(await it.next() == .record(r2, previous: r1.version))
+        #expect(await it.next() == .record(r1, previous: nil, origin: .local))
+        #expect(await it.next() == .record(r2, previous: r1.version, origin: .local))
     }
 }

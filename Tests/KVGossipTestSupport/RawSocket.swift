@@ -2,13 +2,26 @@ import Foundation
 import Glibc
 
 /// A plain blocking socket for tests that speak to an agent byte by byte (hostile input).
-public struct RawSocket: ~Copyable {
+public final class RawSocket: @unchecked Sendable {
     public let fd: Int32
 
-    /// Connects to 127.0.0.1:`port`; nil if nobody accepts.
-    public init?(tcpPort port: Int, timeout: TimeInterval = 10) {
+    /// Connects to 127.0.0.1:`port`, from the loopback address `source` when given (any of
+    /// 127.0.0.0/8, so a test can play many hosts); nil if nobody accepts.
+    public init?(tcpPort port: Int, timeout: TimeInterval = 10, from source: String? = nil) {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                close(fd)
+                return nil
+            }
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -66,6 +79,34 @@ public struct RawSocket: ~Copyable {
             done += n
         }
         return true
+    }
+
+    /// Sends one frame: a u32 big-endian length, then the bytes (KVGossip's framing).
+    @discardableResult
+    public func sendFrame(_ body: [UInt8]) -> Bool {
+        let n = UInt32(body.count)
+        return send([UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + body)
+    }
+
+    /// Reads one frame; nil when the peer closed or the receive timeout passed.
+    public func readFrame(maxBytes: Int = 64 << 20) -> [UInt8]? {
+        guard let header = read(exactly: 4) else { return nil }
+        let n = header.reduce(0) { $0 << 8 | Int($1) }
+        guard n <= maxBytes else { return nil }
+        return read(exactly: n)
+    }
+
+    /// Reads exactly `count` bytes; nil when the peer closed first or the timeout passed.
+    public func read(exactly count: Int) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, count - done, 0) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            done += n
+        }
+        return out
     }
 
     /// Reads until the peer closes the connection; returns what it sent, or nil if it was still

@@ -70,7 +70,7 @@ public enum Readiness {
         return String(decoding: answer, as: UTF8.self)
     }
 
-    private static func receive(_ fd: Int32, _ count: Int) -> [UInt8]? {
+    static func receive(_ fd: Int32, _ count: Int) -> [UInt8]? {
         var out = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {

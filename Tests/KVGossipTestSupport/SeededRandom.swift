@@ -1,17 +1,5 @@
-/// SplitMix64: a tiny seeded generator, so randomized tests and fuzzers run the same way every
-/// time and a failure can be replayed from its seed.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+import KVGossipCore
 
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    public mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) } }
-}
+/// The tests' seeded generator is the core's: one implementation, so a seed means the same
+/// sequence in a unit test, the simulator and the benchmark.
+public typealias SeededRandom = SplitMix64

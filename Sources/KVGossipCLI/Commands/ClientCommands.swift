@@ -68,7 +68,9 @@ struct Rm: AsyncParsableCommand {
 }
 
 struct Ls: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List keys at or below a prefix (default: all).")
+    static let configuration = CommandConfiguration(
+        abstract: "List keys at or below a prefix (default: all).",
+        discussion: "The agent answers in pages of keys in order; each page is printed as it arrives, so a tree of any size lists in bounded memory.")
 
     @Argument(help: "A key prefix such as /app, or a pattern such as '/app/*/url'.") var prefix: String?
     @Flag(name: .shortAndLong, help: "Long format: size, time, state, signer fingerprint, key.") var long = false
@@ -76,27 +78,44 @@ struct Ls: AsyncParsableCommand {
     @Flag(help: "Print the records as JSON.") var json = false
 
     func run() async throws {
-        let response = try await control.call(.list) {
-            if let prefix, prefix.contains("*") || prefix.contains("?") { $0.pattern = prefix } else { $0.prefix = prefix }
+        let client = try await control.connect()
+        let array = JSONArrayStream()
+        if json { array.begin() }
+        do {
+            try await client.list({
+                if let prefix, prefix.contains("*") || prefix.contains("?") { $0.pattern = prefix } else { $0.prefix = prefix }
+            }, each: { page in
+                for r in page {
+                    if json {
+                        try array.element(r)
+                    } else if long {
+                        let fp = (try? PublicKey(text: r.signer).fingerprint) ?? r.signer
+                        print("\(String(r.value.count).leftPad(8)) \(r.time) \(r.state.padding(toLength: 13, withPad: " ", startingAt: 0)) \(fp) \(r.key)")
+                    } else {
+                        print(r.key)
+                    }
+                }
+                fflush(nil)
+            })
+        } catch let error as ControlError {
+            await client.close()
+            throw CLIError("\(error.reason): \(error.message)")
         }
-        let records = response.records ?? []
-        if json { return try JSONOutput.print(records) }
-        for r in records {
-            if long {
-                let fp = (try? PublicKey(text: r.signer).fingerprint) ?? r.signer
-                print("\(String(r.value.count).leftPad(8)) \(r.time) \(r.state.padding(toLength: 13, withPad: " ", startingAt: 0)) \(fp) \(r.key)")
-            } else {
-                print(r.key)
-            }
-        }
+        await client.close()
+        if json { array.end() }
     }
 }
 
 struct Watch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a key's (or a pattern's) current values, then every change, until interrupted.")
+        abstract: "Print a key's (or a pattern's) current values, then every change, until interrupted.",
+        discussion: """
+            The current values come first, in pages as the agent reads them. If this command reads more
+            slowly than changes arrive, the agent drops them and says so ("fell behind" on standard
+            error), then sends every current value again before going on.
+            """)
 
-    @Argument(help: "A key, a prefix ending in /, or a pattern such as '/app/**'.") var target: String
+    @Argument(help: "A key, a prefix ending in / (/ alone: everything), or a pattern such as '/app/**'.") var target: String
     @OptionGroup var control: ControlOptions
     @Flag(help: "One JSON object per event.") var json = false
 
@@ -106,7 +125,7 @@ struct Watch: AsyncParsableCommand {
             if target.contains("*") || target.contains("?") {
                 $0.pattern = target
             } else if target.hasSuffix("/") {
-                $0.prefix = String(target.dropLast())
+                $0.prefix = target == "/" ? nil : String(target.dropLast())
             } else {
                 $0.key = target
             }
@@ -126,7 +145,9 @@ struct Watch: AsyncParsableCommand {
             case .removed:
                 print("\(event.key ?? "?") removed")
             case .state:
-                print("\(event.key ?? "?") state \(event.state ?? "?")")
+                for key in event.keys ?? [event.key ?? "?"] { print("\(key) state \(event.state ?? "?")") }
+            case .fellBehind:
+                FileHandle.standardError.write(Data("kvgossip: fell behind: the agent dropped changes this watch read too slowly; the current values follow again\n".utf8))
             }
             fflush(nil)
         }
@@ -143,6 +164,7 @@ struct StatusCommand: AsyncParsableCommand {
         guard let s = try await control.call(.status).status else { throw CLIError("no status in the answer") }
         if json { return try JSONOutput.print(s) }
         for problem in s.problems ?? [] { print("PROBLEM    \(problem)") }
+        for warning in s.warnings ?? [] { print("WARNING    \(warning)") }
         if let name = s.name { print("name       \(name)") }
         print("node       \(s.node) (\(s.fingerprint))")
         print("root       \(s.root)")
@@ -152,7 +174,12 @@ struct StatusCommand: AsyncParsableCommand {
         print("started    \(s.startedAt)")
         print("dirty      \(s.dirty.isEmpty ? "none" : s.dirty.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
         print("refusals   \(s.refusals.isEmpty ? "none" : s.refusals.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
-        if !s.shadowed.isEmpty { print("shadowed   \(s.shadowed.joined(separator: " ")) (values hidden by a directory of the same name)") }
+        if !s.shadowed.isEmpty || s.shadowedTotal ?? 0 > 0 {
+            let more = (s.shadowedTotal ?? s.shadowed.count) - s.shadowed.count
+            let rest = more > 0 ? " and \(more) more" : ""
+            let counting = s.shadowedUpToDate == false ? ", still counting" : ""
+            print("shadowed   \(s.shadowed.joined(separator: " "))\(rest) (values hidden by a directory of the same name\(counting))")
+        }
         print("peers      \(s.peers.isEmpty ? "none" : "")")
         for p in s.peers {
             print("  \(p.name) \(p.address) sync=\(p.syncPort.map(String.init) ?? "-") last-sync=\(p.lastSync ?? "never") agrees=\(p.treeHashAgrees.map { $0 ? "yes" : "no" } ?? "?")")

@@ -50,9 +50,15 @@ struct Revoke: AsyncParsableCommand {
         discussion: """
             GRANT is a grant file or a grant id (hex). The agent stores the revocation permanently,
             unsets every key that depended only on that grant, and spreads it to its peers.
+
+            A revocation signed by the grant's issuer (not the root) must prove the issuer's power to
+            issue grants: --proof names the issuer's own grant file(s), the chain of delegating grants
+            from the root that `kvgossip grant` wrote for it. Only the root may revoke by id alone.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Secret key file of the root or of the grant's issuer.", valueName: "FILE")) var key: String
+    @Option(help: ArgumentHelp("The issuer's own grant file(s): its delegating chain from the root (repeatable).", valueName: "FILE"))
+    var proof: [String] = []
     @Argument(help: "A grant file or a grant id.") var grant: String
     @OptionGroup var control: ControlOptions
     @Flag(help: "Print the outcome as JSON.") var json = false
@@ -64,7 +70,15 @@ struct Revoke: AsyncParsableCommand {
         let revocation: Revocation
         if FileManager.default.fileExists(atPath: grant) {
             guard let g = try Files.grants([grant]).first else { throw CLIError("\(grant) holds no grant") }
-            revocation = Revocation(cluster: root, grant: g, revokedAt: nowMs(), signer: signer)
+            let chain = try Files.grants(proof)
+            let now = nowMs()
+            if signer.publicKey != root,
+                ChainSearch(root: root, cache: GrantVerificationCache()).delegation(to: signer.publicKey, atMs: now, pool: chain) == nil
+            {
+                throw CLIError(
+                    "no-authority: the signer \(signer.publicKey.fingerprint) is not the root, and \(proof.isEmpty ? "no --proof was given" : "--proof holds no chain of delegating grants from the root to it valid now"); pass the issuer's own grant file with --proof")
+            }
+            revocation = Revocation(cluster: root, grant: g, revokedAt: now, signer: signer, proof: chain)
         } else if let id = Hex.decode(grant).flatMap(Hash256.init(bytes:)) {
             let held = try await control.call(.grantsList).grants ?? []
             if signer.publicKey != root, !held.contains(where: { $0.id == id.hex }) {

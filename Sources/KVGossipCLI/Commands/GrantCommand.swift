@@ -13,9 +13,15 @@ struct GrantCommand: ParsableCommand {
             it is by itself a complete proof for the new holder (pass it to `set --proof` or
             `grants add`).
 
-            Example:
+            A grant with --member and no pattern is a membership grant: it lets the receiver's node
+            key join the cluster as a peer (sync, serve its mount) without writing anything; a host
+            that only reads needs one. Any grant chaining a node key to the root admits it.
+
+            Examples:
               kvgossip grant --issuer-key root.key --to ed25519:… --pattern '/app/**' --delegate \\
                   --expires 90d --out app-team.grant
+              kvgossip grant --issuer-key root.key --to "$(kvgossip status --json | jq -r .node)" \\
+                  --member --out host.grant
             """)
 
     @Option(name: .customLong("issuer-key"), help: ArgumentHelp("Secret key file of the issuer.", valueName: "FILE"))
@@ -24,8 +30,11 @@ struct GrantCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Public key of the entity receiving the grant.", valueName: "PUBKEY"))
     var to: String
 
-    @Option(name: .long, help: ArgumentHelp("A key glob (repeatable, 1–16): /app/**, /app/*/url, /a/b?.", valueName: "GLOB"))
+    @Option(name: .long, help: ArgumentHelp("A key glob (repeatable, up to 16): /app/**, /app/*/url, /a/b?.", valueName: "GLOB"))
     var pattern: [String] = []
+
+    @Flag(help: "A membership grant: admits the receiver as a peer, writes nothing (no --pattern).")
+    var member = false
 
     @Flag(help: "Let the receiver issue grants within this one.")
     var delegate = false
@@ -49,7 +58,8 @@ struct GrantCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if pattern.isEmpty { throw ValidationError("give at least one --pattern") }
+        if pattern.isEmpty && !member { throw ValidationError("give at least one --pattern, or --member for a grant that only admits a peer") }
+        if !pattern.isEmpty && member { throw ValidationError("--member grants write nothing: leave out --pattern") }
         if let expires, DurationText.milliseconds(expires) == nil {
             throw ValidationError("--expires: \"\(expires)\" is not a duration like 90s, 15m, 12h or 30d")
         }

@@ -43,11 +43,12 @@ struct AgentLauncher {
         let listenAddress = PeerAddress(parsing: settings.listen!)!
         var gossip = GossipEngine.Options(nodeName: nodeName, syncPort: UInt16(listenAddress.port))
         gossip.staticPeers = staticPeers
-        gossip.interval = .milliseconds(Int(settings.syncInterval! * 1000))
-        gossip.transport.limits = limits
+        gossip.expectsPeers = !staticPeers.isEmpty || serfMode != .off
+        gossip.gossip.antiEntropyIntervalMs = UInt64(settings.syncInterval! * 1000)
+        gossip.links.limits = limits
         let secret = try settings.clusterSecret.map(Files.clusterSecret)
         if let secret {
-            gossip.transport.secret = secret
+            gossip.links.secret = secret
             logger.info("sync connections (and a spawned Serf's gossip) are encrypted with the cluster secret")
         }
         let engine = GossipEngine(node: node, options: gossip, logger: logger)
@@ -63,7 +64,9 @@ struct AgentLauncher {
         let mount = try startMount(node: node, engine: engine, logger: logger)
         let runtime = AgentRuntime(
             node: node, engine: engine, logger: logger, mountpoint: settings.mount, serfGossip: gossipOverSerf,
-            embeddedSerf: serf?.embedded, mount: mount, metricsListen: settings.metricsListen.flatMap(PeerAddress.init(parsing:)))
+            embeddedSerf: serf?.embedded, mount: mount, metricsListen: settings.metricsListen.flatMap(PeerAddress.init(parsing:)),
+            warnings: serf?.embedded == nil ? [] : [Self.gossipWarning(secret: secret, bind: PeerAddress(parsing: settings.serfBind!)!)].compactMap { $0 },
+            controlLimits: settings.controlLimits)
         try await runtime.run(
             controlPath: settings.control!, controlListen: settings.controlListen.map(ControlEndpoint.init(parsing:)),
             syncListen: listenAddress)
@@ -125,15 +128,29 @@ struct AgentLauncher {
                 executable: executable, nodeName: nodeName, directory: URL(fileURLWithPath: settings.data!).appendingPathComponent("serf").path,
                 bindHost: bind.host, bindPort: bind.port, rpcPort: rpc.port, syncPort: syncPort,
                 tags: [Membership.defaultTag: String(syncPort)], join: settings.join ?? [],
-                profile: settings.serfProfile, encryptKey: secret.map { Data($0.serfKey).base64EncodedString() })
+                profile: settings.serfProfile, encryptKey: secret.map { Data($0.serfKey).base64EncodedString() },
+                // Without it, any local user could reach the RPC and, say, change our `kvg` tag to
+                // send the cluster elsewhere. Fresh at every start, kept only in the 0600 secrets file.
+                rpcAuthKey: Base64URL.encode(secureRandomBytes(24)))
             let embedded = EmbeddedSerf(config)
             let address: SerfRPCAddress
             do { address = try await embedded.start() } catch { throw CLIError("could not start serf: \(error)") }
             logger.info("spawned a Serf agent", metadata: [
                 "bind": "\(bind)", "rpc": "\(address)", "join": "\(settings.join ?? [])", "pid": "\(embedded.pid.map(String.init) ?? "?")",
             ])
-            return (SerfSession(.init(address: address, streamType: Self.streamType)), embedded)
+            if let warning = Self.gossipWarning(secret: secret, bind: bind) { logger.warning("\(warning)") }
+            return (SerfSession(.init(address: address, authKey: config.rpcAuthKey, streamType: Self.streamType)), embedded)
         }
+    }
+
+    /// Said in the log and in `status` when a spawned Serf gossips in the clear beyond this host.
+    static func gossipWarning(secret: ClusterSecret?, bind: PeerAddress) -> String? {
+        guard secret == nil, !isLoopback(bind.host) else { return nil }
+        return "Serf gossip is not encrypted and listens on \(bind): anyone who reaches it can join the membership and see members (configure a cluster secret)"
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     static let streamType = SerfEventFilter.combine(SerfEventFilter.memberEvents, SerfEventFilter.queries(named: TreeHashAnnouncement.queryName))

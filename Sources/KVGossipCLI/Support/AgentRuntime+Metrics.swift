@@ -19,16 +19,17 @@ extension AgentRuntime {
         m.mounted = mount?.isMounted ?? false
         m.mountLosses = mount?.losses ?? 0
         m.problems = problems.count
-        m.dirty = node.dirtyCounts
+        m.dirty = node.dirtyCounts(liveKeys: (try? node.store.valueCount) ?? 0)
         m.synced = !node.defaultKeyState.isDirty
         m.refusals = node.refusalCounts
-        m.peers = await engine.peerRecords().map { r in
+        m.peers = engine.peers.map { p in
             MetricsSnapshot.Peer(
-                name: r.peer.name, address: r.peer.address.description, lastSyncSeconds: r.lastSync?.timeIntervalSince1970,
-                treeHashAgrees: r.agreed)
+                name: p.name, address: p.address.description, lastSyncSeconds: p.lastSyncMs.map { Double($0) / 1000 },
+                treeHashAgrees: p.agreed)
         }
-        m.syncSessions = await engine.sessionResults
-        m.pushes = await engine.pushResults
+        let counters = engine.gossipCounters
+        m.syncSessions = ["ok": counters.sessionsOK, "failed": counters.sessionsFailed]
+        m.pushes = ["ok": counters.pushesOK, "failed": counters.pushesFailed]
         return m
     }
 }

@@ -20,21 +20,19 @@ struct AgentRuntime: Sendable {
     let mount: Mount?
     /// Where `/metrics` is served over HTTP, if anywhere.
     let metricsListen: PeerAddress?
+    /// Risks found at start, repeated in `status`.
+    let warnings: [String]
+    let controlLimits: ControlLimits
 
     func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
         let engine = self.engine
         let handler = ControlHandler(
-            node: node, mountpoint: mountpoint, nodeName: engine.options.nodeName, peers: { await AgentRuntime.peerInfo(engine) },
+            node: node, mountpoint: mountpoint, nodeName: engine.options.nodeName, limits: controlLimits,
+            peers: { await AgentRuntime.peerInfo(engine) },
             health: { [self] in health },
             sync: { peer in try await AgentRuntime.sync(engine, peer: peer) })
         let server = ControlServer(handler: handler, logger: logger)
         let node = self.node
-        let syncServer = SyncServer(
-            options: engine.options.transport, logger: logger, makeResponder: { engine.makeResponder(remoteHost: $0) },
-            onComplete: { report in
-                // Answering a full reconciliation counts as having synced, like initiating one.
-                if report.completedReconciliation { node.setDefaultState(.synced) }
-            })
         let stop = ShutdownSignal()
         let notify = SystemdNotify()
         let logger = self.logger
@@ -43,7 +41,7 @@ struct AgentRuntime: Sendable {
             logger.info("agent ready")
         }
         do {
-            try await serve(group: (syncServer, server, engine, stop, notify, readiness), controlPath: controlPath, controlListen: controlListen, syncListen: syncListen)
+            try await serve(group: (server, engine, stop, notify, readiness), controlPath: controlPath, controlListen: controlListen, syncListen: syncListen)
         } catch {
             await cleanUp(controlPath: controlPath)
             throw error
@@ -61,20 +59,19 @@ struct AgentRuntime: Sendable {
     }
 
     private func serve(
-        group parts: (SyncServer, ControlServer, GossipEngine, ShutdownSignal, SystemdNotify, Readiness),
+        group parts: (ControlServer, GossipEngine, ShutdownSignal, SystemdNotify, Readiness),
         controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress
     ) async throws {
-        let (syncServer, server, engine, stop, notify, readiness) = parts
+        let (server, engine, stop, notify, readiness) = parts
         let logger = self.logger
         let serfGossip = self.serfGossip
         let (node, mount, metricsListen) = (self.node, self.mount, self.metricsListen)
         let startTime = Date().timeIntervalSince1970
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await syncServer.serve(host: syncListen.host, port: syncListen.port) { _ in readiness.partReady() } }
-            group.addTask { await engine.runPush() }
-            group.addTask { await engine.runPeriodic() }
-            group.addTask { await engine.syncAll(reason: "start") }
-            if let serfGossip { group.addTask { await serfGossip.run() } }
+            group.addTask { try await engine.serve(host: syncListen.host, port: syncListen.port) { _ in readiness.partReady() } }
+            group.addTask { await engine.run() }
+            // With Serf, the first sessions wait for the members and the start-up query.
+            if let serfGossip { group.addTask { await serfGossip.run() } } else { engine.start() }
             group.addTask { try await server.serveUnix(path: controlPath) { readiness.partReady() } }
             if case .tcp(let host, let port) = controlListen {
                 group.addTask { try await server.serveTCP(host: host, port: port) { _ in readiness.partReady() } }
@@ -105,15 +102,16 @@ struct AgentRuntime: Sendable {
 
     /// What needs an operator now, for `status` and the metrics.
     var health: AgentHealth {
-        AgentHealth(problems: [embeddedSerf?.failure, mount?.problem].compactMap { $0 }, mountLosses: mount?.losses ?? 0)
+        AgentHealth(
+            problems: node.problems + [embeddedSerf?.failure, mount?.problem].compactMap { $0 }, mountLosses: mount?.losses ?? 0,
+            warnings: warnings)
     }
 
     static func peerInfo(_ engine: GossipEngine) async -> [PeerInfo] {
-        await engine.peerRecords().map { r in
+        engine.peers.map { p in
             PeerInfo(
-                name: r.peer.name, address: r.peer.address.host, syncPort: r.peer.address.port,
-                lastSync: r.lastSync.map { HLC(physicalMs: UInt64($0.timeIntervalSince1970 * 1000)).rfc3339 },
-                treeHashAgrees: r.agreed)
+                name: p.name, address: p.address.host, syncPort: p.address.port,
+                lastSync: p.lastSyncMs.map { HLC(physicalMs: $0).rfc3339 }, treeHashAgrees: p.agreed)
         }
     }
 
@@ -125,13 +123,13 @@ struct AgentRuntime: Sendable {
             }
             targets = [address]
         } else {
-            targets = await engine.peers.map(\.address)
+            targets = engine.peers.map(\.address)
             if targets.isEmpty { throw ControlError(reason: "unavailable", message: "no peers known; give one with --peer HOST:PORT") }
         }
         var out: [SyncSummary] = []
         for address in targets {
             do {
-                let r = try await engine.sync(with: address, reason: "requested")
+                let r = try await engine.syncNow(with: address)
                 out.append(SyncSummary(
                     peer: r.peer.isEmpty ? address.description : "\(r.peer) (\(address))", ok: true, alreadyEqual: r.alreadyEqual,
                     differences: r.recordDifferences + r.revocationDifferences, sent: r.recordsSent + r.revocationsSent,

@@ -36,6 +36,14 @@ struct AgentSettings: Codable, Equatable {
     /// Readers use the kernel's page cache (faster; see MountOptions.readerPageCache).
     var mountPageCache: Bool?
     var maxSkewSeconds: Double?
+    // What one control client may cost (ControlLimits; Docs/operations.md §Control API limits).
+    var controlConnections: Int?
+    var controlConnectionsPerAddress: Int?
+    var controlWatchesPerConnection: Int?
+    var controlWatches: Int?
+    var controlWatchBacklog: Int?
+    var controlConnectionBacklog: Int?
+    var controlFrameSeconds: Double?
 
     static let defaults = AgentSettings(
         data: "/var/lib/kvgossip", control: ControlEndpoint.defaultSocketPath, listen: "0.0.0.0:7947", peers: [],
@@ -53,6 +61,8 @@ struct AgentSettings: Codable, Equatable {
         take(\.serf); take(\.serfSpawn); take(\.serfBind); take(\.serfRPC); take(\.serfProfile)
         take(\.mountUID); take(\.mountGID); take(\.mountAllowOther); take(\.scratchPatterns); take(\.mountPageCache)
         take(\.maxSkewSeconds)
+        take(\.controlConnections); take(\.controlConnectionsPerAddress); take(\.controlWatchesPerConnection)
+        take(\.controlWatches); take(\.controlWatchBacklog); take(\.controlConnectionBacklog); take(\.controlFrameSeconds)
         if let peers = other.peers, !peers.isEmpty { out.peers = peers }
         if let join = other.join, !join.isEmpty { out.join = join }
         return out
@@ -68,6 +78,19 @@ struct AgentSettings: Codable, Equatable {
         } catch {
             throw CLIError("\(path): \(error)")
         }
+    }
+
+    /// The control API's limits: the defaults, with whatever the settings name.
+    var controlLimits: ControlLimits {
+        var limits = ControlLimits()
+        if let v = controlConnections { limits.connections = v }
+        if let v = controlConnectionsPerAddress { limits.connectionsPerAddress = v }
+        if let v = controlWatchesPerConnection { limits.watchesPerConnection = v }
+        if let v = controlWatches { limits.watches = v }
+        if let v = controlWatchBacklog { limits.watchBacklog = v }
+        if let v = controlConnectionBacklog { limits.connectionBacklog = v }
+        if let v = controlFrameSeconds { limits.frameSeconds = v }
+        return limits
     }
 
     /// Every problem at once, so `--check-config` reports them all.
@@ -86,6 +109,13 @@ struct AgentSettings: Codable, Equatable {
         if !["lan", "wan", "local"].contains(serfProfile ?? "") { out.append("serfProfile: lan, wan or local") }
         if !((syncInterval ?? 0) > 0) { out.append("syncInterval: must be positive") }
         if !((maxSkewSeconds ?? 0) > 0) { out.append("maxSkewSeconds: must be positive") }
+        let counts: [(String, Int?)] = [
+            ("controlConnections", controlConnections), ("controlConnectionsPerAddress", controlConnectionsPerAddress),
+            ("controlWatchesPerConnection", controlWatchesPerConnection), ("controlWatches", controlWatches),
+            ("controlWatchBacklog", controlWatchBacklog), ("controlConnectionBacklog", controlConnectionBacklog),
+        ]
+        for (name, value) in counts where value.map({ $0 < 1 }) == true { out.append("\(name): must be at least 1") }
+        if let controlFrameSeconds, !(controlFrameSeconds > 0) { out.append("controlFrameSeconds: must be positive") }
         if let controlListen, case .unix = ControlEndpoint(parsing: controlListen) {
             out.append("controlListen: expected HOST:PORT, got \(controlListen)")
         }

@@ -39,21 +39,7 @@ enum Files {
         if !force && FileManager.default.fileExists(atPath: path) {
             throw CLIError("\(path) already exists; refusing to overwrite it (use --force)")
         }
-        // Split by hand: Foundation's path helpers trap on one-character names on Linux.
-        let slash = path.lastIndex(of: "/")
-        let dir = slash.map { String(path[...$0]) } ?? "./"
-        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        let tmp = dir + ".\(name).tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode)
-        guard fd >= 0 else { throw CLIError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        let bytes = Array(contents.utf8)
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard written == bytes.count, synced, rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))")
-        }
+        try StagedFile(Data(contents.utf8), for: path, mode: mode).install()
     }
 
     /// All armored blocks in the given files, in order.

@@ -18,6 +18,25 @@ enum JSONOutput {
     }
 }
 
+/// A `--json` array written element by element as the elements arrive, laid out exactly as
+/// `JSONOutput.print` lays out a whole array, so the output does not depend on its size.
+final class JSONArrayStream {
+    private var count = 0
+
+    func begin() { FileHandle.standardOutput.write(Data("[".utf8)) }
+
+    func element<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let text = String(decoding: try encoder.encode(value), as: UTF8.self)
+        let indented = text.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }.joined(separator: "\n")
+        FileHandle.standardOutput.write(Data(((count == 0 ? "\n" : ",\n") + indented).utf8))
+        count += 1
+    }
+
+    func end() { FileHandle.standardOutput.write(Data((count == 0 ? "\n\n]\n" : "\n]\n").utf8)) }
+}
+
 /// Parses durations like `90s`, `15m`, `12h`, `30d` into milliseconds.
 enum DurationText {
     static func milliseconds(_ text: String) -> UInt64? {

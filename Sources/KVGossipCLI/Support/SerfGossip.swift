@@ -5,9 +5,9 @@ import KVGossipSerf
 import KVGossipSync
 import Logging
 
-/// Connects the gossip engine to Serf (Docs/contract.md §Serf): our `kvg` tag, live members as peers, syncing
-/// with members that join, answering the `kvgossip-hash` query when our tree differs, and the
-/// start-up query whose answers say whom to sync with.
+/// Connects the gossip engine to Serf (Docs/contract.md §Serf): our `kvg` tag, live members as peers
+/// (the engine decides when to sync with them), answering the `kvgossip-hash` query when our tree
+/// differs, and the start-up query whose answers say whom to reconcile with. Decides nothing.
 actor SerfGossip {
     let session: SerfSession
     let engine: GossipEngine
@@ -40,7 +40,7 @@ actor SerfGossip {
             case .disconnected(let reason):
                 logger.warning("lost the Serf agent; retrying", metadata: ["reason": "\(reason)"])
             case .event(.member(let change)):
-                if membership.apply(change) { await publishPeers(syncWithNew: startupDone) }
+                if membership.apply(change) { publishPeers() }
             case .event(.query(let query)):
                 await answer(query)
             case .event(.user):
@@ -53,22 +53,25 @@ actor SerfGossip {
         do {
             try await client.tags(set: [Membership.defaultTag: String(syncPort)])
             membership.replaceAll(with: try await client.members())
-            await publishPeers(syncWithNew: startupDone)
+            publishPeers()
         } catch {
             logger.warning("Serf set-up failed", metadata: ["error": "\(error)"])
         }
         if !startupDone {
             startupDone = true
+            engine.start()
             Task { await self.startupQuery() }
         }
     }
 
-    private func publishPeers(syncWithNew: Bool) async {
-        let peers = membership.peers.compactMap { p -> GossipPeer? in
+    /// Members as the gossip's peers: a member's address with its `kvg` port is only a hint of
+    /// where to dial; the link's handshake decides who answers there.
+    private func publishPeers() {
+        let peers = membership.peers.compactMap { p -> (name: String, address: PeerAddress)? in
             guard let address = PeerAddress(parsing: "\(p.address.contains(":") ? "[\(p.address)]" : p.address):\(p.syncPort)") else { return nil }
-            return GossipPeer(name: p.name, address: address)
+            return (p.name, address)
         }
-        await engine.setMembers(peers, syncWithNew: syncWithNew)
+        engine.setMembers(peers)
     }
 
     private var announcement: TreeHashAnnouncement {
@@ -90,12 +93,11 @@ actor SerfGossip {
         }
     }
 
-    /// At start: ask every member for its tree hash and sync with each one that differs, as the
-    /// answers arrive. When the query is over and those sessions are done, this node is in sync
-    /// with every member that answered, and every member that stayed silent agreed.
+    /// At start: ask every member for its tree hash and reconcile with each one that differs, as
+    /// the answers arrive. Silence proves nothing: keys stay `unsynced` until a session completes.
     func startupQuery() async {
         let started = Date()
-        var sessions: [Task<Bool, Never>] = []
+        var differing = 0
         do {
             let request = SerfQueryRequest(name: TreeHashAnnouncement.queryName, payload: announcement.encoded, timeout: queryTimeout)
             for try await event in try await session.query(request) {
@@ -105,18 +107,15 @@ actor SerfGossip {
                 guard let member = membership.members[from],
                     let address = PeerAddress(parsing: "\(member.address.contains(":") ? "[\(member.address)]" : member.address):\(answer.syncPort)")
                 else { continue }
-                let engine = self.engine
-                sessions.append(Task { (try? await engine.sync(with: address, reason: "start-up query: \(from) differs")) != nil })
+                differing += 1
+                engine.reconcile(with: address, reason: "start-up query: \(from) differs")
             }
         } catch {
             logger.warning("start-up tree-hash query failed; relying on member joins and periodic rounds", metadata: ["error": "\(error)"])
             return
         }
-        var allSucceeded = true
-        for s in sessions where !(await s.value) { allSucceeded = false }
-        if allSucceeded { node.setDefaultState(.synced) }
         logger.info("start-up query done", metadata: [
-            "differing": "\(sessions.count)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
+            "differing": "\(differing)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
         ])
     }
 }

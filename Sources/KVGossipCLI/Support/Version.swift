@@ -4,5 +4,5 @@ import KVGossipCore
 /// one that decides whether two agents can talk (Docs/protocol.md); upgrades keep it or say so.
 enum KVGossipVersion {
     static let release = "0.1.0"
-    static var text: String { "kvgossip \(release) (sync protocol \(SyncHello.version))" }
+    static var text: String { "kvgossip \(release) (sync protocol \(LinkHandshake.protocolVersion))" }
 }

@@ -32,18 +32,25 @@ public struct ClusterSecret: Sendable, Equatable {
 /// One direction of an encrypted, authenticated connection (libsodium secretstream,
 /// XChaCha20-Poly1305): frames decrypt only in order, only with the cluster secret, and any
 /// change, reordering or replay inside the stream fails.
-public final class SecretStreamSender {
+///
+/// Sendable so it can be handed to the one task that writes a connection; it must never be used by
+/// two at once (each seal advances the stream).
+public final class SecretStreamSender: @unchecked Sendable {
     public static let headerBytes = Int(crypto_secretstream_xchacha20poly1305_HEADERBYTES)
     public static let overheadBytes = Int(crypto_secretstream_xchacha20poly1305_ABYTES)
     private let state: UnsafeMutablePointer<crypto_secretstream_xchacha20poly1305_state>
     /// Sent once, before the first frame.
     public let header: [UInt8]
 
-    public init(secret: ClusterSecret) {
+    public convenience init(secret: ClusterSecret) { self.init(key: secret.key) }
+
+    /// A stream sealed with a 32-byte key (a link's send key).
+    public init(key: [UInt8]) {
+        precondition(key.count == Int(crypto_secretstream_xchacha20poly1305_KEYBYTES), "a stream key is 32 bytes")
         Sodium.ensureInitialised()
         state = .allocate(capacity: 1)
         var header = [UInt8](repeating: 0, count: SecretStreamSender.headerBytes)
-        crypto_secretstream_xchacha20poly1305_init_push(state, &header, secret.key)
+        crypto_secretstream_xchacha20poly1305_init_push(state, &header, key)
         self.header = header
     }
 
@@ -63,11 +70,14 @@ public final class SecretStreamReceiver {
     private let state: UnsafeMutablePointer<crypto_secretstream_xchacha20poly1305_state>
 
     /// Fails when the header is malformed.
-    public init?(secret: ClusterSecret, header: [UInt8]) {
-        guard header.count == SecretStreamSender.headerBytes else { return nil }
+    public convenience init?(secret: ClusterSecret, header: [UInt8]) { self.init(key: secret.key, header: header) }
+
+    /// A stream opened with a 32-byte key (a link's receive key).
+    public init?(key: [UInt8], header: [UInt8]) {
+        guard header.count == SecretStreamSender.headerBytes, key.count == Int(crypto_secretstream_xchacha20poly1305_KEYBYTES) else { return nil }
         Sodium.ensureInitialised()
         let state = UnsafeMutablePointer<crypto_secretstream_xchacha20poly1305_state>.allocate(capacity: 1)
-        guard crypto_secretstream_xchacha20poly1305_init_pull(state, header, secret.key) == 0 else {
+        guard crypto_secretstream_xchacha20poly1305_init_pull(state, header, key) == 0 else {
             state.deallocate()
             return nil
         }

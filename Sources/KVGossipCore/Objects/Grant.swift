@@ -6,7 +6,11 @@ public struct Grant: Hashable, Sendable {
     public let cluster: PublicKey
     public let issuer: PublicKey
     public let issuee: PublicKey
-    public let patterns: [Pattern]
+    /// The patterns as signed. They are parsed only when a key must be matched (`patterns`,
+    /// `GrantVerificationCache.matches`): a grant that merely rides in a record's pool, a
+    /// revocation or a link credential costs no parsing, so a pool of junk costs no more than its
+    /// bytes (Docs/contract.md §Authority).
+    public let patternTexts: [String]
     public let mayDelegate: Bool
     /// Milliseconds since the Unix epoch.
     public let notBefore: UInt64
@@ -25,7 +29,7 @@ public struct Grant: Hashable, Sendable {
         notBefore: UInt64, expires: UInt64?, nonce: [UInt8], limits: Limits = .default
     ) throws(Refusal) {
         let body = Grant.Body(
-            cluster: cluster, issuer: issuer.publicKey, issuee: issuee, patterns: patterns,
+            cluster: cluster, issuer: issuer.publicKey, issuee: issuee, patternTexts: patterns.map(\.text),
             mayDelegate: mayDelegate, notBefore: notBefore, expires: expires, nonce: nonce)
         try body.check(limits)
         let signed = body.encode()
@@ -36,7 +40,7 @@ public struct Grant: Hashable, Sendable {
         cluster = body.cluster
         issuer = body.issuer
         issuee = body.issuee
-        patterns = body.patterns
+        patternTexts = body.patternTexts
         mayDelegate = body.mayDelegate
         notBefore = body.notBefore
         expires = body.expires
@@ -49,19 +53,35 @@ public struct Grant: Hashable, Sendable {
     /// Signed bytes followed by the 64-byte signature.
     public var encoded: [UInt8] { signedBytes + signature.bytes }
 
-    public init(decoding bytes: [UInt8], limits: Limits = .default) throws(Refusal) {
+    /// Decodes a grant. With `checkingPatterns` (grant files, `grants add`) every pattern must
+    /// parse, or the grant is refused as malformed; without it (grants riding in pools, revocations
+    /// and credentials) patterns are parsed only if a key is ever matched against them.
+    public init(decoding bytes: [UInt8], limits: Limits = .default, checkingPatterns: Bool = true) throws(Refusal) {
         var reader = ByteReader(bytes)
-        self = try Grant.read(from: &reader, limits: limits)
+        self = try Grant.read(from: &reader, limits: limits, checkingPatterns: checkingPatterns)
         try reader.expectEnd("grant")
     }
 
-    static func read(from reader: inout ByteReader, limits: Limits) throws(Refusal) -> Grant {
+    static func read(from reader: inout ByteReader, limits: Limits, checkingPatterns: Bool) throws(Refusal) -> Grant {
         let start = reader.offset
         let body = try Body.read(from: &reader, limits: limits)
+        if checkingPatterns {
+            for text in body.patternTexts {
+                do { _ = try Pattern(text) } catch { throw Refusal(.malformed, error.description) }
+            }
+        }
         let signed = reader.consumed(since: start)
         let signature = try reader.signature("grant signature")
         return Grant(body: body, signature: signature, signedBytes: signed)
     }
+
+    /// The patterns, parsed now (each time: callers that match many keys use
+    /// `GrantVerificationCache.matches`). A pattern that does not parse is left out; see
+    /// `patternsAreValid`.
+    public var patterns: [Pattern] { patternTexts.compactMap { try? Pattern($0) } }
+
+    /// Whether every pattern parses. A grant with one that does not authorizes nothing.
+    public var patternsAreValid: Bool { patternTexts.allSatisfy { (try? Pattern($0)) != nil } }
 
     /// The issuer's signature over the signed bytes (not cached here; see `GrantVerificationCache`).
     public var signatureIsValid: Bool { issuer.verifies(signature, over: signedBytes) }
@@ -71,7 +91,11 @@ public struct Grant: Hashable, Sendable {
         ms >= notBefore && (expires.map { ms < $0 } ?? true)
     }
 
-    public func matches(_ key: Key) -> Bool { patterns.contains { $0.matches(key) } }
+    /// Whether a pattern matches `key` (false for a grant whose patterns do not all parse).
+    public func matches(_ key: Key) -> Bool {
+        let parsed = patterns
+        return parsed.count == patternTexts.count && parsed.contains { $0.matches(key) }
+    }
 
     public static func == (a: Grant, b: Grant) -> Bool { a.id == b.id && a.signature == b.signature }
     public func hash(into h: inout Hasher) { h.combine(id) }
@@ -83,7 +107,7 @@ extension Grant {
         var cluster: PublicKey
         var issuer: PublicKey
         var issuee: PublicKey
-        var patterns: [Pattern]
+        var patternTexts: [String]
         var mayDelegate: Bool
         var notBefore: UInt64
         var expires: UInt64?
@@ -91,8 +115,10 @@ extension Grant {
 
         func check(_ limits: Limits) throws(Refusal) {
             guard issuer != issuee else { throw Refusal(.malformed, "a grant's issuee must differ from its issuer") }
-            guard (1...limits.maxPatternsPerGrant).contains(patterns.count) else {
-                throw Refusal(.malformed, "a grant needs 1 to \(limits.maxPatternsPerGrant) patterns, has \(patterns.count)")
+            // No pattern at all is a membership grant: it admits its holder as a peer and lets it
+            // write nothing (Docs/contract.md §Admission).
+            guard (0...limits.maxPatternsPerGrant).contains(patternTexts.count) else {
+                throw Refusal(.malformed, "a grant holds 0 to \(limits.maxPatternsPerGrant) patterns, has \(patternTexts.count)")
             }
             guard nonce.count == Grant.nonceByteCount else { throw Refusal(.malformed, "grant nonce must be 16 bytes") }
             if let expires, expires <= notBefore {
@@ -111,8 +137,8 @@ extension Grant {
             w.u8(expires == nil ? 0 : 1)
             w.u64(expires ?? 0)
             w.fixed(nonce)
-            w.u8(UInt8(patterns.count))
-            for p in patterns { w.short(Array(p.text.utf8)) }
+            w.u8(UInt8(patternTexts.count))
+            for p in patternTexts { w.short(Array(p.utf8)) }
             return w.bytes
         }
 
@@ -132,14 +158,14 @@ extension Grant {
             guard count <= limits.maxPatternsPerGrant else {
                 throw Refusal(.tooLarge, "grant has \(count) patterns, limit \(limits.maxPatternsPerGrant)")
             }
-            var patterns: [Pattern] = []
+            var patterns: [String] = []
             for _ in 0..<count {
                 let raw = try r.short("pattern", max: Pattern.maxBytes)
                 guard let text = String(validating: raw, as: UTF8.self) else { throw Refusal(.malformed, "pattern is not UTF-8") }
-                do { patterns.append(try Pattern(text)) } catch { throw Refusal(.malformed, error.description) }
+                patterns.append(text)
             }
             let body = Body(
-                cluster: cluster, issuer: issuer, issuee: issuee, patterns: patterns, mayDelegate: flags == 1,
+                cluster: cluster, issuer: issuer, issuee: issuee, patternTexts: patterns, mayDelegate: flags == 1,
                 notBefore: notBefore, expires: hasExpiry == 1 ? expiry : nil, nonce: nonce)
             try body.check(limits)
             return body

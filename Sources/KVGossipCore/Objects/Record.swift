@@ -116,9 +116,15 @@ public struct Record: Hashable, Sendable {
         }
         var pool: [Grant] = []
         pool.reserveCapacity(poolCount)
+        var poolBytes = 0
         for _ in 0..<poolCount {
-            var inner = ByteReader(try r.long("pool grant", max: 64 * 1024))
-            pool.append(try Grant.read(from: &inner, limits: limits))
+            let bytes = try r.long("pool grant", max: 64 * 1024)
+            poolBytes += bytes.count
+            guard poolBytes <= limits.maxPoolBytes else {
+                throw Refusal(.tooLarge, "pool grants exceed \(limits.maxPoolBytes) bytes")
+            }
+            var inner = ByteReader(bytes)
+            pool.append(try Grant.read(from: &inner, limits: limits, checkingPatterns: false))
             try inner.expectEnd("pool grant")
         }
         return Record(

@@ -29,6 +29,9 @@ public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
 public struct Limits: Sendable, Equatable {
     public var maxValueBytes = 1 << 20
     public var maxPoolGrants = 32
+    /// The grants of one record's pool together, encoded (a chain of 8 grants of 16 patterns of
+    /// 100 bytes is about 15 KiB).
+    public var maxPoolBytes = 64 * 1024
     public var maxChainLength = 8
     public var maxPatternsPerGrant = 16
     public var maxFrameBytes = 4 << 20

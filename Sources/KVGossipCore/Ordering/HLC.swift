@@ -23,9 +23,34 @@ public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
         return HLC(raw: ts)
     }
 
+    /// A node's mint, with the clock-jump rule (Docs/contract.md §Ordering): the last timestamp
+    /// the node minted counts only while it is within `maxSkewMs` of the clock. One further ahead
+    /// means the clock went back (or had jumped forward when that record was minted); following it
+    /// would date every new record in the future, and every node, this one included, would refuse
+    /// them as clock skew until the clock caught up. So it is set aside (and reported), and the
+    /// record takes the clock and the key's current record as they are.
+    public static func mintPlan(nowMs: UInt64, current: HLC?, lastMinted: HLC?, maxSkewMs: UInt64) -> MintPlan {
+        let jumped = lastMinted.map { $0.isTooFarAhead(ofNowMs: nowMs, maxSkewMs: maxSkewMs) } ?? false
+        let ts = mint(nowMs: nowMs, current: current, lastMinted: jumped ? nil : lastMinted)
+        return MintPlan(timestamp: ts, setAside: jumped ? lastMinted : nil)
+    }
+
+    public struct MintPlan: Sendable, Equatable {
+        public let timestamp: HLC
+        /// The node's last minted timestamp, when the clock is far behind it and it was ignored.
+        public let setAside: HLC?
+    }
+
     /// Whether the physical part is more than `maxSkewMs` ahead of `nowMs`.
     public func isTooFarAhead(ofNowMs nowMs: UInt64, maxSkewMs: UInt64) -> Bool {
         physicalMs > nowMs &+ maxSkewMs
+    }
+
+    /// Whether the physical part is more than `maxSkewMs` behind `nowMs`: too old for a record
+    /// handed to a node as a new write, which must carry the current time (Docs/contract.md
+    /// §Ordering). Records between peers are never judged by this.
+    public func isTooFarBehind(ofNowMs nowMs: UInt64, maxSkewMs: UInt64) -> Bool {
+        physicalMs &+ maxSkewMs < nowMs
     }
 
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T07:13:43.123Z`.

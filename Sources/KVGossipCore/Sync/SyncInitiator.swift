@@ -1,34 +1,36 @@
-/// The side that dials: compares tree hashes, walks both Merkle summaries towards the
-/// differences (one round trip per level, all differing branches of a level in one request),
-/// then sends what it holds at the differing positions and pulls what the peer holds — in
-/// batches, answered one by one, never stopping at a refused record. Messages in, messages out.
+/// The side that opens a full session: compares tree hashes, walks both Merkle summaries towards
+/// the differences (one round trip per level, all differing branches of a level in as few requests
+/// as the limits allow), then sends its revocations at the differing grants, pulls what the peer
+/// holds (in chunks, streamed back in batches) and sends its own records (in batches, answered one
+/// by one, never stopping at a refused record). Messages in, messages out.
 public struct SyncInitiator: Sendable {
-    enum Phase: Sendable { case hello, walking, exchanging, closing, finished }
+    enum Phase: Sendable { case opening, walking, exchanging, closing, finished }
 
     public let state: any SyncLocalState
-    public let localName: String
-    public let syncPort: UInt16
     public let limits: SyncLimits
     public private(set) var report = SyncReport()
-    private var phase = Phase.hello
+    private var phase = Phase.opening
     private var asked: Set<ViewQuery> = []
     private var nextLevel: [ViewQuery] = []
     private var differing: [SummarySpace: [Hash256]] = [:]
     private var outgoing: [[Record]] = []
     private var awaitingResults = false
-    private var pullComplete = false
+    /// Pull chunks still to ask for; the current one is answered when `pullOpen` turns false.
+    private var pulls: [(records: [Hash256], revocations: [Hash256])] = []
+    private var pullOpen = false
+    private var refusalStreak = 0
 
-    public init(state: any SyncLocalState, localName: String, syncPort: UInt16, limits: SyncLimits = .default) {
+    /// - Parameter peer: the peer's name, as its link identified it (for logs and reports).
+    public init(state: any SyncLocalState, peer: String, limits: SyncLimits = .default) {
         self.state = state
-        self.localName = localName
-        self.syncPort = syncPort
         self.limits = limits
+        report.peer = peer
     }
 
     public var isFinished: Bool { phase == .finished }
 
     public mutating func start() throws -> [SyncMessage] {
-        [.hello(SyncHello(cluster: state.cluster, treeHash: try state.treeHash(), nodeName: localName, syncPort: syncPort))]
+        [.open(.full, try state.treeHash())]
     }
 
     public mutating func receive(_ message: SyncMessage) throws -> [SyncMessage] {
@@ -37,16 +39,11 @@ public struct SyncInitiator: Sendable {
             throw SyncProtocolError("peer \(report.peer) gave up: \(text)")
         }
         switch (phase, message) {
-        case (.hello, .hello(let hello)):
-            report.peer = hello.nodeName
-            if let problem = SyncSession.incompatibility(hello, cluster: state.cluster) {
-                phase = .finished
-                return [.failure(problem)]
-            }
-            if hello.treeHash == (try state.treeHash()) {
+        case (.opening, .opened(let theirs)):
+            if theirs == (try state.treeHash()) {
                 report.alreadyEqual = true
                 phase = .closing
-                return [.done(hello.treeHash)]
+                return [.done(theirs)]
             }
             phase = .walking
             return try request(SummarySpace.allCases.map { ViewQuery(space: $0, prefix: .root, entries: false) })
@@ -56,7 +53,7 @@ public struct SyncInitiator: Sendable {
             var next = nextLevel
             for answer in answers {
                 guard asked.remove(answer.query) != nil else { throw SyncProtocolError("a view that was not asked for") }
-                guard answer.view.isWellFormed(at: answer.query.prefix, maxEntries: limits.maxViewEntries) else {
+                guard answer.view.isWellFormed(at: answer.query.prefix, maxEntries: MerkleInternalNode.childCount) else {
                     throw SyncProtocolError("malformed view at \(answer.query.prefix)")
                 }
                 try compare(answer.query.space, answer.query.prefix, local: state.view(answer.query), remote: answer.view, next: &next)
@@ -68,23 +65,25 @@ public struct SyncInitiator: Sendable {
             nextLevel = []
             return next.isEmpty ? try beginExchange() : try request(next)
         case (.exchanging, .revocations(let revocations)):
-            report.revocationsReceived += revocations.count
-            try state.apply(revocations: revocations, from: report.peer)
+            try SyncSession.apply(revocations: revocations, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)
             return []
         case (.exchanging, .pulled(let records, let last)):
-            guard !pullComplete else { throw SyncProtocolError("records after the last pulled batch") }
-            pullComplete = last
+            guard pullOpen else { throw SyncProtocolError("records that were not pulled") }
+            pullOpen = !last
             report.recordsReceived += records.count
-            let results: [SyncMessage] = records.isEmpty ? [] : [.results(try state.apply(records: records, from: report.peer))]
-            return results + (try finishIfDone())
+            let results: [SyncMessage] = records.isEmpty ? [] : [
+                .results(try SyncSession.apply(records, pulled: true, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)),
+            ]
+            return results + nextPull() + (try finishIfDone())
         case (.exchanging, .results(let results)):
             guard awaitingResults else { throw SyncProtocolError("results for records that were not sent") }
             awaitingResults = false
-            try SyncSession.absorb(results, into: &report, state: state, peer: report.peer)
+            try SyncSession.absorb(results, into: &report, state: state, peer: report.peer, limits: limits)
             return try sendNextBatch() + (try finishIfDone())
-        case (.closing, .done):
+        case (.closing, .done(let theirs)):
             phase = .finished
             report.completedReconciliation = true
+            report.equalAtEnd = theirs == (try state.treeHash())
             return []
         default:
             throw SyncProtocolError("unexpected \(message.kindName) while \(phase)")
@@ -94,8 +93,7 @@ public struct SyncInitiator: Sendable {
     private mutating func request(_ queries: [ViewQuery]) throws -> [SyncMessage] {
         report.viewRequests += 1
         var messages: [SyncMessage] = []
-        for chunk in stride(from: 0, to: queries.count, by: limits.queriesPerRequest) {
-            let part = Array(queries[chunk..<min(chunk + limits.queriesPerRequest, queries.count)])
+        for part in SyncLimits.chunks(queries, of: limits.queriesPerRequest) {
             asked.formUnion(part)
             messages.append(.viewRequest(part))
         }
@@ -124,7 +122,7 @@ public struct SyncInitiator: Sendable {
         }
     }
 
-    /// Revocations first (so records are judged against them), then the pull, then our records.
+    /// Revocations first (so records are judged against them), then the first pull, then our records.
     private mutating func beginExchange() throws -> [SyncMessage] {
         phase = .exchanging
         let recordIDs = differing[.records] ?? []
@@ -132,17 +130,31 @@ public struct SyncInitiator: Sendable {
         report.recordDifferences = recordIDs.count
         report.revocationDifferences = revocationIDs.count
         if !recordIDs.isEmpty { state.willExchange(records: recordIDs, with: report.peer) }
-        let revocations = try state.revocations(for: revocationIDs)
-        report.revocationsSent = revocations.count
-        outgoing = limits.batches(try state.records(at: recordIDs))
         var messages: [SyncMessage] = []
-        if !revocations.isEmpty { messages.append(.revocations(revocations)) }
-        messages.append(.pull(records: recordIDs, revocations: revocationIDs))
-        return messages + (try sendNextBatch())
+        for chunk in SyncLimits.chunks(revocationIDs, of: limits.batchRevocations) {
+            let revocations = try state.revocations(for: chunk)
+            report.revocationsSent += revocations.count
+            if !revocations.isEmpty { messages.append(.revocations(revocations)) }
+        }
+        let recordChunks = SyncLimits.chunks(recordIDs, of: limits.pullChunk)
+        let revocationChunks = SyncLimits.chunks(revocationIDs, of: limits.pullChunk)
+        for i in 0..<max(1, recordChunks.count, revocationChunks.count) {
+            pulls.append((i < recordChunks.count ? recordChunks[i] : [], i < revocationChunks.count ? revocationChunks[i] : []))
+        }
+        // Our records at the differing positions, read in chunks so memory holds one chunk's worth.
+        for chunk in recordChunks { outgoing += limits.batches(try state.records(at: chunk)) }
+        return messages + nextPull() + (try sendNextBatch())
+    }
+
+    private mutating func nextPull() -> [SyncMessage] {
+        guard !pullOpen, !pulls.isEmpty else { return [] }
+        let (records, revocations) = pulls.removeFirst()
+        pullOpen = true
+        return [.pull(records: records, revocations: revocations)]
     }
 
     private mutating func sendNextBatch() throws -> [SyncMessage] {
-        guard !outgoing.isEmpty else { return [] }
+        guard !awaitingResults, !outgoing.isEmpty else { return [] }
         let batch = outgoing.removeFirst()
         report.recordsSent += batch.count
         awaitingResults = true
@@ -150,7 +162,7 @@ public struct SyncInitiator: Sendable {
     }
 
     private mutating func finishIfDone() throws -> [SyncMessage] {
-        guard pullComplete, !awaitingResults, outgoing.isEmpty, phase == .exchanging else { return [] }
+        guard !pullOpen, pulls.isEmpty, !awaitingResults, outgoing.isEmpty, phase == .exchanging else { return [] }
         phase = .closing
         if let ids = differing[.records], !ids.isEmpty { state.didExchange(records: ids, with: report.peer) }
         return [.done(try state.treeHash())]
@@ -177,7 +189,8 @@ extension MerkleNodeView {
 extension SyncMessage {
     var kindName: String {
         switch self {
-        case .hello: "hello"
+        case .open: "open"
+        case .opened: "opened"
         case .viewRequest: "view request"
         case .views: "views"
         case .records: "records"
@@ -187,6 +200,7 @@ extension SyncMessage {
         case .results: "results"
         case .done: "done"
         case .failure: "failure"
+        case .announce: "announce"
         }
     }
 }

@@ -5,37 +5,52 @@ public protocol SyncLocalState: Sendable {
     func treeHash() throws -> Hash256
     /// The summary at a prefix: its node view, or (for `entries`) its entries whatever its shape.
     func view(_ query: ViewQuery) throws -> MerkleNodeView
+    /// How many entries lie at or below a prefix (cheap: internal nodes keep counts), so a request
+    /// for a subtree's entries can be refused before it is read.
+    func entryCount(_ space: SummarySpace, under prefix: NibblePath) throws -> Int
     /// The records stored at these positions (key hashes); absent ones are skipped.
     func records(at ids: [Hash256]) throws -> [Record]
     /// The revocations of these grant ids; absent ones are skipped.
     func revocations(for grantIDs: [Hash256]) throws -> [Revocation]
-    /// Verifies and applies records from the peer, one result per record, in order.
-    func apply(records: [Record], from peer: String) throws -> [PushResult]
-    /// Verifies and applies revocations from the peer (invalid ones are ignored and logged).
-    func apply(revocations: [Revocation], from peer: String) throws
+    /// Verifies and applies records from the peer, one result per record, in order. `pulled` says
+    /// whether this side asked for them (anti-entropy) or the peer sent them unasked (a push or the
+    /// initiator's own records), for whoever decides whether to forward them.
+    func apply(records: [Record], from peer: String, pulled: Bool) throws -> [PushResult]
+    /// Verifies and applies one batch of revocations from the peer in one transaction (invalid ones
+    /// are refused, counted and logged). Returns how many were refused.
+    @discardableResult
+    func apply(revocations: [Revocation], from peer: String) throws -> Int
     /// The walk found these positions differ: their keys may be about to change (pending-fetch).
     func willExchange(records ids: [Hash256], with peer: String)
     /// The exchange for these positions is over (fetched, refused or found not newer).
     func didExchange(records ids: [Hash256], with peer: String)
-    /// A compatible peer introduced itself (the answering side): who it is and where it syncs.
-    func greeted(by hello: SyncHello)
 }
 
 extension SyncLocalState {
     public func willExchange(records ids: [Hash256], with peer: String) {}
     public func didExchange(records ids: [Hash256], with peer: String) {}
-    public func greeted(by hello: SyncHello) {}
 }
 
-/// Limits of one session, so a peer cannot make it hold or send unbounded amounts.
+/// Bounds of one session, so a peer can make it hold, read or send only so much
+/// (Docs/protocol.md §Sessions). Both sides enforce them on what they receive.
 public struct SyncLimits: Sendable, Equatable {
     /// Records per `records`/`pulled` message, and their total encoded size.
     public var batchRecords = 256
     public var batchBytes = 2 << 20
-    /// View queries per request.
-    public var queriesPerRequest = 4096
-    /// Entries in one leaf view (a leaf holds at most 16; an entries view at most 16 + d).
-    public var maxViewEntries = 1 << 16
+    /// Revocations per `revocations` message (each batch is applied in one transaction).
+    public var batchRevocations = 256
+    /// View queries per request: a reply is at most this many views.
+    public var queriesPerRequest = 256
+    /// A query for a subtree's entries is answered only when the subtree holds at most this many
+    /// (a leaf holds at most 16); otherwise the session ends. The initiator never needs more.
+    public var maxEntriesView = 64
+    /// Positions per `pull` (of each kind).
+    public var pullChunk = 4096
+    /// View queries over a whole session (a walk over a million differences stays well within).
+    public var maxQueriesPerSession = 1 << 22
+    /// Refused records in a row after which the session is ended: a peer sending that many bad
+    /// records is not worth the signature checks.
+    public var maxRefusalStreak = 64
 
     public init() {}
     public static let `default` = SyncLimits()
@@ -58,6 +73,11 @@ public struct SyncLimits: Sendable, Equatable {
         if !current.isEmpty { out.append(current) }
         return out
     }
+
+    /// Splits anything into chunks of at most `size`.
+    public static func chunks<T>(_ items: [T], of size: Int) -> [[T]] {
+        stride(from: 0, to: items.count, by: max(1, size)).map { Array(items[$0..<min($0 + max(1, size), items.count)]) }
+    }
 }
 
 /// What a session did, for logs, status and benchmarks.
@@ -70,10 +90,13 @@ public struct SyncReport: Sendable, Equatable {
     public var revocationsSent = 0
     public var revocationsReceived = 0
     public var refusedByPeer: [RefusalReason: Int] = [:]
+    public var refusedHere = 0
     public var viewRequests = 0
     public var alreadyEqual = false
-    /// A full reconciliation (not a push) ran to its end: both trees agree as of its start.
+    /// A full reconciliation (not a push) ran to its end: each side sent what the other lacked.
     public var completedReconciliation = false
+    /// Both sides' tree hashes, as their `done` messages said, were equal at the end.
+    public var equalAtEnd = false
 
     public init() {}
 }
@@ -81,4 +104,62 @@ public struct SyncReport: Sendable, Equatable {
 public struct SyncProtocolError: Error, Sendable, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Rules both sides share.
+enum SyncSession {
+    /// Counts the peer's answers to what we sent and applies any revocations they carried
+    /// (Docs/contract.md §Revocation), in batches.
+    static func absorb(
+        _ results: [PushResult], into report: inout SyncReport, state: any SyncLocalState, peer: String, limits: SyncLimits
+    ) throws {
+        var revocations: [Revocation] = []
+        for r in results where r.code == .refused {
+            report.refusedByPeer[r.reason ?? .malformed, default: 0] += 1
+            revocations.append(contentsOf: r.revocations)
+        }
+        for batch in SyncLimits.chunks(revocations, of: limits.batchRevocations) {
+            try state.apply(revocations: batch, from: peer)
+        }
+    }
+
+    /// Applies a batch of revocations the peer sent; refused ones count toward the refusal streak
+    /// like refused records, so a peer cannot keep a session busy verifying junk.
+    static func apply(
+        revocations: [Revocation], state: any SyncLocalState, peer: String, limits: SyncLimits, report: inout SyncReport, streak: inout Int
+    ) throws {
+        guard revocations.count <= limits.batchRevocations else {
+            throw SyncProtocolError("\(revocations.count) revocations in one message (limit \(limits.batchRevocations))")
+        }
+        report.revocationsReceived += revocations.count
+        let refused = try state.apply(revocations: revocations, from: peer)
+        report.refusedHere += refused
+        streak = refused == revocations.count ? streak + refused : 0
+        if streak > limits.maxRefusalStreak {
+            throw SyncProtocolError("\(streak) objects refused in a row; ending the session")
+        }
+    }
+
+    /// Applies records from the peer and watches the refusal streak.
+    static func apply(
+        _ records: [Record], pulled: Bool, state: any SyncLocalState, peer: String, limits: SyncLimits,
+        report: inout SyncReport, streak: inout Int
+    ) throws -> [PushResult] {
+        guard records.count <= limits.batchRecords else {
+            throw SyncProtocolError("\(records.count) records in one message (limit \(limits.batchRecords))")
+        }
+        let results = try state.apply(records: records, from: peer, pulled: pulled)
+        for r in results {
+            if r.code == .refused {
+                streak += 1
+                report.refusedHere += 1
+            } else {
+                streak = 0
+            }
+        }
+        if streak > limits.maxRefusalStreak {
+            throw SyncProtocolError("\(streak) records refused in a row; ending the session")
+        }
+        return results
+    }
 }

@@ -4,44 +4,43 @@ public enum SummarySpace: UInt8, Sendable, CaseIterable {
     case revocations = 1
 }
 
-/// Messages of a sync session (Docs/contract.md §Anti-entropy). Binary, framed by the transport;
-/// `Docs/protocol.md` gives the layout.
+/// What a session is for.
+public enum SessionKind: UInt8, Sendable {
+    /// Compare tree hashes and reconcile whatever differs (anti-entropy).
+    case full = 0
+    /// Hand fresh records to the peer, which answers with one result per record.
+    case push = 1
+}
+
+/// Messages of sync sessions (Docs/contract.md §Anti-entropy), carried over an authenticated link
+/// (`LinkHandshake`) which already says who the peer is. Binary; `Docs/protocol.md §Sessions` gives
+/// the layout. Every message is bounded by `SyncLimits`.
 public enum SyncMessage: Sendable, Equatable {
-    /// First message in each direction.
-    case hello(SyncHello)
-    /// "Show me your summary at these prefixes" (entries: the entry list even if internal).
+    /// The first message of a session: its kind and the opener's tree hash.
+    case open(SessionKind, Hash256)
+    /// The answer to `open(.full)`: the responder's tree hash.
+    case opened(Hash256)
+    /// "Show me your summary at these prefixes" (entries: the entry list even if internal; only
+    /// for small subtrees).
     case viewRequest([ViewQuery])
     case views([ViewAnswer])
     /// Records (encodings) sent to the other side, which answers with `results`.
     case records([Record])
     /// One batch of the records a `pull` asked for (also answered with `results`); `last` marks
-    /// the final batch, so memory per session stays one batch.
+    /// the final batch of that pull, so memory per session stays one batch.
     case pulled([Record], last: Bool)
     case revocations([Revocation])
     /// "Send me what you hold at these positions."
     case pull(records: [Hash256], revocations: [Hash256])
-    /// The outcome of each record of one `records` message, in order.
+    /// The outcome of each record of one `records` or `pulled` message, in order.
     case results([PushResult])
     /// The sender is finished; carries its tree hash after the session.
     case done(Hash256)
     /// The sender gives up on the session, with a reason for the other side's log.
     case failure(String)
-}
-
-public struct SyncHello: Sendable, Equatable {
-    public static let version: UInt8 = 1
-    public var version: UInt8 = SyncHello.version
-    public var cluster: PublicKey
-    public var treeHash: Hash256
-    public var nodeName: String
-    public var syncPort: UInt16
-
-    public init(cluster: PublicKey, treeHash: Hash256, nodeName: String, syncPort: UInt16) {
-        self.cluster = cluster
-        self.treeHash = treeHash
-        self.nodeName = nodeName
-        self.syncPort = syncPort
-    }
+    /// "My tree hash is now this": one-way, outside any session. A peer whose hash differs may
+    /// open a full session.
+    case announce(Hash256)
 }
 
 public struct ViewQuery: Sendable, Equatable, Hashable {

@@ -1,20 +1,24 @@
 /// Byte layout of sync messages: a u8 type, then the fields with `ByteWriter`'s fixed widths.
-/// Decoding refuses anything malformed with a reason; a peer's bad frame ends that session only.
+/// Decoding refuses anything malformed with a reason, and counts larger than the message could hold;
+/// the per-session bounds (`SyncLimits`) are the session's to enforce.
 public enum SyncMessageCodec {
     enum Tag: UInt8 {
-        case hello = 1, viewRequest, views, records, revocations, pull, results, done, failure, pulled
+        case open = 1, viewRequest, views, records, revocations, pull, results, done, failure, pulled, opened, announce
     }
 
     public static func encode(_ message: SyncMessage) -> [UInt8] {
         var w = ByteWriter(capacity: 256)
         switch message {
-        case .hello(let h):
-            w.u8(Tag.hello.rawValue)
-            w.u8(h.version)
-            w.fixed(h.cluster.bytes)
-            w.fixed(h.treeHash.bytes)
-            w.short(Array(h.nodeName.utf8))
-            w.u16(h.syncPort)
+        case .open(let kind, let hash):
+            w.u8(Tag.open.rawValue)
+            w.u8(kind.rawValue)
+            w.fixed(hash.bytes)
+        case .opened(let hash):
+            w.u8(Tag.opened.rawValue)
+            w.fixed(hash.bytes)
+        case .announce(let hash):
+            w.u8(Tag.announce.rawValue)
+            w.fixed(hash.bytes)
         case .viewRequest(let queries):
             w.u8(Tag.viewRequest.rawValue)
             w.u32(UInt32(queries.count))
@@ -83,16 +87,13 @@ public enum SyncMessageCodec {
         guard let tag = Tag(rawValue: try r.u8("message type")) else { throw Refusal(.malformed, "unknown sync message type") }
         let message: SyncMessage
         switch tag {
-        case .hello:
-            let version = try r.u8("version")
-            let cluster = try r.publicKey("cluster")
-            let hash = try r.hash("tree hash")
-            guard let name = String(validating: try r.short("node name", max: 255), as: UTF8.self) else {
-                throw Refusal(.malformed, "node name is not UTF-8")
-            }
-            var hello = SyncHello(cluster: cluster, treeHash: hash, nodeName: name, syncPort: try r.u16("sync port"))
-            hello.version = version
-            message = .hello(hello)
+        case .open:
+            guard let kind = SessionKind(rawValue: try r.u8("session kind")) else { throw Refusal(.malformed, "unknown session kind") }
+            message = .open(kind, try r.hash("tree hash"))
+        case .opened:
+            message = .opened(try r.hash("tree hash"))
+        case .announce:
+            message = .announce(try r.hash("tree hash"))
         case .viewRequest:
             let n = try count(&r, max: 65_536, "view queries")
             var queries: [ViewQuery] = []

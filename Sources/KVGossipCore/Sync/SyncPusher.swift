@@ -1,54 +1,37 @@
-/// A one-shot session that hands fresh records to a peer (the push of Docs/contract.md §Anti-entropy):
-/// hello, the records, their results, done. The peer forwards only what was new to it.
+/// A push (Docs/contract.md §Anti-entropy): fresh records handed to a peer, which answers with one
+/// result per record and forwards only what was new to it. Two messages out, one in.
 public struct SyncPusher: Sendable {
-    enum Phase: Sendable { case hello, results, closing, finished }
-
     public let state: any SyncLocalState
-    public let localName: String
-    public let syncPort: UInt16
     public let records: [Record]
+    public let limits: SyncLimits
     public private(set) var results: [PushResult] = []
     public private(set) var report = SyncReport()
-    private var phase = Phase.hello
+    public private(set) var isFinished = false
 
-    public init(state: any SyncLocalState, localName: String, syncPort: UInt16, records: [Record]) {
+    /// - Parameter records: at most one batch (`SyncLimits.batchRecords`).
+    public init(state: any SyncLocalState, peer: String, records: [Record], limits: SyncLimits = .default) {
+        precondition(records.count <= limits.batchRecords, "a push carries one batch")
         self.state = state
-        self.localName = localName
-        self.syncPort = syncPort
         self.records = records
+        self.limits = limits
+        report.peer = peer
     }
-
-    public var isFinished: Bool { phase == .finished }
 
     public mutating func start() throws -> [SyncMessage] {
         report.recordsSent = records.count
-        return [
-            .hello(SyncHello(cluster: state.cluster, treeHash: try state.treeHash(), nodeName: localName, syncPort: syncPort)),
-            .records(records),
-        ]
+        return [.open(.push, try state.treeHash()), .records(records)]
     }
 
     public mutating func receive(_ message: SyncMessage) throws -> [SyncMessage] {
-        switch (phase, message) {
-        case (_, .failure(let text)):
-            phase = .finished
+        guard !isFinished else { throw SyncProtocolError("message after the push ended") }
+        isFinished = true
+        switch message {
+        case .failure(let text):
             throw SyncProtocolError("peer \(report.peer) refused the push: \(text)")
-        case (.hello, .hello(let hello)):
-            report.peer = hello.nodeName
-            if let problem = SyncSession.incompatibility(hello, cluster: state.cluster) {
-                phase = .finished
-                return [.failure(problem)]
-            }
-            phase = .results
-            return []
-        case (.results, .results(let results)):
+        case .results(let results):
             guard results.count == records.count else { throw SyncProtocolError("\(results.count) results for \(records.count) records") }
             self.results = results
-            try SyncSession.absorb(results, into: &report, state: state, peer: report.peer)
-            phase = .closing
-            return [.done(try state.treeHash())]
-        case (.closing, .done):
-            phase = .finished
+            try SyncSession.absorb(results, into: &report, state: state, peer: report.peer, limits: limits)
             return []
         default:
             throw SyncProtocolError("unexpected \(message.kindName) during a push")

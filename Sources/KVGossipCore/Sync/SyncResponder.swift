@@ -1,81 +1,100 @@
-/// The answering side of a sync session: serves summary views, applies what it is sent, and
-/// streams what it is asked for one batch at a time. Messages in, messages out.
+/// The answering side of a session: serves summary views, applies what it is sent, and streams
+/// what it is asked for one batch at a time — each answer bounded by `SyncLimits`, so one message
+/// of the peer's costs a bounded amount of work, and a peer that goes away stops the work with its
+/// next unanswered message. Messages in, messages out.
 public struct SyncResponder: Sendable {
     public let state: any SyncLocalState
-    public let localName: String
-    public let syncPort: UInt16
     public let limits: SyncLimits
-    public private(set) var peer = "?"
     public private(set) var isFinished = false
     public private(set) var report = SyncReport()
-    private var greeted = false
+    private var kind: SessionKind?
     private var pendingPull: ArraySlice<Hash256> = []
     /// Pulled batches sent and not yet answered. Two in flight let reading and sending the next
     /// batch overlap with the peer verifying the previous one, and still bound memory.
     private var pulledInFlight = 0
     private let pullWindow = 2
-    private var sawPull = false
+    private var pullOpen = false
+    private var queries = 0
+    private var refusalStreak = 0
 
-    public init(state: any SyncLocalState, localName: String, syncPort: UInt16, limits: SyncLimits = .default) {
+    /// - Parameter peer: the peer's name, as its link identified it (for logs and reports).
+    public init(state: any SyncLocalState, peer: String, limits: SyncLimits = .default) {
         self.state = state
-        self.localName = localName
-        self.syncPort = syncPort
         self.limits = limits
+        report.peer = peer
     }
+
+    public var sessionKind: SessionKind? { kind }
 
     public mutating func receive(_ message: SyncMessage) throws -> [SyncMessage] {
         guard !isFinished else { throw SyncProtocolError("message after the session ended") }
-        if case .hello(let hello) = message {
-            guard !greeted else { throw SyncProtocolError("second hello") }
-            greeted = true
-            peer = hello.nodeName
-            report.peer = hello.nodeName
-            if let problem = SyncSession.incompatibility(hello, cluster: state.cluster) {
-                isFinished = true
-                return [.failure(problem)]
-            }
-            state.greeted(by: hello)
-            return [.hello(SyncHello(cluster: state.cluster, treeHash: try state.treeHash(), nodeName: localName, syncPort: syncPort))]
+        guard let kind else {
+            guard case .open(let opened, _) = message else { throw SyncProtocolError("a session starts with open, not \(message.kindName)") }
+            self.kind = opened
+            return opened == .full ? [.opened(try state.treeHash())] : []
         }
-        guard greeted else { throw SyncProtocolError("expected hello first") }
-        switch message {
-        case .viewRequest(let queries):
-            guard queries.count <= limits.queriesPerRequest else { throw SyncProtocolError("too many view queries (\(queries.count))") }
-            report.viewRequests += 1
-            return [.views(try queries.map { ViewAnswer(query: $0, view: try state.view($0)) })]
-        case .records(let records):
+        switch (kind, message) {
+        case (.push, .records(let records)):
             report.recordsReceived += records.count
-            return [.results(try state.apply(records: records, from: peer))]
-        case .revocations(let revocations):
-            report.revocationsReceived += revocations.count
-            try state.apply(revocations: revocations, from: peer)
+            isFinished = true
+            return [.results(try SyncSession.apply(records, pulled: false, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak))]
+        case (.full, .viewRequest(let asked)):
+            guard asked.count <= limits.queriesPerRequest else {
+                throw SyncProtocolError("\(asked.count) view queries in one request (limit \(limits.queriesPerRequest))")
+            }
+            queries += asked.count
+            guard queries <= limits.maxQueriesPerSession else { throw SyncProtocolError("more than \(limits.maxQueriesPerSession) view queries in one session") }
+            report.viewRequests += 1
+            var answers: [ViewAnswer] = []
+            for query in asked {
+                if query.entries {
+                    let count = try state.entryCount(query.space, under: query.prefix)
+                    guard count <= limits.maxEntriesView else {
+                        throw SyncProtocolError("entries asked for a subtree of \(count) (limit \(limits.maxEntriesView)); walk the summary instead")
+                    }
+                }
+                answers.append(ViewAnswer(query: query, view: try state.view(query)))
+            }
+            return [.views(answers)]
+        case (.full, .records(let records)):
+            report.recordsReceived += records.count
+            return [.results(try SyncSession.apply(records, pulled: false, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak))]
+        case (.full, .revocations(let revocations)):
+            try SyncSession.apply(revocations: revocations, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)
             return []
-        case .pull(let recordIDs, let revocationIDs):
-            sawPull = true
-            guard pulledInFlight == 0, pendingPull.isEmpty else { throw SyncProtocolError("pull while another is being answered") }
-            let revocations = try state.revocations(for: revocationIDs)
-            report.revocationsSent += revocations.count
+        case (.full, .pull(let recordIDs, let revocationIDs)):
+            guard !pullOpen, pulledInFlight == 0 else { throw SyncProtocolError("pull while another is being answered") }
+            guard recordIDs.count <= limits.pullChunk, revocationIDs.count <= limits.pullChunk else {
+                throw SyncProtocolError("pull of \(recordIDs.count) records and \(revocationIDs.count) revocations (limit \(limits.pullChunk) each)")
+            }
+            var replies: [SyncMessage] = []
+            for chunk in SyncLimits.chunks(revocationIDs, of: limits.batchRevocations) {
+                let revocations = try state.revocations(for: chunk)
+                report.revocationsSent += revocations.count
+                if !revocations.isEmpty { replies.append(.revocations(revocations)) }
+            }
             pendingPull = recordIDs[...]
-            var replies: [SyncMessage] = [.revocations(revocations)]
+            pullOpen = true
             repeat {
                 replies += try nextPulledBatch()
-            } while pulledInFlight < pullWindow && !pendingPull.isEmpty
+            } while pullOpen && pulledInFlight < pullWindow && !pendingPull.isEmpty
             return replies
-        case .results(let results):
+        case (.full, .results(let results)):
             guard pulledInFlight > 0 else { throw SyncProtocolError("results for records that were not sent") }
             pulledInFlight -= 1
-            try SyncSession.absorb(results, into: &report, state: state, peer: peer)
+            try SyncSession.absorb(results, into: &report, state: state, peer: report.peer, limits: limits)
             return pendingPull.isEmpty ? [] : try nextPulledBatch()
-        case .done:
+        case (.full, .done(let theirs)):
             isFinished = true
-            // Equal hashes (nothing but hello and done) or a pull: a reconciliation, not a push.
-            report.completedReconciliation = sawPull || report.recordsReceived == 0
-            return [.done(try state.treeHash())]
-        case .failure(let text):
+            let mine = try state.treeHash()
+            report.completedReconciliation = true
+            report.equalAtEnd = theirs == mine
+            return [.done(mine)]
+        case (_, .failure(let text)):
             isFinished = true
-            throw SyncProtocolError("peer \(peer) gave up: \(text)")
-        case .hello, .views, .pulled:
-            throw SyncProtocolError("unexpected message from the initiating side")
+            throw SyncProtocolError("peer \(report.peer) gave up: \(text)")
+        default:
+            throw SyncProtocolError("unexpected \(message.kindName) in a \(kind == .full ? "full session" : "push")")
         }
     }
 
@@ -99,32 +118,9 @@ public struct SyncResponder: Sendable {
         }
         report.recordsSent += batch.count
         let last = pendingPull.isEmpty
+        if last { pullOpen = false }
         if batch.isEmpty { return [.pulled([], last: true)] }
         pulledInFlight += 1
         return [.pulled(batch, last: last)]
-    }
-}
-
-/// Rules both sides share.
-enum SyncSession {
-    static func incompatibility(_ hello: SyncHello, cluster: PublicKey) -> String? {
-        if hello.version != SyncHello.version {
-            return "sync protocol version \(hello.version) is not supported (this node speaks \(SyncHello.version))"
-        }
-        if hello.cluster != cluster {
-            return "different cluster: peer root \(hello.cluster.fingerprint), this node's root \(cluster.fingerprint)"
-        }
-        return nil
-    }
-
-    /// Counts the peer's answers to what we sent and applies any revocations it carried
-    /// (Docs/contract.md §Revocation).
-    static func absorb(_ results: [PushResult], into report: inout SyncReport, state: any SyncLocalState, peer: String) throws {
-        var revocations: [Revocation] = []
-        for r in results where r.code == .refused {
-            report.refusedByPeer[r.reason ?? .malformed, default: 0] += 1
-            revocations.append(contentsOf: r.revocations)
-        }
-        if !revocations.isEmpty { try state.apply(revocations: revocations, from: peer) }
     }
 }

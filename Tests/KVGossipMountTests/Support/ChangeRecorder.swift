@@ -13,7 +13,7 @@ final class ChangeRecorder: Sendable {
 
     init(_ store: Store) {
         observation = store.observeCommits { [records] changes in
-            for case .record(let record, _) in changes { records.withLock { $0.append(record) } }
+            for case .record(let record, _, _) in changes { records.withLock { $0.append(record) } }
         }
     }
 

@@ -1,0 +1,50 @@
+/// How a node spreads records and reconciles (Docs/architecture.md §Gossip).
+public struct GossipConfig: Sendable, Equatable {
+    /// Mean time between anti-entropy sessions with a random peer (±20 % jitter), ms.
+    public var antiEntropyIntervalMs: UInt64 = 30_000
+    /// Peers each fresh record is pushed to; nil: grows with the cluster, ⌈ln N⌉ + 1, at least 3.
+    public var fanout: Int?
+    /// Records per push.
+    public var pushBatch = 256
+    /// Pushes in flight to one peer, and in all.
+    public var pushesPerPeer = 2
+    public var pushesInFlight = 32
+    /// Keys queued for one peer; past this the queue is dropped, the overflow counted, and a full
+    /// session with that peer does the work instead.
+    public var queueLimit = 4096
+    /// After pushing a fresh record on, a node tells this many random peers its new tree hash a
+    /// moment later (`announceDelayMs`); a peer still without the record sees a different hash and
+    /// pulls it. 0: off.
+    public var announceFanout = 0
+    public var announceDelayMs: UInt64 = 50
+    /// A failed push is repaired by a full session with that peer this much later.
+    public var repairDelayMs: UInt64 = 1_000
+    /// Full sessions an announcement may start at once (the rest wait for the periodic round).
+    public var announcedSessionsInFlight = 2
+
+    public init() {}
+
+    /// The fanout for a cluster of `peers` other nodes.
+    public func fanout(peers: Int) -> Int {
+        if let fanout { return fanout }
+        guard peers > 0 else { return 0 }
+        return max(3, Int(Self.naturalLog(Double(peers + 1)).rounded(.up)) + 1)
+    }
+
+    /// ln(x) for x ≥ 1 without Foundation: divide out powers of e, then the atanh series.
+    static func naturalLog(_ x: Double) -> Double {
+        let e = 2.718281828459045
+        var n = x, whole = 0.0
+        while n > e {
+            n /= e
+            whole += 1
+        }
+        let y = (n - 1) / (n + 1), y2 = y * y
+        var term = y, sum = 0.0
+        for k in stride(from: 1.0, through: 41, by: 2) {
+            sum += term / k
+            term *= y2
+        }
+        return whole + 2 * sum
+    }
+}

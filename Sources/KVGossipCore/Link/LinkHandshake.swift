@@ -1,0 +1,269 @@
+/// The opening of a link between two nodes (Docs/protocol.md §Links): three frames that prove each
+/// side holds its node key, agree on fresh keys for this connection only, and tell each side who
+/// the other is. Frames in, frames out; no I/O, no clock, no randomness of its own.
+///
+/// ```
+/// initiator                                  responder
+///   ClientHello(cluster, kx key, nonce, clock) →
+///                    ← ServerHello(cluster, kx key, nonce, clock, identity, signature)
+///   ClientAuth(identity, signature) →
+///   (both) stream header, then sealed frames
+/// ```
+///
+/// Each signature covers a hash of everything sent so far in both directions, so a hello recorded
+/// on one connection proves nothing on another (the other side's ephemeral key and nonce differ),
+/// a reflected hello has the wrong type, and a man in the middle cannot swap a key unseen. The
+/// stream keys come from the ephemeral key exchange (one per direction), the transcript, and the
+/// cluster secret when one is configured.
+public struct LinkHandshake: Sendable {
+    public enum Role: Sendable { case initiator, responder }
+
+    /// What a finished handshake yields.
+    public struct Established: Sendable {
+        public let peer: LinkIdentity
+        /// The peer's clock minus ours when its hello was read (network delay included).
+        public let peerClockOffsetMs: Int64
+        public let sendKey: [UInt8]
+        public let receiveKey: [UInt8]
+    }
+
+    public enum Step: Sendable {
+        /// Send this frame and wait for the next one.
+        case send([UInt8])
+        /// The handshake is over (after sending `frame`, if any).
+        case established(Established, send: [UInt8]?)
+    }
+
+    /// The sync protocol version this build speaks (in the link tag; `kvgossip --version` shows it).
+    public static let protocolVersion = 2
+    static let tag = Array("kvgossip/link/v2\u{0}".utf8)
+    static let responderContext = Array("kvgossip/link/v2/responder\u{0}".utf8)
+    static let initiatorContext = Array("kvgossip/link/v2/initiator\u{0}".utf8)
+    static let streamContext = Array("kvgossip/link/v2/stream\u{0}".utf8)
+    static let helloMACContext = Array("kvgossip/link/v2/hello-mac\u{0}".utf8)
+    public static let nonceBytes = 32
+
+    enum Kind: UInt8 {
+        case clientHello = 1, serverHello = 2, clientAuth = 3, refusal = 4
+    }
+
+    /// The frame a side sends instead of its next one when it refuses the link: tag, type 4, the
+    /// reason code and a sentence, so the other side can say why rather than only "closed".
+    public static func refusalFrame(_ refusal: Refusal) -> [UInt8] {
+        var w = ByteWriter(capacity: 200)
+        w.fixed(tag)
+        w.u8(Kind.refusal.rawValue)
+        w.short(Array(refusal.reason.rawValue.utf8))
+        w.short(Array(refusal.detail.utf8.prefix(1000)))
+        return w.bytes
+    }
+
+    enum Phase: Sendable { case start, awaitingServerHello, awaitingClientHello, awaitingClientAuth, done }
+
+    public let role: Role
+    let cluster: PublicKey
+    let credentials: LinkCredentials
+    let secret: ClusterSecret?
+    let ephemeral: KeyExchangeKeyPair
+    let nonce: [UInt8]
+    let limits: Limits
+    private var phase: Phase
+    /// Every frame so far, in order: what the signatures and the stream keys bind to.
+    private var transcript: [UInt8] = []
+    private var peerKX: [UInt8] = []
+    private var peerClockOffsetMs: Int64 = 0
+    private var peerIdentity: LinkIdentity?
+
+    /// - Parameters:
+    ///   - ephemeral, nonce: fresh for every connection (`KeyExchangeKeyPair.generate()`,
+    ///     `secureRandomBytes(32)`); fixed only in protocol vectors.
+    public init(
+        role: Role, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret?,
+        ephemeral: KeyExchangeKeyPair, nonce: [UInt8], limits: Limits = .default
+    ) {
+        precondition(nonce.count == LinkHandshake.nonceBytes, "a handshake nonce is 32 bytes")
+        self.role = role
+        self.cluster = cluster
+        self.credentials = credentials
+        self.secret = secret
+        self.ephemeral = ephemeral
+        self.nonce = nonce
+        self.limits = limits
+        phase = role == .initiator ? .start : .awaitingClientHello
+    }
+
+    /// The initiator's first frame.
+    public mutating func start(nowMs: UInt64) -> [UInt8] {
+        precondition(role == .initiator && phase == .start, "only an initiator starts, once")
+        let hello = helloFrame(.clientHello, nowMs: nowMs)
+        transcript = hello
+        phase = .awaitingServerHello
+        return hello
+    }
+
+    /// Handles the peer's next frame. Throws a refusal that says what was wrong; the connection
+    /// then closes (the shell may send the reason first).
+    public mutating func receive(_ frame: [UInt8], nowMs: UInt64) throws(Refusal) -> Step {
+        switch phase {
+        case .awaitingClientHello:
+            try readHello(frame, expecting: .clientHello, nowMs: nowMs)
+            transcript = frame
+            var w = ByteWriter(capacity: 600)
+            w.fixed(helloFrame(.serverHello, nowMs: nowMs))
+            credentials.identity.write(to: &w)
+            let unsigned = w.bytes
+            let signature = credentials.signingKey.sign(Self.responderContext + Hash256.of(transcript + unsigned).bytes)
+            let serverHello = unsigned + signature.bytes
+            transcript += serverHello
+            phase = .awaitingClientAuth
+            return .send(serverHello)
+
+        case .awaitingServerHello:
+            var r = try readHello(frame, expecting: .serverHello, nowMs: nowMs)
+            let identity = try LinkIdentity.read(from: &r, limits: limits)
+            let signedPart = Array(frame[..<r.offset])
+            let signature = try r.signature("server hello signature")
+            try r.expectEnd("server hello")
+            guard identity.nodeKey.verifies(signature, over: Self.responderContext + Hash256.of(transcript + signedPart).bytes) else {
+                throw Refusal(.badSignature, "the peer's hello is not signed by the node key it names (\(identity.nodeKey.fingerprint))")
+            }
+            try checkNotSelf(identity)
+            transcript += frame
+            peerIdentity = identity
+            var w = ByteWriter(capacity: 600)
+            w.fixed(Self.tag)
+            w.u8(Kind.clientAuth.rawValue)
+            credentials.identity.write(to: &w)
+            let unsigned = w.bytes
+            let mine = credentials.signingKey.sign(Self.initiatorContext + Hash256.of(transcript + unsigned).bytes)
+            let auth = unsigned + mine.bytes
+            transcript += auth
+            phase = .done
+            return .established(try established(identity), send: auth)
+
+        case .awaitingClientAuth:
+            var r = ByteReader(frame)
+            try Self.readTag(&r, expecting: .clientAuth)
+            let identity = try LinkIdentity.read(from: &r, limits: limits)
+            let signedPart = Array(frame[..<r.offset])
+            let signature = try r.signature("client auth signature")
+            try r.expectEnd("client auth")
+            guard identity.nodeKey.verifies(signature, over: Self.initiatorContext + Hash256.of(transcript + signedPart).bytes) else {
+                throw Refusal(.badSignature, "the peer's authentication is not signed by the node key it names (\(identity.nodeKey.fingerprint))")
+            }
+            try checkNotSelf(identity)
+            transcript += frame
+            peerIdentity = identity
+            phase = .done
+            return .established(try established(identity), send: nil)
+
+        case .start, .done:
+            throw Refusal(.malformed, "no handshake frame is expected now")
+        }
+    }
+
+    // MARK: Frames
+
+    /// tag, type, flags (bit 0: a cluster secret is in use), cluster, kx key, nonce, clock, and with
+    /// a secret a MAC over all that keyed by it, so only holders of the secret get an answer.
+    private func helloFrame(_ kind: Kind, nowMs: UInt64) -> [UInt8] {
+        var w = ByteWriter(capacity: 160)
+        w.fixed(Self.tag)
+        w.u8(kind.rawValue)
+        w.u8(secret == nil ? 0 : 1)
+        w.fixed(cluster.bytes)
+        w.fixed(ephemeral.publicKey)
+        w.fixed(nonce)
+        w.u64(nowMs)
+        if let secret { w.fixed(Self.helloMAC(w.bytes, secret: secret)) }
+        return w.bytes
+    }
+
+    static func helloMAC(_ bytes: [UInt8], secret: ClusterSecret) -> [UInt8] {
+        keyedHash256(key: secret.key, helloMACContext + bytes)
+    }
+
+    /// Reads a hello up to its end (a client hello) or up to the identity (a server hello).
+    @discardableResult
+    private mutating func readHello(_ frame: [UInt8], expecting kind: Kind, nowMs: UInt64) throws(Refusal) -> ByteReader {
+        var r = ByteReader(frame)
+        try Self.readTag(&r, expecting: kind)
+        let flags = try r.u8("hello flags")
+        guard flags <= 1 else { throw Refusal(.malformed, "unknown hello flags \(flags)") }
+        let theirCluster = try r.publicKey("cluster")
+        let kx = try r.fixed(KeyExchangeKeyPair.publicKeyBytes, "key exchange key")
+        _ = try r.fixed(Self.nonceBytes, "nonce")
+        let clock = try r.u64("clock")
+        switch (flags == 1, secret) {
+        case (true, nil):
+            throw Refusal(.noAuthority, "the peer uses a cluster secret and this node has none configured")
+        case (false, .some):
+            throw Refusal(.noAuthority, "this node requires the cluster secret and the peer does not use one")
+        case (true, .some(let secret)):
+            let covered = Array(frame[..<r.offset])
+            let mac = try r.fixed(32, "hello MAC")
+            guard mac == Self.helloMAC(covered, secret: secret) else {
+                throw Refusal(.noAuthority, "the peer's cluster secret differs from this node's")
+            }
+        case (false, nil):
+            break
+        }
+        guard theirCluster == cluster else {
+            throw Refusal(.noAuthority, "different cluster: peer root \(theirCluster.fingerprint), this node's root \(cluster.fingerprint)")
+        }
+        guard kx != ephemeral.publicKey else {
+            throw Refusal(.malformed, "the peer sent back this connection's own key: a reflection")
+        }
+        if kind == .clientHello { try r.expectEnd("client hello") }
+        peerKX = kx
+        peerClockOffsetMs = Int64(bitPattern: clock &- nowMs)
+        return r
+    }
+
+    /// The refusal a frame carries, if it is a refusal frame (one may arrive where a stream header
+    /// was expected: the peer declined to admit this node).
+    public static func refusal(in frame: [UInt8]) -> Refusal? {
+        var r = ByteReader(frame)
+        do {
+            try readTag(&r, expecting: .clientHello)
+            return nil
+        } catch {
+            return error.detail.hasPrefix("the peer refused the link") ? error : nil
+        }
+    }
+
+    private static func readTag(_ r: inout ByteReader, expecting kind: Kind) throws(Refusal) {
+        let tag = try r.fixed(Self.tag.count, "link tag")
+        guard tag == Self.tag else {
+            throw Refusal(.malformed, "not a KVGossip link (or another protocol version): the first bytes are not \"kvgossip/link/v2\"")
+        }
+        let raw = try r.u8("frame type")
+        if raw == Kind.refusal.rawValue {
+            let reason = RefusalReason(rawValue: String(decoding: try r.short("refusal reason", max: 64), as: UTF8.self)) ?? .malformed
+            let detail = String(decoding: try r.short("refusal detail", max: 4096), as: UTF8.self)
+            throw Refusal(reason, "the peer refused the link: \(detail)")
+        }
+        guard raw == kind.rawValue else {
+            if raw == Kind.clientHello.rawValue {
+                throw Refusal(.malformed, "the peer answered with a client hello: an echo or a reflection of this node's own frame")
+            }
+            throw Refusal(.malformed, "expected handshake frame \(kind.rawValue), got \(raw)")
+        }
+    }
+
+    private func checkNotSelf(_ identity: LinkIdentity) throws(Refusal) {
+        guard identity.instance != credentials.identity.instance else {
+            throw Refusal(.malformed, "the peer is this node itself (its address leads back here)")
+        }
+    }
+
+    private func established(_ peer: LinkIdentity) throws(Refusal) -> Established {
+        guard let (rx, tx) = ephemeral.sessionKeys(peer: peerKX, asInitiator: role == .initiator) else {
+            throw Refusal(.malformed, "the peer's key exchange key is unacceptable")
+        }
+        let context = Self.streamContext + Hash256.of(transcript).bytes + (secret?.key ?? [])
+        return Established(
+            peer: peer, peerClockOffsetMs: peerClockOffsetMs,
+            sendKey: keyedHash256(key: tx, context), receiveKey: keyedHash256(key: rx, context))
+    }
+}

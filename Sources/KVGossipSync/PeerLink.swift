@@ -1,0 +1,290 @@
+import KVGossipCore
+import KVGossipNet
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Network settings of links and their sessions.
+public struct LinkOptions: Sendable {
+    public var maxFrameBytes = Limits.default.maxFrameBytes + 64 * 1024
+    /// The handshake must finish this fast, or the connection is closed (a stranger holds no slot).
+    public var handshakeTimeout = TimeAmount.seconds(5)
+    /// A link that carries nothing this long is closed (the next use dials again).
+    public var idleTimeout = TimeAmount.seconds(60)
+    /// A session whose peer says nothing this long fails.
+    public var sessionStallTimeout = Duration.seconds(30)
+    public var connectTimeout = TimeAmount.seconds(3)
+    /// Connections still in their handshake, per source address and in all (`HandshakeSlots`: when
+    /// all are taken, the oldest of the biggest holder makes room).
+    public var pendingPerSource = 8
+    public var pendingTotal = 64
+    /// Established links at once, and to one node key (a peer that keeps linking loses its oldest).
+    public var maxLinks = 512
+    public var linksPerNode = 4
+    /// Sessions a peer may have open on one link at once.
+    public var sessionsPerLink = 16
+    /// Messages read from a link and not yet handled, over all its sessions: past this the link
+    /// stops reading (TCP pushes back on the peer) until the sessions catch up.
+    public var queuedMessagesPerLink = 32
+    public var limits = Limits.default
+    public var syncLimits = SyncLimits.default
+    /// When set, the link handshake proves both sides hold it, and it keys the stream.
+    public var secret: ClusterSecret?
+    public init() {}
+}
+
+/// One authenticated, encrypted connection to a peer, carrying any number of sessions (each a
+/// numbered exchange of sync messages) and one-way announcements (Docs/protocol.md §Links).
+///
+/// Frames after the handshake are sealed with the link's own keys, one per direction; each holds
+/// a session number and one message. Sessions opened by the dialing side have odd numbers, those
+/// opened by the answering side even ones; 0 carries announcements.
+public final class PeerLink: Sendable {
+    public let peer: LinkIdentity
+    /// Where the peer serves sync: the connection's remote address with the sync port it announced.
+    public let address: PeerAddress
+    public let initiatedHere: Bool
+    public let peerClockOffsetMs: Int64
+    let options: LinkOptions
+    private let writer: AsyncStream<[UInt8]>.Continuation
+    fileprivate let state = Mutex(State())
+    /// Bytes on the wire (frames with their length prefix), for benchmarks and status.
+    let bytesSent = Atomic<Int>(0)
+    let bytesReceived = Atomic<Int>(0)
+    private let logger: Logger
+
+    fileprivate struct State {
+        var sessions: [UInt32: AsyncStream<SyncMessage?>.Continuation] = [:]
+        var nextSession: UInt32 = 0
+        var closed = false
+        var peerOpened = 0
+        /// Messages routed to each session and not yet taken by its runner.
+        var queued: [UInt32: Int] = [:]
+        var queuedTotal = 0
+        /// The reader, waiting for the runners to take some of what it queued.
+        var readerWaiting: CheckedContinuation<Void, Never>?
+    }
+
+    /// What the link hands its owner: a session the peer opened, or an announcement.
+    enum Inbound: Sendable {
+        case opened(session: UInt32, first: SyncMessage, inbox: AsyncStream<SyncMessage?>)
+        case announced(Hash256)
+    }
+
+    /// Closes the connection itself (which ends the reader, then everything else).
+    private let disconnect: @Sendable () -> Void
+
+    init(
+        peer: LinkIdentity, address: PeerAddress, initiatedHere: Bool, peerClockOffsetMs: Int64, options: LinkOptions,
+        writer: AsyncStream<[UInt8]>.Continuation, logger: Logger, disconnect: @escaping @Sendable () -> Void
+    ) {
+        self.disconnect = disconnect
+        self.peer = peer
+        self.address = address
+        self.initiatedHere = initiatedHere
+        self.peerClockOffsetMs = peerClockOffsetMs
+        self.options = options
+        self.writer = writer
+        self.logger = logger
+        state.withLock { $0.nextSession = initiatedHere ? 1 : 2 }
+    }
+
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Bytes sent and received on this link so far.
+    public var traffic: (sent: Int, received: Int) { (bytesSent.load(ordering: .relaxed), bytesReceived.load(ordering: .relaxed)) }
+
+    /// Queues one message; the writer seals and sends in order.
+    func send(_ message: SyncMessage, session: UInt32) {
+        var w = ByteWriter(capacity: 64)
+        w.u32(session)
+        writer.yield(w.bytes + SyncMessageCodec.encode(message))
+    }
+
+    /// Tells the peer this node's tree hash.
+    public func announce(_ hash: Hash256) { send(.announce(hash), session: 0) }
+
+    /// Opens a session of ours: its number and the stream of the peer's answers.
+    func openSession() throws -> (UInt32, AsyncStream<SyncMessage?>) {
+        try state.withLock { s in
+            guard !s.closed else { throw SyncProtocolError("the link to \(peer.name) is closed") }
+            let id = s.nextSession
+            s.nextSession &+= 2
+            let (stream, continuation) = AsyncStream.makeStream(of: SyncMessage?.self)
+            s.sessions[id] = continuation
+            return (id, stream)
+        }
+    }
+
+    /// Wakes a session's runner so it can check for a stall.
+    func nudge(_ id: UInt32) {
+        _ = state.withLock { $0.sessions[id] }?.yield(nil)
+    }
+
+    func endSession(_ id: UInt32) {
+        let (continuation, reader) = state.withLock { s in
+            if id % 2 != (initiatedHere ? 1 : 0) { s.peerOpened -= 1 }
+            s.queuedTotal -= s.queued.removeValue(forKey: id) ?? 0
+            return (s.sessions.removeValue(forKey: id), s.takeReaderIfRoom(options.queuedMessagesPerLink))
+        }
+        continuation?.finish()
+        reader?.resume()
+    }
+
+    /// A session's runner took one message from its inbox.
+    func took(_ id: UInt32) {
+        let reader = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let n = s.queued[id], n > 0 else { return nil }
+            s.queued[id] = n - 1
+            s.queuedTotal -= 1
+            return s.takeReaderIfRoom(options.queuedMessagesPerLink)
+        }
+        reader?.resume()
+    }
+
+    /// Returns when the sessions hold fewer unhandled messages than the bound (at once, usually),
+    /// or the link closed. Only the link's reader calls it.
+    func roomForMore() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.closed || s.queuedTotal < options.queuedMessagesPerLink { return true }
+                s.readerWaiting = c
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    /// Routes one received frame; returns what the owner must handle.
+    func route(_ frame: [UInt8]) throws -> Inbound? {
+        var r = ByteReader(frame)
+        let session = try r.u32("session")
+        let message = try SyncMessageCodec.decode(Array(frame[4...]), limits: options.limits)
+        if session == 0 {
+            guard case .announce(let hash) = message else { throw SyncProtocolError("session 0 carries announcements only") }
+            return .announced(hash)
+        }
+        return try state.withLock { s -> Inbound? in
+            if let inbox = s.sessions[session] {
+                s.queued[session, default: 0] += 1
+                s.queuedTotal += 1
+                inbox.yield(message)
+                return nil
+            }
+            // A new session must be the peer's own (its parity) and open with `open`.
+            guard session % 2 == (initiatedHere ? 0 : 1), case .open = message else {
+                throw SyncProtocolError("message for unknown session \(session)")
+            }
+            guard s.peerOpened < options.sessionsPerLink else {
+                throw SyncProtocolError("more than \(options.sessionsPerLink) sessions open at once")
+            }
+            s.peerOpened += 1
+            let (stream, continuation) = AsyncStream.makeStream(of: SyncMessage?.self)
+            s.sessions[session] = continuation
+            return .opened(session: session, first: message, inbox: stream)
+        }
+    }
+
+    /// Drops the connection (a peer no longer admitted, the agent stopping).
+    public func disconnectNow() {
+        close()
+        disconnect()
+    }
+
+    /// Ends every session and stops the writer.
+    public func close() {
+        let (sessions, reader) = state.withLock { s -> ([AsyncStream<SyncMessage?>.Continuation], CheckedContinuation<Void, Never>?) in
+            s.closed = true
+            defer {
+                s.sessions = [:]
+                s.readerWaiting = nil
+            }
+            return (Array(s.sessions.values), s.readerWaiting)
+        }
+        for c in sessions { c.finish() }
+        reader?.resume()
+        writer.finish()
+    }
+}
+
+/// Runs one session's state machine over a link: sends its opening, answers each message from its
+/// inbox on the store's threads (answers may verify signatures and commit), and ends when the
+/// driver is finished, the link closes or the peer stalls.
+///
+/// An inbox carries the peer's messages and, from a watchdog, `nil` now and then: a session that
+/// has heard nothing for the stall timeout when one arrives fails.
+enum SessionRunner {
+    static func run<D: SyncDriver>(
+        _ driver: inout D, opening: [SyncMessage], first: SyncMessage?, session: UInt32, inbox: AsyncStream<SyncMessage?>,
+        link: PeerLink, pool: NIOThreadPool
+    ) async throws {
+        let timeout = link.options.sessionStallTimeout
+        let watchdog = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: timeout / 4)
+                link.nudge(session)
+            }
+        }
+        defer {
+            watchdog.cancel()
+            link.endSession(session)
+        }
+        for m in opening { link.send(m, session: session) }
+        var local = driver
+        defer { driver = local }
+        var heard = ContinuousClock.now
+        var messages = inbox.makeAsyncIterator()
+        var pendingFirst = first
+        while true {
+            let item: SyncMessage??
+            if let f = pendingFirst {
+                item = .some(f)
+                pendingFirst = nil
+            } else {
+                item = await messages.next()
+            }
+            guard let item else { break }
+            guard let message = item else {
+                if ContinuousClock.now - heard > timeout { throw SyncProtocolError("\(link.peer.name) said nothing for \(timeout)") }
+                continue
+            }
+            link.took(session)
+            heard = ContinuousClock.now
+            let current = local
+            do {
+                let (next, replies) = try await pool.runIfActive { () throws -> (D, [SyncMessage]) in
+                    var d = current
+                    let replies = try d.receive(message)
+                    return (d, replies)
+                }
+                local = next
+                for m in replies { link.send(m, session: session) }
+            } catch let error as SyncProtocolError {
+                link.send(.failure(error.description), session: session)
+                throw error
+            }
+            if local.isFinished { return }
+        }
+        if !local.isFinished { throw SyncProtocolError("the link to \(link.peer.name) closed mid-session") }
+    }
+}
+
+extension PeerLink.State {
+    /// The waiting reader, taken, if the queues have room again.
+    mutating func takeReaderIfRoom(_ bound: Int) -> CheckedContinuation<Void, Never>? {
+        guard queuedTotal < bound, let reader = readerWaiting else { return nil }
+        readerWaiting = nil
+        return reader
+    }
+}
+
+/// A sync state machine as a session runs it.
+public protocol SyncDriver: Sendable {
+    var isFinished: Bool { get }
+    mutating func receive(_ message: SyncMessage) throws -> [SyncMessage]
+}
+
+extension SyncResponder: SyncDriver {}
+extension SyncInitiator: SyncDriver {}
+extension SyncPusher: SyncDriver {}

@@ -1,0 +1,205 @@
+import Testing
+@testable import KVGossipCore
+
+/// Every rule of `GossipInstance`, with a seeded generator and times passed in: no process, no
+/// socket, no sleep.
+@Suite struct GossipInstanceTests {
+    static func address(_ i: Int) -> PeerAddress { PeerAddress(host: "10.0.0.\(i)", port: 7947) }
+    static let key = try! Key("/app/k")
+    static let digest = Hash256.of([1])
+    static let digest2 = Hash256.of([2])
+
+    /// An instance with `n` members (10.0.0.1 …), started at t = 0.
+    static func instance(members n: Int, config: GossipConfig = GossipConfig(), statics: [PeerAddress] = []) -> GossipInstance {
+        var g = GossipInstance(config: config, expectsPeers: true, seed: 42)
+        _ = g.setPeers(members: (1...max(1, n)).prefix(n).map { ("n\($0)", address($0)) }, statics: statics, nowMs: 0)
+        _ = g.start(nowMs: 0)
+        // Settle the start-up sessions so tests see only their own directives.
+        for a in g.peers.keys { _ = g.sessionEnded(with: a, SessionOutcome(completed: true, equalAtEnd: true), nowMs: 0) }
+        return g
+    }
+
+    static func pushes(_ d: [GossipDirective]) -> [PeerAddress: [Key]] {
+        var out: [PeerAddress: [Key]] = [:]
+        for case .push(let a, let keys) in d { out[a, default: []] += keys }
+        return out
+    }
+
+    static func sessions(_ d: [GossipDirective]) -> [PeerAddress] {
+        d.compactMap { if case .startSession(let a, _) = $0 { a } else { nil } }
+    }
+
+    @Test func aLocalWriteIsPendingAndPushedToFanoutPeers() {
+        var g = Self.instance(members: 5, config: { var c = GossipConfig(); c.fanout = 3; return c }())
+        let d = g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 10)
+        #expect(Self.pushes(d).count == 3 && Self.pushes(d).values.allSatisfy { $0 == [Self.key] })
+        #expect(d.contains(.keyStates([Self.key: .pendingPush])))
+        #expect(g.keyStates.state(of: Self.key) == .pendingPush)
+    }
+
+    @Test func aPushedRecordIsForwardedToOthersThanItsSenderAndAPulledOneNot() {
+        var g = Self.instance(members: 4, config: { var c = GossipConfig(); c.fanout = 3; return c }())
+        let sender = Self.address(2)
+        let d = g.committed(Self.key, digest: Self.digest, origin: .pushed(by: sender), nowMs: 10)
+        let targets = Set(Self.pushes(d).keys)
+        #expect(targets.count == 3 && !targets.contains(sender), "every peer but the sender: \(targets)")
+        #expect(g.keyStates.state(of: Self.key) == .synced, "a record from elsewhere is not pending here")
+        #expect(g.committed(try! Key("/other"), digest: Self.digest, origin: .pulled(from: sender), nowMs: 11).isEmpty)
+    }
+
+    @Test func anAcknowledgementOfTheVersionSentSettlesTheKey() {
+        var g = Self.instance(members: 3)
+        let d = g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 10)
+        let peer = Self.pushes(d).keys.sorted().first!
+        // A newer local version is minted meanwhile: an answer for the older one settles nothing.
+        _ = g.committed(Self.key, digest: Self.digest2, origin: .local, nowMs: 11)
+        #expect(g.pushAnswered(by: peer, [(Self.key, Self.digest, true)], nowMs: 12).isEmpty || g.keyStates.state(of: Self.key) == .pendingPush)
+        #expect(g.keyStates.state(of: Self.key) == .pendingPush)
+        let d2 = g.pushAnswered(by: peer, [(Self.key, Self.digest2, false)], nowMs: 13)
+        #expect(!d2.contains(.keyStates([Self.key: .synced])) && g.keyStates.state(of: Self.key) == .pendingPush, "refused: still pending")
+        let d3 = g.pushAnswered(by: peer, [(Self.key, Self.digest2, true)], nowMs: 14)
+        #expect(d3.contains(.keyStates([Self.key: .synced])))
+    }
+
+    @Test func aFailedPushIsRepairedByASessionALittleLater() {
+        var config = GossipConfig()
+        config.repairDelayMs = 1000
+        var g = Self.instance(members: 3, config: config)
+        let d = g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 10)
+        let peer = Self.pushes(d).keys.sorted().first!
+        #expect(Self.sessions(g.pushFailed(to: peer, nowMs: 20)).isEmpty)
+        #expect(Self.sessions(g.tick(nowMs: 500)).isEmpty, "not before the delay")
+        #expect(Self.sessions(g.tick(nowMs: 1020)).contains(peer))
+        // The completed session settles what was pending when it began.
+        let settled = g.sessionEnded(with: peer, SessionOutcome(completed: true, equalAtEnd: true), nowMs: 1100)
+        #expect(settled.contains(.keyStates([Self.key: .synced])))
+    }
+
+    @Test func syncedIsEarnedOnlyByACompletedSession() {
+        var g = GossipInstance(expectsPeers: true, seed: 1)
+        _ = g.setPeers(members: [("n1", Self.address(1))], statics: [], nowMs: 0)
+        let started = g.start(nowMs: 0)
+        #expect(Self.sessions(started) == [Self.address(1)])
+        #expect(g.keyStates.defaultState == .unsynced)
+        #expect(g.sessionEnded(with: Self.address(1), .failed("unreachable"), nowMs: 5).isEmpty)
+        #expect(g.keyStates.defaultState == .unsynced, "an unreachable peer settles nothing")
+        #expect(g.peers[Self.address(1)]?.lastError == "unreachable")
+        #expect(g.answeredSession(from: Self.address(1), .failed("went away")).isEmpty)
+        #expect(g.answeredSession(from: Self.address(1), SessionOutcome(completed: true, equalAtEnd: true)) == [.defaultState(.synced)])
+        #expect(g.keyStates.defaultState == .synced)
+    }
+
+    @Test func aNodeWithoutPeersIsSyncedAndMintsAreNotPending() {
+        var g = GossipInstance(expectsPeers: false, seed: 1)
+        _ = g.start(nowMs: 0)
+        #expect(g.keyStates.defaultState == .synced)
+        #expect(g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 1).isEmpty)
+        #expect(g.keyStates.state(of: Self.key) == .synced)
+    }
+
+    @Test func oneSessionPerPeerAtATimeAndASecondReasonWaits() {
+        var g = Self.instance(members: 1)
+        let peer = Self.address(1)
+        g.learnedName("web-1", of: peer)
+        #expect(g.peers[peer]?.name == "web-1")
+        var config = GossipConfig()
+        config.repairDelayMs = 0
+        _ = g.pushFailed(to: peer, nowMs: 0)
+        #expect(Self.sessions(g.tick(nowMs: 2000)) == [peer])
+        #expect(Self.sessions(g.tick(nowMs: 40_000)).isEmpty, "the periodic round waits for the running session")
+        let after = g.sessionEnded(with: peer, SessionOutcome(completed: true, equalAtEnd: true), nowMs: 40_001)
+        #expect(Self.sessions(after) == [peer], "then runs")
+    }
+
+    @Test func pushesAreBatchedAndBoundedPerPeerAndOverall() {
+        var config = GossipConfig()
+        config.fanout = 1
+        config.pushBatch = 10
+        config.pushesPerPeer = 2
+        var g = Self.instance(members: 1, config: config)
+        var pushes: [[Key]] = []
+        for i in 0..<50 {
+            for case .push(_, let keys) in g.committed(try! Key("/k/\(i)"), digest: Self.digest, origin: .local, nowMs: UInt64(i)) { pushes.append(keys) }
+        }
+        #expect(pushes.count == 2, "two in flight to one peer: \(pushes.map(\.count))")
+        // As answers come, the queue drains in batches of at most 10.
+        let answered = g.pushAnswered(by: Self.address(1), [], nowMs: 60)
+        let next = Self.pushes(answered)[Self.address(1)] ?? []
+        #expect(next.count == 10)
+    }
+
+    @Test func anOverflowingQueueFallsBackToASession() {
+        var config = GossipConfig()
+        config.fanout = 1
+        config.queueLimit = 5
+        config.pushesPerPeer = 1
+        var g = Self.instance(members: 1, config: config)
+        var directives: [GossipDirective] = []
+        for i in 0..<8 { directives += g.committed(try! Key("/k/\(i)"), digest: Self.digest, origin: .local, nowMs: UInt64(i)) }
+        #expect(g.counters.queueOverflows == 1)
+        #expect(Self.sessions(directives) == [Self.address(1)])
+    }
+
+    @Test func thePeriodicRoundIsJitteredAroundItsInterval() {
+        var g = Self.instance(members: 3)
+        var rounds: [UInt64] = []
+        var now: UInt64 = 0
+        while rounds.count < 20, now < 10_000_000 {
+            now = g.nextWakeMs ?? now + 1
+            let d = g.tick(nowMs: now)
+            for a in Self.sessions(d) {
+                rounds.append(now)
+                _ = g.sessionEnded(with: a, SessionOutcome(completed: true, equalAtEnd: true), nowMs: now)
+            }
+        }
+        let gaps = zip(rounds, rounds.dropFirst()).map { $1 - $0 }
+        #expect(gaps.allSatisfy { (24_000...36_000).contains($0) }, "\(gaps)")
+        #expect(Set(gaps).count > 1)
+    }
+
+    @Test func startReconcilesWithStaticPeersOneMemberAndThoseThatDiffer() {
+        var g = GossipInstance(expectsPeers: true, seed: 7)
+        let statics = [PeerAddress(host: "192.168.1.1", port: 7947)]
+        _ = g.setPeers(members: (1...10).map { ("n\($0)", Self.address($0)) }, statics: statics, nowMs: 0)
+        let d = g.start(differing: [Self.address(7), Self.address(8)], nowMs: 0)
+        let targets = Set(Self.sessions(d))
+        #expect(targets.isSuperset(of: [statics[0], Self.address(7), Self.address(8)]))
+        #expect(targets.count <= 4)
+        // A member that joins later is reconciled with.
+        let joined = g.setPeers(members: (1...11).map { ("n\($0)", Self.address($0)) }, statics: statics, nowMs: 5)
+        #expect(Self.sessions(joined) == [Self.address(11)])
+    }
+
+    @Test func aDifferentAnnouncedHashStartsASessionWithinTheLimit() {
+        var config = GossipConfig()
+        config.announcedSessionsInFlight = 1
+        var g = Self.instance(members: 3, config: config)
+        #expect(g.announced(by: Self.address(1), theirHash: Self.digest, ourHash: Self.digest, nowMs: 1).isEmpty)
+        #expect(Self.sessions(g.announced(by: Self.address(1), theirHash: Self.digest2, ourHash: Self.digest, nowMs: 2)) == [Self.address(1)])
+        #expect(g.announced(by: Self.address(2), theirHash: Self.digest2, ourHash: Self.digest, nowMs: 3).isEmpty, "one at a time")
+        _ = g.sessionEnded(with: Self.address(1), SessionOutcome(completed: true, equalAtEnd: true), nowMs: 4)
+        #expect(Self.sessions(g.announced(by: Self.address(2), theirHash: Self.digest2, ourHash: Self.digest, nowMs: 5)) == [Self.address(2)])
+    }
+
+    @Test func writersAnnounceTheirNewHashAMomentLater() {
+        var config = GossipConfig()
+        config.fanout = 1
+        config.announceFanout = 2
+        config.announceDelayMs = 50
+        var g = Self.instance(members: 5, config: config)
+        _ = g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 100)
+        #expect(g.tick(nowMs: 120).filter { if case .announce = $0 { true } else { false } }.isEmpty)
+        let due = g.tick(nowMs: 150)
+        #expect(due.filter { if case .announce = $0 { true } else { false } }.count == 2)
+    }
+
+    @Test func fanoutGrowsWithTheLogOfTheCluster() {
+        let c = GossipConfig()
+        #expect(c.fanout(peers: 0) == 0)
+        #expect(c.fanout(peers: 4) == 3)
+        #expect(c.fanout(peers: 999) == 8)  // ⌈ln 1000⌉ + 1 = ⌈6.91⌉ + 1
+        #expect(abs(GossipConfig.naturalLog(1000) - 6.907755) < 1e-5)
+        #expect(abs(GossipConfig.naturalLog(1) - 0) < 1e-12)
+        #expect(c.fanout(peers: 9_999) >= 10)
+    }
+}
