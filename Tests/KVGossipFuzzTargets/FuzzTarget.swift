@@ -69,6 +69,7 @@ public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
         SignedObjectTargets.grant, SignedObjectTargets.record, SignedObjectTargets.revocation,
         SyncTargets.message, SyncTargets.treeHash,
+        LinkTargets.handshake, LinkTargets.identity,
         TextTargets.armor, TextTargets.keyText,
         ControlTarget.request,
         SerfTargets.msgpack, SerfTargets.stream,
