@@ -129,6 +129,14 @@ import Testing
         #expect(heard.peer.name == String(name.dropLast()))
     }
 
+    /// Caught by the link-handshake fuzz target: a refusal's sentence over 1000 bytes was cut inside
+    /// a character and arrived with U+FFFD in place of its last bytes.
+    @Test func aLongRefusalIsCutBetweenCharacters() {
+        let sentence = String(repeating: "r", count: 999) + "é"
+        let told = LinkHandshake.refusal(in: LinkHandshake.refusalFrame(Refusal(.revoked, sentence)))
+        #expect(told?.reason == .revoked && told?.detail == "the peer refused the link: " + String(sentence.dropLast()))
+    }
+
     /// Every truncation of every frame is refused cleanly.
     @Test func truncatedFramesAreRefused() throws {
         var a = Self.end(.initiator, Fixture.alice, seed: 1)
