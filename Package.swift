@@ -9,6 +9,8 @@ let package = Package(
         .executable(name: "kvgossip-bench", targets: ["KVGossipBench"]),
         .library(name: "KVGossipCore", targets: ["KVGossipCore"]),
         .library(name: "KVGossipClient", targets: ["KVGossipClient"]),
+        // For the libFuzzer package in Fuzz/ only (Docs/security.md §Fuzzing).
+        .library(name: "KVGossipFuzzTargets", targets: ["KVGossipFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -136,10 +138,16 @@ let package = Package(
         // The `.integration` trait: a shared budget for tests that start processes and mounts, and
         // threads of their own so their blocking waits never starve the cooperative pool.
         .target(name: "KVGossipTestTraits", path: "Tests/KVGossipTestTraits"),
+        // Each decoder of outside bytes with the invariants its input must keep: run by libFuzzer from
+        // Fuzz/ (Scripts/fuzz) and, over the regression corpus, by KVGossipFuzzTests.
+        .target(
+            name: "KVGossipFuzzTargets", dependencies: ["KVGossipCore", "KVGossipControl", "KVGossipSerf"],
+            path: "Tests/KVGossipFuzzTargets"),
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipSimulationTests", dependencies: ["KVGossipSimulation", "KVGossipCore"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet", "KVGossipStore"]),
+        .testTarget(name: "KVGossipFuzzTests", dependencies: ["KVGossipFuzzTargets"]),
         // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.
         .testTarget(
             name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"], exclude: ["Fixtures"]),

@@ -45,7 +45,7 @@ public enum KeySelection: Sendable, Equatable {
     }
 
     /// Like `contains`, for a key read from the store as text.
-    func contains(path: String) -> Bool {
+    package func contains(path: String) -> Bool {
         switch self {
         case .prefix: true  // the store scan is already narrowed to exactly these keys
         case .key(let one): path == one.path
@@ -55,7 +55,7 @@ public enum KeySelection: Sendable, Equatable {
     }
 
     /// The narrowest prefix a store scan needs to read: every selected key is it or lies below it.
-    var scanPrefix: Key? {
+    package var scanPrefix: Key? {
         switch self {
         case .key(let one): one
         case .prefix(let p): p

@@ -4,9 +4,10 @@
 /// (Docs/serf-rpc.md §The body table), and streams/queries keep sending header+record pairs on their Seq.
 /// Whether the next object is a body can only be known from what was asked on that Seq, so this table is kept
 /// per Seq and an unknown Seq is a protocol violation (the framing is lost from there on).
-struct SerfDemultiplexer: Sendable {
+/// `package`: the fuzz targets (Docs/security.md §Fuzzing) feed it bytes as the agent would.
+package struct SerfDemultiplexer: Sendable {
     /// A complete unit delivered to whoever waits on `seq`.
-    enum Frame: Sendable, Equatable {
+    package enum Frame: Sendable, Equatable {
         /// The one reply of a plain command.
         case reply(seq: UInt64, error: String, body: MsgPackValue?)
         /// A stream/monitor/query was accepted (error empty) or refused (no records will follow).
@@ -33,21 +34,23 @@ struct SerfDemultiplexer: Sendable {
     private var nextIsBody: Body?
 
     /// Number of Seqs still awaiting something (retired streams included).
-    var outstanding: Int { expectations.count }
+    package var outstanding: Int { expectations.count }
+
+    package init() {}
 
     /// Registers a request before it is written, so its reply can never arrive unannounced.
-    mutating func expect(seq: UInt64, command: SerfCommand) {
+    package mutating func expect(seq: UInt64, command: SerfCommand) {
         precondition(expectations[seq] == nil, "Seq \(seq) reused")
         expectations[seq] = command.producesRecords ? .acceptance(command) : .reply(command)
     }
 
     /// Marks a stream as stopped: later records on its Seq are read and dropped.
-    mutating func retire(seq: UInt64) {
+    package mutating func retire(seq: UInt64) {
         if expectations[seq] != nil { expectations[seq] = .retired }
     }
 
     /// Feeds one decoded object; returns a frame when one is complete.
-    mutating func receive(_ value: MsgPackValue) throws(SerfError) -> Frame? {
+    package mutating func receive(_ value: MsgPackValue) throws(SerfError) -> Frame? {
         if let body = nextIsBody {
             nextIsBody = nil
             switch body {

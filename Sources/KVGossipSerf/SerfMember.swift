@@ -69,7 +69,7 @@ public struct SerfMember: Sendable, Equatable {
     }
 
     /// Decodes a `{Members: [...]}` body.
-    static func list(decoding body: MsgPackValue) throws(SerfError) -> [SerfMember] {
+    package static func list(decoding body: MsgPackValue) throws(SerfError) -> [SerfMember] {
         var members: [SerfMember] = []
         for item in try SerfFields(body, "members reply").array("Members") {
             members.append(try SerfMember(decoding: item))

@@ -60,7 +60,7 @@ public enum SerfQueryEvent: Sendable, Equatable {
 
     /// Decodes a record; nil for the spurious empty-`From` acks/responses the agent can emit at the
     /// deadline (hashicorp/serf#408), which carry nothing.
-    static func decode(record: MsgPackValue) throws(SerfError) -> SerfQueryEvent? {
+    package static func decode(record: MsgPackValue) throws(SerfError) -> SerfQueryEvent? {
         let f = try SerfFields(record, "query record")
         let type = try f.string("Type")
         if type == "done" { return .done }

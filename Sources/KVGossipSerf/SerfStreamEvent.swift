@@ -76,7 +76,7 @@ public enum SerfStreamEvent: Sendable, Equatable {
     case user(SerfUserEvent)
     case query(SerfIncomingQuery)
 
-    static func decode(record: MsgPackValue) throws(SerfError) -> SerfStreamEvent {
+    package static func decode(record: MsgPackValue) throws(SerfError) -> SerfStreamEvent {
         let f = try SerfFields(record, "stream record")
         let event = try f.string("Event")
         if let kind = SerfMemberEventKind(rawValue: event) {

@@ -117,6 +117,26 @@ import Testing
         #expect { _ = try c.receive(Array("GET / HTTP/1.1\r\n\r\n".utf8), nowMs: Self.now) } throws: { ($0 as? Refusal)?.detail.contains("not a KVGossip link") == true }
     }
 
+    /// Caught by the link-identity fuzz target: a node name over the limit was cut inside a character,
+    /// which read back as U+FFFD, over the limit again, so every peer refused the link.
+    @Test func aLongNodeNameIsCutBetweenCharacters() throws {
+        let name = String(repeating: "n", count: LinkIdentity.maxNameBytes - 1) + "é"  // 2 bytes: the cut falls inside
+        var a = LinkHandshake(
+            role: .initiator, cluster: Fixture.cluster, credentials: Self.credentials(Fixture.alice, name), secret: nil,
+            ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: 1, count: 32)), nonce: [UInt8](repeating: 1, count: 32))
+        var b = Self.end(.responder, Fixture.bob, seed: 2)
+        let (_, heard, _) = try Self.run(&a, &b)
+        #expect(heard.peer.name == String(name.dropLast()))
+    }
+
+    /// Caught by the link-handshake fuzz target: a refusal's sentence over 1000 bytes was cut inside
+    /// a character and arrived with U+FFFD in place of its last bytes.
+    @Test func aLongRefusalIsCutBetweenCharacters() {
+        let sentence = String(repeating: "r", count: 999) + "é"
+        let told = LinkHandshake.refusal(in: LinkHandshake.refusalFrame(Refusal(.revoked, sentence)))
+        #expect(told?.reason == .revoked && told?.detail == "the peer refused the link: " + String(sentence.dropLast()))
+    }
+
     /// Every truncation of every frame is refused cleanly.
     @Test func truncatedFramesAreRefused() throws {
         var a = Self.end(.initiator, Fixture.alice, seed: 1)

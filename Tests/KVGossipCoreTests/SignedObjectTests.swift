@@ -252,4 +252,27 @@ import KVGossipTestSupport
         #expect(throws: Refusal.self) { try Armor.parse("-----BEGIN KVGOSSIP GRANT-----\nabc\n") }
         #expect(throws: Refusal.self) { try Armor.parse("-----BEGIN KVGOSSIP THING-----\n-----END KVGOSSIP THING-----\n") }
     }
+
+    /// Found by the `armor` fuzz target: "-" is a base64url digit, so a wrapped body line can start
+    /// with "-----"; it was taken for a misplaced marker and the file refused.
+    @Test func armorBodyLinesMayStartWithDashes() throws {
+        let bytes = [UInt8](repeating: 0, count: 48) + [0xFB, 0xEF, 0xBE, 0xFB, 0xEF, 0xBE]
+        let text = Armor.render(.grant, bytes)
+        #expect(text.contains("\n--------\n"))
+        #expect(try Armor.parse(text).map(\.bytes) == [bytes])
+    }
+
+    /// Found by the `armor` and `key-text` fuzz targets: Swift reads CRLF as one `Character`, so
+    /// a file saved with CRLF line endings held no blocks, and a key file ending in CRLF was refused.
+    @Test func crlfFilesReadAsLFFiles() throws {
+        let grant = Fixture.grant(Fixture.root, to: Fixture.alice, ["/a/**"])
+        let text = "# proof\n" + Armor.render(.grant, grant.encoded)
+        let crlf = text.replacing("\n", with: "\r\n")
+        #expect(crlf.utf8.count == text.utf8.count + text.filter { $0 == "\n" }.count)
+        #expect(try Armor.parse(crlf) == Armor.parse(text))
+        #expect(try Armor.parse(crlf).count == 1)
+        let key = SecretKeyFile.render(Fixture.alice).replacing("\n", with: "\r\n")
+        #expect(try SecretKeyFile.parse(key, mode: 0o600, path: "k").publicKey == Fixture.alice.publicKey)
+        #expect(try PublicKey(text: Fixture.alice.publicKey.text + "\r\n") == Fixture.alice.publicKey)
+    }
 }

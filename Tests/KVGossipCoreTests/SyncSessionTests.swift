@@ -226,4 +226,14 @@ import KVGossipTestSupport
         #expect(throws: Refusal.self) { try SyncMessageCodec.decode([0x7f]) }
         #expect(throws: Refusal.self) { try SyncMessageCodec.decode([3, 0xff, 0xff, 0xff, 0xff]) }
     }
+
+    /// Caught by the sync and tree-hash fuzz targets: long texts were cut inside a code point, which
+    /// reached the peer as U+FFFD (failure and result texts) or as a name it refuses (announcements).
+    @Test func longTextsAreCutBetweenCodePoints() throws {
+        let text = String(repeating: "a", count: 999) + "é"  // 2 bytes: the 1000-byte cut falls inside
+        #expect(try SyncMessageCodec.decode(SyncMessageCodec.encode(.failure(text))) == .failure(String(text.dropLast())))
+        let name = String(repeating: "n", count: 127) + "€"  // 3 bytes across the 128-byte limit
+        let announcement = TreeHashAnnouncement(cluster: Fixture.cluster, treeHash: .zero, syncPort: 7947, nodeName: name)
+        #expect(try TreeHashAnnouncement(decoding: announcement.encoded).nodeName == String(name.dropLast()))
+    }
 }

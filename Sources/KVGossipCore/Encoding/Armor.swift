@@ -26,11 +26,13 @@ public enum Armor {
     }
 
     /// Every block in `text`, in order. Text outside blocks (comments) is ignored; a damaged block
-    /// is an error that names its line.
+    /// is an error that names its line. Lines end in LF or CRLF (a Swift `Character` holds CRLF
+    /// whole, so splitting on "\n" alone would see a CRLF file as one line, with no blocks).
     public static func parse(_ text: String) throws(Refusal) -> [Block] {
         var blocks: [Block] = []
         var current: (kind: Kind, line: Int, body: String)?
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        for (n, raw) in lines.enumerated() {
             let line = raw.trimmingASCIIWhitespace()
             if let open = current {
                 if line == "-----END KVGOSSIP \(open.kind.rawValue)-----" {
@@ -39,7 +41,9 @@ public enum Armor {
                     }
                     blocks.append(Block(kind: open.kind, bytes: bytes))
                     current = nil
-                } else if line.hasPrefix("-----") {
+                } else if line.hasPrefix("-----BEGIN ") || line.hasPrefix("-----END ") {
+                    // Only a marker (it has a space, which base64url has not) is out of place here: a
+                    // body line may well start with "-----", as "-" is a base64url digit.
                     throw Refusal(.malformed, "line \(n + 1): unexpected \(line) inside the block opened at line \(open.line)")
                 } else {
                     current!.body += line

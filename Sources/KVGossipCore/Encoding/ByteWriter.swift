@@ -20,6 +20,12 @@ public struct ByteWriter: Sendable {
         bytes.append(contentsOf: b)
     }
 
+    /// A short field holding at most `maxBytes` of `text`'s UTF-8 (`String.utf8Prefix`), so the
+    /// field stays valid UTF-8.
+    public mutating func shortText(_ text: String, maxBytes: Int) {
+        short(Array(text.utf8Prefix(maxBytes: maxBytes).utf8))
+    }
+
     /// A long field with a u32 length.
     public mutating func long(_ b: [UInt8]) {
         precondition(b.count <= Int(UInt32.max), "long field too long")
@@ -30,5 +36,19 @@ public struct ByteWriter: Sendable {
     private mutating func append<T: FixedWidthInteger>(_ v: T) {
         var be = v.bigEndian
         withUnsafeBytes(of: &be) { bytes.append(contentsOf: $0) }
+    }
+}
+
+extension String {
+    /// The longest start of this text that takes at most `maxBytes` bytes of UTF-8, cut between
+    /// code points. A cut inside one reads back as U+FFFD, which is longer than the bytes it
+    /// replaces: past a field's limit (the peer refuses it) or a changed text. Caught by the fuzz
+    /// targets (sync, tree-hash, link-identity).
+    public func utf8Prefix(maxBytes: Int) -> String {
+        let utf8 = Array(self.utf8)
+        guard utf8.count > maxBytes else { return self }
+        var cut = maxBytes
+        while cut > 0 && UTF8.isContinuation(utf8[cut]) { cut -= 1 }
+        return String(decoding: utf8[..<cut], as: UTF8.self)
     }
 }

@@ -51,9 +51,10 @@ public enum SecretKeyFile {
 }
 
 extension StringProtocol {
-    /// Leading and trailing spaces, tabs and newlines removed, without Foundation.
+    /// Leading and trailing spaces, tabs and newlines (LF, CR, CRLF) removed, without Foundation.
     func trimmingASCIIWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        // CRLF is one `Character`, equal to neither "\r" nor "\n".
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
         guard let first = firstIndex(where: { !isSpace($0) }) else { return "" }
         let last = lastIndex(where: { !isSpace($0) })!
         return String(self[first...last])

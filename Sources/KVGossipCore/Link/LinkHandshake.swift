@@ -82,7 +82,7 @@ public struct LinkHandshake: Sendable {
         w.fixed(service.tag)
         w.u8(Kind.refusal.rawValue)
         w.short(Array(refusal.reason.rawValue.utf8))
-        w.short(Array(refusal.detail.utf8.prefix(1000)))
+        w.shortText(refusal.detail, maxBytes: 1000)
         return w.bytes
     }
 

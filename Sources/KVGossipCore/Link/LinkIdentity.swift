@@ -17,12 +17,12 @@ public struct LinkIdentity: Sendable, Equatable {
         precondition(instance.count == LinkIdentity.instanceBytes, "an instance id is 16 bytes")
         self.instance = instance
         self.nodeKey = nodeKey
-        self.name = String(decoding: Array(name.utf8.prefix(LinkIdentity.maxNameBytes)), as: UTF8.self)
+        self.name = name.utf8Prefix(maxBytes: LinkIdentity.maxNameBytes)
         self.syncPort = syncPort
         self.credential = Array(credential.prefix(LinkIdentity.maxCredentialGrants))
     }
 
-    func write(to w: inout ByteWriter) {
+    package func write(to w: inout ByteWriter) {
         w.fixed(nodeKey.bytes)
         w.fixed(instance)
         w.short(Array(name.utf8))
@@ -31,7 +31,7 @@ public struct LinkIdentity: Sendable, Equatable {
         for g in credential { w.long(g.encoded) }
     }
 
-    static func read(from r: inout ByteReader, limits: Limits) throws(Refusal) -> LinkIdentity {
+    package static func read(from r: inout ByteReader, limits: Limits) throws(Refusal) -> LinkIdentity {
         let nodeKey = try r.publicKey("node key")
         let instance = try r.fixed(instanceBytes, "instance id")
         let rawName = try r.short("node name", max: maxNameBytes)

@@ -68,7 +68,7 @@ public enum SyncMessageCodec {
             for r in results {
                 w.u8(r.code.rawValue)
                 w.short(Array((r.reason?.rawValue ?? "").utf8))
-                w.short(Array(r.detail.utf8.prefix(1000)))
+                w.shortText(r.detail, maxBytes: 1000)
                 w.u32(UInt32(r.revocations.count))
                 for rev in r.revocations { w.long(rev.encoded) }
             }
@@ -77,7 +77,7 @@ public enum SyncMessageCodec {
             w.fixed(hash.bytes)
         case .failure(let text):
             w.u8(Tag.failure.rawValue)
-            w.short(Array(text.utf8.prefix(1000)))
+            w.shortText(text, maxBytes: 1000)
         }
         return w.bytes
     }

@@ -24,7 +24,7 @@ public struct TreeHashAnnouncement: Sendable, Equatable {
         w.fixed(cluster.bytes)
         w.fixed(treeHash.bytes)
         w.u16(syncPort)
-        w.short(Array(nodeName.utf8.prefix(TreeHashAnnouncement.maxNodeNameBytes)))
+        w.shortText(nodeName, maxBytes: TreeHashAnnouncement.maxNodeNameBytes)
         return w.bytes
     }
 
