@@ -48,6 +48,7 @@ extension AgentTests {
 
         var remoteOptions = testOptions()
         remoteOptions.cluster = try PublicKey(text: root)
+        remoteOptions.identity = options.identity  // alice's grant admits her to the TCP listener
         let remote = KVClient(endpoints: [.tcp(host: "127.0.0.1", port: tcpPort)], options: remoteOptions)
         #expect(try await remote.get("/app/by-node").string == "n")
         #expect(try await remote.get("/app/x") == .deleted(deleted.record!))
