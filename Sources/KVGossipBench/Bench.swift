@@ -47,27 +47,17 @@ enum Bench {
                 timestamp: HLC(physicalMs: nowMs - 1000), signer: writer, pool: [grant])
         }
         var accepted = 0
-        let t = try seconds { accepted = try pipelinedApply(all, batch: batch, to: store) }
+        let t = try seconds { accepted = try applyInBatches(all, batch: batch, to: store) }
         precondition(accepted == records, "only \(accepted) of \(records) accepted")
         return (records, Double(records) / t)
     }
 
-    /// Applies `records` in batches as a sync session does: validating batch k+1 while batch k
-    /// commits. Returns how many were accepted.
-    static func pipelinedApply(_ records: [Record], batch: Int, to store: Store) throws -> Int {
-        let batches = stride(from: 0, to: records.count, by: batch).map { Array(records[$0..<min($0 + batch, records.count)]) }
+    /// Applies `records` in batches as a sync session applies the records of its messages, one
+    /// batch after another. Returns how many were accepted.
+    static func applyInBatches(_ records: [Record], batch: Int, to store: Store) throws -> Int {
         var accepted = 0
-        var next = store.validate(batches[0])
-        for k in batches.indices {
-            let current = next
-            let group = DispatchGroup()
-            nonisolated(unsafe) var upcoming: ValidatedBatch?
-            if k + 1 < batches.count {
-                DispatchQueue.global().async(group: group) { upcoming = store.validate(batches[k + 1]) }
-            }
-            accepted += try store.apply(current).filter(\.isAccepted).count
-            group.wait()
-            if let upcoming { next = upcoming }
+        for start in stride(from: 0, to: records.count, by: batch) {
+            accepted += try store.apply(Array(records[start..<min(start + batch, records.count)])).filter(\.isAccepted).count
         }
         return accepted
     }

@@ -25,11 +25,11 @@ enum HistoryBench {
         let dir = Bench.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try Store(directory: dir, root: Bench.root.publicKey, history: history)
-        let first = try Bench.pipelinedApply(records(keys: keys, generation: 0), batch: 1_000, to: store)
+        let first = try Bench.applyInBatches(records(keys: keys, generation: 0), batch: 1_000, to: store)
         precondition(first == keys)
         let next = records(keys: keys, generation: 1)
         var accepted = 0
-        let t = try Bench.seconds { accepted = try Bench.pipelinedApply(next, batch: 1_000, to: store) }
+        let t = try Bench.seconds { accepted = try Bench.applyInBatches(next, batch: 1_000, to: store) }
         precondition(accepted == keys)
         let kept = try store.historyUsage.versions
         precondition(kept == (history.isOff ? 0 : keys))
@@ -58,7 +58,7 @@ enum HistoryBench {
                 cluster: Bench.root.publicKey, key: try! Key("/bench/long"), kind: .value, value: Array("value number \(n)\n".utf8),
                 timestamp: HLC(physicalMs: Bench.nowMs - 10_000 + UInt64(n)), signer: Bench.writer, pool: [grant])
         }
-        let applied = try Bench.pipelinedApply(all, batch: 100, to: store)
+        let applied = try Bench.applyInBatches(all, batch: 100, to: store)
         precondition(applied == versions)
         let reader = HistoryReader(store: store) { [Bench.root.publicKey: "root"] }
         func readAll(encoding: Bool) throws -> (count: Int, pages: Int) {

@@ -22,21 +22,12 @@ extension Store {
         try apply([record], origin: origin)[0]
     }
 
-    /// Verifies a batch (signatures outside the transaction), then applies the valid ones in ONE
-    /// transaction with their summary updates: durable at the batch's end.
+    /// Verifies a batch (signatures and chains on every core, outside the transaction), then
+    /// applies the valid records in ONE transaction with their summary updates: durable when it
+    /// returns. Revocations that arrived since the checks began still win (`store` checks the
+    /// chain against the revoked set read inside the transaction).
     public func apply(_ batch: [KVGossipCore.Record], origin: CommitOrigin = .local) throws -> [ApplyOutcome] {
-        try apply(validate(batch), origin: origin)
-    }
-
-    /// The CPU-heavy half of `apply`: signatures and chains, spread over the cores. A sync session
-    /// validates its next batch while the previous one commits.
-    public func validate(_ batch: [KVGossipCore.Record]) -> ValidatedBatch {
-        ValidatedBatch(records: batch, verdicts: validateAll(batch))
-    }
-
-    /// The durable half of `apply`. Revocations that arrived since validation still win.
-    public func apply(_ validated: ValidatedBatch, origin: CommitOrigin = .local) throws -> [ApplyOutcome] {
-        let (batch, verdicts) = (validated.records, validated.verdicts)
+        let verdicts = validateAll(batch)
         return try commit { db, tx in
             var outcomes: [ApplyOutcome] = []
             outcomes.reserveCapacity(batch.count)
@@ -166,12 +157,6 @@ extension Store {
                 .map { try Revocation(decoding: [UInt8]($0), limits: limits) }
         }
     }
-}
-
-/// Records with their verdicts, ready to commit.
-public struct ValidatedBatch: Sendable {
-    public let records: [KVGossipCore.Record]
-    let verdicts: [AuthorityVerdict]
 }
 
 /// What one write transaction has done so far: summary changes to fold in and changes to publish.
