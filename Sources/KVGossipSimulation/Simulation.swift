@@ -262,7 +262,7 @@ public final class Simulation {
     }
 
     static func digest(_ r: Version) -> Hash256 {
-        var g = SplitMix64(seed: UInt64(r.key) << 40 ^ r.version)
+        var g = entryRandom(key: r.key, version: r.version)
         return Hash256(bytes: g.bytes(32))!
     }
 
@@ -330,6 +330,12 @@ public struct Healing: Sendable {
     public let traffic: Traffic
 }
 
+/// The generator of one simulated (key, version): the same pair always draws the same bytes, so a
+/// version's digest and its share of a tree hash are fixed by the pair alone.
+func entryRandom(key: Int, version: UInt64) -> SplitMix64 {
+    SplitMix64(seed: UInt64(key) << 40 ^ version)
+}
+
 /// A simulated node's tree hash: an order-independent fold of (key, version) entries, cheap to
 /// update. Equal sets give equal hashes (what the real Merkle root guarantees too).
 struct TreeHash: Equatable {
@@ -337,7 +343,7 @@ struct TreeHash: Equatable {
     var b: UInt64 = 0
 
     mutating func toggle(key: Int, version: UInt64) {
-        var g = SplitMix64(seed: UInt64(key) << 40 ^ version)
+        var g = entryRandom(key: key, version: version)
         a ^= g.next()
         b ^= g.next()
     }
