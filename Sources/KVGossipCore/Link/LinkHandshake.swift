@@ -142,31 +142,20 @@ public struct LinkHandshake: Sendable {
             w.fixed(helloFrame(.serverHello, nowMs: nowMs))
             credentials.identity.write(to: &w)
             let unsigned = w.bytes
-            let signature = credentials.signingKey.sign(service.context("responder") + Hash256.of(transcript + unsigned).bytes)
-            let serverHello = unsigned + signature.bytes
+            let serverHello = unsigned + credentials.signingKey.sign(signed(unsigned, by: .responder)).bytes
             transcript += serverHello
             phase = .awaitingClientAuth
             return .send(serverHello)
 
         case .awaitingServerHello:
             var r = try readHello(frame, expecting: .serverHello, nowMs: nowMs)
-            let identity = try LinkIdentity.read(from: &r, limits: limits)
-            let signedPart = Array(frame[..<r.offset])
-            let signature = try r.signature("server hello signature")
-            try r.expectEnd("server hello")
-            guard identity.nodeKey.verifies(signature, over: service.context("responder") + Hash256.of(transcript + signedPart).bytes) else {
-                throw Refusal(.badSignature, "the peer's hello is not signed by the node key it names (\(identity.nodeKey.fingerprint))")
-            }
-            try checkNotSelf(identity)
-            transcript += frame
-            peerIdentity = identity
+            let identity = try acceptSigned(frame, &r, by: .responder, frameName: "server hello", peersFrame: "hello")
             var w = ByteWriter(capacity: 600)
             w.fixed(service.tag)
             w.u8(Kind.clientAuth.rawValue)
             credentials.identity.write(to: &w)
             let unsigned = w.bytes
-            let mine = credentials.signingKey.sign(service.context("initiator") + Hash256.of(transcript + unsigned).bytes)
-            let auth = unsigned + mine.bytes
+            let auth = unsigned + credentials.signingKey.sign(signed(unsigned, by: .initiator)).bytes
             transcript += auth
             phase = .done
             return .established(try established(identity), send: auth)
@@ -174,16 +163,7 @@ public struct LinkHandshake: Sendable {
         case .awaitingClientAuth:
             var r = ByteReader(frame)
             try Self.readTag(&r, expecting: .clientAuth, service: service)
-            let identity = try LinkIdentity.read(from: &r, limits: limits)
-            let signedPart = Array(frame[..<r.offset])
-            let signature = try r.signature("client auth signature")
-            try r.expectEnd("client auth")
-            guard identity.nodeKey.verifies(signature, over: service.context("initiator") + Hash256.of(transcript + signedPart).bytes) else {
-                throw Refusal(.badSignature, "the peer's authentication is not signed by the node key it names (\(identity.nodeKey.fingerprint))")
-            }
-            try checkNotSelf(identity)
-            transcript += frame
-            peerIdentity = identity
+            let identity = try acceptSigned(frame, &r, by: .initiator, frameName: "client auth", peersFrame: "authentication")
             phase = .done
             return .established(try established(identity), send: nil)
 
@@ -290,6 +270,31 @@ public struct LinkHandshake: Sendable {
             }
             throw Refusal(.malformed, "expected handshake frame \(kind.rawValue), got \(raw)")
         }
+    }
+
+    /// What a side signs for `signer`'s frame: the service's context for that role, then a hash of
+    /// the transcript so far and the frame's unsigned part, binding the signature to this connection.
+    private func signed(_ unsigned: [UInt8], by signer: Role) -> [UInt8] {
+        service.context(signer == .initiator ? "initiator" : "responder") + Hash256.of(transcript + unsigned).bytes
+    }
+
+    /// Reads the rest of the peer's signed frame (`r` is at its identity): the identity, then a
+    /// signature by the node key it names over what `signed` covers, then the end. A frame that
+    /// passes, and is not from this node itself, joins the transcript and names the peer.
+    private mutating func acceptSigned(
+        _ frame: [UInt8], _ r: inout ByteReader, by signer: Role, frameName: String, peersFrame: String
+    ) throws(Refusal) -> LinkIdentity {
+        let identity = try LinkIdentity.read(from: &r, limits: limits)
+        let signedPart = Array(frame[..<r.offset])
+        let signature = try r.signature("\(frameName) signature")
+        try r.expectEnd(frameName)
+        guard identity.nodeKey.verifies(signature, over: signed(signedPart, by: signer)) else {
+            throw Refusal(.badSignature, "the peer's \(peersFrame) is not signed by the node key it names (\(identity.nodeKey.fingerprint))")
+        }
+        try checkNotSelf(identity)
+        transcript += frame
+        peerIdentity = identity
+        return identity
     }
 
     private func checkNotSelf(_ identity: LinkIdentity) throws(Refusal) {
