@@ -9,8 +9,13 @@ import Testing
     static let digest = Hash256.of([1])
     static let digest2 = Hash256.of([2])
 
-    /// An instance with `n` members (10.0.0.1 …), started at t = 0.
-    static func instance(members n: Int, config: GossipConfig = GossipConfig(), statics: [PeerAddress] = []) -> GossipInstance {
+    /// An instance with `n` members (10.0.0.1 …), started at t = 0, its configuration the default
+    /// as `configure` changes it.
+    static func instance(
+        members n: Int, statics: [PeerAddress] = [], _ configure: (inout GossipConfig) -> Void = { _ in }
+    ) -> GossipInstance {
+        var config = GossipConfig()
+        configure(&config)
         var g = GossipInstance(config: config, expectsPeers: true, seed: 42)
         _ = g.setPeers(members: (1...max(1, n)).prefix(n).map { ("n\($0)", address($0)) }, statics: statics, nowMs: 0)
         _ = g.start(nowMs: 0)
@@ -30,7 +35,7 @@ import Testing
     }
 
     @Test func aLocalWriteIsPendingAndPushedToFanoutPeers() {
-        var g = Self.instance(members: 5, config: { var c = GossipConfig(); c.fanout = 3; return c }())
+        var g = Self.instance(members: 5) { $0.fanout = 3 }
         let d = g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 10)
         #expect(Self.pushes(d).count == 3 && Self.pushes(d).values.allSatisfy { $0 == [Self.key] })
         #expect(d.contains(.keyStates([Self.key: .pendingPush])))
@@ -38,7 +43,7 @@ import Testing
     }
 
     @Test func aPushedRecordIsForwardedToOthersThanItsSenderAndAPulledOneNot() {
-        var g = Self.instance(members: 4, config: { var c = GossipConfig(); c.fanout = 3; return c }())
+        var g = Self.instance(members: 4) { $0.fanout = 3 }
         let sender = Self.address(2)
         let d = g.committed(Self.key, digest: Self.digest, origin: .pushed(by: sender), nowMs: 10)
         let targets = Set(Self.pushes(d).keys)
@@ -62,9 +67,7 @@ import Testing
     }
 
     @Test func aFailedPushIsRepairedByASessionALittleLater() {
-        var config = GossipConfig()
-        config.repairDelayMs = 1000
-        var g = Self.instance(members: 3, config: config)
+        var g = Self.instance(members: 3) { $0.repairDelayMs = 1000 }
         let d = g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 10)
         let peer = Self.pushes(d).keys.sorted().first!
         #expect(Self.sessions(g.pushFailed(to: peer, nowMs: 20)).isEmpty)
@@ -102,8 +105,6 @@ import Testing
         let peer = Self.address(1)
         g.learnedName("web-1", of: peer)
         #expect(g.peers[peer]?.name == "web-1")
-        var config = GossipConfig()
-        config.repairDelayMs = 0
         _ = g.pushFailed(to: peer, nowMs: 0)
         #expect(Self.sessions(g.tick(nowMs: 2000)) == [peer])
         #expect(Self.sessions(g.tick(nowMs: 40_000)).isEmpty, "the periodic round waits for the running session")
@@ -112,11 +113,11 @@ import Testing
     }
 
     @Test func pushesAreBatchedAndBoundedPerPeerAndOverall() {
-        var config = GossipConfig()
-        config.fanout = 1
-        config.pushBatch = 10
-        config.pushesPerPeer = 2
-        var g = Self.instance(members: 1, config: config)
+        var g = Self.instance(members: 1) {
+            $0.fanout = 1
+            $0.pushBatch = 10
+            $0.pushesPerPeer = 2
+        }
         var pushes: [[Key]] = []
         for i in 0..<50 {
             for case .push(_, let keys) in g.committed(try! Key("/k/\(i)"), digest: Self.digest, origin: .local, nowMs: UInt64(i)) { pushes.append(keys) }
@@ -129,11 +130,11 @@ import Testing
     }
 
     @Test func anOverflowingQueueFallsBackToASession() {
-        var config = GossipConfig()
-        config.fanout = 1
-        config.queueLimit = 5
-        config.pushesPerPeer = 1
-        var g = Self.instance(members: 1, config: config)
+        var g = Self.instance(members: 1) {
+            $0.fanout = 1
+            $0.queueLimit = 5
+            $0.pushesPerPeer = 1
+        }
         var directives: [GossipDirective] = []
         for i in 0..<8 { directives += g.committed(try! Key("/k/\(i)"), digest: Self.digest, origin: .local, nowMs: UInt64(i)) }
         #expect(g.counters.queueOverflows == 1)
@@ -171,9 +172,7 @@ import Testing
     }
 
     @Test func aDifferentAnnouncedHashStartsASessionWithinTheLimit() {
-        var config = GossipConfig()
-        config.announcedSessionsInFlight = 1
-        var g = Self.instance(members: 3, config: config)
+        var g = Self.instance(members: 3) { $0.announcedSessionsInFlight = 1 }
         #expect(g.announced(by: Self.address(1), theirHash: Self.digest, ourHash: Self.digest, nowMs: 1).isEmpty)
         #expect(Self.sessions(g.announced(by: Self.address(1), theirHash: Self.digest2, ourHash: Self.digest, nowMs: 2)) == [Self.address(1)])
         #expect(g.announced(by: Self.address(2), theirHash: Self.digest2, ourHash: Self.digest, nowMs: 3).isEmpty, "one at a time")
@@ -182,11 +181,11 @@ import Testing
     }
 
     @Test func writersAnnounceTheirNewHashAMomentLater() {
-        var config = GossipConfig()
-        config.fanout = 1
-        config.announceFanout = 2
-        config.announceDelayMs = 50
-        var g = Self.instance(members: 5, config: config)
+        var g = Self.instance(members: 5) {
+            $0.fanout = 1
+            $0.announceFanout = 2
+            $0.announceDelayMs = 50
+        }
         _ = g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 100)
         #expect(g.tick(nowMs: 120).filter { if case .announce = $0 { true } else { false } }.isEmpty)
         let due = g.tick(nowMs: 150)
