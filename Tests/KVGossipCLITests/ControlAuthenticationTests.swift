@@ -96,7 +96,9 @@ import Testing
         #expect(try cli.run(["get", "/app/db"] + s.tcp()).stdout == value)
         #expect(try s.agent.run(["get", "/app/db"]).stdout == value, "the write reached the store")
         let streams = recording.streams.withLock { $0 }
-        #expect(streams.count == 3, "status, get and put, one connection each")
+        // `set --key-file` asks the root and the current version, then puts: all on one connection
+        // (one handshake), not one per request.
+        #expect(streams.count == 1, "set --key-file opened \(streams.count) connections")
         for stream in streams {
             #expect(LoopbackServer.frames(stream).first?.starts(with: Array("kvgossip/control/v1\u{0}".utf8)) == true, "each opens with the handshake")
             // Each plain request names its operation and the get names its key: sealed, neither shows.

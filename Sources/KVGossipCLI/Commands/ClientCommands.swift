@@ -25,8 +25,11 @@ struct SetCommand: AsyncParsableCommand {
         let response: ControlResponse
         if let keyFile {
             let signer = try Files.signingKey(keyFile)
-            let record = try await ClientSigning.record(key: key, value: [UInt8](bytes), signer: signer, proofs: try Files.grants(proof), control: control)
-            response = try await control.call(.put) { $0.object = Data(record.encoded) }
+            let proofs = try Files.grants(proof)
+            response = try await control.withClient { client in
+                let record = try await ClientSigning.record(key: key, value: [UInt8](bytes), signer: signer, proofs: proofs, client: client)
+                return try await client.request(.put) { $0.object = Data(record.encoded) }
+            }
         } else {
             response = try await control.call(.mint) {
                 $0.key = key
@@ -189,16 +192,17 @@ struct StatusCommand: AsyncParsableCommand {
 
 /// Records signed on this machine with the user's own key, for `set --key-file`.
 enum ClientSigning {
-    /// `kind` tombstone (for `revert` to a deletion) ignores `value`.
+    /// `kind` tombstone (for `revert` to a deletion) ignores `value`. Asks `client` (the connection
+    /// the record is then put on) for the root and the current version.
     static func record(
-        key: String, value: [UInt8], kind: Record.Kind = .value, signer: SigningKey, proofs: [Grant], control: ControlOptions
+        key: String, value: [UInt8], kind: Record.Kind = .value, signer: SigningKey, proofs: [Grant], client: ControlClient
     ) async throws -> Record {
         let k: Key
         do { k = try Key(key) } catch { throw CLIError(error.description) }
-        let root = try await control.call(.status).status.map { try PublicKey(text: $0.root) }
+        let root = try await client.request(.status).status.map { try PublicKey(text: $0.root) }
         guard let root else { throw CLIError("the agent did not say its root key") }
         // Mint after whatever the agent holds now, so the new value wins (Docs/contract.md §Ordering).
-        let current = try? await control.call(.get) {
+        let current = try? await client.request(.get) {
             $0.key = key
             $0.includeTombstones = true
         }.record.map { HLC(raw: $0.timestamp) }

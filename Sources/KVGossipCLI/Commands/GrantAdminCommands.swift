@@ -64,8 +64,14 @@ struct Revoke: AsyncParsableCommand {
     @Flag(help: "Print the outcome as JSON.") var json = false
 
     func run() async throws {
+        try await control.withClient { try await revoke(using: $0) }
+    }
+
+    /// Asks the agent for its root (and for the grants it holds, to revoke by id), then revokes:
+    /// all on one connection.
+    private func revoke(using client: ControlClient) async throws {
         let signer = try Files.signingKey(key)
-        let status = try await control.call(.status).status
+        let status = try await client.request(.status).status
         guard let root = try status.map({ try PublicKey(text: $0.root) }) else { throw CLIError("the agent did not say its root key") }
         let revocation: Revocation
         if FileManager.default.fileExists(atPath: grant) {
@@ -80,7 +86,7 @@ struct Revoke: AsyncParsableCommand {
             }
             revocation = Revocation(cluster: root, grant: g, revokedAt: now, signer: signer, proof: chain)
         } else if let id = Hex.decode(grant).flatMap(Hash256.init(bytes:)) {
-            let held = try await control.call(.grantsList).grants ?? []
+            let held = try await client.request(.grantsList).grants ?? []
             if signer.publicKey != root, !held.contains(where: { $0.id == id.hex }) {
                 throw CLIError("only the root may revoke by id a grant the agent does not hold; pass the grant file")
             }
@@ -88,7 +94,7 @@ struct Revoke: AsyncParsableCommand {
         } else {
             throw CLIError("\(grant) is neither a grant file nor a 64-character grant id")
         }
-        let response = try await control.call(.revoke) { $0.object = Data(revocation.encoded) }
+        let response = try await client.request(.revoke) { $0.object = Data(revocation.encoded) }
         if json { return try JSONOutput.print(["outcome": response.outcome ?? "", "grant": revocation.grantID.hex, "unset": (response.unset ?? []).joined(separator: " ")]) }
         print("revoked \(revocation.grantID.hex) (\(response.outcome ?? "?"))")
         for key in response.unset ?? [] { print("unset \(key)") }

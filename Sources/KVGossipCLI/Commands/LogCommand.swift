@@ -78,12 +78,11 @@ enum HistorySource {
     func page(target: String, isPattern: Bool, after: String?, encoding: Bool) async throws -> (versions: [VersionInfo], next: String?) {
         switch self {
         case .agent(let client):
-            let response = try await client.call({
+            let response = try await client.request(.history) {
                 if isPattern { $0.pattern = target } else { $0.key = target }
                 $0.after = after
                 $0.includeEncoding = encoding
-            }, op: .history)
-            if !response.ok, let error = response.error { throw CLIError("\(error.reason): \(error.message)") }
+            }
             return (response.versions ?? [], response.next)
         case .directory(let reader):
             do {
@@ -95,19 +94,25 @@ enum HistorySource {
 
     /// Every page, then closes the source.
     func all(target: String, isPattern: Bool, encoding: Bool) async throws -> [VersionInfo] {
-        var versions: [VersionInfo] = []
         do {
-            var after: String?
-            repeat {
-                let page = try await page(target: target, isPattern: isPattern, after: after, encoding: encoding)
-                versions += page.versions
-                after = page.next
-            } while after != nil
+            let versions = try await everyPage(target: target, isPattern: isPattern, encoding: encoding)
+            await close()
+            return versions
         } catch {
             await close()
             throw error
         }
-        await close()
+    }
+
+    /// Every page; the source stays open (`revert` writes on the same connection next).
+    func everyPage(target: String, isPattern: Bool, encoding: Bool) async throws -> [VersionInfo] {
+        var versions: [VersionInfo] = []
+        var after: String?
+        repeat {
+            let page = try await page(target: target, isPattern: isPattern, after: after, encoding: encoding)
+            versions += page.versions
+            after = page.next
+        } while after != nil
         return versions
     }
 

@@ -31,35 +31,43 @@ struct RevertCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let target = try await chosenVersion()
-        let kind: Record.Kind = target.kind
-        let response: ControlResponse
-        if let keyFile {
-            let signer = try Files.signingKey(keyFile)
-            let record = try await ClientSigning.record(key: key, value: target.value, kind: kind, signer: signer, proofs: try Files.grants(proof), control: control)
-            response = try await control.call(.put) { $0.object = Data(record.encoded) }
-        } else if kind == .value {
-            response = try await control.call(.mint) {
-                $0.key = key
-                $0.value = Data(target.value)
-            }
-        } else {
-            response = try await control.call(.delete) { $0.key = key }
+        // The history read, the signing's questions and the write share one connection.
+        let (target, response) = try await control.withClient { client in
+            let target = try await chosenVersion(from: client)
+            return (target, try await write(target, using: client))
         }
+        let kind = target.kind
         if response.outcome == "superseded" { throw CLIError("a newer value already holds \(key); nothing was reverted") }
         if json, let record = response.record { return try JSONOutput.print(record) }
         let new = response.record.map { " as version \($0.digest.prefix(16)) (\($0.time))" } ?? ""
         print("reverted \(key) to the \(kind == .value ? "value" : "deletion") of \(target.digest.hex.prefix(16)) (\(target.timestamp.rfc3339))\(new)")
     }
 
+    /// Writes `target`'s value (or deletion) again as KEY's newest version.
+    func write(_ target: KVGossipCore.Record, using client: ControlClient) async throws -> ControlResponse {
+        if let keyFile {
+            let signer = try Files.signingKey(keyFile)
+            let record = try await ClientSigning.record(
+                key: key, value: target.value, kind: target.kind, signer: signer, proofs: try Files.grants(proof), client: client)
+            return try await client.request(.put) { $0.object = Data(record.encoded) }
+        }
+        if target.kind == .value {
+            return try await client.request(.mint) {
+                $0.key = key
+                $0.value = Data(target.value)
+            }
+        }
+        return try await client.request(.delete) { $0.key = key }
+    }
+
     /// The one version of KEY that VERSION names, from the agent's history.
-    func chosenVersion() async throws -> KVGossipCore.Record {
+    func chosenVersion(from client: ControlClient) async throws -> KVGossipCore.Record {
         let wanted = version.lowercased()
         let byTime = UInt64(version)
         guard byTime != nil || (wanted.count >= 8 && Hex.decode(wanted.count % 2 == 0 ? wanted : wanted + "0") != nil) else {
             throw ValidationError("VERSION: a digest (8 or more hex digits) or a raw timestamp, as `kvgossip log \(key)` prints them")
         }
-        let matches = try await HistorySource.open(data: nil, control: control).all(target: key, isPattern: false, encoding: true)
+        let matches = try await HistorySource.agent(client).everyPage(target: key, isPattern: false, encoding: true)
             .filter { $0.digest.hasPrefix(wanted) || $0.timestamp == byTime }
         guard let match = matches.first else { throw CLIError("no version \(version) of \(key) on this host (`kvgossip log \(key)` lists them)") }
         guard matches.count == 1 else {

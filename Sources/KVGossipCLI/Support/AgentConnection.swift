@@ -50,9 +50,29 @@ struct ControlOptions: ParsableArguments {
 
     /// One request, one answer; a refusal becomes an error that carries its reason code.
     func call(_ op: ControlRequestOperation, _ build: (inout ControlRequest) -> Void = { _ in }) async throws -> ControlResponse {
+        try await withClient { try await $0.request(op, build) }
+    }
+
+    /// Runs `body` on one connection, closed after even when `body` throws: a command that asks
+    /// several things pays for one connection (over TCP, one handshake), not one per request.
+    func withClient<T>(_ body: (ControlClient) async throws -> T) async throws -> T {
         let client = try await connect()
-        let response = try await client.call(build, op: op)
-        await client.close()
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+}
+
+extension ControlClient {
+    /// One request, one answer on this connection; a refusal becomes an error that carries its
+    /// reason code (as `ControlOptions.call` does).
+    func request(_ op: ControlRequestOperation, _ build: (inout ControlRequest) -> Void = { _ in }) async throws -> ControlResponse {
+        let response = try await call(build, op: op)
         if !response.ok, let error = response.error { throw CLIError("\(error.reason): \(error.message)") }
         return response
     }
