@@ -30,6 +30,39 @@ import Testing
         try AgentProcess(cli: cli, name: name, root: root, extraArgs: ["--key", "root.key", "--name", name] + extra)
     }
 
+    /// What every test here starts from: a fresh directory with a root key, and agent A running
+    /// with the root's key (`rootAgent`). `tearDown` stops A and removes the directory.
+    struct Stage {
+        let cli: CLIProcess
+        let root: String
+        let cluster: PublicKey
+        let rootKey: SigningKey
+        let agent: AgentProcess
+
+        init(extra: [String] = []) throws {
+            cli = try CLIProcess()
+            do {
+                root = try cli.keygen("root.key")
+                cluster = try PublicKey(text: root)
+                rootKey = try AttackTests.rootKey(cli)
+                agent = try AttackTests.rootAgent(cli, "A", root: root, extra: extra)
+            } catch {
+                cli.cleanUp()
+                throw error
+            }
+        }
+
+        /// A link to A speaking as `credentials` (by default the root's node key).
+        func speaker(as credentials: LinkCredentials? = nil) throws -> LinkSpeaker {
+            try LinkSpeaker(port: AttackTests.port(agent), cluster: cluster, credentials: credentials ?? LinkSpeaker.credentials(rootKey))
+        }
+
+        func tearDown() {
+            agent.stop()
+            cli.cleanUp()
+        }
+    }
+
     /// "A revocation signed by K of a grant K issued": what anyone could mint, by the thousand.
     static func junkRevocation(_ cluster: PublicKey) throws -> Revocation {
         let k = SigningKey.generate()
@@ -51,22 +84,15 @@ import Testing
     /// is refused, the session ends after a streak of them, and nothing is stored. The control API's
     /// `revoke` refuses the same object.
     @Test func junkRevocationsAreRefusedThroughSyncAndControl() throws {
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let root = try cli.keygen("root.key")
-        let cluster = try PublicKey(text: root)
-        let agent = try Self.rootAgent(cli, "A", root: root)
-        defer { agent.stop() }
+        let s = try Stage()
+        defer { s.tearDown() }
+        let (agent, cluster) = (s.agent, s.cluster)
         let member = SigningKey.generate()
         let membership = try Grant(
-            cluster: cluster, issuer: try Self.rootKey(cli), issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
+            cluster: cluster, issuer: s.rootKey, issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
             expires: nil, nonce: secureRandomBytes(16))
-        let speaker = try LinkSpeaker(port: Self.port(agent), cluster: cluster, credentials: LinkSpeaker.credentials(member, grants: [membership]))
-        speaker.send(.open(.full, Hash256(bytes: secureRandomBytes(32))!))
-        guard case .opened? = speaker.receive()?.message else {
-            Issue.record("the agent did not open the session")
-            return
-        }
+        let speaker = try s.speaker(as: LinkSpeaker.credentials(member, grants: [membership]))
+        try #require(speaker.openFullSession(), "the agent did not open the session")
         let junk = try (0..<256).map { _ in try Self.junkRevocation(cluster) }
         for batch in stride(from: 0, to: junk.count, by: 128) { speaker.send(.revocations(Array(junk[batch..<batch + 128]))) }
         let answer = speaker.receive()?.message
@@ -89,23 +115,15 @@ import Testing
     /// 20,000 legitimate revocations (the root's, by grant id) reach a host that has none, in
     /// bounded batches: no message grows with the store.
     @Test func twentyThousandRevocationsSyncToANewHost() throws {
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let root = try cli.keygen("root.key")
-        let cluster = try PublicKey(text: root)
-        let rootKey = try Self.rootKey(cli)
-        let holder = try Self.rootAgent(cli, "A", root: root)
-        defer { holder.stop() }
+        let s = try Stage()
+        defer { s.tearDown() }
+        let holder = s.agent
         let count = 20_000
         let revocations = (0..<count).map { _ in
-            Revocation(cluster: cluster, grantID: Hash256(bytes: secureRandomBytes(32))!, revokedAt: Self.nowMs, signer: rootKey)
+            Revocation(cluster: s.cluster, grantID: Hash256(bytes: secureRandomBytes(32))!, revokedAt: Self.nowMs, signer: s.rootKey)
         }
-        let speaker = try LinkSpeaker(port: Self.port(holder), cluster: cluster, credentials: LinkSpeaker.credentials(rootKey))
-        speaker.send(.open(.full, Hash256(bytes: secureRandomBytes(32))!))
-        guard case .opened? = speaker.receive()?.message else {
-            Issue.record("the agent did not open the session")
-            return
-        }
+        let speaker = try s.speaker()
+        try #require(speaker.openFullSession(), "the agent did not open the session")
         for start in stride(from: 0, to: count, by: 256) { speaker.send(.revocations(Array(revocations[start..<min(start + 256, count)]))) }
         speaker.send(.done(Hash256(bytes: secureRandomBytes(32))!))
         guard case .done? = speaker.receive()?.message else {
@@ -114,7 +132,7 @@ import Testing
         }
         #expect(try Self.status(holder)["revocations"] as? Int == count)
 
-        let newcomer = try Self.rootAgent(cli, "B", root: root)
+        let newcomer = try Self.rootAgent(s.cli, "B", root: s.root)
         defer { newcomer.stop() }
         let started = Date()
         let sync = try newcomer.run(["sync", "--peer", "127.0.0.1:\(Self.port(holder))"])
@@ -127,14 +145,10 @@ import Testing
     /// in the first release) is refused at once; so is one asking entries of a big subtree. The
     /// agent's memory stays put.
     @Test func aHugeViewRequestIsRefusedWithinAMemoryBound() throws {
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let root = try cli.keygen("root.key")
-        let cluster = try PublicKey(text: root)
-        let rootKey = try Self.rootKey(cli)
-        let agent = try Self.rootAgent(cli, "A", root: root)
-        defer { agent.stop() }
-        let speaker = try LinkSpeaker(port: Self.port(agent), cluster: cluster, credentials: LinkSpeaker.credentials(rootKey))
+        let s = try Stage()
+        defer { s.tearDown() }
+        let (agent, cluster, rootKey) = (s.agent, s.cluster, s.rootKey)
+        let speaker = try s.speaker()
         // 2,000 keys, pushed in batches of 250.
         var session: UInt32 = 1
         let now = Self.nowMs
@@ -156,8 +170,7 @@ import Testing
         let before = ProcessMemory.resetPeak(agent.pid)
 
         func ask(_ queries: [ViewQuery]) -> SyncMessage? {
-            speaker.send(.open(.full, Hash256(bytes: secureRandomBytes(32))!), session: session)
-            _ = speaker.receive()
+            _ = speaker.openFullSession(session: session)
             speaker.send(.viewRequest(queries), session: session)
             defer { session += 2 }
             return speaker.receive()?.message
@@ -189,11 +202,9 @@ import Testing
     /// 100 connections from 100 addresses, each sending a 4 MiB frame's length and then a byte a
     /// second, never finishing a handshake: a real peer's sync still goes through at once.
     @Test func slowConnectionsDoNotStopASync() throws {
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let root = try cli.keygen("root.key")
-        let target = try Self.rootAgent(cli, "A", root: root)
-        defer { target.stop() }
+        let s = try Stage()
+        defer { s.tearDown() }
+        let target = s.agent
         try target.run(["set", "/through", "yes"])
         let port = Self.port(target)
 
@@ -216,7 +227,7 @@ import Testing
         defer { stop.store(true, ordering: .relaxed) }
         #expect(Readiness.wait { held.load(ordering: .relaxed) == 100 })
 
-        let peer = try Self.rootAgent(cli, "B", root: root)
+        let peer = try Self.rootAgent(s.cli, "B", root: s.root)
         defer { peer.stop() }
         let sync = try peer.run(["sync", "--peer", "127.0.0.1:\(port)"])
         #expect(sync.status == 0, "\(sync)")
@@ -228,13 +239,9 @@ import Testing
     /// signature verified (the first release spent about 150 ms of CPU on each). With patterns of
     /// 1 KB the pool is over its byte limit and refused before any grant is read.
     @Test func aJunkPoolRecordIsRefusedCheaply() throws {
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let root = try cli.keygen("root.key")
-        let cluster = try PublicKey(text: root)
-        let rootKey = try Self.rootKey(cli)
-        let agent = try Self.rootAgent(cli, "A", root: root)
-        defer { agent.stop() }
+        let s = try Stage()
+        defer { s.tearDown() }
+        let (agent, cluster) = (s.agent, s.cluster)
         let writer = SigningKey.generate()
         // Globs in every segment: the costliest shape to parse and match.
         func pattern(segments: Int, width: Int) throws -> Pattern {
@@ -249,7 +256,7 @@ import Testing
         }
         let fitting = try pool(pattern(segments: 10, width: 5))
         let fat = try pool(pattern(segments: 30, width: 28))
-        let speaker = try LinkSpeaker(port: Self.port(agent), cluster: cluster, credentials: LinkSpeaker.credentials(rootKey))
+        let speaker = try s.speaker()
         var session: UInt32 = 1
         func push(_ pool: [Grant], count: Int, tag: String) -> [PushResult] {
             defer { session += 2 }
@@ -266,7 +273,7 @@ import Testing
         let fatResults = push(fat, count: 1, tag: "fat")
         #expect(fatResults.isEmpty, "\(fatResults)")
 
-        let speaker2 = try LinkSpeaker(port: Self.port(agent), cluster: cluster, credentials: LinkSpeaker.credentials(rootKey))
+        let speaker2 = try s.speaker()
         var refused = 0
         let rounds = 20
         let perRound = 30
@@ -299,14 +306,10 @@ import Testing
     /// Arriving from a peer it is judged at its own time, like every record between peers, so every
     /// host reaches the same verdict: both hosts hold it and agree (Docs/contract.md §Authority).
     @Test func aBackdatedRecordUnderAnExpiredGrantIsJudgedAlikeEverywhere() throws {
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let root = try cli.keygen("root.key")
-        let cluster = try PublicKey(text: root)
-        let rootKey = try Self.rootKey(cli)
-        let first = try Self.rootAgent(cli, "A", root: root, extra: ["--max-skew", "1"])
-        defer { first.stop() }
-        let second = try Self.rootAgent(cli, "B", root: root, extra: ["--max-skew", "1"])
+        let s = try Stage(extra: ["--max-skew", "1"])
+        defer { s.tearDown() }
+        let (first, cluster, rootKey) = (s.agent, s.cluster, s.rootKey)
+        let second = try Self.rootAgent(s.cli, "B", root: s.root, extra: ["--max-skew", "1"])
         defer { second.stop() }
         let holder = SigningKey.generate()
         let expiry = Self.nowMs + 1500
@@ -327,7 +330,7 @@ import Testing
         let reply = try #require(control.readFrame().flatMap { try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] })
         #expect((reply["error"] as? [String: Any])?["reason"] as? String == "clock-skew", "\(reply)")
 
-        let speaker = try LinkSpeaker(port: Self.port(first), cluster: cluster, credentials: LinkSpeaker.credentials(rootKey))
+        let speaker = try s.speaker()
         speaker.send(.open(.push, Hash256(bytes: secureRandomBytes(32))!))
         speaker.send(.records([backdated, afterExpiry]))
         guard case .results(let results)? = speaker.receive()?.message, results.count == 2 else {

@@ -82,6 +82,13 @@ public final class LinkSpeaker: @unchecked Sendable {
         sendRaw(SyncMessageCodec.encode(message), session: session)
     }
 
+    /// Opens a full session on `session` and reads the answer: true when the agent opened it.
+    public func openFullSession(session: UInt32 = 1) -> Bool {
+        send(.open(.full, Hash256(bytes: secureRandomBytes(32))!), session: session)
+        guard case .opened? = receive()?.message else { return false }
+        return true
+    }
+
     /// Sends arbitrary message bytes on `session`, sealed like any frame.
     @discardableResult
     public func sendRaw(_ message: [UInt8], session: UInt32 = 1) -> Bool {
