@@ -77,7 +77,7 @@ import Testing
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
         let root = try cli.keygen("root.key")
-        let hosts = ["A", "B"].map { SerfGossipTests.Host(name: $0, sync: LoopbackPort.free(), serfBind: LoopbackPort.free(), serfRPC: LoopbackPort.free()) }
+        let hosts = ["A", "B"].map(SerfGossipTests.Host.onFreePorts)
         let a = try SerfGossipTests.start(cli, hosts[0], root: root, join: nil, name: "twin")
         defer { a.stop() }
         let b = try SerfGossipTests.start(cli, hosts[1], root: root, join: hosts[0], name: "twin")
@@ -97,16 +97,9 @@ import Testing
 
     /// A second agent on a live agent's data directory refuses at once and touches nothing.
     @Test func aSecondAgentOnTheSameDataDirectoryRefuses() throws {
-        if let missing = SerfGossipTests.serfMissing {
-            Issue.record("\(missing)")
-            return
-        }
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let root = try cli.keygen("root.key")
-        let host = SerfGossipTests.Host(name: "A", sync: LoopbackPort.free(), serfBind: LoopbackPort.free(), serfRPC: LoopbackPort.free())
-        let first = try SerfGossipTests.start(cli, host, root: root, join: nil)
-        defer { first.stop() }
+        guard let s = try SerfGossipTests.LoneHost("A") else { return }
+        defer { s.tearDown() }
+        let (cli, root, first) = (s.cli, s.root, s.agent)
         try first.run(["set", "/k", "v"])
         let serfPidFile = first.data + "/serf/serf.pid"
         let serfPid = try String(contentsOfFile: serfPidFile, encoding: .utf8)

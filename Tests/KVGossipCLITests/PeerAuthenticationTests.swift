@@ -154,16 +154,9 @@ import Testing
     /// The spawned Serf's RPC asks for a key only the agent holds: a local user cannot retag this
     /// node (which would send the cluster's syncs elsewhere).
     @Test func theSpawnedSerfsRPCNeedsTheAgentsKey() throws {
-        if let missing = SerfGossipTests.serfMissing {
-            Issue.record("\(missing)")
-            return
-        }
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let root = try cli.keygen("root.key")
-        let host = SerfGossipTests.Host(name: "S", sync: LoopbackPort.free(), serfBind: LoopbackPort.free(), serfRPC: LoopbackPort.free())
-        let agent = try SerfGossipTests.start(cli, host, root: root, join: nil)
-        defer { agent.stop() }
+        guard let s = try SerfGossipTests.LoneHost("S") else { return }
+        defer { s.tearDown() }
+        let (cli, host, agent) = (s.cli, s.host, s.agent)
         let rpc = "127.0.0.1:\(host.serfRPC)"
         for command in ["serf members -rpc-addr \(rpc)", "runuser -u nobody -- serf tags -set kvg=1 -rpc-addr \(rpc)"] {
             let r = try MountAgentTests.shell(command, in: cli)

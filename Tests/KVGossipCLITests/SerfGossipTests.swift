@@ -10,6 +10,42 @@ import KVGossipTestSupport
         let sync: Int
         let serfBind: Int
         let serfRPC: Int
+
+        /// A host named `name` on three free loopback ports.
+        static func onFreePorts(_ name: String) -> Host {
+            Host(name: name, sync: LoopbackPort.free(), serfBind: LoopbackPort.free(), serfRPC: LoopbackPort.free())
+        }
+    }
+
+    /// One agent that spawns its own Serf (joining nobody), in a fresh directory with a root key;
+    /// `tearDown` stops it and removes the directory.
+    struct LoneHost {
+        let cli: CLIProcess
+        let root: String
+        let host: Host
+        let agent: AgentProcess
+
+        /// nil, with an issue recorded, when Serf is not installed.
+        init?(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            if let missing = SerfGossipTests.serfMissing {
+                Issue.record("\(missing)", sourceLocation: sourceLocation)
+                return nil
+            }
+            cli = try CLIProcess()
+            do {
+                root = try cli.keygen("root.key")
+                host = .onFreePorts(name)
+                agent = try SerfGossipTests.start(cli, host, root: root, join: nil)
+            } catch {
+                cli.cleanUp()
+                throw error
+            }
+        }
+
+        func tearDown() {
+            agent.stop()
+            cli.cleanUp()
+        }
     }
 
     /// Why Serf tests cannot run here, or nil.
@@ -38,7 +74,7 @@ import KVGossipTestSupport
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
         let root = try cli.keygen("root.key")
-        let hosts = ["A", "B", "C"].map { Host(name: $0, sync: LoopbackPort.free(), serfBind: LoopbackPort.free(), serfRPC: LoopbackPort.free()) }
+        let hosts = ["A", "B", "C"].map(Host.onFreePorts)
         var agents: [AgentProcess] = []
         for (i, h) in hosts.enumerated() { agents.append(try Self.start(cli, h, root: root, join: i == 0 ? nil : hosts[0])) }
         defer { for a in agents { a.stop() } }
