@@ -30,15 +30,35 @@ import Testing
         var summary: String { counts.map { "\($0.0): \($0.1)" }.joined(separator: ", ") }
     }
 
-    @Test func controlAndMountWritesSyncTheWALBeforeTheyAreAcknowledged() throws {
-        if let reason = CFixture.unavailableReason {
-            Issue.record("cannot build the fsync-log shim: \(reason)")
-            return
+    /// A fresh directory with a root key and the fsync-log shim built in it; `tearDown` removes it.
+    struct Stage {
+        let cli: CLIProcess
+        let log: FsyncLog
+        let root: String
+
+        /// nil, with an issue recorded, when the shim cannot be built here.
+        init?(sourceLocation: SourceLocation = #_sourceLocation) throws {
+            if let reason = CFixture.unavailableReason {
+                Issue.record("cannot build the fsync-log shim: \(reason)", sourceLocation: sourceLocation)
+                return nil
+            }
+            cli = try CLIProcess()
+            do {
+                log = try FsyncLog(in: cli)
+                root = try cli.keygen("root.key")
+            } catch {
+                cli.cleanUp()
+                throw error
+            }
         }
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let log = try FsyncLog(in: cli)
-        let root = try cli.keygen("root.key")
+
+        func tearDown() { cli.cleanUp() }
+    }
+
+    @Test func controlAndMountWritesSyncTheWALBeforeTheyAreAcknowledged() throws {
+        guard let s = try Stage() else { return }
+        defer { s.tearDown() }
+        let (cli, log, root) = (s.cli, s.log, s.root)
         let alice = try cli.keygen("alice.key")
         #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", alice, "--pattern", "/team/**", "--out", "alice.grant"]).status == 0)
         let mnt = cli.path("S-kv")
@@ -91,14 +111,9 @@ import Testing
     /// marks the key clean (`dirty: false`) once this agent acknowledged it, and by then this agent
     /// must have synced its WAL.
     @Test func recordsFromAPeerAreSyncedBeforeThePeerIsTold() throws {
-        if let reason = CFixture.unavailableReason {
-            Issue.record("cannot build the fsync-log shim: \(reason)")
-            return
-        }
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
-        let log = try FsyncLog(in: cli)
-        let root = try cli.keygen("root.key")
+        guard let s = try Stage() else { return }
+        defer { s.tearDown() }
+        let (cli, log, root) = (s.cli, s.log, s.root)
         let ports = [LoopbackPort.free(), LoopbackPort.free()]
         // A writes; B, under the shim, receives. Periodic rounds are off (1 h): only pushes move records.
         func peer(_ name: String, _ me: Int, environment: [String: String] = [:]) throws -> AgentProcess {
