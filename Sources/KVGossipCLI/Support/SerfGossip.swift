@@ -68,8 +68,7 @@ actor SerfGossip {
     /// where to dial; the link's handshake decides who answers there.
     private func publishPeers() {
         let peers = membership.peers.compactMap { p -> (name: String, address: PeerAddress)? in
-            guard let address = PeerAddress(parsing: "\(p.address.contains(":") ? "[\(p.address)]" : p.address):\(p.syncPort)") else { return nil }
-            return (p.name, address)
+            p.address.isEmpty ? nil : (p.name, PeerAddress(host: p.address, port: p.syncPort))
         }
         engine.setMembers(peers)
     }
@@ -78,18 +77,16 @@ actor SerfGossip {
         TreeHashAnnouncement(cluster: node.root, treeHash: node.store.treeHash, syncPort: syncPort, nodeName: nodeName)
     }
 
-    /// Answers only when our tree differs, so the querier learns exactly whom to sync with.
+    /// Answers as TreeHashQuery says (only when our tree differs).
     private func answer(_ query: SerfIncomingQuery) async {
         guard query.name == TreeHashAnnouncement.queryName else { return }
-        guard let asked = try? TreeHashAnnouncement(decoding: query.payload) else {
-            logger.debug("ignored a malformed tree-hash query")
-            return
-        }
-        guard asked.nodeName != nodeName, asked.cluster == node.root else { return }
-        let mine = announcement
-        guard asked.treeHash != mine.treeHash else { return }
-        do { try await query.respond(mine.encoded) } catch {
-            logger.debug("could not answer a tree-hash query", metadata: ["error": "\(error)"])
+        switch TreeHashQuery.reply(toQuery: query.payload, mine: announcement) {
+        case .stayQuiet(let why):
+            logger.trace("not answering a tree-hash query", metadata: ["why": "\(why)"])
+        case .answer(let bytes):
+            do { try await query.respond(bytes) } catch {
+                logger.debug("could not answer a tree-hash query", metadata: ["error": "\(error)"])
+            }
         }
     }
 
@@ -101,11 +98,8 @@ actor SerfGossip {
         do {
             let request = SerfQueryRequest(name: TreeHashAnnouncement.queryName, payload: announcement.encoded, timeout: queryTimeout)
             for try await event in try await session.query(request) {
-                guard case .response(let from, let payload) = event, from != nodeName,
-                    let answer = try? TreeHashAnnouncement(decoding: payload), answer.cluster == node.root
-                else { continue }
-                guard let member = membership.members[from],
-                    let address = PeerAddress(parsing: "\(member.address.contains(":") ? "[\(member.address)]" : member.address):\(answer.syncPort)")
+                guard case .response(let from, let payload) = event,
+                    let address = TreeHashQuery.reconcileTarget(answer: payload, from: from, memberHost: membership.members[from]?.address, mine: announcement)
                 else { continue }
                 differing += 1
                 engine.reconcile(with: address, reason: "start-up query: \(from) differs")
