@@ -40,12 +40,14 @@ import Testing
         #expect(try MountAgentTests.shell("mkdir -p \(mnt)/local", in: cli).status == 0)
 
         // Local saves, each recorded once close() returned 0; failures (the agent is down) skipped.
+        // Not `echo $i > f` in sh: the shell closes a builtin's redirection with dup2, which drops
+        // close()'s error, so a save whose commit died with the agent counted as acknowledged.
         let saver = Process()
-        saver.executableURL = URL(fileURLWithPath: "/bin/sh")
+        saver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         // Both loops stop between iterations when the `stop` file appears: killing them mid-save
         // would leave a file truncated by its open (as on any disk) and prove nothing.
         let stop = cli.path("stop")
-        saver.arguments = ["-c", "i=0; while [ ! -e \(stop) ]; do i=$((i+1)); echo $i > \(mnt)/local/k$((i % 20)) 2>/dev/null && echo $i >> \(cli.path("saved")); done"]
+        saver.arguments = ["-c", Self.saverScript, mnt, cli.path("saved"), stop]
         // Remote changes: control-API writes the agent replays into its mount.
         let minter = Process()
         minter.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -99,6 +101,27 @@ import Testing
             #expect(shown.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } == stored, "\(key): the mount shows \(shown ?? "nothing")")
         }
     }
+
+    /// Saves `i` into local/k(i % 20) under argv[1] until argv[3] exists, appending `i` to argv[2]
+    /// only when open, write and close all succeeded (Python raises on a failed close()).
+    static let saverScript = """
+        import os, sys
+        mount, saved, stop = sys.argv[1:4]
+        i = 0
+        with open(saved, "a") as log:
+            while not os.path.exists(stop):
+                i += 1
+                try:
+                    f = open(f"{mount}/local/k{i % 20}", "w")
+                    try:
+                        f.write(f"{i}\\n")
+                    finally:
+                        f.close()
+                except OSError:
+                    continue
+                log.write(f"{i}\\n")
+                log.flush()
+        """
 
     /// The tree unmounted under a running agent, with a symlink planted where a key's file was:
     /// a change to that key writes nothing outside the mount, the agent reports the loss and
