@@ -86,11 +86,6 @@ public final class Mount: Sendable {
         try StaleMount.recover(path, logger: logger)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
 
-        // Up to 16 FUSE workers would each get a glibc malloc arena of their own, and every arena
-        // keeps what it freed: at 50,000 keys, reading 5,000 files grew the heap by 48 MiB without
-        // a cap and by 23 MiB with this one (Docs/filesystem.md §Memory). The cap is process-wide
-        // and only stops new arenas; the agent's other threads lose little by sharing.
-        _ = mallopt(M_ARENA_MAX, 2)
         let values = ValueCache(budgetBytes: options.valueCacheBytes)
         let observation = node.store.observeCommits { values.observe($0) }
         let ctx = MountContext(
