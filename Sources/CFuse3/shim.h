@@ -4,6 +4,7 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <malloc.h>  // malloc_trim, which the Glibc module leaves out
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>

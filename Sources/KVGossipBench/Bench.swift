@@ -1,6 +1,7 @@
 import Foundation
 import KVGossipCore
 import KVGossipStore
+import KVGossipTestSupport
 
 enum Bench {
     static func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -15,6 +16,23 @@ enum Bench {
 
     static func tempDirectory() -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("kvg-bench-\(UUID().uuidString)").path
+    }
+
+    /// A data directory at `path` holding `n` generated keys (TreeGenerator) for `root`; returns the
+    /// seconds the generation took. With KVG_BENCH_TREE=DIR the tree is kept in DIR/n and reused by
+    /// later runs (`path` becomes a link to it): a million keys take minutes to generate. Returns nil
+    /// when a kept tree was reused.
+    static func tree(keys n: Int, at path: String) throws -> Double? {
+        guard let kept = ProcessInfo.processInfo.environment["KVG_BENCH_TREE"] else {
+            return try TreeGenerator.fill(directory: path, root: root, count: n)
+        }
+        let tree = "\(kept)/\(n)"
+        var generate: Double?
+        if !FileManager.default.fileExists(atPath: "\(tree)/kvgossip.sqlite") {
+            generate = try TreeGenerator.fill(directory: tree, root: root, count: n)
+        }
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: tree)
+        return generate
     }
 
     static let root = SigningKey(seed: [UInt8](repeating: 1, count: 32))!

@@ -52,22 +52,12 @@ enum ControlBench {
         var perRecordMicros: Double { (verifiedList - rawList) / Double(keys) * 1e6 }
     }
 
-    /// With KVG_BENCH_TREE=DIR the generated tree is kept in DIR and reused by later runs (the
-    /// generation of a million keys takes minutes).
+    /// The tree is generated, or reused from KVG_BENCH_TREE (see `Bench.tree`).
     static func run(keys n: Int) async throws -> Figures {
         let dir = Bench.tempDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var generate: Double?
-        if let kept = ProcessInfo.processInfo.environment["KVG_BENCH_TREE"] {
-            let tree = "\(kept)/\(n)"
-            if !FileManager.default.fileExists(atPath: "\(tree)/kvgossip.sqlite") {
-                generate = try TreeGenerator.fill(directory: tree, root: Bench.root, count: n)
-            }
-            try FileManager.default.createSymbolicLink(atPath: "\(dir)/n0", withDestinationPath: tree)
-        } else {
-            generate = try TreeGenerator.fill(directory: "\(dir)/n0", root: Bench.root, count: n)
-        }
+        let generate = try Bench.tree(keys: n, at: "\(dir)/n0")
 
         let started = DispatchTime.now().uptimeNanoseconds
         let tcpPort = LoopbackPort.free()

@@ -32,9 +32,9 @@ enum GossipBench {
             try process.run()
         }
 
-        /// Waits up to 5 s for the control socket to answer.
-        func connect() async throws -> ControlClient {
-            for _ in 0..<200 {
+        /// Waits up to `timeoutSeconds` for the control socket to answer.
+        func connect(timeoutSeconds: Double = 5) async throws -> ControlClient {
+            for _ in 0..<Int(timeoutSeconds * 40) {
                 if let client = try? await ControlClient.connect(.unix(socket)) { return client }
                 try await Task.sleep(for: .milliseconds(25))
             }

@@ -2,13 +2,13 @@ import Foundation
 import KVGossipCore
 import KVGossipStore
 
-/// `kvgossip-bench [--quick] [store|sync|mount|gossip|simulate|control|template|history ...]`: prints the figures, each beside a
+/// `kvgossip-bench [--quick] [store|sync|mount|mount-scale|gossip|simulate|control|template|history ...] [--keys=N]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
-let known: Set = ["store", "sync", "mount", "gossip", "simulate", "control", "template", "history"]
+let known: Set = ["store", "sync", "mount", "mount-scale", "gossip", "simulate", "control", "template", "history"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
     print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
     exit(sections.isSubset(of: known) ? 0 : 2)
@@ -72,6 +72,22 @@ if runs("mount") {
                      mode, m.setToInotify.p50, m.setToInotify.p99, m.setToInotify.staleReads))
         print(String(format: "%@: `kvgossip set` process → IN_CLOSE_WRITE p50 %.1f ms, p99 %.1f ms (process start-up included)",
                      mode, m.cliSetToInotify.p50, m.cliSetToInotify.p99))
+    }
+}
+
+if runs("mount-scale") {
+    // --keys=N measures one size only (e.g. 50000, to compare with older figures).
+    let chosen = arguments.first { $0.hasPrefix("--keys=") }.flatMap { Int($0.dropFirst("--keys=".count)) }
+    for n in chosen.map({ [$0] }) ?? (quick ? [20_000] : [50_000, 1_000_000]) {
+        let s = try await MountScaleBench.run(keys: n)
+        let generated = s.generateSeconds.map { String(format: "tree generated in %.0f s", $0) } ?? "kept tree reused (KVG_BENCH_TREE)"
+        print(String(format: "mount-scale %d keys (%@): agent without a mount RSS %.0f MiB (heap %.0f MiB); with --mount, agent start → the last key stat'ed %.1f s (goal ≤ 10 s at 1,000,000)",
+                     n, generated, s.withoutMount.resident, s.withoutMount.heap, s.startSeconds))
+        print(String(format: "mount-scale %d keys: agent RSS mounted %.0f MiB (heap %.0f), after ls -R (%.1f s) %.0f MiB (heap %.0f), after reading every file (%.1f s) %.0f MiB (heap %.0f), peak %.0f MiB (goal ≤ 1024 MiB)",
+                     n, s.mounted.resident, s.mounted.heap, s.listSeconds, s.afterList.resident, s.afterList.heap, s.readSeconds,
+                     s.afterReads.resident, s.afterReads.heap, s.peak))
+        print(String(format: "mount-scale %d keys: %.0f bytes of RSS per key; the mount's heap (mounted agent after the reads less the agent without a mount) %.0f bytes per key",
+                     n, s.afterReads.resident * 1_048_576 / Double(n), s.mountBytesPerKey))
     }
 }
 

@@ -1,6 +1,7 @@
 import Glibc
 import KVGossipCore
 import KVGossipNode
+import KVGossipStore
 import Logging
 
 /// What the state needs from outside: the node, the name rules, the owner, and limits.
@@ -69,18 +70,37 @@ struct FSState {
     }
 
     /// Builds the view from the store's records: every live key as a file, its prefixes as
-    /// directories; a key that is also a prefix of another key is shown as the directory.
-    mutating func load(_ records: [Record]) {
-        for record in records { truth.apply(record) }
-        let now = nowMs()
-        for path in truth.livePaths.sorted() {
-            for dir in ViewPath.ancestors(path) + [path] where truth.hasDescendants(dir) && view[dir] == nil {
-                view.insert(dir, .directory(local: false, mtimeMs: now), nowMs: now)
+    /// directories; a key that is also a prefix of another key is shown as the directory. The
+    /// records are read a page at a time and only what the truth keeps of each stays, so a large
+    /// tree never sits in memory as decoded records. Pages are separate reads: a commit between two
+    /// is also in the change stream the caller subscribed to first, and the truth orders both.
+    /// Returns the number of records read.
+    mutating func load(from store: Store, pageRows: Int = 10_000) throws -> Int {
+        var cursor: String?
+        var read = 0
+        repeat {
+            cursor = try store.scanRecords(under: nil, after: cursor, rowLimit: pageRows) { _, _, decode in
+                truth.apply(try decode())
+                read += 1
+                return .next
             }
-            if !truth.hasDescendants(path), let entry = truth.liveEntry(path) {
+        } while cursor != nil
+        let now = nowMs()
+        for (path, entry) in truth.entries where entry.live {
+            // Most parents exist already (a sibling made them): only a missing one costs a walk up.
+            if view[ViewPath.parent(path)] == nil {
+                for dir in ViewPath.ancestors(path) where view[dir] == nil {
+                    view.insert(dir, .directory(local: false, mtimeMs: now), nowMs: now)
+                }
+            }
+            guard view[path] == nil else { continue }
+            if truth.hasDescendants(path) {
+                view.insert(path, .directory(local: false, mtimeMs: now), nowMs: now)
+            } else {
                 view.insert(path, .key(entry, mtimeMs: now), nowMs: now)
             }
         }
+        return read
     }
 
     // MARK: Lookups shared by the handlers

@@ -1,3 +1,4 @@
+import CFuse3
 import Foundation
 import Glibc
 import KVGossipCore
@@ -94,8 +95,12 @@ public final class Mount: Sendable {
         // Subscribe before reading the records, so nothing committed in between is missed (a
         // change seen twice is harmless: the truth is ordered by record version).
         let changes = node.store.changes()
-        let records = try node.store.records(under: nil)
-        core.state.withLock { $0.load(records) }
+        // No request can come before the session exists, so reading the store under the lock
+        // holds up nobody.
+        let loaded = try core.state.withLock { (st: inout sending FSState) throws -> Int in try st.load(from: node.store) }
+        // The pages of decoded records are free now; hand them back rather than keep them as
+        // the agent's resident size for the life of the mount.
+        _ = malloc_trim(0)
 
         var mountOptions = "fsname=kvgossip,subtype=kvgossip,default_permissions"
         if options.allowOther { mountOptions += ",allow_other" }
@@ -129,7 +134,7 @@ public final class Mount: Sendable {
             logger.warning("the mount left the mount table; ending its connection", metadata: ["mountpoint": "\(path)"])
             FuseConnections.abort(connection, logger: logger)
         }
-        logger.info("mounted", metadata: ["mountpoint": "\(path)", "keys": "\(records.count)", "replay helper": "\(helper.pid)"])
+        logger.info("mounted", metadata: ["mountpoint": "\(path)", "records": "\(loaded)", "replay helper": "\(helper.pid)"])
         return Running(
             core: core, session: session, follower: follower, helper: helper, tableWatch: tableWatch, userdata: userdata,
             observation: observation)

@@ -63,8 +63,6 @@ struct TruthIndex {
         below[path].map { Array($0.keys) } ?? []
     }
 
-    var livePaths: [String] { entries.filter(\.value.live).map(\.key) }
-
     private mutating func set(_ path: String, _ entry: TruthEntry) {
         let wasLive = entries[path]?.live ?? false
         entries[path] = entry

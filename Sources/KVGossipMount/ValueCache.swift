@@ -21,12 +21,21 @@ final class ValueCache: Sendable {
 
     fileprivate struct State {
         var entries: [String: Value] = [:]
+        /// The entries' charges (`ValueCache.charge`), at most the budget.
         var bytes = 0
         var generation: UInt64 = 0
     }
 
     private let state = Mutex(State())
     private let budgetBytes: Int
+
+    /// What one entry costs against the budget: its value bytes, its path, and the fixed cost of an
+    /// entry (the dictionary slot, the path's and the value's heap blocks, the version). Counting
+    /// value bytes alone let a tree of small values fill the cache with a million entries of a few
+    /// bytes each, some 250 bytes of heap apiece, far past the budget.
+    static func charge(path: String, bytes: Int) -> Int {
+        bytes + path.utf8.count + 200
+    }
 
     init(budgetBytes: Int) {
         self.budgetBytes = budgetBytes
@@ -80,22 +89,23 @@ extension ValueCache.State {
     /// Adds an entry, evicting others to stay within `budget`; values over a quarter of it are
     /// not kept at all.
     mutating func put(_ path: String, _ value: ValueCache.Value, budget: Int) {
-        guard value.bytes.count <= budget / 4 else { return }
+        let cost = ValueCache.charge(path: path, bytes: value.bytes.count)
+        guard cost <= budget / 4 else { return }
         // Victims are chosen in one pass: taking `entries.first` again after each removal would
         // rescan the emptied buckets every time.
         var victims: [String] = []
         var freed = 0
         for (path, old) in entries {
-            if bytes - freed + value.bytes.count <= budget { break }
+            if bytes - freed + cost <= budget { break }
             victims.append(path)
-            freed += old.bytes.count
+            freed += ValueCache.charge(path: path, bytes: old.bytes.count)
         }
         for path in victims { drop(path) }
         entries[path] = value
-        bytes += value.bytes.count
+        bytes += cost
     }
 
     mutating func drop(_ path: String) {
-        if let old = entries.removeValue(forKey: path) { bytes -= old.bytes.count }
+        if let old = entries.removeValue(forKey: path) { bytes -= ValueCache.charge(path: path, bytes: old.bytes.count) }
     }
 }

@@ -71,15 +71,19 @@ import Testing
         #expect(Self.cached(cache) == nil)
     }
 
+    /// Each entry is charged its path and a fixed overhead besides its bytes, so a tree of tiny
+    /// values cannot hold more entries than the budget pays for.
     @Test func theBudgetBoundsWhatIsKept() {
-        let cache = ValueCache(budgetBytes: 1000)
+        let perEntry = ValueCache.charge(path: "/c/k10", bytes: 100)
+        #expect(perEntry > 100)
+        let cache = ValueCache(budgetBytes: perEntry * 10)
         for i in 0..<50 {
-            let path = "/c/k\(i)"
+            let path = "/c/k\(i + 10)"
             guard case .miss(let t) = cache.lookup(path) else { continue }
             let r = ReplayPlanTests.record(path, String(repeating: "x", count: 100), at: 1000)
             cache.insert(path, Self.value(r), ticket: t)
         }
-        let kept = (0..<50).filter { if case .hit = cache.lookup("/c/k\($0)") { true } else { false } }.count
+        let kept = (0..<50).filter { if case .hit = cache.lookup("/c/k\($0 + 10)") { true } else { false } }.count
         #expect(kept == 10)
     }
 }
