@@ -300,8 +300,9 @@ final class EtcdHTTP: @unchecked Sendable {
 
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 16 << 10)
-        let n = chunk.withUnsafeMutableBytes { recv(socket.fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { throw BenchError("HTTP: connection closed") }
+        var n: Int
+        repeat { n = chunk.withUnsafeMutableBytes { recv(socket.fd, $0.baseAddress, $0.count, 0) } } while n < 0 && errno == EINTR
+        guard n > 0 else { throw BenchError(n == 0 ? "HTTP: connection closed" : "HTTP: \(String(cString: strerror(errno)))") }
         buffer += chunk[0..<n]
     }
 
