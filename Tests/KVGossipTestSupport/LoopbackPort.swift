@@ -15,12 +15,13 @@ public enum LoopbackPort {
 
     /// A TCP port in `range` on 127.0.0.1 that was free a moment ago and is not in `taken`: random
     /// ports are tried until one binds. For runs that must keep out of the kernel's ephemeral
-    /// range, where other processes on the machine get their ports.
+    /// range, where other processes on the machine get their ports. Traps after 10,000 tries.
     public static func free(in range: ClosedRange<Int>, except taken: Set<Int> = []) -> Int {
-        while true {
+        for _ in 0..<10_000 {
             let port = Int.random(in: range)
             if !taken.contains(port), binds(port) { return port }
         }
+        preconditionFailure("no free port in \(range)")
     }
 
     static func binds(_ port: Int) -> Bool {

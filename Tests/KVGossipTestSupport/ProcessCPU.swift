@@ -12,9 +12,12 @@ public enum ProcessCPU {
     /// utime + stime + cutime + cstime, fields 14 to 17 of /proc/PID/stat (counted after the
     /// command name, which may hold spaces and ends at the last ')').
     static func ownTicks(_ pid: Int32) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = text.lastIndex(of: ")")
-        else { return 0 }
+        (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)).map(ticks(stat:)) ?? 0
+    }
+
+    /// The sum of those four fields in the text of a stat file; 0 when it is cut short.
+    public static func ticks(stat text: String) -> Int {
+        guard let close = text.lastIndex(of: ")") else { return 0 }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is the state (field 3), so field k is fields[k - 3].
         guard fields.count > 14 else { return 0 }
