@@ -51,6 +51,20 @@ enum GossipBench {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kvgossip").path
     }
 
+    /// One agent per port, each with every other as a static peer and a mount at `dir`/m<i>;
+    /// returns the mounts once all are mounted. Agents are appended to `agents` one by one, so the
+    /// caller stops the ones started even if a later one fails.
+    static func startMounted(_ agents: inout [Agent], ports: [Int], in dir: String) async throws -> [String] {
+        let mounts = ports.indices.map { "\(dir)/m\($0)" }
+        for i in ports.indices {
+            agents.append(try Agent(
+                binary: binary(), directory: dir, name: "n\(i)", root: Bench.root, port: ports[i],
+                peers: ports.indices.filter { $0 != i }.map { ports[$0] }, extra: ["--mount", mounts[i]]))
+        }
+        for m in mounts { try await MountBench.waitForMount(m) }
+        return mounts
+    }
+
     struct Latencies {
         var visible: (p50: Double, p99: Double)
         var inotify: (p50: Double, p99: Double)
@@ -64,20 +78,12 @@ enum GossipBench {
         let dir = Bench.tempDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let ports = (0..<n).map { _ in LoopbackPort.free() }
-        let mounts = (0..<n).map { "\(dir)/m\($0)" }
-        // Appended one by one, so the ones started are stopped even if a later one fails.
         var agents: [Agent] = []
         defer { agents.forEach { $0.stop() } }
-        for i in 0..<n {
-            agents.append(try Agent(
-                binary: binary(), directory: dir, name: "n\(i)", root: Bench.root, port: ports[i],
-                peers: ports.indices.filter { $0 != i }.map { ports[$0] }, extra: ["--mount", mounts[i]]))
-        }
+        let mounts = try await startMounted(&agents, ports: (0..<n).map { _ in LoopbackPort.free() }, in: dir)
         var clients: [ControlClient] = []
         for a in agents { clients.append(try await a.connect()) }
         defer { Task { [clients] in for c in clients { await c.close() } } }
-        for m in mounts { try await MountBench.waitForMount(m) }
         let key = "/bench/latency"
         func mint(_ value: String) async throws {
             _ = try await clients[0].call({

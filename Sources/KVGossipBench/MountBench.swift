@@ -78,9 +78,11 @@ enum MountBench {
     }
 
     static func waitForMount(_ path: String) async throws {
-        // Mounted once the directory is on another device than its parent.
+        // Mounted once the directory is on another device than its parent (named by path: the
+        // agent may not have made the directory yet).
+        let parentPath = (path as NSString).deletingLastPathComponent
         var parent = stat()
-        guard stat(path + "/..", &parent) == 0 else { throw BenchError("stat \(path)/..") }
+        guard stat(parentPath, &parent) == 0 else { throw BenchError("stat \(parentPath)") }
         for _ in 0..<400 {
             var here = stat()
             if stat(path, &here) == 0, here.st_dev != parent.st_dev { return }

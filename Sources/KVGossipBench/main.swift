@@ -2,13 +2,13 @@ import Foundation
 import KVGossipCore
 import KVGossipStore
 
-/// `kvgossip-bench [--quick] [store|sync|mount|mount-scale|gossip|simulate|control|template|history ...] [--keys=N]`: prints the figures, each beside a
+/// `kvgossip-bench [--quick] [store|sync|mount|mount-scale|gossip|simulate|control|template|history|etcd ...] [--keys=N]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
-let known: Set = ["store", "sync", "mount", "mount-scale", "gossip", "simulate", "control", "template", "history"]
+let known: Set = ["store", "sync", "mount", "mount-scale", "gossip", "simulate", "control", "template", "history", "etcd"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
     print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
     exit(sections.isSubset(of: known) ? 0 : 2)
@@ -143,4 +143,19 @@ if runs("history") {
     let log = try HistoryBench.logOfOneKey(versions: 1_000, repeats: quick ? 5 : 20)
     print(String(format: "history of a key with 1,000 versions read as the agent answers `kvgossip log` (%d pages): p50 %.1f ms; with the records (--values, -p, --export, revert): p50 %.1f ms",
                  log.pages, log.p50Ms, log.withRecordsP50Ms))
+}
+
+if runs("etcd") {
+    if let etcd = EtcdBench.binary() {
+        let (blocks, perBlock) = quick ? (2, 25) : (6, 50)
+        let f = try await EtcdBench.compare(etcd: etcd, blocks: blocks, perBlock: perBlock)
+        print(String(format: "etcd: 3 members on loopback, put through member 1 → both watches (JSON gateway of members 2 and 3) have it: p50 %.2f ms, p99 %.2f ms; CPU %.2f ms per write (3 members)",
+                     f.etcd.p50, f.etcd.p99, f.etcd.cpuMsPerWrite))
+        print(String(format: "etcd: KVGossip, 3 agents with mounts, file written on host 1 → IN_CLOSE_WRITE and read on hosts 2 and 3: p50 %.2f ms, p99 %.2f ms; CPU %.2f ms per write (3 agents); stale reads %d",
+                     f.kvgossip.p50, f.kvgossip.p99, f.kvgossip.cpuMsPerWrite, f.staleReads))
+        print(String(format: "etcd: KVGossip / etcd (%d writes each, %d alternating blocks): p50 %.2f×, p99 %.2f×, CPU per write %.2f× (goal ≤ 1× on all three)",
+                     blocks * perBlock, blocks * 2, f.kvgossip.p50 / f.etcd.p50, f.kvgossip.p99 / f.etcd.p99, f.kvgossip.cpuMsPerWrite / f.etcd.cpuMsPerWrite))
+    } else {
+        print("etcd: skipped: etcd not installed (Scripts/install-deps --bench installs etcd-server)")
+    }
 }

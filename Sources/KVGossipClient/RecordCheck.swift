@@ -66,8 +66,9 @@ struct RecordCheck: Sendable {
     /// as many parts as there are cores, checked at once: verifying signatures is most of what
     /// reading a large answer costs the client.
     func check(_ infos: [RecordInfo], wanted: @escaping @Sendable (Key) -> Bool) async -> [CheckedRecord] {
-        let parts = min(ProcessInfo.processInfo.activeProcessorCount, 8)
-        guard infos.count >= 64, parts > 1 else { return infos.map { check($0, wanted: wanted) } }
+        // Foundation reads the core count from the cgroup files on every call: only for large answers.
+        let parts = infos.count >= 64 ? min(ProcessInfo.processInfo.activeProcessorCount, 8) : 1
+        guard parts > 1 else { return infos.map { check($0, wanted: wanted) } }
         let size = (infos.count + parts - 1) / parts
         return await withTaskGroup(of: (index: Int, records: [CheckedRecord]).self) { group in
             for (index, start) in stride(from: 0, to: infos.count, by: size).enumerated() {

@@ -91,8 +91,10 @@ extension Store {
         let now = clock()
         let revoked = state.withLock { $0.revoked }
         let validator = self.validator
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, 8)
-        guard batch.count >= 64, workers > 1 else {
+        // The core count only for a batch worth spreading: Foundation reads it from the cgroup
+        // files on every call, two opens and reads per apply of a single pushed record.
+        let workers = batch.count >= 64 ? min(ProcessInfo.processInfo.activeProcessorCount, 8) : 1
+        guard workers > 1 else {
             return batch.map { validator.validate($0, nowMs: now, isRevoked: revoked.contains) }
         }
         let results = UnsafeMutableBufferPointer<AuthorityVerdict?>.allocate(capacity: batch.count)
