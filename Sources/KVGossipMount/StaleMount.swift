@@ -82,7 +82,7 @@ enum StaleMount {
 
     /// Mount entries whose mount point is `path`, in mount order (the last one is on top).
     static func entries(at path: String) -> [Entry] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        guard let text = mountTable() else { return [] }
         let target = normalized(path)
         return text.split(separator: "\n").compactMap { line -> Entry? in
             let halves = line.components(separatedBy: " - ")
@@ -93,6 +93,26 @@ enum StaleMount {
             let device = fields[2].split(separator: ":")
             return Entry(mountPoint: target, fsType: String(fsType), minor: device.count == 2 ? UInt32(device[1]) ?? 0 : 0)
         }
+    }
+
+    /// The whole of /proc/self/mountinfo. Read to the end by hand: procfs reports a size of 0, and
+    /// Foundation's `String(contentsOfFile:)` then returns only the first 4095 bytes, so on a host
+    /// with a larger mount table (any systemd host with containers) a mount appended at the end was
+    /// never found, and the mount was thought lost a moment after every mount.
+    static func mountTable() -> String? {
+        let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { break }
+            bytes += chunk[..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The absolute path as mountinfo prints it. The parent is resolved (symlinks, `..`), the last

@@ -1,5 +1,6 @@
 import CFuse3
 import Foundation
+import Glibc
 import KVGossipCore
 import KVGossipNode
 import KVGossipStore
@@ -20,6 +21,35 @@ extension MountTests {
                 #expect(StaleMount.entries(at: fx.mountpoint).isEmpty)
                 try fx.mount.start()
                 #expect(fx.mount.isMounted && fx.sh("cat k").stdout == "v")
+            }
+        }
+
+        /// procfs files report a size of 0, and a reader that trusts the size got 4095 bytes: with a
+        /// mount table larger than that (any systemd host with containers) the mount, appended
+        /// last, was not found, and the watch took it for lost at once and remounted for ever.
+        @Test func theMountIsFoundAtTheEndOfAMountTableOfManyPages() throws {
+            let base = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-many-\(UUID().uuidString)").path
+            var mounted: [String] = []
+            defer {
+                for path in mounted.reversed() { _ = umount2(path, Int32(MNT_DETACH)) }
+                try? FileManager.default.removeItem(atPath: base)
+            }
+            for i in 0 ..< 80 {
+                let path = "\(base)/\(i)"
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                guard Glibc.mount("kvgtest", path, "tmpfs", 0, "size=4k") == 0 else {
+                    Issue.record("mount tmpfs at \(path): errno \(errno)")
+                    return
+                }
+                mounted.append(path)
+            }
+            try withMount(seed: ["/k": "v"]) { fx throws in
+                let table = try #require(StaleMount.mountTable())
+                #expect(table.utf8.count > 8192, "the table is \(table.utf8.count) bytes; the test needs more than two pages")
+                #expect(StaleMount.entries(at: fx.mountpoint).count == 1)
+                // Still the first mount: the table watch did not take it for lost and remount.
+                #expect(fx.sh("cat k").stdout == "v")
+                #expect(StaleMount.entries(at: fx.mountpoint).count == 1 && fx.mount.isMounted)
             }
         }
 
