@@ -6,8 +6,8 @@ struct KVGossipCommand: AsyncParsableCommand {
         commandName: "kvgossip",
         abstract: "Signed, gossiped configuration, mounted as a filesystem.",
         discussion: """
-            Every value is signed by an Ed25519 entity; a chain of grants from the cluster's root key
-            says which keys each entity may write. Offline commands (keygen, pubkey, grant, inspect)
+            Every value is signed by an Ed25519 entity; a chain of grants from the cluster's root key \
+            says which keys each entity may write. Offline commands (keygen, pubkey, grant, inspect) \
             work on files; the others talk to a running agent.
             """,
         version: KVGossipVersion.text,

@@ -105,6 +105,32 @@ import Testing
         #expect(r.stdout.contains("USAGE"))
     }
 
+    /// The argument parser wraps help to the terminal; a raw line break inside a paragraph of an
+    /// overview or discussion breaks the sentence wherever the source did ("serves the control
+    /// API on" / "a Unix socket"). At 200 columns a line the parser wrapped is nearly 200 wide, so
+    /// a short line followed by more prose is a break in the source. Indented lines (examples,
+    /// tables) keep their breaks.
+    @Test func helpParagraphsAreWrappedByTheParserNotTheSource() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let top = try cli.run(["--help"], environment: ["COLUMNS": "200"])
+        let subcommands = top.stdout.components(separatedBy: "SUBCOMMANDS:").last!
+            .split(separator: "\n").compactMap { line -> String? in
+                guard line.hasPrefix("  "), let word = line.split(separator: " ").first else { return nil }
+                return word.allSatisfy { $0.isLowercase || $0 == "-" } ? String(word) : nil
+            }
+        #expect(subcommands.count >= 15, "subcommands found: \(subcommands)")
+        for command in [[]] + subcommands.map({ [$0] }) {
+            let help = try cli.run(command + ["--help"], environment: ["COLUMNS": "200"])
+            #expect(help.status == 0)
+            let prose = help.stdout.components(separatedBy: "USAGE:").first!.components(separatedBy: "\n")
+            for (line, next) in zip(prose, prose.dropFirst())
+            where !line.isEmpty && !line.hasPrefix(" ") && !next.isEmpty && !next.hasPrefix(" ") {
+                #expect(line.count > 150, "kvgossip \(command.joined()) --help breaks a paragraph after: \(line)")
+            }
+        }
+    }
+
     @Test func badInputGivesAClearErrorAndNonZeroExit() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

@@ -8,8 +8,8 @@ struct SetCommand: AsyncParsableCommand {
         commandName: "set",
         abstract: "Write a value.",
         discussion: """
-            By default the agent mints the record with its node key (it must hold a grant for the key).
-            With --key and --proof, the record is signed here with your key and the agent verifies it
+            By default the agent mints the record with its node key (it must hold a grant for the key). \
+            With --key and --proof, the record is signed here with your key and the agent verifies it \
             exactly like a record from a peer. VALUE "-" or no VALUE reads standard input.
             """)
 
@@ -113,8 +113,8 @@ struct Watch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a key's (or a pattern's) current values, then every change, until interrupted.",
         discussion: """
-            The current values come first, in pages as the agent reads them. If this command reads more
-            slowly than changes arrive, the agent drops them and says so ("fell behind" on standard
+            The current values come first, in pages as the agent reads them. If this command reads more \
+            slowly than changes arrive, the agent drops them and says so ("fell behind" on standard \
             error), then sends every current value again before going on.
             """)
 

@@ -48,11 +48,11 @@ struct Revoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Revoke a grant, signed with the root key or the grant issuer's key.",
         discussion: """
-            GRANT is a grant file or a grant id (hex). The agent stores the revocation permanently,
+            GRANT is a grant file or a grant id (hex). The agent stores the revocation permanently, \
             unsets every key that depended only on that grant, and spreads it to its peers.
 
-            A revocation signed by the grant's issuer (not the root) must prove the issuer's power to
-            issue grants: --proof names the issuer's own grant file(s), the chain of delegating grants
+            A revocation signed by the grant's issuer (not the root) must prove the issuer's power to \
+            issue grants: --proof names the issuer's own grant file(s), the chain of delegating grants \
             from the root that `kvgossip grant` wrote for it. Only the root may revoke by id alone.
             """)
 

@@ -6,15 +6,15 @@ struct GrantCommand: ParsableCommand {
         commandName: "grant",
         abstract: "Issue a signed grant that lets another entity write keys matching patterns.",
         discussion: """
-            The issuer is the root key or an entity holding grants (given with --proof) that allow
-            delegation. Each --pattern must lie inside the union of the issuer's own valid grants;
-            otherwise the grant is refused and the message names the offending pattern and a key it
-            would reach. The output file holds the new grant followed by the issuer's proof chain, so
-            it is by itself a complete proof for the new holder (pass it to `set --proof` or
+            The issuer is the root key or an entity holding grants (given with --proof) that allow \
+            delegation. Each --pattern must lie inside the union of the issuer's own valid grants; \
+            otherwise the grant is refused and the message names the offending pattern and a key it \
+            would reach. The output file holds the new grant followed by the issuer's proof chain, so \
+            it is by itself a complete proof for the new holder (pass it to `set --proof` or \
             `grants add`).
 
-            A grant with --member and no pattern is a membership grant: it lets the receiver's node
-            key join the cluster as a peer (sync, serve its mount) without writing anything; a host
+            A grant with --member and no pattern is a membership grant: it lets the receiver's node \
+            key join the cluster as a peer (sync, serve its mount) without writing anything; a host \
             that only reads needs one. Any grant chaining a node key to the root admits it.
 
             Examples:

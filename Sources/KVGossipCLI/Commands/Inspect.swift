@@ -6,11 +6,11 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Decode a key, grant, revocation or record file and check its signatures.",
         discussion: """
-            Secret key files show only their public key. For records, the grant chain is searched in
-            the record's own pool from --root, the cluster's root public key (without it, from the
-            cluster key the record names, which proves only that the record is consistent).
-            Revocations known to agents are not consulted. Every object in the file is checked; each
-            one that does not verify is named on standard error, and the exit status is non-zero.
+            Secret key files show only their public key. For records, the grant chain is searched in \
+            the record's own pool from --root, the cluster's root public key (without it, from the \
+            cluster key the record names, which proves only that the record is consistent). \
+            Revocations known to agents are not consulted. Every object in the file is checked; each \
+            one that does not verify is named on standard error, and the exit status is non-zero. \
             This is how an export of `kvgossip log --export` is verified on another machine.
             """)
 

@@ -5,9 +5,9 @@ struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a new entity key pair.",
         discussion: """
-            Writes the secret key to FILE with mode 0600 (never overwriting an existing file unless
-            --force) and prints the public key, e.g. ed25519:3q2-7w…. With --cluster-secret it
-            writes a 32-byte cluster secret instead, for `kvgossip agent --cluster-secret FILE`:
+            Writes the secret key to FILE with mode 0600 (never overwriting an existing file unless \
+            --force) and prints the public key, e.g. ed25519:3q2-7w…. With --cluster-secret it \
+            writes a 32-byte cluster secret instead, for `kvgossip agent --cluster-secret FILE`: \
             agents then encrypt and authenticate their sync connections with it.
             """)
 

@@ -28,53 +28,53 @@ struct TemplateCommand: AsyncParsableCommand {
               |split:","  |trim  |lines  |json  |first  |last  |join:","
               {% with "/app/cfg"|key|json as c %}{{ c.port }}{% endwith %}
 
-            A deleted key has no value. `.last` is refused (Stencil stops on
+            A deleted key has no value. `.last` is refused (Stencil stops on \
             an empty list): write |last. Values are data, never template text.
 
-            Following the tree: the command subscribes, through the agent, to
-            every key and prefix the templates read (found by rendering, so
-            computed keys count too); it never polls. After a change it waits
-            until the tree is quiet for MIN, but never longer than MAX after
-            the first change (--wait MIN[:MAX]; default 100ms:2s; MAX is 4×MIN
-            when left out). Then it reads one snapshot: every value the
-            templates read, read by the agent at one moment, so no output
-            mixes values from before and after one change (a write, a batch
-            from a peer, a revocation). A snapshot equal to the last one
-            rendered is not rendered again: a reconnect or an agent restart
+            Following the tree: the command subscribes, through the agent, to \
+            every key and prefix the templates read (found by rendering, so \
+            computed keys count too); it never polls. After a change it waits \
+            until the tree is quiet for MIN, but never longer than MAX after \
+            the first change (--wait MIN[:MAX]; default 100ms:2s; MAX is 4×MIN \
+            when left out). Then it reads one snapshot: every value the \
+            templates read, read by the agent at one moment, so no output \
+            mixes values from before and after one change (a write, a batch \
+            from a peer, a revocation). A snapshot equal to the last one \
+            rendered is not rendered again: a reconnect or an agent restart \
             renders nothing and runs nothing.
 
-            Output: a file is written only when its bytes change: to a
-            temporary file in the same directory, synced, given --mode and
-            --owner, checked, then renamed over the old one. With several
-            templates, all render or nothing is written. A render fails, and
-            every old file stays, when a key read without a default has no
-            value, when a template is wrong, or when a check command exits
-            non-zero. A check runs with the staged output's path in
-            $KVGOSSIP_STAGED and the destination in $KVGOSSIP_DESTINATION,
-            e.g. --check 'nginx -t -q -c "$KVGOSSIP_STAGED"'. The reason goes
+            Output: a file is written only when its bytes change: to a \
+            temporary file in the same directory, synced, given --mode and \
+            --owner, checked, then renamed over the old one. With several \
+            templates, all render or nothing is written. A render fails, and \
+            every old file stays, when a key read without a default has no \
+            value, when a template is wrong, or when a check command exits \
+            non-zero. A check runs with the staged output's path in \
+            $KVGOSSIP_STAGED and the destination in $KVGOSSIP_DESTINATION, \
+            e.g. --check 'nginx -t -q -c "$KVGOSSIP_STAGED"'. The reason goes \
             to the log and to the status file.
 
-            The command (--exec) runs once per cycle that replaced at least
-            one file, after all of them were replaced, with the changed paths
-            in $KVGOSSIP_CHANGED (one per line). Commands run with /bin/sh -c
-            and are stopped, with their process group, after
+            The command (--exec) runs once per cycle that replaced at least \
+            one file, after all of them were replaced, with the changed paths \
+            in $KVGOSSIP_CHANGED (one per line). Commands run with /bin/sh -c \
+            and are stopped, with their process group, after \
             --command-timeout.
 
-            --wait-synced: no render while a key the templates use is dirty
-            (pending-push, pending-fetch, unsynced, or not yet confirmed by a
+            --wait-synced: no render while a key the templates use is dirty \
+            (pending-push, pending-fetch, unsynced, or not yet confirmed by a \
             connected agent).
 
-            A template set file (--config; the unit
-            kvgossip-template@NAME.service runs
-            /etc/kvgossip/templates/NAME.json) has the fields: control (a
-            list), root, templates (each: source, destination, mode, owner,
-            group, check), exec, wait, waitSynced, commandTimeout,
-            statusFile, logLevel. Its relative paths are read from its directory. Flags
-            override it; --template adds templates, and --mode, --owner and
+            A template set file (--config; the unit \
+            kvgossip-template@NAME.service runs \
+            /etc/kvgossip/templates/NAME.json) has the fields: control (a \
+            list), root, templates (each: source, destination, mode, owner, \
+            group, check), exec, wait, waitSynced, commandTimeout, \
+            statusFile, logLevel. Its relative paths are read from its directory. Flags \
+            override it; --template adds templates, and --mode, --owner and \
             --check apply to those.
 
-            Exit status: 0 after SIGTERM or SIGINT; 1 when a template cannot
-            be rendered at start (even without values), or, with --once, when
+            Exit status: 0 after SIGTERM or SIGINT; 1 when a template cannot \
+            be rendered at start (even without values), or, with --once, when \
             the render, a check or the command failed.
             """)
 

@@ -7,9 +7,9 @@ struct Unmount: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Clear a KVGossip mount left behind by a stopped, crashed or hung agent.",
         discussion: """
-            Used by the systemd unit's ExecStopPost. A mount whose agent is gone or does not answer
-            has its FUSE connection aborted (so nothing stays blocked on it) and is detached. A mount
-            a running agent still serves is only detached, and that agent mounts it again: to take
+            Used by the systemd unit's ExecStopPost. A mount whose agent is gone or does not answer \
+            has its FUSE connection aborted (so nothing stays blocked on it) and is detached. A mount \
+            a running agent still serves is only detached, and that agent mounts it again: to take \
             the tree away, stop the agent. Does nothing (and succeeds) when nothing is mounted there.
             """)
 
