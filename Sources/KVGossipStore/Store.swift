@@ -85,6 +85,8 @@ public final class Store: Sendable {
         // at checkpoints and loses the last commits in a power cut; so it is set here, on the one
         // writer connection, once the pool is open.
         try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        let unknown = try db.read(StoreSchema.unknownSteps)
+        guard unknown.isEmpty else { throw StoreError.newerSchema(directory: directory, unknownSteps: unknown) }
         try StoreSchema.migrator.migrate(db)
 
         let loaded = try db.write { db -> State in
@@ -111,6 +113,8 @@ public final class Store: Sendable {
         config.busyMode = .timeout(10)
         let db = try DatabasePool(path: path, configuration: config)
         let (root, loaded) = try db.read { db -> (PublicKey, State) in
+            let unknown = try StoreSchema.unknownSteps(db)
+            guard unknown.isEmpty else { throw StoreError.newerSchema(directory: directory, unknownSteps: unknown) }
             guard try db.tableExists("history"), let root = try db.meta(.cluster).flatMap(PublicKey.init(bytes:)) else {
                 throw StoreError.needsUpgrade(directory)
             }
@@ -228,6 +232,8 @@ public enum StoreError: Error, CustomStringConvertible {
     case wrongCluster(stored: String, requested: String)
     case noStore(String)
     case needsUpgrade(String)
+    /// A newer release wrote the store: it records schema steps this release does not know.
+    case newerSchema(directory: String, unknownSteps: [String])
 
     public var description: String {
         switch self {
@@ -237,6 +243,10 @@ public enum StoreError: Error, CustomStringConvertible {
             "\(directory) holds no store (\(Store.fileName))"
         case .needsUpgrade(let directory):
             "the store in \(directory) predates history; start the agent on it once to upgrade it"
+        case .newerSchema(let directory, let unknown):
+            "the store in \(directory) was written by a newer kvgossip (schema steps this release does not know: "
+                + unknown.joined(separator: ", ")
+                + "); refusing to open it, so nothing is lost: install that release again (or move the directory aside to start empty)"
         }
     }
 }

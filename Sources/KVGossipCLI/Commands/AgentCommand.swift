@@ -13,10 +13,10 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Run the agent: the durable tree, the control API and (with --mount) the filesystem.",
         discussion: """
-            The agent keeps this host's copy of the tree in DIR (SQLite), serves the control API on
-            a Unix socket, and with --mount shows the tree as files. Its node key is --key, or
-            DIR/node.key, generated on first start (its public key is logged and shown by
-            `kvgossip status`; give it grants with `kvgossip grants add`). SIGTERM or SIGINT unmount
+            The agent keeps this host's copy of the tree in DIR (SQLite), serves the control API on \
+            a Unix socket, and with --mount shows the tree as files. Its node key is --key, or \
+            DIR/node.key, generated on first start (its public key is logged and shown by \
+            `kvgossip status`; give it grants with `kvgossip grants add`). SIGTERM or SIGINT unmount \
             cleanly and stop.
             """)
 
@@ -89,6 +89,10 @@ struct AgentCommand: AsyncParsableCommand {
         return settings.overridden(by: flagSettings)
     }
 
+    /// The exit status for a data directory this release must not open (EX_CONFIG); the unit does
+    /// not restart on it (RestartPreventExitStatus=), since a restart cannot help.
+    static let refusedDataExitCode: Int32 = 78
+
     func run() async throws {
         // glibc gives threads malloc arenas of their own (up to 8 per core), and each keeps what it
         // freed; the mount's 16 FUSE workers alone made the heap grow by 48 MiB over 5,000 reads of
@@ -96,7 +100,16 @@ struct AgentCommand: AsyncParsableCommand {
         // agent starts its threads, so none has an arena of its own.
         _ = mallopt(M_ARENA_MAX, 2)
         let settings = try effectiveSettings()
-        let problems = settings.problems()
+        var problems = settings.problems()
+        // A data directory a newer release wrote is refused before anything opens it; the package's
+        // postinst runs --check-config, so a downgrade stops there (Docs/operations.md §Upgrades and downgrades).
+        if let data = settings.data, let refusal = try Store.schemaProblem(directory: data) {
+            if !checkConfig {
+                FileHandle.standardError.write(Data("kvgossip: \(refusal)\n".utf8))
+                throw ExitCode(Self.refusedDataExitCode)
+            }
+            problems.append("data: \(refusal)")
+        }
         if checkConfig {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
