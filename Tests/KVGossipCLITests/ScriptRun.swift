@@ -81,7 +81,7 @@ final class ScriptRun: @unchecked Sendable {
 enum Leftovers {
     /// Every mountpoint in /proc/mounts under `directory`.
     static func mounts(under directory: String) -> [String] {
-        let text = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+        let text = ProcFile.read("/proc/mounts") ?? ""
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count > 1 else { return nil }

@@ -20,7 +20,7 @@ public enum FuseConnection {
     /// The minor device number of the FUSE mount at `mountpoint`, which names its connection; read
     /// from /proc/self/mountinfo, since a stat of a mount whose server is gone could hang.
     static func minorDevice(of mountpoint: String) -> Int? {
-        let info = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let info = ProcFile.read("/proc/self/mountinfo") ?? ""
         for line in info.split(separator: "\n") {
             // "ID PARENT MAJOR:MINOR ROOT MOUNTPOINT OPTIONS ... - TYPE SOURCE ..."
             let fields = line.split(separator: " ")

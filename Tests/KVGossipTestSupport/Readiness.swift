@@ -80,7 +80,7 @@ public enum Readiness {
     /// and `stat` of its root succeeds (which goes through the mount, so a mount that is listed
     /// but not served does not count).
     public static func mountAnswers(at path: String) -> Bool {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        let mounts = ProcFile.read("/proc/self/mounts") ?? ""
         let listed = mounts.split(separator: "\n").contains { line in
             let fields = line.split(separator: " ")
             return fields.count > 2 && fields[1] == path && fields[2].hasPrefix("fuse")

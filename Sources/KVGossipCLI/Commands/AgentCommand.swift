@@ -67,6 +67,10 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("history-bytes"), help: ArgumentHelp(
         "Bytes all earlier versions together may take; the oldest go first. Default: \(HistoryBounds.default.totalBytes) (64 MiB).", valueName: "BYTES"))
     var historyBytes: Int?
+    @Option(help: ArgumentHelp(
+        "When systemd hears READY=1: mounted (the mount and sockets answer; values read as unsynced until the first reconciliation) or synced (also after it). Default: mounted.",
+        valueName: "WHEN"))
+    var readiness: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Default: info.") var logLevel: String?
 
     func validate() throws {
@@ -80,7 +84,7 @@ struct AgentCommand: AsyncParsableCommand {
             peers: peer, name: name, syncInterval: syncInterval, clusterSecret: clusterSecret, logLevel: logLevel, serf: serf,
             serfSpawn: noSerf ? false : (serfSpawn ? true : nil), join: join, serfBind: serfBind, serfRPC: serfRPC,
             serfProfile: serfProfile, mountPageCache: mountPageCache ? true : nil, maxSkewSeconds: maxSkew,
-            historyVersions: historyVersions, historyBytes: historyBytes)
+            historyVersions: historyVersions, historyBytes: historyBytes, readiness: readiness)
     }
 
     func effectiveSettings() throws -> AgentSettings {

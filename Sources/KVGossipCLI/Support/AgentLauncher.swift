@@ -66,7 +66,7 @@ struct AgentLauncher {
             node: node, engine: engine, logger: logger, mountpoint: settings.mount, serfGossip: gossipOverSerf,
             embeddedSerf: serf?.embedded, mount: mount, metricsListen: settings.metricsListen.flatMap(PeerAddress.init(parsing:)),
             warnings: serf?.embedded == nil ? [] : [Self.gossipWarning(secret: secret, bind: PeerAddress(parsing: settings.serfBind!)!)].compactMap { $0 },
-            controlLimits: settings.controlLimits)
+            controlLimits: settings.controlLimits, readyWhenSynced: settings.readiness == "synced")
         try await runtime.run(
             controlPath: settings.control!, controlListen: settings.controlListen.map(ControlEndpoint.init(parsing:)),
             syncListen: listenAddress)

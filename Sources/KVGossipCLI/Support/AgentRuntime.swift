@@ -23,6 +23,8 @@ struct AgentRuntime: Sendable {
     /// Risks found at start, repeated in `status`.
     let warnings: [String]
     let controlLimits: ControlLimits
+    /// READY=1 waits for the first completed reconciliation too (`readiness: synced`).
+    let readyWhenSynced: Bool
 
     func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
         let engine = self.engine
@@ -37,10 +39,12 @@ struct AgentRuntime: Sendable {
         let stop = ShutdownSignal()
         let notify = SystemdNotify()
         let logger = self.logger
-        let readiness = Readiness(parts: controlListen == nil ? 2 : 3) {
+        let readiness = Readiness(parts: (controlListen == nil ? 2 : 3) + (readyWhenSynced ? 1 : 0)) {
             notify.send("READY=1\nSTATUS=serving; tree hash \(node.store.treeHash.hex.prefix(16))")
             logger.info("agent ready")
         }
+        let synced = readyWhenSynced ? Readiness.partWhenSynced(readiness, node: node, engine: engine, logger: logger) : nil
+        defer { synced?.cancel() }
         do {
             try await serve(group: (server, engine, stop, notify, readiness), controlPath: controlPath, controlListen: controlListen, syncListen: syncListen)
         } catch {

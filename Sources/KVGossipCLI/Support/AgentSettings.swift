@@ -47,11 +47,14 @@ struct AgentSettings: Codable, Equatable {
     var controlWatchBacklog: Int?
     var controlConnectionBacklog: Int?
     var controlFrameSeconds: Double?
+    /// When the unit is told READY=1: "mounted" (the mount and sockets answer; keys read as
+    /// unsynced until the first reconciliation) or "synced" (also after that reconciliation).
+    var readiness: String?
 
     static let defaults = AgentSettings(
         data: "/var/lib/kvgossip", control: ControlEndpoint.defaultSocketPath, listen: "0.0.0.0:7947", peers: [],
         syncInterval: 30, logLevel: "info", join: [], serfBind: "0.0.0.0:7946", serfRPC: "127.0.0.1:7373", serfProfile: "lan",
-        mountUID: 0, mountGID: 0, mountAllowOther: true, mountPageCache: false, maxSkewSeconds: 30)
+        mountUID: 0, mountGID: 0, mountAllowOther: true, mountPageCache: false, maxSkewSeconds: 30, readiness: "mounted")
 
     /// Fields set in `other` win.
     func overridden(by other: AgentSettings) -> AgentSettings {
@@ -66,6 +69,7 @@ struct AgentSettings: Codable, Equatable {
         take(\.maxSkewSeconds); take(\.historyVersions); take(\.historyBytes)
         take(\.controlConnections); take(\.controlConnectionsPerAddress); take(\.controlWatchesPerConnection)
         take(\.controlWatches); take(\.controlWatchBacklog); take(\.controlConnectionBacklog); take(\.controlFrameSeconds)
+        take(\.readiness)
         if let peers = other.peers, !peers.isEmpty { out.peers = peers }
         if let join = other.join, !join.isEmpty { out.join = join }
         return out
@@ -110,6 +114,7 @@ struct AgentSettings: Codable, Equatable {
         if let root { if (try? PublicKey(text: root)) == nil { out.append("root: not an ed25519:… public key") } } else {
             out.append("root: required (the cluster's root public key)")
         }
+        if !["mounted", "synced"].contains(readiness ?? "") { out.append("readiness: mounted or synced, got \(readiness ?? "")") }
         if Logger.Level(rawValue: logLevel ?? "") == nil { out.append("logLevel: unknown level \(logLevel ?? "")") }
         if PeerAddress(parsing: listen ?? "") == nil { out.append("listen: expected HOST:PORT, got \(listen ?? "")") }
         for p in peers ?? [] where PeerAddress(parsing: p) == nil { out.append("peers: expected HOST:PORT, got \(p)") }

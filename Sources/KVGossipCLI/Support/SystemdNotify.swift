@@ -1,4 +1,8 @@
 import Foundation
+import KVGossipNode
+import KVGossipStore
+import KVGossipSync
+import Logging
 import Synchronization
 
 /// sd_notify without libsystemd: one datagram per message to $NOTIFY_SOCKET (a path, or an
@@ -52,5 +56,27 @@ final class Readiness: Sendable {
             return n
         }
         if now == 0 { onReady() }
+    }
+}
+
+extension Readiness {
+    /// Counts one part ready when every key is synced: at once if it already is, else at the first
+    /// `.all(.synced)` the gossip publishes (its first completed reconciliation). Observes before it
+    /// looks, so the change cannot slip between the two.
+    static func partWhenSynced(_ readiness: Readiness, node: Node, engine: GossipEngine, logger: Logger) -> CommitObservation {
+        let once = Mutex(false)
+        let mark: @Sendable () -> Void = {
+            guard once.withLock({ done in
+                defer { done = true }
+                return !done
+            }) else { return }
+            logger.info("reconciled with the cluster (readiness: synced)")
+            readiness.partReady()
+        }
+        let observation = node.observeStateChanges { change in
+            if change == .all(.synced) { mark() }
+        }
+        if engine.defaultKeyState == .synced { mark() }
+        return observation
     }
 }
