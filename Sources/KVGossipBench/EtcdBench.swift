@@ -17,6 +17,8 @@ enum EtcdBench {
         var etcd: Side
         var kvgossip: Side
         var staleReads: Int
+        /// Pushes the three agents made per write (each a link session carrying the record).
+        var pushesPerWrite: Double
     }
 
     /// Where the bench keeps its ports: out of the kernel's ephemeral range.
@@ -47,7 +49,10 @@ enum EtcdBench {
 
         var agents: [GossipBench.Agent] = []
         defer { agents.forEach { $0.stop() } }
-        let mounts = try await GossipBench.startMounted(&agents, ports: (0..<3).map { _ in port() }, in: dir)
+        let metricsPorts = (0..<3).map { _ in port() }
+        let mounts = try await GossipBench.startMounted(&agents, ports: (0..<3).map { _ in port() }, in: dir) { i in
+            ["--metrics-listen", "127.0.0.1:\(metricsPorts[i])"]
+        }
         let kvgSide = try await MountWrites(mounts: mounts, key: "/bench/etcd")
         defer { kvgSide.close() }
         defer { etcdSide.close() }
@@ -63,6 +68,7 @@ enum EtcdBench {
         let agentPids = agents.map(\.process.processIdentifier)
         func cpu(_ pids: [Int32]) -> Double { pids.reduce(0) { $0 + ProcessCPU.seconds(ofTree: $1) } }
         var n = 0
+        let pushesBefore = try pushes(metricsPorts)
         for _ in 0..<blocks {
             var before = cpu(etcdPids)
             for _ in 0..<perBlock {
@@ -77,13 +83,27 @@ enum EtcdBench {
             }
             kvgCPU += cpu(agentPids) - before
         }
+        let pushed = try pushes(metricsPorts) - pushesBefore
         etcdMs.sort()
         kvgMs.sort()
         let writes = Double(blocks * perBlock)
         return Figures(
             etcd: Side(p50: Bench.percentile(etcdMs, 0.5), p99: Bench.percentile(etcdMs, 0.99), cpuMsPerWrite: etcdCPU * 1000 / writes),
             kvgossip: Side(p50: Bench.percentile(kvgMs, 0.5), p99: Bench.percentile(kvgMs, 0.99), cpuMsPerWrite: kvgCPU * 1000 / writes),
-            staleReads: kvgSide.staleReads)
+            staleReads: kvgSide.staleReads, pushesPerWrite: Double(pushed) / writes)
+    }
+
+    /// Pushes made so far by the agents serving metrics on these ports (`kvgossip_pushes_total`,
+    /// every result).
+    static func pushes(_ metricsPorts: [Int]) throws -> Int {
+        try metricsPorts.reduce(0) { sum, port in
+            let http = try EtcdHTTP(port: port, timeout: 5)
+            defer { http.close() }
+            let (status, body) = try http.request("GET", "/metrics")
+            guard status == 200 else { throw BenchError("metrics on port \(port): HTTP \(status)") }
+            let samples = String(decoding: body, as: UTF8.self).split(separator: "\n").filter { $0.hasPrefix("kvgossip_pushes_total{") }
+            return sum + samples.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
+        }
     }
 }
 

@@ -54,12 +54,12 @@ enum GossipBench {
     /// One agent per port, each with every other as a static peer and a mount at `dir`/m<i>;
     /// returns the mounts once all are mounted. Agents are appended to `agents` one by one, so the
     /// caller stops the ones started even if a later one fails.
-    static func startMounted(_ agents: inout [Agent], ports: [Int], in dir: String) async throws -> [String] {
+    static func startMounted(_ agents: inout [Agent], ports: [Int], in dir: String, extra: (Int) -> [String] = { _ in [] }) async throws -> [String] {
         let mounts = ports.indices.map { "\(dir)/m\($0)" }
         for i in ports.indices {
             agents.append(try Agent(
                 binary: binary(), directory: dir, name: "n\(i)", root: Bench.root, port: ports[i],
-                peers: ports.indices.filter { $0 != i }.map { ports[$0] }, extra: ["--mount", mounts[i]]))
+                peers: ports.indices.filter { $0 != i }.map { ports[$0] }, extra: ["--mount", mounts[i]] + extra(i)))
         }
         for m in mounts { try await MountBench.waitForMount(m) }
         return mounts

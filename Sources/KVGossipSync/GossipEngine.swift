@@ -84,30 +84,33 @@ public final class GossipEngine: Sendable, KeyStateSource {
 
     /// Follows the store's commits and the clock until cancelled.
     public func run() async {
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                for await change in self.node.store.changes() {
-                    switch change {
-                    case .record(let record, _, let origin):
-                        let d = self.instance.withLock { $0.committed(record.key, digest: record.digest, origin: origin, nowMs: self.now) }
-                        self.execute(d)
-                    case .revocation:
-                        self.dropLinksNoLongerAdmitted()
-                    case .unset:
-                        break
-                    }
-                }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    let wake = self.instance.withLock { $0.nextWakeMs } ?? UInt64.max
-                    let wait = min(wake > self.now ? wake - self.now : 0, 100)
-                    try? await Task.sleep(for: .milliseconds(Int(wait)))
-                    if Task.isCancelled { return }
-                    self.execute(self.instance.withLock { $0.tick(nowMs: self.now) })
-                }
+        // Commits come in on the committing thread as the store publishes them, so a fresh
+        // record's pushes start at once instead of after a change-feed reader is scheduled.
+        let observation = node.store.observeCommits { [weak self] changes in self?.committed(changes) }
+        defer { observation.cancel() }
+        while !Task.isCancelled {
+            let wake = instance.withLock { $0.nextWakeMs } ?? UInt64.max
+            let wait = min(wake > now ? wake - now : 0, 100)
+            try? await Task.sleep(for: .milliseconds(Int(wait)))
+            if Task.isCancelled { return }
+            execute(instance.withLock { $0.tick(nowMs: now) })
+        }
+    }
+
+    /// A batch the store committed (called on the committing thread: quick, and no store access).
+    private func committed(_ changes: [StoreChange]) {
+        var revoked = false
+        for change in changes {
+            switch change {
+            case .record(let record, _, let origin):
+                execute(instance.withLock { $0.committed(record.key, digest: record.digest, origin: origin, nowMs: now) })
+            case .revocation:
+                revoked = true
+            case .unset:
+                break
             }
         }
+        if revoked { Task { self.dropLinksNoLongerAdmitted() } }
     }
 
     // MARK: Directives out
@@ -118,7 +121,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
             case .startSession(let address, let reason):
                 Task { await self.runSession(with: address, reason: reason) }
             case .push(let address, let keys):
-                Task { await self.runPush(to: address, keys: keys) }
+                startPush(to: address, keys: keys)
             case .announce(let address):
                 Task {
                     guard let link = try? await self.link(to: address) else { return }
@@ -173,24 +176,64 @@ public final class GossipEngine: Sendable, KeyStateSource {
         }
     }
 
+    /// Keys a push reads where it is asked for rather than on the store's threads.
+    static let inlineReads = 4
+
+    /// A push the instance asked for. A push of a fresh write (a key or two) over an open link is
+    /// read and sent right here, usually on the thread that committed the record: it leaves without
+    /// waiting for a task to be scheduled, and a task waits for the answer. Other pushes (many keys,
+    /// a link still to dial) run in a task, reading on the store's threads.
+    private func startPush(to address: PeerAddress, keys: [Key]) {
+        guard keys.count <= Self.inlineReads, let link = links.openLink(to: address) else {
+            Task { await self.runPush(to: address, keys: keys) }
+            return
+        }
+        do {
+            let records = try keys.compactMap { try node.store.record($0) }
+            guard !records.isEmpty else { return execute(instance.withLock { $0.pushAnswered(by: address, [], nowMs: now) }) }
+            let sent = try sendPush(records, on: link)
+            Task { await self.awaitPush(sent, on: link, to: address) }
+        } catch {
+            pushFailed(to: address, error)
+        }
+    }
+
     private func runPush(to address: PeerAddress, keys: [Key]) async {
         do {
             let records = try await pool.runIfActive { [node] in try keys.compactMap { try node.store.record($0) } }
-            guard !records.isEmpty else {
-                execute(instance.withLock { $0.pushAnswered(by: address, [], nowMs: now) })
-                return
-            }
+            guard !records.isEmpty else { return execute(instance.withLock { $0.pushAnswered(by: address, [], nowMs: now) }) }
             let link = try await self.link(to: address)
-            var pusher = SyncPusher(state: syncState(link), peer: link.peer.name, records: records, limits: options.links.syncLimits)
-            let opening = try pusher.start()
-            let (id, inbox) = try link.openSession()
-            try await SessionRunner.run(&pusher, opening: opening, first: nil, session: id, inbox: inbox, link: link, pool: pool)
-            let results = zip(records, pusher.results).map { (key: $0.key, digest: $0.digest, held: $1.code != .refused) }
+            let sent = try sendPush(records, on: link)
+            await awaitPush(sent, on: link, to: address)
+        } catch {
+            pushFailed(to: address, error)
+        }
+    }
+
+    /// Opens a push of `records` on the link and sends its opening and records (one write).
+    private func sendPush(_ records: [Record], on link: PeerLink) throws -> SentPush {
+        var pusher = SyncPusher(state: syncState(link), peer: link.peer.name, records: records, limits: options.links.syncLimits)
+        let opening = try pusher.start()
+        let (id, inbox) = try link.openSession()
+        link.send(opening, session: id)
+        return SentPush(pusher: pusher, session: id, inbox: inbox)
+    }
+
+    /// Waits for a sent push's answer; how it ended goes back to the instance.
+    private func awaitPush(_ sent: SentPush, on link: PeerLink, to address: PeerAddress) async {
+        var pusher = sent.pusher
+        do {
+            try await SessionRunner.run(&pusher, opening: [], first: nil, session: sent.session, inbox: sent.inbox, link: link, pool: pool)
+            let results = zip(pusher.records, pusher.results).map { (key: $0.key, digest: $0.digest, held: $1.code != .refused) }
             execute(instance.withLock { $0.pushAnswered(by: address, results, nowMs: now) })
         } catch {
-            logger.debug("push failed; a repair session follows", metadata: ["peer": "\(address)", "error": "\(error)"])
-            execute(instance.withLock { $0.pushFailed(to: address, nowMs: now) })
+            pushFailed(to: address, error)
         }
+    }
+
+    private func pushFailed(to address: PeerAddress, _ error: any Error) {
+        logger.debug("push failed; a repair session follows", metadata: ["peer": "\(address)", "error": "\(error)"])
+        execute(instance.withLock { $0.pushFailed(to: address, nowMs: now) })
     }
 
     // MARK: Links
@@ -398,6 +441,13 @@ public final class GossipEngine: Sendable, KeyStateSource {
     }
 
     var now: UInt64 { node.store.clock() }
+}
+
+/// A push whose opening and records are on their way: what waits for its answer.
+struct SentPush: Sendable {
+    var pusher: SyncPusher
+    let session: UInt32
+    let inbox: AsyncStream<SyncMessage?>
 }
 
 /// Connections refused, for status and metrics.

@@ -28,6 +28,11 @@ final class LinkTable: Sendable {
         return try await task.value
     }
 
+    /// The open link to `address`, if there is one (no dial).
+    func openLink(to address: PeerAddress) -> PeerLink? {
+        state.withLock { s in s.links[address].flatMap { $0.isClosed ? nil : $0 } }
+    }
+
     /// Records an established link under `address`. A node key holds at most `perNode` links (a
     /// peer that keeps linking loses its oldest) and the node at most `total`: past that the new link
     /// is closed and false returned.

@@ -47,7 +47,9 @@ public final class PeerLink: Sendable {
     public let initiatedHere: Bool
     public let peerClockOffsetMs: Int64
     let options: LinkOptions
-    private let writer: AsyncStream<[UInt8]>.Continuation
+    /// Frames to send, each element written to the socket at once (one flush, so a push's two
+    /// messages leave in one system call).
+    private let writer: AsyncStream<[[UInt8]]>.Continuation
     fileprivate let state = Mutex(State())
     /// Bytes on the wire (frames with their length prefix), for benchmarks and status.
     let bytesSent = Atomic<Int>(0)
@@ -77,7 +79,7 @@ public final class PeerLink: Sendable {
 
     init(
         peer: LinkIdentity, address: PeerAddress, initiatedHere: Bool, peerClockOffsetMs: Int64, options: LinkOptions,
-        writer: AsyncStream<[UInt8]>.Continuation, logger: Logger, disconnect: @escaping @Sendable () -> Void
+        writer: AsyncStream<[[UInt8]]>.Continuation, logger: Logger, disconnect: @escaping @Sendable () -> Void
     ) {
         self.disconnect = disconnect
         self.peer = peer
@@ -95,12 +97,17 @@ public final class PeerLink: Sendable {
     /// Bytes sent and received on this link so far.
     public var traffic: (sent: Int, received: Int) { (bytesSent.load(ordering: .relaxed), bytesReceived.load(ordering: .relaxed)) }
 
-    /// Queues one message; the writer seals and sends in order.
-    func send(_ message: SyncMessage, session: UInt32) {
-        var w = ByteWriter(capacity: 64)
-        w.u32(session)
-        writer.yield(w.bytes + SyncMessageCodec.encode(message))
+    /// Queues messages of one session, to go out together; the writer seals and sends in order.
+    func send(_ messages: [SyncMessage], session: UInt32) {
+        guard !messages.isEmpty else { return }
+        writer.yield(messages.map { message in
+            var w = ByteWriter(capacity: 64)
+            w.u32(session)
+            return w.bytes + SyncMessageCodec.encode(message)
+        })
     }
+
+    func send(_ message: SyncMessage, session: UInt32) { send([message], session: session) }
 
     /// Tells the peer this node's tree hash.
     public func announce(_ hash: Hash256) { send(.announce(hash), session: 0) }
@@ -117,9 +124,10 @@ public final class PeerLink: Sendable {
         }
     }
 
-    /// Wakes a session's runner so it can check for a stall.
-    func nudge(_ id: UInt32) {
-        _ = state.withLock { $0.sessions[id] }?.yield(nil)
+    /// Wakes every session's runner so each can check for a stall (the link's watchdog, every
+    /// quarter of the stall timeout: one timer per link, not one task per session).
+    func nudgeSessions() {
+        for inbox in state.withLock({ Array($0.sessions.values) }) { inbox.yield(nil) }
     }
 
     func endSession(_ id: UInt32) {
@@ -146,6 +154,7 @@ public final class PeerLink: Sendable {
     /// Returns when the sessions hold fewer unhandled messages than the bound (at once, usually),
     /// or the link closed. Only the link's reader calls it.
     func roomForMore() async {
+        if state.withLock({ $0.closed || $0.queuedTotal < options.queuedMessagesPerLink }) { return }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let now = state.withLock { s -> Bool in
                 if s.closed || s.queuedTotal < options.queuedMessagesPerLink { return true }
@@ -212,25 +221,16 @@ public final class PeerLink: Sendable {
 /// inbox on the store's threads (answers may verify signatures and commit), and ends when the
 /// driver is finished, the link closes or the peer stalls.
 ///
-/// An inbox carries the peer's messages and, from a watchdog, `nil` now and then: a session that
-/// has heard nothing for the stall timeout when one arrives fails.
+/// An inbox carries the peer's messages and, from the link's watchdog, `nil` now and then: a
+/// session that has heard nothing for the stall timeout when one arrives fails.
 enum SessionRunner {
     static func run<D: SyncDriver>(
         _ driver: inout D, opening: [SyncMessage], first: SyncMessage?, session: UInt32, inbox: AsyncStream<SyncMessage?>,
         link: PeerLink, pool: NIOThreadPool
     ) async throws {
         let timeout = link.options.sessionStallTimeout
-        let watchdog = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: timeout / 4)
-                link.nudge(session)
-            }
-        }
-        defer {
-            watchdog.cancel()
-            link.endSession(session)
-        }
-        for m in opening { link.send(m, session: session) }
+        defer { link.endSession(session) }
+        link.send(opening, session: session)
         var local = driver
         defer { driver = local }
         var heard = ContinuousClock.now
@@ -253,13 +253,16 @@ enum SessionRunner {
             heard = ContinuousClock.now
             let current = local
             do {
-                let (next, replies) = try await pool.runIfActive { () throws -> (D, [SyncMessage]) in
+                let step = { @Sendable () throws -> (D, [SyncMessage]) in
                     var d = current
                     let replies = try d.receive(message)
                     return (d, replies)
                 }
+                // An opening reads at most the tree hash, which the store keeps in memory: no
+                // hand-off to the store's threads and back for it.
+                let (next, replies) = message.isOpening ? try step() : try await pool.runIfActive(step)
                 local = next
-                for m in replies { link.send(m, session: session) }
+                link.send(replies, session: session)
             } catch let error as SyncProtocolError {
                 link.send(.failure(error.description), session: session)
                 throw error
@@ -267,6 +270,12 @@ enum SessionRunner {
             if local.isFinished { return }
         }
         if !local.isFinished { throw SyncProtocolError("the link to \(link.peer.name) closed mid-session") }
+    }
+}
+
+extension SyncMessage {
+    var isOpening: Bool {
+        if case .open = self { true } else { false }
     }
 }
 

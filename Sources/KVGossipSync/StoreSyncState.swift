@@ -34,6 +34,8 @@ public struct StoreSyncState: SyncLocalState {
 
     public func revocations(for grantIDs: [Hash256]) throws -> [Revocation] { try node.store.revocations(for: grantIDs) }
 
+    public func storedDigests(of keys: [Key]) throws -> [Hash256?] { try keys.map { try node.store.record($0)?.digest } }
+
     public func apply(records: [Record], from peerName: String, pulled: Bool) throws -> [PushResult] {
         guard !records.isEmpty else { return [] }
         let outcomes = try node.store.apply(records, origin: pulled ? .pulled(from: peer) : .pushed(by: peer))

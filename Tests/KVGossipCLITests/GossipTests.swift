@@ -8,11 +8,11 @@ import KVGossipTestSupport
 @Suite(.serialized, .integration) struct GossipTests {
 
     /// Agents named A, B, C… each listening on its own port, peers given as indexes.
-    static func cluster(_ cli: CLIProcess, root: String, peers: [[Int]], extra: [String] = []) throws -> [AgentProcess] {
+    static func cluster(_ cli: CLIProcess, root: String, peers: [[Int]], extra: [String] = [], each: (Int) -> [String] = { _ in [] }) throws -> [AgentProcess] {
         let ports = peers.indices.map { _ in LoopbackPort.free() }
         return try peers.indices.map { i in
             let name = String(UnicodeScalar(UInt8(65 + i)))
-            var args = ["--key", "root.key", "--name", name, "--listen", "127.0.0.1:\(ports[i])", "--sync-interval", "3600"] + extra
+            var args = ["--key", "root.key", "--name", name, "--listen", "127.0.0.1:\(ports[i])", "--sync-interval", "3600"] + extra + each(i)
             for p in peers[i] { args += ["--peer", "127.0.0.1:\(ports[p])"] }
             return try AgentProcess(cli: cli, name: name, root: root, extraArgs: args)
         }
@@ -35,6 +35,33 @@ import KVGossipTestSupport
         // The writer's key is dirty until a peer acknowledged it, then clean.
         #expect(try Readiness.wait { try agents[0].run(["get", "--json", "/app/db/url"]).stdout.contains("\"dirty\" : false") })
         #expect(try Readiness.wait { Set(try agents.map(Self.treeHash)).count == 1 })
+    }
+
+    /// Three hosts that all know each other: the writer pushes to both others, and neither forwards
+    /// (the other already has it from the writer), so a write costs two pushes, not four.
+    @Test func inAClusterOfThreeOnlyTheWriterPushes() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let metrics = (0..<3).map { _ in LoopbackPort.free() }
+        let agents = try Self.cluster(cli, root: root, peers: [[1, 2], [0, 2], [0, 1]]) { ["--metrics-listen", "127.0.0.1:\(metrics[$0])"] }
+        func pushes(_ i: Int) throws -> Int {
+            try MetricsTests.http("GET", "/metrics", port: metrics[i]).split(separator: "\n")
+                .filter { $0.hasPrefix("kvgossip_pushes_total{") }
+                .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
+        }
+        let writes = 10
+        for i in 0..<writes {
+            try agents[0].run(["set", "/three/k\(i)", "v\(i)"])
+            for agent in agents[1...] {
+                #expect(try Readiness.wait { try agent.run(["get", "/three/k\(i)"]).stdout == "v\(i)" })
+            }
+        }
+        // Every push of the writer answered (its keys clean), and the hosts agree.
+        #expect(try Readiness.wait { try pushes(0) == 2 * writes })
+        #expect(try Readiness.wait { Set(try agents.map(Self.treeHash)).count == 1 })
+        let forwarded = [try pushes(1), try pushes(2)]
+        #expect(forwarded == [0, 0], "receivers forwarded")
     }
 
     /// Forwarders skip the peer a record came from, which they know by name once its hello told

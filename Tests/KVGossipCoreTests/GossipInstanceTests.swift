@@ -30,6 +30,10 @@ import Testing
         return out
     }
 
+    static func announcements(_ d: [GossipDirective]) -> [PeerAddress] {
+        d.compactMap { if case .announce(let a) = $0 { a } else { nil } }
+    }
+
     static func sessions(_ d: [GossipDirective]) -> [PeerAddress] {
         d.compactMap { if case .startSession(let a, _) = $0 { a } else { nil } }
     }
@@ -50,6 +54,48 @@ import Testing
         #expect(targets.count == 3 && !targets.contains(sender), "every peer but the sender: \(targets)")
         #expect(g.keyStates.state(of: Self.key) == .synced, "a record from elsewhere is not pending here")
         #expect(g.committed(try! Key("/other"), digest: Self.digest, origin: .pulled(from: sender), nowMs: 11).isEmpty)
+    }
+
+    @Test func inAFullMeshAPushedRecordIsNotForwardedButAnnounced() {
+        // Three peers, fanout 3: the writer pushed to every node, so a receiver's forward would
+        // only be a duplicate for a node that has it.
+        var g = Self.instance(members: 3)
+        #expect(g.config.fanout(peers: 3) >= 3)
+        let d = g.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(2)), nowMs: 10)
+        #expect(Self.pushes(d).isEmpty, "no forward: \(d)")
+        #expect(g.counters.forwarded == 0)
+        // The new tree hash still goes out, for a node the sender does not know: to every peer but
+        // the sender, which holds the record.
+        #expect(Set(Self.announcements(g.tick(nowMs: 10 + g.config.announceDelayMs))) == [Self.address(1), Self.address(3)])
+        // A local write goes to every peer, and so needs no announcement after it.
+        #expect(Self.pushes(g.committed(try! Key("/app/mine"), digest: Self.digest2, origin: .local, nowMs: 100)).count == 3)
+        #expect(Self.announcements(g.tick(nowMs: 100 + g.config.announceDelayMs)).isEmpty)
+    }
+
+    @Test func anAnnouncementForRecordsFromTwoSendersLeavesOutNeither() {
+        var g = Self.instance(members: 3)
+        _ = g.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(2)), nowMs: 10)
+        _ = g.committed(try! Key("/app/k2"), digest: Self.digest2, origin: .pushed(by: Self.address(3)), nowMs: 11)
+        #expect(Self.announcements(g.tick(nowMs: 10 + g.config.announceDelayMs)).count == min(3, g.config.announceFanout(peers: 3)))
+        // The next announcement starts afresh.
+        _ = g.committed(try! Key("/app/k3"), digest: Self.digest, origin: .pushed(by: Self.address(2)), nowMs: 200)
+        #expect(!Self.announcements(g.tick(nowMs: 200 + g.config.announceDelayMs)).contains(Self.address(2)))
+    }
+
+    @Test func aPushFromAPeerThisNodeDoesNotKnowIsForwardedEvenInAFullMesh() {
+        var g = Self.instance(members: 3)
+        let d = g.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(9)), nowMs: 10)
+        #expect(Set(Self.pushes(d).keys) == Set((1...3).map(Self.address)), "its view of the cluster is not this node's")
+    }
+
+    @Test func whereTheFanoutReachesEveryPeerPushesAreNotForwarded() {
+        let config = GossipConfig()
+        #expect((1...3).allSatisfy { !config.forwardsPushes(peers: $0) }, "default fanout 3 reaches up to 3 peers")
+        #expect((4...2_000).allSatisfy { config.forwardsPushes(peers: $0) }, "a larger cluster forwards, as the simulations assume")
+        var explicit = GossipConfig()
+        explicit.fanout = 1
+        #expect(!explicit.forwardsPushes(peers: 1) && explicit.forwardsPushes(peers: 2))
+        #expect(!config.forwardsPushes(peers: 0))
     }
 
     @Test func anAcknowledgementOfTheVersionSentSettlesTheKey() {

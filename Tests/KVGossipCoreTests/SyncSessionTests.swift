@@ -99,6 +99,28 @@ import KVGossipTestSupport
         #expect(b.value("/forged") == nil)
     }
 
+    /// A record pushed to a node that already holds it is answered `duplicate` from its digest,
+    /// without the checks: shown with a record that would fail them, stored unchecked.
+    @Test func aPushedRecordAlreadyHeldIsADuplicateWithoutItsChecks() throws {
+        let b = node()
+        let forged = Fixture.record("/forged", "x", by: Fixture.mallory)
+        try b.storeUnchecked(forged)
+        func push(_ records: [Record]) throws -> [PushResult.Code] {
+            var responder = SyncResponder(state: b, peer: "a")
+            #expect(try responder.receive(.open(.push, .zero)).isEmpty)
+            guard case .results(let results) = try responder.receive(.records(records)).first else { return [] }
+            return results.map(\.code)
+        }
+        let other = Fixture.record("/forged/2", "x", by: Fixture.mallory)
+        let good = Fixture.record("/good", "g", by: Fixture.root)
+        #expect(try push([forged, other, good]) == [.duplicate, .refused, .accepted], "held, checked and refused, checked and taken")
+        #expect(b.value("/good") != nil && b.value("/forged/2") == nil)
+        // Pulled records are checked even when held.
+        var report = SyncReport(), streak = 0
+        let pulled = try SyncSession.apply([forged], pulled: true, state: b, peer: "a", limits: .default, report: &report, streak: &streak)
+        #expect(pulled.map(\.code) == [.refused])
+    }
+
     @Test func revocationsAreReconciledAndCascade() throws {
         let a = node(), b = node(), c = node()
         let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])

@@ -47,6 +47,10 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
         lock.withLock { _ in grantIDs.compactMap { revocationsByGrant[$0] } }
     }
 
+    func storedDigests(of keys: [Key]) throws -> [Hash256?] {
+        lock.withLock { _ in keys.map { records[SummaryEntries.keyHash($0)]?.digest } }
+    }
+
     func isRevoked(_ id: Hash256) -> Bool { revocationsByGrant[id] != nil }
 
     func apply(records incoming: [Record], from peer: String, pulled: Bool) throws -> [PushResult] {

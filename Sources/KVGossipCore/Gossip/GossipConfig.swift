@@ -33,6 +33,15 @@ public struct GossipConfig: Sendable, Equatable {
         return max(3, Int(Self.naturalLog(Double(peers + 1)).rounded(.up)) + 1)
     }
 
+    /// Whether a record pushed by a peer this node knows goes on to this node's own peers. Where the
+    /// fanout reaches every peer (at most fanout + 1 nodes, each knowing the others, as Serf's
+    /// members or static peers listed both ways), the sender pushed it to every node already, and a
+    /// forward would only hand each of them a duplicate: a link session, a lookup and an answer.
+    /// Where views differ (static peers listed one way), a node the sender does not know hears the
+    /// new tree hash in the announcement that follows the commit, or at the latest in the periodic
+    /// round, and pulls the record.
+    public func forwardsPushes(peers: Int) -> Bool { fanout(peers: peers) < peers }
+
     /// How many peers hear a writer's new tree hash, in a cluster of `peers` other nodes.
     public func announceFanout(peers: Int) -> Int {
         if let announceFanout { return min(announceFanout, peers) }

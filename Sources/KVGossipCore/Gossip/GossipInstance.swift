@@ -3,7 +3,8 @@ public enum CommitOrigin: Sendable, Equatable {
     /// Minted here or handed in by a client: pushed to `fanout` peers.
     case local
     /// Sent by a peer unasked (a push, or its own records in a session it opened): new to this
-    /// node, so forwarded to `fanout` peers other than the sender.
+    /// node, so forwarded to `fanout` peers other than the sender, unless the sender reached
+    /// every peer already (`GossipConfig.forwardsPushes`).
     case pushed(by: PeerAddress)
     /// Fetched in a full session: not forwarded (anti-entropy spreads it anyway).
     case pulled(from: PeerAddress)
@@ -76,6 +77,9 @@ public struct GossipInstance: Sendable {
     private var nextRoundMs: UInt64?
     private var startupDone = false
     private var announceAtMs: UInt64?
+    /// A peer known to hold every record the pending announcement is for (the sender of records
+    /// this node did not forward), left out of it.
+    private var announceSkip: PeerAddress?
     private var announcedSessions = 0
     private let expectsPeers: Bool
     // Indexes kept beside `peers` so that nothing per event costs a pass over every peer (a fleet
@@ -163,7 +167,8 @@ public struct GossipInstance: Sendable {
         }
         if let due = announceAtMs, due <= nowMs {
             announceAtMs = nil
-            let targets = pick(config.announceFanout(peers: peers.count), excluding: nil)
+            let targets = pick(config.announceFanout(peers: peers.count), excluding: announceSkip)
+            announceSkip = nil
             for address in targets { out.append(.announce(address)) }
             counters.announcements += targets.count
         }
@@ -176,19 +181,36 @@ public struct GossipInstance: Sendable {
     public mutating func committed(_ key: Key, digest: Hash256, origin: CommitOrigin, nowMs: UInt64) -> [GossipDirective] {
         var out: [GossipDirective] = []
         let targets: [PeerAddress]
+        // Whether peers should hear the new tree hash, and one that surely holds the record.
+        var announce = true
+        var holder: PeerAddress?
         switch origin {
         case .local:
             targets = pick(fanout, excluding: nil)
+            // Pushed to every peer: each gets it or, if the push fails, a repair session.
+            announce = targets.count < peers.count
             // Pending until a peer holds it; a node with no peers at all has no one to wait for.
             if expectsPeers || !peers.isEmpty, keyStates.minted(key, digest: digest) { out.append(.keyStates([key: keyStates.state(of: key)])) }
         case .pushed(let sender):
-            targets = pick(fanout, excluding: sender)
+            // A sender this node does not know has a view of the cluster unlike this node's: what
+            // it reached says nothing about this node's peers.
+            let forwards = peers[sender] == nil || config.forwardsPushes(peers: peers.count)
+            targets = forwards ? pick(fanout, excluding: sender) : []
+            // Not forwarded: the announcement is the way to a peer the sender does not know.
+            if !forwards { holder = sender }
             counters.forwarded += targets.count
         case .pulled:
             return []
         }
         for address in targets { out += enqueue(key, for: address) }
-        if config.announceFanout(peers: peers.count) > 0, announceAtMs == nil { announceAtMs = nowMs + config.announceDelayMs }
+        if announce, config.announceFanout(peers: peers.count) > 0 {
+            if announceAtMs == nil {
+                announceAtMs = nowMs + config.announceDelayMs
+                announceSkip = holder
+            } else if announceSkip != holder {
+                announceSkip = nil  // the records pending announcement came from different peers
+            }
+        }
         return out + pump(nowMs: nowMs)
     }
 

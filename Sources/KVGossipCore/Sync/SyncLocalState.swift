@@ -12,6 +12,8 @@ public protocol SyncLocalState: Sendable {
     func records(at ids: [Hash256]) throws -> [Record]
     /// The revocations of these grant ids; absent ones are skipped.
     func revocations(for grantIDs: [Hash256]) throws -> [Revocation]
+    /// The digest of the record stored under each key, nil where there is none, in order.
+    func storedDigests(of keys: [Key]) throws -> [Hash256?]
     /// Verifies and applies records from the peer, one result per record, in order. `pulled` says
     /// whether this side asked for them (anti-entropy) or the peer sent them unasked (a push or the
     /// initiator's own records), for whoever decides whether to forward them.
@@ -148,7 +150,19 @@ enum SyncSession {
         guard records.count <= limits.batchRecords else {
             throw SyncProtocolError("\(records.count) records in one message (limit \(limits.batchRecords))")
         }
-        let results = try state.apply(records: records, from: peer, pulled: pulled)
+        // A record sent unasked that this node already holds (the digest stored under its key) is a
+        // duplicate: answered so from a lookup, without its signature and authority checks or a
+        // write (they were done when it was stored; a revocation since would have unset it).
+        // Pulled records were found missing here, so they are not looked up.
+        let stored: [Hash256?] = pulled ? Array(repeating: nil, count: records.count) : try state.storedDigests(of: records.map(\.key))
+        let held = zip(records, stored).map { $0.digest == $1 }
+        let fresh = zip(records, held).filter { !$0.1 }.map(\.0)
+        let applied = fresh.isEmpty ? [] : try state.apply(records: fresh, from: peer, pulled: pulled)
+        guard stored.count == records.count, applied.count == fresh.count else {
+            throw SyncProtocolError("the node answered for other records than it was given")
+        }
+        var next = applied.makeIterator()
+        let results = held.map { $0 ? PushResult(code: .duplicate) : next.next()! }
         for r in results {
             if r.code == .refused {
                 streak += 1
