@@ -38,6 +38,33 @@ import Testing
         d.compactMap { if case .startSession(let a, _) = $0 { a } else { nil } }
     }
 
+    /// A fleet node's table lists thousands of peers; the simulator gives every node one shared
+    /// table that lists the node itself. The node never picks itself, and keeps state only for
+    /// the peers it is dealing with now.
+    @Test func aSharedTableListingThisNodeIsNeverPickedAndKeepsStateOnlyForBusyPeers() {
+        let addresses = (0 ..< 1000).map { PeerAddress(host: "10.0.\($0 / 256).\($0 % 256)", port: 7947) }
+        let table = PeerTable(members: addresses.map { ($0.host, $0) }, statics: [])
+        let own = addresses[17]
+        var g = GossipInstance(expectsPeers: true, seed: 3)
+        _ = g.setPeers(table, ownAddress: own, nowMs: 0)
+        #expect(g.peerCount == 999 && !g.isPeer(own) && g.peer(own) == nil && g.peers.count == 999)
+        for a in Self.sessions(g.start(nowMs: 0)) { _ = g.sessionEnded(with: a, SessionOutcome(completed: true, equalAtEnd: true), nowMs: 0) }
+        let remembered = g.states.count  // the start-up session's peer: its last sync
+        var chosen = Set<PeerAddress>()
+        for i in 0 ..< 300 {
+            let key = try! Key("/k\(i)")
+            let d = g.committed(key, digest: Self.digest, origin: .local, nowMs: UInt64(i))
+            for (peer, keys) in Self.pushes(d) {
+                chosen.insert(peer)
+                _ = g.pushAnswered(by: peer, keys.map { (key: $0, digest: Self.digest, held: true) }, nowMs: UInt64(i))
+            }
+            for a in Self.announcements(g.tick(nowMs: UInt64(i) + 1_000)) { chosen.insert(a) }
+        }
+        #expect(!chosen.contains(own))
+        #expect(chosen.count > 500, "pushes and announcements spread over the table: \(chosen.count)")
+        #expect(g.states.count == remembered, "answered pushes leave nothing behind: \(g.states.count) peers with state")
+    }
+
     @Test func aLocalWriteIsPendingAndPushedToFanoutPeers() {
         var g = Self.instance(members: 5) { $0.fanout = 3 }
         let d = g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 10)

@@ -41,28 +41,6 @@ public struct SessionOutcome: Sendable, Equatable {
     public static func failed(_ error: String) -> SessionOutcome { SessionOutcome(completed: false, equalAtEnd: false, error: error) }
 }
 
-/// A peer as the gossip knows it.
-public struct GossipPeer: Sendable, Equatable {
-    public var address: PeerAddress
-    /// From Serf or the link's handshake; the address until known.
-    public var name: String
-    /// Configured (`--peer`): stays when Serf forgets it.
-    public var isStatic: Bool
-    public var lastSyncMs: UInt64?
-    public var agreed: Bool?
-    public var lastError: String?
-    var sessionInFlight = false
-    /// The running session was started by an announcement (they are limited in number).
-    var sessionAnnounced = false
-    var sessionWanted: String?
-    var repairAtMs: UInt64?
-    var pushesInFlight = 0
-    var queue: [Key] = []
-    var queued: Set<Key> = []
-    /// Pending pushes when the running session started: a completed session settles them.
-    var pendingAtSessionStart: [Key: Hash256] = [:]
-}
-
 /// The gossip of one node as a state machine (the way `SWIM.Instance` is built): it owns the peers,
 /// the sessions and pushes in flight, the push queues, repairs, and every key's state; events come
 /// in, directives go out, and a thin shell carries them out (Docs/architecture.md §Gossip). No I/O,
@@ -70,7 +48,13 @@ public struct GossipPeer: Sendable, Equatable {
 public struct GossipInstance: Sendable {
     public let config: GossipConfig
     public private(set) var keyStates: KeyStateBook
-    public private(set) var peers: [PeerAddress: GossipPeer] = [:]
+    /// Who the peers are (shared storage: one table can serve many instances), and this node's
+    /// own address if the table lists it.
+    public private(set) var table = PeerTable()
+    private var ownAddress: PeerAddress?
+    /// What this node did with each peer, only for peers it did something with: a fleet node's
+    /// table has thousands of peers, of which a write touches a few (Docs/architecture.md §Gossip).
+    private(set) var states: [PeerAddress: GossipPeer] = [:]
     /// Counters for status and metrics.
     public private(set) var counters = GossipCounters()
     private var random: SplitMix64
@@ -82,10 +66,9 @@ public struct GossipInstance: Sendable {
     private var announceSkip: PeerAddress?
     private var announcedSessions = 0
     private let expectsPeers: Bool
-    // Indexes kept beside `peers` so that nothing per event costs a pass over every peer (a fleet
-    // node knows thousands): the addresses in order, peers with keys queued, peers awaiting a
-    // repair, and the pushes in flight to all of them.
-    private var order: [PeerAddress] = []
+    // Indexes kept beside the states so that nothing per event costs a pass over every peer (a
+    // fleet node knows thousands): peers with keys queued, peers awaiting a repair, and the pushes
+    // in flight to all of them.
     private var waiting: Set<PeerAddress> = []
     private var repairing: Set<PeerAddress> = []
     private var inFlightTotal = 0
@@ -105,32 +88,65 @@ public struct GossipInstance: Sendable {
 
     /// The peers now: static ones (`--peer`) and live members (Serf), by sync address.
     public mutating func setPeers(members: [(name: String, address: PeerAddress)], statics: [PeerAddress], nowMs: UInt64) -> [GossipDirective] {
-        var next: [PeerAddress: GossipPeer] = [:]
-        for address in statics {
-            next[address] = peers[address] ?? GossipPeer(address: address, name: address.description, isStatic: true)
-            next[address]!.isStatic = true
-        }
-        for member in members where next[member.address] == nil {
-            var peer = peers[member.address] ?? GossipPeer(address: member.address, name: member.name, isStatic: false)
-            peer.name = member.name
-            next[member.address] = peer
-        }
-        let joined = next.keys.filter { peers[$0] == nil }.sorted()
+        setPeers(PeerTable(members: members, statics: statics), ownAddress: nil, nowMs: nowMs)
+    }
+
+    /// The peers now, as a table that may list this node itself at `ownAddress` (so that many
+    /// nodes can share one table's storage, as the simulator's do).
+    public mutating func setPeers(_ next: PeerTable, ownAddress own: PeerAddress?, nowMs: UInt64) -> [GossipDirective] {
+        let (before, beforeOwn) = (table, ownAddress)
+        table = next
+        ownAddress = own
         // Peers that left take their queues with them: the keys were pushed elsewhere too.
-        for (address, peer) in peers where next[address] == nil { inFlightTotal -= peer.pushesInFlight }
-        peers = next
-        order = next.keys.sorted()
-        waiting = waiting.filter { next[$0] != nil }
-        repairing = repairing.filter { next[$0] != nil }
+        for (address, state) in states {
+            guard isPeer(address) else {
+                inFlightTotal -= state.pushesInFlight
+                states[address] = nil
+                continue
+            }
+            states[address]!.isStatic = table.statics.contains(address)
+            if !states[address]!.isStatic, let name = table.names[address] { states[address]!.name = name }
+        }
+        waiting = waiting.filter(isPeer)
+        repairing = repairing.filter(isPeer)
         guard startupDone else { return [] }
+        let joined = table.addresses.filter { isPeer($0) && ($0 == beforeOwn || before.names[$0] == nil) }
         var out: [GossipDirective] = []
         for address in joined { out += want(session: address, "member joined") }
         return out + pump(nowMs: nowMs)
     }
 
+    /// Every peer as the gossip knows it (for status; a pass over the whole table).
+    public var peers: [PeerAddress: GossipPeer] {
+        var out: [PeerAddress: GossipPeer] = [:]
+        for address in table.addresses where address != ownAddress { out[address] = self.peer(address) }
+        return out
+    }
+
+    public var peerCount: Int { table.addresses.count - (ownAddress.map { table.names[$0] != nil } == true ? 1 : 0) }
+
+    public func isPeer(_ address: PeerAddress) -> Bool { address != ownAddress && table.names[address] != nil }
+
+    /// The peer at `address`, with what this node did with it, or nil if it is not a peer.
+    public func peer(_ address: PeerAddress) -> GossipPeer? {
+        guard isPeer(address) else { return nil }
+        return states[address] ?? GossipPeer(address: address, name: table.names[address]!, isStatic: table.statics.contains(address))
+    }
+
+    /// Keeps what this node did with a peer; forgets a peer it has nothing on any more.
+    private mutating func put(_ peer: GossipPeer) {
+        states[peer.address] = peer.isIdle && peer.name == table.names[peer.address] ? nil : peer
+    }
+
+    private mutating func update(_ address: PeerAddress, _ change: (inout GossipPeer) -> Void) {
+        guard var p = self.peer(address) else { return }
+        change(&p)
+        put(p)
+    }
+
     /// A peer's name, as its link's handshake told it.
     public mutating func learnedName(_ name: String, of address: PeerAddress) {
-        peers[address]?.name = name
+        update(address) { $0.name = name }
     }
 
     // MARK: Start and time
@@ -141,8 +157,8 @@ public struct GossipInstance: Sendable {
     public mutating func start(differing: [PeerAddress] = [], nowMs: UInt64) -> [GossipDirective] {
         startupDone = true
         nextRoundMs = nowMs + jittered(config.antiEntropyIntervalMs)
-        var targets = Set(peers.values.filter(\.isStatic).map(\.address)).union(differing.filter { peers[$0] != nil })
-        if let any = order.filter({ peers[$0]?.isStatic == false }).randomElement(using: &random) { targets.insert(any) }
+        var targets = Set(table.statics.filter(isPeer)).union(differing.filter(isPeer))
+        if let any = randomMember() { targets.insert(any) }
         var out: [GossipDirective] = []
         for address in targets.sorted() { out += want(session: address, "start") }
         return out
@@ -150,7 +166,7 @@ public struct GossipInstance: Sendable {
 
     /// The earliest time `tick` has something to do.
     public var nextWakeMs: UInt64? {
-        ([nextRoundMs, announceAtMs] + repairing.map { peers[$0]?.repairAtMs }).compactMap { $0 }.min()
+        ([nextRoundMs, announceAtMs] + repairing.map { states[$0]?.repairAtMs }).compactMap { $0 }.min()
     }
 
     /// Runs what is due: the periodic round with a random peer, repairs, announcements.
@@ -158,16 +174,16 @@ public struct GossipInstance: Sendable {
         var out: [GossipDirective] = []
         if let due = nextRoundMs, due <= nowMs {
             nextRoundMs = nowMs + jittered(config.antiEntropyIntervalMs)
-            if let peer = order.randomElement(using: &random) { out += want(session: peer, "periodic") }
+            if let peer = pick(1, excluding: nil).first { out += want(session: peer, "periodic") }
         }
         for address in repairing.sorted() {
-            guard let due = peers[address]?.repairAtMs, due <= nowMs else { continue }
+            guard let due = states[address]?.repairAtMs, due <= nowMs else { continue }
             setRepair(address, nil)
             out += want(session: address, "repair after a failed push")
         }
         if let due = announceAtMs, due <= nowMs {
             announceAtMs = nil
-            let targets = pick(config.announceFanout(peers: peers.count), excluding: announceSkip)
+            let targets = pick(config.announceFanout(peers: peerCount), excluding: announceSkip)
             announceSkip = nil
             for address in targets { out.append(.announce(address)) }
             counters.announcements += targets.count
@@ -188,13 +204,13 @@ public struct GossipInstance: Sendable {
         case .local:
             targets = pick(fanout, excluding: nil)
             // Pushed to every peer: each gets it or, if the push fails, a repair session.
-            announce = targets.count < peers.count
+            announce = targets.count < peerCount
             // Pending until a peer holds it; a node with no peers at all has no one to wait for.
-            if expectsPeers || !peers.isEmpty, keyStates.minted(key, digest: digest) { out.append(.keyStates([key: keyStates.state(of: key)])) }
+            if expectsPeers || peerCount > 0, keyStates.minted(key, digest: digest) { out.append(.keyStates([key: keyStates.state(of: key)])) }
         case .pushed(let sender):
             // A sender this node does not know has a view of the cluster unlike this node's: what
             // it reached says nothing about this node's peers.
-            let forwards = peers[sender] == nil || config.forwardsPushes(peers: peers.count)
+            let forwards = !isPeer(sender) || config.forwardsPushes(peers: peerCount)
             targets = forwards ? pick(fanout, excluding: sender) : []
             // Not forwarded: the announcement is the way to a peer the sender does not know.
             if !forwards { holder = sender }
@@ -203,7 +219,7 @@ public struct GossipInstance: Sendable {
             return []
         }
         for address in targets { out += enqueue(key, for: address) }
-        if announce, config.announceFanout(peers: peers.count) > 0 {
+        if announce, config.announceFanout(peers: peerCount) > 0 {
             if announceAtMs == nil {
                 announceAtMs = nowMs + config.announceDelayMs
                 announceSkip = holder
@@ -230,7 +246,7 @@ public struct GossipInstance: Sendable {
     public mutating func pushFailed(to address: PeerAddress, nowMs: UInt64) -> [GossipDirective] {
         pushEnded(address)
         counters.pushesFailed += 1
-        if peers[address] != nil, peers[address]?.repairAtMs == nil { setRepair(address, nowMs + config.repairDelayMs) }
+        if let peer = self.peer(address), peer.repairAtMs == nil { setRepair(address, nowMs + config.repairDelayMs) }
         return pump(nowMs: nowMs)
     }
 
@@ -238,7 +254,7 @@ public struct GossipInstance: Sendable {
 
     /// A full session this node asked for ended.
     public mutating func sessionEnded(with address: PeerAddress, _ outcome: SessionOutcome, nowMs: UInt64) -> [GossipDirective] {
-        guard var peer = peers[address] else { return [] }
+        guard var peer = self.peer(address) else { return [] }
         let pendingAtStart = peer.pendingAtSessionStart
         peer.sessionInFlight = false
         peer.pendingAtSessionStart = [:]
@@ -268,7 +284,7 @@ public struct GossipInstance: Sendable {
         }
         let wanted = peer.sessionWanted
         peer.sessionWanted = nil
-        peers[address] = peer
+        put(peer)
         if let wanted { out += want(session: address, wanted) }
         return out
     }
@@ -276,10 +292,10 @@ public struct GossipInstance: Sendable {
     /// A session run outside the schedule (`kvgossip sync`) ended: it informs the peer's record
     /// and, completed, counts as a comparison.
     public mutating func noteSession(with address: PeerAddress, _ outcome: SessionOutcome, nowMs: UInt64) -> [GossipDirective] {
-        if peers[address] != nil {
-            peers[address]?.lastError = outcome.error
-            peers[address]?.agreed = outcome.completed ? outcome.equalAtEnd : false
-            if outcome.completed { peers[address]?.lastSyncMs = nowMs }
+        update(address) { peer in
+            peer.lastError = outcome.error
+            peer.agreed = outcome.completed ? outcome.equalAtEnd : false
+            if outcome.completed { peer.lastSyncMs = nowMs }
         }
         return outcome.completed ? earnedSync() : []
     }
@@ -293,13 +309,13 @@ public struct GossipInstance: Sendable {
     /// A peer told this node its tree hash. If it differs, a full session with that peer settles it
     /// (a bounded number at once: the periodic round picks up the rest).
     public mutating func announced(by address: PeerAddress, theirHash: Hash256, ourHash: Hash256, nowMs: UInt64) -> [GossipDirective] {
-        guard theirHash != ourHash, let peer = peers[address], !peer.sessionInFlight,
+        guard theirHash != ourHash, let peer = self.peer(address), !peer.sessionInFlight,
             announcedSessions < config.announcedSessionsInFlight
         else { return [] }
         let out = want(session: address, "its tree hash differs")
         if !out.isEmpty {
             announcedSessions += 1
-            peers[address]?.sessionAnnounced = true
+            update(address) { $0.sessionAnnounced = true }
         }
         return out
     }
@@ -322,16 +338,16 @@ public struct GossipInstance: Sendable {
 
     // MARK: Internals
 
-    private var fanout: Int { config.fanout(peers: peers.count) }
+    private var fanout: Int { config.fanout(peers: peerCount) }
 
     private mutating func pushEnded(_ address: PeerAddress) {
-        guard peers[address] != nil else { return }  // it left: its pushes were uncounted then
-        peers[address]!.pushesInFlight -= 1
+        guard isPeer(address) else { return }  // it left: its pushes were uncounted then
+        update(address) { $0.pushesInFlight -= 1 }
         inFlightTotal -= 1
     }
 
     private mutating func setRepair(_ address: PeerAddress, _ atMs: UInt64?) {
-        peers[address]?.repairAtMs = atMs
+        update(address) { $0.repairAtMs = atMs }
         if atMs == nil { repairing.remove(address) } else { repairing.insert(address) }
     }
 
@@ -341,20 +357,20 @@ public struct GossipInstance: Sendable {
 
     /// Starts a session with the peer, or remembers to once the running one ends.
     private mutating func want(session address: PeerAddress, _ reason: String) -> [GossipDirective] {
-        guard var peer = peers[address] else { return [] }
+        guard var peer = self.peer(address) else { return [] }
         if peer.sessionInFlight {
             if peer.sessionWanted == nil { peer.sessionWanted = reason }
-            peers[address] = peer
+            put(peer)
             return []
         }
         peer.sessionInFlight = true
         peer.pendingAtSessionStart = keyStates.pendingPush
-        peers[address] = peer
+        put(peer)
         return [.startSession(address, reason: reason)]
     }
 
     private mutating func enqueue(_ key: Key, for address: PeerAddress) -> [GossipDirective] {
-        guard var peer = peers[address], peer.queued.insert(key).inserted else { return [] }
+        guard var peer = self.peer(address), peer.queued.insert(key).inserted else { return [] }
         peer.queue.append(key)
         waiting.insert(address)
         if peer.queue.count > config.queueLimit {
@@ -362,11 +378,11 @@ public struct GossipInstance: Sendable {
             counters.queueOverflows += 1
             peer.queue = []
             peer.queued = []
-            peers[address] = peer
             waiting.remove(address)
+            put(peer)
             return want(session: address, "push queue overflowed")
         }
-        peers[address] = peer
+        put(peer)
         return []
     }
 
@@ -376,7 +392,7 @@ public struct GossipInstance: Sendable {
         var inFlight = inFlightTotal
         defer { inFlightTotal = inFlight }
         for address in waiting.sorted() where inFlight < config.pushesInFlight {
-            guard var peer = peers[address] else { continue }
+            guard var peer = self.peer(address) else { continue }
             while !peer.queue.isEmpty, peer.pushesInFlight < config.pushesPerPeer, inFlight < config.pushesInFlight {
                 let batch = Array(peer.queue.prefix(config.pushBatch))
                 peer.queue.removeFirst(batch.count)
@@ -386,25 +402,38 @@ public struct GossipInstance: Sendable {
                 out.append(.push(address, keys: batch))
             }
             if peer.queue.isEmpty { waiting.remove(address) }
-            peers[address] = peer
+            put(peer)
         }
         return out
     }
 
     /// Up to `count` distinct random peers, not `excluded`.
     private mutating func pick(_ count: Int, excluding excluded: PeerAddress?) -> [PeerAddress] {
-        let available = order.count - (excluded.map { peers[$0] != nil } == true ? 1 : 0)
-        guard count < available else { return order.filter { $0 != excluded }.shuffled(using: &random) }
+        let order = table.addresses
+        let available = peerCount - (excluded.map(isPeer) == true ? 1 : 0)
+        guard count < available else { return order.filter { isPeer($0) && $0 != excluded }.shuffled(using: &random) }
         // Few out of many (the usual case): draw indexes until enough distinct ones, without a
         // pass over every peer.
         var chosen: Set<Int> = []
         var out: [PeerAddress] = []
         while out.count < count {
             let i = Int.random(in: 0..<order.count, using: &random)
-            guard order[i] != excluded, chosen.insert(i).inserted else { continue }
+            guard order[i] != excluded, order[i] != ownAddress, chosen.insert(i).inserted else { continue }
             out.append(order[i])
         }
         return out
+    }
+
+    /// A random peer that is not static, if there is one.
+    private mutating func randomMember() -> PeerAddress? {
+        let order = table.addresses
+        guard !order.isEmpty else { return nil }
+        // Statics are few: a handful of draws finds a member without a pass over the table.
+        for _ in 0 ..< 16 {
+            let a = order[Int.random(in: 0..<order.count, using: &random)]
+            if isPeer(a) && !table.statics.contains(a) { return a }
+        }
+        return order.filter { isPeer($0) && !table.statics.contains($0) }.randomElement(using: &random)
     }
 
     private mutating func jittered(_ ms: UInt64) -> UInt64 {

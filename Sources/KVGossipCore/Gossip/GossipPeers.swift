@@ -1,0 +1,49 @@
+/// A peer as the gossip knows it.
+public struct GossipPeer: Sendable, Equatable {
+    public var address: PeerAddress
+    /// From Serf or the link's handshake; the address until known.
+    public var name: String
+    /// Configured (`--peer`): stays when Serf forgets it.
+    public var isStatic: Bool
+    public var lastSyncMs: UInt64?
+    public var agreed: Bool?
+    public var lastError: String?
+    var sessionInFlight = false
+    /// The running session was started by an announcement (they are limited in number).
+    var sessionAnnounced = false
+    var sessionWanted: String?
+    var repairAtMs: UInt64?
+    var pushesInFlight = 0
+    var queue: [Key] = []
+    var queued: Set<Key> = []
+    /// Pending pushes when the running session started: a completed session settles them.
+    var pendingAtSessionStart: [Key: Hash256] = [:]
+}
+
+extension GossipPeer {
+    /// Nothing in flight, queued, wanted or remembered: the same as a peer never dealt with.
+    var isIdle: Bool {
+        lastSyncMs == nil && agreed == nil && lastError == nil && !sessionInFlight && !sessionAnnounced && sessionWanted == nil
+            && repairAtMs == nil && pushesInFlight == 0 && queue.isEmpty && pendingAtSessionStart.isEmpty
+    }
+}
+
+/// Who a node's peers are: their sync addresses in order, their names, which are static
+/// (`--peer`). Built once per membership change; its storage is shared by every copy, so one
+/// table can serve many simulated nodes.
+public struct PeerTable: Sendable, Equatable {
+    public private(set) var addresses: [PeerAddress] = []
+    /// From Serf (members) or the address itself (statics).
+    public private(set) var names: [PeerAddress: String] = [:]
+    public private(set) var statics: Set<PeerAddress> = []
+
+    public init() {}
+
+    /// Statics first: a member at a static peer's address stays static.
+    public init(members: [(name: String, address: PeerAddress)], statics: [PeerAddress]) {
+        for address in statics { names[address] = address.description }
+        self.statics = Set(statics)
+        for member in members where names[member.address] == nil { names[member.address] = member.name }
+        addresses = names.keys.sorted()
+    }
+}
