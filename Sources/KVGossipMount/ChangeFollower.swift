@@ -128,7 +128,9 @@ final class ChangeFollower: Sendable {
     private func replay(_ path: String) {
         var previous: SelfOp?
         for _ in 0..<maxStepsPerKey {
-            guard let op = core.state.withLock({ $0.nextOp(for: path) }) else { return }
+            // A save being minted outside the lock is shown by its handler, which queues the path
+            // again (`finishCommit`): replaying the record meanwhile would write it a second time.
+            guard let op = core.state.withLock({ $0.committing.contains(path) ? nil : $0.nextOp(for: path) }) else { return }
             if op == previous {
                 core.ctx.logger.warning("mount replay made no progress", metadata: ["path": "\(path)", "op": "\(op)"])
                 return
