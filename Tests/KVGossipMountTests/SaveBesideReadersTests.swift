@@ -29,11 +29,22 @@ extension MountTests {
                     return text.hasPrefix("3 ")
                 }
                 #expect(inClose)
-                let read = fx.sh("cat app/r; stat -c %s app/r", timeout: 5)
-                #expect(read.stdout == "read me\n8\n", "\(read)")
+                // A reader of another key, waited for by asking whether it exited: one stuck in a
+                // request cannot be killed, so it is only collected after the lock is given back.
+                let reader = Process()
+                reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+                reader.arguments = ["-c", "cat app/r; stat -c %s app/r"]
+                reader.currentDirectoryURL = URL(fileURLWithPath: fx.mountpoint)
+                let output = Pipe()
+                reader.standardOutput = output
+                try reader.run()
+                let served = Readiness.wait(timeout: 5) { !reader.isRunning }
+                #expect(served, "the read waited for the save")
                 #expect(saver.isRunning, "the save should still wait for the store")
                 lock.release()
                 saver.waitUntilExit()
+                reader.waitUntilExit()
+                #expect(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "read me\n8\n")
                 #expect(saver.terminationStatus == 0)
                 #expect(fx.sh("cat app/w").stdout == "new\n")
                 #expect(try fx.store.record(Key("/app/w"))?.value == Array("new\n".utf8))
