@@ -128,9 +128,7 @@ final class ChangeFollower: Sendable {
     private func replay(_ path: String) {
         var previous: SelfOp?
         for _ in 0..<maxStepsPerKey {
-            // A save being minted outside the lock is shown by its handler, which queues the path
-            // again (`finishCommit`): replaying the record meanwhile would write it a second time.
-            guard let op = core.state.withLock({ $0.committing.contains(path) ? nil : $0.nextOp(for: path) }) else { return }
+            guard let op = core.state.withLock({ $0.nextReplayStep(for: path) }) else { return }
             if op == previous {
                 core.ctx.logger.warning("mount replay made no progress", metadata: ["path": "\(path)", "op": "\(op)"])
                 return
