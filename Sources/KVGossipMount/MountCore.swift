@@ -74,7 +74,17 @@ final class MountCore: Sendable {
 
     /// Runs one mutating operation (`mutation` held) and replies after releasing both locks.
     func mutate<T: Sendable>(_ req: fuse_req_t?, _ body: (inout FSState) throws(FSError) -> T, reply: (T) -> Void) {
-        mutation.withLock { _ in run(req, body, reply: reply) }
+        let outcome: Result<T, FSError> = mutation.withLock { _ in
+            do throws(FSError) {
+                return .success(try state.withLock { (st: inout sending FSState) throws(FSError) -> sending T in try body(&st) })
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch outcome {
+        case .success(let value): reply(value)
+        case .failure(let error): FuseReply.error(req, error.code)
+        }
     }
 
     /// A save: `prepare` decides under the state lock, the record is minted without it (SQLite and
