@@ -13,7 +13,12 @@ enum GossipBench {
         let socket: String
         let port: Int
 
-        init(binary: String, directory: String, name: String, root: SigningKey, port: Int, peers: [Int], extra: [String] = []) throws {
+        /// `stderrPath`: where the agent's standard error goes (/dev/null by default); `environment`:
+        /// variables added to the agent's environment (KVGOSSIP_FUSE_DEBUG=1 to log every request).
+        init(
+            binary: String, directory: String, name: String, root: SigningKey, port: Int, peers: [Int], extra: [String] = [],
+            environment: [String: String] = [:], stderrPath: String? = nil
+        ) throws {
             socket = "\(directory)/\(name).sock"
             self.port = port
             let keyFile = "\(directory)/root.key"
@@ -25,9 +30,11 @@ enum GossipBench {
                 "agent", "--data", "\(directory)/\(name)", "--root", root.publicKey.text, "--key", keyFile, "--control", socket,
                 "--listen", "127.0.0.1:\(port)", "--name", name, "--no-serf", "--sync-interval", "3600", "--log-level", "warning",
             ] + peers.flatMap { ["--peer", "127.0.0.1:\($0)"] } + extra
-            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            if let stderrPath { _ = FileManager.default.createFile(atPath: stderrPath, contents: nil) }
+            process.standardError = FileHandle(forWritingAtPath: stderrPath ?? "/dev/null")
             var env = ProcessInfo.processInfo.environment
             env["SWIFT_BACKTRACE"] = "enable=no"
+            env.merge(environment) { _, added in added }
             process.environment = env
             try process.run()
         }

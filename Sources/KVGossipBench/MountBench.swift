@@ -2,13 +2,24 @@ import Foundation
 import Glibc
 import KVGossipControl
 import KVGossipTestSupport
+import Synchronization
 
 /// The mount against tmpfs in the same run: one agent process with `--mount`, and the same files
 /// written to a directory under /dev/shm. Every loop runs in this process, through plain syscalls,
 /// so both sides pay exactly the same client cost.
 enum MountBench {
+    /// Per-cycle latencies of open + read + close, µs.
+    struct Cycle {
+        var p50: Double
+        var p99: Double
+        var mean: Double
+    }
+
     struct Figures {
-        var openReadClose: (mount: Double, tmpfs: Double)  // µs per cycle
+        var openReadClose: (mount: Cycle, tmpfs: Cycle)
+        /// The mount's readers while another thread saves a different key through the mount in a loop.
+        var openReadCloseBesideWriter: Cycle
+        var savesBesideReaders: Int
         var catPerSecond: (mount: Double, tmpfs: Double)
         var warm16MiB: (mount: Double, tmpfs: Double)  // GB/s
         var warm1MiBPerOpen: (mount: Double, tmpfs: Double)  // GB/s
@@ -47,6 +58,9 @@ enum MountBench {
         let cycles = quick ? 5_000 : 50_000
         let orcMount = try openReadClose(mountpoint + "/bench/small", cycles: cycles, expect: small.count)
         let orcTmpfs = try openReadClose(shm + "/bench/small", cycles: cycles, expect: small.count)
+        let (orcBesideWriter, saves) = try besideWriter(mountpoint + "/bench/other") {
+            try openReadClose(mountpoint + "/bench/small", cycles: cycles, expect: small.count)
+        }
 
         // Alternating rounds, so drift in the machine's load falls on both sides alike.
         var catSeconds = (mount: 0.0, tmpfs: 0.0)
@@ -73,7 +87,7 @@ enum MountBench {
         let cli = try cliSetToInotify(socket: agent.socket, mountpoint: mountpoint, sets: quick ? 10 : 50)
 
         return Figures(
-            openReadClose: (orcMount, orcTmpfs), catPerSecond: (catMount, catTmpfs), warm16MiB: (warm16Mount, warm16Tmpfs), warm1MiBPerOpen: (warm1Mount, warm1Tmpfs),
+            openReadClose: (orcMount, orcTmpfs), openReadCloseBesideWriter: orcBesideWriter, savesBesideReaders: saves, catPerSecond: (catMount, catTmpfs), warm16MiB: (warm16Mount, warm16Tmpfs), warm1MiBPerOpen: (warm1Mount, warm1Tmpfs),
             echoWrite: (echoMount.p50, echoMount.p99, echoTmpfs.p50), setToInotify: notify, cliSetToInotify: cli)
     }
 
@@ -99,8 +113,8 @@ enum MountBench {
         guard n == bytes.count, closed == 0 else { throw BenchError("write \(path): \(String(cString: strerror(errno)))") }
     }
 
-    /// Mean µs for one open + read + close of a small file, after a warm-up.
-    static func openReadClose(_ path: String, cycles: Int, expect: Int) throws -> Double {
+    /// µs for one open + read + close of a small file (each cycle timed alone), after a warm-up.
+    static func openReadClose(_ path: String, cycles: Int, expect: Int) throws -> Cycle {
         var buffer = [UInt8](repeating: 0, count: 4096)
         func once() throws {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -110,8 +124,87 @@ enum MountBench {
             guard n == expect else { throw BenchError("read \(n) bytes of \(path), expected \(expect)") }
         }
         for _ in 0..<100 { try once() }
-        let t = try Bench.seconds { for _ in 0..<cycles { try once() } }
-        return t / Double(cycles) * 1e6
+        var samples = [Double](repeating: 0, count: cycles)
+        for i in 0..<cycles {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try once()
+            samples[i] = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3
+        }
+        let mean = samples.reduce(0, +) / Double(cycles)
+        samples.sort()
+        return Cycle(p50: Bench.percentile(samples, 0.5), p99: Bench.percentile(samples, 0.99), mean: mean)
+    }
+
+    /// Runs `body` while another thread saves `path` (open O_TRUNC, write, close: one record each)
+    /// in a loop; returns what `body` returned and how many saves were made meanwhile.
+    static func besideWriter<T>(_ path: String, _ body: () throws -> T) throws -> (T, Int) {
+        let stop = Atomic<Bool>(false)
+        let saves = Atomic<Int>(0)
+        let failure = Mutex<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let writer = Thread {
+            var i = 0
+            while !stop.load(ordering: .relaxed) {
+                do {
+                    try writeFile(path, Array("other-\(i)\n".utf8))
+                } catch {
+                    failure.withLock { $0 = "\(error)" }
+                    break
+                }
+                i += 1
+                saves.wrappingAdd(1, ordering: .relaxed)
+            }
+            done.signal()
+        }
+        writer.start()
+        let result = Result { try body() }
+        stop.store(true, ordering: .relaxed)
+        done.wait()
+        if let message = failure.withLock({ $0 }) { throw BenchError("the concurrent writer failed: \(message)") }
+        return (try result.get(), saves.load(ordering: .relaxed))
+    }
+
+    /// FUSE requests per open + read + close of a small key, by opcode: a separate agent logs every
+    /// request (KVGOSSIP_FUSE_DEBUG=1, libfuse's `-d`) and the requests logged during `cycles` cycles
+    /// are counted. RELEASE reaches the agent after close returned, so the count waits for all of them.
+    static func requestsPerCycle(pageCache: Bool, cycles: Int = 200) async throws -> [(opcode: String, perCycle: Double)] {
+        let dir = Bench.tempDirectory()
+        let mountpoint = dir + "/kv"
+        let log = dir + "/agent.err"
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let agent = try GossipBench.Agent(
+            binary: GossipBench.binary(), directory: dir, name: "r", root: Bench.root, port: LoopbackPort.free(),
+            peers: [], extra: ["--mount", mountpoint] + (pageCache ? ["--mount-page-cache"] : []),
+            environment: ["KVGOSSIP_FUSE_DEBUG": "1"], stderrPath: log)
+        defer { agent.stop() }
+        try await waitForMount(mountpoint)
+        let small = Array("postgres://db2.internal:5432/app\n".utf8)
+        try writeFile(mountpoint + "/small", small)
+        _ = try openReadClose(mountpoint + "/small", cycles: 10, expect: small.count)
+        func opcodes() throws -> [String] {
+            let text = try String(contentsOfFile: log, encoding: .utf8)
+            return text.split(separator: "\n").compactMap { line in
+                guard let range = line.range(of: "opcode: ") else { return nil }
+                return String(line[range.upperBound...].prefix { $0 != " " })
+            }
+        }
+        func count(_ opcode: String, in list: ArraySlice<String>) -> Int { list.filter { $0 == opcode }.count }
+        // The warm-up's RELEASEs arrive asynchronously too: wait for them before taking the mark.
+        var before = try opcodes()
+        for _ in 0..<200 where count("RELEASE", in: before[...]) < count("OPEN", in: before[...]) {
+            try await Task.sleep(for: .milliseconds(10))
+            before = try opcodes()
+        }
+        _ = try openReadClose(mountpoint + "/small", cycles: cycles - 100, expect: small.count)  // 100 more in its warm-up
+        var during = try opcodes().dropFirst(before.count)
+        for _ in 0..<200 where count("RELEASE", in: during) < cycles {
+            try await Task.sleep(for: .milliseconds(10))
+            during = try opcodes().dropFirst(before.count)
+        }
+        var totals: [String: Int] = [:]
+        for opcode in during { totals[opcode, default: 0] += 1 }
+        return totals.sorted { $0.value > $1.value }.map { ($0.key, Double($0.value) / Double(cycles)) }
     }
 
     /// Seconds for `cat FILE > /dev/null` run `times` times back to back.

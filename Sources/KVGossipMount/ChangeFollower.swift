@@ -128,7 +128,7 @@ final class ChangeFollower: Sendable {
     private func replay(_ path: String) {
         var previous: SelfOp?
         for _ in 0..<maxStepsPerKey {
-            guard let op = core.state.withLock({ $0.nextOp(for: path) }) else { return }
+            guard let op = core.state.withLock({ $0.nextReplayStep(for: path) }) else { return }
             if op == previous {
                 core.ctx.logger.warning("mount replay made no progress", metadata: ["path": "\(path)", "op": "\(op)"])
                 return

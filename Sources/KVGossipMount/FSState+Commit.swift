@@ -6,8 +6,16 @@ extension FSState {
     /// Mints `value` (nil: a tombstone) and folds the record into the truth. Runs under the state
     /// lock: the mint is durable when it returns, so the view and the store never disagree about a
     /// local edit, and the follower (which needs the lock) sees the view already updated when the
-    /// store's change for this record reaches it.
+    /// store's change for this record reaches it. A save through a handle mints outside the lock
+    /// instead (`prepareCommit`).
     mutating func mint(_ key: Key, _ value: [UInt8]?) throws(FSError) -> Record {
+        let record = try Self.mint(key, value, ctx: ctx)
+        truth.apply(record)
+        return record
+    }
+
+    /// The mint itself: SQLite and fsync, touching no state.
+    static func mint(_ key: Key, _ value: [UInt8]?, ctx: MountContext) throws(FSError) -> Record {
         if let value, value.count > ctx.maxValueBytes { throw FSError(EFBIG) }
         let record: Record, outcome: ApplyOutcome
         do {
@@ -18,7 +26,6 @@ extension FSState {
         }
         switch outcome {
         case .accepted, .duplicate:
-            truth.apply(record)
             return record
         case .refused(let refusal, _):
             ctx.logger.warning("mint refused", metadata: ["key": "\(key)", "reason": "\(refusal)"])
@@ -45,37 +52,64 @@ extension FSState {
         hidden[path] = nil
     }
 
+    /// A save through a handle that still has to be minted: what `prepareCommit` decided under the
+    /// lock, minted without it (`MountCore.commit`), then shown by `finishCommit`.
+    struct PendingCommit: Sendable {
+        let fh: UInt64
+        let path: String
+        let key: Key
+        let bytes: [UInt8]
+    }
+
     /// Commits a writer's buffer as ONE record at the name its inode has now (a file renamed while
     /// open commits under its new name; one unlinked while open commits nowhere, as its bytes would
-    /// vanish on a local filesystem).
-    mutating func commit(_ fh: UInt64) throws(FSError) {
-        guard let file = files[fh], file.isWriter, file.dirty else { return }
+    /// vanish on a local filesystem). A key's record is not minted here but returned, to be minted
+    /// without the state lock; the path is marked as committing until `finishCommit`.
+    mutating func prepareCommit(_ fh: UInt64) throws(FSError) -> PendingCommit? {
+        guard let file = files[fh], file.isWriter, file.dirty else { return nil }
         if file.poisoned { throw FSError(EFBIG) }
         guard let path = inodes.path(of: file.ino), let entry = view[path] else {
             files[fh]!.dirty = false
-            return
+            return nil
         }
         switch entry.kind {
         case .directory:
             files[fh]!.dirty = false
+            return nil
         case .scratch:
             // The key was renamed onto a scratch name while this handle was open.
             entry.scratch?.bytes = file.buffer
             entry.scratch?.mtimeMs = nowMs()
             files[fh]!.dirty = false
+            return nil
         case .key:
             guard let key = key(path) else {
                 files[fh]!.dirty = false
-                return
+                return nil
             }
-            do {
-                let record = try mint(key, file.buffer)
-                showCommitted(path, record)
-                files[fh]!.dirty = false
-            } catch {
-                if error.code == EFBIG { files[fh]!.poisoned = true }
-                throw error
+            if file.buffer.count > ctx.maxValueBytes {
+                files[fh]!.poisoned = true
+                throw FSError(EFBIG)
             }
+            committing.insert(path)
+            return PendingCommit(fh: fh, path: path, key: key, bytes: file.buffer)
+        }
+    }
+
+    /// Shows the record a `PendingCommit` minted (or records its failure). Every other change of
+    /// names and handles waits for the mint (`MountCore.mutation`), so path and handle are as
+    /// `prepareCommit` left them; the follower, which skipped the path meanwhile, compares it again.
+    mutating func finishCommit(_ pending: PendingCommit, _ result: Result<Record, FSError>) throws(FSError) {
+        committing.remove(pending.path)
+        pendingReconciles.insert(pending.path)
+        switch result {
+        case .success(let record):
+            truth.apply(record)
+            showCommitted(pending.path, record)
+            files[pending.fh]?.dirty = false
+        case .failure(let error):
+            if error.code == EFBIG { files[pending.fh]?.poisoned = true }
+            throw error
         }
     }
 

@@ -205,31 +205,42 @@ extension FSState {
     // MARK: flush / fsync / release: the commit policy (Docs/filesystem.md §Tool request sequences)
 
     /// Commits if this handle wrote or ftruncated. A FLUSH without writes is bash's dup2 before the
-    /// write, and committing there would mint an empty value first.
-    mutating func flush(_ fh: UInt64) throws(FSError) {
-        guard let file = files[fh], file.isWriter else { return }
+    /// write, and committing there would mint an empty value first. The mint itself happens outside
+    /// the lock (`prepareCommit`).
+    mutating func flush(_ fh: UInt64) throws(FSError) -> PendingCommit? {
+        guard let file = files[fh], file.isWriter else { return nil }
         if file.poisoned { throw FSError(EFBIG) }
-        if file.wrote && file.dirty { try commit(fh) }
+        return file.wrote && file.dirty ? try prepareCommit(fh) : nil
     }
 
-    mutating func fsync(_ fh: UInt64) throws(FSError) {
-        guard let file = files[fh], file.isWriter else { return }
+    mutating func fsync(_ fh: UInt64) throws(FSError) -> PendingCommit? {
+        guard let file = files[fh], file.isWriter else { return nil }
         if file.poisoned { throw FSError(EFBIG) }
-        try commit(fh)
+        return try prepareCommit(fh)
     }
 
-    /// Commits what FLUSH did not (`: > f`, `touch new`): RELEASE has no caller to report to, so a
-    /// failure here is only logged. A created file that never committed goes away.
-    mutating func release(_ fh: UInt64) {
+    /// RELEASE of a handle that cannot commit (a reader, a scratch file, a delivery): drops it and
+    /// returns true, leaving the follower nothing to do. A writer's handle is left for
+    /// `prepareRelease` and `release`.
+    mutating func releaseIfNotWriter(_ fh: UInt64) -> Bool {
+        guard let file = files[fh] else { return true }
+        if file.isWriter { return false }
+        files[fh] = nil
+        return true
+    }
+
+    /// What RELEASE commits that FLUSH did not (`: > f`, `touch new`). RELEASE has no caller to
+    /// report to, so a failure is only logged (`MountCore.release`).
+    mutating func prepareRelease(_ fh: UInt64) throws(FSError) -> PendingCommit? {
+        guard let file = files[fh], file.isWriter, file.dirty, !file.poisoned else { return nil }
+        return try prepareCommit(fh)
+    }
+
+    /// Drops the handle after `prepareRelease`'s commit (if any) was shown. A created file that
+    /// never committed goes away.
+    mutating func release(_ fh: UInt64, committed: Bool) {
         guard let file = files[fh] else { return }
-        if file.isWriter && file.dirty && !file.poisoned {
-            do {
-                try commit(fh)
-                pendingAttributeInvalidations.append(file.ino)
-            } catch {
-                ctx.logger.warning("commit at release failed", metadata: ["errno": "\(error.code)"])
-            }
-        }
+        if committed { pendingAttributeInvalidations.append(file.ino) }
         files[fh] = nil
         guard file.createdHere, let path = inodes.path(of: file.ino), view[path]?.isUncommittedKey == true,
             !files.values.contains(where: { $0.ino == file.ino })

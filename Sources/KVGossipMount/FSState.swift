@@ -33,6 +33,8 @@ struct Attr: Sendable {
     var mtimeMs: UInt64
     var uid: UInt32
     var gid: UInt32
+    /// About to change (a save being minted): the kernel must not cache these attributes.
+    var volatile = false
 }
 
 /// Everything the FUSE handlers share, guarded by one mutex in `MountCore`. Handlers copy their C
@@ -62,6 +64,9 @@ struct FSState {
     var pageCacheVersions: [UInt64: RecordVersion] = [:]
     /// Inodes whose cached pages to drop: a reader of an older version refilled them.
     var pendingPageInvalidations: [UInt64] = []
+    /// Keys whose save is being minted outside the lock (`prepareCommit`): their attributes are
+    /// answered uncached, and the follower leaves them alone until the mint is shown.
+    var committing: Set<String> = []
 
     init(ctx: MountContext) {
         self.ctx = ctx
@@ -149,7 +154,7 @@ struct FSState {
         let mtime = entry.kind == .scratch ? entry.scratch?.mtimeMs ?? entry.mtimeMs : entry.mtimeMs
         return Attr(
             ino: ino, mode: mode, nlink: entry.isDirectory ? 2 : 1, size: entry.size, mtimeMs: mtime,
-            uid: ctx.uid, gid: ctx.gid)
+            uid: ctx.uid, gid: ctx.gid, volatile: committing.contains(path))
     }
 
     /// GETATTR: through a handle, the size is that handle's bytes (a writer's buffer, as a local

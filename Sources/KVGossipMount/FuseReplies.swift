@@ -29,7 +29,7 @@ enum FuseReply {
         entry.ino = fuse_ino_t(attr.ino)
         entry.generation = 0
         entry.attr = stat(attr)
-        entry.attr_timeout = cacheSeconds
+        entry.attr_timeout = attr.volatile ? 0 : cacheSeconds
         entry.entry_timeout = cacheSeconds
         return entry
     }
@@ -41,7 +41,7 @@ enum FuseReply {
 
     static func attr(_ req: fuse_req_t?, _ attr: Attr) {
         var st = stat(attr)
-        _ = fuse_reply_attr(req, &st, cacheSeconds)
+        _ = fuse_reply_attr(req, &st, attr.volatile ? 0 : cacheSeconds)
     }
 
     static func apply(_ out: OpenOut, to fi: UnsafeMutablePointer<fuse_file_info>) {

@@ -22,29 +22,29 @@ extension MountCore {
         if toSet & FUSE_SET_ATTR_MODE != 0 { request.mode = attr.st_mode }
         request.touchesTimes = toSet & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW) != 0
         let isSelf = isSelf(req)
-        run(req, { st throws(FSError) in try st.setattr(ino, request, fh: fh, isSelf: isSelf) }, reply: { FuseReply.attr(req, $0) })
+        mutate(req, { st throws(FSError) in try st.setattr(ino, request, fh: fh, isSelf: isSelf) }, reply: { FuseReply.attr(req, $0) })
     }
 
     func mkdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String) {
         let isSelf = isSelf(req)
-        run(req, { st throws(FSError) in try st.mkdir(parent, name, isSelf: isSelf) }, reply: { FuseReply.entry(req, $0) })
+        mutate(req, { st throws(FSError) in try st.mkdir(parent, name, isSelf: isSelf) }, reply: { FuseReply.entry(req, $0) })
     }
 
     func unlink(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String) {
         let isSelf = isSelf(req)
-        run(req, { st throws(FSError) in try st.unlink(parent, name, isSelf: isSelf) }, reply: { FuseReply.error(req, 0) })
+        mutate(req, { st throws(FSError) in try st.unlink(parent, name, isSelf: isSelf) }, reply: { FuseReply.error(req, 0) })
         if !isSelf { followerWake.signal() }
     }
 
     func rmdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String) {
         let isSelf = isSelf(req)
-        run(req, { st throws(FSError) in try st.rmdir(parent, name, isSelf: isSelf) }, reply: { FuseReply.error(req, 0) })
+        mutate(req, { st throws(FSError) in try st.rmdir(parent, name, isSelf: isSelf) }, reply: { FuseReply.error(req, 0) })
         if !isSelf { followerWake.signal() }
     }
 
     func rename(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String, _ newParent: fuse_ino_t, _ newName: String, _ flags: UInt32) {
         let isSelf = isSelf(req)
-        run(req, { st throws(FSError) in try st.rename(parent, name, newParent, newName, flags: flags, isSelf: isSelf) },
+        mutate(req, { st throws(FSError) in try st.rename(parent, name, newParent, newName, flags: flags, isSelf: isSelf) },
             reply: { FuseReply.error(req, 0) })
         followerWake.signal()
     }
@@ -52,13 +52,19 @@ extension MountCore {
     func open(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let flags = fi?.pointee.flags ?? 0
         let isSelf = isSelf(req)
-        run(req, { st throws(FSError) in try st.open(ino, flags: flags, isSelf: isSelf) }, reply: { FuseReply.open(req, fi, $0) })
+        let body: (inout FSState) throws(FSError) -> OpenOut = { st throws(FSError) in try st.open(ino, flags: flags, isSelf: isSelf) }
+        // A read-only open changes nothing and does not wait for a save being minted.
+        if flags & O_ACCMODE == O_RDONLY && flags & O_TRUNC == 0 {
+            run(req, body, reply: { FuseReply.open(req, fi, $0) })
+        } else {
+            mutate(req, body, reply: { FuseReply.open(req, fi, $0) })
+        }
     }
 
     func create(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let flags = fi?.pointee.flags ?? 0
         let isSelf = isSelf(req)
-        run(req, { st throws(FSError) in try st.create(parent, name, mode: mode, flags: flags, isSelf: isSelf) },
+        mutate(req, { st throws(FSError) in try st.create(parent, name, mode: mode, flags: flags, isSelf: isSelf) },
             reply: { FuseReply.create(req, fi, $0.0, $0.1) })
     }
 
@@ -70,19 +76,43 @@ extension MountCore {
     }
 
     func write(_ req: fuse_req_t?, _ chunk: [UInt8], _ offset: Int, _ fh: UInt64) {
-        run(req, { st throws(FSError) in try st.write(fh, chunk, offset: offset) }, reply: { _ = fuse_reply_write(req, $0) })
+        mutate(req, { st throws(FSError) in try st.write(fh, chunk, offset: offset) }, reply: { _ = fuse_reply_write(req, $0) })
     }
 
     func flush(_ req: fuse_req_t?, _ fh: UInt64) {
-        run(req, { st throws(FSError) in try st.flush(fh) }, reply: { FuseReply.error(req, 0) })
+        save(req) { st throws(FSError) in try st.flush(fh) }
     }
 
     func fsync(_ req: fuse_req_t?, _ fh: UInt64) {
-        run(req, { st throws(FSError) in try st.fsync(fh) }, reply: { FuseReply.error(req, 0) })
+        save(req) { st throws(FSError) in try st.fsync(fh) }
     }
 
+    /// FLUSH and FSYNC: a possible save, minted outside the state lock.
+    private func save(_ req: fuse_req_t?, _ prepare: (inout FSState) throws(FSError) -> FSState.PendingCommit?) {
+        let code: Int32 = mutation.withLock { _ in
+            do throws(FSError) {
+                try commitOutsideLock(prepare)
+                return 0
+            } catch {
+                return error.code
+            }
+        }
+        FuseReply.error(req, code)
+    }
+
+    /// A reader's RELEASE only drops its handle (no follower wake-up: nothing changed). A writer's
+    /// commits what FLUSH did not; a failure there is only logged, as RELEASE has no caller.
     func release(_ req: fuse_req_t?, _ fh: UInt64) {
-        state.withLock { $0.release(fh) }
+        if state.withLock({ $0.releaseIfNotWriter(fh) }) { return FuseReply.error(req, 0) }
+        mutation.withLock { _ in
+            var committed = false
+            do throws(FSError) {
+                committed = try commitOutsideLock { st throws(FSError) in try st.prepareRelease(fh) }
+            } catch {
+                ctx.logger.warning("commit at release failed", metadata: ["errno": "\(error.code)"])
+            }
+            state.withLock { $0.release(fh, committed: committed) }
+        }
         FuseReply.error(req, 0)
         followerWake.signal()
     }

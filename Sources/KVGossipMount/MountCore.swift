@@ -14,6 +14,11 @@ struct SessionRef: @unchecked Sendable {
 final class MountCore: Sendable {
     let ctx: MountContext
     let state: Mutex<FSState>
+    /// Serialises every request that can change names, records or a writer's buffer (everything but
+    /// reading: LOOKUP, GETATTR, a read-only OPEN, READ, a reader's RELEASE, directory listings),
+    /// so a save can be minted without holding `state`: readers go on while SQLite syncs, and no
+    /// other change interleaves with the save. Always taken before `state`, never inside it.
+    let mutation = Mutex<Void>(())
     /// The mountpoint as an absolute path without a trailing slash; the follower writes below it.
     let mountpoint: String
     let peers: @Sendable () -> [String]
@@ -65,6 +70,42 @@ final class MountCore: Sendable {
         } catch {
             FuseReply.error(req, error.code)
         }
+    }
+
+    /// Runs one mutating operation (`mutation` held) and replies after releasing both locks.
+    func mutate<T: Sendable>(_ req: fuse_req_t?, _ body: (inout FSState) throws(FSError) -> T, reply: (T) -> Void) {
+        let outcome: Result<T, FSError> = mutation.withLock { _ in
+            do throws(FSError) {
+                return .success(try state.withLock { (st: inout sending FSState) throws(FSError) -> sending T in try body(&st) })
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch outcome {
+        case .success(let value): reply(value)
+        case .failure(let error): FuseReply.error(req, error.code)
+        }
+    }
+
+    /// A save: `prepare` decides under the state lock, the record is minted without it (SQLite and
+    /// fsync), and shown under the lock again. The caller holds `mutation`, so nothing else changes
+    /// names or buffers meanwhile; readers are served throughout.
+    /// Returns whether a record was minted.
+    @discardableResult
+    func commitOutsideLock(_ prepare: (inout FSState) throws(FSError) -> FSState.PendingCommit?) throws(FSError) -> Bool {
+        let pending = try state.withLock { (st: inout sending FSState) throws(FSError) -> sending FSState.PendingCommit? in
+            try prepare(&st)
+        }
+        guard let pending else { return false }
+        let result: Result<Record, FSError>
+        do {
+            result = .success(try FSState.mint(pending.key, pending.bytes, ctx: ctx))
+        } catch {
+            result = .failure(error)
+        }
+        defer { followerWake.signal() }
+        try state.withLock { (st: inout sending FSState) throws(FSError) in try st.finishCommit(pending, result) }
+        return true
     }
 
     /// Asks the kernel to drop its cached attributes and pages of an inode. Never called from a

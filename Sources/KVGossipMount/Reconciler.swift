@@ -26,6 +26,13 @@ extension FSState {
         return .nothing
     }
 
+    /// The follower's next step at `path`, or nil while a save of that key is being minted outside
+    /// the lock: its handler shows the record and queues the path again (`finishCommit`), and
+    /// replaying the record meanwhile would write the mount's own save a second time.
+    func nextReplayStep(for path: String) -> SelfOp? {
+        committing.contains(path) ? nil : nextOp(for: path)
+    }
+
     /// The next request that brings the view around `path` closer to the store, or nil when they
     /// agree. The follower asks again after each request, so every step sees the view as it is
     /// (local edits may interleave) and nothing is planned against a stale picture.
