@@ -2,8 +2,9 @@ import Foundation
 import GRDB
 import KVGossipCore
 
-/// The Merkle summary's storage inside one open write transaction: internal nodes in
-/// `merkle_nodes`, entries read straight from the records or revocations table by id range.
+/// The Merkle summary's storage inside one open transaction: internal nodes in `merkle_nodes`;
+/// entries read by id range from the records table's position index (records) or from
+/// `merkle_entries` (revocations).
 struct SQLiteMerkleBackend: MerkleBackend {
     enum Space: Int {
         case records = 0
@@ -14,37 +15,56 @@ struct SQLiteMerkleBackend: MerkleBackend {
     let space: Space
 
     func internalNode(at prefix: NibblePath) throws -> MerkleInternalNode? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT count, children FROM merkle_nodes WHERE space = ? AND prefix = ?"),
-            arguments: [space.rawValue, Data(prefix.nibbles)])
-        else { return nil }
-        let blob: Data = row["children"]
-        let bytes = [UInt8](blob)
-        let children = (0..<16).map { i in Hash256(bytes: Array(bytes[i * 32..<(i + 1) * 32]))! }
-        return MerkleInternalNode(count: row["count"], children: children)
+        try DirectStatement(db, "SELECT count, children FROM merkle_nodes WHERE space = ? AND prefix = ?").firstRow({
+            $0.int(space.rawValue)
+            $0.blob(prefix.nibbles)
+        }) { row in
+            let blob = row.blob(1)
+            guard blob.count == MerkleInternalNode.childCount * Hash256.byteCount else {
+                throw StoreCorruption("the Merkle node at \(prefix) does not hold 16 hashes")
+            }
+            let children = (0..<MerkleInternalNode.childCount).map { i in
+                Hash256(bytes: [UInt8](blob[i * Hash256.byteCount..<(i + 1) * Hash256.byteCount]))!
+            }
+            return MerkleInternalNode(count: Int(row.int(0)), children: children)
+        }
     }
 
     func setInternalNode(_ node: MerkleInternalNode, at prefix: NibblePath) throws {
         var blob = [UInt8]()
-        blob.reserveCapacity(16 * 32)
+        blob.reserveCapacity(MerkleInternalNode.childCount * Hash256.byteCount)
         for child in node.children { blob.append(contentsOf: child.bytes) }
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO merkle_nodes (space, prefix, count, children) VALUES (?, ?, ?, ?)").execute(arguments: [space.rawValue, Data(prefix.nibbles), node.count, Data(blob)])
+        try DirectStatement(db, "INSERT OR REPLACE INTO merkle_nodes (space, prefix, count, children) VALUES (?, ?, ?, ?)").run {
+            $0.int(space.rawValue)
+            $0.blob(prefix.nibbles)
+            $0.int(node.count)
+            $0.blob(blob)
+        }
     }
 
     func removeInternalNodes(atOrBelow prefix: NibblePath) throws {
         // Nibbles are 0...15, so every blob that starts with `prefix` sorts below prefix ‖ 0x10.
-        try db.cachedStatement(sql: "DELETE FROM merkle_nodes WHERE space = ? AND prefix >= ? AND prefix < ?").execute(arguments: [space.rawValue, Data(prefix.nibbles), Data(prefix.nibbles + [0x10])])
+        try DirectStatement(db, "DELETE FROM merkle_nodes WHERE space = ? AND prefix >= ? AND prefix < ?").run {
+            $0.int(space.rawValue)
+            $0.blob(prefix.nibbles)
+            $0.blob(prefix.nibbles + [0x10])
+        }
     }
 
     func entries(under prefix: NibblePath) throws -> [MerkleEntry] {
-        let rows = try Row.fetchCursor(
-            db.cachedStatement(sql: "SELECT id, digest FROM merkle_entries WHERE space = ? AND id BETWEEN ? AND ? ORDER BY id"),
-            arguments: [space.rawValue, Data(prefix.lowerBound), Data(prefix.upperBound)])
         var out: [MerkleEntry] = []
         // Read the blobs in place: this runs for every leaf a batch touches, so copies add up.
-        while let row = try rows.next() {
-            let id = try row.withUnsafeData(atIndex: 0) { Hash256(bytes: [UInt8]($0 ?? Data())) }
-            let digest = try row.withUnsafeData(atIndex: 1) { Hash256(bytes: [UInt8]($0 ?? Data())) }
-            guard let id, let digest else { throw StoreCorruption("a Merkle entry under \(prefix) is not 32 bytes") }
+        let select = switch space {
+        case .records: "SELECT key_hash, entry_digest FROM records WHERE key_hash BETWEEN ? AND ? ORDER BY key_hash"
+        case .revocations: "SELECT id, digest FROM merkle_entries WHERE space = 1 AND id BETWEEN ? AND ? ORDER BY id"
+        }
+        try DirectStatement(db, select).forEachRow({
+            $0.blob(prefix.lowerBound)
+            $0.blob(prefix.upperBound)
+        }) { row in
+            guard let id = row.hash(0), let digest = row.hash(1) else {
+                throw StoreCorruption("a Merkle entry under \(prefix) is not 32 bytes")
+            }
             out.append(MerkleEntry(id: id, digest: digest))
         }
         return out
@@ -52,14 +72,13 @@ struct SQLiteMerkleBackend: MerkleBackend {
 }
 
 extension Database {
-    /// Adds or replaces the summary entry at `entry.id` (the caller folds the change into the trie).
-    func setSummaryEntry(_ entry: MerkleEntry, in space: SQLiteMerkleBackend.Space) throws {
-        try cachedStatement(sql: "INSERT OR REPLACE INTO merkle_entries (space, id, digest) VALUES (?, ?, ?)")
-            .execute(arguments: [space.rawValue, Data(entry.id.bytes), Data(entry.digest.bytes)])
-    }
-
-    func removeSummaryEntry(_ id: Hash256, in space: SQLiteMerkleBackend.Space) throws {
-        try cachedStatement(sql: "DELETE FROM merkle_entries WHERE space = ? AND id = ?").execute(arguments: [space.rawValue, Data(id.bytes)])
+    /// Adds or replaces a revocation's summary entry (the caller folds the change into the trie).
+    /// A record's entry is a column of its row, written with it.
+    func setRevocationEntry(_ entry: MerkleEntry) throws {
+        try DirectStatement(self, "INSERT OR REPLACE INTO merkle_entries (space, id, digest) VALUES (1, ?, ?)").run {
+            $0.blob(entry.id)
+            $0.blob(entry.digest)
+        }
     }
 }
 

@@ -21,11 +21,11 @@ extension PendingTransaction {
     mutating func keepCurrentInHistory(_ key: Key, size: Int, db: Database) throws {
         guard !history.isOff else { return }
         guard HistoryRule.admits(bytes: size, bounds: history) else { return }
-        try db.cachedStatement(sql: """
+        let inserted = try DirectStatement(db, """
             INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded)
             SELECT key, ts, kind, digest, length(encoded), encoded FROM records WHERE key = ?
-            """).execute(arguments: [key.path])
-        try noteInserted(key, size: size, db: db)
+            """).run { $0.text(key.path) }
+        try noteInserted(key, size: size, inserted: inserted, db: db)
     }
 
     /// Keeps a valid record that arrived already beaten by the current one: a version this host saw.
@@ -33,31 +33,40 @@ extension PendingTransaction {
         guard !history.isOff else { return }
         let encoded = record.encoded
         guard HistoryRule.admits(bytes: encoded.count, bounds: history) else { return }
-        try db.cachedStatement(sql: "INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded) VALUES (?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [
-                record.key.path, Int64(bitPattern: record.timestamp.raw), Int64(record.kind.rawValue), Data(record.digest.bytes),
-                encoded.count, Data(encoded),
-            ])
-        try noteInserted(record.key, size: encoded.count, db: db)
+        let inserted = try DirectStatement(db, "INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded) VALUES (?, ?, ?, ?, ?, ?)").run {
+            $0.text(record.key.path)
+            $0.int(Int64(bitPattern: record.timestamp.raw))
+            $0.int(Int64(record.kind.rawValue))
+            $0.blob(record.digest)
+            $0.int(encoded.count)
+            $0.blob(encoded)
+        }
+        try noteInserted(record.key, size: encoded.count, inserted: inserted, db: db)
     }
 
     /// After an insert: counts its bytes and lets the key's lowest versions go past its bound.
-    private mutating func noteInserted(_ key: Key, size: Int, db: Database) throws {
-        guard db.changesCount > 0 else { return }
+    private mutating func noteInserted(_ key: Key, size: Int, inserted: Int, db: Database) throws {
+        guard inserted > 0 else { return }
         historyBytesDelta += size
         historyChanged = true
-        try trimKey(key, db: db)
+        try trimKey(key.path, db: db)
     }
 
     /// Drops the key's lowest versions past its bound: one walk down the key's versions, newest
     /// first, that yields only those past the bound (usually none).
-    mutating func trimKey(_ key: Key, db: Database) throws {
-        let lowest = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT seq, size FROM history WHERE key = ? ORDER BY ts DESC, kind DESC, digest DESC LIMIT -1 OFFSET ?"),
-            arguments: [key.path, HistoryRule.versionsKeptPerKey(history)])
-        for row in lowest {
-            try db.cachedStatement(sql: "DELETE FROM history WHERE seq = ?").execute(arguments: [row[0] as Int64])
-            historyBytesDelta -= row[1] as Int
+    mutating func trimKey(_ path: String, db: Database) throws {
+        var lowest: [(seq: Int64, size: Int)] = []
+        try DirectStatement(db, "SELECT seq, size FROM history WHERE key = ? ORDER BY ts DESC, kind DESC, digest DESC LIMIT -1 OFFSET ?").forEachRow({
+            $0.text(path)
+            $0.int(HistoryRule.versionsKeptPerKey(history))
+        }) { row in
+            lowest.append((row.int(0), Int(row.int(1))))
+        }
+        guard !lowest.isEmpty else { return }
+        let delete = try DirectStatement(db, "DELETE FROM history WHERE seq = ?")
+        for version in lowest {
+            try delete.run { $0.int(version.seq) }
+            historyBytesDelta -= version.size
             historyChanged = true
         }
     }
@@ -92,10 +101,7 @@ extension Store {
             let keys = try String.fetchAll(
                 db.cachedStatement(sql: "SELECT key FROM history GROUP BY key HAVING COUNT(*) > ?"),
                 arguments: [max(0, historyBounds.versionsPerKey)])
-            for path in keys {
-                guard let key = try? Key(path) else { continue }
-                try tx.trimKey(key, db: db)
-            }
+            for path in keys { try tx.trimKey(path, db: db) }
             // Settled by the commit like any change to history.
             if try db.historyBytes() > historyBounds.totalBytes { tx.historyChanged = true }
         }

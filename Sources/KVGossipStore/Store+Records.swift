@@ -144,13 +144,14 @@ extension Store {
 
     /// The current version of `key` and the size of its encoding (what history would keep).
     static func fetchStoredVersion(_ db: Database, key: Key) throws -> (version: RecordVersion, size: Int)? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT ts, kind, digest, length(encoded) FROM records WHERE key = ?"), arguments: [key.path])
-        else { return nil }
-        let version = RecordVersion(
-            timestamp: HLC(raw: UInt64(bitPattern: row[0])),
-            kind: KVGossipCore.Record.Kind(rawValue: UInt8(row[1] as Int64)) ?? .value,
-            digest: Hash256(bytes: [UInt8](row[2] as Data))!)
-        return (version, row[3])
+        try DirectStatement(db, "SELECT ts, kind, digest, length(encoded) FROM records WHERE key = ?").firstRow({ $0.text(key.path) }) { row in
+            guard let digest = row.hash(2) else { throw StoreCorruption("the record of \(key) has a digest that is not 32 bytes") }
+            let version = RecordVersion(
+                timestamp: HLC(raw: UInt64(bitPattern: row.int(0))),
+                kind: KVGossipCore.Record.Kind(rawValue: UInt8(truncatingIfNeeded: row.int(1))) ?? .value,
+                digest: digest)
+            return (version, Int(row.int(3)))
+        }
     }
 
     static func fetchRevocations(_ db: Database, _ ids: [Hash256], limits: Limits) throws -> [Revocation] {
@@ -200,24 +201,43 @@ struct PendingTransaction {
         return .accepted
     }
 
-    /// Upserts the row and its grant index. Used for new winners and for pruned pools.
+    /// Upserts the row (with its summary entry) and its grant index. Used for new winners and for
+    /// pruned pools.
     func write(_ record: KVGossipCore.Record, db: Database, replacing: Bool = true) throws {
         let entry = SummaryEntries.entry(for: record)
-        try db.cachedStatement(sql: """
-                INSERT INTO records (key, key_hash, ts, kind, digest, signer, encoded)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(key) DO UPDATE SET ts = excluded.ts,
-                    kind = excluded.kind, digest = excluded.digest, signer = excluded.signer, encoded = excluded.encoded
-                """).execute(arguments: [
-                record.key.path, Data(entry.id.bytes), Int64(bitPattern: record.timestamp.raw),
-                Int64(record.kind.rawValue), Data(record.digest.bytes), Data(record.signer.bytes), Data(record.encoded),
-            ])
-        try db.setSummaryEntry(entry, in: .records)
-        if replacing {
-            try db.cachedStatement(sql: "DELETE FROM record_grants WHERE key = ?").execute(arguments: [record.key.path])
+        try DirectStatement(db, """
+            INSERT INTO records (key, key_hash, entry_digest, ts, kind, digest, signer, encoded)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(key) DO UPDATE SET entry_digest = excluded.entry_digest, ts = excluded.ts,
+                kind = excluded.kind, digest = excluded.digest, signer = excluded.signer, encoded = excluded.encoded
+            """).run {
+            $0.text(record.key.path)
+            $0.blob(entry.id)
+            $0.blob(entry.digest)
+            $0.int(Int64(bitPattern: record.timestamp.raw))
+            $0.int(Int64(record.kind.rawValue))
+            $0.blob(record.digest)
+            $0.blob(record.signer.bytes)
+            $0.blob(record.encoded)
         }
-        for id in Set(record.pool.map(\.id)) {
-            try db.cachedStatement(sql: "INSERT INTO record_grants (grant_id, key) VALUES (?, ?)").execute(arguments: [Data(id.bytes), record.key.path])
+        let grants = Set(record.pool.map(\.id))
+        if replacing {
+            // A new version usually cites the grants the old one did: then the rows stay as they
+            // are, and their pages are not written again.
+            var held = Set<Hash256>()
+            try DirectStatement(db, "SELECT grant_id FROM record_grants WHERE key = ?").forEachRow({ $0.text(record.key.path) }) { row in
+                guard let id = row.hash(0) else { throw StoreCorruption("a grant id cited by \(record.key) is not 32 bytes") }
+                held.insert(id)
+            }
+            if held == grants { return }
+            try DirectStatement(db, "DELETE FROM record_grants WHERE key = ?").run { $0.text(record.key.path) }
+        }
+        let insertGrant = try DirectStatement(db, "INSERT INTO record_grants (grant_id, key) VALUES (?, ?)")
+        for id in grants {
+            try insertGrant.run {
+                $0.blob(id)
+                $0.text(record.key.path)
+            }
         }
     }
 }

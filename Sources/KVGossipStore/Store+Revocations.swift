@@ -45,12 +45,12 @@ extension Store {
             // One revocation per grant; the smaller digest is kept so every node keeps the same one.
             guard revocation.digest < Hash256(bytes: [UInt8](existing))! else { return .duplicate }
             try db.cachedStatement(sql: "UPDATE revocations SET digest = ?, encoded = ? WHERE grant_id = ?").execute(arguments: [Data(revocation.digest.bytes), Data(revocation.encoded), idData])
-            try db.setSummaryEntry(SummaryEntries.entry(for: revocation), in: .revocations)
+            try db.setRevocationEntry(SummaryEntries.entry(for: revocation))
             tx.revocationChanges.add(revocation.grantID, delta: 0)
             return .duplicate
         }
         try db.cachedStatement(sql: "INSERT INTO revocations (grant_id, digest, encoded) VALUES (?, ?, ?)").execute(arguments: [idData, Data(revocation.digest.bytes), Data(revocation.encoded)])
-        try db.setSummaryEntry(SummaryEntries.entry(for: revocation), in: .revocations)
+        try db.setRevocationEntry(SummaryEntries.entry(for: revocation))
         tx.revocationChanges.add(revocation.grantID, delta: 1)
         tx.published.append(.revocation(revocation))
         // Marked revoked before this transaction commits, so a record transaction that runs
@@ -72,8 +72,8 @@ extension Store {
             case .unset:
                 // The unset record stays in this host's history, where `log` shows it revoked.
                 try tx.keepCurrentInHistory(key, size: record.encoded.count, db: db)
+                // The row holds the key's summary entry, so deleting it removes the entry.
                 try db.cachedStatement(sql: "DELETE FROM records WHERE key = ?").execute(arguments: [path])
-                try db.removeSummaryEntry(SummaryEntries.keyHash(key), in: .records)
                 try db.cachedStatement(sql: "DELETE FROM record_grants WHERE key = ?").execute(arguments: [path])
                 tx.recordChanges.add(SummaryEntries.keyHash(key), delta: -1)
                 tx.published.append(.unset(key, previous: record.version))

@@ -104,7 +104,11 @@ extension Store {
         {
             return count
         }
-        return try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM merkle_entries WHERE space = ?"), arguments: [space.rawValue]) ?? 0
+        let count = switch space {
+        case .records: "SELECT COUNT(*) FROM records"
+        case .revocations: "SELECT COUNT(*) FROM merkle_entries WHERE space = 1"
+        }
+        return try Int.fetchOne(db.cachedStatement(sql: count)) ?? 0
     }
 
     /// Stored grants that are not revoked, counted without decoding them.

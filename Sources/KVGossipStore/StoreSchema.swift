@@ -48,6 +48,7 @@ enum StoreSchema {
 
                 -- The entries of the two Merkle summaries (space 0 records, 1 revocations),
                 -- clustered by position so a leaf's entries are one sequential range read.
+                -- (Since "records-entry-digest" the records' entries live in the records table.)
                 CREATE TABLE merkle_entries (
                     space INTEGER NOT NULL,
                     id BLOB NOT NULL,
@@ -85,6 +86,40 @@ enum StoreSchema {
                     encoded BLOB NOT NULL
                 );
                 CREATE UNIQUE INDEX history_by_key ON history (key, ts, kind, digest);
+                """)
+        }
+        // The records' summary entries live in the records table: one index by position,
+        // (key_hash, entry_digest), answers both the lookups by position during sync and the
+        // summary's leaf reads. Before, a UNIQUE(key_hash) index and a merkle_entries row (space 0)
+        // were two b-trees written at random positions for every record, about a third of the
+        // pages a sync batch wrote to the WAL (Docs/architecture.md §Durability).
+        m.registerMigration("records-entry-digest") { db in
+            try db.execute(sql: """
+                CREATE TABLE records_new (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    key_hash BLOB NOT NULL,
+                    entry_digest BLOB NOT NULL,
+                    ts INTEGER NOT NULL,
+                    kind INTEGER NOT NULL,
+                    digest BLOB NOT NULL,
+                    signer BLOB NOT NULL,
+                    encoded BLOB NOT NULL
+                );
+                INSERT INTO records_new (key, key_hash, entry_digest, ts, kind, digest, signer, encoded)
+                    SELECT r.key, r.key_hash, e.digest, r.ts, r.kind, r.digest, r.signer, r.encoded
+                    FROM records r JOIN merkle_entries e ON e.space = 0 AND e.id = r.key_hash;
+                """)
+            let moved = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM records_new") ?? 0
+            let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM records") ?? 0
+            guard moved == held else {
+                throw StoreCorruption("\(held - moved) of \(held) records have no summary entry")
+            }
+            try db.execute(sql: """
+                DROP TABLE records;
+                ALTER TABLE records_new RENAME TO records;
+                CREATE INDEX records_tombstones ON records (key) WHERE kind = 1;
+                CREATE INDEX records_by_position ON records (key_hash, entry_digest);
+                DELETE FROM merkle_entries WHERE space = 0;
                 """)
         }
         return m

@@ -147,6 +147,22 @@ enum StoreFixture {
         #expect(store.clockWentBack == nil)
     }
 
+    /// A new version of a key is found by the grants its own pool cites, not the old version's:
+    /// revoking the grant only the new version cites unsets the key, and revoking the one only the
+    /// old version cited leaves it alone.
+    @Test func theCascadeFindsAReplacedRecordByItsNewPool() throws {
+        let t = try TempStore()
+        let old = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/**"], nonce: 1)
+        let new = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/**"], nonce: 2)
+        #expect(try t.store.apply(StoreFixture.record("/app/x", "1", by: StoreFixture.alice, pool: [old])) == .accepted)
+        #expect(try t.store.apply(StoreFixture.record("/app/x", "2", by: StoreFixture.alice, pool: [new], counter: 1)) == .accepted)
+        let revokeOld = Revocation(cluster: StoreFixture.root.publicKey, grantID: old.id, revokedAt: StoreFixture.now, signer: StoreFixture.root)
+        #expect(try t.store.apply(revokeOld) == .accepted(unset: [], pruned: []))
+        let revokeNew = Revocation(cluster: StoreFixture.root.publicKey, grantID: new.id, revokedAt: StoreFixture.now, signer: StoreFixture.root)
+        #expect(try t.store.apply(revokeNew) == .accepted(unset: [try Key("/app/x")], pruned: []))
+        #expect(try t.store.record(Key("/app/x")) == nil)
+    }
+
     @Test func revocationCascadeInTheStore() async throws {
         let t = try TempStore()
         let wide = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/**"], nonce: 1)
