@@ -112,7 +112,7 @@ if runs("gossip") {
 
 if runs("simulate") {
     // --nodes=N simulates one size only. 10,000 nodes now start in little memory (one shared peer
-    // table), but the spread phase grows and slows past 2,000 nodes (Docs/architecture.md §Simulation).
+    // table), but a full run slows and grows past 2,000 nodes (Docs/architecture.md §Simulation).
     let chosen = arguments.first { $0.hasPrefix("--nodes=") }.flatMap { Int($0.dropFirst("--nodes=".count)) }
     for n in chosen.map({ [$0] }) ?? (quick ? [200, 1000] : [1000, 2000]) {
         SimulationBench.report(nodes: n, writes: n > 2000 ? 20 : (quick ? 20 : 100), quick: quick || n > 2000)
