@@ -71,6 +71,32 @@ import KVGossipTestSupport
         #expect(!Unmounted.isMounted(cli.path("kv")))
     }
 
+    /// An agent started on a data directory a newer release wrote exits 78, the status the unit
+    /// does not restart on, and says why; `--check-config` reports the same.
+    @Test func aDataDirectoryANewerReleaseWroteIsRefusedWithStatus78() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let first = try AgentProcess(cli: cli, name: "a", root: root)
+        #expect(first.stop() == 0)
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        sqlite.arguments = [first.data + "/kvgossip.sqlite", "INSERT INTO grdb_migrations (identifier) VALUES ('from-a-newer-release')"]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        #expect(sqlite.terminationStatus == 0)
+
+        let again = try AgentProcess(
+            cli: cli, name: "a", data: first.data, socket: first.socket,
+            arguments: ["agent", "--data", first.data, "--root", root, "--control", first.socket, "--no-serf", "--listen", "127.0.0.1:\(LoopbackPort.free())"],
+            waitForSocket: false)
+        #expect(Readiness.wait(timeout: 30) { !again.process.isRunning })
+        #expect(again.stop() == 78, "log: \(again.log)")
+        #expect(again.log.contains("newer kvgossip") && again.log.contains("from-a-newer-release"), "log: \(again.log)")
+        let check = try cli.run(["agent", "--data", first.data, "--root", root, "--check-config"])
+        #expect(check.status != 0 && check.stderr.contains("from-a-newer-release"), "\(check)")
+    }
+
     /// `readiness: synced`: READY=1 waits for the first completed reconciliation. With its only
     /// peer down the agent answers but is not ready; once the peer is up and a session completed,
     /// it is.

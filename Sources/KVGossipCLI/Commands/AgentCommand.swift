@@ -105,16 +105,11 @@ struct AgentCommand: AsyncParsableCommand {
         _ = mallopt(M_ARENA_MAX, 2)
         let settings = try effectiveSettings()
         var problems = settings.problems()
-        // A data directory a newer release wrote is refused before anything opens it; the package's
-        // postinst runs --check-config, so a downgrade stops there (Docs/operations.md §Upgrades and downgrades).
-        if let data = settings.data, let refusal = try Store.schemaProblem(directory: data) {
-            if !checkConfig {
-                FileHandle.standardError.write(Data("kvgossip: \(refusal)\n".utf8))
-                throw ExitCode(Self.refusedDataExitCode)
-            }
-            problems.append("data: \(refusal)")
-        }
         if checkConfig {
+            // A data directory a newer release wrote: the package's postinst runs --check-config, so
+            // a downgrade stops here (Docs/operations.md §Upgrades and downgrades). An agent that
+            // starts on one is refused where the store opens (AgentLauncher).
+            if let data = settings.data, let refusal = try Store.schemaProblem(directory: data) { problems.append("data: \(refusal)") }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(settings), as: UTF8.self))

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import KVGossipControl
 import KVGossipCore
@@ -32,7 +33,16 @@ struct AgentLauncher {
         var limits = Limits()
         limits.maxSkewMs = UInt64(settings.maxSkewSeconds! * 1000)
         let store: Store
-        do { store = try Store(directory: data, root: rootKey, limits: limits, history: settings.historyBounds) } catch { throw CLIError("cannot open the store in \(data): \(error)") }
+        do {
+            store = try Store(directory: data, root: rootKey, limits: limits, history: settings.historyBounds)
+        } catch let refusal as StoreError {
+            guard case .newerSchema = refusal else { throw CLIError("cannot open the store in \(data): \(refusal)") }
+            // A newer release wrote it: a restart cannot help, and the unit does not restart on 78.
+            FileHandle.standardError.write(Data("kvgossip: \(refusal)\n".utf8))
+            throw ExitCode(AgentCommand.refusedDataExitCode)
+        } catch {
+            throw CLIError("cannot open the store in \(data): \(error)")
+        }
         let staticPeers = (settings.peers ?? []).compactMap(PeerAddress.init(parsing:))
         let serfMode = SerfMode(settings)
         let node = try Node(store: store, key: nodeKey, peersExpected: !staticPeers.isEmpty || serfMode != .off)
