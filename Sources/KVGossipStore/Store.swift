@@ -85,8 +85,7 @@ public final class Store: Sendable {
         // at checkpoints and loses the last commits in a power cut; so it is set here, on the one
         // writer connection, once the pool is open.
         try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
-        let unknown = try db.read(StoreSchema.unknownSteps)
-        guard unknown.isEmpty else { throw StoreError.newerSchema(directory: directory, unknownSteps: unknown) }
+        if let refusal = try db.read({ try StoreSchema.refusal($0, directory: directory) }) { throw refusal }
         try StoreSchema.migrator.migrate(db)
 
         let loaded = try db.write { db -> State in
@@ -113,8 +112,7 @@ public final class Store: Sendable {
         config.busyMode = .timeout(10)
         let db = try DatabasePool(path: path, configuration: config)
         let (root, loaded) = try db.read { db -> (PublicKey, State) in
-            let unknown = try StoreSchema.unknownSteps(db)
-            guard unknown.isEmpty else { throw StoreError.newerSchema(directory: directory, unknownSteps: unknown) }
+            if let refusal = try StoreSchema.refusal(db, directory: directory) { throw refusal }
             guard try db.tableExists("history"), let root = try db.meta(.cluster).flatMap(PublicKey.init(bytes:)) else {
                 throw StoreError.needsUpgrade(directory)
             }

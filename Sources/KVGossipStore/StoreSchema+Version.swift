@@ -11,6 +11,12 @@ extension StoreSchema {
     static func unknownSteps(_ db: Database) throws -> [String] {
         try migrator.appliedIdentifiers(db).subtracting(migrator.migrations).sorted()
     }
+
+    /// Why this release must not use the store in `directory` open on `db`, or nil.
+    static func refusal(_ db: Database, directory: String) throws -> StoreError? {
+        let unknown = try unknownSteps(db)
+        return unknown.isEmpty ? nil : .newerSchema(directory: directory, unknownSteps: unknown)
+    }
 }
 
 extension Store {
@@ -22,7 +28,6 @@ extension Store {
         var config = Configuration()
         config.readonly = true
         config.busyMode = .timeout(10)
-        let unknown = try DatabaseQueue(path: path, configuration: config).read(StoreSchema.unknownSteps)
-        return unknown.isEmpty ? nil : .newerSchema(directory: directory, unknownSteps: unknown)
+        return try DatabaseQueue(path: path, configuration: config).read { try StoreSchema.refusal($0, directory: directory) }
     }
 }
