@@ -74,7 +74,7 @@ public final class Simulation {
     private var index: [PeerAddress: Int] = [:]
     private var keys: [Key] = []
     private var keyIndex: [Key: Int] = [:]
-    private var queue = EventQueue<Event>()
+    private var queue = TimedQueue<Event>()
     private var random: SplitMix64
     private var nextVersion: UInt64 = 0
     /// Which nodes can reach which; nil: all.

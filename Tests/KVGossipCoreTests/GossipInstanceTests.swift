@@ -232,7 +232,9 @@ import Testing
     }
 
     @Test func startReconcilesWithStaticPeersOneMemberAndThoseThatDiffer() {
-        var g = GossipInstance(expectsPeers: true, seed: 7)
+        var config = GossipConfig()
+        config.joinedSessions = 11  // every node reconciles with a joiner (GossipJoinTests: fewer in a fleet)
+        var g = GossipInstance(config: config, expectsPeers: true, seed: 7)
         let statics = [PeerAddress(host: "192.168.1.1", port: 7947)]
         _ = g.setPeers(members: (1...10).map { ("n\($0)", Self.address($0)) }, statics: statics, nowMs: 0)
         let d = g.start(differing: [Self.address(7), Self.address(8)], nowMs: 0)

@@ -12,6 +12,9 @@ public struct GossipConfig: Sendable, Equatable {
     /// Keys queued for one peer; past this the queue is dropped, the overflow counted, and a full
     /// session with that peer does the work instead.
     public var queueLimit = 4096
+    /// Keys queued for all peers together: past this the queue that grows is dropped the same way,
+    /// so the queues' memory is bounded however many peers there are.
+    public var queuedKeysLimit = 65_536
     /// After pushing a fresh record on, a node tells this many random peers its new tree hash a
     /// moment later (`announceDelayMs`); a peer still without the record sees a different hash and
     /// pulls it. nil: grows with the cluster, ⌈ln N⌉; 0: off. Pushes alone leave about e^−fanout of
@@ -19,8 +22,13 @@ public struct GossipConfig: Sendable, Equatable {
     /// of a push's bytes (Docs/architecture.md §Simulation).
     public var announceFanout: Int?
     public var announceDelayMs: UInt64 = 50
-    /// A failed push is repaired by a full session with that peer this much later.
+    /// A failed push or session is repaired by a full session with that peer this much later,
+    /// twice as long after each further failure in a row, at most `antiEntropyIntervalMs`.
     public var repairDelayMs: UInt64 = 1_000
+    /// Sessions the whole cluster runs with a member that joins: each node that hears of the
+    /// join starts one with probability `joinedSessions / peers` (always, in a cluster of at most
+    /// `joinedSessions + 1` nodes).
+    public var joinedSessions = 3
     /// Full sessions an announcement may start at once (the rest wait for the periodic round).
     public var announcedSessionsInFlight = 2
 

@@ -67,10 +67,12 @@ public struct GossipInstance: Sendable {
     private var announcedSessions = 0
     private let expectsPeers: Bool
     // Indexes kept beside the states so that nothing per event costs a pass over every peer (a
-    // fleet node knows thousands): peers with keys queued, peers awaiting a repair, and the pushes
-    // in flight to all of them.
-    private var waiting: Set<PeerAddress> = []
-    private var repairing: Set<PeerAddress> = []
+    // fleet node knows thousands): peers that may have a push to send, repairs by due time, peers
+    // whose last push or session failed, and the totals of keys queued and pushes in flight.
+    private var ready = ReadyPeers()
+    private var repairs = TimedQueue<PeerAddress>()
+    private var failing: Set<PeerAddress> = []
+    private var queuedTotal = 0
     private var inFlightTotal = 0
 
     /// - Parameter expectsPeers: false for a node configured with no peers at all, whose keys are
@@ -101,18 +103,30 @@ public struct GossipInstance: Sendable {
         for (address, state) in states {
             guard isPeer(address) else {
                 inFlightTotal -= state.pushesInFlight
+                queuedTotal -= state.queue.count
                 states[address] = nil
                 continue
             }
             states[address]!.isStatic = table.statics.contains(address)
             if !states[address]!.isStatic, let name = table.names[address] { states[address]!.name = name }
         }
-        waiting = waiting.filter(isPeer)
-        repairing = repairing.filter(isPeer)
+        // The tables of who is a peer, copied out: the closures must not read `self` while the
+        // indexes they filter are being changed.
+        let (now, own) = (table.names, ownAddress)
+        let stays = { (a: PeerAddress) in a != own && now[a] != nil }
+        ready.removeAll { !stays($0) }
+        repairs.removeAll { !stays($0) }
+        failing = failing.filter(stays)
         guard startupDone else { return [] }
         let joined = table.addresses.filter { isPeer($0) && ($0 == beforeOwn || before.names[$0] == nil) }
+        // Every node hears of a join. In all, about `joinedSessions` of them reconcile with each
+        // new member, not all N at once (when a partition heals, half the cluster joins the other
+        // half); the new member runs its own start-up sessions too.
+        let chance = Double(config.joinedSessions) / Double(max(1, peerCount))
         var out: [GossipDirective] = []
-        for address in joined { out += want(session: address, "member joined") }
+        for address in joined where chance >= 1 || Double.random(in: 0 ..< 1, using: &random) < chance {
+            out += want(session: address, "member joined")
+        }
         return out + pump(nowMs: nowMs)
     }
 
@@ -166,7 +180,8 @@ public struct GossipInstance: Sendable {
 
     /// The earliest time `tick` has something to do.
     public var nextWakeMs: UInt64? {
-        ([nextRoundMs, announceAtMs] + repairing.map { states[$0]?.repairAtMs }).compactMap { $0 }.min()
+        // A cancelled repair may still head the schedule: then a tick finds nothing to do.
+        [nextRoundMs, announceAtMs, repairs.nextTime].compactMap { $0 }.min()
     }
 
     /// Runs what is due: the periodic round with a random peer, repairs, announcements.
@@ -176,14 +191,14 @@ public struct GossipInstance: Sendable {
             nextRoundMs = nowMs + jittered(config.antiEntropyIntervalMs)
             if let peer = pick(1, excluding: nil).first { out += want(session: peer, "periodic") }
         }
-        for address in repairing.sorted() {
-            guard let due = states[address]?.repairAtMs, due <= nowMs else { continue }
+        while let (due, address) = repairs.popDue(at: nowMs) {
+            guard states[address]?.repairAtMs == due else { continue }  // cancelled or moved
             setRepair(address, nil)
-            out += want(session: address, "repair after a failed push")
+            out += want(session: address, "repair after a failure")
         }
         if let due = announceAtMs, due <= nowMs {
             announceAtMs = nil
-            let targets = pick(config.announceFanout(peers: peerCount), excluding: announceSkip)
+            let targets = pick(config.announceFanout(peers: peerCount), excluding: announceSkip, skippingFailing: true)
             announceSkip = nil
             for address in targets { out.append(.announce(address)) }
             counters.announcements += targets.count
@@ -202,7 +217,7 @@ public struct GossipInstance: Sendable {
         var holder: PeerAddress?
         switch origin {
         case .local:
-            targets = pick(fanout, excluding: nil)
+            targets = pick(fanout, excluding: nil, skippingFailing: true)
             // Pushed to every peer: each gets it or, if the push fails, a repair session.
             announce = targets.count < peerCount
             // Pending until a peer holds it; a node with no peers at all has no one to wait for.
@@ -211,7 +226,7 @@ public struct GossipInstance: Sendable {
             // A sender this node does not know has a view of the cluster unlike this node's: what
             // it reached says nothing about this node's peers.
             let forwards = !isPeer(sender) || config.forwardsPushes(peers: peerCount)
-            targets = forwards ? pick(fanout, excluding: sender) : []
+            targets = forwards ? pick(fanout, excluding: sender, skippingFailing: true) : []
             // Not forwarded: the announcement is the way to a peer the sender does not know.
             if !forwards { holder = sender }
             counters.forwarded += targets.count
@@ -234,6 +249,7 @@ public struct GossipInstance: Sendable {
     public mutating func pushAnswered(by address: PeerAddress, _ results: [(key: Key, digest: Hash256, held: Bool)], nowMs: UInt64) -> [GossipDirective] {
         pushEnded(address)
         counters.pushesOK += 1
+        reached(address)
         var changed: [Key: KeyState] = [:]
         for r in results where r.held {
             if keyStates.acknowledged(r.key, digest: r.digest) { changed[r.key] = keyStates.state(of: r.key) }
@@ -242,11 +258,12 @@ public struct GossipInstance: Sendable {
     }
 
     /// A push did not arrive (no link, the link broke, the peer refused it): a full session with
-    /// that peer repairs it a moment later.
+    /// that peer repairs it a moment later. Until a push or session with it succeeds again, the
+    /// peer gets no pushes (the repair carries what it misses) and keys go to other peers instead.
     public mutating func pushFailed(to address: PeerAddress, nowMs: UInt64) -> [GossipDirective] {
         pushEnded(address)
         counters.pushesFailed += 1
-        if let peer = self.peer(address), peer.repairAtMs == nil { setRepair(address, nowMs + config.repairDelayMs) }
+        failed(address, nowMs: nowMs)
         return pump(nowMs: nowMs)
     }
 
@@ -274,10 +291,8 @@ public struct GossipInstance: Sendable {
             peer.agreed = false
             peer.lastError = outcome.error
         }
-        if peer.repairAtMs != nil && outcome.completed {
-            peer.repairAtMs = nil
-            repairing.remove(address)
-        }
+        // A completed session did a repair's work; the schedule drops the cancelled entry.
+        if outcome.completed { peer.repairAtMs = nil }
         if peer.sessionAnnounced {
             peer.sessionAnnounced = false
             announcedSessions -= 1
@@ -285,6 +300,7 @@ public struct GossipInstance: Sendable {
         let wanted = peer.sessionWanted
         peer.sessionWanted = nil
         put(peer)
+        if outcome.completed { reached(address) } else { failed(address, nowMs: nowMs) }
         if let wanted { out += want(session: address, wanted) }
         return out
     }
@@ -297,12 +313,16 @@ public struct GossipInstance: Sendable {
             peer.agreed = outcome.completed ? outcome.equalAtEnd : false
             if outcome.completed { peer.lastSyncMs = nowMs }
         }
-        return outcome.completed ? earnedSync() : []
+        guard outcome.completed else { return [] }
+        reached(address)
+        return earnedSync()
     }
 
     /// A session a peer opened with this node ended: completed, it counts as a comparison too.
+    /// It also shows the peer is back, if it was failing (an agent that restarts opens sessions).
     public mutating func answeredSession(from address: PeerAddress?, _ outcome: SessionOutcome) -> [GossipDirective] {
         guard outcome.completed else { return [] }
+        if let address { reached(address) }
         return earnedSync()
     }
 
@@ -344,11 +364,37 @@ public struct GossipInstance: Sendable {
         guard isPeer(address) else { return }  // it left: its pushes were uncounted then
         update(address) { $0.pushesInFlight -= 1 }
         inFlightTotal -= 1
+        if let peer = self.peer(address), !peer.queue.isEmpty { ready.append(address) }
     }
 
     private mutating func setRepair(_ address: PeerAddress, _ atMs: UInt64?) {
         update(address) { $0.repairAtMs = atMs }
-        if atMs == nil { repairing.remove(address) } else { repairing.insert(address) }
+        if let atMs { repairs.schedule(address, at: atMs) }
+    }
+
+    /// A push to the peer or a session with it failed: its queue is dropped and it gets no pushes
+    /// until it answers again; a repair session is due after a delay that doubles with each
+    /// failure in a row, up to the periodic round's interval (a peer that is down costs one
+    /// attempt per interval, not one per record).
+    private mutating func failed(_ address: PeerAddress, nowMs: UInt64) {
+        guard var peer = self.peer(address) else { return }
+        peer.failuresInARow += 1
+        queuedTotal -= peer.queue.count
+        peer.queue = []
+        peer.queued = []
+        let backoff = config.repairDelayMs << UInt64(min(peer.failuresInARow - 1, 16))
+        if peer.repairAtMs == nil {
+            peer.repairAtMs = nowMs + min(backoff, max(config.antiEntropyIntervalMs, config.repairDelayMs))
+            repairs.schedule(address, at: peer.repairAtMs!)
+        }
+        put(peer)
+        failing.insert(address)
+    }
+
+    /// The peer answered a push or completed a session: it takes pushes again.
+    private mutating func reached(_ address: PeerAddress) {
+        guard failing.remove(address) != nil else { return }
+        update(address) { $0.failuresInARow = 0 }
     }
 
     private mutating func earnedSync() -> [GossipDirective] {
@@ -372,53 +418,56 @@ public struct GossipInstance: Sendable {
     private mutating func enqueue(_ key: Key, for address: PeerAddress) -> [GossipDirective] {
         guard var peer = self.peer(address), peer.queued.insert(key).inserted else { return [] }
         peer.queue.append(key)
-        waiting.insert(address)
-        if peer.queue.count > config.queueLimit {
-            // Too far behind for pushes: a full session catches the peer up instead.
+        queuedTotal += 1
+        if peer.queue.count > config.queueLimit || queuedTotal > config.queuedKeysLimit {
+            // Too far behind for pushes (this peer, or all of them together): a full session
+            // catches the peer up instead, and the queue's memory is given back.
             counters.queueOverflows += 1
+            queuedTotal -= peer.queue.count
             peer.queue = []
             peer.queued = []
-            waiting.remove(address)
             put(peer)
             return want(session: address, "push queue overflowed")
         }
+        if peer.pushesInFlight < config.pushesPerPeer { ready.append(address) }
         put(peer)
         return []
     }
 
-    /// Sends queued keys, within the per-peer and overall limits.
+    /// Sends queued keys, within the per-peer and overall limits, serving ready peers in turn.
     private mutating func pump(nowMs: UInt64) -> [GossipDirective] {
         var out: [GossipDirective] = []
-        var inFlight = inFlightTotal
-        defer { inFlightTotal = inFlight }
-        for address in waiting.sorted() where inFlight < config.pushesInFlight {
-            guard var peer = self.peer(address) else { continue }
-            while !peer.queue.isEmpty, peer.pushesInFlight < config.pushesPerPeer, inFlight < config.pushesInFlight {
-                let batch = Array(peer.queue.prefix(config.pushBatch))
-                peer.queue.removeFirst(batch.count)
-                peer.queued.subtract(batch)
-                peer.pushesInFlight += 1
-                inFlight += 1
-                out.append(.push(address, keys: batch))
-            }
-            if peer.queue.isEmpty { waiting.remove(address) }
+        while inFlightTotal < config.pushesInFlight, let address = ready.popFirst() {
+            guard var peer = self.peer(address), !peer.queue.isEmpty, peer.pushesInFlight < config.pushesPerPeer else { continue }
+            let batch = Array(peer.queue.prefix(config.pushBatch))
+            peer.queue.removeFirst(batch.count)
+            peer.queued.subtract(batch)
+            queuedTotal -= batch.count
+            peer.pushesInFlight += 1
+            inFlightTotal += 1
+            out.append(.push(address, keys: batch))
+            // Back of the line with what is left; a peer at its own limit returns when a push ends.
+            if !peer.queue.isEmpty, peer.pushesInFlight < config.pushesPerPeer { ready.append(address) }
             put(peer)
         }
         return out
     }
 
-    /// Up to `count` distinct random peers, not `excluded`.
-    private mutating func pick(_ count: Int, excluding excluded: PeerAddress?) -> [PeerAddress] {
+    /// Up to `count` distinct random peers, not `excluded` and, if `skippingFailing`, none whose
+    /// last push or session failed.
+    private mutating func pick(_ count: Int, excluding excluded: PeerAddress?, skippingFailing: Bool = false) -> [PeerAddress] {
         let order = table.addresses
-        let available = peerCount - (excluded.map(isPeer) == true ? 1 : 0)
-        guard count < available else { return order.filter { isPeer($0) && $0 != excluded }.shuffled(using: &random) }
+        let skipped = skippingFailing ? failing : []
+        func eligible(_ a: PeerAddress) -> Bool { isPeer(a) && a != excluded && !skipped.contains(a) }
+        let available = peerCount - skipped.count - (excluded.map { isPeer($0) && !skipped.contains($0) } == true ? 1 : 0)
         // Few out of many (the usual case): draw indexes until enough distinct ones, without a
-        // pass over every peer.
+        // pass over every peer. When most are taken or skipped, one pass is cheaper.
+        guard count * 4 < available else { return Array(order.filter(eligible).shuffled(using: &random).prefix(count)) }
         var chosen: Set<Int> = []
         var out: [PeerAddress] = []
         while out.count < count {
             let i = Int.random(in: 0..<order.count, using: &random)
-            guard order[i] != excluded, order[i] != ownAddress, chosen.insert(i).inserted else { continue }
+            guard eligible(order[i]), chosen.insert(i).inserted else { continue }
             out.append(order[i])
         }
         return out

@@ -13,6 +13,9 @@ public struct GossipPeer: Sendable, Equatable {
     var sessionAnnounced = false
     var sessionWanted: String?
     var repairAtMs: UInt64?
+    /// Pushes and sessions that failed since the peer last answered: while above zero the peer
+    /// gets no pushes, and each further failure doubles the wait for its repair.
+    var failuresInARow = 0
     var pushesInFlight = 0
     var queue: [Key] = []
     var queued: Set<Key> = []
@@ -24,7 +27,7 @@ extension GossipPeer {
     /// Nothing in flight, queued, wanted or remembered: the same as a peer never dealt with.
     var isIdle: Bool {
         lastSyncMs == nil && agreed == nil && lastError == nil && !sessionInFlight && !sessionAnnounced && sessionWanted == nil
-            && repairAtMs == nil && pushesInFlight == 0 && queue.isEmpty && pendingAtSessionStart.isEmpty
+            && repairAtMs == nil && failuresInARow == 0 && pushesInFlight == 0 && queue.isEmpty && pendingAtSessionStart.isEmpty
     }
 }
 
