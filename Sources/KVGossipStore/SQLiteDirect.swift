@@ -94,7 +94,10 @@ struct DirectStatement {
             })
         }
 
-        mutating func blob(_ hash: Hash256) { blob(hash.bytes) }
+        mutating func blob(_ hash: Hash256) {
+            let i = next()
+            check(hash.withUnsafeBytes { sqlite3_bind_blob(handle, i, $0.baseAddress, CInt($0.count), Self.transient) })
+        }
 
         mutating func text(_ value: String) {
             let i = next()
@@ -134,9 +137,7 @@ struct DirectStatement {
 
         /// A 32-byte blob as a hash; nil when the column holds anything else.
         func hash(_ column: CInt) -> Hash256? {
-            let bytes = blob(column)
-            guard bytes.count == Hash256.byteCount else { return nil }
-            return Hash256(bytes: [UInt8](bytes))
+            Hash256(raw: blob(column))
         }
     }
 }

@@ -24,7 +24,7 @@ struct SQLiteMerkleBackend: MerkleBackend {
                 throw StoreCorruption("the Merkle node at \(prefix) does not hold 16 hashes")
             }
             let children = (0..<MerkleInternalNode.childCount).map { i in
-                Hash256(bytes: [UInt8](blob[i * Hash256.byteCount..<(i + 1) * Hash256.byteCount]))!
+                Hash256(raw: UnsafeRawBufferPointer(rebasing: blob[i * Hash256.byteCount..<(i + 1) * Hash256.byteCount]))!
             }
             return MerkleInternalNode(count: Int(row.int(0)), children: children)
         }
@@ -33,7 +33,7 @@ struct SQLiteMerkleBackend: MerkleBackend {
     func setInternalNode(_ node: MerkleInternalNode, at prefix: NibblePath) throws {
         var blob = [UInt8]()
         blob.reserveCapacity(MerkleInternalNode.childCount * Hash256.byteCount)
-        for child in node.children { blob.append(contentsOf: child.bytes) }
+        for child in node.children { child.withUnsafeBytes { blob.append(contentsOf: $0) } }
         try DirectStatement(db, "INSERT OR REPLACE INTO merkle_nodes (space, prefix, count, children) VALUES (?, ?, ?, ?)").run {
             $0.int(space.rawValue)
             $0.blob(prefix.nibbles)

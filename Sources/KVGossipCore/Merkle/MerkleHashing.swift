@@ -15,8 +15,8 @@ public enum MerkleHashing {
         message.reserveCapacity(1 + entries.count * 2 * Hash256.byteCount)
         message.append(leafTag)
         for entry in entries {
-            message.append(contentsOf: entry.id.bytes)
-            message.append(contentsOf: entry.digest.bytes)
+            entry.id.withUnsafeBytes { message.append(contentsOf: $0) }
+            entry.digest.withUnsafeBytes { message.append(contentsOf: $0) }
         }
         return Hash256.of(message)
     }
@@ -28,7 +28,7 @@ public enum MerkleHashing {
         message.reserveCapacity(1 + children.count * Hash256.byteCount)
         message.append(internalTag)
         for child in children {
-            message.append(contentsOf: child.bytes)
+            child.withUnsafeBytes { message.append(contentsOf: $0) }
         }
         return Hash256.of(message)
     }

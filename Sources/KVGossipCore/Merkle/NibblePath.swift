@@ -53,7 +53,7 @@ public struct NibblePath: Hashable, Comparable, Sendable, CustomStringConvertibl
 
     /// Nibble `index` of an id, counting from the most significant (0...63).
     public static func nibble(of id: Hash256, at index: Int) -> UInt8 {
-        let byte = id.bytes[index >> 1]
+        let byte = id.byte(at: index >> 1)
         return index & 1 == 0 ? byte >> 4 : byte & 0x0F
     }
 

@@ -1,6 +1,7 @@
 /// A 256-bit value held as four big-endian words, so that comparing words in order compares the
 /// bytes lexicographically, and nibble arithmetic needs no heap access. It backs `NibblePath` and
-/// the in-memory entry index, where `Hash256`'s array storage would cost an allocation per value.
+/// the in-memory entry index with the bit operations they need (`Hash256` has the same layout and
+/// converts without copying bytes).
 struct PackedWords256: Hashable, Comparable, Sendable {
     var w0: UInt64
     var w1: UInt64
@@ -31,7 +32,7 @@ struct PackedWords256: Hashable, Comparable, Sendable {
     }
 
     init(_ hash: Hash256) {
-        self.init(hash.bytes)
+        self.init(w0: hash.w0, w1: hash.w1, w2: hash.w2, w3: hash.w3)
     }
 
     var bytes: [UInt8] {
@@ -45,7 +46,7 @@ struct PackedWords256: Hashable, Comparable, Sendable {
         return out
     }
 
-    var hash256: Hash256 { Hash256(uncheckedBytes: bytes) }
+    var hash256: Hash256 { Hash256(w0: w0, w1: w1, w2: w2, w3: w3) }
 
     subscript(word index: Int) -> UInt64 {
         get {
