@@ -31,6 +31,12 @@ enum HostsBench {
         var writes: [Round] = []
         var events: [Round] = []
         var staleReads = 0
+        /// CPU the agents (with their Serfs and replay helpers) used per write, in the write blocks.
+        var cpuMsPerWrite = 0.0
+        /// Over the write blocks, per write, summed over the agents: records pushed to one peer
+        /// (`kvgossip_pushes_total`) and sessions started (`kvgossip_sync_sessions_total`).
+        var pushesPerWrite = 0.0
+        var sessionsPerWrite = 0.0
         var keysPerSide = 0
         var partitionWriteSeconds = 0.0
         /// From the partition until every host listed only its own side as peers (nil: not within the wait).
@@ -110,9 +116,17 @@ enum HostsBench {
 
         let block = 25
         var done = 0
+        var cpu = 0.0
+        let (pushesBefore, sessionsBefore) = (try hosts.counter("kvgossip_pushes_total"), try hosts.counter("kvgossip_sync_sessions_total"))
+        var serfSessions = 0  // sessions started during Serf's blocks (anti-entropy rounds, mostly)
+        let pids = hosts.agents.map(\.processIdentifier)
+        func cpuNow() -> Double { pids.reduce(0) { $0 + ProcessCPU.seconds(ofTree: $1) } }
         while done < o.writes {
             let size = min(block, o.writes - done)
+            let sessionsAtEvents = try hosts.counter("kvgossip_sync_sessions_total")
             for i in done..<(done + size) { f.events.append(relays.event("ev\(i)", timeout: 30)) }
+            serfSessions += try hosts.counter("kvgossip_sync_sessions_total") - sessionsAtEvents
+            let before = cpuNow()
             for i in done..<(done + size) {
                 let value = Array("w\(i)".utf8)
                 files.drain()
@@ -120,9 +134,14 @@ enum HostsBench {
                 try MountBench.writeFile(source, value)
                 f.writes.append(files.wait(for: value, since: start, timeout: 60))
             }
+            cpu += cpuNow() - before
             done += size
         }
         f.staleReads = files.staleReads
+        f.cpuMsPerWrite = cpu * 1000 / Double(max(1, o.writes))
+        f.pushesPerWrite = Double(try hosts.counter("kvgossip_pushes_total") - pushesBefore) / Double(max(1, o.writes))
+        f.sessionsPerWrite = Double(try hosts.counter("kvgossip_sync_sessions_total") - sessionsBefore - serfSessions) / Double(max(1, o.writes))
+        if o.keep { try saveArrivals(f, in: hosts.directory) }
 
         try await partition(hosts, o, into: &f)
         (f.maxConnections, f.connectionSamples) = sampler.finish()
@@ -142,17 +161,18 @@ enum HostsBench {
         try hosts.lab.partition(halves)
         let cut = DispatchTime.now().uptimeNanoseconds
         let (writerA, writerB) = (hosts.clients[halves[0][0]], hosts.clients[halves[1][0]])
+        let expected = (0..<n).map { halves[0].contains($0) ? halves[0].count - 1 : halves[1].count - 1 }
+        async let split = until(timeout: 180) { try await hosts.peerCounts() == expected }
         async let a = mint(writerA, prefix: "/part/a", keys: o.keysPerSide)
         async let b = mint(writerB, prefix: "/part/b", keys: o.keysPerSide)
         _ = try await (a, b)
         f.keysPerSide = o.keysPerSide
         f.partitionWriteSeconds = seconds(since: cut)
-        let expected = (0..<n).map { halves[0].contains($0) ? halves[0].count - 1 : halves[1].count - 1 }
-        f.splitSeconds = try await until(timeout: 90) { try await hosts.peerCounts() == expected }.map { $0 + f.partitionWriteSeconds }
+        f.splitSeconds = try await split
         let hashes = try await hosts.treeHashes()
         guard hashes[halves[0][0]] != hashes[halves[1][0]] else { throw BenchError("both sides have one tree hash while partitioned") }
-        print(String(format: "hosts: partitioned %d/%d, %d keys written on each side in %.1f s; Serf saw the split after %@",
-                     halves[0].count, halves[1].count, o.keysPerSide, f.partitionWriteSeconds, f.splitSeconds.map { String(format: "%.1f s", $0) } ?? "more than 90 s"))
+        print(String(format: "hosts: partitioned %d/%d, %d keys written on each side in %.1f s; every host listed only its own side after %@",
+                     halves[0].count, halves[1].count, o.keysPerSide, f.partitionWriteSeconds, f.splitSeconds.map { String(format: "%.1f s", $0) } ?? "more than 180 s"))
 
         try hosts.lab.heal()
         let healed = DispatchTime.now().uptimeNanoseconds
@@ -162,6 +182,13 @@ enum HostsBench {
             return Set(try await hosts.treeHashes()).count == 1
         }
         f.rejoinSeconds = rejoined
+    }
+
+    /// arrivals.csv: one line per write, the ms until each other host had it (empty: not in time).
+    private static func saveArrivals(_ f: Figures, in directory: String) throws {
+        let header = (1..<f.hosts).map { "h\($0)" }.joined(separator: ",")
+        let lines = f.writes.map { $0.map { $0.map { String(format: "%.1f", $0) } ?? "" }.joined(separator: ",") }
+        try ([header] + lines).joined(separator: "\n").write(toFile: directory + "/arrivals.csv", atomically: true, encoding: .utf8)
     }
 
     private static func mint(_ client: ControlClient, prefix: String, keys: Int) async throws {
@@ -196,9 +223,16 @@ extension HostsBench {
         }
         print("hosts: file written on h0's mount → IN_CLOSE_WRITE and a read of the new value on all \(others) other hosts' mounts: "
             + spread(f.writes) + " over \(f.writes.count) writes (goal p50 ≤ 50 ms, p99 ≤ 250 ms); "
-            + "not on every host within 60 s: \(Figures.incomplete(f.writes)); stale reads after an event: \(f.staleReads)")
+            + "not on every host within 60 s: \(Figures.incomplete(f.writes)); stale reads after an event: \(f.staleReads); "
+            + String(format: "per write, summed over the agents: CPU %.1f ms (with their Serfs and replay helpers), %.1f records pushed to a peer, %.1f sessions started",
+                     f.cpuMsPerWrite, f.pushesPerWrite, f.sessionsPerWrite))
         print("hosts: Serf's own user event, sent through h0's Serf → delivered on the RPC event stream of all \(others) other hosts' Serfs: "
             + spread(f.events) + " over \(f.events.count) events; not everywhere within 30 s: \(Figures.incomplete(f.events))")
+        func slowestHosts(_ rounds: [Round]) -> String {
+            var times: [Int: Int] = [:]
+            for r in rounds { if let i = r.indices.max(by: { (r[$0] ?? .infinity) < (r[$1] ?? .infinity) }) { times[i + 1, default: 0] += 1 } }
+            return times.sorted { $0.value > $1.value }.prefix(5).map { "h\($0.key) ×\($0.value)" }.joined(separator: ", ")
+        }
         // Which hosts are late: per host, its median and how many writes reached it after 250 ms.
         let perHost = (0..<others).map { h in
             let times = f.writes.map { $0[h] ?? .infinity }
@@ -207,7 +241,8 @@ extension HostsBench {
         let late = perHost.filter { $0.late > 0 }.sorted { $0.late > $1.late }
         print("hosts: writes reaching a host after 250 ms, by host: "
             + (late.isEmpty ? "none" : late.map { "h\($0.host) \($0.late)" }.joined(separator: ", "))
-            + "; per-host medians " + String(format: "%.1f–%.1f ms", perHost.map(\.p50).min() ?? 0, perHost.map(\.p50).max() ?? 0))
+            + "; per-host medians " + String(format: "%.1f–%.1f ms", perHost.map(\.p50).min() ?? 0, perHost.map(\.p50).max() ?? 0)
+            + "; the slowest host of a write, most often: " + slowestHosts(f.writes))
         let converge = f.convergeSeconds.map { String(format: "%.1f s", $0) } ?? "not within 300 s"
         let rejoin = f.rejoinSeconds.map { String(format: "%.1f s", $0) } ?? "not while waiting"
         print("hosts: after healing a \(f.hosts / 2)/\(f.hosts - f.hosts / 2) partition in which each side wrote \(f.keysPerSide) keys: "

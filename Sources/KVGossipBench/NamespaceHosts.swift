@@ -20,6 +20,8 @@ final class NamespaceHosts: @unchecked Sendable {
     static let serfPort = 7946
     /// Serf's RPC in each host: its own loopback, so every host can use the same port.
     static let serfRPC = "127.0.0.1:7373"
+    /// `/metrics` in each host, on its own loopback as well.
+    static let metricsPort = 9947
 
     func data(_ i: Int) -> String { "\(directory)/h\(i)" }
     func mount(_ i: Int) -> String { "\(directory)/m\(i)" }
@@ -43,6 +45,7 @@ final class NamespaceHosts: @unchecked Sendable {
                 GossipBench.binary(), "agent", "--data", data(i), "--root", Bench.root.publicKey.text, "--control", socket(i),
                 "--mount", mount(i), "--listen", "\(lab.ip(i)):\(Self.syncPort)", "--name", "h\(i)", "--serf-spawn",
                 "--serf-bind", "\(lab.ip(i)):\(Self.serfPort)", "--serf-rpc", Self.serfRPC, "--log-level", logLevel,
+                "--metrics-listen", "127.0.0.1:\(Self.metricsPort)",
             ]
             if i > 0 { arguments += ["--join", "\(lab.ip(0)):\(Self.serfPort)"] }
             p.arguments = arguments
@@ -100,6 +103,16 @@ final class NamespaceHosts: @unchecked Sendable {
         var out: [String] = []
         for i in 0..<count { out.append(try await status(i).treeHash) }
         return out
+    }
+
+    /// The sum of a counter family's samples (e.g. `kvgossip_pushes_total`, every result) over all
+    /// hosts, read with curl inside each host's namespace.
+    func counter(_ family: String) throws -> Int {
+        try (0..<count).reduce(0) { sum, i in
+            let text = try NetnsLab.sh("nsenter \(lab.enter(i)[0]) curl -sf http://127.0.0.1:\(Self.metricsPort)/metrics")
+            let samples = text.split(separator: "\n").filter { $0.hasPrefix(family + "{") || $0.hasPrefix(family + " ") }
+            return sum + samples.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
+        }
     }
 
     /// The pid of host `i`'s Serf (from the pid file the agent keeps), nil when it is not running.
