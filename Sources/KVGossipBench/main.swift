@@ -1,19 +1,29 @@
 import Foundation
 import KVGossipCore
 import KVGossipStore
+import KVGossipTestSupport
 
-/// `kvgossip-bench [--quick] [store|sync|mount|mount-scale|gossip|simulate|control|template|history|etcd ...] [--keys=N] [--nodes=N]`: prints the figures, each beside a
+/// `kvgossip-bench [--quick] [store|sync|mount|mount-scale|gossip|simulate|control|template|history|etcd|hosts ...] [--keys=N] [--nodes=N]
+/// [--hosts=N] [--writes=N] [--partition-keys=N] [--log-level=LEVEL] [--keep]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
+// The `hosts` section runs one of these inside each host's network namespace.
+if arguments.first == "serf-relay", arguments.count == 3 {
+    try await SerfRelay.run(rpc: arguments.dropFirst().first!, secrets: arguments.last!)
+    exit(0)
+}
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
-let known: Set = ["store", "sync", "mount", "mount-scale", "gossip", "simulate", "control", "template", "history", "etcd"]
+let known: Set = ["store", "sync", "mount", "mount-scale", "gossip", "simulate", "control", "template", "history", "etcd", "hosts"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
-    print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...]")
+    print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...] [--keys=N] [--nodes=N] "
+        + "[--hosts=N] [--writes=N] [--partition-keys=N] [--log-level=LEVEL] [--keep]")
     exit(sections.isSubset(of: known) ? 0 : 2)
 }
 func runs(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
+/// The value of `--name=N`, if given.
+func number(_ name: String) -> Int? { arguments.first { $0.hasPrefix("--\(name)=") }.flatMap { Int($0.dropFirst(name.count + 3)) } }
 let scale = quick ? 10 : 1
 
 print("kvgossip-bench (\(quick ? "quick" : "full") run)")
@@ -167,5 +177,23 @@ if runs("etcd") {
                      blocks * perBlock, blocks * 2, f.kvgossip.p50 / f.etcd.p50, f.kvgossip.p99 / f.etcd.p99, f.kvgossip.cpuMsPerWrite / f.etcd.cpuMsPerWrite))
     } else {
         print("etcd: skipped: etcd not installed (Scripts/install-deps --bench installs etcd-server)")
+    }
+}
+
+if runs("hosts") {
+    // --hosts=N hosts (20), --writes=N writes and as many Serf events (200), --partition-keys=N keys
+    // written on each side of the partition (1000); --log-level=LEVEL for the agents (info);
+    // --keep keeps the hosts' data directories and logs.
+    if let missing = NetnsLab.unavailableReason ?? (FileManager.default.isExecutableFile(atPath: "/usr/bin/serf") ? nil : "needs serf") {
+        print("hosts: skipped: \(missing)")
+    } else {
+        var o = HostsBench.Options()
+        o.hosts = number("hosts") ?? (quick ? 5 : 20)
+        o.writes = number("writes") ?? (quick ? 50 : 200)
+        o.keysPerSide = number("partition-keys") ?? (quick ? 200 : 1_000)
+        o.logLevel = arguments.first { $0.hasPrefix("--log-level=") }.map { String($0.dropFirst("--log-level=".count)) } ?? "info"
+        o.keep = arguments.contains("--keep")
+        let f = try await HostsBench.run(o)
+        HostsBench.report(f)
     }
 }

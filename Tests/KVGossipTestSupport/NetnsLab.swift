@@ -45,7 +45,8 @@ public final class NetnsLab: @unchecked Sendable {
 
     deinit { tearDown() }
 
-    private func tearDown() {
+    /// Deletes the namespaces now (a process about to exit does not run `deinit`).
+    public func tearDown() {
         for name in hosts + [bridge] { _ = try? Self.sh("ip netns del \(name) 2>/dev/null || true") }
     }
 
