@@ -276,4 +276,22 @@ import Testing
         #expect(abs(GossipConfig.naturalLog(1) - 0) < 1e-12)
         #expect(c.fanout(peers: 9_999) >= 10)
     }
+
+    /// Pushes and announcements together: ⌈ln N⌉ announcements in a large cluster, and in a small
+    /// one enough that pushes plus announcements reach ln N + 7 (some node missed in about one
+    /// write of a thousand, not one of a few hundred).
+    @Test func announcementsMakeUpForSmallClusters() {
+        let c = GossipConfig()
+        #expect(c.announceFanout(peers: 0) == 0)
+        #expect(c.announceFanout(peers: 3) == 3, "every peer")
+        #expect(c.fanout(peers: 19) == 4 && c.announceFanout(peers: 19) == 6)  // N = 20: ⌈3.0 + 7⌉ − 4
+        #expect(c.fanout(peers: 49) == 5 && c.announceFanout(peers: 49) == 6)  // N = 50: ⌈3.9 + 7⌉ − 5
+        #expect(c.announceFanout(peers: 999) == 7)  // N = 1,000: ⌈ln N⌉ (f + k = 15 ≥ ln N + 7)
+        #expect(c.announceFanout(peers: 9_999) == 10)
+        for peers in [5, 19, 49, 199, 999, 9_999] {
+            // ln(N · e^−(f+k)) ≤ ln(1/1000), unless every peer hears the announcement anyway.
+            let lnMissed = GossipConfig.naturalLog(Double(peers + 1)) - Double(c.fanout(peers: peers) + c.announceFanout(peers: peers))
+            #expect(lnMissed <= -6.9 || c.announceFanout(peers: peers) == peers, "N = \(peers + 1): ln of misses per write \(lnMissed)")
+        }
+    }
 }

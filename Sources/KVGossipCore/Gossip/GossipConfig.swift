@@ -17,11 +17,14 @@ public struct GossipConfig: Sendable, Equatable {
     public var queuedKeysLimit = 65_536
     /// After pushing a fresh record on, a node tells this many random peers its new tree hash a
     /// moment later (`announceDelayMs`); a peer still without the record sees a different hash and
-    /// pulls it. nil: grows with the cluster, ⌈ln N⌉; 0: off. Pushes alone leave about e^−fanout of
-    /// a large cluster unreached; each announcement is one more chance for such a node, at a tenth
-    /// of a push's bytes (Docs/architecture.md §Simulation).
+    /// pulls it. nil: grows with the cluster, ⌈ln N⌉, and in a small cluster enough more that
+    /// pushes and announcements together make ln N + 7 (`announceFanout(peers:)`); 0: off. Pushes
+    /// alone leave about e^−fanout of a large cluster unreached; each announcement is one more
+    /// chance for such a node, at a tenth of a push's bytes (Docs/architecture.md §Simulation).
     public var announceFanout: Int?
-    public var announceDelayMs: UInt64 = 50
+    /// Long enough for the pushes to land first (on a busy host tens of milliseconds), so that an
+    /// announcement finds a peer without the record only when every push missed it.
+    public var announceDelayMs: UInt64 = 100
     /// A failed push or session is repaired by a full session with that peer this much later,
     /// twice as long after each further failure in a row, at most `antiEntropyIntervalMs`.
     public var repairDelayMs: UInt64 = 1_000
@@ -50,11 +53,17 @@ public struct GossipConfig: Sendable, Equatable {
     /// round, and pulls the record.
     public func forwardsPushes(peers: Int) -> Bool { fanout(peers: peers) < peers }
 
-    /// How many peers hear a writer's new tree hash, in a cluster of `peers` other nodes.
+    /// How many peers hear a writer's new tree hash, in a cluster of `peers` other nodes. A node is
+    /// missed by f pushes and k announcements with probability about e^−(f+k), so some node of N
+    /// is missed in about N·e^−(f+k) of writes. ⌈ln N⌉ announcements make that about 1/(e·N); in a
+    /// small cluster that is still one write in a few hundred, so there f + k reaches ln N + 7 (one
+    /// write in about a thousand), which costs a few announcements of about 100 bytes.
     public func announceFanout(peers: Int) -> Int {
         if let announceFanout { return min(announceFanout, peers) }
         guard peers > 0 else { return 0 }
-        return min(peers, Int(Self.naturalLog(Double(peers + 1)).rounded(.up)))
+        let lnN = Self.naturalLog(Double(peers + 1))
+        let floor = Int((lnN + 7).rounded(.up)) - fanout(peers: peers)
+        return min(peers, max(Int(lnN.rounded(.up)), floor))
     }
 
     /// ln(x) for x ≥ 1 without Foundation: divide out powers of e, then the atanh series.
