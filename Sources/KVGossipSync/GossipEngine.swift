@@ -197,7 +197,9 @@ public final class GossipEngine: Sendable, KeyStateSource {
             let records = try keys.compactMap { try fresh[$0] ?? node.store.record($0) }
             guard !records.isEmpty else { return execute(instance.withLock { $0.pushAnswered(by: address, [], nowMs: now) }) }
             let sent = try sendPush(records, on: link)
-            Task { await self.awaitPush(sent, on: link, to: address) }
+            // Started here: it only sets up the wait for the answer, and a task scheduled instead
+            // would wake a thread to do just that.
+            Task.immediate { await self.awaitPush(sent, on: link, to: address) }
         } catch {
             pushFailed(to: address, error)
         }
@@ -383,7 +385,10 @@ public final class GossipEngine: Sendable, KeyStateSource {
                 link.close()
                 return
             }
-            Task {
+            // Started on the reader's thread, up to its first wait: the opening is answered from
+            // memory (`SessionRunner`), and a task scheduled instead would wake another thread
+            // first, on the path of every push received.
+            Task.immediate {
                 var responder = SyncResponder(state: self.syncState(link), peer: link.peer.name, limits: self.options.links.syncLimits)
                 do {
                     try await SessionRunner.run(&responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool)
