@@ -41,6 +41,8 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// Threads for the blocking half of sessions (store reads, signature checks, commits), so the
     /// cooperative pool stays free for the network, timers, Serf and the control API.
     let pool: NIOThreadPool
+    /// The same threads as a task executor, for sessions the peers open.
+    let storeThreads: StoreThreads
 
     public init(node: Node, options: Options, logger: Logger) {
         self.node = node
@@ -53,6 +55,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         handshakes = PendingHandshakes(perSource: options.links.pendingPerSource, total: options.links.pendingTotal)
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
+        storeThreads = StoreThreads(pool: pool)
         _ = instance.withLock { $0.setPeers(members: [], statics: options.staticPeers, nowMs: 0) }
         node.attach(keyStates: self)
     }
@@ -385,13 +388,12 @@ public final class GossipEngine: Sendable, KeyStateSource {
                 link.close()
                 return
             }
-            // Started on the reader's thread, up to its first wait: the opening is answered from
-            // memory (`SessionRunner`), and a task scheduled instead would wake another thread
-            // first, on the path of every push received.
-            Task.immediate {
+            // On the store's threads: the records that follow an opening resume it there directly.
+            Task(executorPreference: storeThreads) {
                 var responder = SyncResponder(state: self.syncState(link), peer: link.peer.name, limits: self.options.links.syncLimits)
                 do {
-                    try await SessionRunner.run(&responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool)
+                    try await SessionRunner.run(
+                        &responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool, onStoreThreads: true)
                     let r = responder.report
                     if responder.sessionKind == .full {
                         self.execute(self.instance.withLock { $0.answeredSession(from: link.address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) })

@@ -219,14 +219,15 @@ public final class PeerLink: Sendable {
 
 /// Runs one session's state machine over a link: sends its opening, answers each message from its
 /// inbox on the store's threads (answers may verify signatures and commit), and ends when the
-/// driver is finished, the link closes or the peer stalls.
+/// driver is finished, the link closes or the peer stalls. A session already running on the store's
+/// threads (`StoreThreads`) answers where it is.
 ///
 /// An inbox carries the peer's messages and, from the link's watchdog, `nil` now and then: a
 /// session that has heard nothing for the stall timeout when one arrives fails.
 enum SessionRunner {
     static func run<D: SyncDriver>(
         _ driver: inout D, opening: [SyncMessage], first: SyncMessage?, session: UInt32, inbox: AsyncStream<SyncMessage?>,
-        link: PeerLink, pool: NIOThreadPool
+        link: PeerLink, pool: NIOThreadPool, onStoreThreads: Bool = false
     ) async throws {
         let timeout = link.options.sessionStallTimeout
         defer { link.endSession(session) }
@@ -260,7 +261,7 @@ enum SessionRunner {
                 }
                 // An opening reads at most the tree hash, which the store keeps in memory: no
                 // hand-off to the store's threads and back for it.
-                let (next, replies) = message.isOpening ? try step() : try await pool.runIfActive(step)
+                let (next, replies) = message.isOpening || onStoreThreads ? try step() : try await pool.runIfActive(step)
                 local = next
                 link.send(replies, session: session)
             } catch let error as SyncProtocolError {
