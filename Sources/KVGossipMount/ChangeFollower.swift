@@ -4,6 +4,38 @@ import KVGossipCore
 import KVGossipStore
 import Synchronization
 
+/// Changes the store committed and the follower has not taken yet. Filled on the committing thread
+/// (a store commit observer: an append and a wake-up, no other lock), so a change reaches the
+/// follower's thread directly, not through a change-feed reader that must itself be scheduled first.
+/// Unbounded on purpose, as the feed is: a dropped change would leave a stale file; the follower
+/// drains it at every wake-up.
+final class ChangeInbox: Sendable {
+    private let state = Mutex<(changes: [StoreChange], stopping: Bool)>(([], false))
+    private let wake: DispatchSemaphore
+
+    init(wake: DispatchSemaphore) {
+        self.wake = wake
+    }
+
+    func add(_ changes: [StoreChange]) {
+        state.withLock { $0.changes += changes }
+        wake.signal()
+    }
+
+    /// Everything added so far, and whether the follower should stop.
+    func take() -> (changes: [StoreChange], stopping: Bool) {
+        state.withLock { s in
+            defer { s.changes = [] }
+            return (s.changes, s.stopping)
+        }
+    }
+
+    func stop() {
+        state.withLock { $0.stopping = true }
+        wake.signal()
+    }
+}
+
 /// Replays changes that did not come through the mount (gossip, the CLI, the control API) so that
 /// watchers see them as they would see a local edit. It runs on its own thread, never a FUSE worker
 /// and never holding the state lock, and has the replay helper (a separate process, see
@@ -14,35 +46,20 @@ import Synchronization
 /// Changes minted through the mount need no replay: the handler updated the view under the same
 /// lock before the store's change could reach here, so comparing view and truth finds nothing to do.
 final class ChangeFollower: Sendable {
-    private struct Inbox {
-        var changes: [StoreChange] = []
-        var stopping = false
-    }
-
     private let core: MountCore
     private let helper: ReplayHelper.Child
-    private let inbox = Mutex(Inbox())
+    private let inbox: ChangeInbox
     private let finished = DispatchSemaphore(value: 0)
-    private let consumer = Mutex<Task<Void, Never>?>(nil)
-    private let executor = ThreadExecutor(name: "kvgossip-changes")
-    private let consumerDone = DispatchSemaphore(value: 0)
     /// Bounds the replay of one key; a well-formed view converges in a handful of steps.
     private let maxStepsPerKey = 100_000
 
-    init(core: MountCore, helper: ReplayHelper.Child) {
+    init(core: MountCore, helper: ReplayHelper.Child, inbox: ChangeInbox) {
         self.core = core
         self.helper = helper
+        self.inbox = inbox
     }
 
-    func start(stream: AsyncStream<StoreChange>) {
-        let task = Task(executorPreference: executor) { [self] in
-            for await change in stream {
-                inbox.withLock { $0.changes.append(change) }
-                core.followerWake.signal()
-            }
-            consumerDone.signal()
-        }
-        consumer.withLock { $0 = task }
+    func start() {
         let thread = Thread { [self] in
             run()
             finished.signal()
@@ -53,13 +70,8 @@ final class ChangeFollower: Sendable {
 
     /// Stops the thread after its current step; returns once it has exited.
     func stop() {
-        let task = consumer.withLock { $0 }
-        task?.cancel()
-        inbox.withLock { $0.stopping = true }
-        core.followerWake.signal()
+        inbox.stop()
         finished.wait()
-        _ = consumerDone.wait(timeout: .now() + 5)
-        executor.shutdown()
     }
 
     private func run() {
@@ -68,17 +80,14 @@ final class ChangeFollower: Sendable {
             let now = nowMs()
             let waitMs = deadline.map { $0 > now ? $0 - now : 0 } ?? 1000
             _ = core.followerWake.wait(timeout: .now() + .milliseconds(Int(min(waitMs, 1000))))
-            let (changes, stopping) = inbox.withLock { box in
-                defer { box.changes = [] }
-                return (box.changes, box.stopping)
-            }
+            let (changes, stopping) = inbox.take()
             if stopping { return }
             let work = core.state.withLock { st in Work(taking: changes, from: &st) }
             for (parent, name) in work.entryInvalidations {
                 core.invalidateEntry(parent: parent, name: name)
             }
             for path in work.paths.sorted() {
-                replay(path)
+                replay(path, known: work.records[path])
             }
             for ino in work.attributeInvalidations {
                 core.invalidateInode(ino, attributesOnly: true)
@@ -95,6 +104,9 @@ final class ChangeFollower: Sendable {
         var entryInvalidations: [(UInt64, String)] = []
         var attributeInvalidations: [UInt64] = []
         var pageInvalidations: [UInt64] = []
+        /// The newest record these changes brought per path, which a delivery can write without
+        /// reading it back from the store.
+        var records: [String: Record] = [:]
 
         init(taking changes: [StoreChange], from st: inout FSState) {
             var revoked = false
@@ -103,6 +115,7 @@ final class ChangeFollower: Sendable {
                 case .record(let record, _, _):
                     st.truth.apply(record)
                     paths.insert(record.key.path)
+                    if records[record.key.path].map({ $0.version < record.version }) ?? true { records[record.key.path] = record }
                 case .unset(let key, let previous):
                     st.truth.unset(key, previous: previous)
                     paths.insert(key.path)
@@ -125,7 +138,7 @@ final class ChangeFollower: Sendable {
     }
 
     /// Brings the view at `path` in line with the store, one request at a time.
-    private func replay(_ path: String) {
+    private func replay(_ path: String, known: Record?) {
         var previous: SelfOp?
         for _ in 0..<maxStepsPerKey {
             guard let op = core.state.withLock({ $0.nextReplayStep(for: path) }) else { return }
@@ -134,11 +147,11 @@ final class ChangeFollower: Sendable {
                 return
             }
             previous = op
-            guard perform(op) else { return }
+            guard perform(op, known: known) else { return }
         }
     }
 
-    private func perform(_ op: SelfOp) -> Bool {
+    private func perform(_ op: SelfOp, known: Record?) -> Bool {
         let result: Int32
         switch op {
         case .mkdir(let path):
@@ -148,9 +161,9 @@ final class ChangeFollower: Sendable {
         case .unlink(let path):
             result = helper.perform(.unlink, path: path)
         case .create(let path):
-            return deliver(path, creating: true)
+            return deliver(path, creating: true, known: known)
         case .write(let path):
-            return deliver(path, creating: false)
+            return deliver(path, creating: false, known: known)
         }
         if result != 0 {
             core.ctx.logger.debug("mount replay step failed", metadata: ["op": "\(op)", "errno": "\(result)"])
@@ -160,13 +173,28 @@ final class ChangeFollower: Sendable {
     }
 
     /// Has the helper write the stored value through the mount. The handlers show exactly the
-    /// version read here (`deliveries`), and the truth learns it too, so a newer record read early
+    /// version written here (`deliveries`), and the truth learns it too, so a newer record read early
     /// is not written twice.
-    private func deliver(_ path: String, creating: Bool) -> Bool {
-        guard let key = try? Key(path), let record = try? core.ctx.node.store.record(key), record.kind == .value else { return false }
-        core.state.withLock { st in
-            st.truth.apply(record)
-            st.deliveries[path] = TruthEntry(record)
+    ///
+    /// `known`, the record this wake-up's changes brought, is written as it is while the truth
+    /// knows nothing newer for the path; otherwise the store is asked. Should the store already
+    /// hold a newer record whose change has not been taken yet, that one follows at the next
+    /// wake-up: the file shows each version in order, as a local writer's saves would.
+    private func deliver(_ path: String, creating: Bool, known: Record?) -> Bool {
+        let record: Record
+        if let known, known.kind == .value, core.state.withLock({ st -> Bool in
+            guard st.truth.liveEntry(path)?.version == known.version else { return false }
+            st.deliveries[path] = TruthEntry(known)
+            return true
+        }) {
+            record = known
+        } else {
+            guard let key = try? Key(path), let stored = try? core.ctx.node.store.record(key), stored.kind == .value else { return false }
+            core.state.withLock { st in
+                st.truth.apply(stored)
+                st.deliveries[path] = TruthEntry(stored)
+            }
+            record = stored
         }
         let result = helper.perform(creating ? .create : .write, path: path, data: record.value)
         if result != 0 {

@@ -9,7 +9,8 @@ import KVGossipCore
 struct OpenOut: Sendable {
     var fh: UInt64
     var keepCache = false
-    /// Read-only opens skip FLUSH (nothing to commit), saving one round trip per `cat`.
+    /// Handles that never commit (readers, the follower's deliveries) skip FLUSH, saving one round
+    /// trip per `cat` and per replayed write (a FLUSH would also wait for a save being minted).
     var noFlush = false
     var directIO = false
 }
@@ -47,7 +48,7 @@ extension FSState {
                 showDelivery(at: path)
                 var file = OpenFile(ino: ino, kind: .delivery)
                 file.buffer = truncating ? [] : try committedValue(path)
-                return OpenOut(fh: newHandle(file), directIO: true)
+                return OpenOut(fh: newHandle(file), noFlush: true, directIO: true)
             }
             if !writing {
                 return try openReader(ino, path: path, entry: entry)
@@ -147,7 +148,8 @@ extension FSState {
         file.dirty = createdHere
         file.createdHere = createdHere
         let isScratch = if case .scratch = kind { true } else { false }
-        return (attr(path, ino: ino)!, OpenOut(fh: newHandle(file), keepCache: isScratch, directIO: !isScratch))
+        let isDelivery = if case .delivery = kind { true } else { false }
+        return (attr(path, ino: ino)!, OpenOut(fh: newHandle(file), keepCache: isScratch, noFlush: isDelivery, directIO: !isScratch))
     }
 
     // MARK: read / write

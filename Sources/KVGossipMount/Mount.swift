@@ -87,14 +87,19 @@ public final class Mount: Sendable {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
 
         let values = ValueCache(budgetBytes: options.valueCacheBytes)
-        let observation = node.store.observeCommits { values.observe($0) }
         let ctx = MountContext(
             node: node, scratch: ScratchNames(patterns: options.scratchPatterns), uid: options.uid, gid: options.gid,
             logger: logger, hiddenGraceMs: options.hiddenGraceMs, values: values, readerPageCache: options.readerPageCache)
         let core = MountCore(ctx: ctx, mountpoint: path, peers: options.peers)
-        // Subscribe before reading the records, so nothing committed in between is missed (a
-        // change seen twice is harmless: the truth is ordered by record version).
-        let changes = node.store.changes()
+        // Follow commits before reading the records, so nothing committed in between is missed (a
+        // change seen twice is harmless: the truth is ordered by record version). The value cache
+        // learns a change before the follower does: a reader woken by the replay of a change must
+        // not be served the value it replaced.
+        let inbox = ChangeInbox(wake: core.followerWake)
+        let observation = node.store.observeCommits { changes in
+            values.observe(changes)
+            inbox.add(changes)
+        }
         // No request can come before the session exists, so reading the store under the lock
         // holds up nobody.
         let loaded = try core.state.withLock { (st: inout sending FSState) throws -> Int in try st.load(from: node.store) }
@@ -126,8 +131,8 @@ public final class Mount: Sendable {
         let connection = FuseConnections.number(ofDevice: helper.device)
         session.connection = connection
         core.setHelper(thread: helper.callerThread)
-        let follower = ChangeFollower(core: core, helper: helper)
-        follower.start(stream: changes)
+        let follower = ChangeFollower(core: core, helper: helper, inbox: inbox)
+        follower.start()
         // Detached from its path (a lazy unmount), the mount would live on unseen: end its
         // connection, so the loop ends and the loss is handled like any other.
         let tableWatch = MountTableWatch(mountpoint: path, minor: connection) { [logger] in
@@ -144,8 +149,8 @@ public final class Mount: Sendable {
     /// fails at once if the mount is gone), then the helper, then the session.
     private func tearDown(_ run: Running, resolveHidden: Bool) {
         run.tableWatch.stop()
-        run.follower.stop()
         run.observation.cancel()
+        run.follower.stop()
         run.helper.stop()
         if resolveHidden { run.core.state.withLock { $0.resolveAllHidden() } }
         run.session.unmount()

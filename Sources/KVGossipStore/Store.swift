@@ -162,6 +162,17 @@ public final class Store: Sendable {
         try db.read { db in try Store.fetchRecord(db, key: key) }
     }
 
+    /// The digest of each key's current record (nil where there is none), in one read and
+    /// without decoding a record: what a push's receiver compares before verifying anything.
+    public func digests(of keys: [Key]) throws -> [Hash256?] {
+        try db.read { db in
+            let statement = try db.cachedStatement(sql: "SELECT digest FROM records WHERE key = ?")
+            return try keys.map { key in
+                try Data.fetchOne(statement, arguments: [key.path]).flatMap { Hash256(bytes: [UInt8]($0)) }
+            }
+        }
+    }
+
     /// Records whose key is `prefix` or lies below it (all records for nil), in key order.
     /// Tombstones are included; callers that show a tree filter them.
     public func records(under prefix: Key?) throws -> [KVGossipCore.Record] {

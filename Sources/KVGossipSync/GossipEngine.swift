@@ -41,6 +41,8 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// Threads for the blocking half of sessions (store reads, signature checks, commits), so the
     /// cooperative pool stays free for the network, timers, Serf and the control API.
     let pool: NIOThreadPool
+    /// The same threads as a task executor, for sessions the peers open.
+    let storeThreads: StoreThreads
 
     public init(node: Node, options: Options, logger: Logger) {
         self.node = node
@@ -53,6 +55,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         handshakes = PendingHandshakes(perSource: options.links.pendingPerSource, total: options.links.pendingTotal)
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
+        storeThreads = StoreThreads(pool: pool)
         _ = instance.withLock { $0.setPeers(members: [], statics: options.staticPeers, nowMs: 0) }
         node.attach(keyStates: self)
     }
@@ -100,10 +103,14 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// A batch the store committed (called on the committing thread: quick, and no store access).
     private func committed(_ changes: [StoreChange]) {
         var revoked = false
+        // The records just committed, for the pushes they start: sent as they are instead of read
+        // back from the store once per peer. (A newer commit of the same key meanwhile pushes too.)
+        var fresh: [Key: Record] = [:]
+        for case .record(let record, _, _) in changes { fresh[record.key] = record }
         for change in changes {
             switch change {
             case .record(let record, _, let origin):
-                execute(instance.withLock { $0.committed(record.key, digest: record.digest, origin: origin, nowMs: now) })
+                execute(instance.withLock { $0.committed(record.key, digest: record.digest, origin: origin, nowMs: now) }, fresh: fresh)
             case .revocation:
                 revoked = true
             case .unset:
@@ -115,13 +122,14 @@ public final class GossipEngine: Sendable, KeyStateSource {
 
     // MARK: Directives out
 
-    private func execute(_ directives: [GossipDirective]) {
+    /// `fresh`: records just committed, which a push of their keys sends without reading them.
+    private func execute(_ directives: [GossipDirective], fresh: [Key: Record] = [:]) {
         for directive in directives {
             switch directive {
             case .startSession(let address, let reason):
                 Task { await self.runSession(with: address, reason: reason) }
             case .push(let address, let keys):
-                startPush(to: address, keys: keys)
+                startPush(to: address, keys: keys, fresh: fresh)
             case .announce(let address):
                 Task {
                     guard let link = try? await self.link(to: address) else { return }
@@ -183,16 +191,18 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// read and sent right here, usually on the thread that committed the record: it leaves without
     /// waiting for a task to be scheduled, and a task waits for the answer. Other pushes (many keys,
     /// a link still to dial) run in a task, reading on the store's threads.
-    private func startPush(to address: PeerAddress, keys: [Key]) {
+    private func startPush(to address: PeerAddress, keys: [Key], fresh: [Key: Record]) {
         guard keys.count <= Self.inlineReads, let link = links.openLink(to: address) else {
             Task { await self.runPush(to: address, keys: keys) }
             return
         }
         do {
-            let records = try keys.compactMap { try node.store.record($0) }
+            let records = try keys.compactMap { try fresh[$0] ?? node.store.record($0) }
             guard !records.isEmpty else { return execute(instance.withLock { $0.pushAnswered(by: address, [], nowMs: now) }) }
             let sent = try sendPush(records, on: link)
-            Task { await self.awaitPush(sent, on: link, to: address) }
+            // Started here: it only sets up the wait for the answer, and a task scheduled instead
+            // would wake a thread to do just that.
+            Task.immediate { await self.awaitPush(sent, on: link, to: address) }
         } catch {
             pushFailed(to: address, error)
         }
@@ -288,9 +298,8 @@ public final class GossipEngine: Sendable, KeyStateSource {
 
     /// A revocation may have taken a peer's credential: its links close now, and it cannot link again.
     private func dropLinksNoLongerAdmitted() {
-        let admit = linkContext.admit
         for link in links.open {
-            guard let refusal = admit(link.peer) else { continue }
+            guard let refusal = node.admissionRefusal(of: link.peer) else { continue }
             logger.notice("closing the link to a peer no longer admitted", metadata: [
                 "peer": "\(link.peer.name)", "node": "\(link.peer.nodeKey.fingerprint)", "reason": "\(refusal)",
             ])
@@ -371,16 +380,20 @@ public final class GossipEngine: Sendable, KeyStateSource {
         case .opened(let session, let first, let inbox):
             // A revocation may have taken the peer's credential since the link opened (the store's
             // change stream closes such links too, but a little later): each session asks again.
-            if let refusal = linkContext.admit(link.peer) {
+            // (Asked of the node directly: `linkContext` would read this node's own credential
+            // from the store first, a read per push received.)
+            if let refusal = node.admissionRefusal(of: link.peer) {
                 link.send(.failure("refused: \(refusal)"), session: session)
                 noteRefused(LinkRefused(refusal: refusal, peer: link.peer), address: link.address.host)
                 link.close()
                 return
             }
-            Task {
+            // On the store's threads: the records that follow an opening resume it there directly.
+            Task(executorPreference: storeThreads) {
                 var responder = SyncResponder(state: self.syncState(link), peer: link.peer.name, limits: self.options.links.syncLimits)
                 do {
-                    try await SessionRunner.run(&responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool)
+                    try await SessionRunner.run(
+                        &responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool, onStoreThreads: true)
                     let r = responder.report
                     if responder.sessionKind == .full {
                         self.execute(self.instance.withLock { $0.answeredSession(from: link.address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) })

@@ -36,30 +36,14 @@ enum LinkConnection {
             let opened = try await LinkOpening.open(handshake, frames: &iterator, outbound: outbound, admit: context.admit, vouched: vouched)
             let (sender, receiver) = (opened.sender, opened.receiver)
             deadline.cancel()
-            let (plaintext, writer) = AsyncStream.makeStream(of: [[UInt8]].self)
             let address = PeerAddress(host: remoteHost, port: Int(opened.peer.syncPort))
             let link = PeerLink(
                 peer: opened.peer, address: address, initiatedHere: role == .initiator, peerClockOffsetMs: opened.peerClockOffsetMs,
-                options: context.options, writer: writer, logger: context.logger, disconnect: { underlying.close(promise: nil) })
+                options: context.options, output: LinkOutput(channel: underlying, sender: sender), logger: context.logger,
+                disconnect: { underlying.close(promise: nil) })
             established(link)
             defer { link.close() }
             try await withThrowingTaskGroup(of: Void.self) { group in
-                // The writer seals and sends in order, the frames queued together in one write
-                // (one flush); if it fails, the connection is closed, which ends the reader below.
-                group.addTask {
-                    do {
-                        for await frames in plaintext {
-                            let sealed = frames.map { sender.seal($0) }
-                            link.bytesSent.add(sealed.reduce(0) { $0 + $1.count + 4 }, ordering: .relaxed)
-                            try await outbound.write(contentsOf: sealed.map { ByteBuffer(bytes: $0) })
-                        }
-                        // The link was closed (`PeerLink.close`): what was queued is out, now the
-                        // connection goes too.
-                        underlying.close(promise: nil)
-                    } catch {
-                        underlying.close(promise: nil)
-                    }
-                }
                 // The watchdog: wakes the sessions now and then, so one whose peer went quiet fails.
                 group.addTask {
                     while !Task.isCancelled {

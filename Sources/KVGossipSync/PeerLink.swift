@@ -47,9 +47,8 @@ public final class PeerLink: Sendable {
     public let initiatedHere: Bool
     public let peerClockOffsetMs: Int64
     let options: LinkOptions
-    /// Frames to send, each element written to the socket at once (one flush, so a push's two
-    /// messages leave in one system call).
-    private let writer: AsyncStream<[[UInt8]]>.Continuation
+    /// Seals and writes frames, each `send` with one flush.
+    private let output: LinkOutput
     fileprivate let state = Mutex(State())
     /// Bytes on the wire (frames with their length prefix), for benchmarks and status.
     let bytesSent = Atomic<Int>(0)
@@ -79,7 +78,7 @@ public final class PeerLink: Sendable {
 
     init(
         peer: LinkIdentity, address: PeerAddress, initiatedHere: Bool, peerClockOffsetMs: Int64, options: LinkOptions,
-        writer: AsyncStream<[[UInt8]]>.Continuation, logger: Logger, disconnect: @escaping @Sendable () -> Void
+        output: LinkOutput, logger: Logger, disconnect: @escaping @Sendable () -> Void
     ) {
         self.disconnect = disconnect
         self.peer = peer
@@ -87,7 +86,7 @@ public final class PeerLink: Sendable {
         self.initiatedHere = initiatedHere
         self.peerClockOffsetMs = peerClockOffsetMs
         self.options = options
-        self.writer = writer
+        self.output = output
         self.logger = logger
         state.withLock { $0.nextSession = initiatedHere ? 1 : 2 }
     }
@@ -97,14 +96,15 @@ public final class PeerLink: Sendable {
     /// Bytes sent and received on this link so far.
     public var traffic: (sent: Int, received: Int) { (bytesSent.load(ordering: .relaxed), bytesReceived.load(ordering: .relaxed)) }
 
-    /// Queues messages of one session, to go out together; the writer seals and sends in order.
+    /// Sends messages of one session together (sealed in order, one flush); nothing once closed.
     func send(_ messages: [SyncMessage], session: UInt32) {
         guard !messages.isEmpty else { return }
-        writer.yield(messages.map { message in
+        let frames = messages.map { message in
             var w = ByteWriter(capacity: 64)
             w.u32(session)
             return w.bytes + SyncMessageCodec.encode(message)
-        })
+        }
+        if let bytes = output.send(frames) { bytesSent.add(bytes, ordering: .relaxed) }
     }
 
     func send(_ message: SyncMessage, session: UInt32) { send([message], session: session) }
@@ -201,7 +201,7 @@ public final class PeerLink: Sendable {
         disconnect()
     }
 
-    /// Ends every session and stops the writer.
+    /// Ends every session and the sending half (the connection closes once what was sent is out).
     public func close() {
         let (sessions, reader) = state.withLock { s -> ([AsyncStream<SyncMessage?>.Continuation], CheckedContinuation<Void, Never>?) in
             s.closed = true
@@ -213,20 +213,21 @@ public final class PeerLink: Sendable {
         }
         for c in sessions { c.finish() }
         reader?.resume()
-        writer.finish()
+        output.close()
     }
 }
 
 /// Runs one session's state machine over a link: sends its opening, answers each message from its
 /// inbox on the store's threads (answers may verify signatures and commit), and ends when the
-/// driver is finished, the link closes or the peer stalls.
+/// driver is finished, the link closes or the peer stalls. A session already running on the store's
+/// threads (`StoreThreads`) answers where it is.
 ///
 /// An inbox carries the peer's messages and, from the link's watchdog, `nil` now and then: a
 /// session that has heard nothing for the stall timeout when one arrives fails.
 enum SessionRunner {
     static func run<D: SyncDriver>(
         _ driver: inout D, opening: [SyncMessage], first: SyncMessage?, session: UInt32, inbox: AsyncStream<SyncMessage?>,
-        link: PeerLink, pool: NIOThreadPool
+        link: PeerLink, pool: NIOThreadPool, onStoreThreads: Bool = false
     ) async throws {
         let timeout = link.options.sessionStallTimeout
         defer { link.endSession(session) }
@@ -260,7 +261,7 @@ enum SessionRunner {
                 }
                 // An opening reads at most the tree hash, which the store keeps in memory: no
                 // hand-off to the store's threads and back for it.
-                let (next, replies) = message.isOpening ? try step() : try await pool.runIfActive(step)
+                let (next, replies) = message.isOpening || onStoreThreads ? try step() : try await pool.runIfActive(step)
                 local = next
                 link.send(replies, session: session)
             } catch let error as SyncProtocolError {

@@ -34,7 +34,7 @@ public struct StoreSyncState: SyncLocalState {
 
     public func revocations(for grantIDs: [Hash256]) throws -> [Revocation] { try node.store.revocations(for: grantIDs) }
 
-    public func storedDigests(of keys: [Key]) throws -> [Hash256?] { try keys.map { try node.store.record($0)?.digest } }
+    public func storedDigests(of keys: [Key]) throws -> [Hash256?] { try node.store.digests(of: keys) }
 
     public func apply(records: [Record], from peerName: String, pulled: Bool) throws -> [PushResult] {
         guard !records.isEmpty else { return [] }

@@ -86,6 +86,19 @@ enum StoreFixture {
         #expect(try t.store.record(Key("/k"))?.kind == .tombstone)
     }
 
+    /// What a push's receiver compares first: the current record's digest per key, nil where the
+    /// key holds nothing, a newer version's digest once it replaced the old.
+    @Test func digestsAreTheCurrentRecordsDigests() throws {
+        let t = try TempStore()
+        let old = StoreFixture.record("/app/a", "1")
+        let new = StoreFixture.record("/app/a", "2", counter: 1)
+        let gone = StoreFixture.record("/app/b", nil)
+        for r in [old, new, gone] { #expect(try t.store.apply(r) == .accepted) }
+        let keys = [new.key, try Key("/app/none"), gone.key]
+        #expect(try t.store.digests(of: keys) == [new.digest, nil, gone.digest])
+        #expect(try t.store.digests(of: keys) == keys.map { try t.store.record($0)?.digest })
+    }
+
     @Test func refusalsCarryReasonsAndChangeNothing() throws {
         let t = try TempStore()
         let hash = t.store.treeHash
