@@ -223,6 +223,7 @@ public final class EmbeddedSerf: Sendable {
         let files = FileManager.default
         try files.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try files.setAttributes([.posixPermissions: 0o700], ofItemAtPath: configuration.directory)
+        try configuration.tuningJSON.write(toFile: configuration.tuningPath, atomically: true, encoding: .utf8)
         if configuration.hasSecrets {
             let path = configuration.secretsPath
             _ = files.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])

@@ -76,6 +76,7 @@ public struct EmbeddedSerfConfiguration: Sendable {
     var logPath: String { directory + "/serf.log" }
     var pidPath: String { directory + "/serf.pid" }
     var secretsPath: String { directory + "/serf-secrets.json" }
+    var tuningPath: String { directory + "/serf-tuning.json" }
     var hasSecrets: Bool { encryptKey != nil || rpcAuthKey != nil }
 
     /// The `serf agent` command line.
@@ -94,9 +95,15 @@ public struct EmbeddedSerfConfiguration: Sendable {
         if !join.isEmpty { args.append("-retry-interval=5s") }
         if let profile { args.append("-profile=\(profile)") }
         if rejoinAfterLeave { args.append("-rejoin") }
+        args.append("-config-file=\(tuningPath)")
         if hasSecrets { args.append("-config-file=\(secretsPath)") }
         return args
     }
+
+    /// Settings without a command-line flag. A member that failed (a crash, or the other side of a
+    /// partition) is tried again every `reconnect_interval`; Serf's default of 30 s decided how long
+    /// a healed partition stayed split (measured: 26 s of a 28 s heal at 20 hosts), so 10 s.
+    var tuningJSON: String { "{\"reconnect_interval\": \"10s\"}\n" }
 
     /// The secrets file's JSON (`encrypt_key`, `rpc_auth`).
     var secretsJSON: String {
