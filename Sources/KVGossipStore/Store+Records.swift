@@ -195,15 +195,16 @@ struct PendingTransaction {
             }
             try keepCurrentInHistory(record.key, size: stored.size, db: db)
         }
-        try write(record, db: db, replacing: current != nil)
-        recordChanges.add(SummaryEntries.keyHash(record.key), delta: current == nil ? 1 : 0)
+        let position = try write(record, db: db, replacing: current != nil)
+        recordChanges.add(position, delta: current == nil ? 1 : 0)
         published.append(.record(record, previous: current, origin: origin))
         return .accepted
     }
 
     /// Upserts the row (with its summary entry) and its grant index. Used for new winners and for
-    /// pruned pools.
-    func write(_ record: KVGossipCore.Record, db: Database, replacing: Bool = true) throws {
+    /// pruned pools. Returns the record's position in the summary (the hash of its key).
+    @discardableResult
+    func write(_ record: KVGossipCore.Record, db: Database, replacing: Bool = true) throws -> Hash256 {
         let entry = SummaryEntries.entry(for: record)
         try DirectStatement(db, """
             INSERT INTO records (key, key_hash, entry_digest, ts, kind, digest, signer, encoded)
@@ -229,7 +230,7 @@ struct PendingTransaction {
                 guard let id = row.hash(0) else { throw StoreCorruption("a grant id cited by \(record.key) is not 32 bytes") }
                 held.insert(id)
             }
-            if held == grants { return }
+            if held == grants { return entry.id }
             try DirectStatement(db, "DELETE FROM record_grants WHERE key = ?").run { $0.text(record.key.path) }
         }
         let insertGrant = try DirectStatement(db, "INSERT INTO record_grants (grant_id, key) VALUES (?, ?)")
@@ -239,6 +240,7 @@ struct PendingTransaction {
                 $0.text(record.key.path)
             }
         }
+        return entry.id
     }
 }
 

@@ -5,6 +5,12 @@ public struct PublicKey: Hashable, Comparable, Sendable, CustomStringConvertible
     public static let byteCount = 32
     public let bytes: [UInt8]
 
+    /// The 32 bytes in one call: the synthesized hash feeds an array to the hasher a byte at a
+    /// time, and chain searches and the grant cache hash keys for every record they check.
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
     public init?(bytes: [UInt8]) {
         guard bytes.count == PublicKey.byteCount else { return nil }
         self.bytes = bytes
@@ -36,6 +42,12 @@ public struct PublicKey: Hashable, Comparable, Sendable, CustomStringConvertible
 public struct Signature: Hashable, Sendable {
     public static let byteCount = 64
     public let bytes: [UInt8]
+
+    /// The 32 bytes in one call: the synthesized hash feeds an array to the hasher a byte at a
+    /// time, and chain searches and the grant cache hash keys for every record they check.
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
 
     public init?(bytes: [UInt8]) {
         guard bytes.count == Signature.byteCount else { return nil }
