@@ -125,3 +125,44 @@ import Testing
         #expect(joined == [GossipInstanceTests.address(3)])
     }
 }
+
+/// A peer that leaves while a push or session to it is in flight, and comes back before those end
+/// (Serf's reconnect is faster than a stalled session's timeout): the old ends must not act on the
+/// new peer, and an announcement session that leaves with it must not hold a slot for ever.
+@Suite struct GossipRejoinTests {
+    typealias T = GossipInstanceTests
+    static let members = (1 ... 3).map { ("n\($0)", GossipInstanceTests.address($0)) }
+
+    @Test func endsFromBeforeALeaveDoNotTouchThePeerThatRejoined() {
+        var g = T.instance(members: 3) { $0.fanout = 3 }
+        let p = T.address(1)
+        _ = g.committed(T.key, digest: T.digest, origin: .local, nowMs: 0)  // a push to p in flight
+        _ = g.setPeers(members: Array(Self.members.dropFirst()), statics: [], nowMs: 10)  // p leaves
+        _ = g.setPeers(members: Self.members, statics: [], nowMs: 20)  // and comes back
+        // The old push fails late: the rejoined peer is not marked failing, nor its counts changed.
+        _ = g.pushFailed(to: p, nowMs: 30)
+        #expect(g.peer(p)?.failuresInARow == 0 && g.peer(p)?.pushesInFlight == 0 && g.peer(p)?.repairAtMs == nil)
+        let d = g.committed(try! Key("/after"), digest: T.digest, origin: .local, nowMs: 40)
+        #expect(T.pushes(d)[p] != nil, "the rejoined peer takes pushes")
+    }
+
+    @Test func anAnnouncementSessionWithAPeerThatLeftFreesItsSlot() {
+        var g = T.instance(members: 3) { $0.announcedSessionsInFlight = 1 }
+        let p = T.address(1)
+        #expect(T.sessions(g.announced(by: p, theirHash: T.digest, ourHash: T.digest2, nowMs: 0)) == [p])
+        _ = g.setPeers(members: Array(Self.members.dropFirst()), statics: [], nowMs: 10)  // p leaves
+        _ = g.sessionEnded(with: p, .failed("stalled"), nowMs: 20)
+        let q = T.address(2)
+        #expect(T.sessions(g.announced(by: q, theirHash: T.digest, ourHash: T.digest2, nowMs: 30)) == [q], "the slot is free again")
+    }
+
+    @Test func aSessionDoesNotCancelTheRepairOfAPushThatFailedWhileItRan() {
+        var g = T.instance(members: 1)
+        let p = T.address(1)
+        _ = g.reconcile(with: p, reason: "test")  // a session runs
+        _ = g.committed(T.key, digest: T.digest, origin: .local, nowMs: 10)  // its push …
+        _ = g.pushFailed(to: p, nowMs: 20)  // … fails while the session runs
+        _ = g.sessionEnded(with: p, SessionOutcome(completed: true, equalAtEnd: true), nowMs: 30)
+        #expect(T.sessions(g.tick(nowMs: 1_020)) == [p], "the repair still runs")
+    }
+}

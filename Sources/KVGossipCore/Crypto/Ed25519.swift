@@ -43,8 +43,7 @@ public struct Signature: Hashable, Sendable {
     public static let byteCount = 64
     public let bytes: [UInt8]
 
-    /// The 32 bytes in one call: the synthesized hash feeds an array to the hasher a byte at a
-    /// time, and chain searches and the grant cache hash keys for every record they check.
+    /// The 64 bytes in one call, as `PublicKey` does.
     public func hash(into hasher: inout Hasher) {
         bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }

@@ -74,6 +74,9 @@ public struct GossipInstance: Sendable {
     private var failing: Set<PeerAddress> = []
     private var queuedTotal = 0
     private var inFlightTotal = 0
+    /// Pushes and sessions still in flight to peers that left: their ends, when they come, belong
+    /// to the peer as it was, not to its state after a rejoin (counted down, then forgotten).
+    private var departed: [PeerAddress: (pushes: Int, session: Bool)] = [:]
 
     /// - Parameter expectsPeers: false for a node configured with no peers at all, whose keys are
     ///   trivially synced; true starts every key `unsynced` until a session with a peer completes.
@@ -104,6 +107,10 @@ public struct GossipInstance: Sendable {
             guard isPeer(address) else {
                 inFlightTotal -= state.pushesInFlight
                 queuedTotal -= state.queue.count
+                if state.sessionAnnounced { announcedSessions -= 1 }
+                if state.pushesInFlight > 0 || state.sessionInFlight {
+                    departed[address] = (state.pushesInFlight, state.sessionInFlight)
+                }
                 states[address] = nil
                 continue
             }
@@ -247,9 +254,8 @@ public struct GossipInstance: Sendable {
 
     /// A push was answered: one result per key, for the digest that was sent.
     public mutating func pushAnswered(by address: PeerAddress, _ results: [(key: Key, digest: Hash256, held: Bool)], nowMs: UInt64) -> [GossipDirective] {
-        pushEnded(address)
+        if pushEnded(address) { reached(address) }
         counters.pushesOK += 1
-        reached(address)
         var changed: [Key: KeyState] = [:]
         for r in results where r.held {
             if keyStates.acknowledged(r.key, digest: r.digest) { changed[r.key] = keyStates.state(of: r.key) }
@@ -261,9 +267,8 @@ public struct GossipInstance: Sendable {
     /// that peer repairs it a moment later. Until a push or session with it succeeds again, the
     /// peer gets no pushes (the repair carries what it misses) and keys go to other peers instead.
     public mutating func pushFailed(to address: PeerAddress, nowMs: UInt64) -> [GossipDirective] {
-        pushEnded(address)
         counters.pushesFailed += 1
-        failed(address, nowMs: nowMs)
+        if pushEnded(address) { failed(address, nowMs: nowMs) }
         return pump(nowMs: nowMs)
     }
 
@@ -271,6 +276,11 @@ public struct GossipInstance: Sendable {
 
     /// A full session this node asked for ended.
     public mutating func sessionEnded(with address: PeerAddress, _ outcome: SessionOutcome, nowMs: UInt64) -> [GossipDirective] {
+        if departed[address]?.session == true {
+            // Started before the peer left: says nothing about the peer as it is now.
+            endDeparted(address) { $0.session = false }
+            return outcome.completed ? earnedSync() : []
+        }
         guard var peer = self.peer(address) else { return [] }
         let pendingAtStart = peer.pendingAtSessionStart
         peer.sessionInFlight = false
@@ -291,8 +301,11 @@ public struct GossipInstance: Sendable {
             peer.agreed = false
             peer.lastError = outcome.error
         }
-        // A completed session did a repair's work; the schedule drops the cancelled entry.
-        if outcome.completed { peer.repairAtMs = nil }
+        // A completed session did a repair's work, unless the repair is for a failure during the
+        // session (a push whose keys this session may not have carried); the schedule drops the
+        // cancelled entry.
+        if outcome.completed && !peer.failedDuringSession { peer.repairAtMs = nil }
+        peer.failedDuringSession = false
         if peer.sessionAnnounced {
             peer.sessionAnnounced = false
             announcedSessions -= 1
@@ -360,11 +373,23 @@ public struct GossipInstance: Sendable {
 
     private var fanout: Int { config.fanout(peers: peerCount) }
 
-    private mutating func pushEnded(_ address: PeerAddress) {
-        guard isPeer(address) else { return }  // it left: its pushes were uncounted then
+    /// Counts a push's end; false if the push was to the peer before it left (uncounted then).
+    private mutating func pushEnded(_ address: PeerAddress) -> Bool {
+        if (departed[address]?.pushes ?? 0) > 0 {
+            endDeparted(address) { $0.pushes -= 1 }
+            return false
+        }
+        guard isPeer(address) else { return false }
         update(address) { $0.pushesInFlight -= 1 }
         inFlightTotal -= 1
         if let peer = self.peer(address), !peer.queue.isEmpty { ready.append(address) }
+        return true
+    }
+
+    private mutating func endDeparted(_ address: PeerAddress, _ change: (inout (pushes: Int, session: Bool)) -> Void) {
+        guard var entry = departed[address] else { return }
+        change(&entry)
+        departed[address] = entry.pushes > 0 || entry.session ? entry : nil
     }
 
     private mutating func setRepair(_ address: PeerAddress, _ atMs: UInt64?) {
@@ -379,6 +404,7 @@ public struct GossipInstance: Sendable {
     private mutating func failed(_ address: PeerAddress, nowMs: UInt64) {
         guard var peer = self.peer(address) else { return }
         peer.failuresInARow += 1
+        if peer.sessionInFlight { peer.failedDuringSession = true }
         queuedTotal -= peer.queue.count
         peer.queue = []
         peer.queued = []
@@ -461,8 +487,11 @@ public struct GossipInstance: Sendable {
         func eligible(_ a: PeerAddress) -> Bool { isPeer(a) && a != excluded && !skipped.contains(a) }
         let available = peerCount - skipped.count - (excluded.map { isPeer($0) && !skipped.contains($0) } == true ? 1 : 0)
         // Few out of many (the usual case): draw indexes until enough distinct ones, without a
-        // pass over every peer. When most are taken or skipped, one pass is cheaper.
-        guard count * 4 < available else { return Array(order.filter(eligible).shuffled(using: &random).prefix(count)) }
+        // pass over every peer (about count · table / available draws). When most are taken or
+        // skipped, one pass is cheaper.
+        guard count * 4 < available, available * 8 >= order.count else {
+            return Array(order.filter(eligible).shuffled(using: &random).prefix(count))
+        }
         var chosen: Set<Int> = []
         var out: [PeerAddress] = []
         while out.count < count {

@@ -16,6 +16,9 @@ public struct GossipPeer: Sendable, Equatable {
     /// Pushes and sessions that failed since the peer last answered: while above zero the peer
     /// gets no pushes, and each further failure doubles the wait for its repair.
     var failuresInARow = 0
+    /// A push failed while a session was running: that session may not carry the push's keys, so
+    /// its end does not cancel the repair.
+    var failedDuringSession = false
     var pushesInFlight = 0
     var queue: [Key] = []
     var queued: Set<Key> = []
