@@ -121,7 +121,9 @@ enum SyncBench {
     }
 
     /// An empty host pulling a whole tree of n keys, beside the time to just verify those records.
-    static func emptyHost(n: Int) async throws -> (seconds: Double, verifySeconds: Double) {
+    /// `prechecked`: the pulled batches whose checks began on arrival (`Store.precheck`), of all
+    /// the batches applied.
+    static func emptyHost(n: Int) async throws -> (seconds: Double, verifySeconds: Double, prechecked: Int) {
         let all = records(n, prefix: "/tree", value: { "value-\($0)" })
         let verify = Bench.seconds {
             for r in all { precondition(r.signatureIsValid) }
@@ -131,6 +133,6 @@ enum SyncBench {
         defer { cleanUp([full, empty]) }
         let (seconds, _, report) = try await session(from: empty, to: full)
         precondition(report.recordsReceived == n)
-        return (seconds, verify)
+        return (seconds, verify, empty.engine.node.store.precheckedBatchesTaken)
     }
 }

@@ -22,18 +22,21 @@ extension Store {
         try apply([record], origin: origin)[0]
     }
 
-    /// Verifies a batch (signatures and chains on every core, outside the transaction), then
-    /// applies the valid records in ONE transaction with their summary updates: durable when it
-    /// returns. Revocations that arrived since the checks began still win (`store` checks the
-    /// chain against the revoked set read inside the transaction).
+    /// Verifies a batch (signatures and chains) and applies the valid records in ONE transaction
+    /// with their summary updates: durable when it returns. A batch worth spreading is checked on
+    /// every core while the transaction stores the records already checked (`VerdictPipeline`);
+    /// a small one is checked before the transaction begins. Revocations that arrived since the
+    /// checks began still win (`store` checks the chain against the revoked set read inside the
+    /// transaction).
     public func apply(_ batch: [KVGossipCore.Record], origin: CommitOrigin = .local) throws -> [ApplyOutcome] {
-        let verdicts = validateAll(batch)
+        let checks = takePrechecked(batch) ?? verdicts(for: batch)
+        defer { checks.cancel() }
         return try commit { db, tx in
             var outcomes: [ApplyOutcome] = []
             outcomes.reserveCapacity(batch.count)
             let revoked = state.withLock { $0.revoked }
-            for (record, verdict) in zip(batch, verdicts) {
-                switch verdict {
+            for (index, record) in batch.enumerated() {
+                switch checks.verdict(at: index) {
                 case .refused(let refusal, let revokedIDs):
                     outcomes.append(.refused(refusal, revocations: try Store.fetchRevocations(db, revokedIDs, limits: validator.limits)))
                 case .authorized(let chain):
@@ -85,30 +88,52 @@ extension Store {
         }
     }
 
-    /// Signature and chain checks for a batch, spread over the cores: they are the expensive part
-    /// of applying a sync batch, and need nothing from the database but the revoked set.
-    func validateAll(_ batch: [KVGossipCore.Record]) -> [AuthorityVerdict] {
+    /// The checks of a batch, started: on the worker threads for a batch of 64 records or more,
+    /// else all done here, before the caller opens its transaction.
+    func verdicts(for batch: [KVGossipCore.Record]) -> VerdictPipeline {
         let now = clock()
         let revoked = state.withLock { $0.revoked }
         let validator = self.validator
-        // The core count only for a batch worth spreading: Foundation reads it from the cgroup
-        // files on every call, two opens and reads per apply of a single pushed record.
-        let workers = batch.count >= 64 ? min(ProcessInfo.processInfo.activeProcessorCount, 8) : 1
-        guard workers > 1 else {
-            return batch.map { validator.validate($0, nowMs: now, isRevoked: revoked.contains) }
+        let pipeline = VerdictPipeline(batch, nowMs: now) { validator.validate($0, nowMs: now, isRevoked: revoked.contains) }
+        if batch.count >= 64 {
+            // The core count only for a batch worth spreading: Foundation reads it from the cgroup
+            // files on every call, two opens and reads per apply of a single pushed record.
+            pipeline.start(workers: min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        } else {
+            for index in batch.indices { _ = pipeline.verdict(at: index) }
         }
-        let results = UnsafeMutableBufferPointer<AuthorityVerdict?>.allocate(capacity: batch.count)
-        results.initialize(repeating: nil)
-        defer { results.deallocate() }
-        // Each worker writes only its own index range, so the slots never race.
-        nonisolated(unsafe) let slots = results
-        let chunk = (batch.count + workers - 1) / workers
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            for i in (w * chunk)..<min(batch.count, (w + 1) * chunk) {
-                slots[i] = validator.validate(batch[i], nowMs: now, isRevoked: revoked.contains)
-            }
+        return pipeline
+    }
+
+    /// Begins the checks of a batch that will be applied soon, so they run while the store is busy
+    /// with the batch before it (the pulled batches of a sync session arrive two at a time, and
+    /// the one behind would otherwise wait for the commit of the one ahead with its checks not
+    /// begun). `apply` of the same records takes the checks up where they are. Small batches are
+    /// left alone; past `precheckedLimit` batches the oldest is dropped and its workers stopped.
+    public func precheck(_ batch: [KVGossipCore.Record]) {
+        guard batch.count >= 64 else { return }
+        let pipeline = verdicts(for: batch)
+        let dropped = prechecked.withLock { waiting -> VerdictPipeline? in
+            waiting.append(pipeline)
+            return waiting.count > Store.precheckedLimit ? waiting.removeFirst() : nil
         }
-        return results.map { $0! }
+        dropped?.cancel()
+    }
+
+    /// The checks begun by `precheck` for exactly these records, taken out of the waiting list.
+    /// Checks begun more than `precheckedMaxAgeMs` ago are dropped: a record is judged by the
+    /// clock of its apply, give or take that much.
+    func takePrechecked(_ batch: [KVGossipCore.Record]) -> VerdictPipeline? {
+        guard batch.count >= 64 else { return nil }
+        let now = clock()
+        let (taken, stale) = prechecked.withLock { waiting -> (VerdictPipeline?, [VerdictPipeline]) in
+            let stale = waiting.filter { now > $0.nowMs + Store.precheckedMaxAgeMs }
+            waiting.removeAll { now > $0.nowMs + Store.precheckedMaxAgeMs }
+            return (waiting.firstIndex { $0.checks(batch) }.map { waiting.remove(at: $0) }, stale)
+        }
+        for pipeline in stale { pipeline.cancel() }
+        if taken != nil { precheckedTaken.add(1, ordering: .relaxed) }
+        return taken
     }
 
     /// Runs `body` in one write transaction, then folds its Merkle changes into the summary,

@@ -23,6 +23,14 @@ public final class Store: Sendable {
     let leafLimit = 16
     let state: Mutex<State>
     let changeFeed = ChangeFeed()
+    /// Checks begun for batches that have arrived and are not yet applied (`precheck`), oldest
+    /// first, at most `precheckedLimit`.
+    let prechecked = Mutex<[VerdictPipeline]>([])
+    static let precheckedLimit = 4
+    /// Batches whose apply found their checks begun by `precheck` (for benchmarks and tests).
+    public var precheckedBatchesTaken: Int { precheckedTaken.load(ordering: .relaxed) }
+    let precheckedTaken = Atomic<Int>(0)
+    static let precheckedMaxAgeMs: UInt64 = 2_000
 
     struct State {
         var revoked: Set<Hash256>

@@ -259,7 +259,8 @@ public final class GossipEngine: Sendable, KeyStateSource {
     var linkContext: LinkConnection.Context {
         LinkConnection.Context(
             cluster: node.root, credentials: credentials, options: options.links,
-            admit: { [node] identity in node.admissionRefusal(of: identity) }, logger: logger)
+            admit: { [node] identity in node.admissionRefusal(of: identity) },
+            precheck: { [store = node.store] records in store.precheck(records) }, logger: logger)
     }
 
     /// This node's identity on links: its key, name, sync port and the grants chaining it to the root.

@@ -14,6 +14,8 @@ enum LinkConnection {
         /// Nil when the peer may be a peer; otherwise why not (`Admission`, against the node's
         /// current revocations and clock).
         let admit: @Sendable (LinkIdentity) -> Refusal?
+        /// Begins the checks of pulled records before their session reaches them.
+        var precheck: @Sendable ([Record]) -> Void = { _ in }
         let logger: Logger
     }
 
@@ -40,7 +42,7 @@ enum LinkConnection {
             let link = PeerLink(
                 peer: opened.peer, address: address, initiatedHere: role == .initiator, peerClockOffsetMs: opened.peerClockOffsetMs,
                 options: context.options, output: LinkOutput(channel: underlying, sender: sender), logger: context.logger,
-                disconnect: { underlying.close(promise: nil) })
+                precheck: context.precheck, disconnect: { underlying.close(promise: nil) })
             established(link)
             defer { link.close() }
             try await withThrowingTaskGroup(of: Void.self) { group in

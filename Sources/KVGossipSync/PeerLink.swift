@@ -75,12 +75,17 @@ public final class PeerLink: Sendable {
 
     /// Closes the connection itself (which ends the reader, then everything else).
     private let disconnect: @Sendable () -> Void
+    /// Begins the checks of records a session will apply once it reaches their message
+    /// (`Store.precheck`).
+    private let precheck: @Sendable ([Record]) -> Void
 
     init(
         peer: LinkIdentity, address: PeerAddress, initiatedHere: Bool, peerClockOffsetMs: Int64, options: LinkOptions,
-        output: LinkOutput, logger: Logger, disconnect: @escaping @Sendable () -> Void
+        output: LinkOutput, logger: Logger, precheck: @escaping @Sendable ([Record]) -> Void = { _ in },
+        disconnect: @escaping @Sendable () -> Void
     ) {
         self.disconnect = disconnect
+        self.precheck = precheck
         self.peer = peer
         self.address = address
         self.initiatedHere = initiatedHere
@@ -174,11 +179,19 @@ public final class PeerLink: Sendable {
             guard case .announce(let hash) = message else { throw SyncProtocolError("session 0 carries announcements only") }
             return .announced(hash)
         }
+        var queued = false
+        defer {
+            // Pulled records queue behind the batch their session is applying: their checks can
+            // begin now. Only for a session of ours (it asked for them); a message it would refuse
+            // costs no more checks than its session would have spent.
+            if queued, case .pulled(let records, _) = message { precheck(records) }
+        }
         return try state.withLock { s -> Inbound? in
             if let inbox = s.sessions[session] {
                 s.queued[session, default: 0] += 1
                 s.queuedTotal += 1
                 inbox.yield(message)
+                queued = true
                 return nil
             }
             // A new session must be the peer's own (its parity) and open with `open`.

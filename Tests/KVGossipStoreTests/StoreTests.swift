@@ -114,6 +114,62 @@ enum StoreFixture {
         #expect(try t.store.recordCount == 0)
     }
 
+    /// A batch large enough to be checked on worker threads while it is stored: each outcome is
+    /// its own record's, in the batch's order.
+    @Test func aLargeBatchKeepsEachOutcomeWithItsRecord() throws {
+        let t = try TempStore()
+        let records = (0..<300).map { i in
+            i % 4 == 1 ? StoreFixture.record("/big/\(i)", "v", by: StoreFixture.alice) : StoreFixture.record("/big/\(i)", "v\(i)")
+        }
+        let outcomes = try t.store.apply(records)
+        #expect(outcomes.map { $0 == .accepted } == records.indices.map { $0 % 4 != 1 })
+        #expect(try t.store.recordCount == 225)
+        #expect(try t.store.record(Key("/big/298"))?.value == Array("v298".utf8))
+    }
+
+    /// Checks begun before the batch's turn (`precheck`, as a link does when pulled records arrive)
+    /// are the ones its apply uses, and a revocation committed in between still wins.
+    @Test func aPrecheckedBatchIsAppliedWithItsChecksAndRevocationsStillWin() throws {
+        let t = try TempStore()
+        let grant = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/pre/**"])
+        let batch = (0..<100).map { StoreFixture.record("/pre/\($0)", "v", by: StoreFixture.alice, pool: [grant]) }
+        t.store.precheck(batch)
+        #expect(t.store.prechecked.withLock { $0.count } == 1)
+        let revocation = Revocation(cluster: StoreFixture.root.publicKey, grantID: grant.id, revokedAt: StoreFixture.now, signer: StoreFixture.root)
+        #expect(try t.store.apply(revocation) == .accepted(unset: [], pruned: []))
+        let outcomes = try t.store.apply(batch)
+        #expect(t.store.prechecked.withLock { $0.isEmpty })
+        #expect(t.store.precheckedBatchesTaken == 1)
+        #expect(outcomes.allSatisfy { if case .refused(let refusal, _) = $0 { refusal.reason == .revoked } else { false } })
+        #expect(try t.store.recordCount == 0)
+
+        let fine = (0..<100).map { StoreFixture.record("/fine/\($0)", "v") }
+        t.store.precheck(fine)
+        #expect(try t.store.apply(fine).allSatisfy { $0 == .accepted })
+        #expect(try t.store.recordCount == 100)
+        #expect(t.store.precheckedBatchesTaken == 2)
+    }
+
+    /// Only the same records take prechecked work; checks begun too long ago, or pushed out by
+    /// newer ones, are dropped.
+    @Test func precheckedWorkIsMatchedBoundedAndAged() throws {
+        let clock = Mutex(StoreFixture.now)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-store-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try Store(directory: directory, root: StoreFixture.root.publicKey, clock: { clock.withLock { $0 } })
+        let batches = (0..<6).map { b in (0..<64).map { StoreFixture.record("/b\(b)/\($0)", "v") } }
+        for batch in batches { store.precheck(batch) }
+        #expect(store.prechecked.withLock { $0.count } == Store.precheckedLimit)
+        #expect(store.takePrechecked(batches[0]) == nil)  // pushed out by newer batches
+        #expect(store.takePrechecked(Array(batches[5].dropLast()) + [StoreFixture.record("/other", "v")]) == nil)
+        #expect(store.takePrechecked(batches[5]) != nil)
+        clock.withLock { $0 += Store.precheckedMaxAgeMs + 1 }
+        #expect(store.takePrechecked(batches[4]) == nil)  // too old: judged by a clock too far back
+        #expect(store.prechecked.withLock { $0.isEmpty })
+        store.precheck(Array(batches[0].prefix(63)))  // too small to be worth it
+        #expect(store.prechecked.withLock { $0.isEmpty })
+    }
+
     @Test func mintOrdersAfterAFutureDatedValue() throws {
         let t = try TempStore()
         let future = StoreFixture.record("/k", "from a fast clock", at: StoreFixture.now + 20_000)
