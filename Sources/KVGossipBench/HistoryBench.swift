@@ -37,14 +37,13 @@ enum HistoryBench {
     }
 
     /// Rates with history off and on, alternating runs so drift on a shared machine hits both;
-    /// the median of each.
-    static func historyCost(keys: Int, runs: Int) throws -> (off: Double, on: Double) {
-        var off: [Double] = [], on: [Double] = []
+    /// the median of each, and every run's pair (they spread widely on a shared machine).
+    static func historyCost(keys: Int, runs: Int) throws -> (off: Double, on: Double, pairs: [(off: Double, on: Double)]) {
+        var pairs: [(off: Double, on: Double)] = []
         for _ in 0..<runs {
-            off.append(try replacingApplyRate(keys: keys, history: .off))
-            on.append(try replacingApplyRate(keys: keys, history: .default))
+            pairs.append((try replacingApplyRate(keys: keys, history: .off), try replacingApplyRate(keys: keys, history: .default)))
         }
-        return (off.sorted()[runs / 2], on.sorted()[runs / 2])
+        return (pairs.map(\.off).sorted()[runs / 2], pairs.map(\.on).sorted()[runs / 2], pairs)
     }
 
     /// Reading every version of a key with `versions` versions, as the agent answers `kvgossip log`

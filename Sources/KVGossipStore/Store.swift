@@ -23,6 +23,8 @@ public final class Store: Sendable {
     let leafLimit = 16
     let state: Mutex<State>
     let changeFeed = ChangeFeed()
+    /// Moves the WAL into the database file off the writer's path; nil for a store opened to read.
+    let checkpointer: WALCheckpointer?
     /// Checks begun for batches that have arrived and are not yet applied (`precheck`), oldest
     /// first, at most `precheckedLimit`.
     let prechecked = Mutex<[VerdictPipeline]>([])
@@ -83,8 +85,6 @@ public final class Store: Sendable {
             // page cache and memory-mapped reads keep that from turning into read syscalls.
             try db.execute(sql: "PRAGMA cache_size = -65536")
             try db.execute(sql: "PRAGMA mmap_size = 268435456")
-            // Checkpoint less often than every 4 MB: a sync of a large tree writes tens of MB.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
         }
         config.busyMode = .timeout(10)
         let db = try DatabasePool(path: Store.path(directory), configuration: config)
@@ -106,7 +106,16 @@ public final class Store: Sendable {
             }
             return try Store.loadState(db)
         }
-        self.init(db: db, root: root, limits: limits, history: history, clock: clock, logger: logger, state: loaded)
+        // Checkpoints run on a thread of their own (`WALCheckpointer`), not after the commit that
+        // fills the log.
+        let checkpointer = try WALCheckpointer(path: Store.path(directory))
+        do {
+            try checkpointer.attach(to: db)
+        } catch {
+            checkpointer.detach(from: db)
+            throw error
+        }
+        self.init(db: db, root: root, limits: limits, history: history, clock: clock, logger: logger, state: loaded, checkpointer: checkpointer)
         try enforceHistoryBounds()
     }
 
@@ -126,13 +135,16 @@ public final class Store: Sendable {
             }
             return (root, try Store.loadState(db))
         }
-        self.init(db: db, root: root, limits: limits, history: .off, clock: Store.systemClockMs, logger: Logger(label: "kvgossip.store"), state: loaded)
+        self.init(
+            db: db, root: root, limits: limits, history: .off, clock: Store.systemClockMs, logger: Logger(label: "kvgossip.store"), state: loaded,
+            checkpointer: nil)
     }
 
     private init(
         db: DatabasePool, root: PublicKey, limits: Limits, history: HistoryBounds, clock: @escaping @Sendable () -> UInt64,
-        logger: Logger, state: State
+        logger: Logger, state: State, checkpointer: WALCheckpointer?
     ) {
+        self.checkpointer = checkpointer
         self.root = root
         self.db = db
         self.clock = clock
@@ -141,6 +153,8 @@ public final class Store: Sendable {
         self.validator = RecordValidator(root: root, limits: limits)
         self.state = Mutex(state)
     }
+
+    deinit { checkpointer?.detach(from: db) }
 
     static func path(_ directory: String) -> String {
         URL(fileURLWithPath: directory).appendingPathComponent(Store.fileName).path

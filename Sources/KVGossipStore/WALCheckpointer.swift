@@ -1,0 +1,112 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// Copies the write-ahead log back into the database file on a thread and connection of its own,
+/// so the writer does not.
+///
+/// SQLite's automatic checkpoint runs in the connection that commits, right after the commit: the
+/// write that crosses the threshold waits while 32 MB of pages are copied and the database file is
+/// synced, and a sync session's next batch waits behind it. Here the writer's WAL hook (called after
+/// each commit with the log's page count) only wakes this thread once the log holds
+/// `wakeAtPages`; a PASSIVE checkpoint runs beside the writer (it takes no write lock, and
+/// commits go on appending to the log meanwhile). Should this thread fall far behind, the writer
+/// checkpoints itself at `writerCheckpointsAtPages`, as SQLite would have.
+///
+/// Durability is unchanged: a commit is on disk once the WAL is synced; a checkpoint only moves
+/// pages that are durable already (Docs/architecture.md §Durability).
+final class WALCheckpointer: @unchecked Sendable {
+    /// 32 MB of 4 KB pages (SQLite's own default is 1,000 pages): a sync of a large tree writes
+    /// tens of MB, and each checkpoint syncs the database file once. While commits keep coming, a
+    /// checkpoint rarely catches the log's end (the writer appends while it copies), so the log
+    /// does not start over and its count keeps growing; the thread then copies again only after
+    /// another quarter of the mark has been written.
+    let wakeAtPages: Int32
+    /// Twice the mark: the log file on disk stays under about 64 MB plus one transaction.
+    let writerCheckpointsAtPages: Int32
+
+    private let connection: DatabaseQueue
+    private let condition = NSCondition()
+    // Guarded by `condition`.
+    private var requested = false
+    private var stopped = false
+    private var completed = 0
+    /// The log's page count when the last checkpoint was asked for.
+    private var pagesAtLastRequest: Int32 = 0
+
+    init(path: String, wakeAtPages: Int32 = 8192, writerCheckpointsAtPages: Int32 = 16384) throws {
+        self.wakeAtPages = wakeAtPages
+        self.writerCheckpointsAtPages = writerCheckpointsAtPages
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        connection = try DatabaseQueue(path: path, configuration: config)
+        let thread = Thread { [self] in run() }
+        thread.name = "kvgossip-checkpoint"
+        thread.start()
+    }
+
+    /// Installs the hook on the writer connection. `stop` must be called before this object goes.
+    func attach(to writer: DatabasePool) throws {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        try writer.writeWithoutTransaction { db in
+            // The hook replaces SQLite's automatic checkpoint (which is itself a WAL hook).
+            sqlite3_wal_hook(db.sqliteConnection, { context, handle, _, pages in
+                guard let context else { return SQLITE_OK }
+                let checkpointer = Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue()
+                if pages >= checkpointer.writerCheckpointsAtPages {
+                    // Behind by this much: the writer copies, as SQLite's own hook would.
+                    sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+                } else if pages >= checkpointer.wakeAtPages {
+                    checkpointer.request(pages: pages)
+                }
+                return SQLITE_OK
+            }, context)
+        }
+    }
+
+    /// Removes the hook from the writer and ends the thread.
+    func detach(from writer: DatabasePool) {
+        try? writer.writeWithoutTransaction { db in _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil) }
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Checkpoints completed by the thread (for tests).
+    var checkpointsCompleted: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return completed
+    }
+
+    private func request(pages: Int32) {
+        condition.lock()
+        defer { condition.unlock() }
+        // A count below the last one means the log started over since.
+        guard pages < pagesAtLastRequest || pages >= pagesAtLastRequest + wakeAtPages / 4 else { return }
+        pagesAtLastRequest = pages
+        requested = true
+        condition.signal()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while !requested && !stopped { condition.wait() }
+            if stopped {
+                condition.unlock()
+                return
+            }
+            requested = false
+            condition.unlock()
+            // Busy (another checkpoint is running) or failed: the next commit past the mark asks again.
+            let done = (try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }) != nil
+            if done {
+                condition.lock()
+                completed += 1
+                condition.unlock()
+            }
+        }
+    }
+}

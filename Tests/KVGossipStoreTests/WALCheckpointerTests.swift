@@ -1,0 +1,69 @@
+import Foundation
+import GRDB
+import KVGossipTestSupport
+import Testing
+@testable import KVGossipStore
+
+@Suite struct WALCheckpointerTests {
+    /// A pool in WAL mode on a file of its own, with a table to fill.
+    static func pool(_ directory: String) throws -> DatabasePool {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let pool = try DatabasePool(path: "\(directory)/db.sqlite")
+        try pool.write { try $0.execute(sql: "CREATE TABLE t (n INTEGER PRIMARY KEY, blob BLOB NOT NULL)") }
+        return pool
+    }
+
+    static func fill(_ pool: DatabasePool, rows: Range<Int>) throws {
+        for n in rows {
+            try pool.write { try $0.execute(sql: "INSERT INTO t (n, blob) VALUES (?, zeroblob(4000))", arguments: [n]) }
+        }
+    }
+
+    static func size(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+
+    /// Past the mark, the log is copied into the database file by the checkpointer's thread,
+    /// while the writer goes on committing; below it nothing is copied (SQLite's own automatic
+    /// checkpoint, which the hook replaces, would have run at 1,000 pages).
+    @Test func theLogIsCopiedBesideTheWriterOncePastTheMark() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-wal-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pool = try Self.pool(directory)
+        let checkpointer = try WALCheckpointer(path: "\(directory)/db.sqlite", wakeAtPages: 1_500, writerCheckpointsAtPages: 100_000)
+        try checkpointer.attach(to: pool)
+        defer { checkpointer.detach(from: pool) }
+        let before = Self.size("\(directory)/db.sqlite")
+        try Self.fill(pool, rows: 0..<300)  // about 600 pages of log: a leaf and the root per commit
+        #expect(checkpointer.checkpointsCompleted == 0)
+        #expect(Self.size("\(directory)/db.sqlite") == before)
+        try Self.fill(pool, rows: 300..<1_600)
+        #expect(Readiness.wait(timeout: 30) { checkpointer.checkpointsCompleted >= 1 })
+        #expect(Self.size("\(directory)/db.sqlite") > before + 1_000 * 4_096)
+        #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 1_600)
+    }
+
+    /// Far behind (here: a thread that never gets the chance), the writer checkpoints itself.
+    @Test func theWriterCopiesWhenTheThreadFallsFarBehind() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-wal-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pool = try Self.pool(directory)
+        let checkpointer = try WALCheckpointer(path: "\(directory)/db.sqlite", wakeAtPages: 100_000, writerCheckpointsAtPages: 500)
+        try checkpointer.attach(to: pool)
+        defer { checkpointer.detach(from: pool) }
+        let before = Self.size("\(directory)/db.sqlite")
+        try Self.fill(pool, rows: 0..<400)
+        #expect(Self.size("\(directory)/db.sqlite") > before + 200 * 4_096)
+        #expect(checkpointer.checkpointsCompleted == 0)
+    }
+
+    /// Each store's checkpointer thread ends with the store (the thread holds its checkpointer
+    /// until it returns, so the checkpointer going away shows the thread ended).
+    @Test func theThreadEndsWithItsStore() throws {
+        var store: TempStore? = try TempStore()
+        weak var checkpointer = store?.store.checkpointer
+        #expect(checkpointer != nil)
+        store = nil
+        #expect(Readiness.wait(timeout: 10) { checkpointer == nil })
+    }
+}
