@@ -39,6 +39,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var syncSessions: [String: Int] = [:]
     /// Pushes to one peer, by result ("ok", "failed").
     public var pushes: [String: Int] = [:]
+    /// Pulled batches whose checks began as they arrived, before their session reached them.
+    public var batchesCheckedOnArrival = 0
 
     public init() {}
 
@@ -86,6 +88,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
         for result in ["ok", "failed"] { out.sample("kvgossip_sync_sessions_total", ["result": result], Double(syncSessions[result] ?? 0)) }
         out.family("kvgossip_pushes_total", "counter", "Records pushed to one peer, by result.")
         for result in ["ok", "failed"] { out.sample("kvgossip_pushes_total", ["result": result], Double(pushes[result] ?? 0)) }
+        out.family("kvgossip_sync_batches_checked_on_arrival_total", "counter", "Pulled batches whose signature checks began as they arrived.")
+        out.sample("kvgossip_sync_batches_checked_on_arrival_total", [:], Double(batchesCheckedOnArrival))
         return out.text
     }
 }

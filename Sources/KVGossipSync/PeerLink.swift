@@ -182,9 +182,10 @@ public final class PeerLink: Sendable {
         var queued = false
         defer {
             // Pulled records queue behind the batch their session is applying: their checks can
-            // begin now. Only for a session of ours (it asked for them); a message it would refuse
-            // costs no more checks than its session would have spent.
-            if queued, case .pulled(let records, _) = message { precheck(records) }
+            // begin now. Only in a session of ours (our parity: it may have asked for them); in a
+            // session the peer opened they end the session unread. The store keeps at most a few
+            // such batches, so a peer sending pulled batches nobody asked for wastes at most those.
+            if queued, session % 2 == (initiatedHere ? 1 : 0), case .pulled(let records, _) = message { precheck(records) }
         }
         return try state.withLock { s -> Inbound? in
             if let inbox = s.sessions[session] {

@@ -103,6 +103,26 @@ import KVGossipTestSupport
         #expect(try Readiness.wait { try Self.treeHash(agents[0]) == Self.treeHash(agents[1]) })
     }
 
+    /// A host that joins a tree of 2,000 keys pulls them in batches; each batch's checks begin as
+    /// it arrives, while the one before it commits (`kvgossip_sync_batches_checked_on_arrival_total`),
+    /// and the two hosts end equal.
+    @Test func pulledBatchesAreCheckedAsTheyArrive() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        try TreeGenerator.fill(directory: cli.path("A-data"), root: ControlScaleTests.root, count: 2_000)
+        try ControlScaleTests.writeRootKey(cli)
+        let root = ControlScaleTests.root.publicKey.text
+        let metrics = LoopbackPort.free()
+        let agents = try Self.cluster(cli, root: root, peers: [[], [0]]) { $0 == 1 ? ["--metrics-listen", "127.0.0.1:\(metrics)"] : [] }
+        #expect(try Readiness.wait(timeout: 60) { try Self.treeHash(agents[0]) == Self.treeHash(agents[1]) })
+        #expect(try agents[1].run(["get", TreeGenerator.key(1_999, under: "/big")]).status == 0)
+        let checked = try MetricsTests.http("GET", "/metrics", port: metrics).split(separator: "\n")
+            .first { $0.hasPrefix("kvgossip_sync_batches_checked_on_arrival_total ") }
+            .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } } ?? 0
+        // 2,000 records come in batches of at most 256: at least seven of them queue behind another.
+        #expect(checked >= 1, "no pulled batch was checked on arrival")
+    }
+
     @Test func concurrentWritesConvergeToTheSameWinner() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

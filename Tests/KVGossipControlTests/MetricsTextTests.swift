@@ -20,6 +20,7 @@ import Testing
         ]
         m.syncSessions = ["ok": 5]
         m.pushes = ["ok": 7, "failed": 1]
+        m.batchesCheckedOnArrival = 4
         let text = m.prometheusText
         let samples = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init)
         let reasons = RefusalReason.allCases.map { r in "kvgossip_refusals_total{reason=\"\(r.rawValue)\"} \(r == .badSignature ? 4 : 0)" }
@@ -44,6 +45,7 @@ import Testing
             "kvgossip_sync_sessions_total{result=\"failed\"} 0",
             "kvgossip_pushes_total{result=\"ok\"} 7",
             "kvgossip_pushes_total{result=\"failed\"} 1",
+            "kvgossip_sync_batches_checked_on_arrival_total 4",
         ])
         // Every family has HELP and TYPE before its samples.
         #expect(text.hasPrefix("# HELP kvgossip_build_info "))

@@ -23,38 +23,44 @@ import Testing
         ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
     }
 
+    /// Runs `body` with a fresh pool, a checkpointer attached to it with these marks, and the
+    /// database file's path; removes it all afterwards.
+    static func withCheckpointer(
+        wakeAtPages: Int32, writerCheckpointsAtPages: Int32, _ body: (DatabasePool, WALCheckpointer, String) throws -> Void
+    ) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-wal-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pool = try Self.pool(directory)
+        let checkpointer = try WALCheckpointer(path: "\(directory)/db.sqlite", wakeAtPages: wakeAtPages, writerCheckpointsAtPages: writerCheckpointsAtPages)
+        try checkpointer.attach(to: pool)
+        defer { checkpointer.detach(from: pool) }
+        try body(pool, checkpointer, "\(directory)/db.sqlite")
+    }
+
     /// Past the mark, the log is copied into the database file by the checkpointer's thread,
     /// while the writer goes on committing; below it nothing is copied (SQLite's own automatic
     /// checkpoint, which the hook replaces, would have run at 1,000 pages).
     @Test func theLogIsCopiedBesideTheWriterOncePastTheMark() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-wal-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let pool = try Self.pool(directory)
-        let checkpointer = try WALCheckpointer(path: "\(directory)/db.sqlite", wakeAtPages: 1_500, writerCheckpointsAtPages: 100_000)
-        try checkpointer.attach(to: pool)
-        defer { checkpointer.detach(from: pool) }
-        let before = Self.size("\(directory)/db.sqlite")
-        try Self.fill(pool, rows: 0..<300)  // about 600 pages of log: a leaf and the root per commit
-        #expect(checkpointer.checkpointsCompleted == 0)
-        #expect(Self.size("\(directory)/db.sqlite") == before)
-        try Self.fill(pool, rows: 300..<1_600)
-        #expect(Readiness.wait(timeout: 30) { checkpointer.checkpointsCompleted >= 1 })
-        #expect(Self.size("\(directory)/db.sqlite") > before + 1_000 * 4_096)
-        #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 1_600)
+        try Self.withCheckpointer(wakeAtPages: 1_500, writerCheckpointsAtPages: 100_000) { pool, checkpointer, file in
+            let before = Self.size(file)
+            try Self.fill(pool, rows: 0..<300)  // about 600 pages of log: a leaf and the root per commit
+            #expect(checkpointer.checkpointsCompleted == 0)
+            #expect(Self.size(file) == before)
+            try Self.fill(pool, rows: 300..<1_600)
+            #expect(Readiness.wait(timeout: 30) { checkpointer.checkpointsCompleted >= 1 })
+            #expect(Self.size(file) > before + 1_000 * 4_096)
+            #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 1_600)
+        }
     }
 
     /// Far behind (here: a thread that never gets the chance), the writer checkpoints itself.
     @Test func theWriterCopiesWhenTheThreadFallsFarBehind() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-wal-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let pool = try Self.pool(directory)
-        let checkpointer = try WALCheckpointer(path: "\(directory)/db.sqlite", wakeAtPages: 100_000, writerCheckpointsAtPages: 500)
-        try checkpointer.attach(to: pool)
-        defer { checkpointer.detach(from: pool) }
-        let before = Self.size("\(directory)/db.sqlite")
-        try Self.fill(pool, rows: 0..<400)
-        #expect(Self.size("\(directory)/db.sqlite") > before + 200 * 4_096)
-        #expect(checkpointer.checkpointsCompleted == 0)
+        try Self.withCheckpointer(wakeAtPages: 100_000, writerCheckpointsAtPages: 500) { pool, checkpointer, file in
+            let before = Self.size(file)
+            try Self.fill(pool, rows: 0..<400)
+            #expect(Self.size(file) > before + 200 * 4_096)
+            #expect(checkpointer.checkpointsCompleted == 0)
+        }
     }
 
     /// Each store's checkpointer thread ends with the store (the thread holds its checkpointer

@@ -30,6 +30,7 @@ extension AgentRuntime {
         let counters = engine.gossipCounters
         m.syncSessions = ["ok": counters.sessionsOK, "failed": counters.sessionsFailed]
         m.pushes = ["ok": counters.pushesOK, "failed": counters.pushesFailed]
+        m.batchesCheckedOnArrival = node.store.precheckedBatchesTaken
         return m
     }
 }
