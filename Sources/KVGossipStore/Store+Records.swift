@@ -35,12 +35,13 @@ extension Store {
             var outcomes: [ApplyOutcome] = []
             outcomes.reserveCapacity(batch.count)
             let revoked = state.withLock { $0.revoked }
+            let now = clock()
             for (index, record) in batch.enumerated() {
                 switch checks.verdict(at: index) {
                 case .refused(let refusal, let revokedIDs):
                     outcomes.append(.refused(refusal, revocations: try Store.fetchRevocations(db, revokedIDs, limits: validator.limits)))
                 case .authorized(let chain):
-                    outcomes.append(try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked, origin: origin))
+                    outcomes.append(try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked, nowMs: now, origin: origin))
                 }
             }
             return outcomes
@@ -77,7 +78,7 @@ extension Store {
                 }
                 return (record, .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits)))
             case .authorized(let chain):
-                let outcome = try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked, origin: .local)
+                let outcome = try tx.store(record, chain: chain, db: db, validator: validator, revoked: revoked, nowMs: now, origin: .local)
                 if outcome == .accepted {
                     var w = ByteWriter()
                     w.u64(plan.timestamp.raw)
@@ -113,27 +114,36 @@ extension Store {
     public func precheck(_ batch: [KVGossipCore.Record]) {
         guard batch.count >= 64 else { return }
         let pipeline = verdicts(for: batch)
-        let dropped = prechecked.withLock { waiting -> VerdictPipeline? in
+        let now = pipeline.nowMs
+        let dropped = prechecked.withLock { waiting -> [VerdictPipeline] in
+            var dropped = waiting.filter { Store.isStale($0, now: now) }
+            waiting.removeAll { Store.isStale($0, now: now) }
             waiting.append(pipeline)
-            return waiting.count > Store.precheckedLimit ? waiting.removeFirst() : nil
+            if waiting.count > Store.precheckedLimit { dropped.append(waiting.removeFirst()) }
+            return dropped
         }
-        dropped?.cancel()
+        for pipeline in dropped { pipeline.cancel() }
     }
 
-    /// The checks begun by `precheck` for exactly these records, taken out of the waiting list.
-    /// Checks begun more than `precheckedMaxAgeMs` ago are dropped: a record is judged by the
-    /// clock of its apply, give or take that much.
+    /// The checks begun by `precheck` for exactly these records (byte for byte), taken out of the
+    /// waiting list. Stale checks are dropped on the way.
     func takePrechecked(_ batch: [KVGossipCore.Record]) -> VerdictPipeline? {
         guard batch.count >= 64 else { return nil }
         let now = clock()
         let (taken, stale) = prechecked.withLock { waiting -> (VerdictPipeline?, [VerdictPipeline]) in
-            let stale = waiting.filter { now > $0.nowMs + Store.precheckedMaxAgeMs }
-            waiting.removeAll { now > $0.nowMs + Store.precheckedMaxAgeMs }
+            let stale = waiting.filter { Store.isStale($0, now: now) }
+            waiting.removeAll { Store.isStale($0, now: now) }
             return (waiting.firstIndex { $0.checks(batch) }.map { waiting.remove(at: $0) }, stale)
         }
         for pipeline in stale { pipeline.cancel() }
         if taken != nil { precheckedTaken.add(1, ordering: .relaxed) }
         return taken
+    }
+
+    /// Checks judged by a clock more than `precheckedMaxAgeMs` from `now`, either way (the clock
+    /// may have been stepped back): a record is judged by the clock of its apply, give or take that.
+    static func isStale(_ pipeline: VerdictPipeline, now: UInt64) -> Bool {
+        now > pipeline.nowMs + precheckedMaxAgeMs || pipeline.nowMs > now + precheckedMaxAgeMs
     }
 
     /// Runs `body` in one write transaction, then folds its Merkle changes into the summary,
@@ -202,12 +212,17 @@ struct PendingTransaction {
     /// still wins.
     mutating func store(
         _ record: KVGossipCore.Record, chain: [Grant], db: Database, validator: RecordValidator, revoked: Set<Hash256>,
-        origin: CommitOrigin
+        nowMs: UInt64, origin: CommitOrigin
     ) throws -> ApplyOutcome {
-        for grant in chain {
-            if revoked.contains(grant.id) {
-                let revocations = try Store.fetchRevocations(db, [grant.id], limits: validator.limits)
-                return .refused(Refusal(.revoked, "grant \(grant.id.hex.prefix(16)) in the chain for \(record.key) is revoked"), revocations: revocations)
+        var chain = chain
+        if chain.contains(where: { revoked.contains($0.id) }) {
+            // The checks ran with an older revoked set (before the transaction, or begun as the
+            // batch arrived): search again with this one, since another chain in the pool may hold.
+            switch validator.validate(record, nowMs: nowMs, isRevoked: revoked.contains) {
+            case .authorized(let other):
+                chain = other
+            case .refused(let refusal, let ids):
+                return .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits))
             }
         }
         let stored = try Store.fetchStoredVersion(db, key: record.key)

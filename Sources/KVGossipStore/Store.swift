@@ -154,6 +154,9 @@ public final class Store: Sendable {
         self.state = Mutex(state)
     }
 
+    /// Detaching runs a write on the pool: the last reference to a store must not be dropped on
+    /// its writer's queue (nothing here writes asynchronously or observes transactions, so it is
+    /// not).
     deinit { checkpointer?.detach(from: db) }
 
     static func path(_ directory: String) -> String {

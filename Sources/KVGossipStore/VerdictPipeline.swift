@@ -40,9 +40,10 @@ final class VerdictPipeline: @unchecked Sendable {
         states = Array(repeating: .waiting, count: chunks)
     }
 
-    /// Whether these are the records this pipeline checks, in the same order.
+    /// Whether these are the records this pipeline checks, byte for byte and in the same order (a
+    /// copy with the same digests but another signature, value or pool must be checked itself).
     func checks(_ records: [KVGossipCore.Record]) -> Bool {
-        records.count == batch.count && zip(records, batch).allSatisfy { $0.digest == $1.digest }
+        records.count == batch.count && zip(records, batch).allSatisfy { $0.isIdentical(to: $1) }
     }
 
     /// Starts `workers` threads from the global pool taking chunks until none is left.

@@ -39,6 +39,9 @@ final class WALCheckpointer: @unchecked Sendable {
         self.writerCheckpointsAtPages = writerCheckpointsAtPages
         var config = Configuration()
         config.busyMode = .timeout(10)
+        // A checkpoint syncs the log before copying and the database file after: said here rather
+        // than left to the SQLite build's default.
+        config.prepareDatabase { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         connection = try DatabaseQueue(path: path, configuration: config)
         let thread = Thread { [self] in run() }
         thread.name = "kvgossip-checkpoint"
@@ -100,13 +103,16 @@ final class WALCheckpointer: @unchecked Sendable {
             }
             requested = false
             condition.unlock()
-            // Busy (another checkpoint is running) or failed: the next commit past the mark asks again.
             let done = (try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }) != nil
+            condition.lock()
             if done {
-                condition.lock()
                 completed += 1
-                condition.unlock()
+            } else {
+                // Busy (the writer's own checkpoint was running) or failed: the next commit past
+                // the mark asks again.
+                pagesAtLastRequest = 0
             }
+            condition.unlock()
         }
     }
 }

@@ -185,7 +185,13 @@ public final class PeerLink: Sendable {
             // begin now. Only in a session of ours (our parity: it may have asked for them); in a
             // session the peer opened they end the session unread. The store keeps at most a few
             // such batches, so a peer sending pulled batches nobody asked for wastes at most those.
-            if queued, session % 2 == (initiatedHere ? 1 : 0), case .pulled(let records, _) = message { precheck(records) }
+            // A message over the session's record limit is refused unchecked by the session; it
+            // gets no checks here either.
+            if queued, session % 2 == (initiatedHere ? 1 : 0), case .pulled(let records, _) = message,
+                records.count <= options.syncLimits.batchRecords
+            {
+                precheck(records)
+            }
         }
         return try state.withLock { s -> Inbound? in
             if let inbox = s.sessions[session] {

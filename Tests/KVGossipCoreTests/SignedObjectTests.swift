@@ -23,6 +23,19 @@ import KVGossipTestSupport
         #expect(String(decoding: back.value, as: UTF8.self) == "postgres://db2")
     }
 
+    /// A copy whose pool grant carries other signature bytes is equal (`==`: same digest, value,
+    /// signature, grant ids) but not identical: the bytes differ, and so may its verdict.
+    @Test func identicalMeansTheSameBytes() throws {
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
+        let r = Fixture.record("/app/x", "v", by: Fixture.alice, pool: [g])
+        var bytes = r.encoded
+        bytes[bytes.count - 1] ^= 1  // the last byte of the last grant's signature
+        let forged = try Record(decoding: bytes)
+        #expect(forged == r)
+        #expect(!forged.isIdentical(to: r))
+        #expect(try Record(decoding: r.encoded).isIdentical(to: r))
+    }
+
     @Test func emptyValueIsDistinctFromTombstone() throws {
         let empty = Fixture.record("/k", "", by: Fixture.root)
         let tomb = Fixture.record("/k", by: Fixture.root, kind: .tombstone)

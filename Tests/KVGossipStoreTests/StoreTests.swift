@@ -150,6 +150,38 @@ enum StoreFixture {
         #expect(t.store.precheckedBatchesTaken == 2)
     }
 
+    /// Checks begun for one copy of a batch do not stand for another copy with the same digests:
+    /// a record whose pool grant carries forged signature bytes is judged on its own bytes.
+    @Test func aPrecheckStandsOnlyForTheSameBytes() throws {
+        let t = try TempStore()
+        let grant = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/same/**"])
+        let genuine = (0..<64).map { StoreFixture.record("/same/\($0)", "v", by: StoreFixture.alice, pool: [grant]) }
+        var bytes = genuine[5].encoded
+        bytes[bytes.count - 1] ^= 1  // the last byte of the grant's signature
+        var copy = genuine
+        copy[5] = try Record(decoding: bytes)
+        t.store.precheck(genuine)
+        let outcomes = try t.store.apply(copy)
+        #expect(t.store.precheckedBatchesTaken == 0)
+        #expect(outcomes[5] != .accepted)
+        #expect(outcomes.enumerated().allSatisfy { $0.offset == 5 || $0.element == .accepted })
+    }
+
+    /// A revocation committed after the checks began: a record whose pool holds another chain
+    /// is searched again and kept, not refused for the revoked chain the checks had chosen.
+    @Test func aRevokedChainIsSearchedAgainNotRefusedOutright() throws {
+        let t = try TempStore()
+        let first = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/two/**"], nonce: 1)
+        let second = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/two/**"], nonce: 2)
+        let batch = (0..<64).map { StoreFixture.record("/two/\($0)", "v", by: StoreFixture.alice, pool: [first, second]) }
+        t.store.precheck(batch)
+        let chosen = try #require(t.store.prechecked.withLock { $0.first }?.verdict(at: 0).chain?.first)
+        let revocation = Revocation(cluster: StoreFixture.root.publicKey, grantID: chosen.id, revokedAt: StoreFixture.now, signer: StoreFixture.root)
+        #expect(try t.store.apply(revocation) == .accepted(unset: [], pruned: []))
+        #expect(try t.store.apply(batch).allSatisfy { $0 == .accepted })
+        #expect(t.store.precheckedBatchesTaken == 1)
+    }
+
     /// Only the same records take prechecked work; checks begun too long ago, or pushed out by
     /// newer ones, are dropped.
     @Test func precheckedWorkIsMatchedBoundedAndAged() throws {

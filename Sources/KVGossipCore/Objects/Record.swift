@@ -137,6 +137,13 @@ public struct Record: Hashable, Sendable {
         Hash256.of(value) == valueHash && signer.verifies(signature, over: signedBytes)
     }
 
+    /// The same record byte for byte: `==` and also the signatures of the pool's grants (a grant's
+    /// id covers its body, not its signature). Work done on one copy (its checks) may stand for
+    /// another only when this holds.
+    public func isIdentical(to other: Record) -> Bool {
+        self == other && zip(pool, other.pool).allSatisfy { $0.signature == $1.signature }
+    }
+
     public static func == (a: Record, b: Record) -> Bool {
         a.digest == b.digest && a.signature == b.signature && a.value == b.value && a.pool.map(\.id) == b.pool.map(\.id)
     }
