@@ -116,8 +116,7 @@ extension Store {
         let pipeline = verdicts(for: batch)
         let now = pipeline.nowMs
         let dropped = prechecked.withLock { waiting -> [VerdictPipeline] in
-            var dropped = waiting.filter { Store.isStale($0, now: now) }
-            waiting.removeAll { Store.isStale($0, now: now) }
+            var dropped = Store.removeStale(from: &waiting, now: now)
             waiting.append(pipeline)
             if waiting.count > Store.precheckedLimit { dropped.append(waiting.removeFirst()) }
             return dropped
@@ -131,8 +130,7 @@ extension Store {
         guard batch.count >= 64 else { return nil }
         let now = clock()
         let (taken, stale) = prechecked.withLock { waiting -> (VerdictPipeline?, [VerdictPipeline]) in
-            let stale = waiting.filter { Store.isStale($0, now: now) }
-            waiting.removeAll { Store.isStale($0, now: now) }
+            let stale = Store.removeStale(from: &waiting, now: now)
             return (waiting.firstIndex { $0.checks(batch) }.map { waiting.remove(at: $0) }, stale)
         }
         for pipeline in stale { pipeline.cancel() }
@@ -144,6 +142,14 @@ extension Store {
     /// may have been stepped back): a record is judged by the clock of its apply, give or take that.
     static func isStale(_ pipeline: VerdictPipeline, now: UInt64) -> Bool {
         now > pipeline.nowMs + precheckedMaxAgeMs || pipeline.nowMs > now + precheckedMaxAgeMs
+    }
+
+    /// Takes the stale checks out of `waiting` and returns them, for the caller to cancel outside
+    /// the lock.
+    static func removeStale(from waiting: inout [VerdictPipeline], now: UInt64) -> [VerdictPipeline] {
+        let stale = waiting.filter { isStale($0, now: now) }
+        waiting.removeAll { isStale($0, now: now) }
+        return stale
     }
 
     /// Runs `body` in one write transaction, then folds its Merkle changes into the summary,

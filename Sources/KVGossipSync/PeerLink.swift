@@ -170,6 +170,10 @@ public final class PeerLink: Sendable {
         }
     }
 
+    /// Whether this side opened (or would open) `session`: odd numbers for the dialing side, even
+    /// for the answering side.
+    private func isOurs(_ session: UInt32) -> Bool { session % 2 == (initiatedHere ? 1 : 0) }
+
     /// Routes one received frame; returns what the owner must handle.
     func route(_ frame: [UInt8]) throws -> Inbound? {
         var r = ByteReader(frame)
@@ -187,7 +191,7 @@ public final class PeerLink: Sendable {
             // such batches, so a peer sending pulled batches nobody asked for wastes at most those.
             // A message over the session's record limit is refused unchecked by the session; it
             // gets no checks here either.
-            if queued, session % 2 == (initiatedHere ? 1 : 0), case .pulled(let records, _) = message,
+            if queued, isOurs(session), case .pulled(let records, _) = message,
                 records.count <= options.syncLimits.batchRecords
             {
                 precheck(records)
@@ -202,7 +206,7 @@ public final class PeerLink: Sendable {
                 return nil
             }
             // A new session must be the peer's own (its parity) and open with `open`.
-            guard session % 2 == (initiatedHere ? 0 : 1), case .open = message else {
+            guard !isOurs(session), case .open = message else {
                 throw SyncProtocolError("message for unknown session \(session)")
             }
             guard s.peerOpened < options.sessionsPerLink else {
