@@ -2,6 +2,7 @@ import Foundation
 import KVGossipControl
 import KVGossipCore
 import KVGossipStore
+import KVGossipTestSupport
 
 /// What keeping history costs (Docs/history.md §Figures): the verify+apply rate when every record
 /// replaces one (so each apply also copies the replaced record into history) with history on and
@@ -19,9 +20,13 @@ enum HistoryBench {
         }
     }
 
-    /// Records/s of verify+apply when each record replaces the key's current one, with `history`.
+    /// One timed run: records/s, and CPU microseconds per record over all the process's threads
+    /// (the rate follows the CPU when both cores are busy checking signatures).
+    struct Run { let rate: Double; let cpuMicroseconds: Double }
+
+    /// Verify+apply when each record replaces the key's current one, with `history`.
     /// The first generation is applied untimed; the second is timed.
-    static func replacingApplyRate(keys: Int, history: HistoryBounds) throws -> Double {
+    static func replacingApply(keys: Int, history: HistoryBounds) throws -> Run {
         let dir = Bench.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try Store(directory: dir, root: Bench.root.publicKey, history: history)
@@ -29,21 +34,36 @@ enum HistoryBench {
         precondition(first == keys)
         let next = records(keys: keys, generation: 1)
         var accepted = 0
+        let cpuBefore = ProcessCPU.seconds(ofTree: getpid())
         let t = try Bench.seconds { accepted = try Bench.applyInBatches(next, batch: 1_000, to: store) }
+        let cpu = ProcessCPU.seconds(ofTree: getpid()) - cpuBefore
         precondition(accepted == keys)
         let kept = try store.historyUsage.versions
         precondition(kept == (history.isOff ? 0 : keys))
-        return Double(keys) / t
+        return Run(rate: Double(keys) / t, cpuMicroseconds: cpu / Double(keys) * 1e6)
     }
 
-    /// Rates with history off and on, alternating runs so drift on a shared machine hits both;
-    /// the median of each, and every run's pair (they spread widely on a shared machine).
-    static func historyCost(keys: Int, runs: Int) throws -> (off: Double, on: Double, pairs: [(off: Double, on: Double)]) {
-        var pairs: [(off: Double, on: Double)] = []
-        for _ in 0..<runs {
-            pairs.append((try replacingApplyRate(keys: keys, history: .off), try replacingApplyRate(keys: keys, history: .default)))
+    /// Runs with history off and on in pairs, the order alternating from pair to pair (a run
+    /// leaves writeback and a checkpoint behind that the run after it pays for). The rate of
+    /// verify+apply swings by a sixth between runs of one build here, with the CPU time each
+    /// record takes, so the cost is the median of each pair's ratio, not a ratio of medians.
+    static func historyCost(keys: Int, pairs count: Int) throws -> (off: Run, on: Run, cost: Double, pairs: [(off: Run, on: Run)]) {
+        var pairs: [(off: Run, on: Run)] = []
+        for n in 0..<count {
+            if n % 2 == 0 {
+                let off = try replacingApply(keys: keys, history: .off)
+                pairs.append((off, try replacingApply(keys: keys, history: .default)))
+            } else {
+                let on = try replacingApply(keys: keys, history: .default)
+                pairs.append((try replacingApply(keys: keys, history: .off), on))
+            }
         }
-        return (pairs.map(\.off).sorted()[runs / 2], pairs.map(\.on).sorted()[runs / 2], pairs)
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        func median(_ runs: [Run]) -> Run {
+            Run(rate: median(runs.map(\.rate)), cpuMicroseconds: median(runs.map(\.cpuMicroseconds)))
+        }
+        let cost = 1 - median(pairs.map { $0.on.rate / $0.off.rate })
+        return (median(pairs.map(\.off)), median(pairs.map(\.on)), cost, pairs)
     }
 
     /// Reading every version of a key with `versions` versions, as the agent answers `kvgossip log`

@@ -85,6 +85,12 @@ struct DirectStatement {
         mutating func int(_ value: Int64) { check(sqlite3_bind_int64(handle, next(), value)) }
         mutating func int(_ value: Int) { int(Int64(value)) }
 
+        /// An integer, or NULL for nil.
+        mutating func optionalInt(_ value: Int?) {
+            guard let value else { return check(sqlite3_bind_null(handle, next())) }
+            int(value)
+        }
+
         mutating func blob(_ bytes: [UInt8]) {
             let i = next()
             // An empty buffer has no base address, and a null pointer would bind NULL.
@@ -123,6 +129,8 @@ struct DirectStatement {
         let handle: OpaquePointer
 
         func int(_ column: CInt) -> Int64 { sqlite3_column_int64(handle, column) }
+
+        func isNull(_ column: CInt) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
 
         func text(_ column: CInt) -> String {
             guard let base = sqlite3_column_text(handle, column) else { return "" }

@@ -16,20 +16,21 @@ public struct HistoryUsage: Sendable, Equatable {
 }
 
 extension PendingTransaction {
-    /// Copies the key's current record (of `size` bytes) into history before it is replaced or
+    /// Copies the key's current record (the row `row`) into history before it is replaced or
     /// unset, inside the same transaction (no commit of its own), then trims the key to its bound.
-    mutating func keepCurrentInHistory(_ key: Key, size: Int, db: Database) throws {
-        guard !history.isOff else { return }
-        guard HistoryRule.admits(bytes: size, bounds: history) else { return }
+    /// Returns the count of the key's earlier versions for its row (`StoredRow.historyVersions`).
+    mutating func keepCurrentInHistory(_ key: Key, row: StoredRow, db: Database) throws -> Int? {
+        guard !history.isOff, HistoryRule.admits(bytes: row.size, bounds: history) else { return row.historyVersions }
         let inserted = try DirectStatement(db, """
             INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded)
-            SELECT key, ts, kind, digest, length(encoded), encoded FROM records WHERE key = ?
-            """).run { $0.text(key.path) }
-        try noteInserted(key, size: size, inserted: inserted, db: db)
+            SELECT key, ts, kind, digest, length(encoded), encoded FROM records WHERE rowid = ?
+            """).run { $0.int(row.rowid) }
+        return try noteInserted(key, size: row.size, inserted: inserted, versionsBefore: row.historyVersions, db: db)
     }
 
-    /// Keeps a valid record that arrived already beaten by the current one: a version this host saw.
-    mutating func keepBeatenInHistory(_ record: KVGossipCore.Record, db: Database) throws {
+    /// Keeps a valid record that arrived already beaten by the current one (the row `current`):
+    /// a version this host saw.
+    mutating func keepBeatenInHistory(_ record: KVGossipCore.Record, current: StoredRow, db: Database) throws {
         guard !history.isOff else { return }
         let encoded = record.encoded
         guard HistoryRule.admits(bytes: encoded.count, bounds: history) else { return }
@@ -41,34 +42,47 @@ extension PendingTransaction {
             $0.int(encoded.count)
             $0.blob(encoded)
         }
-        try noteInserted(record.key, size: encoded.count, inserted: inserted, db: db)
+        let versions = try noteInserted(record.key, size: encoded.count, inserted: inserted, versionsBefore: current.historyVersions, db: db)
+        guard versions != current.historyVersions else { return }
+        try DirectStatement(db, "UPDATE records SET history_versions = ? WHERE rowid = ?").run {
+            $0.optionalInt(versions)
+            $0.int(current.rowid)
+        }
     }
 
-    /// After an insert: counts its bytes and lets the key's lowest versions go past its bound.
-    private mutating func noteInserted(_ key: Key, size: Int, inserted: Int, db: Database) throws {
-        guard inserted > 0 else { return }
+    /// After an insert: counts its bytes and, when the key may now be past its bound (or its
+    /// count is not known), lets its lowest versions go. Returns the key's new count.
+    private mutating func noteInserted(_ key: Key, size: Int, inserted: Int, versionsBefore: Int?, db: Database) throws -> Int? {
+        guard inserted > 0 else { return versionsBefore }
         historyBytesDelta += size
         historyChanged = true
-        try trimKey(key.path, db: db)
+        if let before = versionsBefore, before + 1 <= HistoryRule.versionsKeptPerKey(history) { return before + 1 }
+        return try trimKey(key.path, db: db)
     }
 
     /// Drops the key's lowest versions past its bound: one walk down the key's versions, newest
-    /// first, that yields only those past the bound (usually none).
-    mutating func trimKey(_ path: String, db: Database) throws {
+    /// first, that yields only those past the bound (usually none). Returns how many it keeps.
+    @discardableResult
+    mutating func trimKey(_ path: String, db: Database) throws -> Int {
+        let bound = HistoryRule.versionsKeptPerKey(history)
         var lowest: [(seq: Int64, size: Int)] = []
         try DirectStatement(db, "SELECT seq, size FROM history WHERE key = ? ORDER BY ts DESC, kind DESC, digest DESC LIMIT -1 OFFSET ?").forEachRow({
             $0.text(path)
-            $0.int(HistoryRule.versionsKeptPerKey(history))
+            $0.int(bound)
         }) { row in
             lowest.append((row.int(0), Int(row.int(1))))
         }
-        guard !lowest.isEmpty else { return }
+        guard !lowest.isEmpty else {
+            // Within the bound: count what is there, so the key's next versions need no walk.
+            return try DirectStatement(db, "SELECT COUNT(*) FROM history WHERE key = ?").firstRow({ $0.text(path) }) { Int($0.int(0)) } ?? 0
+        }
         let delete = try DirectStatement(db, "DELETE FROM history WHERE seq = ?")
         for version in lowest {
             try delete.run { $0.int(version.seq) }
             historyBytesDelta -= version.size
             historyChanged = true
         }
+        return bound
     }
 
     /// At the transaction's end: the new total, with the oldest arrivals dropped until it fits

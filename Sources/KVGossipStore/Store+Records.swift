@@ -183,15 +183,16 @@ extension Store {
         try fetchStoredVersion(db, key: key)?.version
     }
 
-    /// The current version of `key` and the size of its encoding (what history would keep).
-    static func fetchStoredVersion(_ db: Database, key: Key) throws -> (version: RecordVersion, size: Int)? {
-        try DirectStatement(db, "SELECT ts, kind, digest, length(encoded) FROM records WHERE key = ?").firstRow({ $0.text(key.path) }) { row in
+    /// The key's current row: its version, the size of its encoding (what history would keep),
+    /// and how many earlier versions history holds for it.
+    static func fetchStoredVersion(_ db: Database, key: Key) throws -> StoredRow? {
+        try DirectStatement(db, "SELECT ts, kind, digest, length(encoded), rowid, history_versions FROM records WHERE key = ?").firstRow({ $0.text(key.path) }) { row in
             guard let digest = row.hash(2) else { throw StoreCorruption("the record of \(key) has a digest that is not 32 bytes") }
             let version = RecordVersion(
                 timestamp: HLC(raw: UInt64(bitPattern: row.int(0))),
                 kind: KVGossipCore.Record.Kind(rawValue: UInt8(truncatingIfNeeded: row.int(1))) ?? .value,
                 digest: digest)
-            return (version, Int(row.int(3)))
+            return StoredRow(rowid: row.int(4), version: version, size: Int(row.int(3)), historyVersions: row.isNull(5) ? nil : Int(row.int(5)))
         }
     }
 
@@ -201,6 +202,19 @@ extension Store {
                 .map { try Revocation(decoding: [UInt8]($0), limits: limits) }
         }
     }
+}
+
+/// A key's current row as a write transaction finds it.
+struct StoredRow {
+    let rowid: Int64
+    let version: RecordVersion
+    /// Bytes of the record's encoding: what history would keep of it.
+    let size: Int
+    /// How many earlier versions of the key history holds, or more (never fewer): trimming by the
+    /// byte budget or by a lowered bound leaves it high until the key's next trim corrects it.
+    /// nil when not known (rows written before the count was kept). It spares each replacement a
+    /// walk of the key's versions when the key is well within its bound (Docs/history.md §Bounds).
+    var historyVersions: Int?
 }
 
 /// What one write transaction has done so far: summary changes to fold in and changes to publish.
@@ -231,44 +245,61 @@ struct PendingTransaction {
                 return .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits))
             }
         }
-        let stored = try Store.fetchStoredVersion(db, key: record.key)
+        var stored = try Store.fetchStoredVersion(db, key: record.key)
         let current = stored?.version
-        if let stored, let current {
-            if current.digest == record.digest { return .duplicate }
-            if record.version < current {
-                try keepBeatenInHistory(record, db: db)
-                return .superseded(current: current)
+        if let row = stored {
+            if row.version.digest == record.digest { return .duplicate }
+            if record.version < row.version {
+                try keepBeatenInHistory(record, current: row, db: db)
+                return .superseded(current: row.version)
             }
-            try keepCurrentInHistory(record.key, size: stored.size, db: db)
+            stored?.historyVersions = try keepCurrentInHistory(record.key, row: row, db: db)
         }
-        let position = try write(record, db: db, replacing: current != nil)
+        let position = try write(record, db: db, over: stored)
         recordChanges.add(position, delta: current == nil ? 1 : 0)
         published.append(.record(record, previous: current, origin: origin))
         return .accepted
     }
 
-    /// Upserts the row (with its summary entry) and its grant index. Used for new winners and for
-    /// pruned pools. Returns the record's position in the summary (the hash of its key).
+    /// Writes the key's row (with its summary entry) and its grant index: over the row `existing`
+    /// (a new winner or a pruned pool), or as a new row when the key has none. A new row counts the
+    /// versions history already holds for its key (one unset by a revocation keeps them); a row
+    /// written over takes `existing.historyVersions`. Returns the record's position in the summary
+    /// (the hash of its key).
     @discardableResult
-    func write(_ record: KVGossipCore.Record, db: Database, replacing: Bool = true) throws -> Hash256 {
+    func write(_ record: KVGossipCore.Record, db: Database, over existing: StoredRow?) throws -> Hash256 {
         let entry = SummaryEntries.entry(for: record)
-        try DirectStatement(db, """
-            INSERT INTO records (key, key_hash, entry_digest, ts, kind, digest, signer, encoded)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(key) DO UPDATE SET entry_digest = excluded.entry_digest, ts = excluded.ts,
-                kind = excluded.kind, digest = excluded.digest, signer = excluded.signer, encoded = excluded.encoded
-            """).run {
-            $0.text(record.key.path)
-            $0.blob(entry.id)
-            $0.blob(entry.digest)
-            $0.int(Int64(bitPattern: record.timestamp.raw))
-            $0.int(Int64(record.kind.rawValue))
-            $0.blob(record.digest)
-            $0.blob(record.signer.bytes)
-            $0.blob(record.encoded)
+        if let existing {
+            try DirectStatement(db, """
+                UPDATE records SET entry_digest = ?, ts = ?, kind = ?, digest = ?, signer = ?, encoded = ?, history_versions = ?
+                WHERE rowid = ?
+                """).run {
+                $0.blob(entry.digest)
+                $0.int(Int64(bitPattern: record.timestamp.raw))
+                $0.int(Int64(record.kind.rawValue))
+                $0.blob(record.digest)
+                $0.blob(record.signer.bytes)
+                $0.blob(record.encoded)
+                $0.optionalInt(existing.historyVersions)
+                $0.int(existing.rowid)
+            }
+        } else {
+            try DirectStatement(db, """
+                INSERT INTO records (key, key_hash, entry_digest, ts, kind, digest, signer, encoded, history_versions)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT COUNT(*) FROM history WHERE key = ?1))
+                """).run {
+                $0.text(record.key.path)
+                $0.blob(entry.id)
+                $0.blob(entry.digest)
+                $0.int(Int64(bitPattern: record.timestamp.raw))
+                $0.int(Int64(record.kind.rawValue))
+                $0.blob(record.digest)
+                $0.blob(record.signer.bytes)
+                $0.blob(record.encoded)
+            }
         }
         let grants = Set(record.pool.map(\.id))
-        if replacing {
+        if existing != nil {
             // A new version usually cites the grants the old one did: then the rows stay as they
             // are, and their pages are not written again.
             var held = Set<Hash256>()

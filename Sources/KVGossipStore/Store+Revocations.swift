@@ -64,14 +64,17 @@ extension Store {
         var pruned: [Key] = []
         let keys = try String.fetchAll(db.cachedStatement(sql: "SELECT key FROM record_grants WHERE grant_id = ? ORDER BY key"), arguments: [idData])
         for path in keys {
-            guard let key = try? Key(path), let record = try Store.fetchRecord(db, key: key) else { continue }
+            guard let key = try? Key(path), let record = try Store.fetchRecord(db, key: key),
+                let row = try Store.fetchStoredVersion(db, key: key)
+            else { continue }
             switch RevocationCascade.apply(to: record, validator: validator, isRevoked: revoked.contains) {
             case .keep(let kept):
-                try tx.write(kept, db: db)
+                try tx.write(kept, db: db, over: row)
                 pruned.append(key)
             case .unset:
                 // The unset record stays in this host's history, where `log` shows it revoked.
-                try tx.keepCurrentInHistory(key, size: record.encoded.count, db: db)
+                // The row goes, and its count with it: a later row for the key counts again.
+                _ = try tx.keepCurrentInHistory(key, row: row, db: db)
                 // The row holds the key's summary entry, so deleting it removes the entry.
                 try db.cachedStatement(sql: "DELETE FROM records WHERE key = ?").execute(arguments: [path])
                 try db.cachedStatement(sql: "DELETE FROM record_grants WHERE key = ?").execute(arguments: [path])

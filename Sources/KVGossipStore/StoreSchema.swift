@@ -122,6 +122,12 @@ enum StoreSchema {
                 DELETE FROM merkle_entries WHERE space = 0;
                 """)
         }
+        // How many earlier versions history holds per key, kept in the key's row so a replacement
+        // walks the key's versions only near its bound (Docs/history.md §Bounds). Rows from before
+        // hold NULL, "not known": their key's next version in history counts them.
+        m.registerMigration("records-history-versions") { db in
+            try db.execute(sql: "ALTER TABLE records ADD COLUMN history_versions INTEGER")
+        }
         return m
     }
 }

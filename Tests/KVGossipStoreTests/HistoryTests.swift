@@ -22,6 +22,25 @@ import Testing
         try store.db.read { try Int.fetchOne($0, sql: "SELECT COALESCE(SUM(size), 0) FROM history") ?? 0 }
     }
 
+    /// Each key row's count of earlier versions (nil where not known).
+    static func historyCounts(_ store: Store) throws -> [String: Int?] {
+        try store.db.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, history_versions FROM records").map { ($0[0] as String, $0[1] as Int?) })
+        }
+    }
+
+    /// The count each key's row keeps may run high (a trim by the budget lowers it only at the key's
+    /// next trim) but never low, or a key could pass its bound unseen.
+    static func expectCountsNeverLow(_ store: Store, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let held = try store.db.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, COUNT(*) FROM history GROUP BY key").map { ($0[0] as String, $0[1] as Int) })
+        }
+        for (key, count) in try historyCounts(store) {
+            guard let count else { continue }
+            #expect(count >= held[key, default: 0], "\(key) counts \(count) earlier versions but history holds \(held[key, default: 0])", sourceLocation: sourceLocation)
+        }
+    }
+
     @Test func aReplacedVersionStaysInHistoryNewestFirstAndOutOfTheTreeHash() throws {
         let t = try TempStore(), plain = try TempStore(history: .off)
         for store in [t.store, plain.store] { try Self.write(store, "/k", ["one", "two", "three"]) }
@@ -44,6 +63,7 @@ import Testing
         #expect(try t.store.apply(old) == .superseded(current: new.version))
         #expect(try Self.values(t.store, "/k") == ["new", "old"])
         #expect(try t.store.historyUsage.versions == 1)
+        #expect(try Self.historyCounts(t.store) == ["/k": 1])
     }
 
     @Test func eachKeyKeepsItsBoundOfItsNewestEarlierVersions() throws {
@@ -56,6 +76,7 @@ import Testing
         _ = try t.store.apply(StoreFixture.record("/k", "ancient", at: StoreFixture.now - 1))
         #expect(try Self.values(t.store, "/k") == ["v9", "v8", "v7", "v6"])
         #expect(try t.store.historyUsage.bytes == Self.summedBytes(t.store))
+        #expect(try Self.historyCounts(t.store) == ["/k": 3, "/other": 1])
     }
 
     @Test func theByteBudgetLetsTheOldestArrivalsGo() throws {
@@ -68,6 +89,11 @@ import Testing
         // The first arrivals (/a's and one of /b's) went; the latest keys kept theirs.
         #expect(try Self.values(t.store, "/a") == ["z"])
         #expect(try Self.values(t.store, "/d") == ["z", "y", "x"])
+        try Self.expectCountsNeverLow(t.store)
+        // /a's count ran high when the budget took its versions; its next version corrects it.
+        try Self.write(t.store, "/a", ["w"], from: StoreFixture.now + 1)
+        #expect(try Self.values(t.store, "/a") == ["w", "z"])
+        try Self.expectCountsNeverLow(t.store)
     }
 
     /// Acceptance: the bounds hold under 10,000 writes to one key, and the running byte total stays
@@ -92,6 +118,7 @@ import Testing
         // What is kept is the newest: consecutive, ending just below the current version.
         let numbers = versions.map { Int(String(decoding: $0.record.value, as: UTF8.self).split(separator: " ")[2])! }
         #expect(numbers == Array((10_000 - numbers.count)..<10_000).reversed())
+        try Self.expectCountsNeverLow(t.store)
     }
 
     @Test func aKeyUnsetByARevocationKeepsItsVersionsWithNoCurrentOne() throws {
@@ -107,11 +134,30 @@ import Testing
         #expect(try t.store.keysWithVersions(matching: Pattern("/app/**"), after: nil, rowLimit: 10).keys == [try Key("/app/x")])
     }
 
+    /// A key unset by a revocation keeps its versions; a new row for it counts them, so its bound
+    /// holds from its next version on.
+    @Test func aKeyWrittenAgainAfterAnUnsetCountsTheVersionsItKept() throws {
+        let t = try TempStore(history: HistoryBounds(versionsPerKey: 3, totalBytes: 1 << 20))
+        let grant = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/**"])
+        _ = try t.store.apply(StoreFixture.record("/app/x", "a", at: StoreFixture.now))
+        for (i, v) in ["b", "c"].enumerated() {
+            _ = try t.store.apply(StoreFixture.record("/app/x", v, by: StoreFixture.alice, pool: [grant], at: StoreFixture.now + 1 + UInt64(i)))
+        }
+        let revocation = Revocation(cluster: StoreFixture.root.publicKey, grantID: grant.id, revokedAt: StoreFixture.now, signer: StoreFixture.root)
+        #expect(try t.store.apply(revocation) == .accepted(unset: [try Key("/app/x")], pruned: []))
+        try Self.write(t.store, "/app/x", ["d"], from: StoreFixture.now + 10)
+        #expect(try Self.historyCounts(t.store) == ["/app/x": 3])
+        try Self.write(t.store, "/app/x", ["e"], from: StoreFixture.now + 11)
+        #expect(try Self.values(t.store, "/app/x") == ["e", "d", "c", "b"])
+        #expect(try Self.historyCounts(t.store) == ["/app/x": 3])
+    }
+
     @Test func loweredBoundsApplyAtTheNextOpenAndAReaderSeesWhatIsKept() throws {
         let t = try TempStore()
         try Self.write(t.store, "/k", ["1", "2", "3", "4"])
         try t.reopen(history: HistoryBounds(versionsPerKey: 1, totalBytes: 1 << 20))
         #expect(try Self.values(t.store, "/k") == ["4", "3"])
+        try Self.expectCountsNeverLow(t.store)
         #expect(try t.store.historyUsage.bytes == Self.summedBytes(t.store))
         let reader = try Store(readingDirectory: t.directory)
         #expect(reader.root == StoreFixture.root.publicKey)

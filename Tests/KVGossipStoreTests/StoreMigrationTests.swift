@@ -49,8 +49,29 @@ import Testing
                 DROP TABLE records;
                 ALTER TABLE records_old RENAME TO records;
                 CREATE INDEX records_tombstones ON records (key) WHERE kind = 1;
-                DELETE FROM grdb_migrations WHERE identifier = 'records-entry-digest';
+                DELETE FROM grdb_migrations WHERE identifier IN ('records-entry-digest', 'records-history-versions');
                 """)
         }
+    }
+
+    /// Before "records-history-versions" no row held its key's count of earlier versions: the
+    /// migration leaves it unknown, and the key's next version in history counts and trims it.
+    @Test func storeFromBeforeTheHistoryCountStillTrimsEachKeyToItsBound() throws {
+        let bounds = HistoryBounds(versionsPerKey: 5, totalBytes: 1 << 20)
+        let t = try TempStore(history: bounds)
+        try HistoryStoreTests.write(t.store, "/k", (0..<6).map { "v\($0)" })
+        let queue = try DatabaseQueue(path: Store.path(t.directory))
+        try queue.write { db in
+            try db.execute(sql: """
+                ALTER TABLE records DROP COLUMN history_versions;
+                DELETE FROM grdb_migrations WHERE identifier = 'records-history-versions';
+                """)
+        }
+        try queue.close()
+        try t.reopen(history: bounds)
+        #expect(try HistoryStoreTests.historyCounts(t.store) == ["/k": nil])
+        try HistoryStoreTests.write(t.store, "/k", ["v6", "v7"], from: StoreFixture.now + 1)
+        #expect(try HistoryStoreTests.values(t.store, "/k") == ["v7", "v6", "v5", "v4", "v3", "v2"])
+        #expect(try HistoryStoreTests.historyCounts(t.store) == ["/k": 5])
     }
 }
