@@ -184,15 +184,21 @@ extension Store {
     }
 
     /// The key's current row: its version, the size of its encoding (what history would keep),
-    /// and how many earlier versions history holds for it.
-    static func fetchStoredVersion(_ db: Database, key: Key) throws -> StoredRow? {
-        try DirectStatement(db, "SELECT ts, kind, digest, length(encoded), rowid, history_versions FROM records WHERE key = ?").firstRow({ $0.text(key.path) }) { row in
+    /// how many earlier versions history holds for it, and with `encoding` the encoding itself
+    /// (for history to keep when the row is written over).
+    static func fetchStoredVersion(_ db: Database, key: Key, encoding: Bool = false) throws -> StoredRow? {
+        let sql = encoding
+            ? "SELECT ts, kind, digest, length(encoded), rowid, history_versions, encoded FROM records WHERE key = ?"
+            : "SELECT ts, kind, digest, length(encoded), rowid, history_versions FROM records WHERE key = ?"
+        return try DirectStatement(db, sql).firstRow({ $0.text(key.path) }) { row in
             guard let digest = row.hash(2) else { throw StoreCorruption("the record of \(key) has a digest that is not 32 bytes") }
             let version = RecordVersion(
                 timestamp: HLC(raw: UInt64(bitPattern: row.int(0))),
                 kind: KVGossipCore.Record.Kind(rawValue: UInt8(truncatingIfNeeded: row.int(1))) ?? .value,
                 digest: digest)
-            return StoredRow(rowid: row.int(4), version: version, size: Int(row.int(3)), historyVersions: row.isNull(5) ? nil : Int(row.int(5)))
+            return StoredRow(
+                rowid: row.int(4), version: version, size: Int(row.int(3)), historyVersions: row.isNull(5) ? nil : Int(row.int(5)),
+                encoded: encoding ? [UInt8](row.blob(6)) : nil)
         }
     }
 
@@ -215,6 +221,8 @@ struct StoredRow {
     /// nil when not known (rows written before the count was kept). It spares each replacement a
     /// walk of the key's versions when the key is well within its bound (Docs/history.md §Bounds).
     var historyVersions: Int?
+    /// The record's encoding, when the lookup asked for it.
+    var encoded: [UInt8]? = nil
 }
 
 /// What one write transaction has done so far: summary changes to fold in and changes to publish.
@@ -245,7 +253,7 @@ struct PendingTransaction {
                 return .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits))
             }
         }
-        var stored = try Store.fetchStoredVersion(db, key: record.key)
+        var stored = try Store.fetchStoredVersion(db, key: record.key, encoding: !history.isOff)
         let current = stored?.version
         if let row = stored {
             if row.version.digest == record.digest { return .duplicate }
