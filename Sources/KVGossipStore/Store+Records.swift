@@ -277,17 +277,24 @@ struct PendingTransaction {
     @discardableResult
     func write(_ record: KVGossipCore.Record, db: Database, over existing: StoredRow?) throws -> Hash256 {
         let entry = SummaryEntries.entry(for: record)
+        // Both statements number their parameters alike: ?1 … ?8 are the row's columns.
+        func bindColumns(_ b: inout DirectStatement.Binder) {
+            b.text(record.key.path)
+            b.blob(entry.id)
+            b.blob(entry.digest)
+            b.int(Int64(bitPattern: record.timestamp.raw))
+            b.int(Int64(record.kind.rawValue))
+            b.blob(record.digest)
+            b.blob(record.signer.bytes)
+            b.blob(record.encoded)
+        }
         if let existing {
             try DirectStatement(db, """
-                UPDATE records SET entry_digest = ?, ts = ?, kind = ?, digest = ?, signer = ?, encoded = ?, history_versions = ?
-                WHERE rowid = ?
+                UPDATE records SET entry_digest = ?3, ts = ?4, kind = ?5, digest = ?6, signer = ?7, encoded = ?8,
+                    history_versions = ?9
+                WHERE rowid = ?10
                 """).run {
-                $0.blob(entry.digest)
-                $0.int(Int64(bitPattern: record.timestamp.raw))
-                $0.int(Int64(record.kind.rawValue))
-                $0.blob(record.digest)
-                $0.blob(record.signer.bytes)
-                $0.blob(record.encoded)
+                bindColumns(&$0)
                 $0.optionalInt(existing.historyVersions)
                 $0.int(existing.rowid)
             }
@@ -295,16 +302,7 @@ struct PendingTransaction {
             try DirectStatement(db, """
                 INSERT INTO records (key, key_hash, entry_digest, ts, kind, digest, signer, encoded, history_versions)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT COUNT(*) FROM history WHERE key = ?1))
-                """).run {
-                $0.text(record.key.path)
-                $0.blob(entry.id)
-                $0.blob(entry.digest)
-                $0.int(Int64(bitPattern: record.timestamp.raw))
-                $0.int(Int64(record.kind.rawValue))
-                $0.blob(record.digest)
-                $0.blob(record.signer.bytes)
-                $0.blob(record.encoded)
-            }
+                """).run { bindColumns(&$0) }
         }
         let grants = Set(record.pool.map(\.id))
         if existing != nil {
