@@ -21,20 +21,28 @@ extension PendingTransaction {
     /// Returns the count of the key's earlier versions for its row (`StoredRow.historyVersions`).
     mutating func keepCurrentInHistory(_ key: Key, row: StoredRow, db: Database) throws -> Int? {
         guard !history.isOff, HistoryRule.admits(bytes: row.size, bounds: history) else { return row.historyVersions }
-        // Callers look the row up with its encoding when history is on: a plain INSERT of bound
-        // values costs about a fifth less than an INSERT … SELECT of the row.
-        guard let encoded = row.encoded else {
-            throw StoreCorruption("the row of \(key) was looked up without the encoding history keeps")
+        let inserted: Int
+        if let encoded = row.encoded {
+            // The lookup brought the encoding (a replacement): an INSERT of bound values costs
+            // about a fifth less than copying the row with INSERT … SELECT.
+            inserted = try DirectStatement(db, "INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded) VALUES (?, ?, ?, ?, ?, ?)").run {
+                $0.text(key.path)
+                $0.int(Int64(bitPattern: row.version.timestamp.raw))
+                $0.int(Int64(row.version.kind.rawValue))
+                $0.blob(row.version.digest)
+                $0.int(encoded.count)
+                $0.blob(encoded)
+            }
+        } else {
+            inserted = try DirectStatement(db, """
+                INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded)
+                SELECT key, ts, kind, digest, length(encoded), encoded FROM records WHERE rowid = ? AND key = ?
+                """).run {
+                $0.int(row.rowid)
+                $0.text(key.path)
+            }
         }
-        let inserted = try DirectStatement(db, "INSERT OR IGNORE INTO history (key, ts, kind, digest, size, encoded) VALUES (?, ?, ?, ?, ?, ?)").run {
-            $0.text(key.path)
-            $0.int(Int64(bitPattern: row.version.timestamp.raw))
-            $0.int(Int64(row.version.kind.rawValue))
-            $0.blob(row.version.digest)
-            $0.int(encoded.count)
-            $0.blob(encoded)
-        }
-        return try noteInserted(key, size: encoded.count, inserted: inserted, versionsBefore: row.historyVersions, db: db)
+        return try noteInserted(key, size: row.size, inserted: inserted, versionsBefore: row.historyVersions, db: db)
     }
 
     /// Keeps a valid record that arrived already beaten by the current one (the row `current`):
@@ -53,10 +61,12 @@ extension PendingTransaction {
         }
         let versions = try noteInserted(record.key, size: encoded.count, inserted: inserted, versionsBefore: current.historyVersions, db: db)
         guard versions != current.historyVersions else { return }
-        try DirectStatement(db, "UPDATE records SET history_versions = ? WHERE rowid = ?").run {
+        let changed = try DirectStatement(db, "UPDATE records SET history_versions = ? WHERE rowid = ? AND key = ?").run {
             $0.optionalInt(versions)
             $0.int(current.rowid)
+            $0.text(record.key.path)
         }
+        guard changed == 1 else { throw StoreCorruption("the row of \(record.key) was not where its lookup found it") }
     }
 
     /// After an insert: counts its bytes and, when the key may now be past its bound (or its

@@ -183,14 +183,29 @@ extension Store {
         try fetchStoredVersion(db, key: key)?.version
     }
 
-    /// The key's current row: its version, the size of its encoding (what history would keep),
-    /// how many earlier versions history holds for it, and with `encoding` the encoding itself
-    /// (for history to keep when the row is written over).
-    static func fetchStoredVersion(_ db: Database, key: Key, encoding: Bool = false) throws -> StoredRow? {
-        let sql = encoding
-            ? "SELECT ts, kind, digest, length(encoded), rowid, history_versions, encoded FROM records WHERE key = ?"
-            : "SELECT ts, kind, digest, length(encoded), rowid, history_versions FROM records WHERE key = ?"
-        return try DirectStatement(db, sql).firstRow({ $0.text(key.path) }) { row in
+    /// The key's current row: its version, the size of its encoding (what history would keep) and
+    /// how many earlier versions history holds for it. With `encodingIfBelow`, also the encoding
+    /// when the row's version is below that one (the row is about to be written over and history
+    /// keeps it), so duplicates and beaten arrivals copy nothing.
+    static func fetchStoredVersion(_ db: Database, key: Key, encodingIfBelow incoming: RecordVersion? = nil) throws -> StoredRow? {
+        let statement: DirectStatement
+        if incoming != nil {
+            statement = try DirectStatement(db, """
+                SELECT ts, kind, digest, length(encoded), rowid, history_versions,
+                    CASE WHEN (ts, kind, digest) < (?2, ?3, ?4) THEN encoded END
+                FROM records WHERE key = ?1
+                """)
+        } else {
+            statement = try DirectStatement(db, "SELECT ts, kind, digest, length(encoded), rowid, history_versions FROM records WHERE key = ?")
+        }
+        return try statement.firstRow({
+            $0.text(key.path)
+            if let incoming {
+                $0.int(Int64(bitPattern: incoming.timestamp.raw))
+                $0.int(Int64(incoming.kind.rawValue))
+                $0.blob(incoming.digest)
+            }
+        }) { row in
             guard let digest = row.hash(2) else { throw StoreCorruption("the record of \(key) has a digest that is not 32 bytes") }
             let version = RecordVersion(
                 timestamp: HLC(raw: UInt64(bitPattern: row.int(0))),
@@ -198,7 +213,7 @@ extension Store {
                 digest: digest)
             return StoredRow(
                 rowid: row.int(4), version: version, size: Int(row.int(3)), historyVersions: row.isNull(5) ? nil : Int(row.int(5)),
-                encoded: encoding ? [UInt8](row.blob(6)) : nil)
+                encoded: incoming != nil && !row.isNull(6) ? [UInt8](row.blob(6)) : nil)
         }
     }
 
@@ -221,7 +236,7 @@ struct StoredRow {
     /// nil when not known (rows written before the count was kept). It spares each replacement a
     /// walk of the key's versions when the key is well within its bound (Docs/history.md §Bounds).
     var historyVersions: Int?
-    /// The record's encoding, when the lookup asked for it.
+    /// The record's encoding, when the lookup brought it (see `Store.fetchStoredVersion`).
     var encoded: [UInt8]? = nil
 }
 
@@ -253,7 +268,7 @@ struct PendingTransaction {
                 return .refused(refusal, revocations: try Store.fetchRevocations(db, ids, limits: validator.limits))
             }
         }
-        var stored = try Store.fetchStoredVersion(db, key: record.key, encoding: !history.isOff)
+        var stored = try Store.fetchStoredVersion(db, key: record.key, encodingIfBelow: history.isOff ? nil : record.version)
         let current = stored?.version
         if let row = stored {
             if row.version.digest == record.digest { return .duplicate }
@@ -289,15 +304,17 @@ struct PendingTransaction {
             b.blob(record.encoded)
         }
         if let existing {
-            try DirectStatement(db, """
+            let changed = try DirectStatement(db, """
                 UPDATE records SET entry_digest = ?3, ts = ?4, kind = ?5, digest = ?6, signer = ?7, encoded = ?8,
                     history_versions = ?9
-                WHERE rowid = ?10
+                WHERE rowid = ?10 AND key = ?1
                 """).run {
                 bindColumns(&$0)
                 $0.optionalInt(existing.historyVersions)
                 $0.int(existing.rowid)
             }
+            // The row was looked up in this transaction: anything else is a bug, not a miss to skip.
+            guard changed == 1 else { throw StoreCorruption("the row of \(record.key) was not where its lookup found it") }
         } else {
             try DirectStatement(db, """
                 INSERT INTO records (key, key_hash, entry_digest, ts, kind, digest, signer, encoded, history_versions)

@@ -65,7 +65,7 @@ extension Store {
         let keys = try String.fetchAll(db.cachedStatement(sql: "SELECT key FROM record_grants WHERE grant_id = ? ORDER BY key"), arguments: [idData])
         for path in keys {
             guard let key = try? Key(path), let record = try Store.fetchRecord(db, key: key),
-                let row = try Store.fetchStoredVersion(db, key: key, encoding: !tx.history.isOff)
+                let row = try Store.fetchStoredVersion(db, key: key)
             else { continue }
             switch RevocationCascade.apply(to: record, validator: validator, isRevoked: revoked.contains) {
             case .keep(let kept):

@@ -90,10 +90,47 @@ import Testing
         #expect(try Self.values(t.store, "/a") == ["z"])
         #expect(try Self.values(t.store, "/d") == ["z", "y", "x"])
         try Self.expectCountsNeverLow(t.store)
-        // /a's count ran high when the budget took its versions; its next version corrects it.
+        // /a's count ran high when the budget took its versions; far from its bound, a new version
+        // is kept without a walk and the count stays high, never low.
         try Self.write(t.store, "/a", ["w"], from: StoreFixture.now + 1)
         #expect(try Self.values(t.store, "/a") == ["w", "z"])
         try Self.expectCountsNeverLow(t.store)
+    }
+
+    /// A count left high (here by a bound lowered and raised again across opens) is set right by
+    /// the walk its key's next version takes when the count says the key is past its bound.
+    @Test func aCountLeftHighIsSetRightByTheNextWalk() throws {
+        let five = HistoryBounds(versionsPerKey: 5, totalBytes: 1 << 20)
+        let t = try TempStore(history: five)
+        try Self.write(t.store, "/k", (0..<6).map { "v\($0)" })
+        #expect(try Self.historyCounts(t.store) == ["/k": 5])
+        try t.reopen(history: HistoryBounds(versionsPerKey: 2, totalBytes: 1 << 20))
+        try t.reopen(history: five)
+        #expect(try Self.values(t.store, "/k") == ["v5", "v4", "v3"])
+        #expect(try Self.historyCounts(t.store) == ["/k": 5])
+        try Self.write(t.store, "/k", ["v6"], from: StoreFixture.now + 1)
+        #expect(try Self.values(t.store, "/k") == ["v6", "v5", "v4", "v3"])
+        #expect(try Self.historyCounts(t.store) == ["/k": 3])
+    }
+
+    /// A revocation that prunes a pool rewrites the row and keeps its count; one that unsets the key
+    /// copies the row into history by itself (the cascade's lookup brings no encoding).
+    @Test func aPrunedPoolKeepsItsCountAndAnUnsetCopiesTheRow() throws {
+        let t = try TempStore()
+        let wide = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/**"], nonce: 1)
+        let narrow = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/keep"], nonce: 2)
+        for (i, v) in ["k1", "k2"].enumerated() {
+            #expect(try t.store.apply(StoreFixture.record("/app/keep", v, by: StoreFixture.alice, pool: [wide, narrow], at: StoreFixture.now + UInt64(i))) == .accepted)
+        }
+        for (i, v) in ["l1", "l2"].enumerated() {
+            #expect(try t.store.apply(StoreFixture.record("/app/lose", v, by: StoreFixture.alice, pool: [wide], at: StoreFixture.now + UInt64(i))) == .accepted)
+        }
+        let revocation = Revocation(cluster: StoreFixture.root.publicKey, grantID: wide.id, revokedAt: StoreFixture.now, signer: StoreFixture.root)
+        #expect(try t.store.apply(revocation) == .accepted(unset: [try Key("/app/lose")], pruned: [try Key("/app/keep")]))
+        #expect(try Self.historyCounts(t.store) == ["/app/keep": 1])
+        #expect(try Self.values(t.store, "/app/keep") == ["k2", "k1"])
+        #expect(try Self.values(t.store, "/app/lose") == ["l2", "l1"])
+        #expect(try t.store.historyUsage.bytes == Self.summedBytes(t.store))
     }
 
     /// Acceptance: the bounds hold under 10,000 writes to one key, and the running byte total stays

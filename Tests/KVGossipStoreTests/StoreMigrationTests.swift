@@ -70,6 +70,9 @@ import Testing
         try queue.close()
         try t.reopen(history: bounds)
         #expect(try HistoryStoreTests.historyCounts(t.store) == ["/k": nil])
+        // A version that arrives already beaten counts the key too (and goes again: the key is full).
+        #expect(try t.store.apply(StoreFixture.record("/k", "ancient", at: StoreFixture.now - 1)) != .accepted)
+        #expect(try HistoryStoreTests.historyCounts(t.store) == ["/k": 5])
         try HistoryStoreTests.write(t.store, "/k", ["v6", "v7"], from: StoreFixture.now + 1)
         #expect(try HistoryStoreTests.values(t.store, "/k") == ["v7", "v6", "v5", "v4", "v3", "v2"])
         #expect(try HistoryStoreTests.historyCounts(t.store) == ["/k": 5])
