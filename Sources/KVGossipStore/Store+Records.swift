@@ -89,14 +89,14 @@ extension Store {
         }
     }
 
-    /// The checks of a batch, started: on the worker threads for a batch of 64 records or more,
-    /// else all done here, before the caller opens its transaction.
+    /// The checks of a batch, started: on the worker threads for a batch of `spreadBatchRecords`
+    /// records or more, else all done here, before the caller opens its transaction.
     func verdicts(for batch: [KVGossipCore.Record]) -> VerdictPipeline {
         let now = clock()
         let revoked = state.withLock { $0.revoked }
         let validator = self.validator
         let pipeline = VerdictPipeline(batch, nowMs: now) { validator.validate($0, nowMs: now, isRevoked: revoked.contains) }
-        if batch.count >= 64 {
+        if batch.count >= Store.spreadBatchRecords {
             // The core count only for a batch worth spreading: Foundation reads it from the cgroup
             // files on every call, two opens and reads per apply of a single pushed record.
             pipeline.start(workers: min(ProcessInfo.processInfo.activeProcessorCount, 8))
@@ -112,7 +112,7 @@ extension Store {
     /// begun). `apply` of the same records takes the checks up where they are. Small batches are
     /// left alone; past `precheckedLimit` batches the oldest is dropped and its workers stopped.
     public func precheck(_ batch: [KVGossipCore.Record]) {
-        guard batch.count >= 64 else { return }
+        guard batch.count >= Store.spreadBatchRecords else { return }
         let pipeline = verdicts(for: batch)
         let now = pipeline.nowMs
         let dropped = prechecked.withLock { waiting -> [VerdictPipeline] in
@@ -127,7 +127,7 @@ extension Store {
     /// The checks begun by `precheck` for exactly these records (byte for byte), taken out of the
     /// waiting list. Stale checks are dropped on the way.
     func takePrechecked(_ batch: [KVGossipCore.Record]) -> VerdictPipeline? {
-        guard batch.count >= 64 else { return nil }
+        guard batch.count >= Store.spreadBatchRecords else { return nil }
         let now = clock()
         let (taken, stale) = prechecked.withLock { waiting -> (VerdictPipeline?, [VerdictPipeline]) in
             let stale = Store.removeStale(from: &waiting, now: now)

@@ -25,6 +25,9 @@ public final class Store: Sendable {
     let changeFeed = ChangeFeed()
     /// Moves the WAL into the database file off the writer's path; nil for a store opened to read.
     let checkpointer: WALCheckpointer?
+    /// The smallest batch whose checks are spread over worker threads (and so may be begun ahead
+    /// by `precheck`); a smaller one is checked by the caller before its transaction.
+    static let spreadBatchRecords = 64
     /// Checks begun for batches that have arrived and are not yet applied (`precheck`), oldest
     /// first, at most `precheckedLimit`.
     let prechecked = Mutex<[VerdictPipeline]>([])
