@@ -5,7 +5,11 @@ extension FSState {
     mutating func lookup(_ parent: UInt64, _ name: String) throws(FSError) -> Attr {
         let path = try childPath(parent, name)
         guard view[path] != nil else { throw FSError(ENOENT) }
-        return attr(path, ino: inodes.ino(for: path, lookup: true))!
+        // The number is taken in a statement of its own: as an argument of `attr`, a method of self,
+        // it would mutate the inode table while a copy of self was alive, and the table's storage
+        // would be copied whole at every lookup (quadratic over a tree: 100,000 keys never mounted).
+        let ino = inodes.ino(for: path, lookup: true)
+        return attr(path, ino: ino)!
     }
 
     mutating func forget(_ ino: UInt64, count: UInt64) {
@@ -25,7 +29,8 @@ extension FSState {
         }
         let now = nowMs()
         guard view.insert(path, .directory(local: local, mtimeMs: now), nowMs: now) else { throw FSError(ENOENT) }
-        return attr(path, ino: inodes.ino(for: path, lookup: true))!
+        let ino = inodes.ino(for: path, lookup: true)  // not as an argument of `attr`: see `lookup`
+        return attr(path, ino: ino)!
     }
 
     /// `rm`: a tombstone for a committed key; scratch files and never-committed files just go.
