@@ -1,17 +1,29 @@
 import KVGossipCore
 
-/// What the store holds for one key, as far as the mount needs it.
-struct TruthEntry: Equatable, Sendable {
-    var version: RecordVersion
-    var live: Bool
-    var size: Int
-    var mtimeMs: UInt64
+/// What the store holds for one key, as far as the mount needs it. A class on purpose, and
+/// immutable: the truth and the view hold the same entry for a key that is shown as stored, so a
+/// large tree keeps one copy of each version (with its 32-byte digest) instead of two inline in two
+/// dictionaries whose buckets stand half empty (Docs/filesystem.md §Memory).
+final class TruthEntry: Equatable, Sendable {
+    let version: RecordVersion
+    let live: Bool
+    let size: Int
+    let mtimeMs: UInt64
 
-    init(_ record: Record) {
-        version = record.version
-        live = record.kind == .value
-        size = record.value.count
-        mtimeMs = record.timestamp.physicalMs
+    convenience init(_ record: Record) {
+        self.init(version: record.version, live: record.kind == .value, size: record.value.count,
+                  mtimeMs: record.timestamp.physicalMs)
+    }
+
+    init(version: RecordVersion, live: Bool, size: Int, mtimeMs: UInt64) {
+        self.version = version
+        self.live = live
+        self.size = size
+        self.mtimeMs = mtimeMs
+    }
+
+    static func == (a: TruthEntry, b: TruthEntry) -> Bool {
+        a === b || (a.version == b.version && a.live == b.live && a.size == b.size && a.mtimeMs == b.mtimeMs)
     }
 }
 
@@ -78,14 +90,5 @@ struct TruthIndex {
             below[parent] = children.isEmpty ? nil : children
             current = parent
         }
-    }
-}
-
-extension TruthEntry {
-    init(version: RecordVersion, live: Bool, size: Int, mtimeMs: UInt64) {
-        self.version = version
-        self.live = live
-        self.size = size
-        self.mtimeMs = mtimeMs
     }
 }

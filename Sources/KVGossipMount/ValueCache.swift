@@ -21,6 +21,10 @@ final class ValueCache: Sendable {
 
     fileprivate struct State {
         var entries: [String: Value] = [:]
+        /// Paths in the order they were put, oldest from `oldest` on: the eviction order. A path
+        /// dropped meanwhile stays here until its turn comes or the list is compacted.
+        var order: [String] = []
+        var oldest = 0
         /// The entries' charges (`ValueCache.charge`), at most the budget.
         var bytes = 0
         var generation: UInt64 = 0
@@ -86,23 +90,34 @@ final class ValueCache: Sendable {
 }
 
 extension ValueCache.State {
-    /// Adds an entry, evicting others to stay within `budget`; values over a quarter of it are
-    /// not kept at all.
+    /// Adds an entry, evicting the oldest others to stay within `budget`; values over a quarter of
+    /// it are not kept at all.
+    ///
+    /// Victims go in the order they were put, not in the dictionary's order: evicting from the
+    /// first buckets on empties the low end of the table while new entries hash everywhere, so the
+    /// rest packs into long runs that every lookup then probes key by key (a million-key tree spent
+    /// 90 % of its reads comparing paths).
     mutating func put(_ path: String, _ value: ValueCache.Value, budget: Int) {
         let cost = ValueCache.charge(path: path, bytes: value.bytes.count)
         guard cost <= budget / 4 else { return }
-        // Victims are chosen in one pass: taking `entries.first` again after each removal would
-        // rescan the emptied buckets every time.
-        var victims: [String] = []
-        var freed = 0
-        for (path, old) in entries {
-            if bytes - freed + cost <= budget { break }
-            victims.append(path)
-            freed += ValueCache.charge(path: path, bytes: old.bytes.count)
+        while bytes + cost > budget, oldest < order.count {
+            let victim = order[oldest]
+            oldest += 1
+            drop(victim)
         }
-        for path in victims { drop(path) }
         entries[path] = value
         bytes += cost
+        order.append(path)
+        compactOrder()
+    }
+
+    /// Keeps `order` within twice the entries: drops what was evicted and what is no longer cached.
+    /// Linear, but only after as many puts as there are entries, so a put costs O(1) on average.
+    private mutating func compactOrder() {
+        guard order.count > 2 * entries.count + 64 else { return }
+        var seen = Set<String>(minimumCapacity: entries.count)
+        order = order[oldest...].filter { entries[$0] != nil && seen.insert($0).inserted }
+        oldest = 0
     }
 
     mutating func drop(_ path: String) {

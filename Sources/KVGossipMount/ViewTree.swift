@@ -67,6 +67,13 @@ struct ViewTree {
         entries[path]
     }
 
+    /// The view's own instance of `path` (its dictionary key), or nil when the view has no such
+    /// name. Tables that keep paths of their own (the inode table) take this one, so the string's
+    /// storage is shared instead of held twice.
+    func storedPath(_ path: String) -> String? {
+        entries.index(forKey: path).map { entries[$0].key }
+    }
+
     /// Adds an entry whose parent directory exists; returns false otherwise.
     @discardableResult
     mutating func insert(_ path: String, _ entry: ViewEntry, nowMs: UInt64) -> Bool {

@@ -86,4 +86,32 @@ import Testing
         let kept = (0..<50).filter { if case .hit = cache.lookup("/c/k\($0 + 10)") { true } else { false } }.count
         #expect(kept == 10)
     }
+
+    /// Eviction goes oldest first, whatever the dictionary's order: evicting in bucket order packed
+    /// the rest of a large cache into long runs that every lookup had to probe. A path dropped and
+    /// put again, and paths dropped meanwhile, keep the budget exact and the newest entries in.
+    @Test func theOldestEntriesAreEvictedFirst() {
+        let perEntry = ValueCache.charge(path: "/c/k1000", bytes: 100)  // the last entries' path length
+        let cache = ValueCache(budgetBytes: perEntry * 10)
+        func put(_ i: Int, at ms: UInt64 = 1000) {
+            let path = "/c/k\(i + 10)"
+            guard case .miss(let t) = cache.lookup(path) else { return }
+            cache.insert(path, Self.value(ReplayPlanTests.record(path, String(repeating: "x", count: 100), at: ms)), ticket: t)
+        }
+        func kept() -> [Int] {
+            (0..<2_000).filter { if case .hit = cache.lookup("/c/k\($0 + 10)") { true } else { false } }
+        }
+        for i in 0..<10 { put(i) }
+        // Two entries dropped by tombstones, one of them put again later: its old place in the
+        // order is stale and must not cost a newer entry its place.
+        for i in [3, 5] {
+            let path = "/c/k\(i + 10)"
+            cache.observe([.record(ReplayPlanTests.record(path, nil, at: 2000), previous: nil, origin: .local)])
+        }
+        put(5, at: 3000)
+        for i in 10..<1_990 { put(i) }
+        #expect(kept() == Array(1_980..<1_990))
+        for i in 1_990..<2_000 { put(i) }
+        #expect(kept() == Array(1_990..<2_000))
+    }
 }
