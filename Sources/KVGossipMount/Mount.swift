@@ -104,8 +104,10 @@ public final class Mount: Sendable {
         // holds up nobody.
         let loaded = try core.state.withLock { (st: inout sending FSState) throws -> Int in try st.load(from: node.store) }
         // The pages of decoded records are free now; hand them back rather than keep them as
-        // the agent's resident size for the life of the mount.
+        // the agent's resident size for the life of the mount. The same for SQLite: the scan
+        // mapped and cached the whole file in one reader connection (a million keys: 256 MiB).
         _ = malloc_trim(0)
+        node.store.releaseReadMemory()
 
         var mountOptions = "fsname=kvgossip,subtype=kvgossip,default_permissions"
         if options.allowOther { mountOptions += ",allow_other" }

@@ -84,10 +84,15 @@ struct TruthIndex {
         while current != ViewPath.root {
             let parent = ViewPath.parent(current)
             let name = ViewPath.name(current)
-            var children = below[parent] ?? [:]
-            let count = (children[name] ?? 0) + delta
-            children[name] = count > 0 ? count : nil
-            below[parent] = children.isEmpty ? nil : children
+            // Changed in place: a copy taken out and stored back would copy the directory's whole
+            // dictionary for every key (quadratic in the size of a directory when a tree loads).
+            let count = (below[parent]?[name] ?? 0) + delta
+            if count > 0 {
+                below[parent, default: [:]][name] = count
+            } else {
+                below[parent]?[name] = nil
+                if below[parent]?.isEmpty == true { below[parent] = nil }
+            }
             current = parent
         }
     }

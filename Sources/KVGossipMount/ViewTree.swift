@@ -16,20 +16,22 @@ final class ScratchData {
 struct ViewEntry {
     enum Kind { case directory, key, scratch }
 
+    // The two one-byte fields come first and together: a view holds an entry per name, in a
+    // dictionary whose buckets stand up to half empty, so padding costs twice over.
     var kind: Kind
-    var mtimeMs: UInt64
-    /// Directories: the names directly inside.
-    var children: Set<String> = []
     /// Directories: made here (by `mkdir`, or emptied by a local `rm`), so kept while empty. A
     /// directory that exists only because keys lie below it goes when the network removes them.
     var local = false
+    var mtimeMs: UInt64
+    /// Directories: the names directly inside.
+    var children: Set<String> = []
     /// Keys: the version shown; nil while a file created here has not been committed yet.
     var shown: TruthEntry?
     /// Scratch files: the shared content.
     var scratch: ScratchData?
 
     static func directory(local: Bool, mtimeMs: UInt64) -> ViewEntry {
-        ViewEntry(kind: .directory, mtimeMs: mtimeMs, local: local)
+        ViewEntry(kind: .directory, local: local, mtimeMs: mtimeMs)
     }
 
     static func key(_ shown: TruthEntry?, mtimeMs: UInt64) -> ViewEntry {

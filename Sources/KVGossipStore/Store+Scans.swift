@@ -155,3 +155,14 @@ extension Store {
             arguments: [key.path + "/", key.path + "0", Int64(KVGossipCore.Record.Kind.value.rawValue)]) ?? false
     }
 }
+
+extension Store {
+    /// Gives back what a read of the whole store leaves pinned: the idle reader connections close
+    /// (each keeps up to `cache_size` of pages and maps up to `mmap_size` of the file, all of it
+    /// counted in the agent's resident size after a full scan) and the writer drops its unused
+    /// cached pages. Connections reopen on the next read. Reads in progress finish first; nothing
+    /// waits for this.
+    public func releaseReadMemory() {
+        db.releaseMemoryEventually()
+    }
+}
