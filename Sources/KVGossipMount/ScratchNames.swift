@@ -14,14 +14,25 @@ struct ScratchNames: Sendable {
     }
 
     /// True when any segment of the slash-separated `path` is scratch: everything below a scratch
-    /// directory is scratch too, so `.git/config` never becomes a key.
+    /// directory is scratch too, so `.git/config` never becomes a key. Segments are matched in the
+    /// path's own bytes: every record of the store passes here when a mount starts, and splitting
+    /// the path into strings and arrays was a sixth of a million-key start.
     func isScratch(path: String) -> Bool {
-        path.split(separator: "/").contains { isScratch(segment: $0) }
+        var path = path
+        return path.withUTF8 { bytes in
+            let slash = UInt8(ascii: "/")
+            var start = 0
+            for i in 0...bytes.count where i == bytes.count || bytes[i] == slash {
+                if i > start, patterns.contains(where: { ScratchNames.glob($0[...], bytes[start..<i]) }) { return true }
+                start = i + 1
+            }
+            return false
+        }
     }
 
     /// `*` and `?` over bytes. Backtracks only to the last star, which is linear enough for names of
     /// at most 255 bytes.
-    static func glob(_ pattern: ArraySlice<UInt8>, _ name: ArraySlice<UInt8>) -> Bool {
+    static func glob<Name: RandomAccessCollection<UInt8>>(_ pattern: ArraySlice<UInt8>, _ name: Name) -> Bool where Name.Index == Int {
         let star = UInt8(ascii: "*"), question = UInt8(ascii: "?")
         var p = pattern.startIndex, n = name.startIndex
         var resumeP: Int? = nil, resumeN = 0

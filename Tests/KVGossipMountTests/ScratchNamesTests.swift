@@ -20,6 +20,16 @@ import Testing
         #expect(names.isScratch(path: "/app/.git/config"))
         #expect(names.isScratch(path: "/app/conf~/x"))
         #expect(!names.isScratch(path: "/app/conf/x"))
+        // The first and the last segment, a segment made of a pattern's bytes only in part, and
+        // the root: the scan over the path's bytes must cut segments exactly at the slashes.
+        #expect(names.isScratch(path: "/.swp"))
+        #expect(names.isScratch(path: "/a/b/4913"))
+        #expect(!names.isScratch(path: "/a/4913x/4914"))
+        #expect(!names.isScratch(path: "/"))
+        #expect(!names.isScratch(path: ""))
+        // A path of another string representation (a substring made native on demand).
+        let long = "/" + String(repeating: "é", count: 40) + "/x~"
+        #expect(names.isScratch(path: String(long.dropFirst(0))))
     }
 
     @Test func globMatchesWholeSegments() {
