@@ -156,7 +156,9 @@ extension FSState {
 
     /// The bytes at `offset`, and whether the follower must drop the inode's cached pages: a
     /// cached reader of a version other than the cache's just put its bytes there.
-    mutating func read(_ fh: UInt64, size: Int, offset: Int) throws(FSError) -> (bytes: [UInt8], tainted: Bool) {
+    /// The bytes come back as a slice of the handle's own buffer, not a copy: a read of a large
+    /// value copied it under the state lock, and a fresh megabyte from malloc is page faults too.
+    mutating func read(_ fh: UInt64, size: Int, offset: Int) throws(FSError) -> (bytes: ArraySlice<UInt8>, tainted: Bool) {
         guard let file = files[fh] else { throw FSError(EBADF) }
         var tainted = false
         if case .reader(_, let version?, cached: true) = file.kind, pageCacheVersions[file.ino] != version {
@@ -167,9 +169,9 @@ extension FSState {
         return (slice(file.readable, size: size, offset: offset), tainted)
     }
 
-    private func slice(_ bytes: [UInt8], size: Int, offset: Int) -> [UInt8] {
+    private func slice(_ bytes: [UInt8], size: Int, offset: Int) -> ArraySlice<UInt8> {
         guard offset < bytes.count else { return [] }
-        return Array(bytes[offset..<min(bytes.count, offset + size)])
+        return bytes[offset..<min(bytes.count, offset + size)]
     }
 
     mutating func write(_ fh: UInt64, _ chunk: [UInt8], offset: Int) throws(FSError) -> Int {

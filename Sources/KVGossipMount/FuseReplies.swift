@@ -70,7 +70,7 @@ enum FuseReply {
         _ = fuse_reply_create(req, &entry, fi)
     }
 
-    static func bytes(_ req: fuse_req_t?, _ bytes: [UInt8]) {
+    static func bytes(_ req: fuse_req_t?, _ bytes: ArraySlice<UInt8>) {
         _ = bytes.withUnsafeBytes { raw in
             fuse_reply_buf(req, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
         }
@@ -84,7 +84,7 @@ enum FuseReply {
         } else if size < value.count {
             _ = fuse_reply_err(req, ERANGE)
         } else {
-            bytes(req, value)
+            bytes(req, value[...])
         }
     }
 

@@ -157,4 +157,27 @@ struct KeyTests {
         #expect(keys.count == 2)
         #expect(try Key("/a/b") == Key("/a" + "/b"))
     }
+
+    /// The one-pass check is a shortcut, never a second rule: over strings built from the bytes that
+    /// matter at the edges of the rules (slashes, dots, '~', a space, a non-ASCII letter, ordinary
+    /// key bytes) and at the length limits, it never accepts what the full check refuses, and it
+    /// accepts every plain key so the shortcut is taken.
+    @Test func theOnePassCheckAgreesWithTheFullCheck() {
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["/", "/", "/", "a", "Z", "0", ".", "..", "~", "-", "_", "@", " ", "é", "x~", "/.", "//"]
+        var accepted = 0
+        for _ in 0..<20_000 {
+            let count = Int.random(in: 1...12, using: &generator)
+            let text = (0..<count).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            if PathSyntax.isPlainKey(text) {
+                accepted += 1
+                #expect(PathSyntax.keyProblem(text) == nil, "\(text.debugDescription) passed the shortcut only")
+            }
+        }
+        #expect(accepted > 100)
+        for text in [key(bytes: 1024), key(bytes: 1025), key(segments: 32), key(segments: 33),
+                     key(segments: 2, segmentLength: 255), key(segments: 2, segmentLength: 256), "/a.b/c,d:e=f+g@h"] {
+            #expect(PathSyntax.isPlainKey(text) == (PathSyntax.keyProblem(text) == nil), "\(text.prefix(40))")
+        }
+    }
 }

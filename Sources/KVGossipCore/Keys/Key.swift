@@ -18,15 +18,10 @@ public struct Key: Hashable, Comparable, Sendable, CustomStringConvertible {
     ///
     /// - Throws: `InvalidKey` naming the first rule the text breaks.
     public init(_ text: String) throws(InvalidKey) {
-        do throws(PathSyntax.Problem) {
-            let segments = try PathSyntax.segments(of: text, kind: .key)
-            for segment in segments {
-                if let reason = PathSyntax.keySegmentProblem(segment) {
-                    throw PathSyntax.Problem(reason: reason)
-                }
-            }
-        } catch {
-            throw InvalidKey(input: text, reason: error.reason)
+        // Most keys are plain ASCII within every limit; one pass over the bytes settles those. Every
+        // record decoded (a mount's start reads the whole store) passes here.
+        if !PathSyntax.isPlainKey(text), let reason = PathSyntax.keyProblem(text) {
+            throw InvalidKey(input: text, reason: reason)
         }
         self.init(validatedPath: text)
     }
@@ -106,6 +101,45 @@ enum PathSyntax {
     /// True for the bytes a key segment may contain.
     static func isKeyByte(_ byte: UInt8) -> Bool {
         keyByteTable[Int(byte)]
+    }
+
+    /// True when `text` is a key by a single pass over its bytes: a leading slash, no trailing one,
+    /// within the length and segment limits, and every segment non-empty, not starting with '.',
+    /// made only of key bytes. It never says yes to text the full check refuses (`KeyTests` holds
+    /// the two together); a no only sends the text to the full check, which also names the reason.
+    static func isPlainKey(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            guard bytes.count > 1, bytes.count <= Key.maxBytes, bytes[0] == slash, bytes[bytes.count - 1] != slash else {
+                return false
+            }
+            var segments = 0
+            var start = 1
+            for i in 1...bytes.count {
+                if i == bytes.count || bytes[i] == slash {
+                    let length = i - start
+                    guard length > 0, length <= Key.maxSegmentBytes, bytes[start] != dot else { return false }
+                    segments += 1
+                    guard segments <= Key.maxSegments else { return false }
+                    start = i + 1
+                } else if !isKeyByte(bytes[i]) {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
+    /// The full check of a key, rule by rule: the first rule `text` breaks, or nil for a key.
+    static func keyProblem(_ text: String) -> String? {
+        do throws(Problem) {
+            for segment in try segments(of: text, kind: .key) {
+                if let reason = keySegmentProblem(segment) { return reason }
+            }
+            return nil
+        } catch {
+            return error.reason
+        }
     }
 
     /// Checks the outline shared by keys and patterns — leading slash, total length, no trailing
