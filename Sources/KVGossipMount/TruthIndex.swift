@@ -75,9 +75,16 @@ struct TruthIndex {
         below[path].map { Array($0.keys) } ?? []
     }
 
+    /// Adds `delta` to `name`'s count, dropping the name at zero; true when no name is left. One
+    /// hash of the name when the count rises, which is every key of a tree being loaded.
+    private static func add(_ delta: Int, to name: String, in children: inout [String: Int]) -> Bool {
+        children[name, default: 0] += delta
+        if delta < 0, children[name, default: 0] <= 0 { children[name] = nil }
+        return children.isEmpty
+    }
+
     private mutating func set(_ path: String, _ entry: TruthEntry) {
-        let wasLive = entries[path]?.live ?? false
-        entries[path] = entry
+        let wasLive = entries.updateValue(entry, forKey: path)?.live ?? false
         guard wasLive != entry.live else { return }
         let delta = entry.live ? 1 : -1
         var current = path
@@ -86,13 +93,7 @@ struct TruthIndex {
             let name = ViewPath.name(current)
             // Changed in place: a copy taken out and stored back would copy the directory's whole
             // dictionary for every key (quadratic in the size of a directory when a tree loads).
-            let count = (below[parent]?[name] ?? 0) + delta
-            if count > 0 {
-                below[parent, default: [:]][name] = count
-            } else {
-                below[parent]?[name] = nil
-                if below[parent]?.isEmpty == true { below[parent] = nil }
-            }
+            if TruthIndex.add(delta, to: name, in: &below[parent, default: [:]]) { below[parent] = nil }
             current = parent
         }
     }
