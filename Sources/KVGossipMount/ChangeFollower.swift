@@ -183,8 +183,8 @@ final class ChangeFollower: Sendable {
     private func deliver(_ path: String, creating: Bool, known: Record?) -> Bool {
         let record: Record
         if let known, known.kind == .value, core.state.withLock({ st -> Bool in
-            guard st.truth.liveEntry(path)?.version == known.version else { return false }
-            st.deliveries[path] = TruthEntry(known)
+            guard let entry = st.truth.entry(path, at: known.version), entry.live else { return false }
+            st.deliveries[path] = entry
             return true
         }) {
             record = known
@@ -192,7 +192,7 @@ final class ChangeFollower: Sendable {
             guard let key = try? Key(path), let stored = try? core.ctx.node.store.record(key), stored.kind == .value else { return false }
             core.state.withLock { st in
                 st.truth.apply(stored)
-                st.deliveries[path] = TruthEntry(stored)
+                st.deliveries[path] = st.truth.entry(path, at: stored.version) ?? TruthEntry(stored)
             }
             record = stored
         }

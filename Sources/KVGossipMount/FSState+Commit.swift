@@ -43,7 +43,7 @@ extension FSState {
 
     /// The view shows a record this mount just committed at `path`.
     mutating func showCommitted(_ path: String, _ record: Record) {
-        let shown = TruthEntry(record)
+        let shown = truth.entry(path, at: record.version) ?? TruthEntry(record)
         view.update(path) {
             $0.shown = shown
             $0.mtimeMs = shown.mtimeMs

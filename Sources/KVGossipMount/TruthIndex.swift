@@ -61,6 +61,13 @@ struct TruthIndex {
         return true
     }
 
+    /// The entry for `path` when it holds exactly `version`: what the view shows of a key that is
+    /// shown as stored, so the two keep one object between them.
+    func entry(_ path: String, at version: RecordVersion) -> TruthEntry? {
+        guard let e = entries[path], e.version == version else { return nil }
+        return e
+    }
+
     func liveEntry(_ path: String) -> TruthEntry? {
         guard let e = entries[path], e.live else { return nil }
         return e

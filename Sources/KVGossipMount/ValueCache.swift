@@ -20,11 +20,19 @@ final class ValueCache: Sendable {
     }
 
     fileprivate struct State {
-        var entries: [String: Value] = [:]
-        /// Paths in the order they were put, oldest from `oldest` on: the eviction order. A path
-        /// dropped meanwhile stays here until its turn comes or the list is compacted.
-        var order: [String] = []
+        struct Slot {
+            let value: Value
+            /// When the entry was put: its place in `order`.
+            let stamp: UInt64
+        }
+
+        var entries: [String: Slot] = [:]
+        /// Paths with the stamp of their put, oldest from `oldest` on: the eviction order. A place
+        /// whose stamp is no longer its path's (the entry was dropped, or dropped and put again) is
+        /// skipped when its turn comes, and left out when the list is compacted.
+        var order: [(path: String, stamp: UInt64)] = []
         var oldest = 0
+        var nextStamp: UInt64 = 0
         /// The entries' charges (`ValueCache.charge`), at most the budget.
         var bytes = 0
         var generation: UInt64 = 0
@@ -52,7 +60,7 @@ final class ValueCache: Sendable {
 
     func lookup(_ path: String) -> Lookup {
         state.withLock { st in
-            if let value = st.entries[path] { return .hit(value) }
+            if let slot = st.entries[path] { return .hit(slot.value) }
             return .miss(Ticket(generation: st.generation))
         }
     }
@@ -74,7 +82,7 @@ final class ValueCache: Sendable {
                 switch change {
                 case .record(let record, _, _):
                     let path = record.key.path
-                    guard let old = st.entries[path] else { continue }
+                    guard let old = st.entries[path]?.value else { continue }
                     st.drop(path)
                     if record.kind == .value, old.version < record.version {
                         st.put(path, Value(version: record.version, bytes: record.value), budget: budgetBytes)
@@ -103,24 +111,24 @@ extension ValueCache.State {
         while bytes + cost > budget, oldest < order.count {
             let victim = order[oldest]
             oldest += 1
-            drop(victim)
+            if entries[victim.path]?.stamp == victim.stamp { drop(victim.path) }
         }
-        entries[path] = value
+        nextStamp += 1
+        entries[path] = Slot(value: value, stamp: nextStamp)
         bytes += cost
-        order.append(path)
+        order.append((path, nextStamp))
         compactOrder()
     }
 
-    /// Keeps `order` within twice the entries: drops what was evicted and what is no longer cached.
-    /// Linear, but only after as many puts as there are entries, so a put costs O(1) on average.
+    /// Keeps `order` within about twice the entries, dropping places that are spent or stale.
+    /// Linear in the entries, but only after at least as many puts, so a put costs O(1) on average.
     private mutating func compactOrder() {
         guard order.count > 2 * entries.count + 64 else { return }
-        var seen = Set<String>(minimumCapacity: entries.count)
-        order = order[oldest...].filter { entries[$0] != nil && seen.insert($0).inserted }
+        order = order[oldest...].filter { entries[$0.path]?.stamp == $0.stamp }
         oldest = 0
     }
 
     mutating func drop(_ path: String) {
-        if let old = entries.removeValue(forKey: path) { bytes -= ValueCache.charge(path: path, bytes: old.bytes.count) }
+        if let old = entries.removeValue(forKey: path) { bytes -= ValueCache.charge(path: path, bytes: old.value.bytes.count) }
     }
 }

@@ -162,8 +162,8 @@ public final class Store: Sendable {
     }
 
     /// Detaching runs a write on the pool: the last reference to a store must not be dropped on
-    /// its writer's queue (nothing here writes asynchronously or observes transactions, so it is
-    /// not).
+    /// its writer's queue (nothing here observes transactions, and the one asynchronous write,
+    /// `releaseReadMemory`'s, does not hold the store, so it is not).
     deinit { checkpointer?.detach(from: db) }
 
     static func path(_ directory: String) -> String {

@@ -1,4 +1,5 @@
 import Testing
+import KVGossipTestSupport
 @testable import KVGossipCore
 
 /// The reason `Key(text)` gives for rejecting `text`, or nil when it accepts it.
@@ -163,7 +164,7 @@ struct KeyTests {
     /// key bytes) and at the length limits, it never accepts what the full check refuses, and it
     /// accepts every plain key so the shortcut is taken.
     @Test func theOnePassCheckAgreesWithTheFullCheck() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandom(seed: 11)
         let pieces = ["/", "/", "/", "a", "Z", "0", ".", "..", "~", "-", "_", "@", " ", "é", "x~", "/.", "//"]
         var accepted = 0
         for _ in 0..<20_000 {

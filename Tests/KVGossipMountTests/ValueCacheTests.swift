@@ -109,7 +109,11 @@ import Testing
             cache.observe([.record(ReplayPlanTests.record(path, nil, at: 2000), previous: nil, origin: .local)])
         }
         put(5, at: 3000)
-        for i in 10..<1_990 { put(i) }
+        // The eleventh put on evicts the oldest live entries in turn, skipping the places of the two
+        // dropped paths: the key put again is younger than 6…15's predecessors and stays.
+        for i in 10..<16 { put(i) }
+        #expect(kept() == [5] + Array(7..<16))
+        for i in 16..<1_990 { put(i) }
         #expect(kept() == Array(1_980..<1_990))
         for i in 1_990..<2_000 { put(i) }
         #expect(kept() == Array(1_990..<2_000))

@@ -38,6 +38,19 @@ import Testing
         #expect(try Self.pages(t.store, under: "/nothing", rows: 5).keys.isEmpty)
     }
 
+    /// After a full scan the mount gives back the readers' memory (their connections close); reads
+    /// and writes go on as before, on connections opened again.
+    @Test func readsAndWritesGoOnAfterTheReadMemoryIsGivenBack() throws {
+        let t = try Self.filled(["/m/a", "/m/b", "/m/c"])
+        #expect(try Self.pages(t.store, under: nil, rows: 2).keys == ["/m/a", "/m/b", "/m/c"])
+        t.store.releaseReadMemory()
+        #expect(try Self.pages(t.store, under: nil, rows: 2).keys == ["/m/a", "/m/b", "/m/c"])
+        _ = try t.store.apply([StoreFixture.record("/m/d", "v")])
+        t.store.releaseReadMemory()
+        #expect(try Self.pages(t.store, under: "/m", rows: 10).keys == ["/m/a", "/m/b", "/m/c", "/m/d"])
+        #expect(try t.store.record(Key("/m/d"))?.value == Array("v".utf8))
+    }
+
     @Test func aScanStopsBeforeARowItDoesNotTakeAndResumesThere() throws {
         let t = try Self.filled((0..<10).map { "/k/\($0)" })
         var first: [String] = []
