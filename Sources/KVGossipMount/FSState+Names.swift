@@ -4,7 +4,7 @@ import KVGossipCore
 extension FSState {
     mutating func lookup(_ parent: UInt64, _ name: String) throws(FSError) -> Attr {
         let path = try childPath(parent, name)
-        guard let path = view.storedPath(path) else { throw FSError(ENOENT) }
+        guard let path = view.stored(path)?.path else { throw FSError(ENOENT) }
         // The number is taken in a statement of its own: as an argument of `attr`, a method of self,
         // it would mutate the inode table while a copy of self was alive, and the table's storage
         // would be copied whole at every lookup (quadratic over a tree: 100,000 keys never mounted).
@@ -92,9 +92,9 @@ extension FSState {
         ]
         for name in entry.children.sorted() {
             let child = ViewPath.child(path, name)
-            let stored = view.storedPath(child) ?? child
+            let stored = view.stored(child)
             items.append(DirectoryListing.Item(
-                name: name, ino: inodes.ino(for: stored, lookup: false), isDirectory: view[stored]?.isDirectory ?? false))
+                name: name, ino: inodes.ino(for: stored?.path ?? child, lookup: false), isDirectory: stored?.entry.isDirectory ?? false))
         }
         let fh = nextHandle
         nextHandle += 1

@@ -9,8 +9,12 @@ struct ScratchNames: Sendable {
 
     /// True when `segment` matches one of the patterns.
     func isScratch<S: StringProtocol>(segment: S) -> Bool {
-        let name = Array(segment.utf8)
-        return patterns.contains { ScratchNames.glob($0[...], name[...]) }
+        matchesAPattern(Array(segment.utf8))
+    }
+
+    /// True when the name's bytes match one of the patterns.
+    private func matchesAPattern<Name: RandomAccessCollection<UInt8>>(_ name: Name) -> Bool where Name.Index == Int {
+        patterns.contains { ScratchNames.glob($0[...], name) }
     }
 
     /// True when any segment of the slash-separated `path` is scratch: everything below a scratch
@@ -23,7 +27,7 @@ struct ScratchNames: Sendable {
             let slash = UInt8(ascii: "/")
             var start = 0
             for i in 0...bytes.count where i == bytes.count || bytes[i] == slash {
-                if i > start, patterns.contains(where: { ScratchNames.glob($0[...], bytes[start..<i]) }) { return true }
+                if i > start, matchesAPattern(bytes[start..<i]) { return true }
                 start = i + 1
             }
             return false

@@ -69,11 +69,11 @@ struct ViewTree {
         entries[path]
     }
 
-    /// The view's own instance of `path` (its dictionary key), or nil when the view has no such
-    /// name. Tables that keep paths of their own (the inode table) take this one, so the string's
-    /// storage is shared instead of held twice.
-    func storedPath(_ path: String) -> String? {
-        entries.index(forKey: path).map { entries[$0].key }
+    /// The entry at `path` with the view's own instance of the path (its dictionary key), or nil
+    /// when the view has no such name. Tables that keep paths of their own (the inode table) take
+    /// this one, so the string's storage is shared instead of held twice.
+    func stored(_ path: String) -> (path: String, entry: ViewEntry)? {
+        entries.index(forKey: path).map { (entries[$0].key, entries[$0].value) }
     }
 
     /// Adds an entry whose parent directory exists; returns false otherwise.
