@@ -23,6 +23,17 @@ import KVGossipTestSupport
         return ((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["treeHash"] as? String) ?? "?"
     }
 
+    /// True once every agent has completed a session of its own with every peer it lists: start-up
+    /// sessions and the repairs of those that failed (an agent started before its peer listened)
+    /// are over, so with periodic rounds off no session runs until a test asks for one.
+    static func everySessionDone(_ agents: [AgentProcess]) throws -> Bool {
+        try agents.allSatisfy { agent in
+            let json = try agent.run(["status", "--json"]).stdout
+            let peers = (try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["peers"] as? [[String: Any]]
+            return peers.map { !$0.isEmpty && $0.allSatisfy { $0["lastSync"] is String } } ?? false
+        }
+    }
+
     @Test func aWriteOnOneHostIsPushedToTheOthers() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
@@ -156,6 +167,9 @@ import KVGossipTestSupport
         // B knows only A; C knows only A. Periodic rounds are off (1 h).
         let agents = try Self.cluster(cli, root: root, peers: [[1, 2], [0], [0]])
         let (a, b, c) = (agents[0], agents[1], agents[2])
+        // B must not hear of the revocation before its write: A's repair of a failed start-up
+        // session would teach it, and on a busy machine that repair can come seconds late.
+        #expect(try Readiness.wait(timeout: 60) { try Self.everySessionDone(agents) })
         #expect(try a.run(["revoke", "--key", "root.key", "alice.grant"]).status == 0)
         // B has not heard; it accepts Alice's write and pushes it to A, which refuses with the revocation.
         let w = try b.run(["set", "--key-file", "alice.key", "--proof", "alice.grant", "/team/x", "v"])
