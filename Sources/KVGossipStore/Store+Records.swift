@@ -16,6 +16,20 @@ public enum ApplyOutcome: Sendable, Equatable {
     public var isAccepted: Bool { self == .accepted }
 }
 
+/// When a commit's WAL is synced: before its changes are published, or after (Docs/architecture.md
+/// §Durability). Either way before the write returns, so before anything acknowledges it.
+enum CommitSync: Equatable {
+    case beforePublishing
+    case afterPublishing
+
+    /// A local write is on disk before anyone sees it: a close() or a control answer that fails
+    /// leaves nothing behind. A record from a peer is shown once it is in the log: its sender held
+    /// it on disk before sending, so a power cut here loses only a copy that anti-entropy brings back.
+    init(_ origin: CommitOrigin) {
+        self = origin == .local ? .beforePublishing : .afterPublishing
+    }
+}
+
 extension Store {
     /// Verifies and applies one record; durable before it returns.
     public func apply(_ record: KVGossipCore.Record, origin: CommitOrigin = .local) throws -> ApplyOutcome {
@@ -31,7 +45,7 @@ extension Store {
     public func apply(_ batch: [KVGossipCore.Record], origin: CommitOrigin = .local) throws -> [ApplyOutcome] {
         let checks = takePrechecked(batch) ?? verdicts(for: batch)
         defer { checks.cancel() }
-        return try commit { db, tx in
+        return try commit(CommitSync(origin)) { db, tx in
             var outcomes: [ApplyOutcome] = []
             outcomes.reserveCapacity(batch.count)
             let revoked = state.withLock { $0.revoked }
@@ -154,29 +168,48 @@ extension Store {
 
     /// Runs `body` in one write transaction, then folds its Merkle changes into the summary,
     /// stores the new roots, commits, and only then publishes the changes.
-    func commit<T>(_ body: (Database, inout PendingTransaction) throws -> T) throws -> T {
-        let (result, changes, hash) = try db.write { db -> (T, [StoreChange], Hash256) in
-            var tx = PendingTransaction(history: historyBounds)
-            let result = try body(db, &tx)
-            try tx.settleHistoryBytes(db: db)
-            if !tx.recordChanges.isEmpty {
-                var backend = SQLiteMerkleBackend(db: db, space: .records)
-                let root = try MerkleTrie.apply(tx.recordChanges.merged, to: &backend, leafLimit: leafLimit)
-                try db.setMeta(.recordsRoot, root.bytes)
+    ///
+    /// With `.beforePublishing` SQLite syncs the WAL inside the commit. With `.afterPublishing` the
+    /// commit runs at `synchronous = NORMAL` (in the log, safe from a kill, not yet from a power
+    /// cut), its changes are published, and the log is synced before this returns; the sync runs
+    /// outside the writer's queue, beside the next commit.
+    func commit<T>(_ sync: CommitSync = .beforePublishing, _ body: (Database, inout PendingTransaction) throws -> T) throws -> T {
+        let (result, changes, hash) = try db.writeWithoutTransaction { db -> (T, [StoreChange], Hash256) in
+            // Every commit sets its own level, so one that failed half-way cannot leave the next
+            // local write unsynced.
+            try db.cachedStatement(sql: sync == .beforePublishing ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL").execute()
+            var out: (T, [StoreChange], Hash256)?
+            try db.inTransaction {
+                out = try transaction(db, body)
+                return .commit
             }
-            if !tx.revocationChanges.isEmpty {
-                var backend = SQLiteMerkleBackend(db: db, space: .revocations)
-                let root = try MerkleTrie.apply(tx.revocationChanges.merged, to: &backend, leafLimit: leafLimit)
-                try db.setMeta(.revocationsRoot, root.bytes)
-            }
-            return (result, tx.published, try Store.treeHash(db))
+            return out!
         }
         state.withLock {
             $0.treeHash = hash
             for case .revocation(let r) in changes { $0.revoked.insert(r.grantID) }
         }
         changeFeed.publish(changes)
+        if sync == .afterPublishing { try walSync.sync() }
         return result
+    }
+
+    /// The body of `commit`'s transaction: the caller's changes, then the summary and the roots.
+    private func transaction<T>(_ db: Database, _ body: (Database, inout PendingTransaction) throws -> T) throws -> (T, [StoreChange], Hash256) {
+        var tx = PendingTransaction(history: historyBounds)
+        let result = try body(db, &tx)
+        try tx.settleHistoryBytes(db: db)
+        if !tx.recordChanges.isEmpty {
+            var backend = SQLiteMerkleBackend(db: db, space: .records)
+            let root = try MerkleTrie.apply(tx.recordChanges.merged, to: &backend, leafLimit: leafLimit)
+            try db.setMeta(.recordsRoot, root.bytes)
+        }
+        if !tx.revocationChanges.isEmpty {
+            var backend = SQLiteMerkleBackend(db: db, space: .revocations)
+            let root = try MerkleTrie.apply(tx.revocationChanges.merged, to: &backend, leafLimit: leafLimit)
+            try db.setMeta(.revocationsRoot, root.bytes)
+        }
+        return (result, tx.published, try Store.treeHash(db))
     }
 
     static func fetchVersion(_ db: Database, key: Key) throws -> RecordVersion? {

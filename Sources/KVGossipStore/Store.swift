@@ -5,8 +5,8 @@ import Logging
 import Synchronization
 
 /// The durable tree of one node: records, revocations and the Merkle summary in one SQLite file
-/// (WAL mode, `synchronous = FULL` on the writer, so a commit is on disk before any apply or mint
-/// returns).
+/// (WAL mode; a commit is on disk before any apply or mint returns: local writes sync inside the
+/// commit, a peer's records right after they are published, `CommitSync`).
 ///
 /// The store decides nothing itself: validity comes from `RecordValidator`, the winner from
 /// `RecordVersion`, the summary from `MerkleTrie`. It keeps them consistent in one transaction.
@@ -25,6 +25,8 @@ public final class Store: Sendable {
     let changeFeed = ChangeFeed()
     /// Moves the WAL into the database file off the writer's path; nil for a store opened to read.
     let checkpointer: WALCheckpointer?
+    /// Syncs the WAL after commits that are published before they are synced (`CommitSync`).
+    let walSync: WALSync
     /// The smallest batch whose checks are spread over worker threads (and so may be begun ahead
     /// by `precheck`); a smaller one is checked by the caller before its transaction.
     static let spreadBatchRecords = 64
@@ -152,6 +154,7 @@ public final class Store: Sendable {
         logger: Logger, state: State, checkpointer: WALCheckpointer?
     ) {
         self.checkpointer = checkpointer
+        self.walSync = WALSync(databasePath: db.path)
         self.root = root
         self.db = db
         self.clock = clock
@@ -179,7 +182,8 @@ public final class Store: Sendable {
         UInt64(Date().timeIntervalSince1970 * 1000)
     }
 
-    /// SQLite's `synchronous` setting on the writer connection (2 = FULL: every commit syncs the WAL).
+    /// SQLite's `synchronous` setting on the writer connection between commits (2 = FULL: a commit
+    /// syncs the WAL before it returns; each commit sets the level it needs, `CommitSync`).
     public var synchronousLevel: Int {
         get throws { try db.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 } }
     }

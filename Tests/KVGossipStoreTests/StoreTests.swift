@@ -51,6 +51,28 @@ enum StoreFixture {
         #expect(try t.store.synchronousLevel == 2)
     }
 
+    /// A record from a peer is published as soon as it is committed and synced before `apply`
+    /// returns (Docs/architecture.md §Durability); the next local write syncs inside its commit again.
+    @Test func aPeersRecordIsPublishedThenSyncedBeforeApplyReturns() throws {
+        let t = try TempStore()
+        let syncsSeenByObserver = Mutex<[Int]>([])
+        let store = t.store
+        let observation = store.observeCommits { _ in syncsSeenByObserver.withLock { $0.append(store.walSync.completed) } }
+        defer { observation.cancel() }
+        let peer = PeerAddress(host: "10.0.0.2", port: 7947)
+        #expect(try t.store.apply(StoreFixture.record("/p/a", "1"), origin: .pushed(by: peer)) == .accepted)
+        #expect(syncsSeenByObserver.withLock { $0 } == [0])
+        #expect(t.store.walSync.completed == 1)
+        #expect(try t.store.synchronousLevel == 1)
+        #expect(try t.store.apply(StoreFixture.record("/p/b", "2"), origin: .pulled(from: peer)) == .accepted)
+        #expect(t.store.walSync.completed == 2)
+        // A local write: SQLite syncs inside the commit, no sync after it.
+        #expect(try t.store.apply(StoreFixture.record("/p/c", "3")) == .accepted)
+        #expect(try t.store.synchronousLevel == 2)
+        #expect(t.store.walSync.completed == 2)
+        #expect(syncsSeenByObserver.withLock { $0 } == [0, 1, 2])
+    }
+
     @Test func applyCloseReopenKeepsRecordsAndTreeHash() throws {
         let t = try TempStore()
         let before = t.store.treeHash

@@ -1,0 +1,77 @@
+import Foundation
+import Synchronization
+
+/// Syncs the store's write-ahead log from outside SQLite, for commits made with
+/// `synchronous = NORMAL` (records from peers: Docs/architecture.md §Durability). Such a commit is
+/// in the log, and survives the agent being killed, as soon as it returns; this makes it survive a
+/// power cut too. `fdatasync` on any descriptor of the log flushes the whole file, so a sync also
+/// covers every commit appended before it, and runs beside the writer's next commit instead of
+/// holding it up.
+final class WALSync: Sendable {
+    /// One open descriptor of the log, closed when the last sync using it is done.
+    private final class LogFile: Sendable {
+        let fd: Int32
+        let device: UInt64
+        let inode: UInt64
+
+        init?(path: String) {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            var st = stat()
+            guard fstat(fd, &st) == 0 else {
+                close(fd)
+                return nil
+            }
+            self.fd = fd
+            device = UInt64(st.st_dev)
+            inode = UInt64(st.st_ino)
+        }
+
+        deinit { close(fd) }
+    }
+
+    let path: String
+    private let file = Mutex<LogFile?>(nil)
+    /// Syncs that returned (for tests).
+    var completed: Int { syncs.load(ordering: .relaxed) }
+    private let syncs = Atomic<Int>(0)
+
+    init(databasePath: String) {
+        path = databasePath + "-wal"
+    }
+
+    /// Returns once everything committed to the log so far is on disk.
+    func sync() throws {
+        guard let log = try current() else {
+            syncs.add(1, ordering: .relaxed)
+            return
+        }
+        if fdatasync(log.fd) != 0 {
+            throw WALSyncError(path: path, errno: errno)
+        }
+        syncs.add(1, ordering: .relaxed)
+    }
+
+    /// The open log, reopened if SQLite replaced the file; nil when there is no log, in which case
+    /// SQLite checkpointed it into the database (syncing that) and removed it.
+    private func current() throws -> LogFile? {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            if errno == ENOENT { return nil }
+            throw WALSyncError(path: path, errno: errno)
+        }
+        return try file.withLock { file in
+            if let open = file, open.device == UInt64(st.st_dev), open.inode == UInt64(st.st_ino) { return open }
+            guard let reopened = LogFile(path: path) else { throw WALSyncError(path: path, errno: errno) }
+            file = reopened
+            return reopened
+        }
+    }
+}
+
+struct WALSyncError: Error, CustomStringConvertible {
+    let path: String
+    let errno: Int32
+
+    var description: String { "cannot sync the store's log \(path): \(String(cString: strerror(errno)))" }
+}
