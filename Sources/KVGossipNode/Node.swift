@@ -96,8 +96,12 @@ public final class Node: Sendable {
 
     /// What is wrong with this node and needs an operator now (for `status`).
     public var problems: [String] {
-        guard let jump = store.clockWentBack else { return [] }
-        return ["this node's clock went back: it minted a record dated \(jump.lastMinted.rfc3339), \(jump.seconds) s ahead of its clock when that was noticed; new records are dated by the clock (keys written during the jump keep their later values until the clock passes them)"]
+        var problems: [String] = []
+        if let failed = store.syncFailure { problems.append(failed) }
+        if let jump = store.clockWentBack {
+            problems.append("this node's clock went back: it minted a record dated \(jump.lastMinted.rfc3339), \(jump.seconds) s ahead of its clock when that was noticed; new records are dated by the clock (keys written during the jump keep their later values until the clock passes them)")
+        }
+        return problems
     }
 
     /// Stores grants for this node's later mints, and refreshes its own grant list.

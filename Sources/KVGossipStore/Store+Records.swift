@@ -172,26 +172,50 @@ extension Store {
     /// With `.beforePublishing` SQLite syncs the WAL inside the commit. With `.afterPublishing` the
     /// commit runs at `synchronous = NORMAL` (in the log, safe from a kill, not yet from a power
     /// cut), its changes are published, and the log is synced before this returns; the sync runs
-    /// outside the writer's queue, beside the next commit.
+    /// outside the writer's queue, beside the next commit. The writer is back at FULL as soon as
+    /// such a transaction ends, whatever its outcome, so every other write on it (grants, history
+    /// bounds) syncs inside its commit.
     func commit<T>(_ sync: CommitSync = .beforePublishing, _ body: (Database, inout PendingTransaction) throws -> T) throws -> T {
+        try walSync.refuseAfterFailure()
         let (result, changes, hash) = try db.writeWithoutTransaction { db -> (T, [StoreChange], Hash256) in
-            // Every commit sets its own level, so one that failed half-way cannot leave the next
-            // local write unsynced.
-            try db.cachedStatement(sql: sync == .beforePublishing ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL").execute()
-            var out: (T, [StoreChange], Hash256)?
-            try db.inTransaction {
-                out = try transaction(db, body)
-                return .commit
-            }
-            return out!
+            guard sync == .afterPublishing else { return try db.inCommittedTransaction { try transaction(db, body) } }
+            try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
+            walSync.willCommit()
+            let outcome = Result { try db.inCommittedTransaction { try transaction(db, body) } }
+            try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+            return try outcome.get()
         }
         state.withLock {
             $0.treeHash = hash
             for case .revocation(let r) in changes { $0.revoked.insert(r.grantID) }
         }
         changeFeed.publish(changes)
-        if sync == .afterPublishing { try walSync.sync() }
+        if sync == .afterPublishing {
+            do {
+                try walSync.sync()
+            } catch {
+                logger.critical("\(error)")
+                throw error
+            }
+        }
         return result
+    }
+
+    /// Syncs the peer records committed and not yet synced, if any (another thread's `apply` is
+    /// between its publish and its sync): for answers drawn from what readers see (a pushed record
+    /// found already held, a tree hash), which must not acknowledge a record before it is durable.
+    public func syncPeerRecords() throws {
+        try walSync.syncIfBehind()
+    }
+
+    /// Why this store accepts no more writes, after a failed sync of its log (nil while it does).
+    public var syncFailure: String? {
+        do {
+            try walSync.refuseAfterFailure()
+            return nil
+        } catch {
+            return "\(error)"
+        }
     }
 
     /// The body of `commit`'s transaction: the caller's changes, then the summary and the roots.
@@ -255,6 +279,18 @@ extension Store {
             try Data.fetchOne(db.cachedStatement(sql: "SELECT encoded FROM revocations WHERE grant_id = ?"), arguments: [Data(id.bytes)])
                 .map { try Revocation(decoding: [UInt8]($0), limits: limits) }
         }
+    }
+}
+
+extension Database {
+    /// Runs `body` in one transaction (IMMEDIATE on the writer, as `write` would) and commits it.
+    fileprivate func inCommittedTransaction<T>(_ body: () throws -> T) throws -> T {
+        var out: T?
+        try inTransaction {
+            out = try body()
+            return .commit
+        }
+        return out!
     }
 }
 

@@ -19,7 +19,9 @@ final class WALSync: Sendable {
             guard fd >= 0 else { return nil }
             var st = stat()
             guard fstat(fd, &st) == 0 else {
+                let failed = errno
                 close(fd)
+                errno = failed
                 return nil
             }
             self.fd = fd
@@ -35,21 +37,51 @@ final class WALSync: Sendable {
     /// Syncs that returned (for tests).
     var completed: Int { syncs.load(ordering: .relaxed) }
     private let syncs = Atomic<Int>(0)
+    /// Commits made to be synced here, and how many of them a sync has covered: a sync covers
+    /// every commit counted before it began.
+    private let committedCount = Atomic<Int>(0)
+    private let syncedCount = Mutex<Int>(0)
+    /// The first failed sync. After it nothing this store commits may be acknowledged: the kernel
+    /// may have dropped the log's pages, and a later fdatasync can succeed without them.
+    private let failure = Mutex<WALSyncError?>(nil)
 
-    init(databasePath: String) {
+    /// The call that syncs a descriptor: `fdatasync`, or a stand-in in tests.
+    private let syncFile: @Sendable (Int32) -> Int32
+
+    init(databasePath: String, syncFile: @escaping @Sendable (Int32) -> Int32 = { fdatasync($0) }) {
         path = databasePath + "-wal"
+        self.syncFile = syncFile
+    }
+
+    /// Counts a commit that `sync` must cover; called on the writer's queue just before it, so a
+    /// reader that sees the commit also sees the count (one that fails only costs a spare sync).
+    func willCommit() {
+        committedCount.add(1, ordering: .sequentiallyConsistent)
     }
 
     /// Returns once everything committed to the log so far is on disk.
     func sync() throws {
-        guard let log = try current() else {
-            syncs.add(1, ordering: .relaxed)
-            return
+        try refuseAfterFailure()
+        let target = committedCount.load(ordering: .sequentiallyConsistent)
+        do {
+            if let log = try current(), syncFile(log.fd) != 0 { throw WALSyncError(path: path, errno: errno) }
+        } catch let error as WALSyncError {
+            failure.withLock { if $0 == nil { $0 = error } }
+            throw error
         }
-        if fdatasync(log.fd) != 0 {
-            throw WALSyncError(path: path, errno: errno)
-        }
+        syncedCount.withLock { $0 = max($0, target) }
         syncs.add(1, ordering: .relaxed)
+    }
+
+    /// Syncs if some counted commit is not covered yet.
+    func syncIfBehind() throws {
+        try refuseAfterFailure()
+        if syncedCount.withLock({ $0 }) < committedCount.load(ordering: .sequentiallyConsistent) { try sync() }
+    }
+
+    /// Throws the first failed sync, if there was one.
+    func refuseAfterFailure() throws {
+        if let failed = failure.withLock({ $0 }) { throw failed }
     }
 
     /// The open log, reopened if SQLite replaced the file; nil when there is no log, in which case
@@ -73,5 +105,7 @@ struct WALSyncError: Error, CustomStringConvertible {
     let path: String
     let errno: Int32
 
-    var description: String { "cannot sync the store's log \(path): \(String(cString: strerror(errno)))" }
+    var description: String {
+        "cannot sync the store's log \(path): \(String(cString: strerror(errno))); this agent accepts no more writes until it is restarted"
+    }
 }

@@ -22,7 +22,13 @@ public struct StoreSyncState: SyncLocalState {
 
     public var cluster: PublicKey { node.root }
 
-    public func treeHash() throws -> Hash256 { node.store.treeHash }
+    /// The tree hash, with every record it covers durable: a peer that finds it equal to its own
+    /// takes its records as held here (Docs/architecture.md §Durability).
+    public func treeHash() throws -> Hash256 {
+        let hash = node.store.treeHash
+        try node.store.syncPeerRecords()
+        return hash
+    }
 
     public func view(_ query: ViewQuery) throws -> MerkleNodeView { try node.store.summaryView(query) }
 
@@ -34,7 +40,13 @@ public struct StoreSyncState: SyncLocalState {
 
     public func revocations(for grantIDs: [Hash256]) throws -> [Revocation] { try node.store.revocations(for: grantIDs) }
 
-    public func storedDigests(of keys: [Key]) throws -> [Hash256?] { try node.store.digests(of: keys) }
+    /// Looked up first, synced after: a record found here may be one another session committed
+    /// and has not synced yet, and finding it answers the sender `duplicate`.
+    public func storedDigests(of keys: [Key]) throws -> [Hash256?] {
+        let digests = try node.store.digests(of: keys)
+        try node.store.syncPeerRecords()
+        return digests
+    }
 
     public func apply(records: [Record], from peerName: String, pulled: Bool) throws -> [PushResult] {
         guard !records.isEmpty else { return [] }
