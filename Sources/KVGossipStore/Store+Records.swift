@@ -23,8 +23,9 @@ enum CommitSync: Equatable {
     case afterPublishing
 
     /// A local write is on disk before anyone sees it: a close() or a control answer that fails
-    /// leaves nothing behind. A record from a peer is shown once it is in the log: its sender held
-    /// it on disk before sending, so a power cut here loses only a copy that anti-entropy brings back.
+    /// leaves nothing behind. A record from a peer is shown once it is in the log: the host that
+    /// minted it synced it before sending it, and no host answers for a copy before its own sync,
+    /// so a power cut here loses only this host's unacknowledged copy, which a session brings back.
     init(_ origin: CommitOrigin) {
         self = origin == .local ? .beforePublishing : .afterPublishing
     }
