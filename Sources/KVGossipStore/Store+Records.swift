@@ -210,14 +210,7 @@ extension Store {
     }
 
     /// Why this store accepts no more writes, after a failed sync of its log (nil while it does).
-    public var syncFailure: String? {
-        do {
-            try walSync.refuseAfterFailure()
-            return nil
-        } catch {
-            return "\(error)"
-        }
-    }
+    public var syncFailure: String? { walSync.failed?.description }
 
     /// The body of `commit`'s transaction: the caller's changes, then the summary and the roots.
     private func transaction<T>(_ db: Database, _ body: (Database, inout PendingTransaction) throws -> T) throws -> (T, [StoreChange], Hash256) {

@@ -79,9 +79,12 @@ final class WALSync: Sendable {
         if syncedCount.withLock({ $0 }) < committedCount.load(ordering: .sequentiallyConsistent) { try sync() }
     }
 
+    /// The first failed sync, if there was one.
+    var failed: WALSyncError? { failure.withLock { $0 } }
+
     /// Throws the first failed sync, if there was one.
     func refuseAfterFailure() throws {
-        if let failed = failure.withLock({ $0 }) { throw failed }
+        if let failed { throw failed }
     }
 
     /// The open log, reopened if SQLite replaced the file; nil when there is no log, in which case

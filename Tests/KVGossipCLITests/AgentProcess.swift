@@ -67,6 +67,11 @@ final class AgentProcess: @unchecked Sendable {
         try cli.run(args + ["--control", socket])
     }
 
+    /// `kvgossip status --json`, decoded (empty when it does not decode).
+    func status() throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(try run(["status", "--json"]).stdout.utf8)) as? [String: Any] ?? [:]
+    }
+
     /// SIGTERM and wait; returns the exit status.
     @discardableResult
     func stop(signal: Int32 = SIGTERM) -> Int32 {

@@ -10,10 +10,6 @@ import Testing
 /// change nothing it should not. (Acknowledgements without an fsync are attacked in
 /// FsyncBeforeAcknowledgementTests and PowerCutTests; answers of any size in ControlScaleTests.)
 @Suite(.serialized, .integration) struct AttackTests {
-    static func status(_ agent: AgentProcess) throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(try agent.run(["status", "--json"]).stdout.utf8)) as? [String: Any] ?? [:]
-    }
-
     static func port(_ agent: AgentProcess) -> Int {
         let args = agent.process.arguments!
         return Int(args[args.firstIndex(of: "--listen")! + 1].split(separator: ":").last!)!
@@ -101,7 +97,7 @@ import Testing
             return
         }
         #expect(text.contains("refused in a row"), "\(text)")
-        let status = try Self.status(agent)
+        let status = try agent.status()
         #expect(status["revocations"] as? Int == 0)
         #expect(((status["refusals"] as? [String: Int])?.values.reduce(0, +) ?? 0) >= 65)
 
@@ -109,7 +105,7 @@ import Testing
         control.sendFrame(#"{"id": 7, "op": "revoke", "object": "\#(Data(junk[0].encoded).base64EncodedString())"}"#)
         let reply = try #require(control.readFrame().flatMap { try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] })
         #expect(reply["ok"] as? Bool == false, "\(reply)")
-        #expect(try Self.status(agent)["revocations"] as? Int == 0)
+        #expect(try agent.status()["revocations"] as? Int == 0)
     }
 
     /// 20,000 legitimate revocations (the root's, by grant id) reach a host that has none, in
@@ -130,7 +126,7 @@ import Testing
             Issue.record("the agent did not finish the session")
             return
         }
-        #expect(try Self.status(holder)["revocations"] as? Int == count)
+        #expect(try holder.status()["revocations"] as? Int == count)
 
         let newcomer = try Self.rootAgent(s.cli, "B", root: s.root)
         defer { newcomer.stop() }
@@ -138,7 +134,7 @@ import Testing
         let sync = try newcomer.run(["sync", "--peer", "127.0.0.1:\(Self.port(holder))"])
         #expect(sync.status == 0, "\(sync)")
         print("20,000 revocations synced to a new host in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
-        #expect(try Self.status(newcomer)["revocations"] as? Int == count)
+        #expect(try newcomer.status()["revocations"] as? Int == count)
     }
 
     /// A view request of 4,096 root queries asking for entries (524 MB of answer against 2,000 keys
@@ -166,7 +162,7 @@ import Testing
             #expect(results.allSatisfy { $0.code == .accepted })
             session += 2
         }
-        #expect(try Self.status(agent)["records"] as? Int == 2000)
+        #expect(try agent.status()["records"] as? Int == 2000)
         let before = ProcessMemory.resetPeak(agent.pid)
 
         func ask(_ queries: [ViewQuery]) -> SyncMessage? {
@@ -295,7 +291,7 @@ import Testing
         print(String(format: "junk-pool record (%d bytes of grants): %.3f ms of agent CPU each to refuse (debug build, decoding included)",
                      fitting.reduce(0) { $0 + $1.encoded.count }, perRecordMs))
         #expect(refused == rounds * perRound)
-        #expect(try Self.status(agent)["records"] as? Int == 0)
+        #expect(try agent.status()["records"] as? Int == 0)
         // kvgossip-bench prints the release figure; a regression to parsing or matching the junk
         // patterns, or verifying junk signatures, costs several times this even in a debug build.
         #expect(perRecordMs < 6, "\(perRecordMs) ms per junk record")
@@ -340,8 +336,8 @@ import Testing
         #expect(results[0].code == .accepted)
         #expect(results[1].code == .refused && results[1].reason == .expired)
         #expect(try second.run(["sync", "--peer", "127.0.0.1:\(Self.port(first))"]).status == 0)
-        let a = try Self.status(first)
-        let b = try Self.status(second)
+        let a = try first.status()
+        let b = try second.status()
         #expect(a["treeHash"] as? String == b["treeHash"] as? String)
         #expect(try second.run(["get", "/exp/a"]).stdout.contains("late"))
         #expect(try second.run(["get", "/exp/b"]).status != 0)

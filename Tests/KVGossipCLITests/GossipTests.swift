@@ -19,8 +19,7 @@ import KVGossipTestSupport
     }
 
     static func treeHash(_ agent: AgentProcess) throws -> String {
-        let json = try agent.run(["status", "--json"]).stdout
-        return ((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["treeHash"] as? String) ?? "?"
+        try agent.status()["treeHash"] as? String ?? "?"
     }
 
     /// True once every agent has completed a session of its own with every peer it lists: start-up
@@ -28,9 +27,8 @@ import KVGossipTestSupport
     /// are over, so with periodic rounds off no session runs until a test asks for one.
     static func everySessionDone(_ agents: [AgentProcess]) throws -> Bool {
         try agents.allSatisfy { agent in
-            let json = try agent.run(["status", "--json"]).stdout
-            let peers = (try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["peers"] as? [[String: Any]]
-            return peers.map { !$0.isEmpty && $0.allSatisfy { $0["lastSync"] is String } } ?? false
+            let peers = try agent.status()["peers"] as? [[String: Any]] ?? []
+            return !peers.isEmpty && peers.allSatisfy { $0["lastSync"] is String }
         }
     }
 

@@ -6,10 +6,6 @@ import Testing
 /// Who a node is: a default name that stays unique on cloned hosts, a clear error when two hosts
 /// are given the same name anyway, and one agent per data directory.
 @Suite(.serialized, .integration) struct NodeIdentityTests {
-    static func status(_ agent: AgentProcess) throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(try agent.run(["status", "--json"]).stdout.utf8)) as? [String: Any] ?? [:]
-    }
-
     /// Three hosts in three network namespaces share this machine's host name, as hosts cloned from
     /// one image do; none is given --name. They still form one cluster.
     @Test func hostsWithTheSameHostNameFormOneCluster() throws {
@@ -37,23 +33,23 @@ import Testing
             agents.append(try AgentProcess(cli: cli, name: "h\(i)", data: data, socket: socket, arguments: args, executable: "/usr/bin/nsenter"))
         }
         // Node 0 may write everything; the two others only read: a membership grant admits them.
-        let node0 = try #require(try Self.status(agents[0])["node"] as? String)
+        let node0 = try #require(try agents[0].status()["node"] as? String)
         #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", node0, "--pattern", "/**", "--out", "h0.grant"]).status == 0)
         #expect(try agents[0].run(["grants", "add", "h0.grant"]).status == 0)
         for i in 1..<3 {
-            let key = try #require(try Self.status(agents[i])["node"] as? String)
+            let key = try #require(try agents[i].status()["node"] as? String)
             #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", key, "--member", "--out", "h\(i).grant"]).status == 0)
             #expect(try agents[i].run(["grants", "add", "h\(i).grant"]).status == 0)
         }
 
-        let names = try agents.map { try #require(try Self.status($0)["name"] as? String) }
+        let names = try agents.map { try #require(try $0.status()["name"] as? String) }
         #expect(Set(names).count == 3, "names: \(names)")
         let host = ProcessInfo.processInfo.hostName
         #expect(names.allSatisfy { $0.hasPrefix(host + "-") }, "names: \(names)")
         // Every host lists the two others as peers, by those names.
         let listed = try Readiness.wait {
             try agents.allSatisfy { agent in
-                let peers = (try Self.status(agent)["peers"] as? [[String: Any]]) ?? []
+                let peers = (try agent.status()["peers"] as? [[String: Any]]) ?? []
                 return peers.count == 2
             }
         }
@@ -64,7 +60,7 @@ import Testing
         for agent in agents[1...] {
             #expect(try Readiness.wait { try agent.run(["get", "/app/db/url"]).stdout == "postgres://db2" }, "\(agent.log.suffix(2000))")
         }
-        for agent in agents { #expect(try (Self.status(agent)["problems"] as? [String] ?? []).isEmpty) }
+        for agent in agents { #expect(try (agent.status()["problems"] as? [String] ?? []).isEmpty) }
     }
 
     /// Two hosts given the same --name: Serf quits on both sides; the agents say why instead of
@@ -85,7 +81,7 @@ import Testing
         for agent in [a, b] {
             var problems: [String] = []
             let reported = try Readiness.wait(timeout: 60) {
-                problems = try Self.status(agent)["problems"] as? [String] ?? []
+                problems = try agent.status()["problems"] as? [String] ?? []
                 return problems.contains { $0.contains("uses this node's name \"twin\"") }
             }
             #expect(reported, "problems: \(problems); log: \(agent.log.suffix(2000))")

@@ -8,10 +8,6 @@ import Testing
 /// The attacks of a network neighbour on sync, played against real agents over their real sync
 /// ports: each one must change nothing and be refused with a reason (Docs/security.md).
 @Suite(.serialized, .integration) struct PeerAuthenticationTests {
-    static func status(_ agent: AgentProcess) throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(try agent.run(["status", "--json"]).stdout.utf8)) as? [String: Any] ?? [:]
-    }
-
     static func port(_ agent: AgentProcess) -> Int {
         let args = agent.process.arguments!
         return Int(args[args.firstIndex(of: "--listen")! + 1].split(separator: ":").last!)!
@@ -26,7 +22,7 @@ import Testing
     }
 
     static func unsynced(_ agent: AgentProcess) throws -> Bool {
-        (try status(agent)["dirty"] as? [String: Int])?["unsynced"] == 1
+        (try agent.status()["dirty"] as? [String: Int])?["unsynced"] == 1
     }
 
     /// A stranger that speaks the protocol (old hello and done, or a real handshake with a key of
@@ -70,7 +66,7 @@ import Testing
         #expect(link.readUntilClosed() != nil)
 
         #expect(try Self.unsynced(agent), "nothing a stranger says makes a node synced")
-        #expect(((try Self.status(agent)["refusals"] as? [String: Int])?["no-authority"] ?? 0) >= 1)
+        #expect(((try agent.status()["refusals"] as? [String: Int])?["no-authority"] ?? 0) >= 1)
         #expect(agent.log.contains("stranger"), "the refusal names who tried")
     }
 
@@ -134,7 +130,7 @@ import Testing
             "--name", "R", "--peer", "127.0.0.1:\(writerPort)", "--mount", mnt,
         ])
         defer { reader.stop(); MountAgentTests.detach(mnt) }
-        let node = try #require(try Self.status(reader)["node"] as? String)
+        let node = try #require(try reader.status()["node"] as? String)
         #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", node, "--member", "--out", "member.grant"]).status == 0)
         #expect(try reader.run(["grants", "add", "member.grant"]).status == 0)
 
@@ -148,7 +144,7 @@ import Testing
         #expect(try writer.run(["revoke", "--key", "root.key", "member.grant"]).status == 0)
         let after = try reader.run(["sync"])
         #expect(after.status != 0 && (after.stdout + after.stderr).contains("revoked"), "\(after)")
-        #expect(((try Self.status(writer)["refusals"] as? [String: Int])?["revoked"] ?? 0) >= 1)
+        #expect(((try writer.status()["refusals"] as? [String: Int])?["revoked"] ?? 0) >= 1)
     }
 
     /// The spawned Serf's RPC asks for a key only the agent holds: a local user cannot retag this
