@@ -96,7 +96,7 @@ enum HostsBench {
         }
         var f = Figures(hosts: n, startSeconds: started, membershipSeconds: seconds(since: begin) - started)
         print(String(format: "hosts: %d hosts up in %.1f s, every host lists %d peers %.1f s later", n, started, n - 1, f.membershipSeconds))
-        let sampler = ConnectionSampler(pids: hosts.agents.map(\.processIdentifier), every: 0.02)
+        let sampler = ConnectionSampler(pids: hosts.agents.map(\.processIdentifier), every: 0.25)
         defer { _ = sampler.finish() }
 
         // The file every write replaces; each other host's copy is watched once it exists there.
@@ -143,6 +143,7 @@ enum HostsBench {
         f.sessionsPerWrite = Double(try hosts.counter("kvgossip_sync_sessions_total") - sessionsBefore - serfSessions) / Double(max(1, o.writes))
         if o.keep { try saveArrivals(f, in: hosts.directory) }
 
+        sampler.sample(every: 0.02)
         try await partition(hosts, o, into: &f)
         (f.maxConnections, f.connectionSamples) = sampler.finish()
         for i in 0..<n {
@@ -249,7 +250,7 @@ extension HostsBench {
             + "every host lists every other again after \(rejoin); all \(f.hosts) tree hashes equal after \(converge) (goal ≤ 30 s)")
         let most = f.maxConnections.max() ?? 0
         let where_ = f.maxConnections.indices.filter { f.maxConnections[$0] == most }.map { "h\($0)" }.joined(separator: ", ")
-        print(String(format: "hosts: the most sync connections one agent held at once: %d (%@); mean of the per-host maxima %.1f; %d samples of every host's socket table, 20 ms apart, from the first write to the end",
+        print(String(format: "hosts: the most sync connections one agent held at once: %d (%@); mean of the per-host maxima %.1f; %d samples of every host's socket table, 250 ms apart during the timed writes and 20 ms apart from the partition to the end",
                      most, where_, Double(f.maxConnections.reduce(0, +)) / Double(max(1, f.maxConnections.count)), f.connectionSamples))
         func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(max(1, xs.count)) }
         print(String(format: "hosts: RSS per host at the end: agent mean %.0f MiB (max %.0f), Serf mean %.0f MiB (max %.0f); agent + Serf mean %.0f MiB",

@@ -182,22 +182,30 @@ final class ConnectionSampler: @unchecked Sendable {
     private var maxima: [Int]
     private var samples = 0
     private var running = true
+    private var interval: TimeInterval
     private let done = DispatchSemaphore(value: 0)
 
     init(pids: [Int32], every interval: TimeInterval) {
         self.pids = pids
+        self.interval = interval
         maxima = Array(repeating: 0, count: pids.count)
         Thread.detachNewThread { [self] in
-            while lock.withLock({ running }) {
+            while let pause = lock.withLock({ running ? self.interval : nil }) {
                 let now = pids.map { Self.syncSockets(of: $0) }
                 lock.withLock {
                     for i in now.indices { maxima[i] = max(maxima[i], now[i]) }
                     samples += 1
                 }
-                usleep(UInt32(interval * 1_000_000))
+                usleep(UInt32(pause * 1_000_000))
             }
             done.signal()
         }
+    }
+
+    /// Samples `interval` seconds apart from now on. Each sample reads every host's socket table,
+    /// CPU taken from the machine the hosts share, so the timed writes are sampled sparsely.
+    func sample(every interval: TimeInterval) {
+        lock.withLock { self.interval = interval }
     }
 
     /// Stops sampling (if still running); returns the maximum per host and how many samples were taken.

@@ -156,7 +156,7 @@ public final class Simulation {
 
     /// Both sides end a session with the newer version of every key: the initiator's fetched
     /// records are `pulled` (not spread further), the ones it sent arrive at the responder as
-    /// `pushed` by it (Docs/architecture.md §Gossip).
+    /// `handedOver` by it (Docs/architecture.md §Gossip).
     private func exchange(initiator a: Int, responder b: Int) {
         if nodes[a].hash != nodes[b].hash {
             let toA = nodes[b].versions.filter { (nodes[a].versions[$0.key] ?? 0) < $0.value }.map { ($0.key, $0.value) }
@@ -164,7 +164,7 @@ public final class Simulation {
             traffic.sessionFrames += (toA.count + 255) / 256 + (toB.count + 255) / 256
             traffic.bytes += (toA.count + toB.count) * config.recordBytes
             apply(toA.sorted { $0.0 < $1.0 }, at: a, origin: .pulled(from: addresses[b]))
-            apply(toB.sorted { $0.0 < $1.0 }, at: b, origin: .pushed(by: addresses[a]))
+            apply(toB.sorted { $0.0 < $1.0 }, at: b, origin: .handedOver(by: addresses[a]))
         }
         let outcome = SessionOutcome(completed: true, equalAtEnd: true)
         execute(nodes[a].gossip.sessionEnded(with: addresses[b], outcome, nowMs: nowMs), at: a)

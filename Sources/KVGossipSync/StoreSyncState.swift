@@ -48,9 +48,14 @@ public struct StoreSyncState: SyncLocalState {
         return digests
     }
 
-    public func apply(records: [Record], from peerName: String, pulled: Bool) throws -> [PushResult] {
+    public func apply(records: [Record], from peerName: String, arrival: RecordArrival) throws -> [PushResult] {
         guard !records.isEmpty else { return [] }
-        let outcomes = try node.store.apply(records, origin: pulled ? .pulled(from: peer) : .pushed(by: peer))
+        let origin: CommitOrigin = switch arrival {
+        case .pushed: .pushed(by: peer)
+        case .handedOver: .handedOver(by: peer)
+        case .pulled: .pulled(from: peer)
+        }
+        let outcomes = try node.store.apply(records, origin: origin)
         return zip(records, outcomes).map { record, outcome -> PushResult in
             switch outcome {
             case .accepted: return PushResult(code: .accepted)

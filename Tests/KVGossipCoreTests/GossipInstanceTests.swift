@@ -99,6 +99,28 @@ import Testing
         #expect(Self.announcements(g.tick(nowMs: 100 + g.config.announceDelayMs)).isEmpty)
     }
 
+    @Test func upToDirectMailSizeAWriterPushesToEveryPeerAndNobodyForwards() {
+        // 19 peers: the write leaves for all of them at once, within the pushes allowed in flight.
+        var writer = Self.instance(members: 19)
+        #expect(Set(Self.pushes(writer.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 10)).keys) == Set((1...19).map(Self.address)))
+        #expect(Self.announcements(writer.tick(nowMs: 10 + writer.config.announceDelayMs)).isEmpty, "every peer was pushed to")
+        var receiver = Self.instance(members: 19)
+        #expect(Self.pushes(receiver.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(3)), nowMs: 10)).isEmpty)
+        #expect(!Self.announcements(receiver.tick(nowMs: 10 + receiver.config.announceDelayMs)).contains(Self.address(3)))
+        // One peer more than direct mail covers: pushes spread by forwarding again.
+        var large = Self.instance(members: 33)
+        let forwarded = Self.pushes(large.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(3)), nowMs: 10))
+        #expect(forwarded.count == large.config.fanout(peers: 33) && forwarded[Self.address(3)] == nil)
+    }
+
+    @Test func recordsHandedOverInASessionAreForwardedEvenUnderDirectMail() {
+        // The session's initiator sent them to this node alone (after a partition heals, say).
+        var g = Self.instance(members: 19)
+        let d = g.committed(Self.key, digest: Self.digest, origin: .handedOver(by: Self.address(3)), nowMs: 10)
+        #expect(Set(Self.pushes(d).keys) == Set((1...19).map(Self.address)).subtracting([Self.address(3)]))
+        #expect(g.counters.forwarded == 18)
+    }
+
     @Test func anAnnouncementForRecordsFromTwoSendersLeavesOutNeither() {
         var g = Self.instance(members: 3)
         _ = g.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(2)), nowMs: 10)
@@ -117,8 +139,8 @@ import Testing
 
     @Test func whereTheFanoutReachesEveryPeerPushesAreNotForwarded() {
         let config = GossipConfig()
-        #expect((1...3).allSatisfy { !config.forwardsPushes(peers: $0) }, "default fanout 3 reaches up to 3 peers")
-        #expect((4...2_000).allSatisfy { config.forwardsPushes(peers: $0) }, "a larger cluster forwards, as the simulations assume")
+        #expect((1...32).allSatisfy { !config.forwardsPushes(peers: $0) }, "direct mail reaches up to 32 peers")
+        #expect((33...2_000).allSatisfy { config.forwardsPushes(peers: $0) }, "a larger cluster forwards, as the simulations assume")
         var explicit = GossipConfig()
         explicit.fanout = 1
         #expect(!explicit.forwardsPushes(peers: 1) && explicit.forwardsPushes(peers: 2))
@@ -270,7 +292,8 @@ import Testing
     @Test func fanoutGrowsWithTheLogOfTheCluster() {
         let c = GossipConfig()
         #expect(c.fanout(peers: 0) == 0)
-        #expect(c.fanout(peers: 4) == 3)
+        #expect(c.fanout(peers: 4) == 4 && c.fanout(peers: 32) == 32, "direct mail")
+        #expect(c.fanout(peers: 33) == 5)  // ⌈ln 34⌉ + 1 = ⌈3.53⌉ + 1
         #expect(c.fanout(peers: 999) == 8)  // ⌈ln 1000⌉ + 1 = ⌈6.91⌉ + 1
         #expect(abs(GossipConfig.naturalLog(1000) - 6.907755) < 1e-5)
         #expect(abs(GossipConfig.naturalLog(1) - 0) < 1e-12)
@@ -284,7 +307,7 @@ import Testing
         let c = GossipConfig()
         #expect(c.announceFanout(peers: 0) == 0)
         #expect(c.announceFanout(peers: 3) == 3, "every peer")
-        #expect(c.fanout(peers: 19) == 4 && c.announceFanout(peers: 19) == 6)  // N = 20: ⌈3.0 + 7⌉ − 4
+        #expect(c.fanout(peers: 19) == 19 && c.announceFanout(peers: 19) == 3)  // N = 20, direct mail: ⌈ln N⌉
         #expect(c.fanout(peers: 49) == 5 && c.announceFanout(peers: 49) == 6)  // N = 50: ⌈3.9 + 7⌉ − 5
         #expect(c.announceFanout(peers: 999) == 7)  // N = 1,000: ⌈ln N⌉ (f + k = 15 ≥ ln N + 7)
         #expect(c.announceFanout(peers: 9_999) == 10)

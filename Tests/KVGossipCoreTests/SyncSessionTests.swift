@@ -117,8 +117,25 @@ import KVGossipTestSupport
         #expect(b.value("/good") != nil && b.value("/forged/2") == nil)
         // Pulled records are checked even when held.
         var report = SyncReport(), streak = 0
-        let pulled = try SyncSession.apply([forged], pulled: true, state: b, peer: "a", limits: .default, report: &report, streak: &streak)
+        let pulled = try SyncSession.apply([forged], arrival: .pulled, state: b, peer: "a", limits: .default, report: &report, streak: &streak)
         #expect(pulled.map(\.code) == [.refused])
+    }
+
+    /// Whether a record goes on to other peers depends on how it came: what the initiator sends
+    /// in a full session reached the responder alone, unlike a push (GossipInstance decides).
+    @Test func recordsArriveAsPushedHandedOverOrPulled() throws {
+        let a = node(), b = node()
+        try fill([a], count: 3, prefix: "/a")
+        try fill([b], count: 3, prefix: "/b")
+        let run = try SessionRun.run(a, b)
+        #expect(run.initiatorReport.equalAtEnd)
+        #expect(b.arrivals["/a/0"] == .handedOver && b.arrivals.count == 3, "\(b.arrivals)")
+        #expect(a.arrivals["/b/0"] == .pulled && a.arrivals.count == 3, "\(a.arrivals)")
+        let c = node()
+        var responder = SyncResponder(state: c, peer: "a")
+        _ = try responder.receive(.open(.push, .zero))
+        _ = try responder.receive(.records([Fixture.record("/p", "x", by: Fixture.root)]))
+        #expect(c.arrivals == ["/p": .pushed])
     }
 
     @Test func revocationsAreReconciledAndCascade() throws {

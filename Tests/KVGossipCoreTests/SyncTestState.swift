@@ -11,6 +11,8 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
     private let lock = Mutex(())
     private(set) var records: [Hash256: Record] = [:]
     private(set) var revocationsByGrant: [Hash256: Revocation] = [:]
+    /// How each record handed to `apply(records:from:arrival:)` came, by key path.
+    private(set) var arrivals: [String: RecordArrival] = [:]
     private var summaries: [SummarySpace: InMemoryMerkleBackend] = [.records: InMemoryMerkleBackend(), .revocations: InMemoryMerkleBackend()]
     private var roots: [SummarySpace: Hash256] = [.records: .zero, .revocations: .zero]
 
@@ -53,8 +55,9 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
 
     func isRevoked(_ id: Hash256) -> Bool { revocationsByGrant[id] != nil }
 
-    func apply(records incoming: [Record], from peer: String, pulled: Bool) throws -> [PushResult] {
-        try incoming.map { try apply($0) }
+    func apply(records incoming: [Record], from peer: String, arrival: RecordArrival) throws -> [PushResult] {
+        lock.withLock { _ in for r in incoming { arrivals[r.key.path] = arrival } }
+        return try incoming.map { try apply($0) }
     }
 
     @discardableResult

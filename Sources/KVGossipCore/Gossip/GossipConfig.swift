@@ -2,8 +2,14 @@
 public struct GossipConfig: Sendable, Equatable {
     /// Mean time between anti-entropy sessions with a random peer (±20 % jitter), ms.
     public var antiEntropyIntervalMs: UInt64 = 30_000
-    /// Peers each fresh record is pushed to; nil: grows with the cluster, ⌈ln N⌉ + 1, at least 3.
+    /// Peers each fresh record is pushed to; nil: every peer in a cluster of at most
+    /// `directMailPeers` other nodes, else grows with the cluster, ⌈ln N⌉ + 1.
     public var fanout: Int?
+    /// Up to this many peers a writer pushes to all of them and nobody forwards (direct mail): one
+    /// push per node reached, where forwarding costs every node ⌈ln N⌉ + 1 pushes and the
+    /// announcements after them, mostly duplicates. All of a write's pushes leave at once within
+    /// `pushesInFlight`, which is why the two are equal (Docs/architecture.md §Gossip).
+    public var directMailPeers = 32
     /// Records per push.
     public var pushBatch = 256
     /// Pushes in flight to one peer, and in all.
@@ -41,12 +47,13 @@ public struct GossipConfig: Sendable, Equatable {
     public func fanout(peers: Int) -> Int {
         if let fanout { return fanout }
         guard peers > 0 else { return 0 }
-        return max(3, Int(Self.naturalLog(Double(peers + 1)).rounded(.up)) + 1)
+        if peers <= directMailPeers { return peers }
+        return Int(Self.naturalLog(Double(peers + 1)).rounded(.up)) + 1
     }
 
     /// Whether a record pushed by a peer this node knows goes on to this node's own peers. Where the
-    /// fanout reaches every peer (at most fanout + 1 nodes, each knowing the others, as Serf's
-    /// members or static peers listed both ways), the sender pushed it to every node already, and a
+    /// fanout reaches every peer (direct mail, or an explicit fanout as large as the cluster; each
+    /// node knowing the others, as Serf's members or static peers listed both ways), the sender pushed it to every node already, and a
     /// forward would only hand each of them a duplicate: a link session, a lookup and an answer.
     /// Where views differ (static peers listed one way), a node the sender does not know hears the
     /// new tree hash in the announcement that follows the commit, or at the latest in the periodic

@@ -2,10 +2,13 @@
 public enum CommitOrigin: Sendable, Equatable {
     /// Minted here or handed in by a client: pushed to `fanout` peers.
     case local
-    /// Sent by a peer unasked (a push, or its own records in a session it opened): new to this
-    /// node, so forwarded to `fanout` peers other than the sender, unless the sender reached
-    /// every peer already (`GossipConfig.forwardsPushes`).
+    /// Pushed by a peer: new to this node, so forwarded to `fanout` peers other than the sender,
+    /// unless the sender reached every peer already (`GossipConfig.forwardsPushes`).
     case pushed(by: PeerAddress)
+    /// Sent by a peer unasked in a full session it opened (its own records this node lacked):
+    /// that peer reached no other node with them, so they are forwarded to `fanout` peers other
+    /// than the sender whatever the cluster's size.
+    case handedOver(by: PeerAddress)
     /// Fetched in a full session: not forwarded (anti-entropy spreads it anyway).
     case pulled(from: PeerAddress)
 }
@@ -229,10 +232,10 @@ public struct GossipInstance: Sendable {
             announce = targets.count < peerCount
             // Pending until a peer holds it; a node with no peers at all has no one to wait for.
             if expectsPeers || peerCount > 0, keyStates.minted(key, digest: digest) { out.append(.keyStates([key: keyStates.state(of: key)])) }
-        case .pushed(let sender):
+        case .pushed(let sender), .handedOver(let sender):
             // A sender this node does not know has a view of the cluster unlike this node's: what
             // it reached says nothing about this node's peers.
-            let forwards = !isPeer(sender) || config.forwardsPushes(peers: peerCount)
+            let forwards = origin == .handedOver(by: sender) || !isPeer(sender) || config.forwardsPushes(peers: peerCount)
             targets = forwards ? pick(fanout, excluding: sender, skippingFailing: true) : []
             // Not forwarded: the announcement is the way to a peer the sender does not know.
             if !forwards { holder = sender }

@@ -72,7 +72,7 @@ public struct SyncInitiator: Sendable {
             pullOpen = !last
             report.recordsReceived += records.count
             let results: [SyncMessage] = records.isEmpty ? [] : [
-                .results(try SyncSession.apply(records, pulled: true, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)),
+                .results(try SyncSession.apply(records, arrival: .pulled, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)),
             ]
             return results + nextPull() + (try finishIfDone())
         case (.exchanging, .results(let results)):

@@ -1,3 +1,13 @@
+/// How records from a peer reached this node, which decides whether they go on to its peers.
+public enum RecordArrival: Sendable, Equatable {
+    /// A push: the sender may have pushed them to every peer already.
+    case pushed
+    /// The initiator's own records in a full session, sent unasked: this node alone got them.
+    case handedOver
+    /// Fetched by this node in a full session (anti-entropy spreads them, not forwarding).
+    case pulled
+}
+
 /// What a sync session needs from the node it runs on. The store implements it in the shell; tests
 /// implement it in memory. Calls may do I/O, so they throw; the session logic itself does none.
 public protocol SyncLocalState: Sendable {
@@ -14,10 +24,9 @@ public protocol SyncLocalState: Sendable {
     func revocations(for grantIDs: [Hash256]) throws -> [Revocation]
     /// The digest of the record stored under each key, nil where there is none, in order.
     func storedDigests(of keys: [Key]) throws -> [Hash256?]
-    /// Verifies and applies records from the peer, one result per record, in order. `pulled` says
-    /// whether this side asked for them (anti-entropy) or the peer sent them unasked (a push or the
-    /// initiator's own records), for whoever decides whether to forward them.
-    func apply(records: [Record], from peer: String, pulled: Bool) throws -> [PushResult]
+    /// Verifies and applies records from the peer, one result per record, in order. `arrival`
+    /// says how they came, for whoever decides whether to forward them.
+    func apply(records: [Record], from peer: String, arrival: RecordArrival) throws -> [PushResult]
     /// Verifies and applies one batch of revocations from the peer in one transaction (invalid ones
     /// are refused, counted and logged). Returns how many were refused.
     @discardableResult
@@ -144,7 +153,7 @@ enum SyncSession {
 
     /// Applies records from the peer and watches the refusal streak.
     static func apply(
-        _ records: [Record], pulled: Bool, state: any SyncLocalState, peer: String, limits: SyncLimits,
+        _ records: [Record], arrival: RecordArrival, state: any SyncLocalState, peer: String, limits: SyncLimits,
         report: inout SyncReport, streak: inout Int
     ) throws -> [PushResult] {
         guard records.count <= limits.batchRecords else {
@@ -154,10 +163,10 @@ enum SyncSession {
         // duplicate: answered so from a lookup, without its signature and authority checks or a
         // write (they were done when it was stored; a revocation since would have unset it).
         // Pulled records were found missing here, so they are not looked up.
-        let stored: [Hash256?] = pulled ? Array(repeating: nil, count: records.count) : try state.storedDigests(of: records.map(\.key))
+        let stored: [Hash256?] = arrival == .pulled ? Array(repeating: nil, count: records.count) : try state.storedDigests(of: records.map(\.key))
         let held = zip(records, stored).map { $0.digest == $1 }
         let fresh = zip(records, held).filter { !$0.1 }.map(\.0)
-        let applied = fresh.isEmpty ? [] : try state.apply(records: fresh, from: peer, pulled: pulled)
+        let applied = fresh.isEmpty ? [] : try state.apply(records: fresh, from: peer, arrival: arrival)
         guard stored.count == records.count, applied.count == fresh.count else {
             throw SyncProtocolError("the node answered for other records than it was given")
         }

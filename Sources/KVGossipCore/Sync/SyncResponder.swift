@@ -37,7 +37,7 @@ public struct SyncResponder: Sendable {
         case (.push, .records(let records)):
             report.recordsReceived += records.count
             isFinished = true
-            return [.results(try SyncSession.apply(records, pulled: false, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak))]
+            return [.results(try SyncSession.apply(records, arrival: .pushed, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak))]
         case (.full, .viewRequest(let asked)):
             guard asked.count <= limits.queriesPerRequest else {
                 throw SyncProtocolError("\(asked.count) view queries in one request (limit \(limits.queriesPerRequest))")
@@ -58,7 +58,7 @@ public struct SyncResponder: Sendable {
             return [.views(answers)]
         case (.full, .records(let records)):
             report.recordsReceived += records.count
-            return [.results(try SyncSession.apply(records, pulled: false, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak))]
+            return [.results(try SyncSession.apply(records, arrival: .handedOver, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak))]
         case (.full, .revocations(let revocations)):
             try SyncSession.apply(revocations: revocations, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)
             return []
