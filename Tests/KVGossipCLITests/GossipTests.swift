@@ -73,9 +73,10 @@ import KVGossipTestSupport
         #expect(forwarded == [0, 0], "receivers forwarded")
     }
 
-    /// Forwarders skip the peer a record came from, which they know by name once its hello told
-    /// them; static peers are configured by address only. With five hosts each forwarder then has
-    /// exactly three others to choose from, so a push reaches every host without anti-entropy.
+    /// In a cluster of five the writer pushes to every other host itself (direct mail), so each
+    /// write reaches every host without anti-entropy; static peers, configured by address only,
+    /// are known by name once their hello told it (which is how a forwarder leaves out the peer a
+    /// record came from).
     @Test func pushesReachEveryHostOfFiveAndStaticPeersAreNamed() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

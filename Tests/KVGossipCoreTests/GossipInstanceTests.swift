@@ -87,7 +87,7 @@ import Testing
         // Three peers, fanout 3: the writer pushed to every node, so a receiver's forward would
         // only be a duplicate for a node that has it.
         var g = Self.instance(members: 3)
-        #expect(g.config.fanout(peers: 3) >= 3)
+        #expect(g.config.writeFanout(peers: 3) == 3)
         let d = g.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(2)), nowMs: 10)
         #expect(Self.pushes(d).isEmpty, "no forward: \(d)")
         #expect(g.counters.forwarded == 0)
@@ -110,15 +110,27 @@ import Testing
         // One peer more than direct mail covers: pushes spread by forwarding again.
         var large = Self.instance(members: 33)
         let forwarded = Self.pushes(large.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(3)), nowMs: 10))
-        #expect(forwarded.count == large.config.fanout(peers: 33) && forwarded[Self.address(3)] == nil)
+        #expect(forwarded.count == large.config.forwardFanout(peers: 33) && forwarded[Self.address(3)] == nil)
+        // With static peers, which may be listed one way (a hub that leaves list), a push says
+        // nothing about whom else its sender reached: forwarded.
+        var hub = Self.instance(members: 10, statics: (1...10).map(Self.address))
+        let fromLeaf = Self.pushes(hub.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(3)), nowMs: 10))
+        #expect(fromLeaf.count == hub.config.forwardFanout(peers: 10) && fromLeaf[Self.address(3)] == nil)
+        // So is a push from a sender this node does not know, to as many peers as any forward.
+        let fromStranger = Self.pushes(receiver.committed(try! Key("/app/k9"), digest: Self.digest2, origin: .pushed(by: Self.address(99)), nowMs: 20))
+        #expect(fromStranger.count == receiver.config.forwardFanout(peers: 19))
     }
 
     @Test func recordsHandedOverInASessionAreForwardedEvenUnderDirectMail() {
         // The session's initiator sent them to this node alone (after a partition heals, say).
         var g = Self.instance(members: 19)
         let d = g.committed(Self.key, digest: Self.digest, origin: .handedOver(by: Self.address(3)), nowMs: 10)
-        #expect(Set(Self.pushes(d).keys) == Set((1...19).map(Self.address)).subtracting([Self.address(3)]))
-        #expect(g.counters.forwarded == 18)
+        #expect(Self.pushes(d).count == g.config.forwardFanout(peers: 19) && Self.pushes(d)[Self.address(3)] == nil)
+        #expect(g.counters.forwarded == 4)
+        // Where a forward would reach every peer, it would only be a duplicate: in a cluster of
+        // three, the other peer got it from its writer (a session merely outran that push).
+        var small = Self.instance(members: 2)
+        #expect(Self.pushes(small.committed(Self.key, digest: Self.digest, origin: .handedOver(by: Self.address(2)), nowMs: 10)).isEmpty)
     }
 
     @Test func anAnnouncementForRecordsFromTwoSendersLeavesOutNeither() {
@@ -139,12 +151,14 @@ import Testing
 
     @Test func whereTheFanoutReachesEveryPeerPushesAreNotForwarded() {
         let config = GossipConfig()
-        #expect((1...32).allSatisfy { !config.forwardsPushes(peers: $0) }, "direct mail reaches up to 32 peers")
-        #expect((33...2_000).allSatisfy { config.forwardsPushes(peers: $0) }, "a larger cluster forwards, as the simulations assume")
+        #expect((1...32).allSatisfy { !config.forwardsPushes(peers: $0, hasStaticPeers: false) }, "direct mail reaches up to 32 peers")
+        #expect((33...2_000).allSatisfy { config.forwardsPushes(peers: $0, hasStaticPeers: false) }, "a larger cluster forwards, as the simulations assume")
+        #expect((1...3).allSatisfy { !config.forwardsPushes(peers: $0, hasStaticPeers: true) }, "a forward would reach every peer")
+        #expect((4...32).allSatisfy { config.forwardsPushes(peers: $0, hasStaticPeers: true) }, "static peers may be listed one way")
         var explicit = GossipConfig()
         explicit.fanout = 1
-        #expect(!explicit.forwardsPushes(peers: 1) && explicit.forwardsPushes(peers: 2))
-        #expect(!config.forwardsPushes(peers: 0))
+        #expect(!explicit.forwardsPushes(peers: 1, hasStaticPeers: false) && explicit.forwardsPushes(peers: 2, hasStaticPeers: false))
+        #expect(!config.forwardsPushes(peers: 0, hasStaticPeers: false))
     }
 
     @Test func anAcknowledgementOfTheVersionSentSettlesTheKey() {
@@ -291,13 +305,14 @@ import Testing
 
     @Test func fanoutGrowsWithTheLogOfTheCluster() {
         let c = GossipConfig()
-        #expect(c.fanout(peers: 0) == 0)
-        #expect(c.fanout(peers: 4) == 4 && c.fanout(peers: 32) == 32, "direct mail")
-        #expect(c.fanout(peers: 33) == 5)  // ⌈ln 34⌉ + 1 = ⌈3.53⌉ + 1
-        #expect(c.fanout(peers: 999) == 8)  // ⌈ln 1000⌉ + 1 = ⌈6.91⌉ + 1
+        #expect(c.writeFanout(peers: 0) == 0 && c.forwardFanout(peers: 0) == 0)
+        #expect(c.writeFanout(peers: 4) == 4 && c.writeFanout(peers: 32) == 32, "direct mail")
+        #expect(c.forwardFanout(peers: 4) == 3 && c.forwardFanout(peers: 32) == 5)
+        #expect(c.writeFanout(peers: 33) == 5 && c.forwardFanout(peers: 33) == 5)  // ⌈ln 34⌉ + 1 = ⌈3.53⌉ + 1
+        #expect(c.writeFanout(peers: 999) == 8)  // ⌈ln 1000⌉ + 1 = ⌈6.91⌉ + 1
         #expect(abs(GossipConfig.naturalLog(1000) - 6.907755) < 1e-5)
         #expect(abs(GossipConfig.naturalLog(1) - 0) < 1e-12)
-        #expect(c.fanout(peers: 9_999) >= 10)
+        #expect(c.writeFanout(peers: 9_999) >= 10)
     }
 
     /// Pushes and announcements together: ⌈ln N⌉ announcements in a large cluster, and in a small
@@ -307,13 +322,13 @@ import Testing
         let c = GossipConfig()
         #expect(c.announceFanout(peers: 0) == 0)
         #expect(c.announceFanout(peers: 3) == 3, "every peer")
-        #expect(c.fanout(peers: 19) == 19 && c.announceFanout(peers: 19) == 3)  // N = 20, direct mail: ⌈ln N⌉
-        #expect(c.fanout(peers: 49) == 5 && c.announceFanout(peers: 49) == 6)  // N = 50: ⌈3.9 + 7⌉ − 5
+        #expect(c.forwardFanout(peers: 19) == 4 && c.announceFanout(peers: 19) == 6)  // N = 20: ⌈3.0 + 7⌉ − 4
+        #expect(c.forwardFanout(peers: 49) == 5 && c.announceFanout(peers: 49) == 6)  // N = 50: ⌈3.9 + 7⌉ − 5
         #expect(c.announceFanout(peers: 999) == 7)  // N = 1,000: ⌈ln N⌉ (f + k = 15 ≥ ln N + 7)
         #expect(c.announceFanout(peers: 9_999) == 10)
         for peers in [5, 19, 49, 199, 999, 9_999] {
             // ln(N · e^−(f+k)) ≤ ln(1/1000), unless every peer hears the announcement anyway.
-            let lnMissed = GossipConfig.naturalLog(Double(peers + 1)) - Double(c.fanout(peers: peers) + c.announceFanout(peers: peers))
+            let lnMissed = GossipConfig.naturalLog(Double(peers + 1)) - Double(c.forwardFanout(peers: peers) + c.announceFanout(peers: peers))
             #expect(lnMissed <= -6.9 || c.announceFanout(peers: peers) == peers, "N = \(peers + 1): ln of misses per write \(lnMissed)")
         }
     }

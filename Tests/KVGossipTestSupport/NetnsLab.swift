@@ -24,12 +24,13 @@ public final class NetnsLab: @unchecked Sendable {
         subnet = Int((Int(getpid()) + serial) % 200) + 20
         do {
             try Self.sh("ip netns add \(bridge) && ip -n \(bridge) link add br0 type bridge && ip -n \(bridge) link set br0 up && ip -n \(bridge) link set lo up")
-            // Every host gets a TCP socket table of its own, as a real host has: a namespace takes
-            // the size of its table from its creator's namespace, so the hosts are made from inside
-            // the bridge's, which asks for small ones (kernels before 6.1 lack the setting and share
-            // one table). In the machine's one shared table (262,144 buckets on this 24 GiB VM),
-            // anything that lists a host's sockets (/proc/PID/net/tcp) walks every bucket: 3.7 ms
-            // per read there, 0.08 ms in a table of 1,024.
+            // Every host gets a TCP socket table of its own, as each real host has one, if small:
+            // a namespace takes the size of its table from its creator's namespace, so the hosts
+            // are made from inside the bridge's, which asks for 1,024 buckets (the kernel sizes the
+            // host's TIME_WAIT and SYN backlog limits from it too: 512 and 128, ample here).
+            // Kernels before 6.1 lack the setting and share the machine's table, 262,144 buckets
+            // on this 24 GiB VM, which anything listing a host's sockets (/proc/PID/net/tcp)
+            // walks whole: 3.7 ms per read there, 0.08 ms in a table of 1,024.
             _ = try? Self.sh("ip netns exec \(bridge) sysctl -qw net.ipv4.tcp_child_ehash_entries=1024 2>/dev/null")
             for (i, host) in hosts.enumerated() {
                 // One veth pair per host: "eth0" inside the host, "p<i>" on the bridge.

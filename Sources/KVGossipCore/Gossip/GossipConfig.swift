@@ -2,13 +2,14 @@
 public struct GossipConfig: Sendable, Equatable {
     /// Mean time between anti-entropy sessions with a random peer (±20 % jitter), ms.
     public var antiEntropyIntervalMs: UInt64 = 30_000
-    /// Peers each fresh record is pushed to; nil: every peer in a cluster of at most
-    /// `directMailPeers` other nodes, else grows with the cluster, ⌈ln N⌉ + 1.
+    /// Peers each fresh record is pushed to, by its writer and by forwarders alike; nil: the
+    /// writer's `writeFanout` and the forwarders' `forwardFanout`.
     public var fanout: Int?
-    /// Up to this many peers a writer pushes to all of them and nobody forwards (direct mail): one
-    /// push per node reached, where forwarding costs every node ⌈ln N⌉ + 1 pushes and the
-    /// announcements after them, mostly duplicates. All of a write's pushes leave at once within
-    /// `pushesInFlight`, which is why the two are equal (Docs/architecture.md §Gossip).
+    /// Up to this many peers a writer pushes to all of them (direct mail), and where every node
+    /// shares one view of the cluster (Serf's members, no static peers) nobody forwards: one push
+    /// per node reached, where forwarding costs every node ⌈ln N⌉ + 1 pushes, mostly duplicates.
+    /// All of a write's pushes leave at once within `pushesInFlight`, which is why the two are
+    /// equal (Docs/architecture.md §Gossip).
     public var directMailPeers = 32
     /// Records per push.
     public var pushBatch = 256
@@ -43,22 +44,35 @@ public struct GossipConfig: Sendable, Equatable {
 
     public init() {}
 
-    /// The fanout for a cluster of `peers` other nodes.
-    public func fanout(peers: Int) -> Int {
+    /// How many peers a record minted or handed in here goes to, in a cluster of `peers` other
+    /// nodes: every one up to `directMailPeers`, else as many as a forwarder's.
+    public func writeFanout(peers: Int) -> Int {
         if let fanout { return fanout }
         guard peers > 0 else { return 0 }
-        if peers <= directMailPeers { return peers }
-        return Int(Self.naturalLog(Double(peers + 1)).rounded(.up)) + 1
+        return peers <= directMailPeers ? peers : forwardFanout(peers: peers)
     }
 
-    /// Whether a record pushed by a peer this node knows goes on to this node's own peers. Where the
-    /// fanout reaches every peer (direct mail, or an explicit fanout as large as the cluster; each
-    /// node knowing the others, as Serf's members or static peers listed both ways), the sender pushed it to every node already, and a
-    /// forward would only hand each of them a duplicate: a link session, a lookup and an answer.
-    /// Where views differ (static peers listed one way), a node the sender does not know hears the
-    /// new tree hash in the announcement that follows the commit, or at the latest in the periodic
-    /// round, and pulls the record.
-    public func forwardsPushes(peers: Int) -> Bool { fanout(peers: peers) < peers }
+    /// How many peers a record new to this node goes on to: grows with the cluster, ⌈ln N⌉ + 1,
+    /// at least 3 (N = peers + 1).
+    public func forwardFanout(peers: Int) -> Int {
+        if let fanout { return fanout }
+        guard peers > 0 else { return 0 }
+        return max(3, Int(Self.naturalLog(Double(peers + 1)).rounded(.up)) + 1)
+    }
+
+    /// Whether a record pushed by a peer this node knows goes on to this node's own peers. Not
+    /// where a forward would reach every peer anyway (at most 4 nodes by default), and not under
+    /// direct mail where the nodes share one view of the cluster (this node has no static peers,
+    /// so its peers are Serf's members, as the sender's are): there the sender pushed it to every
+    /// node already, and a forward would only hand each of them a duplicate (a link session, a
+    /// lookup and an answer). Static peers may be listed one way (a hub that leaves list and that
+    /// lists them), so there a push says nothing about whom else its sender reached, and the
+    /// record goes on. A node the sender missed anyway hears the new tree hash in the
+    /// announcements that follow, or at the latest in the periodic round, and pulls the record.
+    public func forwardsPushes(peers: Int, hasStaticPeers: Bool) -> Bool {
+        guard forwardFanout(peers: peers) < peers else { return false }
+        return fanout != nil || hasStaticPeers || peers > directMailPeers
+    }
 
     /// How many peers hear a writer's new tree hash, in a cluster of `peers` other nodes. A node is
     /// missed by f pushes and k announcements with probability about e^−(f+k), so some node of N
@@ -69,7 +83,7 @@ public struct GossipConfig: Sendable, Equatable {
         if let announceFanout { return min(announceFanout, peers) }
         guard peers > 0 else { return 0 }
         let lnN = Self.naturalLog(Double(peers + 1))
-        let floor = Int((lnN + 7).rounded(.up)) - fanout(peers: peers)
+        let floor = Int((lnN + 7).rounded(.up)) - forwardFanout(peers: peers)
         return min(peers, max(Int(lnN.rounded(.up)), floor))
     }
 

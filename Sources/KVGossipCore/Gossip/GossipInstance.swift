@@ -1,13 +1,15 @@
 /// Where a committed record came from, which decides whether it is spread further.
 public enum CommitOrigin: Sendable, Equatable {
-    /// Minted here or handed in by a client: pushed to `fanout` peers.
+    /// Minted here or handed in by a client: pushed to `GossipConfig.writeFanout` peers.
     case local
-    /// Pushed by a peer: new to this node, so forwarded to `fanout` peers other than the sender,
-    /// unless the sender reached every peer already (`GossipConfig.forwardsPushes`).
+    /// Pushed by a peer: new to this node, so forwarded to `GossipConfig.forwardFanout` peers
+    /// other than the sender, unless the sender reached every peer already
+    /// (`GossipConfig.forwardsPushes`).
     case pushed(by: PeerAddress)
     /// Sent by a peer unasked in a full session it opened (its own records this node lacked):
-    /// that peer reached no other node with them, so they are forwarded to `fanout` peers other
-    /// than the sender whatever the cluster's size.
+    /// that peer reached no other node with them, so they are forwarded to `forwardFanout` peers
+    /// other than the sender, under direct mail too (unless the forward would reach every peer,
+    /// at most 4 nodes by default).
     case handedOver(by: PeerAddress)
     /// Fetched in a full session: not forwarded (anti-entropy spreads it anyway).
     case pulled(from: PeerAddress)
@@ -227,16 +229,24 @@ public struct GossipInstance: Sendable {
         var holder: PeerAddress?
         switch origin {
         case .local:
-            targets = pick(fanout, excluding: nil, skippingFailing: true)
+            targets = pick(config.writeFanout(peers: peerCount), excluding: nil, skippingFailing: true)
             // Pushed to every peer: each gets it or, if the push fails, a repair session.
             announce = targets.count < peerCount
             // Pending until a peer holds it; a node with no peers at all has no one to wait for.
             if expectsPeers || peerCount > 0, keyStates.minted(key, digest: digest) { out.append(.keyStates([key: keyStates.state(of: key)])) }
         case .pushed(let sender), .handedOver(let sender):
-            // A sender this node does not know has a view of the cluster unlike this node's: what
-            // it reached says nothing about this node's peers.
-            let forwards = origin == .handedOver(by: sender) || !isPeer(sender) || config.forwardsPushes(peers: peerCount)
-            targets = forwards ? pick(fanout, excluding: sender, skippingFailing: true) : []
+            let forwards: Bool
+            if !isPeer(sender) {
+                // A sender this node does not know has a view of the cluster unlike this node's:
+                // what it reached says nothing about this node's peers.
+                forwards = true
+            } else if origin == .handedOver(by: sender) {
+                // The sender reached this node alone, unless forwarding would reach every peer.
+                forwards = config.forwardFanout(peers: peerCount) < peerCount
+            } else {
+                forwards = config.forwardsPushes(peers: peerCount, hasStaticPeers: table.statics.contains(where: isPeer))
+            }
+            targets = forwards ? pick(config.forwardFanout(peers: peerCount), excluding: sender, skippingFailing: true) : []
             // Not forwarded: the announcement is the way to a peer the sender does not know.
             if !forwards { holder = sender }
             counters.forwarded += targets.count
@@ -373,8 +383,6 @@ public struct GossipInstance: Sendable {
     }
 
     // MARK: Internals
-
-    private var fanout: Int { config.fanout(peers: peerCount) }
 
     /// Counts a push's end; false if the push was to the peer before it left (uncounted then).
     private mutating func pushEnded(_ address: PeerAddress) -> Bool {
