@@ -7,7 +7,7 @@ import Synchronization
 /// kernel keeps the filesystem alive while anyone holds a descriptor into it (the replay helper
 /// does), so the request loop goes on serving a tree nobody can reach. The kernel flags
 /// /proc/self/mountinfo (POLLPRI) at every change of the mount table; at each one this checks that
-/// the mount is still listed at its path, and only then.
+/// the mount is still listed at its path (and every 10 s anyway).
 final class MountTableWatch: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)

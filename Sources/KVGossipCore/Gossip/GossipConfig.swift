@@ -6,10 +6,10 @@ public struct GossipConfig: Sendable, Equatable {
     /// writer's `writeFanout` and the forwarders' `forwardFanout`.
     public var fanout: Int?
     /// Up to this many peers a writer pushes to all of them (direct mail), and where every node
-    /// shares one view of the cluster (Serf's members, no static peers) nobody forwards: one push
-    /// per node reached, where forwarding costs every node ⌈ln N⌉ + 1 pushes, mostly duplicates.
-    /// All of a write's pushes leave at once within `pushesInFlight`, which is why the two are
-    /// equal (Docs/architecture.md §Gossip).
+    /// shares one view of the cluster (Serf's members, no static peers) no receiver forwards a
+    /// push: one push per node reached, where forwarding costs every node ⌈ln N⌉ + 1 pushes,
+    /// mostly duplicates. All of a write's pushes leave at once within `pushesInFlight`, which is
+    /// why the two are equal (Docs/architecture.md §Gossip).
     public var directMailPeers = 32
     /// Records per push.
     public var pushBatch = 256
@@ -22,7 +22,8 @@ public struct GossipConfig: Sendable, Equatable {
     /// Keys queued for all peers together: past this the queue that grows is dropped the same way,
     /// so the queues' memory is bounded however many peers there are.
     public var queuedKeysLimit = 65_536
-    /// After pushing a fresh record on, a node tells this many random peers its new tree hash a
+    /// After a record arrives new by push or hand-over (forwarded or not), or a local write that
+    /// missed a peer, a node tells this many random peers its new tree hash a
     /// moment later (`announceDelayMs`); a peer still without the record sees a different hash and
     /// pulls it. nil: grows with the cluster, ⌈ln N⌉, and in a small cluster enough more that
     /// pushes and announcements together make ln N + 7 (`announceFanout(peers:)`); 0: off. Pushes
@@ -61,17 +62,21 @@ public struct GossipConfig: Sendable, Equatable {
     }
 
     /// Whether a record pushed by a peer this node knows goes on to this node's own peers. Not
-    /// where a forward would reach every peer anyway (at most 4 nodes by default), and not under
+    /// where a forward would reach every peer anyway (at most 4 nodes by default). Nor under
     /// direct mail where the nodes share one view of the cluster (this node has no static peers,
-    /// so its peers are Serf's members, as the sender's are): there the sender pushed it to every
-    /// node already, and a forward would only hand each of them a duplicate (a link session, a
-    /// lookup and an answer). Static peers may be listed one way (a hub that leaves list and that
-    /// lists them), so there a push says nothing about whom else its sender reached, and the
-    /// record goes on. A node the sender missed anyway hears the new tree hash in the
-    /// announcements that follow, or at the latest in the periodic round, and pulls the record.
+    /// so its peers are Serf's members, as the writer's are): a push then most likely comes from
+    /// a writer that pushed to every node, and a forward would only hand each a duplicate (a link
+    /// session, a lookup and an answer). A push does not say whether its sender wrote it or
+    /// forwarded it, so this is a bet on the views agreeing, with a margin: only a node that sees
+    /// at most `directMailPeers` − 4 peers makes it, so a writer beyond direct mail, which only
+    /// pushed to a few, and a receiver that does not forward need views five members apart (a
+    /// churn Serf settles within a second). Static peers may be listed one way (a hub that leaves
+    /// list and that lists them), so a node with static peers forwards. A node missed anyway hears
+    /// the new tree hash in the announcements that follow (6 at N = 20), or is repaired, or pulls
+    /// it in the periodic round.
     public func forwardsPushes(peers: Int, hasStaticPeers: Bool) -> Bool {
         guard forwardFanout(peers: peers) < peers else { return false }
-        return fanout != nil || hasStaticPeers || peers > directMailPeers
+        return fanout != nil || hasStaticPeers || peers > directMailPeers - 4
     }
 
     /// How many peers hear a writer's new tree hash, in a cluster of `peers` other nodes. A node is
