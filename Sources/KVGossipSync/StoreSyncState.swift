@@ -50,12 +50,7 @@ public struct StoreSyncState: SyncLocalState {
 
     public func apply(records: [Record], from peerName: String, arrival: RecordArrival) throws -> [PushResult] {
         guard !records.isEmpty else { return [] }
-        let origin: CommitOrigin = switch arrival {
-        case .pushed: .pushed(by: peer)
-        case .handedOver: .handedOver(by: peer)
-        case .pulled: .pulled(from: peer)
-        }
-        let outcomes = try node.store.apply(records, origin: origin)
+        let outcomes = try node.store.apply(records, origin: CommitOrigin(arrival, from: peer))
         return zip(records, outcomes).map { record, outcome -> PushResult in
             switch outcome {
             case .accepted: return PushResult(code: .accepted)

@@ -124,6 +124,13 @@ import Testing
         #expect(fromStranger.count == receiver.config.forwardFanout(peers: 19))
     }
 
+    @Test func aSessionsArrivalNamesTheCommitOrigin() {
+        let peer = Self.address(3)
+        #expect(CommitOrigin(.pushed, from: peer) == .pushed(by: peer))
+        #expect(CommitOrigin(.handedOver, from: peer) == .handedOver(by: peer))
+        #expect(CommitOrigin(.pulled, from: peer) == .pulled(from: peer))
+    }
+
     @Test func recordsHandedOverInASessionAreForwardedEvenUnderDirectMail() {
         // The session's initiator sent them to this node alone (after a partition heals, say).
         var g = Self.instance(members: 19)

@@ -13,6 +13,15 @@ public enum CommitOrigin: Sendable, Equatable {
     case handedOver(by: PeerAddress)
     /// Fetched in a full session: not forwarded (anti-entropy spreads it anyway).
     case pulled(from: PeerAddress)
+
+    /// The origin of records a session applied, by how they came from `peer`.
+    public init(_ arrival: RecordArrival, from peer: PeerAddress) {
+        self = switch arrival {
+        case .pushed: .pushed(by: peer)
+        case .handedOver: .handedOver(by: peer)
+        case .pulled: .pulled(from: peer)
+        }
+    }
 }
 
 /// What the shell is asked to do.
