@@ -27,6 +27,7 @@ func number(_ name: String) -> Int? { arguments.first { $0.hasPrefix("--\(name)=
 let scale = quick ? 10 : 1
 
 print("kvgossip-bench (\(quick ? "quick" : "full") run)")
+print(HostIdle.describe())
 var verifyRate = 0.0
 if runs("store") || runs("sync") {
     verifyRate = Bench.rawVerifyRate(count: 20_000 / scale)
