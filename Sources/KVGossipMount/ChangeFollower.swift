@@ -60,12 +60,10 @@ final class ChangeFollower: Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
+        startNamedThread("kvg-follower") { [self] in
             run()
             finished.signal()
         }
-        thread.name = "kvgossip-follower"
-        thread.start()
     }
 
     /// Stops the thread after its current step; returns once it has exited.

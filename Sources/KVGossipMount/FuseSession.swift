@@ -2,6 +2,7 @@ import CFuse3
 import Dispatch
 import Foundation
 import Glibc
+import KVGossipStore
 import Logging
 import Synchronization
 
@@ -50,7 +51,7 @@ final class FuseSession: @unchecked Sendable {
     /// Serves requests until the filesystem is unmounted or the connection aborted; then calls
     /// `ended` on the loop's thread.
     func startLoop(ended: @escaping @Sendable () -> Void) {
-        let thread = Thread { [self] in
+        startNamedThread("kvg-fuse") { [self] in
             // Enough idle workers that a burst of OPEN/RELEASE pairs does not make libfuse start and
             // stop threads, and one /dev/fuse clone per worker: both measurably shorten a round trip
             // here (kvgossip-bench mount).
@@ -65,8 +66,6 @@ final class FuseSession: @unchecked Sendable {
             loopExited.signal()
             ended()
         }
-        thread.name = "kvgossip-fuse"
-        thread.start()
     }
 
     /// Unmounts and waits for the loop to end. A busy mountpoint is detached lazily, and if the

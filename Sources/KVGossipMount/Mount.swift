@@ -211,12 +211,10 @@ public final class Mount: Sendable {
         guard let lost else { return }
         logger.error("the mount was unmounted from outside; mounting it again", metadata: ["mountpoint": "\(lost.core.mountpoint)"])
         // Not on the loop's thread: tearing down joins it.
-        let thread = Thread { [self] in
+        startNamedThread("kvg-remount") { [self] in
             tearDown(lost, resolveHidden: false)
             remount(generation: generation)
         }
-        thread.name = "kvgossip-remount"
-        thread.start()
     }
 
     /// Mounts again with backoff (0.5 s doubling to 30 s) until it works or `stop()` is called.

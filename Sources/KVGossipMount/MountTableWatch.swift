@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import KVGossipStore
 import Synchronization
 
 /// Notices when a mount disappears from the mount table while its session still runs. A lazy
@@ -15,7 +16,7 @@ final class MountTableWatch: Sendable {
     /// Starts watching for the mount with connection `minor` at `mountpoint`; calls `gone` once,
     /// on the watch's thread, when it is no longer listed there.
     init(mountpoint: String, minor: UInt32, gone: @escaping @Sendable () -> Void) {
-        let thread = Thread { [self] in
+        startNamedThread("kvg-mounttable") { [self] in
             defer { finished.signal() }
             let fd = Glibc.open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { return }
@@ -39,8 +40,6 @@ final class MountTableWatch: Sendable {
                 changed = reported || quietPolls % 50 == 0
             }
         }
-        thread.name = "kvgossip-mounttable"
-        thread.start()
     }
 
     /// Stops watching; returns once the thread has ended.

@@ -2,6 +2,7 @@ import CFuse3
 import Dispatch
 import Foundation
 import Glibc
+import KVGossipStore
 import Logging
 import Synchronization
 
@@ -69,13 +70,12 @@ enum StaleMount {
     static func probe(_ path: String, timeout: Double) -> Probe {
         let done = DispatchSemaphore(value: 0)
         let result = Mutex<Int32?>(nil)
-        let thread = Thread {
+        startNamedThread("kvg-mount-probe") {
             var info = statfs()
             let code: Int32 = statfs(path, &info) == 0 ? 0 : errno
             result.withLock { $0 = code }
             done.signal()
         }
-        thread.start()
         guard done.wait(timeout: .now() + timeout) == .success, let code = result.withLock({ $0 }) else { return .hung }
         return code == 0 ? .answers : .failed(code)
     }

@@ -43,9 +43,7 @@ final class WALCheckpointer: @unchecked Sendable {
         // than left to the SQLite build's default.
         config.prepareDatabase { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         connection = try DatabaseQueue(path: path, configuration: config)
-        let thread = Thread { [self] in run() }
-        thread.name = "kvgossip-checkpoint"
-        thread.start()
+        startNamedThread("kvg-checkpoint") { [self] in run() }
     }
 
     /// Installs the hook on the writer connection. `stop` must be called before this object goes.
