@@ -38,4 +38,41 @@ import Testing
         truth.apply(Self.record("/a/b/c", "4", at: 4))
         #expect(truth.childNames("/a") == ["b"] && truth.childNames("/") == ["a"])
     }
+
+    /// The start's loader gives the index `apply` gives, whatever the order of the records: the
+    /// store's key order (a directory's keys together, its subdirectories' keys between them),
+    /// shuffled, and with a key given twice.
+    @Test func loadingGivesWhatApplyingGives() {
+        var records: [Record] = []
+        var generator = SystemRandomNumberGenerator()
+        for d in 0..<6 {
+            for k in 0..<8 {
+                let value: String? = (d + k) % 5 == 0 ? nil : "v\(d)\(k)"
+                records.append(Self.record("/t/d\(d)/k\(k)", value, at: UInt64(d * 10 + k)))
+            }
+            records.append(Self.record("/t/d\(d)", "a key that is also a directory", at: 100))
+            records.append(Self.record("/t/d\(d)/sub/deep/k", "below", at: 101))
+        }
+        records.append(Self.record("/top", "at the root", at: 102))
+        records.append(Self.record("/t/d1/k1.swp", "a scratch name", at: 103))
+        let scratch = ScratchNames(patterns: MountOptions.defaultScratchPatterns)
+        var applied = TruthIndex(scratch: scratch)
+        for r in records { applied.apply(r) }
+
+        let sorted = records.sorted { $0.key.path < $1.key.path }
+        let newerTwin = Self.record("/t/d2/k3", "newer", at: 500)
+        let olderTwin = Self.record("/t/d2/k4", "older", at: 1)
+        var appliedWithTwins = applied
+        appliedWithTwins.apply(newerTwin)
+        appliedWithTwins.apply(olderTwin)
+        for (order, expected) in [(sorted, applied), (records.shuffled(using: &generator), applied),
+                                  (sorted + [newerTwin, olderTwin], appliedWithTwins)] {
+            var loaded = TruthIndex(scratch: scratch)
+            for r in order { loaded.load(r) }
+            loaded.finishLoading()
+            #expect(loaded.entries == expected.entries)
+            #expect(loaded.below == expected.below)
+        }
+        #expect(applied.hasDescendants("/t/d3") && applied.hasDescendants("/t") && !applied.hasDescendants("/top"))
+    }
 }
