@@ -52,6 +52,38 @@ import KVGossipTestSupport
         ] + extra)
     }
 
+    /// SIGTERM as soon as the agent holds its data directory, while it is still starting (the
+    /// mount not up yet): it finishes starting, then stops as it would at any other time,
+    /// unmounting, and exits 0. Before, its handler came only once the mount was up: such a
+    /// signal killed it outright (status 143 and a dead mount left behind), and one arriving just
+    /// as the handler was set up was lost, leaving the agent running.
+    @Test func aStopSentWhileStartingIsHonouredCleanly() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let mountpoint = cli.path("M-kv")
+        defer { Self.detach(mountpoint) }
+        for round in 0..<5 {
+            let (data, socket) = (cli.path("M\(round)-data"), cli.path("M\(round).sock"))
+            let agent = try AgentProcess(
+                cli: cli, name: "M\(round)", data: data, socket: socket,
+                arguments: [
+                    "agent", "--data", data, "--root", root, "--key", "root.key", "--control", socket, "--no-serf",
+                    "--log-level", "info", "--listen", "127.0.0.1:\(LoopbackPort.free())", "--mount", mountpoint,
+                ],
+                waitForSocket: false)
+            defer { agent.stop(signal: SIGKILL) }
+            #expect(Readiness.wait(every: 0.001) { FileManager.default.fileExists(atPath: data + "/agent.lock") || !agent.process.isRunning })
+            kill(agent.pid, SIGTERM)
+            let exited = Readiness.wait(timeout: 30) { !agent.process.isRunning }
+            #expect(exited, "round \(round): the agent was still running 30 s after SIGTERM:\n\(agent.log)")
+            guard exited else { return }
+            #expect(agent.process.terminationReason == .exit && agent.process.terminationStatus == 0,
+                    "round \(round): \(agent.process.terminationReason == .exit ? "exit" : "signal") \(agent.process.terminationStatus):\n\(agent.log)")
+            #expect(!Unmounted.isMounted(mountpoint), "round \(round): the mount was left behind")
+        }
+    }
+
     @Test func cliChangesRaiseInotifyEventsAndFreshReads200Times() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

@@ -24,6 +24,9 @@ struct AgentLauncher {
         logger.logLevel = level
 
         let data = settings.data!
+        // From here on SIGTERM and SIGINT stop the agent cleanly, also while it starts (a large
+        // tree takes seconds to mount): the runtime sees the signal as soon as it begins.
+        let stop = ShutdownSignal()
         // Before anything touches the store, the mount or the Serf agent's pid file.
         let lock = try DataDirectoryLock(directory: data, controlSocket: settings.control!)
         defer { withExtendedLifetime(lock) {} }
@@ -79,7 +82,7 @@ struct AgentLauncher {
             controlLimits: settings.controlLimits, readyWhenSynced: settings.readiness == "synced")
         try await runtime.run(
             controlPath: settings.control!, controlListen: settings.controlListen.map(ControlEndpoint.init(parsing:)),
-            syncListen: listenAddress)
+            syncListen: listenAddress, stop: stop)
         logger.info("agent stopped")
     }
 

@@ -26,7 +26,9 @@ struct AgentRuntime: Sendable {
     /// READY=1 waits for the first completed reconciliation too (`readiness: synced`).
     let readyWhenSynced: Bool
 
-    func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress) async throws {
+    /// `stop`: the process's handler of SIGTERM and SIGINT, installed before the agent took its
+    /// data directory (a signal during the start is honoured once the start is done).
+    func run(controlPath: String, controlListen: ControlEndpoint?, syncListen: PeerAddress, stop: ShutdownSignal) async throws {
         let engine = self.engine
         let handler = ControlHandler(
             node: node, mountpoint: mountpoint, nodeName: engine.options.nodeName, limits: controlLimits,
@@ -36,7 +38,6 @@ struct AgentRuntime: Sendable {
             peerNames: { engine.peerNames })
         let server = ControlServer(handler: handler, logger: logger)
         let node = self.node
-        let stop = ShutdownSignal()
         let notify = SystemdNotify()
         let logger = self.logger
         let readiness = Readiness(parts: (controlListen == nil ? 2 : 3) + (readyWhenSynced ? 1 : 0)) {
@@ -144,37 +145,5 @@ struct AgentRuntime: Sendable {
             }
         }
         return out
-    }
-}
-
-/// SIGTERM and SIGINT as an awaitable event (the default handlers are replaced so the agent
-/// can unmount and close the store before exiting).
-final class ShutdownSignal: Sendable {
-    private let stream: AsyncStream<Int32>
-    // Kept alive for the process's lifetime; only touched in init.
-    nonisolated(unsafe) private let sources: [any DispatchSourceSignal]
-
-    init() {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        self.stream = stream
-        sources = [SIGTERM, SIGINT].map { sig in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { continuation.yield(sig) }
-            source.resume()
-            return source
-        }
-    }
-
-    private let seen = Atomic<Bool>(false)
-
-    var received: Bool { seen.load(ordering: .relaxed) }
-
-    func wait() async -> Int32 {
-        for await sig in stream {
-            seen.store(true, ordering: .relaxed)
-            return sig
-        }
-        return 0
     }
 }
