@@ -10,10 +10,11 @@ import Synchronization
 /// writing its number to a pipe, which a thread of its own turns into events. A Dispatch signal
 /// source did this before, and lost signals: the source had the signal ignored (SIG_IGN) at once
 /// but caught it only once the Dispatch manager thread had registered it, later and on another
-/// thread, and the agent created it only after the mount was up. A SIGTERM in that gap was thrown
-/// away and the agent ran on (seen once in 22 stops sent just as a million-key mount appeared; the
-/// unit would have hung in stop until systemd's SIGKILL). Create one per process, as the first
-/// step of a command.
+/// thread, and the agent created it only after the mount was up: a SIGTERM before then killed the
+/// agent outright, and one in the gap was thrown away (the likeliest cause of an agent seen running
+/// on, all its threads idle, after one of 22 stops sent just as a million-key mount appeared; a
+/// unit would hang in stop until systemd's SIGKILL). Create one per process, as the first step of
+/// a command.
 final class ShutdownSignal: Sendable {
     private let stream: AsyncStream<Int32>
     private let seen = Atomic<Bool>(false)
