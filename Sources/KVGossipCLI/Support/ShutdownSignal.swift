@@ -20,16 +20,29 @@ final class ShutdownSignal: Sendable {
     private let seen = Atomic<Bool>(false)
 
     init() {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
+        precondition(signalPipeWrite == -1, "one ShutdownSignal per process: a second would take the signals from the first")
+        // Only the first signal matters; later ones are not kept.
+        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self, bufferingPolicy: .bufferingOldest(1))
         self.stream = stream
+        // Close-on-exec from the start (children are spawned from other threads), and a handler
+        // that never blocks: with the reader stalled, a full buffer drops the signal.
         var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { fatalError("pipe for the signal handler: errno \(errno)") }
-        _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            fatalError("no socket pair for the signal handler: \(String(cString: strerror(errno)))")
+        }
+        _ = fcntl(ends[1], F_SETFL, fcntl(ends[1], F_GETFL) | O_NONBLOCK)
         // Set before the handler exists: the handler only reads it.
         signalPipeWrite = ends[1]
         let readEnd = ends[0]
         startNamedThread("kvg-signals") {
+            // Threads started from Swift's pool inherit a mask that blocks every signal; this one
+            // takes SIGTERM and SIGINT, so they are caught even if the main thread was started
+            // with them blocked.
+            var wanted = sigset_t()
+            sigemptyset(&wanted)
+            sigaddset(&wanted, SIGTERM)
+            sigaddset(&wanted, SIGINT)
+            pthread_sigmask(SIG_UNBLOCK, &wanted, nil)
             var byte: UInt8 = 0
             while true {
                 let n = read(readEnd, &byte, 1)
@@ -56,11 +69,11 @@ final class ShutdownSignal: Sendable {
     }
 }
 
-/// Where the handler writes the number of each signal it catches.
+/// Where the handler writes the number of each signal it catches (-1 until a ShutdownSignal exists).
 nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
 
 /// The signal handler: one write(2), which is safe in a handler, with errno kept for the code it
-/// interrupted. A full pipe (65,536 signals unread) drops the signal: one is enough to stop.
+/// interrupted. A full buffer drops the signal (the write end does not block): one is enough.
 private func recordSignal(_ sig: Int32) {
     let saved = errno
     var byte = UInt8(truncatingIfNeeded: sig)
