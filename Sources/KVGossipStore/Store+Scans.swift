@@ -130,16 +130,23 @@ extension Store {
 
     /// Scans at most `rowLimit` keys after `cursor` and returns those that hold a value while some
     /// key strictly below them holds one too; `next` is nil when the scan reached the end.
+    ///
+    /// One statement per call: SQLite probes below each value itself. A probe per key from Swift
+    /// cost GRDB's per-execution bookkeeping every time, and at a million keys kept a core busy for
+    /// about 15 s after each start (Docs/filesystem.md §Memory).
     public func valuesWithValuesBelow(after cursor: String?, rowLimit: Int) throws -> (keys: [String], next: String?) {
-        try db.read { db in
+        let value = Int64(KVGossipCore.Record.Kind.value.rawValue)
+        return try db.read { db in
+            // The same bounds as `hasValue(_:below:)`: strictly after "key/", before "key0".
             let rows = try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT key, kind FROM records WHERE key > ? ORDER BY key LIMIT ?"),
-                arguments: [cursor ?? "", rowLimit])
-            var out: [String] = []
-            for row in rows where (row[1] as Int64) == Int64(KVGossipCore.Record.Kind.value.rawValue) {
-                let path: String = row[0]
-                if let key = try? Key(path), try Store.hasValue(db, below: key) { out.append(path) }
-            }
+                db.cachedStatement(sql: """
+                    WITH page AS (SELECT key, kind FROM records WHERE key > ? ORDER BY key LIMIT ?)
+                    SELECT key, kind = ? AND EXISTS (
+                        SELECT 1 FROM records below WHERE below.key > page.key || '/' AND below.key < page.key || '0' AND below.kind = ?)
+                    FROM page ORDER BY key
+                    """),
+                arguments: [cursor ?? "", rowLimit, value, value])
+            let out: [String] = rows.compactMap { row in (row[1] as Bool) ? row[0] : nil }
             return (out, rows.count < rowLimit ? nil : rows.last?[0])
         }
     }
