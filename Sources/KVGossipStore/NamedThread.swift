@@ -2,9 +2,10 @@ import Foundation
 
 /// Starts a thread under a name the kernel shows (`top -H`, `ps -L`, `/proc/PID/task/*/comm`,
 /// perf), so an operator can tell the agent's threads apart. Foundation's `Thread.name` does not
-/// reach the kernel on Linux, and Swift's Glibc module leaves `pthread_setname_np` out: without this every thread the agent starts, and every libfuse worker
-/// they start in turn, showed the name of the dispatch thread that created it. The kernel keeps 15
-/// bytes of a name; longer ones are cut.
+/// reach the kernel on Linux, and Swift's Glibc module leaves `pthread_setname_np` out: without
+/// this every thread the agent starts, and every libfuse worker they start in turn, showed the
+/// name of the dispatch thread that created it. The kernel keeps 15 bytes of a name; longer ones
+/// are cut.
 public func startNamedThread(_ name: String, _ body: @escaping @Sendable () -> Void) {
     let thread = Thread {
         nameThisThread(name)
