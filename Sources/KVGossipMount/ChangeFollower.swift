@@ -17,9 +17,18 @@ final class ChangeInbox: Sendable {
         self.wake = wake
     }
 
-    func add(_ changes: [StoreChange]) {
-        state.withLock { $0.changes += changes }
-        wake.signal()
+    /// Changes held without a wake-up, at most: past this even quiet changes wake the follower,
+    /// so the records they carry (values included) do not pile up between its wake-ups.
+    static let quietLimit = 16
+
+    /// `quiet`: the change needs no prompt look (the mount's own save, which its handler shows
+    /// itself); the follower takes it at its next wake-up, at the latest after a second.
+    func add(_ changes: [StoreChange], quiet: Bool = false) {
+        let held = state.withLock { s -> Int in
+            s.changes += changes
+            return s.changes.count
+        }
+        if !quiet || held > Self.quietLimit { wake.signal() }
     }
 
     /// Everything added so far, and whether the follower should stop.
@@ -52,6 +61,8 @@ final class ChangeFollower: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// Bounds the replay of one key; a well-formed view converges in a handful of steps.
     private let maxStepsPerKey = 100_000
+    /// Times the thread woke (signalled or timed out), for tests of who wakes it.
+    let wakeUps = Atomic<Int>(0)
 
     init(core: MountCore, helper: ReplayHelper.Child, inbox: ChangeInbox) {
         self.core = core
@@ -78,6 +89,7 @@ final class ChangeFollower: Sendable {
             let now = nowMs()
             let waitMs = deadline.map { $0 > now ? $0 - now : 0 } ?? 1000
             _ = core.followerWake.wait(timeout: .now() + .milliseconds(Int(min(waitMs, 1000))))
+            wakeUps.add(1, ordering: .relaxed)
             let (changes, stopping) = inbox.take()
             if stopping { return }
             let work = core.state.withLock { st in Work(taking: changes, from: &st) }

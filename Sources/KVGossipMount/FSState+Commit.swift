@@ -98,15 +98,20 @@ extension FSState {
 
     /// Shows the record a `PendingCommit` minted (or records its failure). Every other change of
     /// names and handles waits for the mint (`MountCore.mutation`), so path and handle are as
-    /// `prepareCommit` left them; the follower, which skipped the path meanwhile, compares it again.
-    mutating func finishCommit(_ pending: PendingCommit, _ result: Result<Record, FSError>) throws(FSError) {
+    /// `prepareCommit` left them; the follower compares the path again. Returns whether it must
+    /// be woken for that: when it passed over the path during the mint (a change from elsewhere
+    /// may be waiting), or the save failed. A save that succeeded unobserved needs no wake-up: its
+    /// own change reaches the follower quietly (`ChangeInbox.add`) and finds the view as shown here.
+    mutating func finishCommit(_ pending: PendingCommit, _ result: Result<Record, FSError>) throws(FSError) -> Bool {
         committing.remove(pending.path)
         pendingReconciles.insert(pending.path)
+        let skipped = skippedWhileCommitting.remove(pending.path) != nil
         switch result {
         case .success(let record):
             truth.apply(record)
             showCommitted(pending.path, record)
             files[pending.fh]?.dirty = false
+            return skipped
         case .failure(let error):
             if error.code == EFBIG { files[pending.fh]?.poisoned = true }
             throw error

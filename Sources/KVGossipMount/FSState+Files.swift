@@ -241,14 +241,14 @@ extension FSState {
     }
 
     /// Drops the handle after `prepareRelease`'s commit (if any) was shown. A created file that
-    /// never committed goes away.
-    mutating func release(_ fh: UInt64, committed: Bool) {
-        guard let file = files[fh] else { return }
+    /// never committed goes away. Returns whether that left the follower something to do.
+    mutating func release(_ fh: UInt64, committed: Bool) -> Bool {
+        guard let file = files[fh] else { return false }
         if committed { pendingAttributeInvalidations.append(file.ino) }
         files[fh] = nil
         guard file.createdHere, let path = inodes.path(of: file.ino), view[path]?.isUncommittedKey == true,
             !files.values.contains(where: { $0.ino == file.ino })
-        else { return }
+        else { return committed }
         let parent = ViewPath.parent(path)
         removeName(path)
         if let parentIno = inodes.existing(parent) {
@@ -256,6 +256,7 @@ extension FSState {
         }
         resolveHidden(path)
         pendingReconciles.insert(path)
+        return true
     }
 
     // MARK: setattr

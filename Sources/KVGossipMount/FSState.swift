@@ -67,6 +67,9 @@ struct FSState {
     /// Keys whose save is being minted outside the lock (`prepareCommit`): their attributes are
     /// answered uncached, and the follower leaves them alone until the mint is shown.
     var committing: Set<String> = []
+    /// Paths the follower passed over because they were committing: their save's end must wake it
+    /// (a change from elsewhere may have arrived meanwhile). Other saves wake nobody.
+    var skippedWhileCommitting: Set<String> = []
 
     init(ctx: MountContext) {
         self.ctx = ctx

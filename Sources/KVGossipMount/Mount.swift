@@ -96,9 +96,9 @@ public final class Mount: Sendable {
         // learns a change before the follower does: a reader woken by the replay of a change must
         // not be served the value it replaced.
         let inbox = ChangeInbox(wake: core.followerWake)
-        let observation = node.store.observeCommits { changes in
+        let observation = node.store.observeCommits { [id = ObjectIdentifier(core)] changes in
             values.observe(changes)
-            inbox.add(changes)
+            inbox.add(changes, quiet: OwnSave.current?.isOnly(changes, of: id) ?? false)
         }
         // No request can come before the session exists, so reading the store under the lock
         // holds up nobody.
@@ -260,6 +260,14 @@ extension Mount {
         state.withLock { s in
             guard case .mounted(let run) = s.phase else { return 0 }
             return run.core.state.withLock { $0.files.count }
+        }
+    }
+
+    /// How many times the change follower has woken up (tests only).
+    func debugFollowerWakeUps() -> Int {
+        state.withLock { s in
+            guard case .mounted(let run) = s.phase else { return 0 }
+            return run.follower.wakeUps.load(ordering: .relaxed)
         }
     }
 }

@@ -101,20 +101,22 @@ extension MountCore {
     }
 
     /// A reader's RELEASE only drops its handle (no follower wake-up: nothing changed). A writer's
-    /// commits what FLUSH did not; a failure there is only logged, as RELEASE has no caller.
+    /// commits what FLUSH did not; a failure there is only logged, as RELEASE has no caller. The
+    /// follower is woken only when the release left it work (`FSState.release`): a writer whose
+    /// FLUSH already saved, the usual case, wakes nobody.
     func release(_ req: fuse_req_t?, _ fh: UInt64) {
         if state.withLock({ $0.releaseIfNotWriter(fh) }) { return FuseReply.error(req, 0) }
-        mutation.withLock { _ in
+        let followerHasWork = mutation.withLock { _ -> Bool in
             var committed = false
             do throws(FSError) {
                 committed = try commitOutsideLock { st throws(FSError) in try st.prepareRelease(fh) }
             } catch {
                 ctx.logger.warning("commit at release failed", metadata: ["errno": "\(error.code)"])
             }
-            state.withLock { $0.release(fh, committed: committed) }
+            return state.withLock { $0.release(fh, committed: committed) }
         }
         FuseReply.error(req, 0)
-        followerWake.signal()
+        if followerHasWork { followerWake.signal() }
     }
 
     func opendir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {

@@ -97,14 +97,18 @@ final class MountCore: Sendable {
             try prepare(&st)
         }
         guard let pending else { return false }
-        let result: Result<Record, FSError>
-        do {
-            result = .success(try FSState.mint(pending.key, pending.bytes, ctx: ctx))
-        } catch {
-            result = .failure(error)
+        let result = OwnSave.$current.withValue(OwnSave(mount: ObjectIdentifier(self), key: pending.key)) { () -> Result<Record, FSError> in
+            do throws(FSError) {
+                return .success(try FSState.mint(pending.key, pending.bytes, ctx: ctx))
+            } catch {
+                return .failure(error)
+            }
         }
-        defer { followerWake.signal() }
-        try state.withLock { (st: inout sending FSState) throws(FSError) in try st.finishCommit(pending, result) }
+        // A failed save is compared again at once; a successful one only if the follower passed
+        // over its path meanwhile (`finishCommit`).
+        var wake = true
+        defer { if wake { followerWake.signal() } }
+        wake = try state.withLock { (st: inout sending FSState) throws(FSError) -> Bool in try st.finishCommit(pending, result) }
         return true
     }
 

@@ -27,10 +27,15 @@ extension FSState {
     }
 
     /// The follower's next step at `path`, or nil while a save of that key is being minted outside
-    /// the lock: its handler shows the record and queues the path again (`finishCommit`), and
-    /// replaying the record meanwhile would write the mount's own save a second time.
-    func nextReplayStep(for path: String) -> SelfOp? {
-        committing.contains(path) ? nil : nextOp(for: path)
+    /// the lock: its handler shows the record and queues the path again (`finishCommit`, which
+    /// wakes the follower for it), and replaying the record meanwhile would write the mount's own
+    /// save a second time.
+    mutating func nextReplayStep(for path: String) -> SelfOp? {
+        if committing.contains(path) {
+            skippedWhileCommitting.insert(path)
+            return nil
+        }
+        return nextOp(for: path)
     }
 
     /// The next request that brings the view around `path` closer to the store, or nil when they

@@ -201,8 +201,9 @@ public final class GossipEngine: Sendable, KeyStateSource {
             guard !records.isEmpty else { return execute(instance.withLock { $0.pushAnswered(by: address, [], nowMs: now) }) }
             let sent = try sendPush(records, on: link)
             // Started here: it only sets up the wait for the answer, and a task scheduled instead
-            // would wake a thread to do just that.
-            Task.immediate { await self.awaitPush(sent, on: link, to: address) }
+            // would wake a thread to do just that. The answer resumes it on the store's threads,
+            // where the step runs in place (`awaitPush`).
+            Task.immediate(executorPreference: storeThreads) { await self.awaitPush(sent, on: link, to: address) }
         } catch {
             pushFailed(to: address, error)
         }
@@ -229,11 +230,16 @@ public final class GossipEngine: Sendable, KeyStateSource {
         return SentPush(pusher: pusher, session: id, inbox: inbox)
     }
 
-    /// Waits for a sent push's answer; how it ended goes back to the instance.
+    /// Waits for a sent push's answer; how it ended goes back to the instance. On the store's
+    /// threads: the answer (which may carry revocations to apply) is handled where it resumes the
+    /// wait, not handed from the cooperative pool to a store thread and back.
     private func awaitPush(_ sent: SentPush, on link: PeerLink, to address: PeerAddress) async {
         var pusher = sent.pusher
         do {
-            try await SessionRunner.run(&pusher, opening: [], first: nil, session: sent.session, inbox: sent.inbox, link: link, pool: pool)
+            try await withTaskExecutorPreference(storeThreads) {
+                try await SessionRunner.run(
+                    &pusher, opening: [], first: nil, session: sent.session, inbox: sent.inbox, link: link, pool: pool, onStoreThreads: true)
+            }
             let results = zip(pusher.records, pusher.results).map { (key: $0.key, digest: $0.digest, held: $1.code != .refused) }
             execute(instance.withLock { $0.pushAnswered(by: address, results, nowMs: now) })
         } catch {

@@ -45,25 +45,28 @@ enum LinkConnection {
                 precheck: context.precheck, disconnect: { underlying.close(promise: nil) })
             established(link)
             defer { link.close() }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                // The watchdog: wakes the sessions now and then, so one whose peer went quiet fails.
-                group.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: context.options.sessionStallTimeout / 4)
-                        link.nudgeSessions()
+            // From here on the reader runs on the connection's event loop (`EventLoopThread`).
+            try await withTaskExecutorPreference(EventLoopThread(underlying.eventLoop)) {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    // The watchdog: wakes the sessions now and then, so one whose peer went quiet fails.
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: context.options.sessionStallTimeout / 4)
+                            link.nudgeSessions()
+                        }
                     }
-                }
-                defer {
-                    link.close()
-                    group.cancelAll()
-                }
-                while let frame = try await iterator.next() {
-                    link.bytesReceived.add(frame.readableBytes + 4, ordering: .relaxed)
-                    guard let plain = receiver.open(Array(frame.readableBytesView)) else {
-                        throw SyncProtocolError("a frame from \(opened.peer.name) does not decrypt")
+                    defer {
+                        link.close()
+                        group.cancelAll()
                     }
-                    if let event = try link.route(plain) { inbound(link, event) }
-                    await link.roomForMore()
+                    while let frame = try await iterator.next() {
+                        link.bytesReceived.add(frame.readableBytes + 4, ordering: .relaxed)
+                        guard let plain = receiver.open(Array(frame.readableBytesView)) else {
+                            throw SyncProtocolError("a frame from \(opened.peer.name) does not decrypt")
+                        }
+                        if let event = try link.route(plain) { inbound(link, event) }
+                        await link.roomForMore()
+                    }
                 }
             }
         }

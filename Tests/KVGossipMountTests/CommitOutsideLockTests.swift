@@ -32,13 +32,27 @@ import Testing
         #expect(st.nextOp(for: "/k") == .write("/k"))
         #expect(st.nextReplayStep(for: "/k") == nil)
 
-        try st.finishCommit(pending, .success(second))
+        // The follower passed over the path, so the save's end must wake it.
+        #expect(try st.finishCommit(pending, .success(second)))
         #expect(st.attr("/k", ino: ino)?.volatile == false)
         #expect(st.view["/k"]?.shown?.version == second.version)
         #expect(st.nextReplayStep(for: "/k") == nil)
         #expect(st.pendingReconciles.contains("/k"))
         // Nothing left to commit: the handle's buffer is the record.
         #expect(try st.flush(fh) == nil)
+    }
+
+    @Test func aSaveTheFollowerDidNotLookAtWakesNobody() throws {
+        let (state, ino, fh, _, pending) = try Self.saveOfTwoOverOne()
+        var st = state
+        let second = ReplayPlanTests.record("/k", "two", at: 2_000)
+        #expect(try st.finishCommit(pending, .success(second)) == false)
+        // Its own change, taken at the follower's next wake-up, finds nothing to replay.
+        st.truth.apply(second)
+        #expect(st.nextReplayStep(for: "/k") == nil)
+        // Nor does the writer's RELEASE after the FLUSH that saved leave it anything to do.
+        #expect(st.release(fh, committed: false) == false)
+        #expect(st.attr("/k", ino: ino)?.volatile == false)
     }
 
     @Test func aFailedMintLeavesTheOldValueShownAndTheKeyCacheable() throws {
