@@ -61,8 +61,8 @@ final class ChangeFollower: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// Bounds the replay of one key; a well-formed view converges in a handful of steps.
     private let maxStepsPerKey = 100_000
-    /// Times the thread woke (signalled or timed out), for tests of who wakes it.
-    let wakeUps = Atomic<Int>(0)
+    /// Times the thread was woken by a signal rather than its timeout, for tests of who wakes it.
+    let signalledWakeUps = Atomic<Int>(0)
 
     init(core: MountCore, helper: ReplayHelper.Child, inbox: ChangeInbox) {
         self.core = core
@@ -88,8 +88,9 @@ final class ChangeFollower: Sendable {
             let deadline = core.state.withLock { $0.nextHiddenDeadlineMs }
             let now = nowMs()
             let waitMs = deadline.map { $0 > now ? $0 - now : 0 } ?? 1000
-            _ = core.followerWake.wait(timeout: .now() + .milliseconds(Int(min(waitMs, 1000))))
-            wakeUps.add(1, ordering: .relaxed)
+            if core.followerWake.wait(timeout: .now() + .milliseconds(Int(min(waitMs, 1000)))) == .success {
+                signalledWakeUps.add(1, ordering: .relaxed)
+            }
             let (changes, stopping) = inbox.take()
             if stopping { return }
             let work = core.state.withLock { st in Work(taking: changes, from: &st) }

@@ -98,7 +98,7 @@ public final class Mount: Sendable {
         let inbox = ChangeInbox(wake: core.followerWake)
         let observation = node.store.observeCommits { [id = ObjectIdentifier(core)] changes in
             values.observe(changes)
-            inbox.add(changes, quiet: OwnSave.current?.isOnly(changes, of: id) ?? false)
+            inbox.add(changes, quiet: OwnSave.isCurrent(changes, of: id))
         }
         // No request can come before the session exists, so reading the store under the lock
         // holds up nobody.
@@ -263,11 +263,11 @@ extension Mount {
         }
     }
 
-    /// How many times the change follower has woken up (tests only).
-    func debugFollowerWakeUps() -> Int {
+    /// How many times the change follower has been woken by a signal, not its timeout (tests only).
+    func debugFollowerSignals() -> Int {
         state.withLock { s in
             guard case .mounted(let run) = s.phase else { return 0 }
-            return run.follower.wakeUps.load(ordering: .relaxed)
+            return run.follower.signalledWakeUps.load(ordering: .relaxed)
         }
     }
 }

@@ -10,9 +10,17 @@ struct OwnSave: Sendable {
     let mount: ObjectIdentifier
     let key: Key
 
-    /// Bound only while `MountCore.commitOutsideLock` mints: on a FUSE thread, outside any task,
-    /// where a task-local is kept per thread.
+    /// Bound while `MountCore.commitOutsideLock` mints, on a FUSE thread (outside any task, where a
+    /// task-local is kept per thread). A task created meanwhile on that thread inherits the value
+    /// (the gossip engine starts pushes from its commit observer), so it counts only outside tasks
+    /// (`isCurrent`).
     @TaskLocal static var current: OwnSave?
+
+    /// Whether `changes` are the save this thread is minting for the mount `mount`.
+    static func isCurrent(_ changes: [StoreChange], of mount: ObjectIdentifier) -> Bool {
+        guard withUnsafeCurrentTask(body: { $0 == nil }), let save = current else { return false }
+        return save.isOnly(changes, of: mount)
+    }
 
     /// Whether `changes` are nothing but this save's record, committed for the mount `mount`.
     func isOnly(_ changes: [StoreChange], of mount: ObjectIdentifier) -> Bool {

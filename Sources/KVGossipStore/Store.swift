@@ -78,10 +78,12 @@ public final class Store: Sendable {
     /// Opens (or creates) the store in `directory` for the cluster whose root key is `root`.
     /// - Parameter clock: Unix milliseconds; injectable so tests can move time.
     /// - Parameter history: how many earlier versions this host keeps (Docs/history.md §Bounds).
+    /// - Parameter logReserveBytes: the length the write-ahead log is kept at, at least, in zeros
+    ///   ahead of its frames (`WALReserve`; the agent uses `agentLogReserveBytes`, 0 leaves it be).
     public convenience init(
         directory: String, root: PublicKey, limits: Limits = .default, history: HistoryBounds = .default,
         clock: @escaping @Sendable () -> UInt64 = Store.systemClockMs,
-        logger: Logger = Logger(label: "kvgossip.store")
+        logger: Logger = Logger(label: "kvgossip.store"), logReserveBytes: Int = 0
     ) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var config = Configuration()
@@ -104,6 +106,7 @@ public final class Store: Sendable {
         try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         if let refusal = try db.read({ try StoreSchema.refusal($0, directory: directory) }) { throw refusal }
         try StoreSchema.migrator.migrate(db)
+        if logReserveBytes > 0 { _ = try WALReserve.ensure(db, bytes: logReserveBytes) }
 
         let loaded = try db.write { db -> State in
             if let stored = try db.meta(.cluster) {
@@ -127,6 +130,12 @@ public final class Store: Sendable {
         self.init(db: db, root: root, limits: limits, history: history, clock: clock, logger: logger, state: loaded, checkpointer: checkpointer)
         try enforceHistoryBounds()
     }
+
+    /// The agent's log reserve: as much log as the checkpointer lets build up before its first
+    /// copy (`WALCheckpointer.wakeAtPages` pages of 4 KB), after which SQLite starts the log over
+    /// and rewrites it in place anyway. So a fresh agent's commits rewrite space from the first
+    /// one, at the cost of 32 MB of disk that a busy agent's log takes up in any case.
+    public static let agentLogReserveBytes = 32 << 20
 
     /// Opens an existing store only to read it (`kvgossip log --data`), beside a running agent or
     /// not: nothing is migrated or written, and the root is the one the store was created for.

@@ -60,7 +60,9 @@ public final class GossipEngine: Sendable, KeyStateSource {
         node.attach(keyStates: self)
     }
 
-    deinit { try? pool.syncShutdownGracefully() }
+    // Not the synchronous shutdown: the last reference may go on one of the pool's own threads
+    // (a session or a push's wait ends there), and a thread cannot wait for itself to exit.
+    deinit { pool.shutdownGracefully { _ in } }
 
     // MARK: Key states (KeyStateSource)
 
@@ -238,7 +240,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         do {
             try await withTaskExecutorPreference(storeThreads) {
                 try await SessionRunner.run(
-                    &pusher, opening: [], first: nil, session: sent.session, inbox: sent.inbox, link: link, pool: pool, onStoreThreads: true)
+                    &pusher, opening: [], first: nil, session: sent.session, inbox: sent.inbox, link: link, pool: pool)
             }
             let results = zip(pusher.records, pusher.results).map { (key: $0.key, digest: $0.digest, held: $1.code != .refused) }
             execute(instance.withLock { $0.pushAnswered(by: address, results, nowMs: now) })
@@ -400,7 +402,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
                 var responder = SyncResponder(state: self.syncState(link), peer: link.peer.name, limits: self.options.links.syncLimits)
                 do {
                     try await SessionRunner.run(
-                        &responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool, onStoreThreads: true)
+                        &responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool)
                     let r = responder.report
                     if responder.sessionKind == .full {
                         self.execute(self.instance.withLock { $0.answeredSession(from: link.address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) })

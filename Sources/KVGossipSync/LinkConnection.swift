@@ -7,6 +7,9 @@ import NIOPosix
 /// One TCP connection's life as a link: the handshake (bounded by a deadline), the admission of the
 /// peer, the stream headers, then the reader and the writer until either side closes.
 enum LinkConnection {
+    /// A frame at least this large is followed by a turn for the event loop's other work.
+    static let yieldAfterBytes = 64 * 1024
+
     struct Context: Sendable {
         let cluster: PublicKey
         let credentials: LinkCredentials
@@ -65,6 +68,9 @@ enum LinkConnection {
                             throw SyncProtocolError("a frame from \(opened.peer.name) does not decrypt")
                         }
                         if let event = try link.route(plain) { inbound(link, event) }
+                        // The loop serves every link (and more) on its thread: after a large frame
+                        // (decrypting and decoding a few MiB takes milliseconds) the others get a turn.
+                        if plain.count >= Self.yieldAfterBytes { await Task.yield() }
                         await link.roomForMore()
                     }
                 }

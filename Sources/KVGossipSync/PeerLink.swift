@@ -243,15 +243,16 @@ public final class PeerLink: Sendable {
 
 /// Runs one session's state machine over a link: sends its opening, answers each message from its
 /// inbox on the store's threads (answers may verify signatures and commit), and ends when the
-/// driver is finished, the link closes or the peer stalls. A session already running on the store's
-/// threads (`StoreThreads`) answers where it is.
+/// driver is finished, the link closes or the peer stalls. A step that finds itself on one of the
+/// store's threads (`StoreThreads.isCurrentThread`: a session that prefers them and resumed there)
+/// runs where it is.
 ///
 /// An inbox carries the peer's messages and, from the link's watchdog, `nil` now and then: a
 /// session that has heard nothing for the stall timeout when one arrives fails.
 enum SessionRunner {
     static func run<D: SyncDriver>(
         _ driver: inout D, opening: [SyncMessage], first: SyncMessage?, session: UInt32, inbox: AsyncStream<SyncMessage?>,
-        link: PeerLink, pool: NIOThreadPool, onStoreThreads: Bool = false
+        link: PeerLink, pool: NIOThreadPool
     ) async throws {
         let timeout = link.options.sessionStallTimeout
         defer { link.endSession(session) }
@@ -285,7 +286,7 @@ enum SessionRunner {
                 }
                 // An opening reads at most the tree hash, which the store keeps in memory: no
                 // hand-off to the store's threads and back for it.
-                let (next, replies) = message.isOpening || onStoreThreads ? try step() : try await pool.runIfActive(step)
+                let (next, replies) = message.isOpening || StoreThreads.isCurrentThread ? try step() : try await pool.runIfActive(step)
                 local = next
                 link.send(replies, session: session)
             } catch let error as SyncProtocolError {

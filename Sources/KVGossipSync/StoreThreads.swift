@@ -16,6 +16,19 @@ final class StoreThreads: TaskExecutor {
         let job = UnownedJob(job)
         // Run whatever the pool says: a job never run would leave its task waiting forever (a
         // pool already shut down runs the item at once, on the calling thread).
-        pool.submit { _ in job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        pool.submit { _ in
+            if Self.marker.currentValue == nil { Self.marker.currentValue = Self.mark }
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
     }
+
+    /// Whether the calling thread is one of the store's threads (one that has run a job of this
+    /// executor). A task that prefers these threads can still run elsewhere: a task started with
+    /// `Task.immediate` runs on its caller's thread until it first waits, and a message already
+    /// waiting does not make it wait. A session's step runs in place only here (`SessionRunner`).
+    static var isCurrentThread: Bool { marker.currentValue != nil }
+
+    private final class Mark: Sendable {}
+    private static let mark = Mark()
+    private static let marker = ThreadSpecificVariable<Mark>()
 }

@@ -37,7 +37,8 @@ struct AgentLauncher {
         limits.maxSkewMs = UInt64(settings.maxSkewSeconds! * 1000)
         let store: Store
         do {
-            store = try Store(directory: data, root: rootKey, limits: limits, history: settings.historyBounds)
+            store = try Store(
+                directory: data, root: rootKey, limits: limits, history: settings.historyBounds, logReserveBytes: Store.agentLogReserveBytes)
         } catch let refusal as StoreError {
             guard case .newerSchema = refusal else { throw CLIError("cannot open the store in \(data): \(refusal)") }
             // A newer release wrote it: a restart cannot help, and the unit does not restart on 78.
