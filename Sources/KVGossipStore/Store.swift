@@ -106,7 +106,14 @@ public final class Store: Sendable {
         try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         if let refusal = try db.read({ try StoreSchema.refusal($0, directory: directory) }) { throw refusal }
         try StoreSchema.migrator.migrate(db)
-        if logReserveBytes > 0 { _ = try WALReserve.ensure(db, bytes: logReserveBytes) }
+        if logReserveBytes > 0 {
+            // Only a speed-up: a store that cannot reserve (a full disk) opens all the same.
+            do {
+                _ = try WALReserve.ensure(db, bytes: logReserveBytes)
+            } catch {
+                logger.warning("could not reserve the write-ahead log; commits will grow it", metadata: ["error": "\(error)"])
+            }
+        }
 
         let loaded = try db.write { db -> State in
             if let stored = try db.meta(.cluster) {
@@ -132,10 +139,11 @@ public final class Store: Sendable {
     }
 
     /// The agent's log reserve: as much log as the checkpointer lets build up before its first
-    /// copy (`WALCheckpointer.wakeAtPages` pages of 4 KB), after which SQLite starts the log over
-    /// and rewrites it in place anyway. So a fresh agent's commits rewrite space from the first
-    /// one, at the cost of 32 MB of disk that a busy agent's log takes up in any case.
-    public static let agentLogReserveBytes = 32 << 20
+    /// copy (`WALCheckpointer.defaultWakeAtPages` frames: a 4 KB page and a 24-byte frame header
+    /// each, after the log's 32-byte header), after which SQLite starts the log over and rewrites
+    /// it in place anyway. So a fresh agent's commits rewrite space from the first one, at the
+    /// cost of about 32 MB of disk that a busy agent's log takes up in any case.
+    public static let agentLogReserveBytes = 32 + Int(WALCheckpointer.defaultWakeAtPages) * (4096 + 24)
 
     /// Opens an existing store only to read it (`kvgossip log --data`), beside a running agent or
     /// not: nothing is migrated or written, and the root is the one the store was created for.

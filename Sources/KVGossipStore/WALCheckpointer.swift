@@ -34,7 +34,10 @@ final class WALCheckpointer: @unchecked Sendable {
     /// The log's page count when the last checkpoint was asked for.
     private var pagesAtLastRequest: Int32 = 0
 
-    init(path: String, wakeAtPages: Int32 = 8192, writerCheckpointsAtPages: Int32 = 16384) throws {
+    /// The default of `wakeAtPages`.
+    static let defaultWakeAtPages: Int32 = 8192
+
+    init(path: String, wakeAtPages: Int32 = defaultWakeAtPages, writerCheckpointsAtPages: Int32 = 16384) throws {
         self.wakeAtPages = wakeAtPages
         self.writerCheckpointsAtPages = writerCheckpointsAtPages
         var config = Configuration()

@@ -15,35 +15,47 @@ import GRDB
 ///
 /// Why it is safe: a frame counts only with the log header's salt and a checksum that runs on
 /// from the frame before it, so recovery stops at the first zero, as it stops at the end of the
-/// file; SQLite writes its frames at offsets it computes, never relative to the file's size. The
-/// zeros go only past the file's current end and only while this process holds the writer, so no
-/// frame is ever overwritten. They are synced before returning, so the next commit's sync does not
-/// carry them.
+/// file (and at torn zeros, should power fail while they are written); SQLite writes its frames at
+/// offsets it computes, never relative to the file's size. The zeros go only past the file's
+/// current end, inside an IMMEDIATE transaction, which holds SQLite's write lock, so no writer of
+/// any connection or process appends a frame meanwhile; checkpoints never write the log. They are
+/// synced before returning, so the next commit's sync does not carry them. SQLite keeps no locks
+/// on the log file itself, so opening and closing it here takes none away (not so for the database
+/// file or the `-shm` index: never do this to those).
 enum WALReserve {
-    /// Extends the log of `pool` to `bytes` if it is shorter; returns the bytes added. Runs on
-    /// the pool's writer, so no commit is in progress meanwhile.
+    /// Extends the log of `pool` to `bytes` if it is shorter; returns the bytes added.
     static func ensure(_ pool: DatabasePool, bytes: Int) throws -> Int {
-        try pool.writeWithoutTransaction { _ in
-            let path = pool.path + "-wal"
-            let fd = open(path, O_WRONLY | O_CLOEXEC)
-            // No log yet: SQLite creates one at the first write, and a reserve can wait for the next start.
-            guard fd >= 0 else { return 0 }
-            defer { close(fd) }
-            var st = stat()
-            guard fstat(fd, &st) == 0 else { throw WALReserveError(path: path, errno: errno) }
-            var end = Int(st.st_size)
-            guard end < bytes else { return 0 }
-            let start = end
-            let zeros = [UInt8](repeating: 0, count: 1 << 20)
-            while end < bytes {
-                let count = min(zeros.count, bytes - end)
-                let written = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(end)) }
-                guard written > 0 else { throw WALReserveError(path: path, errno: errno) }
-                end += written
+        try pool.writeWithoutTransaction { db in
+            var added = 0
+            // An empty transaction: it writes nothing to the log, and holds the write lock.
+            try db.inTransaction(.immediate) {
+                added = try extend(pool.path + "-wal", to: bytes)
+                return .commit
             }
-            guard fdatasync(fd) == 0 else { throw WALReserveError(path: path, errno: errno) }
-            return end - start
+            return added
         }
+    }
+
+    private static func extend(_ path: String, to bytes: Int) throws -> Int {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        // No log yet: SQLite creates one at the first write, and a reserve can wait for the next start.
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw WALReserveError(path: path, errno: errno) }
+        var end = Int(st.st_size)
+        guard end < bytes else { return 0 }
+        let start = end
+        let zeros = [UInt8](repeating: 0, count: 1 << 20)
+        while end < bytes {
+            let count = min(zeros.count, bytes - end)
+            let written = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(end)) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { throw WALReserveError(path: path, errno: written == 0 ? EIO : errno) }
+            end += written
+        }
+        guard fdatasync(fd) == 0 else { throw WALReserveError(path: path, errno: errno) }
+        return end - start
     }
 }
 

@@ -30,11 +30,27 @@ import Testing
         // The files as a crash would leave them (no checkpoint, no index): recovery reads the frames
         // and stops at the zeros after them.
         let copy = directory + "/copy"
+        try Self.expectCopy(of: directory, in: copy, rows: 150)
+
+        // The usual life of a log: a checkpoint from another connection copies it all, the writer
+        // starts it over from the top inside the reserved file, and commits rewrite it in place.
+        let checkpointer = try DatabaseQueue(path: "\(directory)/db.sqlite")
+        try checkpointer.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
+        try WALCheckpointerTests.fill(pool, rows: 150..<250)
+        #expect(WALCheckpointerTests.size(log) == reserve)
+        try Self.expectCopy(of: directory, in: directory + "/copy2", rows: 250)
+        withExtendedLifetime(checkpointer) {}
+    }
+
+    /// Copies the database and its log (not the index) into `copy`, as a crash would leave them,
+    /// and opens the copy.
+    static func expectCopy(of directory: String, in copy: String, rows: Int) throws {
         try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "\(directory)/db.sqlite", toPath: "\(copy)/db.sqlite")
-        try FileManager.default.copyItem(atPath: log, toPath: "\(copy)/db.sqlite-wal")
+        for name in ["db.sqlite", "db.sqlite-wal"] {
+            try FileManager.default.copyItem(atPath: "\(directory)/\(name)", toPath: "\(copy)/\(name)")
+        }
         let reopened = try DatabaseQueue(path: "\(copy)/db.sqlite")
-        #expect(try reopened.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 150)
+        #expect(try reopened.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == rows)
         #expect(try reopened.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") } == "ok")
     }
 
