@@ -7,7 +7,7 @@ import GRDB
 /// Why: a commit's sync costs more when it grows the log. Growing changes the file's size, so
 /// `fdatasync` must write the file's metadata as well as its data (on this project's test machine,
 /// ext4: a 4 KB append synced in 183–257 µs at the median, a 4 KB overwrite in 101–127 µs; three
-/// agents writing back to back answered 15 % sooner with their logs reserved). SQLite already
+/// agents writing back to back answered 5–17 % sooner at the median with their logs reserved). SQLite already
 /// rewrites its log in place once a checkpoint has caught up with it (it starts over from the top
 /// and never shrinks the file while the database is open), but a new log, or one that has not yet
 /// reached its first checkpoint, grows at every commit: for an agent that sees a few writes an
