@@ -31,6 +31,9 @@ extension SerfIntegration {
                 #expect(lost != nil)
                 #expect(try await Readiness.waitAsync { connects() == 2 })
                 let back = ContinuousClock.now - killed
+                // The new agent can answer before the supervisor has recorded it (the supervisor
+                // writes the pid file first): wait for the record rather than assume it.
+                #expect(try await Readiness.waitAsync { (agent.pid ?? oldPID) != oldPID })
                 let newPID = try #require(agent.pid)
                 #expect(newPID != oldPID)
                 #expect(agent.restartCount == 1)
