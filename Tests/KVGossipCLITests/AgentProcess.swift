@@ -77,7 +77,7 @@ final class AgentProcess: @unchecked Sendable {
     func stop(signal: Int32 = SIGTERM) -> Int32 {
         guard !stopped else { return process.terminationStatus }
         stopped = true
-        return process.stop(signal: signal, grace: 10)
+        return process.stop(signal: signal, grace: 30)
     }
 
     deinit { stop(signal: SIGKILL) }

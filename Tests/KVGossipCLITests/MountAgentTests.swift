@@ -95,7 +95,7 @@ import KVGossipTestSupport
 
         let (watcher, events) = try Self.watch("\(mnt)/app", events: "modify,close_write,create,delete,moved_to")
         defer { kill(watcher.processIdentifier, SIGKILL); watcher.waitUntilExit() }
-        func waitFor(_ predicate: (String) -> Bool) -> Bool { events.wait(predicate) }
+        func waitFor(_ predicate: (String) -> Bool) -> Bool { events.wait(timeout: 30, predicate) }
         var misses = 0
         for i in 1...200 {
             let before = events.output.components(separatedBy: "CLOSE_WRITE,CLOSE k").count

@@ -85,7 +85,8 @@ import Testing
                 return problems.contains { $0.contains("uses this node's name \"twin\"") }
             }
             #expect(reported, "problems: \(problems); log: \(agent.log.suffix(2000))")
-            #expect(agent.log.contains("serf agent quit and is not restarted"))
+            // The supervisor records the problem before it logs it.
+            #expect(Readiness.wait { agent.log.contains("serf agent quit and is not restarted") })
             #expect(try agent.run(["status"]).stdout.contains("PROBLEM"))
             #expect(!agent.log.contains("serf agent restarted"))
         }

@@ -57,7 +57,7 @@ import KVGossipTestSupport
         // At the moment READY=1 arrives, the control socket and the mount already answer.
         #expect(try agent.run(["status"]).status == 0)
         #expect(try agent.run(["set", "/ready", "yes"]).status == 0)
-        #expect((try? String(contentsOfFile: cli.path("kv/ready"), encoding: .utf8)) == "yes")
+        #expect(Readiness.wait { (try? String(contentsOfFile: cli.path("kv/ready"), encoding: .utf8)) == "yes" })
         kill(agent.pid, SIGTERM)
         var stopping = false
         while let message = notify.receive() {

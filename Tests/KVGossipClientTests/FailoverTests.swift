@@ -79,8 +79,10 @@ extension AgentTests {
         #expect(try await a.cli(["set", "/k", "on A"]).status == 0)
         #expect(try await b.cli(["set", "/k", "on B"]).status == 0)
         var options = testOptions()
-        options.heartbeat = .milliseconds(200)
-        options.callTimeout = .milliseconds(500)
+        // Short enough to end the test soon, long enough that a busy agent is not taken for a
+        // hung one before the pause.
+        options.heartbeat = .seconds(1)
+        options.callTimeout = .seconds(3)
         let client = KVClient(endpoints: [.unix(a.socket), .unix(b.socket)], options: options)
         let sub = try await client.subscribeKey("/k")
         _ = try await first(sub.valueChanges) { $0.string == "on A" }
