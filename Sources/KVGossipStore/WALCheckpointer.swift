@@ -13,6 +13,9 @@ import GRDBSQLite
 /// commits go on appending to the log meanwhile). Should this thread fall far behind, the writer
 /// checkpoints itself at `writerCheckpointsAtPages`, as SQLite would have.
 ///
+/// The same hook reads the log ahead of the writer (`WALReadAhead`), so a commit does not wait
+/// for pages of the log the kernel dropped from its cache.
+///
 /// Durability is unchanged: a commit is on disk once the WAL is synced; a checkpoint only moves
 /// pages that are durable already (Docs/architecture.md §Durability).
 final class WALCheckpointer: @unchecked Sendable {
@@ -26,6 +29,8 @@ final class WALCheckpointer: @unchecked Sendable {
     let writerCheckpointsAtPages: Int32
 
     private let connection: DatabaseQueue
+    /// Set by `attach` before the hook is installed, and read only by the hook (on the writer).
+    private(set) var readAhead: WALReadAhead?
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var requested = false
@@ -50,13 +55,18 @@ final class WALCheckpointer: @unchecked Sendable {
     }
 
     /// Installs the hook on the writer connection. `stop` must be called before this object goes.
-    func attach(to writer: DatabasePool) throws {
+    /// - Parameter readAheadWindow: bytes of log read ahead of the writer at a time; 0 reads none.
+    func attach(to writer: DatabasePool, readAheadWindow: Int = WALReadAheadPlan.defaultWindow) throws {
         let context = Unmanaged.passUnretained(self).toOpaque()
         try writer.writeWithoutTransaction { db in
+            if readAheadWindow > 0, let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") {
+                readAhead = WALReadAhead(databasePath: writer.path, pageSize: pageSize, window: readAheadWindow)
+            }
             // The hook replaces SQLite's automatic checkpoint (which is itself a WAL hook).
             sqlite3_wal_hook(db.sqliteConnection, { context, handle, _, pages in
                 guard let context else { return SQLITE_OK }
                 let checkpointer = Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue()
+                checkpointer.readAhead?.committed(frames: pages)
                 if pages >= checkpointer.writerCheckpointsAtPages {
                     // Behind by this much: the writer copies, as SQLite's own hook would.
                     sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)

@@ -8,32 +8,8 @@ import Synchronization
 /// covers every commit appended before it, and runs beside the writer's next commit instead of
 /// holding it up.
 final class WALSync: Sendable {
-    /// One open descriptor of the log, closed when the last sync using it is done.
-    private final class LogFile: Sendable {
-        let fd: Int32
-        let device: UInt64
-        let inode: UInt64
-
-        init?(path: String) {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return nil }
-            var st = stat()
-            guard fstat(fd, &st) == 0 else {
-                let failed = errno
-                close(fd)
-                errno = failed
-                return nil
-            }
-            self.fd = fd
-            device = UInt64(st.st_dev)
-            inode = UInt64(st.st_ino)
-        }
-
-        deinit { close(fd) }
-    }
-
-    let path: String
-    private let file = Mutex<LogFile?>(nil)
+    var path: String { log.path }
+    private let log: WALFile
     /// Syncs that returned (for tests).
     var completed: Int { syncs.load(ordering: .relaxed) }
     private let syncs = Atomic<Int>(0)
@@ -49,7 +25,7 @@ final class WALSync: Sendable {
     private let syncFile: @Sendable (Int32) -> Int32
 
     init(databasePath: String, syncFile: @escaping @Sendable (Int32) -> Int32 = { fdatasync($0) }) {
-        path = databasePath + "-wal"
+        log = WALFile(databasePath: databasePath)
         self.syncFile = syncFile
     }
 
@@ -63,14 +39,23 @@ final class WALSync: Sendable {
     func sync() throws {
         try refuseAfterFailure()
         let target = committedCount.load(ordering: .sequentiallyConsistent)
-        do {
-            if let log = try current(), syncFile(log.fd) != 0 { throw WALSyncError(path: path, errno: errno) }
-        } catch let error as WALSyncError {
+        if let code = syncLog() {
+            let error = WALSyncError(path: path, errno: code)
             failure.withLock { if $0 == nil { $0 = error } }
             throw error
         }
         syncedCount.withLock { $0 = max($0, target) }
         syncs.add(1, ordering: .relaxed)
+    }
+
+    /// Syncs the log if there is one; the errno of a failure.
+    private func syncLog() -> Int32? {
+        do {
+            guard let opened = try log.current() else { return nil }
+            return syncFile(opened.fd) == 0 ? nil : errno
+        } catch {
+            return error.errno
+        }
     }
 
     /// Syncs if some counted commit is not covered yet.
@@ -85,22 +70,6 @@ final class WALSync: Sendable {
     /// Throws the first failed sync, if there was one.
     func refuseAfterFailure() throws {
         if let failed { throw failed }
-    }
-
-    /// The open log, reopened if SQLite replaced the file; nil when there is no log, in which case
-    /// SQLite checkpointed it into the database (syncing that) and removed it.
-    private func current() throws -> LogFile? {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            if errno == ENOENT { return nil }
-            throw WALSyncError(path: path, errno: errno)
-        }
-        return try file.withLock { file in
-            if let open = file, open.device == UInt64(st.st_dev), open.inode == UInt64(st.st_ino) { return open }
-            guard let reopened = LogFile(path: path) else { throw WALSyncError(path: path, errno: errno) }
-            file = reopened
-            return reopened
-        }
     }
 }
 
