@@ -44,6 +44,7 @@ extension Store {
     /// checks began still win (`store` checks the chain against the revoked set read inside the
     /// transaction).
     public func apply(_ batch: [KVGossipCore.Record], origin: CommitOrigin = .local) throws -> [ApplyOutcome] {
+        if batch.count < Store.spreadBatchRecords { checkpointer?.readAhead?.beforeCommit() }
         let checks = takePrechecked(batch) ?? verdicts(for: batch)
         defer { checks.cancel() }
         return try commit(CommitSync(origin)) { db, tx in
@@ -69,7 +70,8 @@ extension Store {
     /// The last minted timestamp is kept in the store and advances only with an accepted record; a
     /// clock found far behind it is reported (`clockWentBack`) and the record is dated by the clock.
     public func mint(key: Key, value: [UInt8]?, signer: SigningKey, pool: [Grant]) throws -> (KVGossipCore.Record, ApplyOutcome) {
-        try commit { db, tx in
+        checkpointer?.readAhead?.beforeCommit()
+        return try commit { db, tx in
             let now = clock()
             let current = try Store.fetchVersion(db, key: key)
             let lastMinted = try db.meta(.lastMinted).flatMap { bytes -> HLC? in

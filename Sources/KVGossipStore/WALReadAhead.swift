@@ -36,10 +36,26 @@ struct WALReadAheadPlan: Sendable, Equatable {
     /// next commits while the new stretch is read), or when the log started over from its top.
     mutating func afterCommit(frames: Int32) -> Range<Int>? {
         let next = Self.headerBytes + Int(max(frames, 0)) * frameBytes
+        nextFrame = next
         if let from = advisedFrom, next >= from, next - from < window / 2 { return nil }
         advisedFrom = next
         return next..<(next + window)
     }
+
+    /// Where the next frame goes, as of the last commit; nil before the first.
+    private(set) var nextFrame: Int?
+
+    /// The bytes the next commit of a record or two will write, to ask for as it begins: a log
+    /// idle for long enough may have lost even the stretch read ahead after its last commit, and
+    /// asking before the checks and the transaction's statements lets the reads run beside them.
+    /// Pages already cached make this a lookup.
+    func aheadOfNextCommit() -> Range<Int>? {
+        nextFrame.map { $0..<($0 + Self.nextCommitBytes) }
+    }
+
+    /// About eight frames: a single record's commit writes its row's leaf, index pages, summary
+    /// nodes and the metadata page.
+    static let nextCommitBytes = 32 << 10
 }
 
 /// Reads the log ahead of the writer (`WALReadAheadPlan` says when and where) with
@@ -53,6 +69,9 @@ final class WALReadAhead: Sendable {
     /// Stretches of the log asked for (for tests).
     var advised: Int { advisedCount.load(ordering: .relaxed) }
     private let advisedCount = Atomic<Int>(0)
+    /// Stretches asked for as a commit began (for tests).
+    var advisedBeforeCommits: Int { advisedBeforeCount.load(ordering: .relaxed) }
+    private let advisedBeforeCount = Atomic<Int>(0)
     /// The stretch the plan last chose (for tests).
     var lastAdvised: Range<Int>? { plan.withLock { plan in plan.advisedFrom.map { $0..<($0 + plan.window) } } }
 
@@ -63,10 +82,19 @@ final class WALReadAhead: Sendable {
 
     /// After a commit that left `frames` frames in the log.
     func committed(frames: Int32) {
-        guard let range = plan.withLock({ $0.afterCommit(frames: frames) }),
-              let opened = try? log.current(),
-              posix_fadvise(opened.fd, off_t(range.lowerBound), off_t(range.count), POSIX_FADV_WILLNEED) == 0
-        else { return }
+        guard let range = plan.withLock({ $0.afterCommit(frames: frames) }), advise(range) else { return }
         advisedCount.add(1, ordering: .relaxed)
+    }
+
+    /// As a commit of a record or two begins (a mint, an apply of pushed records), before its
+    /// checks: the stretch it will write.
+    func beforeCommit() {
+        guard let range = plan.withLock({ $0.aheadOfNextCommit() }), advise(range) else { return }
+        advisedBeforeCount.add(1, ordering: .relaxed)
+    }
+
+    private func advise(_ range: Range<Int>) -> Bool {
+        guard let opened = try? log.current() else { return false }
+        return posix_fadvise(opened.fd, off_t(range.lowerBound), off_t(range.count), POSIX_FADV_WILLNEED) == 0
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import KVGossipCore
 import KVGossipTestSupport
 import Testing
 @testable import KVGossipStore
@@ -41,6 +42,16 @@ import Testing
         #expect(plan.afterCommit(frames: 4) == nil)
     }
 
+    /// As a commit begins, the stretch it will write: from where the last commit left the log.
+    @Test func aCommitAboutToBeginAsksForWhereItWillWrite() {
+        var plan = WALReadAheadPlan(pageSize: 4_096, window: 1 << 20)
+        #expect(plan.aheadOfNextCommit() == nil, "nothing is known before the first commit")
+        _ = plan.afterCommit(frames: 3)
+        _ = plan.afterCommit(frames: 9)
+        let next = 32 + 9 * Self.frame
+        #expect(plan.aheadOfNextCommit() == next..<(next + WALReadAheadPlan.nextCommitBytes))
+    }
+
     @Test func otherPageSizesMakeOtherFrames() {
         var plan = WALReadAheadPlan(pageSize: 8_192, window: 1 << 20)
         #expect(plan.afterCommit(frames: 2)?.lowerBound == 32 + 2 * (8_192 + 24))
@@ -75,6 +86,22 @@ import Testing
         #expect(range.upperBound < 8 << 20, "inside the reserve")
         // The reads were started, not waited for: wait for the pages, not for a time.
         #expect(Readiness.wait(timeout: 10) { (try? PageCache.residentPages(log, range)) == PageCache.pages(range) })
+    }
+
+    /// A mint, and an apply of a pushed record, ask for the stretch they will write as they
+    /// begin; a sync session's large batch does not (its own commits read ahead after them).
+    @Test func mintsAndPushedRecordsAskAsTheyBegin() throws {
+        let t = try TempStore()
+        let readAhead = try #require(t.store.checkpointer?.readAhead)
+        _ = try t.store.mint(key: Key("/a"), value: Array("1".utf8), signer: StoreFixture.root, pool: [])
+        #expect(readAhead.advisedBeforeCommits == 0, "nothing is known of the log before its first commit")
+        _ = try t.store.mint(key: Key("/a"), value: Array("2".utf8), signer: StoreFixture.root, pool: [])
+        #expect(readAhead.advisedBeforeCommits == 1)
+        _ = try t.store.apply(StoreFixture.record("/b", "pushed"))
+        #expect(readAhead.advisedBeforeCommits == 2)
+        let batch = (0..<Store.spreadBatchRecords).map { StoreFixture.record("/batch/\($0)", "v") }
+        _ = try t.store.apply(batch)
+        #expect(readAhead.advisedBeforeCommits == 2)
     }
 }
 
