@@ -67,6 +67,7 @@ public final class EmbeddedSerf: Sendable {
             throw error
         }
         state.withLock { $0.child = child }
+        writePidFile(child)
         do {
             try await waitUntilReady(child)
         } catch {
@@ -163,9 +164,9 @@ public final class EmbeddedSerf: Sendable {
                         // stop() already ran and saw no child: this one never joined anything.
                         next.signal(SIGKILL)
                         _ = await next.waitForExit()
-                        removePidFile()
                         return
                     }
+                    writePidFile(next)
                     logger.info("serf agent restarted", metadata: ["pid": "\(next.pid)"])
                     child = next
                     break
@@ -189,10 +190,14 @@ public final class EmbeddedSerf: Sendable {
     // MARK: - Process
 
     private func spawn() throws(SerfError) -> ChildProcess {
-        let child = try ChildProcess.spawn(
-            executable: configuration.executable, arguments: configuration.arguments, logPath: configuration.logPath)
+        try ChildProcess.spawn(executable: configuration.executable, arguments: configuration.arguments, logPath: configuration.logPath)
+    }
+
+    /// Written once the child is recorded (`pid` names it), never before, so whoever finds the file
+    /// finds the supervisor knowing that child too. (The child is recorded right after it is
+    /// spawned, long before a `serf agent` answers RPC.)
+    private func writePidFile(_ child: ChildProcess) {
         try? "\(child.pid)\n".write(toFile: configuration.pidPath, atomically: true, encoding: .utf8)
-        return child
     }
 
     private func waitUntilReady(_ child: ChildProcess) async throws {

@@ -31,14 +31,15 @@ extension SerfIntegration {
                 #expect(lost != nil)
                 #expect(try await Readiness.waitAsync { connects() == 2 })
                 let back = ContinuousClock.now - killed
-                // The new agent can answer before the supervisor has recorded it (the supervisor
-                // writes the pid file first): wait for the record rather than assume it.
-                #expect(try await Readiness.waitAsync { (agent.pid ?? oldPID) != oldPID })
-                let newPID = try #require(agent.pid)
-                #expect(newPID != oldPID)
+                // The pid file is written only once the supervisor has recorded the child, so
+                // whoever reads a new pid there finds `pid` naming it too.
+                let pidFile = agent.configuration.directory + "/serf.pid"
+                let filed = { (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
+                #expect(try await Readiness.waitAsync { (filed() ?? oldPID) != oldPID })
+                let newPID = try #require(filed())
+                #expect(agent.pid == newPID)
                 #expect(agent.restartCount == 1)
                 #expect(try await session.members().map(\.status) == [.alive])
-                #expect(try String(contentsOfFile: agent.configuration.directory + "/serf.pid", encoding: .utf8) == "\(newPID)\n")
                 // The stream was re-opened on the new connection: a tag change comes back as an event.
                 try await session.withClient { try await $0.tags(set: ["role": "restarted"]) }
                 let update = try await events.wait { event -> SerfMember? in
