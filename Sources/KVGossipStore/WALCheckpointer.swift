@@ -29,8 +29,9 @@ final class WALCheckpointer: @unchecked Sendable {
     let writerCheckpointsAtPages: Int32
 
     private let connection: DatabaseQueue
-    /// Set by `attach` before the hook is installed, and read only by the hook (on the writer).
-    private(set) var readAhead: WALReadAhead?
+    /// Reads the log ahead of the writer: told of each commit by the hook, and of commits about
+    /// to begin by the store (from any thread; it locks what it keeps). Nil with a window of 0.
+    let readAhead: WALReadAhead?
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var requested = false
@@ -42,7 +43,11 @@ final class WALCheckpointer: @unchecked Sendable {
     /// The default of `wakeAtPages`.
     static let defaultWakeAtPages: Int32 = 8192
 
-    init(path: String, wakeAtPages: Int32 = defaultWakeAtPages, writerCheckpointsAtPages: Int32 = 16384) throws {
+    /// - Parameter readAheadWindow: bytes of log read ahead of the writer at a time; 0 reads none.
+    init(
+        path: String, wakeAtPages: Int32 = defaultWakeAtPages, writerCheckpointsAtPages: Int32 = 16384,
+        readAheadWindow: Int = WALReadAheadPlan.defaultWindow
+    ) throws {
         self.wakeAtPages = wakeAtPages
         self.writerCheckpointsAtPages = writerCheckpointsAtPages
         var config = Configuration()
@@ -51,27 +56,26 @@ final class WALCheckpointer: @unchecked Sendable {
         // than left to the SQLite build's default.
         config.prepareDatabase { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         connection = try DatabaseQueue(path: path, configuration: config)
+        let pageSize = try connection.read { try Int.fetchOne($0, sql: "PRAGMA page_size") }
+        readAhead = if readAheadWindow > 0, let pageSize { WALReadAhead(databasePath: path, pageSize: pageSize, window: readAheadWindow) } else { nil }
         startNamedThread("kvg-checkpoint") { [self] in run() }
     }
 
     /// Installs the hook on the writer connection. `stop` must be called before this object goes.
-    /// - Parameter readAheadWindow: bytes of log read ahead of the writer at a time; 0 reads none.
-    func attach(to writer: DatabasePool, readAheadWindow: Int = WALReadAheadPlan.defaultWindow) throws {
+    func attach(to writer: DatabasePool) throws {
         let context = Unmanaged.passUnretained(self).toOpaque()
         try writer.writeWithoutTransaction { db in
-            if readAheadWindow > 0, let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") {
-                readAhead = WALReadAhead(databasePath: writer.path, pageSize: pageSize, window: readAheadWindow)
-            }
             // The hook replaces SQLite's automatic checkpoint (which is itself a WAL hook).
-            sqlite3_wal_hook(db.sqliteConnection, { context, handle, _, pages in
+            // `frames`: the log's frames (pages with their headers) after the commit.
+            sqlite3_wal_hook(db.sqliteConnection, { context, handle, _, frames in
                 guard let context else { return SQLITE_OK }
                 let checkpointer = Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue()
-                checkpointer.readAhead?.committed(frames: pages)
-                if pages >= checkpointer.writerCheckpointsAtPages {
+                checkpointer.readAhead?.afterCommit(frames: frames)
+                if frames >= checkpointer.writerCheckpointsAtPages {
                     // Behind by this much: the writer copies, as SQLite's own hook would.
                     sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-                } else if pages >= checkpointer.wakeAtPages {
-                    checkpointer.request(pages: pages)
+                } else if frames >= checkpointer.wakeAtPages {
+                    checkpointer.request(pages: frames)
                 }
                 return SQLITE_OK
             }, context)

@@ -6,7 +6,8 @@ import Synchronization
 /// ahead of the writer (`WALReadAhead`). SQLite keeps no locks on the log file, so a descriptor of
 /// it takes none away (not so for the database file or the `-shm` index).
 final class WALFile: Sendable {
-    /// One open descriptor of the log, closed when the last call using it is done.
+    /// One open descriptor of the log, closed when the last reference goes: callers keep it alive
+    /// (`withExtendedLifetime`) while they use `fd`, since another thread may replace it meanwhile.
     final class Opened: Sendable {
         let fd: Int32
         let device: UInt64
@@ -44,11 +45,13 @@ final class WALFile: Sendable {
     func current() throws(WALFileError) -> Opened? {
         var st = stat()
         guard stat(path, &st) == 0 else {
-            if errno == ENOENT { return nil }
-            throw WALFileError(errno: errno)
+            guard errno == ENOENT else { throw WALFileError(errno: errno) }
+            // Let the removed log's blocks go.
+            file.withLock { $0 = nil }
+            return nil
         }
         return try file.withLock { file throws(WALFileError) -> Opened? in
-            if let open = file, open.device == UInt64(st.st_dev), open.inode == UInt64(st.st_ino) { return open }
+            if let current = file, current.device == UInt64(st.st_dev), current.inode == UInt64(st.st_ino) { return current }
             guard let reopened = Opened(path: path) else { throw WALFileError(errno: errno) }
             file = reopened
             return reopened

@@ -52,7 +52,7 @@ final class WALSync: Sendable {
     private func syncLog() -> Int32? {
         do {
             guard let opened = try log.current() else { return nil }
-            return syncFile(opened.fd) == 0 ? nil : errno
+            return withExtendedLifetime(opened) { syncFile(opened.fd) == 0 ? nil : errno }
         } catch {
             return error.errno
         }
