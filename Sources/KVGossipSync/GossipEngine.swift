@@ -51,7 +51,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         refusals = RefusalLog(logger: logger)
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { $0.copyBytes(from: secureRandomBytes(8)) }
-        instance = Mutex(GossipInstance(config: options.gossip, expectsPeers: options.expectsPeers, seed: seed))
+        instance = Mutex(GossipInstance(config: options.gossip, expectsPeers: options.expectsPeers, seed: seed, name: options.nodeName))
         handshakes = PendingHandshakes(perSource: options.links.pendingPerSource, total: options.links.pendingTotal)
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()

@@ -9,14 +9,15 @@ import Testing
     static let digest = Hash256.of([1])
     static let digest2 = Hash256.of([2])
 
-    /// An instance with `n` members (10.0.0.1 …), started at t = 0, its configuration the default
-    /// as `configure` changes it.
+    /// An instance named n0 with `n` members (n1 at 10.0.0.1 …), started at t = 0, its
+    /// configuration the default as `configure` changes it. Its ring (names as text) starts n1,
+    /// n10, n11 …
     static func instance(
         members n: Int, statics: [PeerAddress] = [], _ configure: (inout GossipConfig) -> Void = { _ in }
     ) -> GossipInstance {
         var config = GossipConfig()
         configure(&config)
-        var g = GossipInstance(config: config, expectsPeers: true, seed: 42)
+        var g = GossipInstance(config: config, expectsPeers: true, seed: 42, name: "n0")
         _ = g.setPeers(members: (1...max(1, n)).prefix(n).map { ("n\($0)", address($0)) }, statics: statics, nowMs: 0)
         _ = g.start(nowMs: 0)
         // Settle the start-up sessions so tests see only their own directives.
@@ -106,9 +107,10 @@ import Testing
         #expect(Self.announcements(writer.tick(nowMs: 10 + writer.config.announceDelayMs)).isEmpty, "every peer was pushed to")
         var receiver = Self.instance(members: 19)
         #expect(Self.pushes(receiver.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(3)), nowMs: 10)).isEmpty)
-        // For a node the writer missed, the receivers' announcements (6 each at N = 20).
+        // For a node the writer missed, the receivers' announcements: each to the next two on
+        // the ring, the sender aside.
         let announced = Self.announcements(receiver.tick(nowMs: 10 + receiver.config.announceDelayMs))
-        #expect(announced.count == 6 && !announced.contains(Self.address(3)), "\(announced)")
+        #expect(announced == [Self.address(1), Self.address(10)], "\(announced)")
         // One peer more than direct mail covers: pushes spread by forwarding again.
         var large = Self.instance(members: 33)
         let forwarded = Self.pushes(large.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(3)), nowMs: 10))
@@ -327,21 +329,57 @@ import Testing
         #expect(c.writeFanout(peers: 9_999) >= 10)
     }
 
-    /// Pushes and announcements together: ⌈ln N⌉ announcements in a large cluster, and in a small
-    /// one enough that pushes plus announcements reach ln N + 7 (some node missed in about one
-    /// write of a thousand, not one of a few hundred).
-    @Test func announcementsMakeUpForSmallClusters() {
-        let c = GossipConfig()
-        #expect(c.announceFanout(peers: 0) == 0)
-        #expect(c.announceFanout(peers: 3) == 3, "every peer")
-        #expect(c.forwardFanout(peers: 19) == 4 && c.announceFanout(peers: 19) == 6)  // N = 20: ⌈3.0 + 7⌉ − 4
-        #expect(c.forwardFanout(peers: 49) == 5 && c.announceFanout(peers: 49) == 6)  // N = 50: ⌈3.9 + 7⌉ − 5
-        #expect(c.announceFanout(peers: 999) == 7)  // N = 1,000: ⌈ln N⌉ (f + k = 15 ≥ ln N + 7)
-        #expect(c.announceFanout(peers: 9_999) == 10)
-        for peers in [5, 19, 49, 199, 999, 9_999] {
-            // ln(N · e^−(f+k)) ≤ ln(1/1000), unless every peer hears the announcement anyway.
-            let lnMissed = GossipConfig.naturalLog(Double(peers + 1)) - Double(c.forwardFanout(peers: peers) + c.announceFanout(peers: peers))
-            #expect(lnMissed <= -6.9 || c.announceFanout(peers: peers) == peers, "N = \(peers + 1): ln of misses per write \(lnMissed)")
+    /// Announcements go to the next two peers after this node on the ring of names, passing over
+    /// the sender that holds the records and peers that are failing, and wrapping at the end. So
+    /// every node has two predecessors that tell it: a node every push missed is missed by the
+    /// announcements only if both of those were missed too (Docs/architecture.md §Simulation).
+    @Test func announcementsGoToTheNextPeersOnTheRing() {
+        let everyone = (1...9).map { (name: "n\($0)", address: Self.address($0)) }
+        func node(_ i: Int, _ configure: (inout GossipConfig) -> Void = { _ in }) -> GossipInstance {
+            var config = GossipConfig()
+            configure(&config)
+            var g = GossipInstance(config: config, expectsPeers: true, seed: UInt64(i), name: "n\(i)")
+            _ = g.setPeers(members: everyone.filter { $0.name != "n\(i)" }, statics: [], nowMs: 0)
+            for a in Self.sessions(g.start(nowMs: 0)) { _ = g.sessionEnded(with: a, SessionOutcome(completed: true, equalAtEnd: true), nowMs: 0) }
+            return g
         }
+        func announced(_ g: inout GossipInstance, after origin: CommitOrigin, at t: UInt64) -> [PeerAddress] {
+            _ = g.committed(try! Key("/app/k\(t)"), digest: Self.digest, origin: origin, nowMs: t)
+            return Self.announcements(g.tick(nowMs: t + g.config.announceDelayMs))
+        }
+        // Not forwarded under direct mail, so the sender holds the record and is passed over.
+        var n5 = node(5)
+        #expect(announced(&n5, after: .pushed(by: Self.address(9)), at: 10) == [Self.address(6), Self.address(7)])
+        #expect(announced(&n5, after: .pushed(by: Self.address(6)), at: 200) == [Self.address(7), Self.address(8)])
+        var n8 = node(8)
+        #expect(announced(&n8, after: .pushed(by: Self.address(1)), at: 10) == [Self.address(9), Self.address(2)], "wraps")
+        // A peer whose push failed is passed over until it answers again.
+        _ = n5.pushFailed(to: Self.address(6), nowMs: 300)
+        #expect(announced(&n5, after: .pushed(by: Self.address(9)), at: 400) == [Self.address(7), Self.address(8)])
+        // Every node is told by exactly two others when all of them announce (writers with a
+        // fanout of one announce, having missed peers).
+        var told: [PeerAddress: Int] = [:]
+        for i in 1...9 {
+            var g = node(i) { $0.fanout = 1 }
+            for a in announced(&g, after: .local, at: 10) { told[a, default: 0] += 1 }
+        }
+        #expect(told == Dictionary(uniqueKeysWithValues: (1...9).map { (Self.address($0), 2) }))
+        // A node without a name (none in the agent or the simulator) has no place on the ring and
+        // picks at random.
+        var nameless = GossipInstance(expectsPeers: true, seed: 1)
+        _ = nameless.setPeers(members: everyone, statics: [], nowMs: 0)
+        _ = nameless.start(nowMs: 0)
+        #expect(announced(&nameless, after: .pushed(by: Self.address(9)), at: 10).count == 2)
+    }
+
+    @Test func theRingOrdersByNameThenAddress() {
+        let a = PeerAddress(host: "10.0.0.9", port: 1), b = PeerAddress(host: "10.0.0.1", port: 1), c = PeerAddress(host: "10.0.0.5", port: 1)
+        let table = PeerTable(members: [("beta", a), ("alpha", b), ("beta", c)], statics: [])
+        #expect(table.ring == [b, c, a])
+        #expect(table.ringIndex(after: "alpha", address: b) == 1)
+        #expect(table.ringIndex(after: "beta", address: c) == 2)
+        #expect(table.ringIndex(after: "beta", address: a) == 0, "wraps past the end")
+        #expect(table.ringIndex(after: "aaa", address: nil) == 0 && table.ringIndex(after: "gamma", address: nil) == 0)
+        #expect(table.ringIndex(after: "beta", address: nil) == 1, "an address unknown: the first of that name")
     }
 }

@@ -23,13 +23,14 @@ public struct GossipConfig: Sendable, Equatable {
     /// so the queues' memory is bounded however many peers there are.
     public var queuedKeysLimit = 65_536
     /// After a record arrives new by push or hand-over (forwarded or not), or a local write that
-    /// missed a peer, a node tells this many random peers its new tree hash a
-    /// moment later (`announceDelayMs`); a peer still without the record sees a different hash and
-    /// pulls it. nil: grows with the cluster, ⌈ln N⌉, and in a small cluster enough more that
-    /// pushes and announcements together make ln N + 7 (`announceFanout(peers:)`); 0: off. Pushes
-    /// alone leave about e^−fanout of a large cluster unreached; each announcement is one more
-    /// chance for such a node, at a tenth of a push's bytes (Docs/architecture.md §Simulation).
-    public var announceFanout: Int?
+    /// missed a peer, a node tells this many peers its new tree hash a moment later
+    /// (`announceDelayMs`): the next ones after it on the ring of peers ordered by name
+    /// (`PeerTable.ring`), skipping peers whose last push or session failed. A peer still without
+    /// the record sees a different hash and pulls it. So a node is left to the periodic round only
+    /// if every push missed it and so did its two predecessors on the ring: about e^−3f for
+    /// pushes that leave e^−f of the cluster unreached, where k random announcements would leave
+    /// e^−(f+k) (Docs/architecture.md §Simulation). 0: off.
+    public var announceFanout = 2
     /// Long enough for the pushes to land first (on a busy host tens of milliseconds), so that an
     /// announcement finds a peer without the record only when every push missed it.
     public var announceDelayMs: UInt64 = 100
@@ -72,25 +73,15 @@ public struct GossipConfig: Sendable, Equatable {
     /// pushed to a few, and a receiver that does not forward need views five members apart (a
     /// churn Serf settles within a second). Static peers may be listed one way (a hub that leaves
     /// list and that lists them), so a node with static peers forwards. A node missed anyway hears
-    /// the new tree hash in the announcements that follow (6 at N = 20), or is repaired, or pulls
+    /// the new tree hash from the two nodes before it on the ring, or is repaired, or pulls
     /// it in the periodic round.
     public func forwardsPushes(peers: Int, hasStaticPeers: Bool) -> Bool {
         guard forwardFanout(peers: peers) < peers else { return false }
         return fanout != nil || hasStaticPeers || peers > directMailPeers - 4
     }
 
-    /// How many peers hear a writer's new tree hash, in a cluster of `peers` other nodes. A node is
-    /// missed by f pushes and k announcements with probability about e^−(f+k), so some node of N
-    /// is missed in about N·e^−(f+k) of writes. ⌈ln N⌉ announcements make that about 1/(e·N); in a
-    /// small cluster that is still one write in a few hundred, so there f + k reaches ln N + 7 (one
-    /// write in about a thousand), which costs a few announcements of about 100 bytes.
-    public func announceFanout(peers: Int) -> Int {
-        if let announceFanout { return min(announceFanout, peers) }
-        guard peers > 0 else { return 0 }
-        let lnN = Self.naturalLog(Double(peers + 1))
-        let floor = Int((lnN + 7).rounded(.up)) - forwardFanout(peers: peers)
-        return min(peers, max(Int(lnN.rounded(.up)), floor))
-    }
+    /// How many peers hear this node's new tree hash, in a cluster of `peers` other nodes.
+    public func announceFanout(peers: Int) -> Int { max(0, min(announceFanout, peers)) }
 
     /// ln(x) for x ≥ 1 without Foundation: divide out powers of e, then the atanh series.
     public static func naturalLog(_ x: Double) -> Double {

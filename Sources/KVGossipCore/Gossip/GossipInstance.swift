@@ -66,6 +66,9 @@ public struct GossipInstance: Sendable {
     /// own address if the table lists it.
     public private(set) var table = PeerTable()
     private var ownAddress: PeerAddress?
+    /// This node's name (its Serf name), which places it on the ring of peers
+    /// (`PeerTable.ring`); where the table lists this node, its name there.
+    private var ownName: String?
     /// What this node did with each peer, only for peers it did something with: a fleet node's
     /// table has thousands of peers, of which a write touches a few (Docs/architecture.md §Gossip).
     private(set) var states: [PeerAddress: GossipPeer] = [:]
@@ -92,10 +95,14 @@ public struct GossipInstance: Sendable {
     /// to the peer as it was, not to its state after a rejoin (counted down, then forgotten).
     private var departed: [PeerAddress: (pushes: Int, session: Bool)] = [:]
 
-    /// - Parameter expectsPeers: false for a node configured with no peers at all, whose keys are
-    ///   trivially synced; true starts every key `unsynced` until a session with a peer completes.
-    public init(config: GossipConfig = GossipConfig(), expectsPeers: Bool, seed: UInt64) {
+    /// - Parameters:
+    ///   - expectsPeers: false for a node configured with no peers at all, whose keys are
+    ///     trivially synced; true starts every key `unsynced` until a session with a peer completes.
+    ///   - name: this node's name among its peers' (Serf's node name): where it sits on the ring
+    ///     its announcements follow. Without one they go to random peers.
+    public init(config: GossipConfig = GossipConfig(), expectsPeers: Bool, seed: UInt64, name: String? = nil) {
         self.config = config
+        ownName = name
         keyStates = KeyStateBook(expectsPeers: expectsPeers)
         self.expectsPeers = expectsPeers
         random = SplitMix64(seed: seed)
@@ -116,6 +123,7 @@ public struct GossipInstance: Sendable {
         let (before, beforeOwn) = (table, ownAddress)
         table = next
         ownAddress = own
+        if let own, let name = next.names[own] { ownName = name }
         // Peers that left take their queues with them: the keys were pushed elsewhere too.
         for (address, state) in states {
             guard isPeer(address) else {
@@ -219,7 +227,7 @@ public struct GossipInstance: Sendable {
         }
         if let due = announceAtMs, due <= nowMs {
             announceAtMs = nil
-            let targets = pick(config.announceFanout(peers: peerCount), excluding: announceSkip, skippingFailing: true)
+            let targets = successors(config.announceFanout(peers: peerCount), excluding: announceSkip)
             announceSkip = nil
             for address in targets { out.append(.announce(address)) }
             counters.announcements += targets.count
@@ -518,6 +526,26 @@ public struct GossipInstance: Sendable {
             let i = Int.random(in: 0..<order.count, using: &random)
             guard eligible(order[i]), chosen.insert(i).inserted else { continue }
             out.append(order[i])
+        }
+        return out
+    }
+
+    /// The first `count` peers after this node on the ring (`PeerTable.ring`), not `excluded` and
+    /// none whose last push or session failed: a node's predecessors are the ones that tell it a
+    /// new tree hash, so a node every push missed still hears of the write unless they were missed
+    /// too. A node without a name has no place on the ring and picks at random.
+    private mutating func successors(_ count: Int, excluding excluded: PeerAddress?) -> [PeerAddress] {
+        guard let ownName else { return pick(count, excluding: excluded, skippingFailing: true) }
+        let ring = table.ring
+        var out: [PeerAddress] = []
+        var i = table.ringIndex(after: ownName, address: ownAddress)
+        // One lap at most; in a partition most of it may be failing peers, passed over one by one.
+        var left = ring.count
+        while out.count < count && left > 0 {
+            let a = ring[i]
+            i = i + 1 == ring.count ? 0 : i + 1
+            left -= 1
+            if isPeer(a) && a != excluded && !failing.contains(a) { out.append(a) }
         }
         return out
     }

@@ -42,6 +42,10 @@ public struct PeerTable: Sendable, Equatable {
     /// From Serf (members) or the address itself (statics).
     public private(set) var names: [PeerAddress: String] = [:]
     public private(set) var statics: Set<PeerAddress> = []
+    /// The same addresses ordered by name, then address: the ring on which each node tells the
+    /// next ones after it its new tree hash (`GossipConfig.announceFanout`). Every node that sees
+    /// the same members sees the same ring, so every node has predecessors that tell it.
+    public private(set) var ring: [PeerAddress] = []
 
     public init() {}
 
@@ -51,5 +55,19 @@ public struct PeerTable: Sendable, Equatable {
         self.statics = Set(statics)
         for member in members where names[member.address] == nil { names[member.address] = member.name }
         addresses = names.keys.sorted()
+        ring = addresses.sorted { (names[$0]!, $0) < (names[$1]!, $1) }
+    }
+
+    /// The index in `ring` of the first entry after a node of this name (and address, if known),
+    /// wrapping to 0 past the end.
+    func ringIndex(after name: String, address: PeerAddress?) -> Int {
+        var (low, high) = (0, ring.count)
+        while low < high {
+            let mid = (low + high) / 2
+            let entry = ring[mid], entryName = names[entry]!
+            let entryIsAfter = entryName > name || (entryName == name && address.map { entry > $0 } ?? true)
+            if entryIsAfter { high = mid } else { low = mid + 1 }
+        }
+        return low == ring.count ? 0 : low
     }
 }
