@@ -111,19 +111,20 @@ import Testing
         // the ring, the sender aside.
         let announced = Self.announcements(receiver.tick(nowMs: 10 + receiver.config.announceDelayMs))
         #expect(announced == [Self.address(1), Self.address(10)], "\(announced)")
-        // One peer more than direct mail covers: pushes spread by forwarding again.
+        // One peer more than direct mail covers: pushes spread by forwarding again, to four random
+        // peers and the next on the ring (n1 after n0), never back to the sender.
         var large = Self.instance(members: 33)
         let forwarded = Self.pushes(large.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(3)), nowMs: 10))
-        #expect(forwarded.count == large.config.forwardFanout(peers: 33) && forwarded[Self.address(3)] == nil)
+        #expect(Self.isForward(forwarded, sender: Self.address(3), random: large.config.forwardFanout(peers: 33)))
         // With static peers, which may be listed one way (a hub that leaves list), a push says
         // nothing about whom else its sender reached: forwarded.
         // The static peers here are other nodes than the sender: what counts is this node's own.
         var hub = Self.instance(members: 10, statics: (6...10).map(Self.address))
         let fromLeaf = Self.pushes(hub.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(3)), nowMs: 10))
-        #expect(fromLeaf.count == hub.config.forwardFanout(peers: 10) && fromLeaf[Self.address(3)] == nil)
+        #expect(Self.isForward(fromLeaf, sender: Self.address(3), random: hub.config.forwardFanout(peers: 10)))
         // So is a push from a sender this node does not know, to as many peers as any forward.
         let fromStranger = Self.pushes(receiver.committed(try! Key("/app/k9"), digest: Self.digest2, origin: .pushed(by: Self.address(99)), nowMs: 20))
-        #expect(fromStranger.count == receiver.config.forwardFanout(peers: 19))
+        #expect(Self.isForward(fromStranger, sender: Self.address(99), random: receiver.config.forwardFanout(peers: 19)))
     }
 
     @Test func aSessionsArrivalNamesTheCommitOrigin() {
@@ -137,8 +138,8 @@ import Testing
         // The session's initiator sent them to this node alone (after a partition heals, say).
         var g = Self.instance(members: 19)
         let d = g.committed(Self.key, digest: Self.digest, origin: .handedOver(by: Self.address(3)), nowMs: 10)
-        #expect(Self.pushes(d).count == g.config.forwardFanout(peers: 19) && Self.pushes(d)[Self.address(3)] == nil)
-        #expect(g.counters.forwarded == 4)
+        #expect(Self.isForward(Self.pushes(d), sender: Self.address(3), random: g.config.forwardFanout(peers: 19)))
+        #expect(g.counters.forwarded == Self.pushes(d).count)
         // Where a forward would reach every peer, it would only be a duplicate: in a cluster of
         // three, the other peer got it from its writer (a session merely outran that push).
         var small = Self.instance(members: 2)
@@ -164,11 +165,12 @@ import Testing
     @Test func whereTheFanoutReachesEveryPeerPushesAreNotForwarded() {
         let config = GossipConfig()
         #expect((1...28).allSatisfy { !config.forwardsPushes(peers: $0, hasStaticPeers: false) }, "direct mail reaches up to 32 peers")
-        // A margin of four: a writer that saw 33 peers pushed to 5 only, and a receiver must see
+        // A margin of four: a writer that saw 33 peers pushed to 5 only (4 random, the next on the
+        // ring), and a receiver must see
         // five members fewer than it to count on direct mail.
         #expect((29...2_000).allSatisfy { config.forwardsPushes(peers: $0, hasStaticPeers: false) }, "a larger cluster forwards, as the simulations assume")
-        #expect((1...3).allSatisfy { !config.forwardsPushes(peers: $0, hasStaticPeers: true) }, "a forward would reach every peer")
-        #expect((4...32).allSatisfy { config.forwardsPushes(peers: $0, hasStaticPeers: true) }, "static peers may be listed one way")
+        #expect((1...4).allSatisfy { !config.forwardsPushes(peers: $0, hasStaticPeers: true) }, "a forward would reach every peer")
+        #expect((5...32).allSatisfy { config.forwardsPushes(peers: $0, hasStaticPeers: true) }, "static peers may be listed one way")
         var explicit = GossipConfig()
         explicit.fanout = 1
         #expect(!explicit.forwardsPushes(peers: 1, hasStaticPeers: false) && explicit.forwardsPushes(peers: 2, hasStaticPeers: false))
@@ -317,16 +319,52 @@ import Testing
         #expect(due.filter { if case .announce = $0 { true } else { false } }.count == 2)
     }
 
-    @Test func fanoutGrowsWithTheLogOfTheCluster() {
+    @Test func fourRandomPeersBesideTheRingAtEverySize() {
         let c = GossipConfig()
         #expect(c.writeFanout(peers: 0) == 0 && c.forwardFanout(peers: 0) == 0)
         #expect(c.writeFanout(peers: 4) == 4 && c.writeFanout(peers: 32) == 32, "direct mail")
-        #expect(c.forwardFanout(peers: 4) == 3 && c.forwardFanout(peers: 32) == 5)
-        #expect(c.writeFanout(peers: 33) == 5 && c.forwardFanout(peers: 33) == 5)  // ⌈ln 34⌉ + 1 = ⌈3.53⌉ + 1
-        #expect(c.writeFanout(peers: 999) == 8)  // ⌈ln 1000⌉ + 1 = ⌈6.91⌉ + 1
+        #expect(c.forwardFanout(peers: 3) == 3 && c.forwardFanout(peers: 4) == 4 && c.forwardFanout(peers: 32) == 4)
+        #expect(c.writeFanout(peers: 33) == 4 && c.writeFanout(peers: 999) == 4 && c.writeFanout(peers: 9_999) == 4)
         #expect(abs(GossipConfig.naturalLog(1000) - 6.907755) < 1e-5)
         #expect(abs(GossipConfig.naturalLog(1) - 0) < 1e-12)
-        #expect(c.writeFanout(peers: 9_999) >= 10)
+    }
+
+    /// Beyond direct mail, a writer and every forwarder push to the next peer on the ring as well
+    /// as to random ones, so the nodes the random pushes miss are reached in a chain; the sender
+    /// and failing peers are passed over, as for announcements.
+    @Test func forwardsGoAlongTheRingToo() {
+        // A fleet node on a shared table: 10.0.0.17's successor by name is 10.0.0.18.
+        let addresses = (0 ..< 100).map { PeerAddress(host: "10.0.0.\($0)", port: 7947) }
+        let table = PeerTable(members: addresses.map { ($0.host, $0) }, statics: [])
+        func node(_ configure: (inout GossipConfig) -> Void = { _ in }) -> GossipInstance {
+            var config = GossipConfig()
+            configure(&config)
+            var g = GossipInstance(config: config, expectsPeers: true, seed: 5)
+            _ = g.setPeers(table, ownAddress: addresses[17], nowMs: 0)
+            for a in Self.sessions(g.start(nowMs: 0)) { _ = g.sessionEnded(with: a, SessionOutcome(completed: true, equalAtEnd: true), nowMs: 0) }
+            return g
+        }
+        var g = node()
+        let written = Self.pushes(g.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 10))
+        #expect(written[addresses[18]] != nil && (4...5).contains(written.count), "\(written.keys)")
+        let forwarded = Self.pushes(g.committed(try! Key("/app/f"), digest: Self.digest, origin: .pushed(by: addresses[18]), nowMs: 20))
+        #expect(Self.isForward(forwarded, sender: addresses[18], random: 4, next: addresses[19]))
+        // The successor's push failed: it is passed over until it answers.
+        for (peer, keys) in written where peer != addresses[18] {
+            _ = g.pushAnswered(by: peer, keys.map { (key: $0, digest: Self.digest, held: true) }, nowMs: 30)
+        }
+        _ = g.pushFailed(to: addresses[18], nowMs: 30)
+        let afterFailure = Self.pushes(g.committed(try! Key("/app/g"), digest: Self.digest, origin: .local, nowMs: 40))
+        #expect(afterFailure[addresses[18]] == nil && afterFailure[addresses[19]] != nil, "\(afterFailure.keys)")
+        // Off: the random pushes alone.
+        var plain = node { $0.forwardsAlongRing = false }
+        #expect(Self.pushes(plain.committed(Self.key, digest: Self.digest, origin: .local, nowMs: 10)).count == 4)
+    }
+
+    /// A forward: `random` peers and the next on the ring (`next`, n1 by default), which may be
+    /// among the random ones; never the sender.
+    static func isForward(_ pushes: [PeerAddress: [Key]], sender: PeerAddress, random: Int, next: PeerAddress = address(1)) -> Bool {
+        pushes[sender] == nil && pushes[next] != nil && (random...random + 1).contains(pushes.count)
     }
 
     /// Announcements go to the next two peers after this node on the ring of names, passing over

@@ -2,13 +2,21 @@
 public struct GossipConfig: Sendable, Equatable {
     /// Mean time between anti-entropy sessions with a random peer (±20 % jitter), ms.
     public var antiEntropyIntervalMs: UInt64 = 30_000
-    /// Peers each fresh record is pushed to, by its writer and by forwarders alike; nil: the
-    /// writer's `writeFanout` and the forwarders' `forwardFanout`.
+    /// Random peers each fresh record is pushed to, by its writer and by forwarders alike (beside
+    /// the next peer on the ring, `forwardsAlongRing`); nil: the writer's `writeFanout` and the
+    /// forwarders' `forwardFanout`.
     public var fanout: Int?
+    /// Beyond direct mail, the writer of a record and every node that forwards it also push it to
+    /// the next peer after them on the ring (`PeerTable.ring`, passing over failing peers and the
+    /// sender). Random pushes leave about e^−fanout of a large cluster unreached; along the ring
+    /// each of those is reached from the nearest node before it that was, a hop or two later,
+    /// so every node is reached with a fanout that need not grow with the cluster
+    /// (Docs/architecture.md §Simulation).
+    public var forwardsAlongRing = true
     /// Up to this many peers a writer pushes to all of them (direct mail), and where every node
     /// shares one view of the cluster (Serf's members, no static peers) no receiver forwards a
-    /// push: one push per node reached, where forwarding costs every node ⌈ln N⌉ + 1 pushes,
-    /// mostly duplicates. All of a write's pushes leave at once within `pushesInFlight`, which is
+    /// push: one push per node reached, where forwarding costs every node five pushes, mostly
+    /// duplicates. All of a write's pushes leave at once within `pushesInFlight`, which is
     /// why the two are equal (Docs/architecture.md §Gossip).
     public var directMailPeers = 32
     /// Records per push.
@@ -54,16 +62,18 @@ public struct GossipConfig: Sendable, Equatable {
         return peers <= directMailPeers ? peers : forwardFanout(peers: peers)
     }
 
-    /// How many peers a record new to this node goes on to: grows with the cluster, ⌈ln N⌉ + 1,
-    /// at least 3 (N = peers + 1).
+    /// How many random peers a record new to this node goes on to, beside the next peer on the
+    /// ring: 4, or every peer in a smaller cluster. Four leave about 2 % of a large cluster to the
+    /// pushes along the ring, for 5 pushes per node; three leave 5 %, and at 10 % packet loss the
+    /// runs walked along the ring, each lost packet a 200 ms retransmission, grew long enough to
+    /// put the last node past a second (Docs/architecture.md §Simulation).
     public func forwardFanout(peers: Int) -> Int {
         if let fanout { return fanout }
-        guard peers > 0 else { return 0 }
-        return max(3, Int(Self.naturalLog(Double(peers + 1)).rounded(.up)) + 1)
+        return max(0, min(4, peers))
     }
 
     /// Whether a record pushed by a peer this node knows goes on to this node's own peers. Not
-    /// where a forward would reach every peer anyway (at most 4 nodes by default). Nor under
+    /// where a forward would reach every peer anyway (at most 5 nodes by default). Nor under
     /// direct mail where the nodes share one view of the cluster (this node has no static peers,
     /// so its peers are Serf's members, as the writer's are): a push then most likely comes from
     /// a writer that pushed to every node, and a forward would only hand each a duplicate (a link

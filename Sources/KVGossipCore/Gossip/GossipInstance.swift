@@ -9,7 +9,7 @@ public enum CommitOrigin: Sendable, Equatable {
     /// Sent by a peer unasked in a full session it opened (its own records this node lacked):
     /// that peer reached no other node with them, so they are forwarded to `forwardFanout` peers
     /// other than the sender, under direct mail too (unless the forward would reach every peer,
-    /// at most 4 nodes by default).
+    /// at most 5 nodes by default).
     case handedOver(by: PeerAddress)
     /// Fetched in a full session: not forwarded (anti-entropy spreads it anyway).
     case pulled(from: PeerAddress)
@@ -246,7 +246,7 @@ public struct GossipInstance: Sendable {
         var holder: PeerAddress?
         switch origin {
         case .local:
-            targets = pick(config.writeFanout(peers: peerCount), excluding: nil, skippingFailing: true)
+            targets = alongTheRing(pick(config.writeFanout(peers: peerCount), excluding: nil, skippingFailing: true), excluding: nil)
             // Pushed to every peer: each gets it or, if the push fails, a repair session.
             announce = targets.count < peerCount
             // Pending until a peer holds it; a node with no peers at all has no one to wait for.
@@ -263,7 +263,7 @@ public struct GossipInstance: Sendable {
             } else {
                 forwards = config.forwardsPushes(peers: peerCount, hasStaticPeers: table.statics.contains(where: isPeer))
             }
-            targets = forwards ? pick(config.forwardFanout(peers: peerCount), excluding: sender, skippingFailing: true) : []
+            targets = forwards ? alongTheRing(pick(config.forwardFanout(peers: peerCount), excluding: sender, skippingFailing: true), excluding: sender) : []
             // Not forwarded: the announcement is the way to a peer the sender does not know.
             if !forwards { holder = sender }
             counters.forwarded += targets.count
@@ -528,6 +528,15 @@ public struct GossipInstance: Sendable {
             out.append(order[i])
         }
         return out
+    }
+
+    /// Random push targets, and the next peer on the ring too (`GossipConfig.forwardsAlongRing`)
+    /// unless they reach every peer already (direct mail) or none.
+    private mutating func alongTheRing(_ targets: [PeerAddress], excluding sender: PeerAddress?) -> [PeerAddress] {
+        guard config.forwardsAlongRing, !targets.isEmpty, targets.count < peerCount,
+            let next = successors(1, excluding: sender).first, !targets.contains(next)
+        else { return targets }
+        return targets + [next]
     }
 
     /// The first `count` peers after this node on the ring (`PeerTable.ring`), not `excluded` and
