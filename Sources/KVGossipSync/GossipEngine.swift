@@ -77,6 +77,12 @@ public final class GossipEngine: Sendable, KeyStateSource {
         execute(instance.withLock { $0.setPeers(members: members, statics: options.staticPeers, nowMs: now) })
     }
 
+    /// This node's name as Serf lists it, where it differs from `Options.nodeName` (an agent run
+    /// by hand with a name of its own): the gossip places the node on its ring by it.
+    public func setOwnName(_ name: String) {
+        instance.withLock { $0.setOwnName(name) }
+    }
+
     /// The agent is up: the first sessions (see `GossipInstance.start`).
     public func start(differing: [PeerAddress] = []) {
         execute(instance.withLock { $0.start(differing: differing, nowMs: now) })

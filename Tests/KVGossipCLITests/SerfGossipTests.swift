@@ -95,4 +95,50 @@ import KVGossipTestSupport
         // Once the start-up query is over, C's keys are clean.
         #expect(try Readiness.wait { try agents[2].run(["get", "--json", "/k/3"]).stdout.contains("\"dirty\" : false") })
     }
+
+    /// A Serf agent started separately (`--serf`) keeps its own node name (`serf-a`), which is not
+    /// the agent's `--name` (`kv-a`): the agent takes Serf's name for itself, so it does not list
+    /// its own Serf member as a peer (it did: the members list shows it under Serf's name).
+    @Test func anAgentOnASeparateSerfThatNamesItDifferentlyIsNotItsOwnPeer() throws {
+        if let missing = Self.serfMissing {
+            Issue.record("\(missing)")
+            return
+        }
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let hosts = ["a", "b"].map(Host.onFreePorts)
+        var serfs: [Process] = []
+        defer { for serf in serfs { serf.stop(signal: SIGTERM, grace: 5) } }
+        for (i, h) in hosts.enumerated() {
+            let serf = Process()
+            serf.executableURL = URL(fileURLWithPath: "/usr/bin/serf")
+            serf.arguments = ["agent", "-node", "serf-\(h.name)", "-bind", "127.0.0.1:\(h.serfBind)", "-rpc-addr", "127.0.0.1:\(h.serfRPC)", "-profile", "local"]
+                + (i == 0 ? [] : ["-join", "127.0.0.1:\(hosts[0].serfBind)"])
+            serf.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            serf.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try serf.run()
+            serfs.append(serf)
+        }
+        var agents: [AgentProcess] = []
+        defer { for a in agents { a.stop() } }
+        for h in hosts {
+            let data = cli.path("\(h.name)-data")
+            let socket = cli.path("\(h.name).sock")
+            agents.append(try AgentProcess(
+                cli: cli, name: h.name, data: data, socket: socket,
+                arguments: ["agent", "--data", data, "--root", root, "--control", socket, "--log-level", "debug", "--key", "root.key",
+                            "--name", "kv-\(h.name)", "--listen", "127.0.0.1:\(h.sync)", "--sync-interval", "3600",
+                            "--serf", "127.0.0.1:\(h.serfRPC)"]))
+        }
+        // Once each agent lists a peer (a line with its sync port), it lists the other one only.
+        func peerLines(_ agent: AgentProcess) throws -> [String] {
+            try agent.run(["status"]).stdout.split(separator: "\n").filter { $0.hasPrefix("  ") && $0.contains(" sync=") }.map(String.init)
+        }
+        #expect(try Readiness.wait { try agents.allSatisfy { try !peerLines($0).isEmpty } })
+        for (agent, other) in zip(agents, hosts.reversed()) {
+            let lines = try peerLines(agent)
+            #expect(lines.count == 1 && lines[0].contains("sync=\(other.sync)"), "\(lines)")
+        }
+    }
 }

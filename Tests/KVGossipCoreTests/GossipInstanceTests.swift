@@ -150,7 +150,7 @@ import Testing
         var g = Self.instance(members: 3)
         _ = g.committed(Self.key, digest: Self.digest, origin: .pushed(by: Self.address(2)), nowMs: 10)
         _ = g.committed(try! Key("/app/k2"), digest: Self.digest2, origin: .pushed(by: Self.address(3)), nowMs: 11)
-        #expect(Self.announcements(g.tick(nowMs: 10 + g.config.announceDelayMs)).count == min(3, g.config.announceFanout(peers: 3)))
+        #expect(Self.announcements(g.tick(nowMs: 10 + g.config.announceDelayMs)) == [Self.address(1), Self.address(2)])
         // The next announcement starts afresh.
         _ = g.committed(try! Key("/app/k3"), digest: Self.digest, origin: .pushed(by: Self.address(2)), nowMs: 200)
         #expect(!Self.announcements(g.tick(nowMs: 200 + g.config.announceDelayMs)).contains(Self.address(2)))
@@ -394,12 +394,12 @@ import Testing
         // A peer whose push failed is passed over until it answers again.
         _ = n5.pushFailed(to: Self.address(6), nowMs: 300)
         #expect(announced(&n5, after: .pushed(by: Self.address(9)), at: 400) == [Self.address(7), Self.address(8)])
-        // Every node is told by exactly two others when all of them announce (writers with a
-        // fanout of one announce, having missed peers).
+        // Every node is told by exactly two others when all of them announce (each pulled a
+        // record, from a peer none of them knows: records pulled are announced too).
         var told: [PeerAddress: Int] = [:]
         for i in 1...9 {
-            var g = node(i) { $0.fanout = 1 }
-            for a in announced(&g, after: .local, at: 10) { told[a, default: 0] += 1 }
+            var g = node(i)
+            for a in announced(&g, after: .pulled(from: Self.address(99)), at: 10) { told[a, default: 0] += 1 }
         }
         #expect(told == Dictionary(uniqueKeysWithValues: (1...9).map { (Self.address($0), 2) }))
         // A node without a name (none in the agent or the simulator) has no place on the ring and
@@ -408,6 +408,59 @@ import Testing
         _ = nameless.setPeers(members: everyone, statics: [], nowMs: 0)
         _ = nameless.start(nowMs: 0)
         #expect(announced(&nameless, after: .pushed(by: Self.address(9)), at: 10).count == 2)
+    }
+
+    /// An announcement passes over the peers known to hold every record it is for: the sender,
+    /// and those this node pushed them to (the next on the ring among them), so it reaches two
+    /// nodes the pushes did not.
+    @Test func announcementsPassOverPeersThatHoldTheRecords() {
+        let addresses = (0 ..< 100).map { PeerAddress(host: "10.0.0.\($0)", port: 7947) }
+        let table = PeerTable(members: addresses.map { ($0.host, $0) }, statics: [])
+        var g = GossipInstance(expectsPeers: true, seed: 9)
+        _ = g.setPeers(table, ownAddress: addresses[17], nowMs: 0)
+        for a in Self.sessions(g.start(nowMs: 0)) { _ = g.sessionEnded(with: a, SessionOutcome(completed: true, equalAtEnd: true), nowMs: 0) }
+        let pushed = Set(Self.pushes(g.committed(Self.key, digest: Self.digest, origin: .pushed(by: addresses[30]), nowMs: 10)).keys)
+        #expect(pushed.contains(addresses[18]))
+        let expected = table.ring.drop { $0 != addresses[18] }.filter { !pushed.contains($0) && $0 != addresses[30] }.prefix(2)
+        #expect(Self.announcements(g.tick(nowMs: 10 + g.config.announceDelayMs)) == Array(expected))
+    }
+
+    /// Static peers that Serf does not list have no name every node agrees on: they are not on the
+    /// ring, and a node whose peers are all such picks at random. A static peer Serf lists sits on
+    /// the ring by its Serf name.
+    @Test func staticPeersSerfDoesNotListAreOffTheRing() {
+        let a = Self.address(1), b = Self.address(2)
+        let mixed = PeerTable(members: [("zeta", a)], statics: [a, b])
+        #expect(mixed.ring == [a] && mixed.ringNames == ["zeta"] && mixed.statics == [a, b])
+        var targets = Set<PeerAddress>()
+        for seed in 1...8 as ClosedRange<UInt64> {
+            var g = GossipInstance(expectsPeers: true, seed: seed, name: "web1")
+            _ = g.setPeers(members: [], statics: (1...10).map(Self.address), nowMs: 0)
+            _ = g.committed(Self.key, digest: Self.digest, origin: .pulled(from: Self.address(99)), nowMs: 10)
+            let announced = Self.announcements(g.tick(nowMs: 10 + g.config.announceDelayMs))
+            #expect(announced.count == 2)
+            targets.formUnion(announced)
+        }
+        #expect(targets.count > 4, "random, not the two lowest addresses every time: \(targets)")
+    }
+
+    /// A walk along the ring stops after 64 entries (a partition, a rack down: a long run of
+    /// failing peers) and picks the rest at random.
+    @Test func aWalkPastALongRunOfFailingPeersEndsInRandomPicks() {
+        let addresses = (0 ..< 200).map { PeerAddress(host: "10.0.\($0 / 100).\($0 % 100 + 100)", port: 7947) }
+        let table = PeerTable(members: addresses.map { ($0.host, $0) }, statics: [])
+        var g = GossipInstance(expectsPeers: true, seed: 4)
+        _ = g.setPeers(table, ownAddress: table.ring[0], nowMs: 0)
+        for a in Self.sessions(g.start(nowMs: 0)) { _ = g.sessionEnded(with: a, SessionOutcome(completed: true, equalAtEnd: true), nowMs: 0) }
+        let down = Set(table.ring[1...100])
+        for a in down {
+            _ = g.reconcile(with: a, reason: "test")
+            _ = g.sessionEnded(with: a, .failed("down"), nowMs: 1)
+        }
+        _ = g.committed(Self.key, digest: Self.digest, origin: .pulled(from: table.ring[150]), nowMs: 10)
+        let announced = Self.announcements(g.tick(nowMs: 10 + g.config.announceDelayMs))
+        #expect(announced.count == 2 && announced.allSatisfy { !down.contains($0) && $0 != table.ring[0] && $0 != table.ring[150] }, "\(announced)")
+        #expect(announced != [table.ring[101], table.ring[102]], "a walk of 100 entries would have found these")
     }
 
     @Test func theRingOrdersByNameThenAddress() {

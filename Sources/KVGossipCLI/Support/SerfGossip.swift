@@ -51,6 +51,18 @@ actor SerfGossip {
 
     private func connected(_ client: SerfRPCClient) async {
         do {
+            // An agent started separately (`--serf`) has a node name of its own, which need not be
+            // ours: it is the one the members list shows for this node, so it is the one to leave
+            // out of the peers and to sit on the gossip's ring by.
+            if let serfName = try? await client.localNodeName(), serfName != membership.selfName {
+                if serfName != nodeName {
+                    logger.notice("the Serf agent names this node differently; using its name among the members", metadata: [
+                        "serf-name": "\(serfName)", "name": "\(nodeName)",
+                    ])
+                }
+                membership = Membership(selfName: serfName)
+                engine.setOwnName(serfName)
+            }
             try await client.tags(set: [Membership.defaultTag: String(syncPort)])
             membership.replaceAll(with: try await client.members())
             publishPeers()

@@ -30,14 +30,15 @@ public struct GossipConfig: Sendable, Equatable {
     /// Keys queued for all peers together: past this the queue that grows is dropped the same way,
     /// so the queues' memory is bounded however many peers there are.
     public var queuedKeysLimit = 65_536
-    /// After a record arrives new by push or hand-over (forwarded or not), or a local write that
+    /// After records arrive new (by push, hand-over or a fetch in a session), or a local write that
     /// missed a peer, a node tells this many peers its new tree hash a moment later
     /// (`announceDelayMs`): the next ones after it on the ring of peers ordered by name
-    /// (`PeerTable.ring`), skipping peers whose last push or session failed. A peer still without
-    /// the record sees a different hash and pulls it. So a node is left to the periodic round only
-    /// if every push missed it and so did its two predecessors on the ring: about e^−3f for
-    /// pushes that leave e^−f of the cluster unreached, where k random announcements would leave
-    /// e^−(f+k) (Docs/architecture.md §Simulation). 0: off.
+    /// (`PeerTable.ring`), passing over peers whose last push or session failed and peers known to
+    /// hold every record announced (their sender, the peers pushed to). A peer still without the
+    /// records sees a different hash and pulls them, and announces in turn. This backs up the
+    /// pushes along the ring where they break: a successor down but not yet gone from the
+    /// membership, views that disagree, pushes that stop early (Docs/architecture.md
+    /// §Simulation). 0: off.
     public var announceFanout = 2
     /// Long enough for the pushes to land first (on a busy host tens of milliseconds), so that an
     /// announcement finds a peer without the record only when every push missed it.

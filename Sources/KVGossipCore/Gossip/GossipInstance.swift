@@ -78,9 +78,9 @@ public struct GossipInstance: Sendable {
     private var nextRoundMs: UInt64?
     private var startupDone = false
     private var announceAtMs: UInt64?
-    /// A peer known to hold every record the pending announcement is for (the sender of records
-    /// this node did not forward), left out of it.
-    private var announceSkip: PeerAddress?
+    /// Peers known to hold every record the pending announcement is for (their sender, the peers
+    /// this node pushed them to), passed over by it; nil while none is pending.
+    private var announceHolders: Set<PeerAddress>?
     private var announcedSessions = 0
     private let expectsPeers: Bool
     // Indexes kept beside the states so that nothing per event costs a pass over every peer (a
@@ -187,6 +187,12 @@ public struct GossipInstance: Sendable {
         put(p)
     }
 
+    /// This node's own name as its peers know it (the Serf agent's node name, where that is not
+    /// the name the instance was given): its place on the ring.
+    public mutating func setOwnName(_ name: String) {
+        ownName = name
+    }
+
     /// A peer's name, as its link's handshake told it.
     public mutating func learnedName(_ name: String, of address: PeerAddress) {
         update(address) { $0.name = name }
@@ -218,7 +224,7 @@ public struct GossipInstance: Sendable {
         var out: [GossipDirective] = []
         if let due = nextRoundMs, due <= nowMs {
             nextRoundMs = nowMs + jittered(config.antiEntropyIntervalMs)
-            if let peer = pick(1, excluding: nil).first { out += want(session: peer, "periodic") }
+            if let peer = pick(1, excluding: []).first { out += want(session: peer, "periodic") }
         }
         while let (due, address) = repairs.popDue(at: nowMs) {
             guard states[address]?.repairAtMs == due else { continue }  // cancelled or moved
@@ -227,8 +233,8 @@ public struct GossipInstance: Sendable {
         }
         if let due = announceAtMs, due <= nowMs {
             announceAtMs = nil
-            let targets = successors(config.announceFanout(peers: peerCount), excluding: announceSkip)
-            announceSkip = nil
+            let targets = successors(config.announceFanout(peers: peerCount), excluding: announceHolders ?? [])
+            announceHolders = nil
             for address in targets { out.append(.announce(address)) }
             counters.announcements += targets.count
         }
@@ -241,42 +247,48 @@ public struct GossipInstance: Sendable {
     public mutating func committed(_ key: Key, digest: Hash256, origin: CommitOrigin, nowMs: UInt64) -> [GossipDirective] {
         var out: [GossipDirective] = []
         let targets: [PeerAddress]
-        // Whether peers should hear the new tree hash, and one that surely holds the record.
+        // Whether peers should hear the new tree hash, and the peer it came from.
         var announce = true
-        var holder: PeerAddress?
+        var sender: PeerAddress?
         switch origin {
         case .local:
-            targets = alongTheRing(pick(config.writeFanout(peers: peerCount), excluding: nil, skippingFailing: true), excluding: nil)
+            targets = alongTheRing(pick(config.writeFanout(peers: peerCount), excluding: [], skippingFailing: true), sender: nil)
             // Pushed to every peer: each gets it or, if the push fails, a repair session.
             announce = targets.count < peerCount
             // Pending until a peer holds it; a node with no peers at all has no one to wait for.
             if expectsPeers || peerCount > 0, keyStates.minted(key, digest: digest) { out.append(.keyStates([key: keyStates.state(of: key)])) }
-        case .pushed(let sender), .handedOver(let sender):
+        case .pushed(let from), .handedOver(let from):
+            sender = from
             let forwards: Bool
-            if !isPeer(sender) {
+            if !isPeer(from) {
                 // A sender this node does not know has a view of the cluster unlike this node's:
                 // what it reached says nothing about this node's peers.
                 forwards = true
-            } else if origin == .handedOver(by: sender) {
+            } else if origin == .handedOver(by: from) {
                 // The sender reached this node alone, unless forwarding would reach every peer.
                 forwards = config.forwardFanout(peers: peerCount) < peerCount
             } else {
                 forwards = config.forwardsPushes(peers: peerCount, hasStaticPeers: table.statics.contains(where: isPeer))
             }
-            targets = forwards ? alongTheRing(pick(config.forwardFanout(peers: peerCount), excluding: sender, skippingFailing: true), excluding: sender) : []
-            // Not forwarded: the announcement is the way to a peer the sender does not know.
-            if !forwards { holder = sender }
+            // Not forwarded, the announcement is the way to a peer the sender does not know.
+            targets = forwards ? alongTheRing(pick(config.forwardFanout(peers: peerCount), excluding: [from], skippingFailing: true), sender: from) : []
             counters.forwarded += targets.count
-        case .pulled:
-            return []
+        case .pulled(let from):
+            // Not pushed on (anti-entropy spreads it), but announced: a node that pulls after an
+            // announcement tells the next ones on the ring in turn, so the news goes on past
+            // where pushes stopped (a hub's leaves, a cluster that mixes direct mail with forwards).
+            sender = from
+            targets = []
         }
         for address in targets { out += enqueue(key, for: address) }
         if announce, config.announceFanout(peers: peerCount) > 0 {
+            // The announcement passes over the peers that hold every record it is for.
+            let holders = Set(targets).union(sender.map { [$0] } ?? [])
             if announceAtMs == nil {
                 announceAtMs = nowMs + config.announceDelayMs
-                announceSkip = holder
-            } else if announceSkip != holder {
-                announceSkip = nil  // the records pending announcement came from different peers
+                announceHolders = holders
+            } else {
+                announceHolders = announceHolders?.intersection(holders) ?? []
             }
         }
         return out + pump(nowMs: nowMs)
@@ -507,13 +519,13 @@ public struct GossipInstance: Sendable {
         return out
     }
 
-    /// Up to `count` distinct random peers, not `excluded` and, if `skippingFailing`, none whose
+    /// Up to `count` distinct random peers, none `excluded` and, if `skippingFailing`, none whose
     /// last push or session failed.
-    private mutating func pick(_ count: Int, excluding excluded: PeerAddress?, skippingFailing: Bool = false) -> [PeerAddress] {
+    private mutating func pick(_ count: Int, excluding excluded: Set<PeerAddress>, skippingFailing: Bool = false) -> [PeerAddress] {
         let order = table.addresses
         let skipped = skippingFailing ? failing : []
-        func eligible(_ a: PeerAddress) -> Bool { isPeer(a) && a != excluded && !skipped.contains(a) }
-        let available = peerCount - skipped.count - (excluded.map { isPeer($0) && !skipped.contains($0) } == true ? 1 : 0)
+        func eligible(_ a: PeerAddress) -> Bool { isPeer(a) && !excluded.contains(a) && !skipped.contains(a) }
+        let available = peerCount - skipped.count - excluded.filter { isPeer($0) && !skipped.contains($0) }.count
         // Few out of many (the usual case): draw indexes until enough distinct ones, without a
         // pass over every peer (about count · table / available draws). When most are taken or
         // skipped, one pass is cheaper.
@@ -532,30 +544,32 @@ public struct GossipInstance: Sendable {
 
     /// Random push targets, and the next peer on the ring too (`GossipConfig.forwardsAlongRing`)
     /// unless they reach every peer already (direct mail) or none.
-    private mutating func alongTheRing(_ targets: [PeerAddress], excluding sender: PeerAddress?) -> [PeerAddress] {
+    private mutating func alongTheRing(_ targets: [PeerAddress], sender: PeerAddress?) -> [PeerAddress] {
         guard config.forwardsAlongRing, !targets.isEmpty, targets.count < peerCount,
-            let next = successors(1, excluding: sender).first, !targets.contains(next)
+            let next = successors(1, excluding: sender.map { [$0] } ?? []).first, !targets.contains(next)
         else { return targets }
         return targets + [next]
     }
 
-    /// The first `count` peers after this node on the ring (`PeerTable.ring`), not `excluded` and
-    /// none whose last push or session failed: a node's predecessors are the ones that tell it a
-    /// new tree hash, so a node every push missed still hears of the write unless they were missed
-    /// too. A node without a name has no place on the ring and picks at random.
-    private mutating func successors(_ count: Int, excluding excluded: PeerAddress?) -> [PeerAddress] {
-        guard let ownName else { return pick(count, excluding: excluded, skippingFailing: true) }
+    /// The first `count` peers after this node on the ring (`PeerTable.ring`), none `excluded`
+    /// and none whose last push or session failed: a node's predecessors are the ones that push
+    /// to it and tell it a new tree hash, so a node the random pushes missed is still reached. A
+    /// node without a name, or whose peers are not on the ring (static peers Serf does not list),
+    /// picks at random, and so does a walk that meets a long run of peers it must pass over (a
+    /// partition, a rack that went down): after 64 entries the rest are random picks.
+    private mutating func successors(_ count: Int, excluding excluded: Set<PeerAddress>) -> [PeerAddress] {
         let ring = table.ring
+        guard let ownName, !ring.isEmpty else { return pick(count, excluding: excluded, skippingFailing: true) }
         var out: [PeerAddress] = []
         var i = table.ringIndex(after: ownName, address: ownAddress)
-        // One lap at most; in a partition most of it may be failing peers, passed over one by one.
-        var left = ring.count
+        var left = min(ring.count, 64)
         while out.count < count && left > 0 {
             let a = ring[i]
             i = i + 1 == ring.count ? 0 : i + 1
             left -= 1
-            if isPeer(a) && a != excluded && !failing.contains(a) { out.append(a) }
+            if isPeer(a) && !excluded.contains(a) && !failing.contains(a) { out.append(a) }
         }
+        if out.count < count { out += pick(count - out.count, excluding: excluded.union(out), skippingFailing: true) }
         return out
     }
 

@@ -42,10 +42,14 @@ public struct PeerTable: Sendable, Equatable {
     /// From Serf (members) or the address itself (statics).
     public private(set) var names: [PeerAddress: String] = [:]
     public private(set) var statics: Set<PeerAddress> = []
-    /// The same addresses ordered by name, then address: the ring on which each node tells the
-    /// next ones after it its new tree hash (`GossipConfig.announceFanout`). Every node that sees
-    /// the same members sees the same ring, so every node has predecessors that tell it.
+    /// The members (Serf's, statics among them) ordered by Serf name, then address: the ring
+    /// along which each node pushes a record to the next one and tells the next two its new tree
+    /// hash (`GossipConfig.forwardsAlongRing`, `announceFanout`). Every node that sees the same
+    /// members sees the same ring, so every node has predecessors that reach it. A static peer
+    /// that Serf does not list has no name every node agrees on, so it is not on the ring.
     public private(set) var ring: [PeerAddress] = []
+    /// The Serf name of each entry of `ring`, in the same order.
+    public private(set) var ringNames: [String] = []
 
     public init() {}
 
@@ -55,7 +59,11 @@ public struct PeerTable: Sendable, Equatable {
         self.statics = Set(statics)
         for member in members where names[member.address] == nil { names[member.address] = member.name }
         addresses = names.keys.sorted()
-        ring = addresses.sorted { (names[$0]!, $0) < (names[$1]!, $1) }
+        var serfNames: [PeerAddress: String] = [:]
+        for member in members where serfNames[member.address] == nil { serfNames[member.address] = member.name }
+        let entries = serfNames.map { (name: $0.value, address: $0.key) }.sorted { ($0.name, $0.address) < ($1.name, $1.address) }
+        ring = entries.map(\.address)
+        ringNames = entries.map(\.name)
     }
 
     /// The index in `ring` of the first entry after a node of this name (and address, if known),
@@ -64,7 +72,7 @@ public struct PeerTable: Sendable, Equatable {
         var (low, high) = (0, ring.count)
         while low < high {
             let mid = (low + high) / 2
-            let entry = ring[mid], entryName = names[entry]!
+            let entry = ring[mid], entryName = ringNames[mid]
             let entryIsAfter = entryName > name || (entryName == name && address.map { entry > $0 } ?? true)
             if entryIsAfter { high = mid } else { low = mid + 1 }
         }
