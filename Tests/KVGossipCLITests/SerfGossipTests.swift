@@ -119,6 +119,18 @@ import KVGossipTestSupport
             serf.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try serf.run()
             serfs.append(serf)
+            // Each Serf answers before the next one joins it and before an agent dials it.
+            let answers = try Readiness.wait {
+                let probe = Process()
+                probe.executableURL = URL(fileURLWithPath: "/usr/bin/serf")
+                probe.arguments = ["members", "-rpc-addr", "127.0.0.1:\(h.serfRPC)"]
+                probe.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+                probe.standardError = FileHandle(forWritingAtPath: "/dev/null")
+                try probe.run()
+                probe.waitUntilExit()
+                return probe.terminationStatus == 0
+            }
+            #expect(answers, "serf-\(h.name) never answered on its RPC port")
         }
         var agents: [AgentProcess] = []
         defer { for a in agents { a.stop() } }
