@@ -99,7 +99,7 @@ public struct GossipInstance: Sendable {
     ///   - expectsPeers: false for a node configured with no peers at all, whose keys are
     ///     trivially synced; true starts every key `unsynced` until a session with a peer completes.
     ///   - name: this node's name among its peers' (Serf's node name): where it sits on the ring
-    ///     its announcements follow. Without one they go to random peers.
+    ///     its pushes and announcements follow. Without one they go to random peers.
     public init(config: GossipConfig = GossipConfig(), expectsPeers: Bool, seed: UInt64, name: String? = nil) {
         self.config = config
         ownName = name
