@@ -325,8 +325,6 @@ import Testing
         #expect(c.writeFanout(peers: 4) == 4 && c.writeFanout(peers: 32) == 32, "direct mail")
         #expect(c.forwardFanout(peers: 3) == 3 && c.forwardFanout(peers: 4) == 4 && c.forwardFanout(peers: 32) == 4)
         #expect(c.writeFanout(peers: 33) == 4 && c.writeFanout(peers: 999) == 4 && c.writeFanout(peers: 9_999) == 4)
-        #expect(abs(GossipConfig.naturalLog(1000) - 6.907755) < 1e-5)
-        #expect(abs(GossipConfig.naturalLog(1) - 0) < 1e-12)
     }
 
     /// Beyond direct mail, a writer and every forwarder push to the next peer on the ring as well

@@ -72,32 +72,10 @@ enum FreePorts {
     static func take(_ count: Int) -> [Int] {
         var ports: [Int] = []
         while ports.count < count {
-            guard let port = probe() else { continue }
-            let fresh = handedOut.withLock { $0.insert(port).inserted }
-            if fresh { ports.append(port) }
+            let port = LoopbackPort.free()
+            if handedOut.withLock({ $0.insert(port).inserted }) { ports.append(port) }
         }
         return ports
-    }
-
-    /// Binds TCP to port 0, then UDP to the same port, and releases both.
-    private static func probe() -> Int? {
-        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer {
-            close(tcp)
-            close(udp)
-        }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                bind(tcp, sa, length) == 0 && getsockname(tcp, sa, &length) == 0 && bind(udp, sa, length) == 0
-            }
-        }
-        return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
     }
 }
 

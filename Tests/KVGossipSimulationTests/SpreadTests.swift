@@ -1,3 +1,4 @@
+import Foundation
 import KVGossipCore
 import KVGossipSimulation
 import Testing
@@ -64,4 +65,3 @@ import Testing
     }
 }
 
-private func log(_ x: Double) -> Double { GossipConfig.naturalLog(x) }

@@ -93,21 +93,4 @@ public struct GossipConfig: Sendable, Equatable {
 
     /// How many peers hear this node's new tree hash, in a cluster of `peers` other nodes.
     public func announceFanout(peers: Int) -> Int { max(0, min(announceFanout, peers)) }
-
-    /// ln(x) for x ≥ 1 without Foundation: divide out powers of e, then the atanh series.
-    public static func naturalLog(_ x: Double) -> Double {
-        let e = 2.718281828459045
-        var n = x, whole = 0.0
-        while n > e {
-            n /= e
-            whole += 1
-        }
-        let y = (n - 1) / (n + 1), y2 = y * y
-        var term = y, sum = 0.0
-        for k in stride(from: 1.0, through: 41, by: 2) {
-            sum += term / k
-            term *= y2
-        }
-        return whole + 2 * sum
-    }
 }
