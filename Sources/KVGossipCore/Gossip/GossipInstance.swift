@@ -78,9 +78,9 @@ public struct GossipInstance: Sendable {
     private var nextRoundMs: UInt64?
     private var startupDone = false
     private var announceAtMs: UInt64?
-    /// Peers known to hold every record the pending announcement is for (their sender, the peers
-    /// this node pushed them to), passed over by it; nil while none is pending.
-    private var announceHolders: Set<PeerAddress>?
+    /// Peers known to hold every record the pending announcement (`announceAtMs`) is for (their
+    /// sender, the peers this node pushed them to), passed over by it.
+    private var announceHolders: Set<PeerAddress> = []
     private var announcedSessions = 0
     private let expectsPeers: Bool
     // Indexes kept beside the states so that nothing per event costs a pass over every peer (a
@@ -233,8 +233,8 @@ public struct GossipInstance: Sendable {
         }
         if let due = announceAtMs, due <= nowMs {
             announceAtMs = nil
-            let targets = successors(config.announceFanout(peers: peerCount), excluding: announceHolders ?? [])
-            announceHolders = nil
+            let targets = successors(config.announceFanout(peers: peerCount), excluding: announceHolders)
+            announceHolders = []
             for address in targets { out.append(.announce(address)) }
             counters.announcements += targets.count
         }
@@ -288,7 +288,7 @@ public struct GossipInstance: Sendable {
                 announceAtMs = nowMs + config.announceDelayMs
                 announceHolders = holders
             } else {
-                announceHolders = announceHolders?.intersection(holders) ?? []
+                announceHolders.formIntersection(holders)
             }
         }
         return out + pump(nowMs: nowMs)

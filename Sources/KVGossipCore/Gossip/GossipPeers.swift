@@ -55,12 +55,12 @@ public struct PeerTable: Sendable, Equatable {
 
     /// Statics first: a member at a static peer's address stays static.
     public init(members: [(name: String, address: PeerAddress)], statics: [PeerAddress]) {
-        for address in statics { names[address] = address.description }
-        self.statics = Set(statics)
-        for member in members where names[member.address] == nil { names[member.address] = member.name }
-        addresses = names.keys.sorted()
         var serfNames: [PeerAddress: String] = [:]
         for member in members where serfNames[member.address] == nil { serfNames[member.address] = member.name }
+        for address in statics { names[address] = address.description }
+        self.statics = Set(statics)
+        names.merge(serfNames) { staticName, _ in staticName }
+        addresses = names.keys.sorted()
         let entries = serfNames.map { (name: $0.value, address: $0.key) }.sorted { ($0.name, $0.address) < ($1.name, $1.address) }
         ring = entries.map(\.address)
         ringNames = entries.map(\.name)
