@@ -44,7 +44,7 @@ enum LinkConnection {
             let address = PeerAddress(host: remoteHost, port: Int(opened.peer.syncPort))
             let link = PeerLink(
                 peer: opened.peer, address: address, initiatedHere: role == .initiator, peerClockOffsetMs: opened.peerClockOffsetMs,
-                options: context.options, output: LinkOutput(channel: underlying, sender: sender), logger: context.logger,
+                options: context.options, output: LinkOutput(channel: underlying, sender: sender, backlogLimit: context.options.sendBacklogBytes), logger: context.logger,
                 precheck: context.precheck, disconnect: { underlying.close(promise: nil) })
             established(link)
             defer { link.close() }

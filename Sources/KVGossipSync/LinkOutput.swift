@@ -9,14 +9,32 @@ import Synchronization
 /// it could pass them on to the event loop: a thread wake-up between a push's commit and the wire,
 /// and another between a receiver's commit and its answer. Sealing and the hand-off happen under
 /// one lock, so the event loop writes the frames in sealing order (the receiving stream requires it).
+///
+/// What is handed over and not yet written is counted (`backlog`). A peer that asks and never reads
+/// would otherwise have every answer kept in memory for it: a pull of a few large records costs it
+/// about a hundred bytes and this node megabytes. Sessions wait for room before they read their
+/// next message (`roomToSend`), so such a peer's requests stay in its own socket, and a backlog that
+/// stays full for the stall timeout closes the link (`isStalled`).
 final class LinkOutput: Sendable {
     private let channel: any Channel
     /// Nil once closed: nothing is sent after `close()`.
     private let sender: Mutex<SecretStreamSender?>
+    /// Sessions wait while this many bytes or more are handed over and not yet written.
+    let backlogLimit: Int
+    private let backlog = Mutex(Backlog())
 
-    init(channel: any Channel, sender: SecretStreamSender) {
+    private struct Backlog {
+        var bytes = 0
+        /// When the backlog last reached the limit, while it is at or over it.
+        var fullSince: ContinuousClock.Instant?
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var closed = false
+    }
+
+    init(channel: any Channel, sender: SecretStreamSender, backlogLimit: Int) {
         self.channel = channel
         self.sender = Mutex(sender)
+        self.backlogLimit = backlogLimit
     }
 
     /// Seals `frames` and writes them with one flush (a push's two messages leave in one system
@@ -26,13 +44,53 @@ final class LinkOutput: Sendable {
         sender.withLock { sender -> Int? in
             guard let sender else { return nil }
             let sealed = frames.map { ByteBuffer(bytes: sender.seal($0)) }
+            let bytes = sealed.reduce(0) { $0 + $1.readableBytes + 4 }
+            backlog.withLock { b in
+                b.bytes += bytes
+                if b.bytes >= backlogLimit, b.fullSince == nil { b.fullSince = .now }
+            }
             let channel = self.channel
             channel.eventLoop.execute {
                 for buffer in sealed.dropLast() { channel.write(buffer, promise: nil) }
-                channel.writeAndFlush(sealed.last!).whenFailure { _ in channel.close(promise: nil) }
+                // Writes complete in order, and a failure fails every write still queued, so the
+                // last one's outcome accounts for all of them.
+                channel.writeAndFlush(sealed.last!).whenComplete { result in
+                    if case .failure = result { channel.close(promise: nil) }
+                    self.written(bytes)
+                }
             }
-            return sealed.reduce(0) { $0 + $1.readableBytes + 4 }
+            return bytes
         }
+    }
+
+    private func written(_ bytes: Int) {
+        let resumed = backlog.withLock { b -> [CheckedContinuation<Void, Never>] in
+            b.bytes -= bytes
+            guard b.bytes < backlogLimit else { return [] }
+            b.fullSince = nil
+            defer { b.waiting = [] }
+            return b.waiting
+        }
+        for c in resumed { c.resume() }
+    }
+
+    /// Returns once fewer than `backlogLimit` bytes wait to be written, or the link is closed.
+    func roomToSend() async {
+        if backlog.withLock({ $0.closed || $0.bytes < backlogLimit }) { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = backlog.withLock { b -> Bool in
+                if b.closed || b.bytes < backlogLimit { return true }
+                b.waiting.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    /// Whether the backlog has stayed at or over its limit for longer than `timeout`: the peer has
+    /// stopped reading.
+    func isStalled(longerThan timeout: Duration) -> Bool {
+        backlog.withLock { $0.fullSince.map { ContinuousClock.now - $0 > timeout } ?? false }
     }
 
     /// Sends nothing more, and closes the connection once what was handed over is written.
@@ -41,6 +99,12 @@ final class LinkOutput: Sendable {
             defer { sender = nil }
             return sender != nil
         }
+        let resumed = backlog.withLock { b -> [CheckedContinuation<Void, Never>] in
+            b.closed = true
+            defer { b.waiting = [] }
+            return b.waiting
+        }
+        for c in resumed { c.resume() }
         guard wasOpen else { return }
         let channel = self.channel
         channel.eventLoop.execute { channel.close(promise: nil) }

@@ -27,6 +27,10 @@ public struct LinkOptions: Sendable {
     /// Messages read from a link and not yet handled, over all its sessions: past this the link
     /// stops reading (TCP pushes back on the peer) until the sessions catch up.
     public var queuedMessagesPerLink = 32
+    /// Bytes sent on a link and not yet written to its socket: at or past this, its sessions wait
+    /// before reading their next message, so a peer that stops reading stops being answered (and a
+    /// link whose backlog stays this full for `sessionStallTimeout` is closed). One largest frame.
+    public var sendBacklogBytes = Limits.default.maxFrameBytes + 64 * 1024
     public var limits = Limits.default
     public var syncLimits = SyncLimits.default
     /// When set, the link handshake proves both sides hold it, and it keys the stream.
@@ -131,9 +135,20 @@ public final class PeerLink: Sendable {
 
     /// Wakes every session's runner so each can check for a stall (the link's watchdog, every
     /// quarter of the stall timeout: one timer per link, not one task per session).
+    /// A link whose peer has read nothing of what it was sent for the stall timeout is closed here.
     func nudgeSessions() {
+        if output.isStalled(longerThan: options.sessionStallTimeout) {
+            logger.notice("closing a link whose peer stopped reading", metadata: [
+                "peer": "\(peer.name)", "unwritten bytes over": "\(output.backlogLimit)", "for more than": "\(options.sessionStallTimeout)",
+            ])
+            return disconnectNow()
+        }
         for inbox in state.withLock({ Array($0.sessions.values) }) { inbox.yield(nil) }
     }
+
+    /// Returns once what this link has sent and not yet written is under `sendBacklogBytes`, or the
+    /// link is closed (`LinkOutput.roomToSend`).
+    func roomToSend() async { await output.roomToSend() }
 
     func endSession(_ id: UInt32) {
         let (continuation, reader) = state.withLock { s in
@@ -289,6 +304,8 @@ enum SessionRunner {
                 let (next, replies) = message.isOpening || StoreThreads.isCurrentThread ? try step() : try await pool.runIfActive(step)
                 local = next
                 link.send(replies, session: session)
+                // A peer that does not read what it asked for is not asked for more meanwhile.
+                await link.roomToSend()
             } catch let error as SyncProtocolError {
                 link.send(.failure(error.description), session: session)
                 throw error

@@ -195,6 +195,52 @@ import Testing
         #expect(peak - before < 64, "peak \(peak) MiB from \(before) MiB")
     }
 
+    /// A member that asks and never reads: each pull of two 1 MB records costs it about a hundred
+    /// bytes, and an agent that queued every answer grew by 2 MB a round (to gigabytes). The agent
+    /// answers while what it sent is being read, then waits: its memory stays flat, and once the
+    /// peer reads, the answers resume and every round is answered.
+    @Test func aPeerThatStopsReadingIsNotAnsweredFurther() throws {
+        let s = try Stage()
+        defer { s.tearDown() }
+        let (agent, cluster, rootKey) = (s.agent, s.cluster, s.rootKey)
+        let member = SigningKey.generate()
+        let membership = try Grant(
+            cluster: cluster, issuer: rootKey, issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
+            expires: nil, nonce: secureRandomBytes(16))
+        let writer = try s.speaker()
+        let keys = try ["/big/1", "/big/2"].map { try Key($0) }
+        let big = keys.map { key in
+            Record(cluster: cluster, key: key, kind: .value, value: secureRandomBytes(1_000_000),
+                   timestamp: HLC(physicalMs: Self.nowMs), signer: rootKey, pool: [])
+        }
+        writer.send(.open(.push, Hash256(bytes: secureRandomBytes(32))!), session: 1)
+        writer.send(.records(big), session: 1)
+        guard case .results(let results)? = writer.receive()?.message, results.allSatisfy({ $0.code == .accepted }) else {
+            Issue.record("the two large records were not taken")
+            return
+        }
+
+        let speaker = try s.speaker(as: LinkSpeaker.credentials(member, grants: [membership]))
+        #expect(speaker.openFullSession(session: 1))
+        let before = ProcessMemory.resetPeak(agent.pid)
+        let rounds = 100
+        for _ in 0..<rounds {
+            speaker.send(.pull(records: keys.map(SummaryEntries.keyHash), revocations: []), session: 1)
+            speaker.send(.results([]), session: 1)
+        }
+        // Unbounded, the agent queued 200 MB for this peer within a second or two.
+        let grew = Readiness.wait(timeout: 10, every: 0.1) { ProcessMemory.peak(agent.pid) - before > 64 }
+        let peak = ProcessMemory.peak(agent.pid)
+        print(String(format: "a peer that stops reading: agent RSS %.1f MiB before, peak %.1f MiB in 10 s", before, peak))
+        #expect(!grew, "peak \(peak) MiB from \(before) MiB")
+        // Reading now, every round is answered (one batch of both records each).
+        var answered = 0
+        while answered < rounds, let (_, message) = speaker.receive() {
+            if case .pulled(let records, last: true) = message, records.count == 2 { answered += 1 }
+        }
+        #expect(answered == rounds)
+    }
+
     /// 100 connections from 100 addresses, each sending a 4 MiB frame's length and then a byte a
     /// second, never finishing a handshake: a real peer's sync still goes through at once.
     @Test func slowConnectionsDoNotStopASync() throws {
