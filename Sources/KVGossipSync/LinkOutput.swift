@@ -13,8 +13,9 @@ import Synchronization
 /// What is handed over and not yet written is counted (`backlog`). A peer that asks and never reads
 /// would otherwise have every answer kept in memory for it: a pull of a few large records costs it
 /// about a hundred bytes and this node megabytes. Sessions wait for room before they read their
-/// next message (`roomToSend`), so such a peer's requests stay in its own socket, and a backlog that
-/// stays full for the stall timeout closes the link (`isStalled`).
+/// next message (`roomToSend`), so such a peer's requests stay in its own socket; a backlog that
+/// stays full with nothing written for the stall timeout closes the link (`isStalled`). A peer
+/// that reads slowly still completes a write now and then, and keeps its link.
 final class LinkOutput: Sendable {
     private let channel: any Channel
     /// Nil once closed: nothing is sent after `close()`.
@@ -25,7 +26,8 @@ final class LinkOutput: Sendable {
 
     private struct Backlog {
         var bytes = 0
-        /// When the backlog last reached the limit, while it is at or over it.
+        /// While the backlog is at or over the limit: when it got there, or when a write last
+        /// completed since (the peer read something).
         var fullSince: ContinuousClock.Instant?
         var waiting: [CheckedContinuation<Void, Never>] = []
         var closed = false
@@ -66,7 +68,10 @@ final class LinkOutput: Sendable {
     private func written(_ bytes: Int) {
         let resumed = backlog.withLock { b -> [CheckedContinuation<Void, Never>] in
             b.bytes -= bytes
-            guard b.bytes < backlogLimit else { return [] }
+            guard b.bytes < backlogLimit else {
+                b.fullSince = .now
+                return []
+            }
             b.fullSince = nil
             defer { b.waiting = [] }
             return b.waiting
@@ -87,8 +92,8 @@ final class LinkOutput: Sendable {
         }
     }
 
-    /// Whether the backlog has stayed at or over its limit for longer than `timeout`: the peer has
-    /// stopped reading.
+    /// Whether the backlog has stayed at or over its limit, with no write completing, for longer
+    /// than `timeout`: the peer has stopped reading.
     func isStalled(longerThan timeout: Duration) -> Bool {
         backlog.withLock { $0.fullSince.map { ContinuousClock.now - $0 > timeout } ?? false }
     }

@@ -29,7 +29,8 @@ public struct LinkOptions: Sendable {
     public var queuedMessagesPerLink = 32
     /// Bytes sent on a link and not yet written to its socket: at or past this, its sessions wait
     /// before reading their next message, so a peer that stops reading stops being answered (and a
-    /// link whose backlog stays this full for `sessionStallTimeout` is closed). One largest frame.
+    /// link whose backlog stays this full with nothing written for `sessionStallTimeout` is closed).
+    /// One largest frame.
     public var sendBacklogBytes = Limits.default.maxFrameBytes + 64 * 1024
     public var limits = Limits.default
     public var syncLimits = SyncLimits.default
