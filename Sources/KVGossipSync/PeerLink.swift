@@ -7,7 +7,9 @@ import Synchronization
 
 /// Network settings of links and their sessions.
 public struct LinkOptions: Sendable {
-    public var maxFrameBytes = Limits.default.maxFrameBytes + 64 * 1024
+    /// The largest message a session may carry, with room for the frame's session number and seal.
+    public static let largestFrameBytes = Limits.default.maxFrameBytes + 64 * 1024
+    public var maxFrameBytes = largestFrameBytes
     /// The handshake must finish this fast, or the connection is closed (a stranger holds no slot).
     public var handshakeTimeout = TimeAmount.seconds(5)
     /// A link that carries nothing this long is closed (the next use dials again).
@@ -31,7 +33,7 @@ public struct LinkOptions: Sendable {
     /// before reading their next message, so a peer that stops reading stops being answered (and a
     /// link whose backlog stays this full with nothing written for `sessionStallTimeout` is closed).
     /// One largest frame.
-    public var sendBacklogBytes = Limits.default.maxFrameBytes + 64 * 1024
+    public var sendBacklogBytes = largestFrameBytes
     public var limits = Limits.default
     public var syncLimits = SyncLimits.default
     /// When set, the link handshake proves both sides hold it, and it keys the stream.

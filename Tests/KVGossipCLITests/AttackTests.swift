@@ -53,6 +53,16 @@ import Testing
             try LinkSpeaker(port: AttackTests.port(agent), cluster: cluster, credentials: credentials ?? LinkSpeaker.credentials(rootKey))
         }
 
+        /// A link to A as a member: a fresh node key holding only a membership grant from the root
+        /// (admitted, and may write nothing).
+        func memberSpeaker() throws -> LinkSpeaker {
+            let member = SigningKey.generate()
+            let membership = try Grant(
+                cluster: cluster, issuer: rootKey, issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
+                expires: nil, nonce: secureRandomBytes(16))
+            return try speaker(as: LinkSpeaker.credentials(member, grants: [membership]))
+        }
+
         func tearDown() {
             agent.stop()
             cli.cleanUp()
@@ -83,11 +93,7 @@ import Testing
         let s = try Stage()
         defer { s.tearDown() }
         let (agent, cluster) = (s.agent, s.cluster)
-        let member = SigningKey.generate()
-        let membership = try Grant(
-            cluster: cluster, issuer: s.rootKey, issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
-            expires: nil, nonce: secureRandomBytes(16))
-        let speaker = try s.speaker(as: LinkSpeaker.credentials(member, grants: [membership]))
+        let speaker = try s.memberSpeaker()
         try #require(speaker.openFullSession(), "the agent did not open the session")
         let junk = try (0..<256).map { _ in try Self.junkRevocation(cluster) }
         for batch in stride(from: 0, to: junk.count, by: 128) { speaker.send(.revocations(Array(junk[batch..<batch + 128]))) }
@@ -203,10 +209,6 @@ import Testing
         let s = try Stage()
         defer { s.tearDown() }
         let (agent, cluster, rootKey) = (s.agent, s.cluster, s.rootKey)
-        let member = SigningKey.generate()
-        let membership = try Grant(
-            cluster: cluster, issuer: rootKey, issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
-            expires: nil, nonce: secureRandomBytes(16))
         let writer = try s.speaker()
         let keys = try ["/big/1", "/big/2"].map { try Key($0) }
         let big = keys.map { key in
@@ -220,7 +222,7 @@ import Testing
             return
         }
 
-        let speaker = try s.speaker(as: LinkSpeaker.credentials(member, grants: [membership]))
+        let speaker = try s.memberSpeaker()
         #expect(speaker.openFullSession(session: 1))
         let before = ProcessMemory.resetPeak(agent.pid)
         let rounds = 100
