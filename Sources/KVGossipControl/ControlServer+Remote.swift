@@ -14,7 +14,11 @@ extension ControlServer {
     public func serveTCP(host: String, port: Int, ready: @Sendable (Int) -> Void = { _ in }) async throws {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: host, port: port) { channel in self.configure(channel, sealing: true) }
+            .bind(host: host, port: port) { channel in
+                // A stranger's frames are held to the handshake's size until it is admitted.
+                let frameLimit = FrameLimit(min(LinkHandshake.maxFrameBytes, self.largestFrame(sealing: true)))
+                return self.configure(channel, frameLimit: frameLimit).map { ($0, frameLimit) }
+            }
         let bound = server.channel.localAddress?.port ?? port
         logger.info("control API listening on TCP (admitted clients; reads and client-signed writes)", metadata: ["address": "\(host):\(bound)"])
         let observation = handler.node.store.observeCommits { [weak self] changes in
@@ -25,7 +29,7 @@ extension ControlServer {
         ready(bound)
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { inbound in
-                for try await connection in inbound {
+                for try await (connection, frameLimit) in inbound {
                     let source = connection.channel.remoteAddress?.ipAddress ?? "?"
                     let channel = connection.channel
                     // Until its handshake ends a connection is a stranger: it holds one of a few
@@ -34,14 +38,14 @@ extension ControlServer {
                         group.addTask { try? await connection.executeThenClose { _, _ in } }
                         continue
                     }
-                    group.addTask { await self.serveRemote(connection, source: source, slot: slot) }
+                    group.addTask { await self.serveRemote(connection, frameLimit: frameLimit, source: source, slot: slot) }
                 }
             }
         }
     }
 
     /// One TCP connection: the handshake within its deadline, the caps, then the requests.
-    private func serveRemote(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, source: String, slot: UInt64) async {
+    private func serveRemote(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, frameLimit: FrameLimit, source: String, slot: UInt64) async {
         let channel = connection.channel
         let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(limits.handshakeSeconds * 1000))) {
             channel.close(promise: nil)
@@ -66,7 +70,7 @@ extension ControlServer {
                 do {
                     opened = try await LinkOpening.open(
                         handshake(), first: first, frames: &frames, outbound: outbound, admit: { self.handler.node.admissionRefusal(of: $0) },
-                        vouched: { self.handshakes.vouch(slot) })
+                        vouched: { self.handshakes.vouch(slot) }, admitted: { frameLimit.raise(to: self.largestFrame(sealing: true)) })
                 } catch let refused as LinkRefused {
                     noteRefused(refused.refusal, peer: refused.peer, source: source)
                     await refuse(channel, &frames, plain, nil)

@@ -51,7 +51,7 @@ public final class ControlServer: Sendable {
             atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
-                self.configure(channel)
+                self.configure(channel, frameLimit: FrameLimit(self.largestFrame(sealing: false)))
             }
         chmod(path, 0o660)
         // Members of the `kvgossip` group (created by Scripts/install) may use the socket.
@@ -61,13 +61,15 @@ public final class ControlServer: Sendable {
         try await acceptLocal(server)
     }
 
-    /// `sealing`: frames arrive sealed (TCP), each longer than its request by the seal.
-    func configure(_ channel: Channel, sealing: Bool = false) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
+    /// The largest request frame: `sealing` when frames arrive sealed (TCP), each longer than its
+    /// request by the seal.
+    func largestFrame(sealing: Bool) -> Int { maxFrameBytes + (sealing ? SecretStreamSender.overheadBytes : 0) }
+
+    /// `frameLimit`: what the decoder reads (a TCP connection's starts at the handshake's size).
+    func configure(_ channel: Channel, frameLimit: FrameLimit) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
         // Requests are answered one at a time, so two waiting frames are plenty: more are left in
         // the socket, where they cost this agent nothing.
-        channel.framedAsyncChannel(
-            maxFrameBytes: maxFrameBytes + (sealing ? SecretStreamSender.overheadBytes : 0),
-            frameDeadline: .milliseconds(Int64(limits.frameSeconds * 1000)), inboundFrames: 2)
+        channel.framedAsyncChannel(frameLimit: frameLimit, frameDeadline: .milliseconds(Int64(limits.frameSeconds * 1000)), inboundFrames: 2)
     }
 
     /// Serves the Unix socket's connections, each counted against the caps.

@@ -1,23 +1,42 @@
 import KVGossipCore
 import NIOCore
+import Synchronization
 
 /// Frames on KVGossip's TCP and Unix connections (control API and sync): a u32 big-endian
 /// length, then that many bytes. A frame longer than the limit closes the connection (never the
 /// agent).
 public struct FrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = ByteBuffer
-    public let maxFrameBytes: Int
+    public let limit: FrameLimit
 
-    public init(maxFrameBytes: Int) { self.maxFrameBytes = maxFrameBytes }
+    public init(limit: FrameLimit) { self.limit = limit }
+    public init(maxFrameBytes: Int) { self.init(limit: FrameLimit(maxFrameBytes)) }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        let maxFrameBytes = limit.bytes
         guard Int(length) <= maxFrameBytes else { throw FrameTooLarge(length: Int(length), limit: maxFrameBytes) }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
         context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
         return .continue
     }
+}
+
+/// The largest frame a connection takes now. A connection that opens with a handshake starts with
+/// a limit that fits the handshake's frames and is raised once the peer is admitted, so a stranger
+/// can make this node buffer a few hundred KiB per connection, not a whole message's megabytes
+/// (Docs/security.md §Peers and links).
+public final class FrameLimit: Sendable {
+    private let current: Atomic<Int>
+
+    public init(_ bytes: Int) { current = Atomic(bytes) }
+
+    public var bytes: Int { current.load(ordering: .acquiring) }
+
+    /// Takes effect for the next frame whose length the decoder reads. Raise before sending the
+    /// frame that lets the peer go on, so no frame it may send after is judged by the old limit.
+    public func raise(to bytes: Int) { current.store(bytes, ordering: .releasing) }
 }
 
 public struct FrameTooLarge: Error, CustomStringConvertible {
@@ -49,13 +68,23 @@ extension Channel {
         maxFrameBytes: Int, readTimeout: TimeAmount? = nil, frameDeadline: TimeAmount? = nil, inboundFrames: Int? = nil,
         secret: ClusterSecret? = nil
     ) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
+        framedAsyncChannel(
+            frameLimit: FrameLimit(maxFrameBytes), readTimeout: readTimeout, frameDeadline: frameDeadline, inboundFrames: inboundFrames,
+            secret: secret)
+    }
+
+    /// The same, with a limit its owner may raise later (`FrameLimit`).
+    public func framedAsyncChannel(
+        frameLimit: FrameLimit, readTimeout: TimeAmount? = nil, frameDeadline: TimeAmount? = nil, inboundFrames: Int? = nil,
+        secret: ClusterSecret? = nil
+    ) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
         eventLoop.makeCompletedFuture {
             if let frameDeadline { try pipeline.syncOperations.addHandler(FrameDeadline(limit: frameDeadline)) }
             if let readTimeout {
                 try pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
                 try pipeline.syncOperations.addHandler(CloseWhenIdle())
             }
-            try pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes)))
+            try pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limit: frameLimit)))
             try pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
             if let secret { try pipeline.syncOperations.addHandler(SecretStreamHandler(secret: secret)) }
             guard let inboundFrames else { return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: self) }

@@ -36,12 +36,14 @@ public enum LinkOpening {
     ///   - admit: nil when the peer may be served; otherwise why not. An initiator asks before it
     ///     sends its own identity, so a responder it does not admit never learns who called.
     ///   - vouched: runs once the peer's first frame is a well-formed hello.
+    ///   - admitted: runs once the peer is authenticated and admitted, before this side sends the
+    ///     frame that lets the peer go on: the moment to raise the connection's `FrameLimit`.
     /// - Throws: `LinkRefused` when either side refuses (the peer is told why, unless it is the one
     ///   refusing); `SyncProtocolError` when the peer closes midway.
     public static func open(
         _ handshake: LinkHandshake, first: [UInt8]? = nil,
         frames: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        admit: (LinkIdentity) -> Refusal?, vouched: () -> Void = {}
+        admit: (LinkIdentity) -> Refusal?, vouched: () -> Void = {}, admitted: () -> Void = {}
     ) async throws -> OpenedLink {
         var machine = handshake
         let service = handshake.service
@@ -71,6 +73,10 @@ public enum LinkOpening {
                 try await outbound.write(ByteBuffer(bytes: bytes))
             case .established(let result, let last):
                 if let refusal = admit(result.peer) { throw await refused(refusal, peer: result.peer) }
+                // A peer sends its first large frame only after our next frame (an initiator
+                // after our stream header, a responder after our ClientAuth): raised now, the
+                // limit is in place before any such frame can arrive.
+                admitted()
                 if let last { try await outbound.write(ByteBuffer(bytes: last)) }
                 established = result
             }

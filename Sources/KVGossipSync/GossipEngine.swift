@@ -285,17 +285,18 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// Dials and runs a link; returns it once established (the connection lives on in a task).
     private func dial(_ address: PeerAddress) async throws -> PeerLink {
         let options = self.options.links
+        let frameLimit = LinkConnection.openingFrameLimit(options)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(options.connectTimeout)
             .connect(host: address.host, port: address.port) { channel in
-                channel.framedAsyncChannel(maxFrameBytes: options.maxFrameBytes, readTimeout: options.idleTimeout)
+                channel.framedAsyncChannel(frameLimit: frameLimit, readTimeout: options.idleTimeout)
             }
         return try await withCheckedThrowingContinuation { continuation in
             let handed = Mutex(false)
             Task {
                 do {
                     try await LinkConnection.run(
-                        channel, role: .initiator, remoteHost: address.host, context: linkContext,
+                        channel, frameLimit: frameLimit, role: .initiator, remoteHost: address.host, context: linkContext,
                         established: { link in
                             handed.withLock { $0 = true }
                             self.registered(link, dialed: address)
@@ -344,22 +345,24 @@ public final class GossipEngine: Sendable, KeyStateSource {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
-                channel.framedAsyncChannel(maxFrameBytes: options.maxFrameBytes, readTimeout: options.idleTimeout)
+                // Each connection's limit starts small; its handshake raises it (`accept`).
+                let frameLimit = LinkConnection.openingFrameLimit(options)
+                return channel.framedAsyncChannel(frameLimit: frameLimit, readTimeout: options.idleTimeout).map { ($0, frameLimit) }
             }
         let bound = server.channel.localAddress?.port ?? port
         logger.info("sync listening", metadata: ["address": "\(host):\(bound)"])
         ready(bound)
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { inbound in
-                for try await connection in inbound {
-                    group.addTask { await self.accept(connection) }
+                for try await (connection, frameLimit) in inbound {
+                    group.addTask { await self.accept(connection, frameLimit: frameLimit) }
                 }
             }
         }
     }
 
     /// One incoming connection: a pending slot (per source and in all) until its handshake ends.
-    private func accept(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+    private func accept(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, frameLimit: FrameLimit) async {
         let host = connection.channel.remoteAddress?.ipAddress ?? "?"
         let underlying = connection.channel
         guard let slot = handshakes.reserve(host, close: { underlying.close(promise: nil) }) else {
@@ -372,7 +375,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         defer { release() }
         do {
             try await LinkConnection.run(
-                connection, role: .responder, remoteHost: host, context: linkContext,
+                connection, frameLimit: frameLimit, role: .responder, remoteHost: host, context: linkContext,
                 vouched: { [handshakes] in handshakes.vouch(slot) },
                 established: { link in
                     release()

@@ -22,11 +22,18 @@ enum LinkConnection {
         let logger: Logger
     }
 
+    /// The frame limit a link connection starts with: its handshake's frames fit, a whole message
+    /// does not (`LinkConnection.run` raises it once the peer is admitted).
+    static func openingFrameLimit(_ options: LinkOptions) -> FrameLimit {
+        FrameLimit(min(LinkHandshake.maxFrameBytes, options.maxFrameBytes))
+    }
+
     /// Runs the connection until it closes. `established` gets the link once both sides are
     /// authenticated and admitted; `inbound` gets the sessions and announcements the peer sends.
+    /// `frameLimit` is the one the connection's decoder reads (`openingFrameLimit`).
     static func run(
-        _ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, role: LinkHandshake.Role, remoteHost: String, context: Context,
-        vouched: @escaping @Sendable () -> Void = {},
+        _ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, frameLimit: FrameLimit, role: LinkHandshake.Role, remoteHost: String,
+        context: Context, vouched: @escaping @Sendable () -> Void = {},
         established: @escaping @Sendable (PeerLink) -> Void, inbound: @escaping @Sendable (PeerLink, PeerLink.Inbound) -> Void
     ) async throws {
         // A connection that has not finished its handshake by the deadline is closed: a stranger
@@ -38,7 +45,9 @@ enum LinkConnection {
             let handshake = LinkHandshake(
                 role: role, cluster: context.cluster, credentials: context.credentials, secret: context.options.secret,
                 ephemeral: .generate(), nonce: secureRandomBytes(LinkHandshake.nonceBytes), limits: context.options.limits)
-            let opened = try await LinkOpening.open(handshake, frames: &iterator, outbound: outbound, admit: context.admit, vouched: vouched)
+            let opened = try await LinkOpening.open(
+                handshake, frames: &iterator, outbound: outbound, admit: context.admit, vouched: vouched,
+                admitted: { frameLimit.raise(to: context.options.maxFrameBytes) })
             let (sender, receiver) = (opened.sender, opened.receiver)
             deadline.cancel()
             let address = PeerAddress(host: remoteHost, port: Int(opened.peer.syncPort))

@@ -129,6 +129,36 @@ import Testing
         #expect(heard.peer.name == String(name.dropLast()))
     }
 
+    /// A connection reads no frame larger than `LinkHandshake.maxFrameBytes` until its peer is
+    /// admitted, so the largest server hello must fit: the longest name, a secret's MAC, eight
+    /// grants, each grown (on paper) to the largest a credential may hold, under either tag.
+    @Test func theLargestServerHelloFitsTheOpeningFrameLimit() throws {
+        let issuer = Fixture.carol
+        let grants = try (0..<LinkIdentity.maxCredentialGrants).map { i in
+            try Grant(
+                cluster: Fixture.cluster, issuer: issuer, issuee: Fixture.bob.publicKey, patterns: [Pattern("/app/**")], mayDelegate: true,
+                notBefore: 0, expires: nil, nonce: [UInt8](repeating: UInt8(i), count: 16))
+        }
+        let secret = ClusterSecret(text: ClusterSecret.generate())!
+        let name = String(repeating: "n", count: LinkIdentity.maxNameBytes)
+        for service in LinkHandshake.Service.allCases {
+            func end(_ role: LinkHandshake.Role, _ key: SigningKey, _ credential: [Grant], seed: UInt8) -> LinkHandshake {
+                LinkHandshake(
+                    role: role, cluster: Fixture.cluster,
+                    credentials: LinkCredentials(signingKey: key, name: name, syncPort: 7947, credential: credential, instance: [UInt8](repeating: seed, count: 16)),
+                    secret: secret, ephemeral: KeyExchangeKeyPair(seed: [UInt8](repeating: seed, count: 32)),
+                    nonce: [UInt8](repeating: seed, count: 32), service: service)
+            }
+            var a = end(.initiator, Fixture.alice, [], seed: 1)
+            var b = end(.responder, Fixture.bob, grants, seed: 2)
+            let (heard, _, frames) = try Self.run(&a, &b)
+            #expect(heard.peer.credential.count == LinkIdentity.maxCredentialGrants && heard.peer.name == name)
+            let grown = frames[1].count + grants.reduce(0) { $0 + LinkIdentity.maxGrantBytes - $1.encoded.count }
+            #expect(grown <= LinkHandshake.maxFrameBytes, "\(service): \(grown) bytes")
+            #expect(frames.allSatisfy { $0.count <= LinkHandshake.maxFrameBytes })
+        }
+    }
+
     /// Caught by the link-handshake fuzz target: a refusal's sentence over 1000 bytes was cut inside
     /// a character and arrived with U+FFFD in place of its last bytes.
     @Test func aLongRefusalIsCutBetweenCharacters() {

@@ -38,6 +38,11 @@ public struct LinkHandshake: Sendable {
     /// The sync protocol version this build speaks (in the link tag; `kvgossip --version` shows it).
     public static let protocolVersion = 2
     public static let nonceBytes = 32
+    /// The largest frame either side sends before the streams open: a server hello with the
+    /// largest identity (a longest tag, type, flags, cluster, kx key, nonce, clock, MAC, identity,
+    /// signature). Refusals and stream headers are far smaller. A connection reads no larger frame
+    /// until its peer is admitted.
+    public static let maxFrameBytes = 32 + 1 + 1 + 32 + 32 + nonceBytes + 8 + 32 + LinkIdentity.maxEncodedBytes + 64
 
     /// What the connection is for. Each service has its own tag, and every signature and stream
     /// key is bound to it, so a handshake meant for one service is refused by the other at its

@@ -3,6 +3,11 @@
 public struct LinkIdentity: Sendable, Equatable {
     public static let maxNameBytes = 255
     public static let maxCredentialGrants = 8
+    /// The largest encoded grant a credential may hold.
+    public static let maxGrantBytes = 64 * 1024
+    /// The largest identity on the wire: key, instance, the longest name, port, and the most
+    /// grants of the largest size, each with its length.
+    public static let maxEncodedBytes = 32 + instanceBytes + 2 + maxNameBytes + 2 + 1 + maxCredentialGrants * (4 + maxGrantBytes)
 
     public let nodeKey: PublicKey
     public let name: String
@@ -40,7 +45,7 @@ public struct LinkIdentity: Sendable, Equatable {
         let count = Int(try r.u8("credential length"))
         guard count <= maxCredentialGrants else { throw Refusal(.tooLarge, "a credential holds at most \(maxCredentialGrants) grants, not \(count)") }
         var credential: [Grant] = []
-        for _ in 0..<count { credential.append(try Grant(decoding: try r.long("credential grant", max: 64 * 1024), limits: limits, checkingPatterns: false)) }
+        for _ in 0..<count { credential.append(try Grant(decoding: try r.long("credential grant", max: maxGrantBytes), limits: limits, checkingPatterns: false)) }
         return LinkIdentity(nodeKey: nodeKey, name: name, syncPort: syncPort, credential: credential, instance: instance)
     }
 }
