@@ -57,6 +57,11 @@ public final class Node: Sendable {
         Admission.refusal(of: identity, search: store.validator.search, nowMs: store.clock(), isRevoked: store.isRevoked)
     }
 
+    /// The chain of grants that admits `identity` now, as `LinkEviction` reads it.
+    public func lineage(of identity: LinkIdentity) -> [Hash256] {
+        Admission.lineage(of: identity, search: store.validator.search, nowMs: store.clock(), isRevoked: store.isRevoked)
+    }
+
     /// Mints and applies a value (nil: a tombstone) signed by this node's key. Refuses up front
     /// with `no-authority` when this node holds no grant for the key.
     public func mint(_ key: Key, value: [UInt8]?) throws -> (Record, ApplyOutcome) {

@@ -324,12 +324,24 @@ public final class GossipEngine: Sendable, KeyStateSource {
     }
 
     private func registered(_ link: PeerLink, dialed: PeerAddress?) {
-        guard links.add(link, as: dialed ?? link.address, perNode: options.links.linksPerNode, total: options.links.maxLinks) else {
-            logger.warning("closing a new link: this node already holds its maximum of links", metadata: [
-                "peer": "\(link.peer.name)", "maximum": "\(options.links.maxLinks)",
+        let lineage = node.lineage(of: link.peer)
+        let maximum = options.links.maxLinks
+        switch links.add(link, as: dialed ?? link.address, lineage: lineage, perNode: options.links.linksPerNode, total: maximum) {
+        case .refused:
+            counters.withLock { $0.closedForRoom += 1 }
+            refusals.note(reason: "links-full", "closed a new link: this node holds its maximum of links, most of them under the same grants as this peer", [
+                "peer": "\(link.peer.name) (\(link.peer.nodeKey.fingerprint))", "maximum": "\(maximum)",
             ])
-            link.disconnectNow()
             return
+        case .added(let closing):
+            // Past `perNode` a peer's own oldest link goes (routine); any other is the room made.
+            for old in closing where old.peer.nodeKey != link.peer.nodeKey {
+                counters.withLock { $0.closedForRoom += 1 }
+                refusals.note(reason: "links-full", "closed a link to make room: this node holds its maximum of links", [
+                    "closed": "\(old.peer.name) (\(old.peer.nodeKey.fingerprint))", "for": "\(link.peer.name) (\(link.peer.nodeKey.fingerprint))",
+                    "maximum": "\(maximum)",
+                ])
+            }
         }
         instance.withLock { $0.learnedName(link.peer.name, of: dialed ?? link.address) }
         if abs(link.peerClockOffsetMs) > Int64(node.store.validator.limits.maxSkewMs) {
@@ -487,4 +499,6 @@ public struct LinkCounters: Sendable, Equatable {
     public var refused: [RefusalReason: Int] = [:]
     /// Connections closed at once because too many were still in their handshake.
     public var refusedBusy = 0
+    /// Established links closed because the node held its maximum (`LinkEviction` chose them).
+    public var closedForRoom = 0
 }

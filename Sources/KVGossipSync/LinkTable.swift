@@ -5,8 +5,10 @@ import Synchronization
 final class LinkTable: Sendable {
     private struct State {
         var links: [PeerAddress: PeerLink] = [:]
-        /// Every established link, oldest first (several may lead to one peer for a while).
-        var established: [PeerLink] = []
+        /// Every established link, oldest first (several may lead to one peer for a while), with
+        /// the peer's lineage for `LinkEviction`.
+        var established: [(link: PeerLink, lineage: [Hash256], order: UInt64)] = []
+        var nextOrder: UInt64 = 0
         var dialing: [PeerAddress: Task<PeerLink, any Error>] = [:]
         /// The name each linked node key went by, for `kvgossip log` (bounded: admitted peers only).
         var names: [PublicKey: String] = [:]
@@ -33,24 +35,45 @@ final class LinkTable: Sendable {
         state.withLock { s in s.links[address].flatMap { $0.isClosed ? nil : $0 } }
     }
 
-    /// Records an established link under `address`. A node key holds at most `perNode` links (a
-    /// peer that keeps linking loses its oldest) and the node at most `total`: past that the new link
-    /// is closed and false returned.
-    @discardableResult
-    func add(_ link: PeerLink, as address: PeerAddress, perNode: Int, total: Int) -> Bool {
-        let (accepted, close) = state.withLock { s -> (Bool, [PeerLink]) in
-            s.established = s.established.filter { !$0.isClosed }
+    /// What `add` did.
+    enum Admitted {
+        /// The link is recorded; `closing` were closed to make room (the peer's oldest past
+        /// `perNode`, or the link `LinkEviction` chose when the table was full).
+        case added(closing: [PeerLink])
+        /// The table was full and the newcomer's own branch is the largest: it is the one closed.
+        case refused
+    }
+
+    /// Records an established link under `address`, its peer standing at `lineage` under the root
+    /// (`Admission.lineage`). A node key holds at most `perNode` links (a peer that keeps linking
+    /// loses its oldest) and the node at most `total`: past that `LinkEviction` picks the link to
+    /// close, which may be the newcomer.
+    func add(_ link: PeerLink, as address: PeerAddress, lineage: [Hash256], perNode: Int, total: Int) -> Admitted {
+        let admitted = state.withLock { s -> Admitted in
+            s.established.removeAll { $0.link.isClosed }
             var close: [PeerLink] = []
-            guard s.established.count < total else { return (false, [link]) }
-            let sameNode = s.established.filter { $0.peer.nodeKey == link.peer.nodeKey }
-            if sameNode.count >= perNode { close = Array(sameNode.prefix(sameNode.count - perNode + 1)) }
-            s.established.append(link)
+            let sameNode = s.established.filter { $0.link.peer.nodeKey == link.peer.nodeKey }
+            if sameNode.count >= perNode { close = sameNode.prefix(sameNode.count - perNode + 1).map(\.link) }
+            s.established.removeAll { entry in close.contains { $0 === entry.link } }
+            let order = s.nextOrder
+            s.nextOrder += 1
+            if s.established.count >= total {
+                let holders = (s.established + [(link, lineage, order)]).map { LinkEviction.Holder(id: ObjectIdentifier($0.link), lineage: $0.lineage, order: $0.order) }
+                let victim = LinkEviction.victim(among: holders)
+                if victim == ObjectIdentifier(link) { return .refused }
+                let index = s.established.firstIndex { ObjectIdentifier($0.link) == victim }!
+                close.append(s.established.remove(at: index).link)
+            }
+            s.established.append((link, lineage, order))
             s.links[address] = link
             if s.names.count < LinkTable.maxNames || s.names[link.peer.nodeKey] != nil { s.names[link.peer.nodeKey] = link.peer.name }
-            return (true, close)
+            return .added(closing: close)
         }
-        for old in close { old.disconnectNow() }
-        return accepted
+        switch admitted {
+        case .added(let closing): for old in closing { old.disconnectNow() }
+        case .refused: link.disconnectNow()
+        }
+        return admitted
     }
 
     static let maxNames = 4_096

@@ -243,6 +243,39 @@ import Testing
         #expect(answered == rounds)
     }
 
+    /// A key holding a delegating grant mints membership for 128 keys and opens 4 links with each:
+    /// 512, the most an agent holds. The first release then turned every new peer away. A full
+    /// table now closes a link of the largest branch under the root (`LinkEviction`), the
+    /// delegate's own: a member with its own grant from the root is linked and served, and stays
+    /// so while the delegate keeps opening links, each of which closes one of the delegate's.
+    @Test func aDelegateCannotFillTheLinkTable() throws {
+        let s = try Stage()
+        defer { s.tearDown() }
+        let delegate = SigningKey.generate()
+        let delegation = try Grant(
+            cluster: s.cluster, issuer: s.rootKey, issuee: delegate.publicKey, patterns: [], mayDelegate: true, notBefore: 0,
+            expires: nil, nonce: secureRandomBytes(16))
+        /// Links as a fresh key the delegate admits.
+        func mintedLinks(_ count: Int) throws -> [LinkSpeaker] {
+            let key = SigningKey.generate()
+            let membership = try Grant(
+                cluster: s.cluster, issuer: delegate, issuee: key.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
+                expires: nil, nonce: secureRandomBytes(16))
+            let credentials = LinkSpeaker.credentials(key, grants: [delegation, membership])
+            return try (0..<count).map { _ in try s.speaker(as: credentials) }
+        }
+        var filler: [LinkSpeaker] = []
+        for _ in 0..<128 { filler += try mintedLinks(4) }
+
+        let member = try s.memberSpeaker()
+        #expect(member.openFullSession(session: 1), "a member with its own grant is served beside a full table")
+        for _ in 0..<64 { filler += try mintedLinks(1) }
+        #expect(member.openFullSession(session: 3), "and stays linked while the delegate keeps linking")
+        // The room was made from the delegate's links, its oldest first.
+        #expect(!filler[0].openFullSession(session: 1))
+        #expect(filler.last!.openFullSession(session: 1))
+    }
+
     /// 64 strangers from 64 addresses, at the sync port and then at the TCP control listener, each
     /// sending all of a 4 MiB frame but its last byte before any handshake. The first release read
     /// and held every one (505-630 MB peak in an attack run): until a peer is admitted a

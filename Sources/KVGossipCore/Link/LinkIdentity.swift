@@ -78,4 +78,14 @@ public enum Admission {
         }
         return Refusal(.noAuthority, "the cluster does not recognise the node key \(identity.nodeKey.fingerprint) (\(identity.name)): no chain of grants from the root to it")
     }
+
+    /// Where `identity` stands under the root, for `LinkEviction`: the ids of the grants of the
+    /// chain that admits it now, root side first, then its node key (only the node key for the
+    /// root, or when no chain admits it).
+    public static func lineage(
+        of identity: LinkIdentity, search: ChainSearch, nowMs: UInt64, isRevoked: (Hash256) -> Bool
+    ) -> [Hash256] {
+        let chain = search.membership(of: identity.nodeKey, atMs: nowMs, pool: identity.credential, isRevoked: isRevoked) ?? []
+        return chain.map(\.id) + [Hash256.of(identity.nodeKey.bytes)]
+    }
 }
