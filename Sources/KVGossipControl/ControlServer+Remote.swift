@@ -77,7 +77,7 @@ extension ControlServer {
                     return
                 }
                 deadline.cancel()
-                handshakes.release(slot)
+                handshakes.admitted(slot)
                 holdsSlot = false
                 let writer = ResponseWriter(FrameSender(outbound: outbound, sealer: opened.sender))
                 let limits = self.limits

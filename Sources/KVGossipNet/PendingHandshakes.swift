@@ -40,6 +40,15 @@ public final class PendingHandshakes: Sendable {
         state.withLock { $0.slots.vouch(number) }
     }
 
+    /// The connection's peer was admitted: the slot is given back and its source remembered, so
+    /// its next handshakes keep their slots longer than strangers' (`HandshakeSlots`).
+    public func admitted(_ number: UInt64) {
+        state.withLock { s in
+            s.slots.admitted(number)
+            s.closers[number] = nil
+        }
+    }
+
     public func release(_ number: UInt64) {
         state.withLock { s in
             s.slots.release(number)

@@ -389,7 +389,8 @@ public final class GossipEngine: Sendable, KeyStateSource {
             try await LinkConnection.run(
                 connection, frameLimit: frameLimit, role: .responder, remoteHost: host, context: linkContext,
                 vouched: { [handshakes] in handshakes.vouch(slot) },
-                established: { link in
+                established: { [handshakes] link in
+                    handshakes.admitted(slot)
                     release()
                     self.registered(link, dialed: nil)
                 },

@@ -276,6 +276,57 @@ import Testing
         #expect(filler.last!.openFullSession(session: 1))
     }
 
+    /// Strangers at 64 addresses send well-formed hellos as fast as the agent answers them (a hello
+    /// is free: the cluster id is public) and hold the connections, so every newcomer pushes out
+    /// the oldest. A real peer's handshake used to be pushed out too (about a third of them in an
+    /// attack run). A peer whose address was admitted before now keeps its slot through the
+    /// flood: each of its 30 links goes through.
+    @Test func aHelloFloodDoesNotKeepOutAPeerThatLinkedBefore() throws {
+        let s = try Stage()
+        defer { s.tearDown() }
+        let port = Self.port(s.agent)
+        let credentials = LinkSpeaker.credentials(s.rootKey)
+        _ = try LinkSpeaker(port: port, cluster: s.cluster, credentials: credentials)
+
+        var stranger = LinkHandshake(
+            role: .initiator, cluster: s.cluster, credentials: LinkSpeaker.credentials(SigningKey.generate()), secret: nil,
+            ephemeral: .generate(), nonce: secureRandomBytes(LinkHandshake.nonceBytes))
+        let hello = stranger.start(nowMs: Self.nowMs)
+        let stop = Atomic<Bool>(false)
+        let answered = Atomic<Int>(0)
+        let flooders = (0..<8).map { thread in
+            Thread {
+                var open: [RawSocket] = []
+                var n = 0
+                while !stop.load(ordering: .relaxed) {
+                    n += 1
+                    guard let socket = RawSocket(tcpPort: port, timeout: 5, from: "127.0.2.\(2 + thread * 8 + n % 8)") else { continue }
+                    socket.sendFrame(hello)
+                    if socket.readFrame() != nil { answered.add(1, ordering: .relaxed) }
+                    open.append(socket)
+                    if open.count > 8 { open.removeFirst() }
+                }
+            }
+        }
+        flooders.forEach { $0.start() }
+        defer { stop.store(true, ordering: .relaxed) }
+        #expect(Readiness.wait { answered.load(ordering: .relaxed) >= 1_000 }, "the flood is under way")
+
+        var failed: [String] = []
+        for attempt in 0..<30 {
+            do {
+                let link = try LinkSpeaker(port: port, cluster: s.cluster, credentials: credentials, deadline: 0)
+                if !link.openFullSession() { failed.append("\(attempt): no session") }
+            } catch {
+                failed.append("\(attempt): \(error)")
+            }
+        }
+        let flood = answered.load(ordering: .relaxed)
+        stop.store(true, ordering: .relaxed)
+        print("hello flood: \(flood) strangers' hellos answered; \(failed.count) of 30 links by a known peer failed")
+        #expect(failed.isEmpty, "\(failed)")
+    }
+
     /// 64 strangers from 64 addresses, at the sync port and then at the TCP control listener, each
     /// sending all of a 4 MiB frame but its last byte before any handshake. The first release read
     /// and held every one (505-630 MB peak in an attack run): until a peer is admitted a

@@ -65,6 +65,55 @@ struct HandshakeSlotsTests {
         #expect(all.reserve(3, source: "c") == .admitted(evicting: 1))
     }
 
+    /// Strangers at 300 addresses sending well-formed hellos (free: the cluster id is public) as
+    /// fast as they connect: a peer whose source was admitted before keeps its slot through the
+    /// whole flood, silent or vouched, while strangers only push out each other.
+    @Test func aRememberedSourceOutlastsAHelloFlood() {
+        var slots = HandshakeSlots<Int>(perSource: 8, total: 64)
+        _ = slots.reserve(0, source: "peer")
+        slots.admitted(0)
+        #expect(slots.remembers("peer") && slots.count == 0)
+        _ = slots.reserve(1, source: "peer")  // silent so far
+        _ = slots.reserve(2, source: "peer")
+        slots.vouch(2)
+        for i in 3..<5_000 {
+            guard case .admitted(let victim?) = slots.reserve(i, source: "10.0.\(i % 300 / 250).\(i % 300 % 250)") else { continue }
+            #expect(victim > 2, "a remembered source's connection \(victim) went")
+            slots.vouch(i)
+        }
+        // A stranger that is not remembered still gets in: it pushes out another stranger.
+        guard case .admitted(let victim?) = slots.reserve(9_000, source: "198.51.100.7") else {
+            Issue.record("a full table made no room")
+            return
+        }
+        #expect(victim > 2)
+        // With only remembered sources' connections held, the oldest of them goes; once a
+        // stranger holds one, it is the next to go.
+        var known = HandshakeSlots<Int>(perSource: 8, total: 2)
+        for (i, source) in ["a", "b"].enumerated() {
+            _ = known.reserve(i, source: source)
+            known.admitted(i)
+            _ = known.reserve(10 + i, source: source)
+        }
+        #expect(known.reserve(20, source: "stranger") == .admitted(evicting: 10))
+        #expect(known.reserve(21, source: "stranger") == .admitted(evicting: 20))
+    }
+
+    /// Remembered sources are bounded: the least recently admitted is forgotten first.
+    @Test func rememberedSourcesAreBounded() {
+        var slots = HandshakeSlots<Int>(perSource: 8, total: 8, rememberedSources: 2)
+        for (i, source) in ["a", "b", "c"].enumerated() {
+            _ = slots.reserve(i, source: source)
+            slots.admitted(i)
+        }
+        #expect(!slots.remembers("a") && slots.remembers("b") && slots.remembers("c"))
+        _ = slots.reserve(3, source: "b")
+        slots.admitted(3)
+        _ = slots.reserve(4, source: "d")
+        slots.admitted(4)
+        #expect(slots.remembers("b") && !slots.remembers("c") && slots.remembers("d"))
+    }
+
     @Test func reservingTwiceHoldsOneSlot() {
         var slots = HandshakeSlots<Int>(perSource: 1, total: 1)
         #expect(slots.reserve(1, source: "a") == .admitted(evicting: nil))

@@ -9,6 +9,15 @@
 /// open new connections faster than a real handshake completes (milliseconds). A connection that has
 /// sent a well-formed hello (`vouch`) gives up its slot only after every silent or slow one has: a
 /// trickle of bytes never pushes out a peer that is talking.
+///
+/// A hello proves nothing, though: the cluster id in it is public, so strangers at many addresses
+/// can send well-formed hellos as fast as they connect, and while they churn the slots, a real
+/// peer's handshake, a few milliseconds long, may be the oldest when the next one arrives. So the
+/// slots also remember the sources whose connections were admitted lately (`admitted`, at most
+/// `rememberedSources`, the least recent forgotten first): a connection from such a source gives
+/// up its slot only after every connection from elsewhere has. A stranger cannot get its address
+/// remembered without being admitted, and an admitted peer that floods is still held to
+/// `perSource` and is the biggest holder among the remembered.
 public struct HandshakeSlots<Connection: Hashable & Sendable>: Sendable {
     public enum Decision: Equatable, Sendable {
         /// The connection holds a slot; close `evicting` (if any) to make the room.
@@ -19,14 +28,18 @@ public struct HandshakeSlots<Connection: Hashable & Sendable>: Sendable {
 
     public let perSource: Int
     public let total: Int
-    private var holders: [Connection: (source: String, order: UInt64, vouched: Bool)] = [:]
+    public let rememberedSources: Int
+    private var holders: [Connection: (source: String, order: UInt64, vouched: Bool, known: Bool)] = [:]
     private var bySource: [String: [Connection]] = [:]
     private var nextOrder: UInt64 = 0
+    /// Sources whose connections were admitted, with when (in `nextOrder`'s count) they last were.
+    private var admittedSources: [String: UInt64] = [:]
 
-    public init(perSource: Int, total: Int) {
+    public init(perSource: Int, total: Int, rememberedSources: Int = 4_096) {
         precondition(perSource >= 1 && total >= 1, "slots: at least one per source and one in all")
         self.perSource = perSource
         self.total = total
+        self.rememberedSources = max(1, rememberedSources)
     }
 
     /// How many slots are held.
@@ -38,10 +51,13 @@ public struct HandshakeSlots<Connection: Hashable & Sendable>: Sendable {
         guard bySource[source, default: []].count < perSource else { return .refused }
         var evicted: Connection?
         if holders.count >= total {
-            evicted = victim(vouched: false) ?? victim(vouched: true)
+            // Strangers before remembered sources; within each, the silent before the vouched.
+            for (known, vouched) in [(false, false), (false, true), (true, false), (true, true)] where evicted == nil {
+                evicted = victim(known: known, vouched: vouched)
+            }
             release(evicted!)
         }
-        holders[connection] = (source, nextOrder, false)
+        holders[connection] = (source, nextOrder, false, admittedSources[source] != nil)
         nextOrder += 1
         bySource[source, default: []].append(connection)
         return .admitted(evicting: evicted)
@@ -52,12 +68,27 @@ public struct HandshakeSlots<Connection: Hashable & Sendable>: Sendable {
         holders[connection]?.vouched = true
     }
 
-    /// The oldest connection of the source holding the most slots, among the vouched or the others;
-    /// ties go to the source whose oldest is oldest, so the choice does not depend on dictionary order.
-    private func victim(vouched: Bool) -> Connection? {
+    /// The connection's peer was admitted: its slot is given back, and its source remembered.
+    public mutating func admitted(_ connection: Connection) {
+        guard let held = holders[connection] else { return }
+        release(connection)
+        admittedSources[held.source] = nextOrder
+        nextOrder += 1
+        if admittedSources.count > rememberedSources, let least = admittedSources.min(by: { $0.value < $1.value })?.key {
+            admittedSources[least] = nil
+        }
+    }
+
+    /// Whether a connection from `source` would be admitted lately (`admitted`).
+    public func remembers(_ source: String) -> Bool { admittedSources[source] != nil }
+
+    /// The oldest connection of the source holding the most slots, among those from remembered
+    /// sources or not, vouched or not; ties go to the source whose oldest is oldest, so the choice
+    /// does not depend on dictionary order.
+    private func victim(known: Bool, vouched: Bool) -> Connection? {
         var best: (count: Int, oldest: Connection, order: UInt64)?
         for (_, connections) in bySource {
-            let eligible = connections.filter { holders[$0]!.vouched == vouched }
+            let eligible = connections.filter { holders[$0]!.vouched == vouched && holders[$0]!.known == known }
             guard let first = eligible.first else { continue }
             let order = holders[first]!.order
             if best == nil || eligible.count > best!.count || (eligible.count == best!.count && order < best!.order) {
