@@ -326,14 +326,16 @@ public final class GossipEngine: Sendable, KeyStateSource {
     private func registered(_ link: PeerLink, dialed: PeerAddress?) {
         let lineage = node.lineage(of: link.peer)
         let maximum = options.links.maxLinks
-        switch links.add(link, as: dialed ?? link.address, lineage: lineage, perNode: options.links.linksPerNode, total: maximum) {
+        switch links.add(link, dialed: dialed, lineage: lineage, perNode: options.links.linksPerNode, total: maximum) {
         case .refused:
             counters.withLock { $0.closedForRoom += 1 }
             refusals.note(reason: "links-full", "closed a new link: this node holds its maximum of links, most of them under the same grants as this peer", [
                 "peer": "\(link.peer.name) (\(link.peer.nodeKey.fingerprint))", "maximum": "\(maximum)",
             ])
             return
-        case .added(let closing):
+        case .added(let closing, let filed):
+            // A peer's name for its address, from a link known to serve it.
+            if filed { instance.withLock { $0.learnedName(link.peer.name, of: dialed ?? link.address) } }
             // Past `perNode` a peer's own oldest link goes (routine); any other is the room made.
             for old in closing where old.peer.nodeKey != link.peer.nodeKey {
                 counters.withLock { $0.closedForRoom += 1 }
@@ -343,7 +345,6 @@ public final class GossipEngine: Sendable, KeyStateSource {
                 ])
             }
         }
-        instance.withLock { $0.learnedName(link.peer.name, of: dialed ?? link.address) }
         if abs(link.peerClockOffsetMs) > Int64(node.store.validator.limits.maxSkewMs) {
             logger.warning("a peer's clock differs from this node's by more than the skew bound", metadata: [
                 "peer": "\(link.peer.name)", "offset ms": "\(link.peerClockOffsetMs)",
@@ -427,7 +428,9 @@ public final class GossipEngine: Sendable, KeyStateSource {
                         &responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool)
                     let r = responder.report
                     if responder.sessionKind == .full {
-                        self.execute(self.instance.withLock { $0.answeredSession(from: link.address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) })
+                        // The peer counts as reached at its address only if it is known to answer there.
+                        let address = self.links.answersAtItsAddress(link) ? link.address : nil
+                        self.execute(self.instance.withLock { $0.answeredSession(from: address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) })
                     }
                     if r.viewRequests > 0, r.recordsReceived + r.recordsSent + r.revocationsReceived + r.revocationsSent > 0 {
                         self.logger.info("answered a sync session", metadata: [

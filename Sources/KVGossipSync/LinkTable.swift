@@ -10,6 +10,10 @@ final class LinkTable: Sendable {
         var established: [(link: PeerLink, lineage: [Hash256], order: UInt64)] = []
         var nextOrder: UInt64 = 0
         var dialing: [PeerAddress: Task<PeerLink, any Error>] = [:]
+        /// The node key that answered this node's last dial of each address. An inbound link
+        /// names the address it serves at (its IP and the sync port it announces), which anyone
+        /// on that IP could claim: it is filed under that address only when the key matches.
+        var owners: [PeerAddress: PublicKey] = [:]
         /// The name each linked node key went by, for `kvgossip log` (bounded: admitted peers only).
         var names: [PublicKey: String] = [:]
     }
@@ -38,17 +42,21 @@ final class LinkTable: Sendable {
     /// What `add` did.
     enum Admitted {
         /// The link is recorded; `closing` were closed to make room (the peer's oldest past
-        /// `perNode`, or the link `LinkEviction` chose when the table was full).
-        case added(closing: [PeerLink])
+        /// `perNode`, or the link `LinkEviction` chose when the table was full). `filed`: sessions
+        /// to its address may use it (dialed, or inbound from the key that answered there).
+        case added(closing: [PeerLink], filed: Bool)
         /// The table was full and the newcomer's own branch is the largest: it is the one closed.
         case refused
     }
 
-    /// Records an established link under `address`, its peer standing at `lineage` under the root
-    /// (`Admission.lineage`). A node key holds at most `perNode` links (a peer that keeps linking
+    /// Records an established link, its peer standing at `lineage` under the root
+    /// (`Admission.lineage`). A link this node `dialed` serves that address from now on, and its
+    /// key becomes the address's owner; an inbound link serves the address it claims only when
+    /// its key is that owner, so a host sharing a peer's IP cannot take the peer's sessions by
+    /// announcing its port. A node key holds at most `perNode` links (a peer that keeps linking
     /// loses its oldest) and the node at most `total`: past that `LinkEviction` picks the link to
     /// close, which may be the newcomer.
-    func add(_ link: PeerLink, as address: PeerAddress, lineage: [Hash256], perNode: Int, total: Int) -> Admitted {
+    func add(_ link: PeerLink, dialed: PeerAddress?, lineage: [Hash256], perNode: Int, total: Int) -> Admitted {
         let admitted = state.withLock { s -> Admitted in
             s.established.removeAll { $0.link.isClosed }
             var close: [PeerLink] = []
@@ -65,12 +73,20 @@ final class LinkTable: Sendable {
                 close.append(s.established.remove(at: index).link)
             }
             s.established.append((link, lineage, order))
-            s.links[address] = link
+            var filed = true
+            if let dialed {
+                s.links[dialed] = link
+                s.owners[dialed] = link.peer.nodeKey
+            } else if s.owners[link.address] == link.peer.nodeKey {
+                s.links[link.address] = link
+            } else {
+                filed = false
+            }
             if s.names.count < LinkTable.maxNames || s.names[link.peer.nodeKey] != nil { s.names[link.peer.nodeKey] = link.peer.name }
-            return .added(closing: close)
+            return .added(closing: close, filed: filed)
         }
         switch admitted {
-        case .added(let closing): for old in closing { old.disconnectNow() }
+        case .added(let closing, _): for old in closing { old.disconnectNow() }
         case .refused: link.disconnectNow()
         }
         return admitted
@@ -87,8 +103,11 @@ final class LinkTable: Sendable {
         }
     }
 
-    var count: Int { state.withLock { $0.links.values.filter { !$0.isClosed }.count } }
+    /// Whether `link`'s key answered this node's last dial of the address the link claims.
+    func answersAtItsAddress(_ link: PeerLink) -> Bool {
+        state.withLock { $0.owners[link.address] == link.peer.nodeKey }
+    }
 
-    /// The open links.
-    var open: [PeerLink] { state.withLock { $0.links.values.filter { !$0.isClosed } } }
+    /// The open links, filed under an address or not.
+    var open: [PeerLink] { state.withLock { $0.established.map(\.link).filter { !$0.isClosed } } }
 }

@@ -54,13 +54,13 @@ import Testing
         }
 
         /// A link to A as a member: a fresh node key holding only a membership grant from the root
-        /// (admitted, and may write nothing).
-        func memberSpeaker() throws -> LinkSpeaker {
+        /// (admitted, and may write nothing), announcing `syncPort`.
+        func memberSpeaker(syncPort: UInt16 = 1) throws -> LinkSpeaker {
             let member = SigningKey.generate()
             let membership = try Grant(
                 cluster: cluster, issuer: rootKey, issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
                 expires: nil, nonce: secureRandomBytes(16))
-            return try speaker(as: LinkSpeaker.credentials(member, grants: [membership]))
+            return try speaker(as: LinkSpeaker.credentials(member, grants: [membership], syncPort: syncPort))
         }
 
         func tearDown() {
@@ -325,6 +325,26 @@ import Testing
         stop.store(true, ordering: .relaxed)
         print("hello flood: \(flood) strangers' hellos answered; \(failed.count) of 30 links by a known peer failed")
         #expect(failed.isEmpty, "\(failed)")
+    }
+
+    /// A member on the same IP as a real peer links to A announcing the peer's sync port. Inbound
+    /// links used to be filed under their IP and announced port, so A's next session with the
+    /// peer's address went to the member instead. The address belongs to the key that answered
+    /// A's dial there: A's sync with the peer still reaches the peer.
+    @Test func aMemberOnAPeersAddressDoesNotTakeItsSessions() throws {
+        let s = try Stage()
+        defer { s.tearDown() }
+        let peer = try Self.rootAgent(s.cli, "B", root: s.root)
+        defer { peer.stop() }
+        let address = "127.0.0.1:\(Self.port(peer))"
+        #expect(try s.agent.run(["sync", "--peer", address]).status == 0)
+
+        let impostor = try s.memberSpeaker(syncPort: UInt16(Self.port(peer)))
+        #expect(impostor.openFullSession(), "the impostor is linked")
+        try s.agent.run(["set", "/taken", "no"])
+        let sync = try s.agent.run(["sync", "--peer", address])
+        #expect(sync.status == 0, "\(sync)")
+        #expect(try peer.run(["get", "/taken"]).stdout.contains("no"))
     }
 
     /// 64 strangers from 64 addresses, at the sync port and then at the TCP control listener, each

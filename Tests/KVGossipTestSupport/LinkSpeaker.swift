@@ -71,9 +71,9 @@ public final class LinkSpeaker: @unchecked Sendable {
         return (socket, established, sender, receiver)
     }
 
-    /// Credentials for a speaker with a fresh instance id (any name and port).
-    public static func credentials(_ key: SigningKey, grants: [Grant] = [], name: String = "speaker") -> LinkCredentials {
-        LinkCredentials(signingKey: key, name: name, syncPort: 1, credential: grants, instance: secureRandomBytes(LinkIdentity.instanceBytes))
+    /// Credentials for a speaker with a fresh instance id (any name; the sync port it announces).
+    public static func credentials(_ key: SigningKey, grants: [Grant] = [], name: String = "speaker", syncPort: UInt16 = 1) -> LinkCredentials {
+        LinkCredentials(signingKey: key, name: name, syncPort: syncPort, credential: grants, instance: secureRandomBytes(LinkIdentity.instanceBytes))
     }
 
     /// Sends one message on `session` (odd numbers are ours; 0 carries announcements).
