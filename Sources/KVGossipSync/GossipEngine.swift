@@ -428,9 +428,9 @@ public final class GossipEngine: Sendable, KeyStateSource {
                         &responder, opening: [], first: first, session: session, inbox: inbox, link: link, pool: self.pool)
                     let r = responder.report
                     if responder.sessionKind == .full {
-                        // The peer counts as reached at its address only if it is known to answer there.
-                        let address = self.links.answersAtItsAddress(link) ? link.address : nil
-                        self.execute(self.instance.withLock { $0.answeredSession(from: address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) })
+                        // The address the link claims: at worst an impostor there makes this node
+                        // try the address again sooner (its dial reaches whoever really answers).
+                        self.execute(self.instance.withLock { $0.answeredSession(from: link.address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) })
                     }
                     if r.viewRequests > 0, r.recordsReceived + r.recordsSent + r.revocationsReceived + r.revocationsSent > 0 {
                         self.logger.info("answered a sync session", metadata: [

@@ -103,11 +103,6 @@ final class LinkTable: Sendable {
         }
     }
 
-    /// Whether `link`'s key answered this node's last dial of the address the link claims.
-    func answersAtItsAddress(_ link: PeerLink) -> Bool {
-        state.withLock { $0.owners[link.address] == link.peer.nodeKey }
-    }
-
     /// The open links, filed under an address or not.
     var open: [PeerLink] { state.withLock { $0.established.map(\.link).filter { !$0.isClosed } } }
 }
