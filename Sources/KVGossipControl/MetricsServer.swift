@@ -3,18 +3,25 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Synchronization
 
 /// `GET /metrics` over HTTP/1.1 for Prometheus scrapers; other paths answer 404, other methods
 /// 405. Read-only and cheap: the snapshot is gathered per request from state the agent keeps.
 public final class MetricsServer: Sendable {
     let snapshot: @Sendable () async -> MetricsSnapshot
     let logger: Logger
-    /// Scrapers use one or two connections; more are refused, and a connection quiet this long
-    /// is closed, so stray clients cannot pile up descriptors.
+    /// Scrapers use one or two connections. At most `maxConnections` are open, `perSource` from
+    /// one address; a connection quiet for `idleTimeout` is closed, and one that has not sent a
+    /// whole request `requestDeadline` after it opened (or after its last answer) is closed even
+    /// if it trickles bytes, so stray or slow clients cannot pile up descriptors.
     static let maxConnections = 16
+    static let perSource = 4
     static let idleTimeout = TimeAmount.seconds(30)
-    private let active = Atomic<Int>(0)
+    static let requestDeadline = TimeAmount.seconds(10)
+    /// The connections, as slots (`HandshakeSlots`): a full table closes the oldest connection of
+    /// the address holding the most, connections that have not yet been answered before those
+    /// that have, so clients that trickle header bytes from many addresses cannot keep a scraper
+    /// out; they push out only each other.
+    private let slots = PendingHandshakes(perSource: perSource, total: maxConnections)
 
     public init(logger: Logger, snapshot: @escaping @Sendable () async -> MetricsSnapshot) {
         self.logger = logger
@@ -45,11 +52,15 @@ public final class MetricsServer: Sendable {
     }
 
     private func answer(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
-        defer { active.subtract(1, ordering: .relaxed) }
-        guard active.add(1, ordering: .relaxed).newValue <= Self.maxConnections else {
+        let channel = connection.channel
+        guard let slot = slots.reserve(channel.remoteAddress?.ipAddress ?? "?", close: { channel.close(promise: nil) }) else {
             try? await connection.executeThenClose { _, _ in }
             return
         }
+        defer { slots.release(slot) }
+        // Until a whole request is in; renewed after each answer.
+        var deadline = channel.eventLoop.scheduleTask(in: Self.requestDeadline) { channel.close(promise: nil) }
+        defer { deadline.cancel() }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -62,6 +73,7 @@ public final class MetricsServer: Sendable {
                     case .end:
                         guard let request = head else { continue }
                         head = nil
+                        deadline.cancel()
                         let (status, body) = await response(to: request)
                         var headers = HTTPHeaders()
                         headers.add(name: "Content-Type", value: status == .ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8")
@@ -71,6 +83,8 @@ public final class MetricsServer: Sendable {
                         if request.method != .HEAD { try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body)))) }
                         try await outbound.write(.end(nil))
                         if !request.isKeepAlive { return }
+                        slots.vouch(slot)
+                        deadline = channel.eventLoop.scheduleTask(in: Self.requestDeadline) { channel.close(promise: nil) }
                     }
                 }
             }

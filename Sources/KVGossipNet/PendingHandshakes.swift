@@ -3,7 +3,8 @@ import Synchronization
 
 /// The connections of one listener still in their handshake (`HandshakeSlots`), with how to close
 /// each: when every slot is taken, the oldest connection of the biggest holder is closed to make
-/// room, so strangers that never finish cannot lock anyone out.
+/// room, so strangers that never finish cannot lock anyone out. The metrics listener counts its
+/// connections the same way for their whole life, vouching for one once it has been answered.
 public final class PendingHandshakes: Sendable {
     private struct State {
         var slots: HandshakeSlots<UInt64>

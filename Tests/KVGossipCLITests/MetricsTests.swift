@@ -1,5 +1,6 @@
 import Foundation
 import KVGossipTestSupport
+import Synchronization
 import KVGossipTestTraits
 import Testing
 
@@ -29,12 +30,18 @@ import Testing
         return String(decoding: response, as: UTF8.self)
     }
 
-    @Test func metricsReportTheStoreAndAnswerOnlyGetMetrics() throws {
-        let cli = try CLIProcess()
-        defer { cli.cleanUp() }
+    /// An agent with the root's key serving metrics on a free port, in `cli`'s directory.
+    static func metricsAgent(_ cli: CLIProcess) throws -> (agent: AgentProcess, root: String, port: Int) {
         let root = try cli.keygen("root.key")
         let port = LoopbackPort.free()
         let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key", "--metrics-listen", "127.0.0.1:\(port)"])
+        return (agent, root, port)
+    }
+
+    @Test func metricsReportTheStoreAndAnswerOnlyGetMetrics() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let (agent, root, port) = try Self.metricsAgent(cli)
         #expect(try agent.run(["set", "/app/a", "1"]).status == 0)
         #expect(try agent.run(["set", "/app/b", "2"]).status == 0)
         var text = ""
@@ -52,5 +59,53 @@ import Testing
         #expect(try Self.http("POST", "/metrics", port: port).hasPrefix("HTTP/1.1 405"))
         let bad = try cli.run(["agent", "--root", root, "--metrics-listen", "nowhere", "--check-config"])
         #expect(bad.status != 0 && bad.stderr.contains("metricsListen"))
+    }
+
+    /// 16 clients at 16 addresses each trickle a request header a byte at a time and reconnect
+    /// when closed. That kept every scraper out (all 16 connections were taken, and each byte
+    /// restarted the idle timer). A scrape now gets its answer: it takes the slot of a trickler.
+    /// And a trickler is closed at the request deadline, however steadily it trickles.
+    @Test func tricklingClientsDoNotKeepAScraperOut() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let (agent, _, port) = try Self.metricsAgent(cli)
+        defer { agent.stop() }
+        #expect(Readiness.wait { ((try? Self.http("GET", "/metrics", port: port)) ?? "").contains("200 OK") })
+
+        let stop = Atomic<Bool>(false)
+        let held = Atomic<Int>(0)
+        let finished = Atomic<Bool>(false)
+        let trickler = Thread {
+            defer { finished.store(true, ordering: .relaxed) }
+            var sockets: [Int: RawSocket] = [:]
+            while !stop.load(ordering: .relaxed) {
+                for i in 0..<16 {
+                    if let s = sockets[i], s.send([0x61]) { continue }
+                    sockets[i] = RawSocket(tcpPort: port, timeout: 1, from: "127.0.3.\(i + 2)")
+                    _ = sockets[i]?.send(Array("GET /metrics HTTP/1.1\r\nX-Slow: ".utf8))
+                }
+                held.store(sockets.count, ordering: .relaxed)
+                Thread.sleep(forTimeInterval: 0.5)
+            }
+        }
+        trickler.start()
+        defer { stop.store(true, ordering: .relaxed) }
+        #expect(Readiness.wait { held.load(ordering: .relaxed) == 16 })
+        let scrape = try Self.http("GET", "/metrics", port: port)
+        #expect(scrape.hasPrefix("HTTP/1.1 200 OK"), "\(scrape.prefix(200))")
+
+        // A trickler on its own (so no newcomer pushes it out): closed at the deadline though it
+        // never pauses.
+        stop.store(true, ordering: .relaxed)
+        #expect(Readiness.wait { finished.load(ordering: .relaxed) })
+        #expect(Readiness.wait { ((try? Self.http("GET", "/metrics", port: port)) ?? "").contains("200 OK") })
+        let lone = try #require(RawSocket(tcpPort: port, timeout: 1, from: "127.0.4.2"))
+        _ = lone.send(Array("GET /metrics HTTP/1.1\r\nX-Slow: ".utf8))
+        var closed = false
+        for _ in 0..<60 where !closed {
+            Thread.sleep(forTimeInterval: 0.5)
+            closed = !lone.send([0x61])
+        }
+        #expect(closed, "a connection trickling its header for 30 s was not closed")
     }
 }
