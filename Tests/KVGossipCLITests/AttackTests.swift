@@ -159,9 +159,7 @@ import Testing
                 Record(cluster: cluster, key: try! Key("/big/\(batch)/\(i)"), kind: .value, value: Array("value \(i)".utf8),
                        timestamp: HLC(physicalMs: now), signer: rootKey, pool: [])
             }
-            speaker.send(.open(.push, Hash256(bytes: secureRandomBytes(32))!), session: session)
-            speaker.send(.records(records), session: session)
-            guard case .results(let results)? = speaker.receive()?.message else {
+            guard let results = speaker.push(records, session: session) else {
                 Issue.record("no results for a push")
                 return
             }
@@ -215,9 +213,7 @@ import Testing
             Record(cluster: cluster, key: key, kind: .value, value: secureRandomBytes(1_000_000),
                    timestamp: HLC(physicalMs: Self.nowMs), signer: rootKey, pool: [])
         }
-        writer.send(.open(.push, Hash256(bytes: secureRandomBytes(32))!), session: 1)
-        writer.send(.records(big), session: 1)
-        guard case .results(let results)? = writer.receive()?.message, results.allSatisfy({ $0.code == .accepted }) else {
+        guard let results = writer.push(big), results.allSatisfy({ $0.code == .accepted }) else {
             Issue.record("the two large records were not taken")
             return
         }
@@ -445,10 +441,7 @@ import Testing
                 Record(cluster: cluster, key: try! Key("/junk/\(tag)/\(session)/\(i)"), kind: .value, value: [1],
                        timestamp: HLC(physicalMs: Self.nowMs), signer: writer, pool: pool)
             }
-            speaker.send(.open(.push, Hash256(bytes: secureRandomBytes(32))!), session: session)
-            speaker.send(.records(records), session: session)
-            guard case .results(let results)? = speaker.receive()?.message else { return [] }
-            return results
+            return speaker.push(records, session: session) ?? []
         }
         // The fat pool does not even decode: the whole message is refused.
         let fatResults = push(fat, count: 1, tag: "fat")
@@ -465,9 +458,7 @@ import Testing
                 Record(cluster: cluster, key: try! Key("/junk/\(round)/\(i)"), kind: .value, value: [1],
                        timestamp: HLC(physicalMs: Self.nowMs), signer: writer, pool: fitting)
             }
-            speaker2.send(.open(.push, Hash256(bytes: secureRandomBytes(32))!), session: session)
-            speaker2.send(.records(records), session: session)
-            if case .results(let results)? = speaker2.receive()?.message {
+            if let results = speaker2.push(records, session: session) {
                 refused += results.filter { $0.code == .refused && $0.reason == .noAuthority }.count
             }
             session += 2
@@ -512,9 +503,7 @@ import Testing
         #expect((reply["error"] as? [String: Any])?["reason"] as? String == "clock-skew", "\(reply)")
 
         let speaker = try s.speaker()
-        speaker.send(.open(.push, Hash256(bytes: secureRandomBytes(32))!))
-        speaker.send(.records([backdated, afterExpiry]))
-        guard case .results(let results)? = speaker.receive()?.message, results.count == 2 else {
+        guard let results = speaker.push([backdated, afterExpiry]), results.count == 2 else {
             Issue.record("no results for the push")
             return
         }

@@ -89,6 +89,15 @@ public final class LinkSpeaker: @unchecked Sendable {
         return true
     }
 
+    /// Pushes `records` on `session` (opening, records, then the answer): the agent's results,
+    /// or nil when it answered otherwise or not at all (a message refused whole closes the link).
+    public func push(_ records: [Record], session: UInt32 = 1) -> [PushResult]? {
+        send(.open(.push, Hash256(bytes: secureRandomBytes(32))!), session: session)
+        send(.records(records), session: session)
+        guard case .results(let results)? = receive()?.message else { return nil }
+        return results
+    }
+
     /// Sends arbitrary message bytes on `session`, sealed like any frame.
     @discardableResult
     public func sendRaw(_ message: [UInt8], session: UInt32 = 1) -> Bool {
