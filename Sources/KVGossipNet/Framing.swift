@@ -10,7 +10,6 @@ public struct FrameDecoder: ByteToMessageDecoder {
     public let limit: FrameLimit
 
     public init(limit: FrameLimit) { self.limit = limit }
-    public init(maxFrameBytes: Int) { self.init(limit: FrameLimit(maxFrameBytes)) }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
