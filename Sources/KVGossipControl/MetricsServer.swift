@@ -9,19 +9,19 @@ import NIOPosix
 public final class MetricsServer: Sendable {
     let snapshot: @Sendable () async -> MetricsSnapshot
     let logger: Logger
-    /// Scrapers use one or two connections. At most `maxConnections` are open, `perSource` from
-    /// one address; a connection quiet for `idleTimeout` is closed, and one that has not sent a
-    /// whole request `requestDeadline` after it opened (or after its last answer) is closed even
-    /// if it trickles bytes, so stray or slow clients cannot pile up descriptors.
+    /// Scrapers use one or two connections. At most `maxConnections` are open; a connection quiet
+    /// for `idleTimeout` is closed, and one that has not sent a whole request `requestDeadline`
+    /// after it opened (or after its last answer) is closed even if it trickles bytes, so stray or
+    /// slow clients cannot pile up descriptors.
     static let maxConnections = 16
-    static let perSource = 4
     static let idleTimeout = TimeAmount.seconds(30)
     static let requestDeadline = TimeAmount.seconds(10)
     /// The connections, as slots (`HandshakeSlots`): a full table closes the oldest connection of
     /// the address holding the most, connections that have not yet been answered before those
-    /// that have, so clients that trickle header bytes from many addresses cannot keep a scraper
-    /// out; they push out only each other.
-    private let slots = PendingHandshakes(perSource: perSource, total: maxConnections)
+    /// that have, so clients that hold connections from many addresses cannot keep a scraper out;
+    /// they push out only each other. No cap per address: a cap would refuse a scraper that
+    /// shares its address with the holders (the same host, a NAT), where making room does not.
+    private let slots = PendingHandshakes(perSource: .max, total: maxConnections)
 
     public init(logger: Logger, snapshot: @escaping @Sendable () async -> MetricsSnapshot) {
         self.logger = logger

@@ -61,6 +61,28 @@ import Testing
         #expect(bad.status != 0 && bad.stderr.contains("metricsListen"))
     }
 
+    /// 16 keep-alive clients on the scraper's own address, each answered once and then quiet: a
+    /// cap per address refused the scraper (4 such clients were enough). Now the scrape takes
+    /// the slot of the oldest of them.
+    @Test func clientsOnTheScrapersAddressDoNotKeepItOut() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let (agent, _, port) = try Self.metricsAgent(cli)
+        defer { agent.stop() }
+        #expect(Readiness.wait { ((try? Self.http("GET", "/metrics", port: port)) ?? "").contains("200 OK") })
+        let held = (0..<16).compactMap { _ -> RawSocket? in
+            guard let socket = RawSocket(tcpPort: port, timeout: 10) else { return nil }
+            socket.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            // Read the head: the connection has been answered once (and stays open).
+            var seen: [UInt8] = []
+            while !String(decoding: seen, as: UTF8.self).contains("\r\n\r\n"), let byte = socket.read(exactly: 1) { seen += byte }
+            return seen.isEmpty ? nil : socket
+        }
+        #expect(held.count == 16)
+        let scrape = try Self.http("GET", "/metrics", port: port)
+        #expect(scrape.hasPrefix("HTTP/1.1 200 OK"), "\(scrape.prefix(200))")
+    }
+
     /// 16 clients at 16 addresses each trickle a request header a byte at a time and reconnect
     /// when closed. That kept every scraper out (all 16 connections were taken, and each byte
     /// restarted the idle timer). A scrape now gets its answer: it takes the slot of a trickler.
