@@ -99,6 +99,26 @@ struct HandshakeSlotsTests {
         #expect(known.reserve(21, source: "stranger") == .admitted(evicting: 20))
     }
 
+    /// A member that links once from an address and then sends hellos from it and abandons them
+    /// keeps the address's standing for one abandoned handshake, not for a flood.
+    @Test func aRememberedSourceThatAbandonsAHandshakeIsForgotten() {
+        var slots = HandshakeSlots<Int>(perSource: 8, total: 8)
+        _ = slots.reserve(0, source: "member")
+        slots.admitted(0)
+        _ = slots.reserve(1, source: "member")
+        slots.vouch(1)
+        #expect(slots.remembers("member"))
+        slots.release(1)
+        #expect(!slots.remembers("member"))
+        // Pushed out (only remembered sources held slots) counts as abandoned too.
+        var full = HandshakeSlots<Int>(perSource: 8, total: 1)
+        _ = full.reserve(0, source: "a")
+        full.admitted(0)
+        _ = full.reserve(1, source: "a")
+        _ = full.reserve(2, source: "b")
+        #expect(!full.remembers("a"))
+    }
+
     /// Remembered sources are bounded: the least recently admitted is forgotten first.
     @Test func rememberedSourcesAreBounded() {
         var slots = HandshakeSlots<Int>(perSource: 8, total: 8, rememberedSources: 2)

@@ -17,7 +17,8 @@
 /// `rememberedSources`, the least recent forgotten first): a connection from such a source gives
 /// up its slot only after every connection from elsewhere has. A stranger cannot get its address
 /// remembered without being admitted, and an admitted peer that floods is still held to
-/// `perSource` and is the biggest holder among the remembered.
+/// `perSource` and is the biggest holder among the remembered; a remembered source whose
+/// connection ends without being admitted is forgotten (`release`).
 public struct HandshakeSlots<Connection: Hashable & Sendable>: Sendable {
     public enum Decision: Equatable, Sendable {
         /// The connection holds a slot; close `evicting` (if any) to make the room.
@@ -70,8 +71,7 @@ public struct HandshakeSlots<Connection: Hashable & Sendable>: Sendable {
 
     /// The connection's peer was admitted: its slot is given back, and its source remembered.
     public mutating func admitted(_ connection: Connection) {
-        guard let held = holders[connection] else { return }
-        release(connection)
+        guard let held = drop(connection) else { return }
         admittedSources[held.source] = nextOrder
         nextOrder += 1
         if admittedSources.count > rememberedSources, let least = admittedSources.min(by: { $0.value < $1.value })?.key {
@@ -99,9 +99,18 @@ public struct HandshakeSlots<Connection: Hashable & Sendable>: Sendable {
     }
 
     /// Gives the slot back (the handshake ended, or the connection closed); nothing if it held none.
+    /// A remembered source whose connection ends this way (closed, refused, past its deadline,
+    /// or pushed out) is forgotten: a member that links once from many addresses and then sends
+    /// hellos from them keeps each address's standing for one abandoned handshake at most.
     public mutating func release(_ connection: Connection) {
-        guard let held = holders.removeValue(forKey: connection) else { return }
+        guard let held = drop(connection) else { return }
+        if held.known { admittedSources[held.source] = nil }
+    }
+
+    private mutating func drop(_ connection: Connection) -> (source: String, order: UInt64, vouched: Bool, known: Bool)? {
+        guard let held = holders.removeValue(forKey: connection) else { return nil }
         bySource[held.source]?.removeAll { $0 == connection }
         if bySource[held.source]?.isEmpty == true { bySource[held.source] = nil }
+        return held
     }
 }
