@@ -7,7 +7,7 @@ final class LinkTable: Sendable {
         var links: [PeerAddress: PeerLink] = [:]
         /// Every established link, oldest first (several may lead to one peer for a while), with
         /// the peer's lineage for `LinkEviction`.
-        var established: [(link: PeerLink, lineage: [Hash256], order: UInt64)] = []
+        var established: [(link: PeerLink, lineage: [Hash256], order: UInt64, dialed: Bool)] = []
         var nextOrder: UInt64 = 0
         var dialing: [PeerAddress: Task<PeerLink, any Error>] = [:]
         /// The node key that answered this node's last dial of each address. An inbound link
@@ -66,13 +66,18 @@ final class LinkTable: Sendable {
             let order = s.nextOrder
             s.nextOrder += 1
             if s.established.count >= total {
-                let holders = (s.established + [(link, lineage, order)]).map { LinkEviction.Holder(id: ObjectIdentifier($0.link), lineage: $0.lineage, order: $0.order) }
+                // Proven: dialed here, or the key answered a dial here at some address.
+                let owners = Set(s.owners.values)
+                let holders = (s.established + [(link, lineage, order, dialed != nil)]).map {
+                    LinkEviction.Holder(
+                        id: ObjectIdentifier($0.link), lineage: $0.lineage, order: $0.order, proven: $0.dialed || owners.contains($0.link.peer.nodeKey))
+                }
                 let victim = LinkEviction.victim(among: holders)
                 if victim == ObjectIdentifier(link) { return .refused }
                 let index = s.established.firstIndex { ObjectIdentifier($0.link) == victim }!
                 close.append(s.established.remove(at: index).link)
             }
-            s.established.append((link, lineage, order))
+            s.established.append((link, lineage, order, dialed != nil))
             var filed = true
             if let dialed {
                 s.links[dialed] = link

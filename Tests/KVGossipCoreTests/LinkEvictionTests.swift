@@ -12,8 +12,8 @@ struct LinkEvictionTests {
 
         /// Adds link `id` of a peer at `lineage`; returns the link closed to make room, if any.
         @discardableResult
-        mutating func add(_ id: String, _ lineage: [String]) -> String? {
-            let newcomer = LinkEviction.Holder(id: id, lineage: lineage.map { Hash256.of(Array($0.utf8)) }, order: next)
+        mutating func add(_ id: String, _ lineage: [String], proven: Bool = false) -> String? {
+            let newcomer = LinkEviction.Holder(id: id, lineage: lineage.map { Hash256.of(Array($0.utf8)) }, order: next, proven: proven)
             next += 1
             guard holders.count >= total else {
                 holders.append(newcomer)
@@ -59,6 +59,31 @@ struct LinkEvictionTests {
         }
         #expect(!closed.isEmpty && closed.allSatisfy { $0.hasPrefix("rogue") })
         #expect(table.ids.isSuperset(of: ["root", "host-0", "host-1", "host-2", "host-3", "host-4"]))
+    }
+
+    /// Hosts that all hold grants through one operator's delegation share its branch, the
+    /// largest. A sibling delegate's minted keys would crowd them out down to half the table.
+    /// The hosts this node dialed (proven) are not counted against it: the delegate's newcomers
+    /// weigh only against unproven links, where its branch is the larger, so they push out only
+    /// each other.
+    @Test func provenLinksGiveWayOnlyWhenNoUnprovenIsLeft() {
+        var table = Table(total: 12)
+        for host in 0..<8 { table.add("host-\(host)", ["g-ops", "m-\(host)", "h\(host)"], proven: true) }
+        for host in 8..<10 { table.add("host-\(host)", ["g-ops", "m-\(host)", "h\(host)"]) }
+        var closed: [String] = []
+        for key in 0..<40 {
+            if let victim = table.add("d\(key)", ["g-delegate", "m-d\(key)", "k\(key)"]) { closed.append(victim) }
+        }
+        #expect((0..<10).allSatisfy { table.ids.contains("host-\($0)") }, "\(table.ids)")
+        #expect(closed.count == 38 && closed.allSatisfy { $0.hasPrefix("d") })
+        // A proven newcomer (this node dialed it) makes room from the unproven, never the proven.
+        let victim = table.add("host-10", ["g-ops", "m-10", "h10"], proven: true)
+        #expect(victim != nil && !(0..<8).contains { victim == "host-\($0)" })
+        // With only proven links held, an unproven newcomer is the one closed.
+        var proven = Table(total: 2)
+        proven.add("a", ["g-a", "a"], proven: true)
+        proven.add("b", ["g-b", "b"], proven: true)
+        #expect(proven.add("x", ["g-x", "x"]) == "x")
     }
 
     /// Branches of one size: the one whose oldest link is oldest gives way, so the choice does not

@@ -9,6 +9,12 @@
 /// oldest link goes. Whatever one grant's holder mints stays under that grant's branch, so it can
 /// crowd out only itself and the links below the same grant; a peer with a grant of its own from
 /// the root keeps its link however many links a delegate opens.
+///
+/// Branches alone are not enough where the hosts themselves share one branch (all granted through
+/// one operator's delegation): while theirs is the largest, a sibling delegate's keys would crowd
+/// them out down to half the table. So links that are proven, dialed by this node or from a key
+/// that answered its dial at some address, give way only when no unproven link is left. A key
+/// minted to fill the table is never dialed, so it can push out only other unproven links.
 public enum LinkEviction {
     /// One link as the rule sees it: its lineage (root-side first, the node key last, so never
     /// empty) and when it was added (smaller is older).
@@ -16,19 +22,24 @@ public enum LinkEviction {
         public let id: ID
         public let lineage: [Hash256]
         public let order: UInt64
+        /// Dialed by this node, or from a key that answered its dial.
+        public let proven: Bool
 
-        public init(id: ID, lineage: [Hash256], order: UInt64) {
+        public init(id: ID, lineage: [Hash256], order: UInt64, proven: Bool = false) {
             precondition(!lineage.isEmpty, "a lineage ends with the node key")
             self.id = id
             self.lineage = lineage
             self.order = order
+            self.proven = proven
         }
     }
 
     /// The link to close so one more fits, among `holders` (the newcomer included: when its own
-    /// branch is the largest, it may be the one). Nil only for no holders.
+    /// branch is the largest, or it is the only unproven one, it may be the one). Nil only for no
+    /// holders.
     public static func victim<ID>(among holders: [Holder<ID>]) -> ID? {
-        var branch = holders
+        let unproven = holders.filter { !$0.proven }
+        var branch = unproven.isEmpty ? holders : unproven
         var depth = 0
         while let first = branch.first {
             // Every holder left has one lineage (one node key by one chain): its oldest goes.
