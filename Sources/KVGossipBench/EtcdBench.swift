@@ -21,9 +21,6 @@ enum EtcdBench {
         var pushesPerWrite: Double
     }
 
-    /// Where the bench keeps its ports: out of the kernel's ephemeral range.
-    static let ports = 40_000...49_999
-
     /// The `etcd` binary on the PATH, nil when etcd is not installed.
     static func binary() -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
@@ -34,12 +31,7 @@ enum EtcdBench {
         let dir = Bench.tempDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var taken: Set<Int> = []
-        func port() -> Int {
-            let p = LoopbackPort.free(in: ports, except: taken)
-            taken.insert(p)
-            return p
-        }
+        func port() -> Int { LoopbackPort.free() }
 
         let cluster = EtcdCluster(binary: etcd, directory: dir + "/etcd", clientPorts: (0..<3).map { _ in port() }, peerPorts: (0..<3).map { _ in port() })
         defer { cluster.stop() }

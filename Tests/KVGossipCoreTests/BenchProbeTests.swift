@@ -27,4 +27,13 @@ struct BenchProbeTests {
             #expect(range.contains(port) && port % 2 == 1)
         }
     }
+
+    @Test func freePortsAreNeverHandedOutTwiceAndKeepBelowTheEphemeralRange() throws {
+        let ports = (0..<200).map { _ in LoopbackPort.free() }
+        #expect(Set(ports).count == ports.count)
+        #expect(ports.allSatisfy(LoopbackPort.belowEphemeral.contains))
+        let range = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+        let first = try #require(range.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) })
+        #expect(LoopbackPort.belowEphemeral.upperBound < first)
+    }
 }

@@ -1,32 +1,39 @@
 import Glibc
+import Synchronization
 
 public enum LoopbackPort {
     /// A port on 127.0.0.1 that was free a moment ago for both TCP and UDP (bound and released;
-    /// the process under test binds it right after). Both, because a port handed to `serf agent`
-    /// as its bind port is used for TCP and UDP, and a UDP socket elsewhere on the port would make
-    /// it fail to start.
+    /// the process under test binds it right after), and that this process has not handed out
+    /// before. Both protocols, because a port handed to `serf agent` as its bind port is used for
+    /// TCP and UDP. Below the kernel's ephemeral range, because a test that stops a process and
+    /// starts it again on the same ports would otherwise race every outgoing connection on the
+    /// machine for them: one took a restarted Serf's RPC port in a suite run beside two busy loops
+    /// ("bind: address already in use").
     public static func free() -> Int {
-        for _ in 0..<1_000 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var addr = address(0)
-            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-            let port = Int(UInt16(bigEndian: addr.sin_port))
-            if binds(port, Int32(SOCK_DGRAM.rawValue)) { return port }
-        }
-        preconditionFailure("no port free for both TCP and UDP")
+        free(in: belowEphemeral)
     }
 
-    /// A port in `range` on 127.0.0.1 that was free a moment ago for TCP and UDP and is not in
-    /// `taken`: random ports are tried until one binds. For runs that must keep out of the
-    /// kernel's ephemeral range, where other processes on the machine get their ports. Traps after
+    /// 10,000 up to the first port of the kernel's ephemeral range (`ip_local_port_range`), or
+    /// 10,000–32,767 when that cannot be read or starts too low to leave 1,000 ports.
+    public static let belowEphemeral: ClosedRange<Int> = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) }
+        guard let first, first > 11_000 else { return 10_000...32_767 }
+        return 10_000...(first - 1)
+    }()
+
+    /// Ports `free` has handed out, never handed out again: a stopped process's port stays its own
+    /// for the rest of the run.
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// A port in `range` on 127.0.0.1 that was free a moment ago for TCP and UDP, is not in
+    /// `taken` and was not handed out before: random ports are tried until one binds. Traps after
     /// 10,000 tries.
     public static func free(in range: ClosedRange<Int>, except taken: Set<Int> = []) -> Int {
         for _ in 0..<10_000 {
             let port = Int.random(in: range)
-            if !taken.contains(port), binds(port, Int32(SOCK_STREAM.rawValue)), binds(port, Int32(SOCK_DGRAM.rawValue)) { return port }
+            guard !taken.contains(port), handedOut.withLock({ $0.insert(port).inserted }) else { continue }
+            if binds(port, Int32(SOCK_STREAM.rawValue)), binds(port, Int32(SOCK_DGRAM.rawValue)) { return port }
         }
         preconditionFailure("no free port in \(range)")
     }
