@@ -183,7 +183,7 @@ final class ChangeFollower: Sendable {
         return true
     }
 
-    /// Has the helper write the stored value through the mount. The handlers show exactly the
+    /// Has the helper replay the stored value through the mount. The handlers show exactly the
     /// version written here (`deliveries`), and the truth learns it too, so a newer record read early
     /// is not written twice.
     ///
@@ -207,13 +207,17 @@ final class ChangeFollower: Sendable {
             }
             record = stored
         }
-        let result = helper.perform(creating ? .create : .write, path: path, data: record.value)
+        // A rewrite carries no bytes: its `open(O_TRUNC)` raises IN_MODIFY and its close
+        // IN_CLOSE_WRITE, and what a reader then gets is the version shown above, whatever the
+        // handle holds. Writing the value too cost a WRITE round trip per change (Docs/filesystem.md
+        // §Changes made elsewhere). A new file is written: a creating open raises no IN_MODIFY.
+        let result = helper.perform(creating ? .create : .write, path: path, data: creating ? record.value : [])
         if result != 0 {
             core.state.withLock { _ = $0.deliveries.removeValue(forKey: path) }
             core.ctx.logger.debug("mount replay write failed", metadata: ["path": "\(path)", "errno": "\(result)"])
         }
-        // The kernel's pages now hold the bytes written; drop them anyway, along with attributes,
-        // so no reader can combine them with a size or time cached before the write.
+        // Drop the kernel's pages and attributes (its size is 0 after a rewrite's truncation, or the
+        // bytes a create wrote), so no reader combines them with another version.
         if let ino = core.state.withLock({ $0.inodes.existing(path) }) {
             core.invalidateInode(ino)
         }
