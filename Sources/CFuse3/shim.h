@@ -5,6 +5,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <malloc.h>  // malloc_trim, which the Glibc module leaves out
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -33,5 +34,11 @@ static inline pid_t cfuse_req_pid(fuse_req_t req) {
 /// Asks the kernel to send `sig` to this process when its parent dies (prctl is variadic, which
 /// Swift cannot call).
 static inline int cfuse_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
+
+/// ioctl(2) with a pointer argument (ioctl is variadic, which Swift cannot call).
+static inline int cfuse_ioctl_pointer(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+
+/// memfd_create(2) through syscall(2): glibc declares it only under _GNU_SOURCE.
+static inline int cfuse_memfd_create(const char *name, unsigned int flags) { return (int)syscall(SYS_memfd_create, name, flags); }
 
 #endif

@@ -8,6 +8,23 @@ import Synchronization
 /// written to a directory under /dev/shm. Every loop runs in this process, through plain syscalls,
 /// so both sides pay exactly the same client cost.
 enum MountBench {
+    /// How readers read: the default (a passthrough backing per version where the kernel has FUSE
+    /// passthrough), the same agent with passthrough turned off (direct I/O, the default before),
+    /// or `--mount-page-cache`.
+    enum Mode: CaseIterable {
+        case passthrough, directIO, pageCache
+
+        var name: String {
+            switch self {
+            case .passthrough: "mount (default: passthrough)"
+            case .directIO: "mount (KVGOSSIP_MOUNT_PASSTHROUGH=0: direct I/O)"
+            case .pageCache: "mount --mount-page-cache"
+            }
+        }
+        var arguments: [String] { self == .pageCache ? ["--mount-page-cache"] : [] }
+        var environment: [String: String] { self == .directIO ? ["KVGOSSIP_MOUNT_PASSTHROUGH": "0"] : [:] }
+    }
+
     /// Per-cycle latencies of open + read + close, µs.
     struct Cycle {
         var p50: Double
@@ -28,8 +45,7 @@ enum MountBench {
         var cliSetToInotify: (p50: Double, p99: Double)  // ms, including the CLI process
     }
 
-    /// `pageCache`: start the agent with --mount-page-cache.
-    static func run(quick: Bool, pageCache: Bool) async throws -> Figures {
+    static func run(quick: Bool, mode: Mode) async throws -> Figures {
         let dir = Bench.tempDirectory()
         let mountpoint = dir + "/kv"
         let shm = "/dev/shm/kvg-bench-\(UUID().uuidString)"
@@ -41,7 +57,7 @@ enum MountBench {
         }
         let agent = try GossipBench.Agent(
             binary: GossipBench.binary(), directory: dir, name: "m", root: Bench.root, port: LoopbackPort.free(),
-            peers: [], extra: ["--mount", mountpoint] + (pageCache ? ["--mount-page-cache"] : []))
+            peers: [], extra: ["--mount", mountpoint] + mode.arguments, environment: mode.environment)
         defer { agent.stop() }
         let client = try await agent.connect()
         defer { Task { await client.close() } }
@@ -167,7 +183,7 @@ enum MountBench {
     /// FUSE requests per open + read + close of a small key, by opcode: a separate agent logs every
     /// request (KVGOSSIP_FUSE_DEBUG=1, libfuse's `-d`) and the requests logged during `cycles` cycles
     /// are counted. RELEASE reaches the agent after close returned, so the count waits for all of them.
-    static func requestsPerCycle(pageCache: Bool, cycles: Int = 200) async throws -> [(opcode: String, perCycle: Double)] {
+    static func requestsPerCycle(mode: Mode, cycles: Int = 200) async throws -> [(opcode: String, perCycle: Double)] {
         let dir = Bench.tempDirectory()
         let mountpoint = dir + "/kv"
         let log = dir + "/agent.err"
@@ -175,8 +191,8 @@ enum MountBench {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let agent = try GossipBench.Agent(
             binary: GossipBench.binary(), directory: dir, name: "r", root: Bench.root, port: LoopbackPort.free(),
-            peers: [], extra: ["--mount", mountpoint] + (pageCache ? ["--mount-page-cache"] : []),
-            environment: ["KVGOSSIP_FUSE_DEBUG": "1"], stderrPath: log)
+            peers: [], extra: ["--mount", mountpoint] + mode.arguments,
+            environment: mode.environment.merging(["KVGOSSIP_FUSE_DEBUG": "1"]) { $1 }, stderrPath: log)
         defer { agent.stop() }
         try await waitForMount(mountpoint)
         let small = Array("postgres://db2.internal:5432/app\n".utf8)

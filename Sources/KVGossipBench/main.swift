@@ -70,15 +70,15 @@ if runs("sync") {
 }
 
 if runs("mount") {
-    for pageCache in [false, true] {
-        let m = try await MountBench.run(quick: quick, pageCache: pageCache)
-        let mode = pageCache ? "mount --mount-page-cache" : "mount (default: direct I/O)"
+    for readers in MountBench.Mode.allCases {
+        let m = try await MountBench.run(quick: quick, mode: readers)
+        let mode = readers.name
         let (orc, tmpfs, beside) = (m.openReadClose.mount, m.openReadClose.tmpfs, m.openReadCloseBesideWriter)
         print(String(format: "%@: open+read+close of a small key p50 %.1f µs vs tmpfs %.1f µs = %.1f× (goal ≤ 5×); p99 %.1f µs vs tmpfs %.1f µs = %.1f× (goal ≤ 10×); mean %.1f vs %.1f µs",
                      mode, orc.p50, tmpfs.p50, orc.p50 / tmpfs.p50, orc.p99, tmpfs.p99, orc.p99 / tmpfs.p99, orc.mean, tmpfs.mean))
         print(String(format: "%@: the same beside a writer saving another key through the mount (%d saves meanwhile): p50 %.1f µs, p99 %.1f µs = %.2f× the idle p99 (goal ≤ 2×)",
                      mode, m.savesBesideReaders, beside.p50, beside.p99, beside.p99 / orc.p99))
-        let requests = try await MountBench.requestsPerCycle(pageCache: pageCache)
+        let requests = try await MountBench.requestsPerCycle(mode: readers)
         print("\(mode): FUSE requests per open+read+close (KVGOSSIP_FUSE_DEBUG=1 agent, 200 cycles): "
             + requests.map { String(format: "%@ %.2f", $0.opcode, $0.perCycle) }.joined(separator: ", ")
             + String(format: "; total %.2f", requests.reduce(0) { $0 + $1.perCycle }))

@@ -13,6 +13,19 @@ struct OpenOut: Sendable {
     /// trip per `cat` and per replayed write (a FLUSH would also wait for a save being minted).
     var noFlush = false
     var directIO = false
+    /// Reply with FUSE passthrough to this backing (`FusePassthrough`): the kernel reads the
+    /// handle's bytes from it.
+    var backing: Int32? = nil
+    /// No backing of the reader's version exists yet: the handler makes one outside the lock and
+    /// files it (`adoptBacking`); until then, and if that fails, the handle is a direct-I/O reader.
+    var backingWanted: BackingRequest? = nil
+}
+
+/// The bytes of one version a reader's open wants a passthrough backing of.
+struct BackingRequest: Sendable {
+    let ino: UInt64
+    let version: RecordVersion
+    let bytes: [UInt8]
 }
 
 /// The fields of SETATTR the mount acts on.
@@ -25,7 +38,8 @@ struct SetAttrRequest: Sendable {
 extension FSState {
     // MARK: open / create
 
-    mutating func open(_ ino: UInt64, flags: Int32, isSelf: Bool) throws(FSError) -> OpenOut {
+    /// `passthrough`: the session can give readers backing files (`FusePassthrough.active`).
+    mutating func open(_ ino: UInt64, flags: Int32, isSelf: Bool, passthrough: Bool = false) throws(FSError) -> OpenOut {
         let path = try path(ino)
         let entry = try entry(path)
         let writing = flags & O_ACCMODE != O_RDONLY
@@ -48,10 +62,10 @@ extension FSState {
                 showDelivery(at: path)
                 var file = OpenFile(ino: ino, kind: .delivery)
                 file.buffer = truncating ? [] : try committedValue(path)
-                return OpenOut(fh: newHandle(file), noFlush: true, directIO: true)
+                return alongsideBacking(OpenOut(fh: newHandle(file), noFlush: true, directIO: true), ino)
             }
             if !writing {
-                return try openReader(ino, path: path, entry: entry)
+                return try openReader(ino, path: path, entry: entry, passthrough: passthrough)
             }
             if !entry.isUncommittedKey, !isSelf, let key = key(path), !ctx.node.mayWrite(key) {
                 // EACCES at open() when this node holds no grant for the key (Docs/filesystem.md §Errors).
@@ -61,8 +75,19 @@ extension FSState {
             file.buffer = truncating ? [] : try committedValue(path)
             file.dirty = truncating
             file.append = appending
-            return OpenOut(fh: newHandle(file), directIO: true)
+            return alongsideBacking(OpenOut(fh: newHandle(file), directIO: true), ino)
         }
+    }
+
+    /// A direct-I/O handle of an inode that passthrough handles hold open must name their backing
+    /// (`PassthroughBackings`); its reads and writes still come to the mount.
+    private mutating func alongsideBacking(_ out: OpenOut, _ ino: UInt64) -> OpenOut {
+        guard let id = backings.openBacking(ino) else { return out }
+        backings.opened(ino)
+        files[out.fh]!.passthrough = true
+        var shared = out
+        shared.backing = id
+        return shared
     }
 
     /// A reader gets the value stored now: one consistent version for the life of the handle.
@@ -75,10 +100,33 @@ extension FSState {
     /// The open keeps the cached pages only if they were filled for that same version; otherwise the
     /// kernel drops them at this open. A reader of an older version that refills pages anyway (it
     /// was open before the change) taints the cache (see `read`), and the follower drops them.
-    private mutating func openReader(_ ino: UInt64, path: String, entry: ViewEntry) throws(FSError) -> OpenOut {
+    ///
+    /// In the default mode a reader's bytes come from its own snapshot: through a passthrough
+    /// backing of its version when the session has them (reads then cost no request), else by
+    /// direct I/O. Both keep the version whatever happens to the file meanwhile.
+    private mutating func openReader(_ ino: UInt64, path: String, entry: ViewEntry, passthrough: Bool) throws(FSError) -> OpenOut {
         guard let shown = entry.shown, let value = try currentValue(path) else {
             let file = OpenFile(ino: ino, kind: .reader([], version: nil, cached: false))
-            return OpenOut(fh: newHandle(file), noFlush: true, directIO: true)
+            return alongsideBacking(OpenOut(fh: newHandle(file), noFlush: true, directIO: true), ino)
+        }
+        if !ctx.readerPageCache && passthrough {
+            var file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: false))
+            var out = OpenOut(fh: 0, noFlush: true, directIO: true)
+            switch backings.decide(ino, version: value.version) {
+            case .use(let id):
+                backings.opened(ino)
+                file.passthrough = true
+                out.directIO = false
+                out.backing = id
+            case .make:
+                out.backingWanted = BackingRequest(ino: ino, version: value.version, bytes: value.bytes)
+            case .alongside(let id):
+                backings.opened(ino)
+                file.passthrough = true
+                out.backing = id
+            }
+            out.fh = newHandle(file)
+            return out
         }
         guard ctx.readerPageCache, value.version == shown.version, !pageCacheContended(ino, by: value.version) else {
             let file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: false))
@@ -224,13 +272,24 @@ extension FSState {
     }
 
     /// RELEASE of a handle that cannot commit (a reader, a scratch file, a delivery): drops it and
-    /// returns true, leaving the follower nothing to do. A writer's handle is left for
-    /// `prepareRelease` and `release`.
-    mutating func releaseIfNotWriter(_ fh: UInt64) -> Bool {
-        guard let file = files[fh] else { return true }
-        if file.isWriter { return false }
+    /// returns the passthrough backings to close (usually none), leaving the follower nothing to
+    /// do. A writer's handle is left for `prepareRelease` and `release` (nil).
+    mutating func releaseIfNotWriter(_ fh: UInt64) -> [Int32]? {
+        guard let file = files[fh] else { return [] }
+        if file.isWriter { return nil }
         files[fh] = nil
-        return true
+        guard file.passthrough else { return [] }
+        backings.released(file.ino)
+        return backings.takeClosable()
+    }
+
+    /// Files a backing the handler made for a reader's open (`OpenOut.backingWanted`): the id the
+    /// reply names, or nil to reply with direct I/O; and the backings to close.
+    mutating func adoptBacking(_ fh: UInt64, _ request: BackingRequest, id: Int32) -> (use: Int32?, close: [Int32]) {
+        guard files[fh] != nil else { return (nil, [id]) }
+        let use = backings.adopt(request.ino, version: request.version, id: id, bytes: request.bytes.count)
+        if use != nil { files[fh]!.passthrough = true }
+        return (use, backings.takeClosable())
     }
 
     /// What RELEASE commits that FLUSH did not (`: > f`, `touch new`). RELEASE has no caller to
@@ -242,10 +301,12 @@ extension FSState {
 
     /// Drops the handle after `prepareRelease`'s commit (if any) was shown. A created file that
     /// never committed goes away. Returns whether that left the follower something to do.
+    /// The passthrough backings to close are left in `backings` for the handler to take.
     mutating func release(_ fh: UInt64, committed: Bool) -> Bool {
         guard let file = files[fh] else { return false }
         if committed { pendingAttributeInvalidations.append(file.ino) }
         files[fh] = nil
+        if file.passthrough { backings.released(file.ino) }
         guard file.createdHere, let path = inodes.path(of: file.ino), view[path]?.isUncommittedKey == true,
             !files.values.contains(where: { $0.ino == file.ino })
         else { return committed }

@@ -70,6 +70,8 @@ struct FSState {
     /// Paths the follower passed over because they were committing: their save's end must wake it
     /// (a change from elsewhere may have arrived meanwhile). Other saves wake nobody.
     var skippedWhileCommitting: Set<String> = []
+    /// The backing file of each key readers may be given in passthrough (default mode).
+    var backings = PassthroughBackings()
 
     init(ctx: MountContext) {
         self.ctx = ctx

@@ -51,6 +51,49 @@ enum FuseReply {
         fi.pointee.direct_io = out.directIO ? 1 : 0
     }
 
+    /// OPEN's reply naming a backing file (`out.backing`), written whole: libfuse 3.14 has no field
+    /// for the id. struct fuse_open_out: fh u64, open_flags u32, backing_id i32.
+    static func openPassthrough(_ req: fuse_req_t?, _ out: OpenOut) {
+        let reply = openOut(out)
+        _ = reply.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+    }
+
+    /// CREATE's reply naming a backing file (a name that appeared after the kernel's lookup, held
+    /// open in passthrough): struct fuse_entry_out, then struct fuse_open_out.
+    static func createPassthrough(_ req: fuse_req_t?, _ attr: Attr, _ out: OpenOut) {
+        let st = stat(attr)
+        var entry = [UInt8](repeating: 0, count: 128)
+        let valid = attr.volatile ? 0 : UInt64(cacheSeconds)
+        entry.withUnsafeMutableBytes { raw in
+            // nodeid, generation, entry_valid, attr_valid, entry_valid_nsec, attr_valid_nsec, then
+            // struct fuse_attr: ino, size, blocks, atime, mtime, ctime (u64), their nsec, mode, nlink,
+            // uid, gid, rdev, blksize, flags (u32).
+            raw.storeBytes(of: attr.ino.littleEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: UInt64(cacheSeconds).littleEndian, toByteOffset: 16, as: UInt64.self)
+            raw.storeBytes(of: valid.littleEndian, toByteOffset: 24, as: UInt64.self)
+            let fields: [UInt64] = [attr.ino, UInt64(st.st_size), UInt64(st.st_blocks)] + Array(repeating: UInt64(st.st_mtim.tv_sec), count: 3)
+            for (i, field) in fields.enumerated() { raw.storeBytes(of: field.littleEndian, toByteOffset: 40 + 8 * i, as: UInt64.self) }
+            let nsec = UInt32(st.st_mtim.tv_nsec)
+            let small: [UInt32] = [nsec, nsec, nsec, st.st_mode, UInt32(st.st_nlink), st.st_uid, st.st_gid, 0, 4096, 0]
+            for (i, field) in small.enumerated() { raw.storeBytes(of: field.littleEndian, toByteOffset: 88 + 4 * i, as: UInt32.self) }
+        }
+        let reply = entry + openOut(out)
+        _ = reply.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+    }
+
+    private static func openOut(_ out: OpenOut) -> [UInt8] {
+        var flags = FusePassthrough.openPassthroughFlag
+        if out.directIO { flags |= 1 << 0 }  // FOPEN_DIRECT_IO: reads and writes still come here
+        if out.noFlush { flags |= FusePassthrough.openNoFlushFlag }
+        var reply = [UInt8](repeating: 0, count: 16)
+        reply.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: out.fh.littleEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: flags.littleEndian, toByteOffset: 8, as: UInt32.self)
+            raw.storeBytes(of: (out.backing ?? 0).littleEndian, toByteOffset: 12, as: Int32.self)
+        }
+        return reply
+    }
+
     static func open(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ out: OpenOut) {
         guard let fi else {
             _ = fuse_reply_err(req, EIO)

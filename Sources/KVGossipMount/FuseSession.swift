@@ -43,6 +43,13 @@ final class FuseSession: @unchecked Sendable {
             fuse_session_destroy(se)
             throw MountError.mountFailed("fuse_session_mount failed at \(mountpoint) (see the libfuse message above)")
         }
+        // Requests and replies through FusePassthrough's hooks, which ask for passthrough at INIT.
+        var io = FusePassthrough.customIO
+        guard fuse_session_custom_io(se, &io, fuse_session_fd(se)) == 0 else {
+            fuse_session_unmount(se)
+            fuse_session_destroy(se)
+            throw MountError.sessionFailed("libfuse refused the mount's I/O hooks")
+        }
         pointer = se
     }
 

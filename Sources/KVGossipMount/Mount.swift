@@ -120,6 +120,7 @@ public final class Mount: Sendable {
             throw error
         }
         core.setSession(session.pointer)
+        core.passthrough.setDevice(fuse_session_fd(session.pointer))
         session.startLoop { [weak self] in self?.sessionEnded(session) }
         let helper: ReplayHelper.Child
         do {
@@ -141,7 +142,10 @@ public final class Mount: Sendable {
             logger.warning("the mount left the mount table; ending its connection", metadata: ["mountpoint": "\(path)"])
             FuseConnections.abort(connection, logger: logger)
         }
-        logger.info("mounted", metadata: ["mountpoint": "\(path)", "records": "\(loaded)", "replay helper": "\(helper.pid)"])
+        logger.info("mounted", metadata: [
+            "mountpoint": "\(path)", "records": "\(loaded)", "replay helper": "\(helper.pid)",
+            "readers": "\(options.readerPageCache ? "page cache" : core.passthrough.active ? "passthrough" : "direct I/O")",
+        ])
         return Running(
             core: core, session: session, follower: follower, helper: helper, tableWatch: tableWatch, userdata: userdata,
             observation: observation)
@@ -260,6 +264,15 @@ extension Mount {
         state.withLock { s in
             guard case .mounted(let run) = s.phase else { return 0 }
             return run.core.state.withLock { $0.files.count }
+        }
+    }
+
+    /// Whether readers are given passthrough backings, and how many READ requests the mount has
+    /// answered (tests only).
+    func debugPassthrough() -> (active: Bool, readRequests: Int) {
+        state.withLock { s in
+            guard case .mounted(let run) = s.phase else { return (false, 0) }
+            return (run.core.passthrough.active, run.core.readRequests.load(ordering: .relaxed))
         }
     }
 

@@ -52,23 +52,52 @@ extension MountCore {
     func open(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let flags = fi?.pointee.flags ?? 0
         let isSelf = isSelf(req)
-        let body: (inout FSState) throws(FSError) -> OpenOut = { st throws(FSError) in try st.open(ino, flags: flags, isSelf: isSelf) }
+        let passthrough = self.passthrough.active
+        let body: (inout FSState) throws(FSError) -> OpenOut = { st throws(FSError) in
+            try st.open(ino, flags: flags, isSelf: isSelf, passthrough: passthrough)
+        }
         // A read-only open changes nothing and does not wait for a save being minted.
         if flags & O_ACCMODE == O_RDONLY && flags & O_TRUNC == 0 {
-            run(req, body, reply: { FuseReply.open(req, fi, $0) })
+            run(req, body, reply: { replyToOpen(req, fi, $0) })
         } else {
-            mutate(req, body, reply: { FuseReply.open(req, fi, $0) })
+            mutate(req, body, reply: { replyToOpen(req, fi, $0) })
         }
+    }
+
+    /// Replies to OPEN, first making the passthrough backing the reader wants (outside the lock:
+    /// a memfd, a copy of the value and an ioctl).
+    private func replyToOpen(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ out: OpenOut) {
+        if out.backing != nil { return FuseReply.openPassthrough(req, out) }
+        guard let wanted = out.backingWanted else { return FuseReply.open(req, fi, out) }
+        switch passthrough.make(wanted.bytes) {
+        case .made(let id):
+            let (use, close) = state.withLock { $0.adoptBacking(out.fh, wanted, id: id) }
+            if !close.isEmpty { passthrough.close(close) }
+            if let use {
+                var reading = out
+                reading.backing = use
+                reading.directIO = false
+                return FuseReply.openPassthrough(req, reading)
+            }
+        case .failed(let code, let permanent):
+            if permanent {
+                ctx.logger.warning("FUSE passthrough refused by the kernel; readers use direct I/O", metadata: ["errno": "\(code)"])
+            } else {
+                ctx.logger.debug("no passthrough backing for this open", metadata: ["errno": "\(code)"])
+            }
+        }
+        FuseReply.open(req, fi, out)
     }
 
     func create(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let flags = fi?.pointee.flags ?? 0
         let isSelf = isSelf(req)
         mutate(req, { st throws(FSError) in try st.create(parent, name, mode: mode, flags: flags, isSelf: isSelf) },
-            reply: { FuseReply.create(req, fi, $0.0, $0.1) })
+            reply: { $0.1.backing == nil ? FuseReply.create(req, fi, $0.0, $0.1) : FuseReply.createPassthrough(req, $0.0, $0.1) })
     }
 
     func read(_ req: fuse_req_t?, _ size: Int, _ offset: Int, _ fh: UInt64) {
+        readRequests.add(1, ordering: .relaxed)
         run(req, { st throws(FSError) in try st.read(fh, size: size, offset: offset) }, reply: { result in
             FuseReply.bytes(req, result.bytes)
             if result.tainted { followerWake.signal() }
@@ -105,17 +134,22 @@ extension MountCore {
     /// follower is woken only when the release left it work (`FSState.release`): a writer whose
     /// FLUSH already saved, the usual case, wakes nobody.
     func release(_ req: fuse_req_t?, _ fh: UInt64) {
-        if state.withLock({ $0.releaseIfNotWriter(fh) }) { return FuseReply.error(req, 0) }
-        let followerHasWork = mutation.withLock { _ -> Bool in
+        if let close = state.withLock({ $0.releaseIfNotWriter(fh) }) {
+            FuseReply.error(req, 0)
+            if !close.isEmpty { passthrough.close(close) }
+            return
+        }
+        let (followerHasWork, close) = mutation.withLock { _ -> (Bool, [Int32]) in
             var committed = false
             do throws(FSError) {
                 committed = try commitOutsideLock { st throws(FSError) in try st.prepareRelease(fh) }
             } catch {
                 ctx.logger.warning("commit at release failed", metadata: ["errno": "\(error.code)"])
             }
-            return state.withLock { $0.release(fh, committed: committed) }
+            return state.withLock { st in (st.release(fh, committed: committed), st.backings.takeClosable()) }
         }
         FuseReply.error(req, 0)
+        if !close.isEmpty { passthrough.close(close) }
         if followerHasWork { followerWake.signal() }
     }
 

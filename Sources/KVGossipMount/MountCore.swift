@@ -1,5 +1,6 @@
 import CFuse3
 import Dispatch
+import Foundation
 import Glibc
 import KVGossipCore
 import Synchronization
@@ -25,9 +26,17 @@ final class MountCore: Sendable {
     /// Wakes the change follower: store changes, and local edits that left work for it.
     let followerWake = DispatchSemaphore(value: 0)
     private let sessionRef = Mutex<SessionRef?>(nil)
+    /// Backing files for readers in the default mode (`FusePassthrough`); off with
+    /// `--mount-page-cache`, whose readers use the kernel's cache of the mount itself, or with
+    /// KVGOSSIP_MOUNT_PASSTHROUGH=0 in the environment (for comparisons).
+    let passthrough: FusePassthrough
+    /// READ requests answered (tests: a passthrough reader's reads never reach the mount).
+    let readRequests = Atomic<Int>(0)
 
     init(ctx: MountContext, mountpoint: String, peers: @escaping @Sendable () -> [String]) {
         self.ctx = ctx
+        passthrough = FusePassthrough(
+            wanted: !ctx.readerPageCache && ProcessInfo.processInfo.environment["KVGOSSIP_MOUNT_PASSTHROUGH"] != "0")
         self.state = Mutex(FSState(ctx: ctx))
         self.mountpoint = mountpoint
         self.peers = peers

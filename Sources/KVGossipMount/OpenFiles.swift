@@ -31,6 +31,8 @@ struct OpenFile {
     var poisoned = false
     /// This handle created the file; if it never commits, the name goes away at release.
     var createdHere = false
+    /// Opened with a passthrough backing (`PassthroughBackings`): its release is counted there.
+    var passthrough = false
 
     var isWriter: Bool {
         if case .writer = kind { return true }

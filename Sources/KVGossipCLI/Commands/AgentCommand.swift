@@ -30,7 +30,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Node secret key file. Default: DIR/node.key (created if missing).", valueName: "FILE")) var key: String?
     @Option(help: ArgumentHelp("Mount the tree here.", valueName: "DIR")) var mount: String?
     @Flag(name: .customLong("mount-page-cache"), help: ArgumentHelp(
-        "Let readers of the mount use the kernel's page cache: warm reads at memory speed, but a file held open across a change may read bytes of the new version."))
+        "Let readers of the mount use the kernel's page cache, and a file held open across a change may read bytes of the new version. Rarely worth it: by default (Linux 6.9 and later) readers already read at memory speed from a backing file of their own version."))
     var mountPageCache = false
     @Option(help: ArgumentHelp("Control socket path. Default: \(ControlEndpoint.defaultSocketPath).", valueName: "PATH")) var control: String?
     @Option(name: .customLong("control-listen"), help: ArgumentHelp(

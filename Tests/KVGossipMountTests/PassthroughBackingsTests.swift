@@ -1,0 +1,57 @@
+import KVGossipCore
+import Testing
+@testable import KVGossipMount
+
+/// The rules of `PassthroughBackings`, without a kernel.
+@Suite struct PassthroughBackingsTests {
+    static func version(_ n: UInt64) -> RecordVersion {
+        RecordVersion(timestamp: HLC(physicalMs: n), kind: .value, digest: Hash256(bytes: Array(repeating: UInt8(n), count: 32))!)
+    }
+
+    @Test func aBackingServesItsVersionAndIsReplacedOnlyWhenNoHandleNamesIt() {
+        var table = PassthroughBackings()
+        let v1 = Self.version(1), v2 = Self.version(2)
+        #expect(table.decide(7, version: v1) == .make)
+        #expect(table.adopt(7, version: v1, id: 11, bytes: 5) == 11)
+        #expect(table.decide(7, version: v1) == .use(11))
+        table.opened(7)
+        // Another version while v1's handles are open: direct I/O naming v1's backing, as writers do.
+        #expect(table.decide(7, version: v2) == .alongside(11))
+        #expect(table.openBacking(7) == 11)
+        table.released(7)
+        table.released(7)
+        #expect(table.openBacking(7) == nil)
+        #expect(table.takeClosable().isEmpty)
+        // Nobody holds it: the new version gets a backing of its own and the old one is closed.
+        #expect(table.decide(7, version: v2) == .make)
+        #expect(table.adopt(7, version: v2, id: 12, bytes: 5) == 12)
+        #expect(table.takeClosable() == [11])
+    }
+
+    @Test func twoOpensRacingToMakeTheSameBackingShareTheFirst() {
+        var table = PassthroughBackings()
+        let v1 = Self.version(1), v2 = Self.version(2)
+        #expect(table.adopt(3, version: v1, id: 21, bytes: 1) == 21)
+        #expect(table.adopt(3, version: v1, id: 22, bytes: 1) == 21)
+        #expect(table.takeClosable() == [22])
+        // One of another version made meanwhile loses to the open one: direct I/O.
+        #expect(table.adopt(3, version: v2, id: 23, bytes: 1) == nil)
+        #expect(table.takeClosable() == [23])
+        #expect(table.openBacking(3) == 21)
+    }
+
+    @Test func idleBackingsPastTheBudgetAreClosedOldestFirst() {
+        var table = PassthroughBackings(idleBudgetBytes: 100, idleBudgetCount: 1_000)
+        for ino in UInt64(1)...5 {
+            #expect(table.adopt(ino, version: Self.version(ino), id: Int32(ino), bytes: 30) == Int32(ino))
+        }
+        // Held open, they count against nothing. Released one by one: past 100 idle bytes (the
+        // fourth), the oldest go until three quarters of the budget is left; the fifth fits.
+        for ino in UInt64(1)...5 { table.released(ino) }
+        let closed = table.takeClosable()
+        #expect(closed == [1, 2], "\(closed)")
+        #expect(table.idleBytes == 90)
+        #expect(table.decide(1, version: Self.version(1)) == .make)
+        #expect(table.decide(5, version: Self.version(5)) == .use(5))
+    }
+}
