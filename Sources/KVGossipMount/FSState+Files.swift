@@ -56,6 +56,11 @@ extension FSState {
             }
             var file = OpenFile(ino: ino, kind: .scratch(data))
             file.append = appending
+            // A key renamed onto a scratch name keeps its inode, which readers may still hold in
+            // passthrough: the kernel then takes only opens naming their backing.
+            if backings.openBacking(ino) != nil {
+                return alongsideBacking(OpenOut(fh: newHandle(file), noFlush: !writing, directIO: true), ino)
+            }
             return OpenOut(fh: newHandle(file), keepCache: true, noFlush: !writing)
         case .key:
             if writing && isSelf {
@@ -109,7 +114,9 @@ extension FSState {
             let file = OpenFile(ino: ino, kind: .reader([], version: nil, cached: false))
             return alongsideBacking(OpenOut(fh: newHandle(file), noFlush: true, directIO: true), ino)
         }
-        if !ctx.readerPageCache && passthrough {
+        // A scratch file renamed onto the key keeps its inode, and a handle of it still open uses the
+        // page cache: the kernel refuses passthrough opens of that inode meanwhile.
+        if !ctx.readerPageCache && passthrough && !files.values.contains(where: { $0.ino == ino && $0.isScratch }) {
             var file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: false))
             var out = OpenOut(fh: 0, noFlush: true, directIO: true)
             switch backings.decide(ino, version: value.version) {
@@ -283,13 +290,29 @@ extension FSState {
         return backings.takeClosable()
     }
 
-    /// Files a backing the handler made for a reader's open (`OpenOut.backingWanted`): the id the
-    /// reply names, or nil to reply with direct I/O; and the backings to close.
-    mutating func adoptBacking(_ fh: UInt64, _ request: BackingRequest, id: Int32) -> (use: Int32?, close: [Int32]) {
+    /// Drops a handle the kernel never received (its OPEN or CREATE was interrupted) without
+    /// committing; returns the passthrough backings to close.
+    mutating func abandon(_ fh: UInt64) -> [Int32] {
+        if let close = releaseIfNotWriter(fh) { return close }
+        _ = release(fh, committed: false)
+        return backings.takeClosable()
+    }
+
+    /// Files a backing the handler made for a reader's open (`OpenOut.backingWanted`): what the
+    /// reply names (`.use`: the reader's own version; `.alongside`: another version's open backing,
+    /// with direct I/O), and the backings to close.
+    mutating func adoptBacking(_ fh: UInt64, _ request: BackingRequest, id: Int32) -> (PassthroughBackings.Decision?, close: [Int32]) {
         guard files[fh] != nil else { return (nil, [id]) }
-        let use = backings.adopt(request.ino, version: request.version, id: id, bytes: request.bytes.count)
-        if use != nil { files[fh]!.passthrough = true }
-        return (use, backings.takeClosable())
+        let decision = backings.adopt(request.ino, version: request.version, id: id, bytes: request.bytes.count)
+        files[fh]!.passthrough = true
+        return (decision, backings.takeClosable())
+    }
+
+    /// The backing a direct-I/O reply must name after all (`alongsideBacking`), for a reader whose
+    /// backing could not be made: another open may have filed one meanwhile.
+    mutating func nameOpenBacking(_ fh: UInt64) -> Int32? {
+        guard let file = files[fh], !file.passthrough else { return nil }
+        return alongsideBacking(OpenOut(fh: fh), file.ino).backing
     }
 
     /// What RELEASE commits that FLUSH did not (`: > f`, `touch new`). RELEASE has no caller to

@@ -174,8 +174,10 @@ struct FSState {
             }
             return attr
         }
-        // An unlinked file that is still open answers from its handle.
-        guard let handle else { throw FSError(ENOENT) }
+        // An unlinked (or renamed-over) file that is still open answers from its handle; `fstat`
+        // sends no handle, so any handle of the inode will do (`cat` of a descriptor held across
+        // an atomic replace used to fail with ENOENT).
+        guard let handle = handle ?? files.values.first(where: { $0.ino == ino }) else { throw FSError(ENOENT) }
         return Attr(ino: ino, mode: S_IFREG | 0o644, nlink: 0, size: handle.readable.count, mtimeMs: nowMs(), uid: ctx.uid, gid: ctx.gid)
     }
 }

@@ -53,14 +53,16 @@ enum FuseReply {
 
     /// OPEN's reply naming a backing file (`out.backing`), written whole: libfuse 3.14 has no field
     /// for the id. struct fuse_open_out: fh u64, open_flags u32, backing_id i32.
-    static func openPassthrough(_ req: fuse_req_t?, _ out: OpenOut) {
+    @discardableResult
+    static func openPassthrough(_ req: fuse_req_t?, _ out: OpenOut) -> Int32 {
         let reply = openOut(out)
-        _ = reply.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+        return reply.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
     }
 
     /// CREATE's reply naming a backing file (a name that appeared after the kernel's lookup, held
     /// open in passthrough): struct fuse_entry_out, then struct fuse_open_out.
-    static func createPassthrough(_ req: fuse_req_t?, _ attr: Attr, _ out: OpenOut) {
+    @discardableResult
+    static func createPassthrough(_ req: fuse_req_t?, _ attr: Attr, _ out: OpenOut) -> Int32 {
         let st = stat(attr)
         var entry = [UInt8](repeating: 0, count: 128)
         let valid = attr.volatile ? 0 : UInt64(cacheSeconds)
@@ -78,7 +80,7 @@ enum FuseReply {
             for (i, field) in small.enumerated() { raw.storeBytes(of: field.littleEndian, toByteOffset: 88 + 4 * i, as: UInt32.self) }
         }
         let reply = entry + openOut(out)
-        _ = reply.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+        return reply.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
     }
 
     private static func openOut(_ out: OpenOut) -> [UInt8] {
@@ -94,23 +96,21 @@ enum FuseReply {
         return reply
     }
 
-    static func open(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ out: OpenOut) {
-        guard let fi else {
-            _ = fuse_reply_err(req, EIO)
-            return
-        }
+    /// Returns what libfuse's write of the reply returned: -ENOENT when the caller was interrupted
+    /// and the kernel dropped the request, so the handle will never be released by it.
+    @discardableResult
+    static func open(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ out: OpenOut) -> Int32 {
+        guard let fi else { return fuse_reply_err(req, EIO) }
         apply(out, to: fi)
-        _ = fuse_reply_open(req, fi)
+        return fuse_reply_open(req, fi)
     }
 
-    static func create(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ attr: Attr, _ out: OpenOut) {
-        guard let fi else {
-            _ = fuse_reply_err(req, EIO)
-            return
-        }
+    @discardableResult
+    static func create(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ attr: Attr, _ out: OpenOut) -> Int32 {
+        guard let fi else { return fuse_reply_err(req, EIO) }
         apply(out, to: fi)
         var entry = entryParam(attr)
-        _ = fuse_reply_create(req, &entry, fi)
+        return fuse_reply_create(req, &entry, fi)
     }
 
     static func bytes(_ req: fuse_req_t?, _ bytes: ArraySlice<UInt8>) {

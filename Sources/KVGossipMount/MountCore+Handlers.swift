@@ -67,33 +67,59 @@ extension MountCore {
     /// Replies to OPEN, first making the passthrough backing the reader wants (outside the lock:
     /// a memfd, a copy of the value and an ioctl).
     private func replyToOpen(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ out: OpenOut) {
+        if sendOpenReply(req, fi, out) == -ENOENT { abandon(out.fh) }
+    }
+
+    /// A handle whose OPEN or CREATE was interrupted: the kernel dropped the request and will never
+    /// release the handle, so it goes now, without committing (an `O_TRUNC` that never reached the
+    /// caller must not mint an empty value).
+    private func abandon(_ fh: UInt64) {
+        let close = state.withLock { $0.abandon(fh) }
+        if !close.isEmpty { passthrough.close(close) }
+    }
+
+    private func sendOpenReply(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, _ out: OpenOut) -> Int32 {
         if out.backing != nil { return FuseReply.openPassthrough(req, out) }
         guard let wanted = out.backingWanted else { return FuseReply.open(req, fi, out) }
         switch passthrough.make(wanted.bytes) {
         case .made(let id):
-            let (use, close) = state.withLock { $0.adoptBacking(out.fh, wanted, id: id) }
+            let (decision, close) = state.withLock { $0.adoptBacking(out.fh, wanted, id: id) }
             if !close.isEmpty { passthrough.close(close) }
-            if let use {
-                var reading = out
-                reading.backing = use
-                reading.directIO = false
-                return FuseReply.openPassthrough(req, reading)
+            var named = out
+            switch decision {
+            case .use(let backing):
+                named.backing = backing
+                named.directIO = false
+            case .alongside(let backing):
+                named.backing = backing
+            case .make, nil:
+                return FuseReply.open(req, fi, out)
             }
+            return FuseReply.openPassthrough(req, named)
         case .failed(let code, let permanent):
             if permanent {
                 ctx.logger.warning("FUSE passthrough refused by the kernel; readers use direct I/O", metadata: ["errno": "\(code)"])
             } else {
                 ctx.logger.debug("no passthrough backing for this open", metadata: ["errno": "\(code)"])
             }
+            // Another open may have filed a backing meanwhile, which this one must then name.
+            if let backing = state.withLock({ $0.nameOpenBacking(out.fh) }) {
+                var named = out
+                named.backing = backing
+                return FuseReply.openPassthrough(req, named)
+            }
         }
-        FuseReply.open(req, fi, out)
+        return FuseReply.open(req, fi, out)
     }
 
     func create(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: String, _ mode: mode_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         let flags = fi?.pointee.flags ?? 0
         let isSelf = isSelf(req)
         mutate(req, { st throws(FSError) in try st.create(parent, name, mode: mode, flags: flags, isSelf: isSelf) },
-            reply: { $0.1.backing == nil ? FuseReply.create(req, fi, $0.0, $0.1) : FuseReply.createPassthrough(req, $0.0, $0.1) })
+            reply: { (attr, out) in
+                let sent = out.backing == nil ? FuseReply.create(req, fi, attr, out) : FuseReply.createPassthrough(req, attr, out)
+                if sent == -ENOENT { abandon(out.fh) }
+            })
     }
 
     func read(_ req: fuse_req_t?, _ size: Int, _ offset: Int, _ fh: UInt64) {

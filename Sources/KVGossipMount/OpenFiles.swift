@@ -39,6 +39,11 @@ struct OpenFile {
         return false
     }
 
+    var isScratch: Bool {
+        if case .scratch = kind { return true }
+        return false
+    }
+
     /// The bytes reads see through this handle.
     var readable: [UInt8] {
         switch kind {

@@ -70,25 +70,22 @@ struct PassthroughBackings {
         byInode[ino] = backing
     }
 
-    /// Files a backing made for `version` and counts one open on it; returns the id the open must
-    /// use, or nil for direct I/O. Another open may have filed a backing meanwhile: one of the same
-    /// version is used instead (and `id` closed), one of another version that is open wins.
-    mutating func adopt(_ ino: UInt64, version: RecordVersion, id: Int32, bytes: Int) -> Int32? {
+    /// Files a backing made for `version` and counts one open on it: `.use` with the id the open
+    /// reads from, or `.alongside` when another version's backing, open meanwhile, wins (the open
+    /// names it with direct I/O). Another open may have filed one of the same version meanwhile: it
+    /// is used instead. `id` is closed whenever it is not filed.
+    mutating func adopt(_ ino: UInt64, version: RecordVersion, id: Int32, bytes: Int) -> Decision {
         if let existing = byInode[ino] {
-            if existing.version == version {
+            if existing.version == version || existing.opens > 0 {
                 toClose.append(id)
                 opened(ino)
-                return existing.id
-            }
-            if existing.opens > 0 {
-                toClose.append(id)
-                return nil
+                return existing.version == version ? .use(existing.id) : .alongside(existing.id)
             }
             drop(ino)
         }
         clock += 1
         byInode[ino] = Backing(version: version, id: id, bytes: bytes, opens: 1, lastUsed: clock)
-        return id
+        return .use(id)
     }
 
     /// A passthrough handle of `ino` was released.

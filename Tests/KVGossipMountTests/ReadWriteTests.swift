@@ -94,6 +94,16 @@ extension MountTests {
             }
         }
 
+        @Test func aReaderKeepsTheVersionItOpenedAcrossAnAtomicReplace() throws {
+            try withMount(seed: ["/app/v": "first version\n"]) { fx throws in
+                // Python's write-then-os.replace swaps the inode under the reader; `cat` fstats its
+                // descriptor (a GETATTR without a handle) before it reads.
+                let replace = "import os\nwith open('app/.v.tmp', 'w') as f: f.write('second\\n')\nos.replace('app/.v.tmp', 'app/v')"
+                let result = fx.sh("exec 3< app/v; python3 -c \"\(replace)\"; cat <&3; cat app/v")
+                #expect(result.stdout == "first version\nsecond\n", "\(result)")
+            }
+        }
+
         @Test func writesAtOffsetsEditTheBufferLikeALocalFile() throws {
             try withMount(seed: ["/app/o": "hello world\n"]) { fx throws in
                 let mark = fx.recorder.count
