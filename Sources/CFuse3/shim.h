@@ -5,6 +5,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <malloc.h>  // malloc_trim, which the Glibc module leaves out
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -37,6 +38,10 @@ static inline int cfuse_set_parent_death_signal(int sig) { return prctl(PR_SET_P
 
 /// ioctl(2) with a pointer argument (ioctl is variadic, which Swift cannot call).
 static inline int cfuse_ioctl_pointer(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+
+/// Seals a memfd against every change (F_ADD_SEALS with F_SEAL_SEAL, _SHRINK, _GROW, _WRITE; fcntl
+/// is variadic, and glibc names the constants only under _GNU_SOURCE).
+static inline int cfuse_seal_memfd(int fd) { return fcntl(fd, 1024 + 9, 0x1 | 0x2 | 0x4 | 0x8); }
 
 /// memfd_create(2) through syscall(2): glibc declares it only under _GNU_SOURCE.
 static inline int cfuse_memfd_create(const char *name, unsigned int flags) { return (int)syscall(SYS_memfd_create, name, flags); }

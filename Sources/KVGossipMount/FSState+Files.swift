@@ -59,7 +59,7 @@ extension FSState {
             // A key renamed onto a scratch name keeps its inode, which readers may still hold in
             // passthrough: the kernel then takes only opens naming their backing.
             if backings.openBacking(ino) != nil {
-                return alongsideBacking(OpenOut(fh: newHandle(file), noFlush: !writing, directIO: true), ino)
+                return passthroughRule(OpenOut(fh: newHandle(file), noFlush: !writing, directIO: true), ino, mayMapWritable: flags & O_ACCMODE == O_RDWR)
             }
             return OpenOut(fh: newHandle(file), keepCache: true, noFlush: !writing)
         case .key:
@@ -67,7 +67,7 @@ extension FSState {
                 showDelivery(at: path)
                 var file = OpenFile(ino: ino, kind: .delivery)
                 file.buffer = truncating ? [] : try committedValue(path)
-                return alongsideBacking(OpenOut(fh: newHandle(file), noFlush: true, directIO: true), ino)
+                return passthroughRule(OpenOut(fh: newHandle(file), noFlush: true, directIO: true), ino)
             }
             if !writing {
                 return try openReader(ino, path: path, entry: entry, passthrough: passthrough)
@@ -80,19 +80,44 @@ extension FSState {
             file.buffer = truncating ? [] : try committedValue(path)
             file.dirty = truncating
             file.append = appending
-            return alongsideBacking(OpenOut(fh: newHandle(file), directIO: true), ino)
+            return passthroughRule(OpenOut(fh: newHandle(file), directIO: true), ino, mayMapWritable: flags & O_ACCMODE == O_RDWR)
         }
     }
 
-    /// A direct-I/O handle of an inode that passthrough handles hold open must name their backing
-    /// (`PassthroughBackings`); its reads and writes still come to the mount.
-    private mutating func alongsideBacking(_ out: OpenOut, _ ino: UInt64) -> OpenOut {
-        guard let id = backings.openBacking(ino) else { return out }
-        backings.opened(ino)
-        files[out.fh]!.passthrough = true
-        var shared = out
-        shared.backing = id
-        return shared
+    /// How an open of a key's inode (or of a scratch name it was renamed to) is answered, for the
+    /// kernel's rule that an inode's handles are either all plain or all passthrough naming one
+    /// backing (`PassthroughBackings`). The kernel applies each reply in the opening process, in an
+    /// order the mount does not see, so the mount keeps that rule over every handle it has
+    /// answered and not seen released:
+    /// - while handles naming a backing are open, every open names it too (with direct I/O, so its
+    ///   bytes still come from the mount, unless it reads that backing's very version);
+    /// - while plain handles are open, a reader stays plain (direct I/O);
+    /// - only an inode with no handle open gets a reader its backing (`reading`), made if need be.
+    /// `out` is a direct-I/O reply whose handle `newHandle` has just filed. `mayMapWritable`: the
+    /// handle is open for reading and writing (`PassthroughBackings.taint`).
+    private mutating func passthroughRule(_ out: OpenOut, _ ino: UInt64, reading: BackingRequest? = nil, mayMapWritable: Bool = false) -> OpenOut {
+        var out = out
+        if let id = backings.openBacking(ino) {
+            backings.opened(ino)
+            files[out.fh]!.passthrough = true
+            out.backing = id
+            if mayMapWritable { backings.taint(ino) }
+            if let reading, backings.decide(ino, version: reading.version) == .use(id) { out.directIO = false }
+            return out
+        }
+        guard let reading, handlesPerInode[ino] == 1 else { return out }
+        switch backings.decide(ino, version: reading.version) {
+        case .use(let id):
+            backings.opened(ino)
+            files[out.fh]!.passthrough = true
+            out.backing = id
+            out.directIO = false
+        case .make:
+            out.backingWanted = reading
+        case .alongside:
+            break  // not with no backing open
+        }
+        return out
     }
 
     /// A reader gets the value stored now: one consistent version for the life of the handle.
@@ -112,28 +137,12 @@ extension FSState {
     private mutating func openReader(_ ino: UInt64, path: String, entry: ViewEntry, passthrough: Bool) throws(FSError) -> OpenOut {
         guard let shown = entry.shown, let value = try currentValue(path) else {
             let file = OpenFile(ino: ino, kind: .reader([], version: nil, cached: false))
-            return alongsideBacking(OpenOut(fh: newHandle(file), noFlush: true, directIO: true), ino)
+            return passthroughRule(OpenOut(fh: newHandle(file), noFlush: true, directIO: true), ino)
         }
-        // A scratch file renamed onto the key keeps its inode, and a handle of it still open uses the
-        // page cache: the kernel refuses passthrough opens of that inode meanwhile.
-        if !ctx.readerPageCache && passthrough && !files.values.contains(where: { $0.ino == ino && $0.isScratch }) {
-            var file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: false))
-            var out = OpenOut(fh: 0, noFlush: true, directIO: true)
-            switch backings.decide(ino, version: value.version) {
-            case .use(let id):
-                backings.opened(ino)
-                file.passthrough = true
-                out.directIO = false
-                out.backing = id
-            case .make:
-                out.backingWanted = BackingRequest(ino: ino, version: value.version, bytes: value.bytes)
-            case .alongside(let id):
-                backings.opened(ino)
-                file.passthrough = true
-                out.backing = id
-            }
-            out.fh = newHandle(file)
-            return out
+        if !ctx.readerPageCache {
+            let file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: false))
+            let wanted = passthrough ? BackingRequest(ino: ino, version: value.version, bytes: value.bytes) : nil
+            return passthroughRule(OpenOut(fh: newHandle(file), noFlush: true, directIO: true), ino, reading: wanted)
         }
         guard ctx.readerPageCache, value.version == shown.version, !pageCacheContended(ino, by: value.version) else {
             let file = OpenFile(ino: ino, kind: .reader(value.bytes, version: value.version, cached: false))
@@ -284,10 +293,8 @@ extension FSState {
     mutating func releaseIfNotWriter(_ fh: UInt64) -> [Int32]? {
         guard let file = files[fh] else { return [] }
         if file.isWriter { return nil }
-        files[fh] = nil
-        guard file.passthrough else { return [] }
-        backings.released(file.ino)
-        return backings.takeClosable()
+        dropHandle(fh)
+        return file.passthrough ? backings.takeClosable() : []
     }
 
     /// Drops a handle the kernel never received (its OPEN or CREATE was interrupted) without
@@ -298,21 +305,18 @@ extension FSState {
         return backings.takeClosable()
     }
 
-    /// Files a backing the handler made for a reader's open (`OpenOut.backingWanted`): what the
-    /// reply names (`.use`: the reader's own version; `.alongside`: another version's open backing,
-    /// with direct I/O), and the backings to close.
-    mutating func adoptBacking(_ fh: UInt64, _ request: BackingRequest, id: Int32) -> (PassthroughBackings.Decision?, close: [Int32]) {
-        guard files[fh] != nil else { return (nil, [id]) }
-        let decision = backings.adopt(request.ino, version: request.version, id: id, bytes: request.bytes.count)
+    /// Files a backing the handler made for a reader's open (`OpenOut.backingWanted`) and returns
+    /// the id the reply names, or nil to reply as planned (plain direct I/O); and the backings to
+    /// close. The reader's plain handle was open meanwhile, so no handle can have been given a
+    /// backing since; but other plain handles may have opened, and then the reader stays plain
+    /// (its backing is filed for the next reader).
+    mutating func adoptBacking(_ fh: UInt64, _ request: BackingRequest, id: Int32) -> (use: Int32?, close: [Int32]) {
+        guard files[fh] != nil, backings.openBacking(request.ino) == nil else { return (nil, [id]) }
+        let alone = handlesPerInode[request.ino] == 1
+        let filed = backings.adopt(request.ino, version: request.version, id: id, bytes: request.bytes.count, opening: alone)
+        guard alone, case .use(let use) = filed else { return (nil, backings.takeClosable()) }
         files[fh]!.passthrough = true
-        return (decision, backings.takeClosable())
-    }
-
-    /// The backing a direct-I/O reply must name after all (`alongsideBacking`), for a reader whose
-    /// backing could not be made: another open may have filed one meanwhile.
-    mutating func nameOpenBacking(_ fh: UInt64) -> Int32? {
-        guard let file = files[fh], !file.passthrough else { return nil }
-        return alongsideBacking(OpenOut(fh: fh), file.ino).backing
+        return (use, backings.takeClosable())
     }
 
     /// What RELEASE commits that FLUSH did not (`: > f`, `touch new`). RELEASE has no caller to
@@ -326,10 +330,8 @@ extension FSState {
     /// never committed goes away. Returns whether that left the follower something to do.
     /// The passthrough backings to close are left in `backings` for the handler to take.
     mutating func release(_ fh: UInt64, committed: Bool) -> Bool {
-        guard let file = files[fh] else { return false }
+        guard let file = dropHandle(fh) else { return false }
         if committed { pendingAttributeInvalidations.append(file.ino) }
-        files[fh] = nil
-        if file.passthrough { backings.released(file.ino) }
         guard file.createdHere, let path = inodes.path(of: file.ino), view[path]?.isUncommittedKey == true,
             !files.values.contains(where: { $0.ino == file.ino })
         else { return committed }

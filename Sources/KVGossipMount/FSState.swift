@@ -72,6 +72,9 @@ struct FSState {
     var skippedWhileCommitting: Set<String> = []
     /// The backing file of each key readers may be given in passthrough (default mode).
     var backings = PassthroughBackings()
+    /// Open handles per inode, of every kind (`newHandle`, `dropHandle`): with `backings`' count of
+    /// those that name a backing, it tells whether any plain handle is open.
+    var handlesPerInode: [UInt64: Int] = [:]
 
     init(ctx: MountContext) {
         self.ctx = ctx
@@ -141,7 +144,18 @@ struct FSState {
         let fh = nextHandle
         nextHandle += 1
         files[fh] = file
+        handlesPerInode[file.ino, default: 0] += 1
         return fh
+    }
+
+    /// Forgets a handle (RELEASE, or an OPEN the caller never got); the one place handles go.
+    @discardableResult
+    mutating func dropHandle(_ fh: UInt64) -> OpenFile? {
+        guard let file = files.removeValue(forKey: fh) else { return nil }
+        let left = (handlesPerInode[file.ino] ?? 1) - 1
+        handlesPerInode[file.ino] = left > 0 ? left : nil
+        if file.passthrough { backings.released(file.ino) }
+        return file
     }
 
     // MARK: Attributes

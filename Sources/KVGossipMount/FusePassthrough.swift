@@ -54,7 +54,7 @@ final class FusePassthrough: Sendable {
     /// A memfd holding `bytes`, registered with the kernel; its id, which holds the file until
     /// `close`. Makes syscalls: never under the state lock.
     func make(_ bytes: [UInt8]) -> MakeResult {
-        let fd = cfuse_memfd_create("kvgossip-value", 1 /* MFD_CLOEXEC */)
+        let fd = cfuse_memfd_create("kvgossip-value", 1 | 2 /* MFD_CLOEXEC | MFD_ALLOW_SEALING */)
         guard fd >= 0 else { return .failed(errno: errno, permanent: false) }
         defer { Glibc.close(fd) }
         var done = 0
@@ -64,6 +64,10 @@ final class FusePassthrough: Sendable {
             guard n > 0 else { return .failed(errno: n < 0 ? errno : EIO, permanent: false) }
             done += n
         }
+        // Sealed, so nothing can change a version's bytes once readers may see them: a writer's
+        // handle names the open backing too, and a shared writable mapping of it would otherwise
+        // write straight into the readers' snapshot.
+        guard cfuse_seal_memfd(fd) == 0 else { return .failed(errno: errno, permanent: false) }
         // struct fuse_backing_map { int32 fd; uint32 flags; uint64 padding; }
         var map: (Int32, UInt32, UInt64) = (fd, 0, 0)
         let id = withUnsafeMutablePointer(to: &map) { cfuse_ioctl_pointer(device.load(ordering: .acquiring), Self.backingOpenRequest, $0) }

@@ -83,30 +83,19 @@ extension MountCore {
         guard let wanted = out.backingWanted else { return FuseReply.open(req, fi, out) }
         switch passthrough.make(wanted.bytes) {
         case .made(let id):
-            let (decision, close) = state.withLock { $0.adoptBacking(out.fh, wanted, id: id) }
+            let (use, close) = state.withLock { $0.adoptBacking(out.fh, wanted, id: id) }
             if !close.isEmpty { passthrough.close(close) }
-            var named = out
-            switch decision {
-            case .use(let backing):
-                named.backing = backing
-                named.directIO = false
-            case .alongside(let backing):
-                named.backing = backing
-            case .make, nil:
-                return FuseReply.open(req, fi, out)
+            if let use {
+                var reading = out
+                reading.backing = use
+                reading.directIO = false
+                return FuseReply.openPassthrough(req, reading)
             }
-            return FuseReply.openPassthrough(req, named)
         case .failed(let code, let permanent):
             if permanent {
                 ctx.logger.warning("FUSE passthrough refused by the kernel; readers use direct I/O", metadata: ["errno": "\(code)"])
             } else {
                 ctx.logger.debug("no passthrough backing for this open", metadata: ["errno": "\(code)"])
-            }
-            // Another open may have filed a backing meanwhile, which this one must then name.
-            if let backing = state.withLock({ $0.nameOpenBacking(out.fh) }) {
-                var named = out
-                named.backing = backing
-                return FuseReply.openPassthrough(req, named)
             }
         }
         return FuseReply.open(req, fi, out)

@@ -19,6 +19,9 @@ struct PassthroughBackings {
         /// of a handle before it sends RELEASE, so this count is never below the kernel's.
         var opens = 0
         var lastUsed: UInt64 = 0
+        /// A handle that may map it shared and writable (opened for reading and writing) named it:
+        /// its bytes may no longer be the version's, so no reader opened later reads from it.
+        var tainted = false
     }
 
     /// What an open of `version` should do.
@@ -50,8 +53,16 @@ struct PassthroughBackings {
 
     func decide(_ ino: UInt64, version: RecordVersion) -> Decision {
         guard let backing = byInode[ino] else { return .make }
-        if backing.version == version { return .use(backing.id) }
+        if backing.version == version && !backing.tainted { return .use(backing.id) }
         return backing.opens > 0 ? .alongside(backing.id) : .make
+    }
+
+    /// A handle opened for reading and writing names the backing of `ino`. The kernel maps a
+    /// passthrough handle's file from its backing even with direct I/O, and a memfd's seals do not
+    /// hold through that mapping, so a shared writable mapping would write into the backing: readers
+    /// holding it may see those bytes (as on a local disk), but none opened later will.
+    mutating func taint(_ ino: UInt64) {
+        byInode[ino]?.tainted = true
     }
 
     /// The backing every open of `ino` must name while handles of it are open.
@@ -59,6 +70,8 @@ struct PassthroughBackings {
         guard let backing = byInode[ino], backing.opens > 0 else { return nil }
         return backing.id
     }
+
+    func version(of ino: UInt64) -> RecordVersion? { byInode[ino]?.version }
 
     /// Counts an open handed backing `id` (from `decide`'s `.use`).
     mutating func opened(_ ino: UInt64) {
@@ -70,21 +83,27 @@ struct PassthroughBackings {
         byInode[ino] = backing
     }
 
-    /// Files a backing made for `version` and counts one open on it: `.use` with the id the open
-    /// reads from, or `.alongside` when another version's backing, open meanwhile, wins (the open
-    /// names it with direct I/O). Another open may have filed one of the same version meanwhile: it
-    /// is used instead. `id` is closed whenever it is not filed.
-    mutating func adopt(_ ino: UInt64, version: RecordVersion, id: Int32, bytes: Int) -> Decision {
+    /// Files a backing made for `version`, counting one open on it when `opening`: `.use` with the
+    /// id the open reads from, or `.alongside` when another version's backing, open meanwhile,
+    /// wins (the open names it with direct I/O). Another open may have filed one of the same
+    /// version meanwhile: it is used instead. `id` is closed whenever it is not filed.
+    mutating func adopt(_ ino: UInt64, version: RecordVersion, id: Int32, bytes: Int, opening: Bool = true) -> Decision {
         if let existing = byInode[ino] {
-            if existing.version == version || existing.opens > 0 {
+            let same = existing.version == version && !existing.tainted
+            if same || existing.opens > 0 {
                 toClose.append(id)
-                opened(ino)
-                return existing.version == version ? .use(existing.id) : .alongside(existing.id)
+                if opening { opened(ino) }
+                return same ? .use(existing.id) : .alongside(existing.id)
             }
             drop(ino)
         }
         clock += 1
-        byInode[ino] = Backing(version: version, id: id, bytes: bytes, opens: 1, lastUsed: clock)
+        byInode[ino] = Backing(version: version, id: id, bytes: bytes, opens: opening ? 1 : 0, lastUsed: clock)
+        if !opening {
+            idleBytes += bytes
+            idleCount += 1
+            trim()
+        }
         return .use(id)
     }
 

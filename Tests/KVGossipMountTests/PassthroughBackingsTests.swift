@@ -60,4 +60,19 @@ import Testing
         #expect(table.decide(1, version: Self.version(1)) == .make)
         #expect(table.decide(5, version: Self.version(5)) == .use(5))
     }
+
+    @Test func aBackingAHandleMayMapWritableServesNoLaterReader() {
+        var table = PassthroughBackings()
+        let v1 = Self.version(1)
+        #expect(table.adopt(4, version: v1, id: 31, bytes: 8) == .use(31))
+        table.opened(4)  // an O_RDWR writer names it
+        table.taint(4)
+        #expect(table.decide(4, version: v1) == .alongside(31))
+        table.released(4)
+        table.released(4)
+        // Nobody holds it: the same version gets a fresh backing and the tainted one is closed.
+        #expect(table.decide(4, version: v1) == .make)
+        #expect(table.adopt(4, version: v1, id: 32, bytes: 8) == .use(32))
+        #expect(table.takeClosable() == [31])
+    }
 }
