@@ -210,8 +210,11 @@ final class ChangeFollower: Sendable {
         // A rewrite carries no bytes: its `open(O_TRUNC)` raises IN_MODIFY and its close
         // IN_CLOSE_WRITE, and what a reader then gets is the version shown above, whatever the
         // handle holds. Writing the value too cost a WRITE round trip per change (Docs/filesystem.md
-        // §Changes made elsewhere). A new file is written: a creating open raises no IN_MODIFY.
-        let result = helper.perform(creating ? .create : .write, path: path, data: creating ? record.value : [])
+        // §Changes made elsewhere). A new file is written: a creating open raises no IN_MODIFY. So
+        // is every value with --mount-page-cache, whose readers read up to the size the kernel
+        // holds, which the truncation set to 0 until the attributes are fetched again.
+        let written = creating || core.ctx.readerPageCache
+        let result = helper.perform(creating ? .create : .write, path: path, data: written ? record.value : [])
         if result != 0 {
             core.state.withLock { _ = $0.deliveries.removeValue(forKey: path) }
             core.ctx.logger.debug("mount replay write failed", metadata: ["path": "\(path)", "errno": "\(result)"])
