@@ -23,6 +23,21 @@ import KVGossipTestSupport
         #expect(String(decoding: back.value, as: UTF8.self) == "postgres://db2")
     }
 
+    /// Only a record signed in this process skips the second verification; every decoded copy,
+    /// the store's included, is verified in full, and a forged one still fails.
+    @Test func onlyARecordSignedHereSkipsVerification() throws {
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
+        let r = Fixture.record("/app/x", "v", by: Fixture.alice, pool: [g])
+        #expect(r.signedHere && r.signatureIsValid)
+        #expect(r.withPool([]).signedHere)
+        let back = try Record(decoding: r.encoded)
+        #expect(!back.signedHere && back.signatureIsValid && back == r)
+        var bytes = r.encoded
+        bytes[r.signedBytes.count] ^= 1  // first signature byte
+        let forged = try Record(decoding: bytes)
+        #expect(!forged.signedHere && !forged.signatureIsValid)
+    }
+
     /// A copy whose pool grant carries other signature bytes is equal (`==`: same digest, value,
     /// signature, grant ids) but not identical: the bytes differ, and so may its verdict.
     @Test func identicalMeansTheSameBytes() throws {
