@@ -9,6 +9,12 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <errno.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -45,5 +51,70 @@ static inline int cfuse_seal_memfd(int fd) { return fcntl(fd, 1024 + 9, 0x1 | 0x
 
 /// memfd_create(2) through syscall(2): glibc declares it only under _GNU_SOURCE.
 static inline int cfuse_memfd_create(const char *name, unsigned int flags) { return (int)syscall(SYS_memfd_create, name, flags); }
+
+/// One libfuse worker at a time reads the connection (`MountCore.requestReader`,
+/// Docs/filesystem.md §One reader at a time). The others wait on `turn` with a futex: a worker asleep
+/// in read(2) of /dev/fuse is one the kernel wakes for the next request, while the holder, which
+/// polls for a short while after a quick request, takes it without any wake-up.
+struct cfuse_reader {
+    int holder;             // thread id allowed to read the connection, 0 for none
+    unsigned int turn;      // bumped at every hand-off; followers wait on it
+    int waiting;            // followers inside the futex wait
+    int padding;
+    long long spin_ns;      // how long the holder polls before it sleeps in read(2)
+};
+
+static inline long long cfuse_monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/// Waits until the calling thread holds the reader's turn. The wait wakes every 100 ms to honour
+/// libfuse's cancellation of idle workers when the session ends (a futex wait is no cancellation
+/// point).
+static inline void cfuse_reader_acquire(struct cfuse_reader *r, int me) {
+    for (;;) {
+        int holder = __atomic_load_n(&r->holder, __ATOMIC_ACQUIRE);
+        if (holder == me) return;
+        unsigned int turn = __atomic_load_n(&r->turn, __ATOMIC_ACQUIRE);
+        int free_turn = 0;
+        if (holder == 0 && __atomic_compare_exchange_n(&r->holder, &free_turn, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
+        __atomic_add_fetch(&r->waiting, 1, __ATOMIC_ACQ_REL);
+        if (__atomic_load_n(&r->holder, __ATOMIC_ACQUIRE) != 0) {
+            struct timespec limit = { 0, 100 * 1000 * 1000 };
+            syscall(SYS_futex, &r->turn, FUTEX_WAIT_PRIVATE, turn, &limit, NULL, 0);
+        }
+        __atomic_sub_fetch(&r->waiting, 1, __ATOMIC_ACQ_REL);
+        // A holder that is gone (a thread libfuse let exit) must not keep the turn.
+        int gone = __atomic_load_n(&r->holder, __ATOMIC_ACQUIRE);
+        if (gone != 0 && syscall(SYS_tgkill, getpid(), gone, 0) != 0 && errno == ESRCH) {
+            __atomic_compare_exchange_n(&r->holder, &gone, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        }
+        pthread_testcancel();
+    }
+}
+
+/// Gives the turn up (before a request that may wait: a save, anything under the mutation lock) and
+/// wakes one follower to read in its place. Keeps errno.
+static inline void cfuse_reader_hand_off(struct cfuse_reader *r) {
+    int saved = errno;
+    __atomic_store_n(&r->holder, 0, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&r->turn, 1, __ATOMIC_ACQ_REL);
+    if (__atomic_load_n(&r->waiting, __ATOMIC_ACQUIRE) > 0) syscall(SYS_futex, &r->turn, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    errno = saved;
+}
+
+/// The holder's read of the next request: polls for up to `spin_ns`, yielding the CPU to anything
+/// else runnable between polls, then reads (sleeping if nothing came).
+static inline ssize_t cfuse_reader_read(struct cfuse_reader *r, int fd, void *buffer, size_t length) {
+    cfuse_reader_acquire(r, cfuse_gettid());
+    if (r->spin_ns > 0) {
+        long long start = cfuse_monotonic_ns();
+        struct pollfd ready = { fd, POLLIN, 0 };
+        while (poll(&ready, 1, 0) == 0 && cfuse_monotonic_ns() - start < r->spin_ns) sched_yield();
+    }
+    return read(fd, buffer, length);
+}
 
 #endif

@@ -92,14 +92,15 @@ final class FusePassthrough: Sendable {
         Unmanaged<MountCore>.fromOpaque(userdata!).takeUnretainedValue().passthrough
     }
 
-    /// libfuse reads every request through this and writes every reply through `writev`; both
-    /// only look at the INIT exchange.
+    /// libfuse reads every request through this (by way of `RequestReader`) and writes every reply
+    /// through `writev`; both look at the INIT exchange.
     static var customIO: fuse_custom_io {
         var io = fuse_custom_io()
         io.read = { fd, buffer, length, userdata in
-            let n = Glibc.read(fd, buffer, length)
+            guard let buffer else { return -1 }
+            let n = Unmanaged<MountCore>.fromOpaque(userdata!).takeUnretainedValue().requestReader.read(fd, buffer, length)
             // struct fuse_in_header: len u32, opcode u32, unique u64, …: 40 bytes; fuse_init_in after it.
-            if n >= 40 + 20, let buffer, buffer.load(fromByteOffset: 4, as: UInt32.self) == FusePassthrough.initOpcode {
+            if n >= 40 + 20, buffer.load(fromByteOffset: 4, as: UInt32.self) == FusePassthrough.initOpcode {
                 FusePassthrough.from(userdata).noteInit(buffer)
             }
             return n

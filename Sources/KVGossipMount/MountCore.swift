@@ -30,6 +30,9 @@ final class MountCore: Sendable {
     /// `--mount-page-cache`, whose readers use the kernel's cache of the mount itself, or with
     /// KVGOSSIP_MOUNT_PASSTHROUGH=0 in the environment (for comparisons).
     let passthrough: FusePassthrough
+    /// Who reads the connection's next request (`RequestReader`; KVGOSSIP_MOUNT_SPIN_US=0 in the
+    /// environment turns it off).
+    let requestReader = RequestReader(spinMicroseconds: RequestReader.configuredSpinMicroseconds)
     /// READ requests answered (tests: a passthrough reader's reads never reach the mount).
     let readRequests = Atomic<Int>(0)
 

@@ -1,0 +1,76 @@
+import CFuse3
+import Foundation
+import Glibc
+
+/// Reads the connection's requests one worker at a time, and after a quick request keeps polling
+/// for a short while before sleeping (Docs/filesystem.md §One reader at a time).
+///
+/// A request that finds the worker meant to read it asleep pays for waking it, and on a VM whose
+/// idle vCPUs halt that is about 10 µs to the sender and as much again before the worker runs: twice
+/// per open, once per close. With every idle libfuse worker asleep in read(2) of the connection, the
+/// kernel wakes one for each request even while another is about to read. So only the holder of the
+/// turn reads; idle workers wait for the turn on a futex, out of the kernel's sight; and the holder
+/// gives the turn up before a request that may wait (a save, anything that takes the mutation lock),
+/// so a slow request never holds up the next.
+final class RequestReader: @unchecked Sendable {
+    // Written once in init; the turn itself is shared by the workers through C atomics.
+    private let turn: UnsafeMutablePointer<cfuse_reader>?
+
+    /// `spinMicroseconds` 0 turns it off: every worker reads the connection itself, as libfuse does.
+    init(spinMicroseconds: Int) {
+        guard spinMicroseconds > 0 else {
+            turn = nil
+            return
+        }
+        let turn = UnsafeMutablePointer<cfuse_reader>.allocate(capacity: 1)
+        turn.initialize(to: cfuse_reader(holder: 0, turn: 0, waiting: 0, padding: 0, spin_ns: Int64(spinMicroseconds) * 1000))
+        self.turn = turn
+    }
+
+    /// KVGOSSIP_MOUNT_SPIN_US in the environment, else 50 µs.
+    static var configuredSpinMicroseconds: Int {
+        ProcessInfo.processInfo.environment["KVGOSSIP_MOUNT_SPIN_US"].flatMap { Int($0) }.map { max(0, min($0, 1000)) } ?? 50
+    }
+
+    deinit {
+        // The session, and so every worker that could read, has ended before the core goes.
+        turn?.deallocate()
+    }
+
+    /// libfuse's read of the next request, through the session's I/O hooks.
+    func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ length: Int) -> Int {
+        guard let turn else { return Glibc.read(fd, buffer, length) }
+        let n = cfuse_reader_read(turn, fd, buffer, length)
+        if n <= 0 || !Self.isQuick(UnsafeRawBufferPointer(start: buffer, count: n)) { cfuse_reader_hand_off(turn) }
+        return n
+    }
+
+    /// Whether the mount answers this request without waiting for anything but the state lock, so
+    /// the worker may keep the turn while it answers: lookups, attributes, reads, directory listings,
+    /// and the opens and releases of read-only handles. Everything else, and anything unreadable,
+    /// is slow.
+    static func isQuick(_ request: UnsafeRawBufferPointer) -> Bool {
+        // struct fuse_in_header: len u32, opcode u32, unique u64, nodeid u64, uid, gid, pid u32,
+        // total_extlen u16, padding u16: 40 bytes.
+        guard request.count >= 40 else { return false }
+        let opcode = request.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        switch opcode {
+        case 1, 2, 3, 15, 17, 27, 28, 29, 34, 36, 42, 44:
+            // LOOKUP, FORGET, GETATTR, READ, STATFS, OPENDIR, READDIR, RELEASEDIR, ACCESS,
+            // INTERRUPT, BATCH_FORGET, READDIRPLUS.
+            return true
+        case 14:
+            // OPEN: struct fuse_open_in starts with the open flags.
+            guard request.count >= 44 else { return false }
+            let flags = Int32(bitPattern: request.loadUnaligned(fromByteOffset: 40, as: UInt32.self))
+            return flags & O_ACCMODE == O_RDONLY && flags & O_TRUNC == 0
+        case 18:
+            // RELEASE: struct fuse_release_in is fh u64, then the handle's open flags.
+            guard request.count >= 52 else { return false }
+            let flags = Int32(bitPattern: request.loadUnaligned(fromByteOffset: 48, as: UInt32.self))
+            return flags & O_ACCMODE == O_RDONLY
+        default:
+            return false
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Glibc
+import Testing
+@testable import KVGossipMount
+
+/// Which requests the worker holding the turn answers itself (`RequestReader.isQuick`): only those
+/// that wait for nothing but the state lock.
+@Suite struct RequestReaderTests {
+    /// A request's bytes: the 40-byte header with `opcode`, then `body`.
+    func request(_ opcode: UInt32, _ body: [UInt32] = []) -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: 40)
+        withUnsafeBytes(of: opcode.littleEndian) { header.replaceSubrange(4..<8, with: $0) }
+        return header + body.flatMap { word in withUnsafeBytes(of: word.littleEndian) { Array($0) } }
+    }
+
+    func isQuick(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { RequestReader.isQuick($0) }
+    }
+
+    @Test func lookupsAttributesReadsAndListingsAreQuick() {
+        for opcode: UInt32 in [1, 2, 3, 15, 17, 27, 28, 29, 34, 36, 42, 44] {
+            #expect(isQuick(request(opcode)), "opcode \(opcode)")
+        }
+    }
+
+    @Test func readOnlyOpensAndTheirReleasesAreQuick() {
+        #expect(isQuick(request(14, [UInt32(O_RDONLY), 0])))
+        #expect(!isQuick(request(14, [UInt32(O_RDONLY | O_TRUNC), 0])))
+        #expect(!isQuick(request(14, [UInt32(O_WRONLY), 0])))
+        #expect(!isQuick(request(14, [UInt32(O_RDWR), 0])))
+        // RELEASE: fh (two words), then the handle's flags.
+        #expect(isQuick(request(18, [7, 0, UInt32(O_RDONLY), 0, 0, 0])))
+        #expect(!isQuick(request(18, [7, 0, UInt32(O_WRONLY), 0, 0, 0])))
+        #expect(!isQuick(request(18, [7, 0, UInt32(O_RDWR), 0, 0, 0])))
+    }
+
+    @Test func savesChangesAndAnythingUnreadableAreSlow() {
+        // WRITE, FLUSH, FSYNC, CREATE, MKDIR, UNLINK, RENAME, SETATTR, GETXATTR, SETXATTR, INIT.
+        for opcode: UInt32 in [16, 25, 20, 35, 9, 10, 12, 4, 22, 21, 26] {
+            #expect(!isQuick(request(opcode, [0, 0, 0, 0])), "opcode \(opcode)")
+        }
+        #expect(!isQuick(Array(request(3).prefix(39))))
+        #expect(!isQuick(request(14)))  // an OPEN too short to carry its flags
+        #expect(!isQuick(request(18, [7, 0])))
+    }
+}
