@@ -61,7 +61,7 @@ struct cfuse_reader {
     unsigned int turn;      // bumped at every hand-off; followers wait on it
     int waiting;            // followers inside the futex wait
     int padding;
-    long long spin_ns;      // how long the holder polls before it sleeps in read(2)
+    long long spin_ns;      // how long the holder polls before it sleeps in read(2), this time
 };
 
 static inline long long cfuse_monotonic_ns(void) {
@@ -70,7 +70,7 @@ static inline long long cfuse_monotonic_ns(void) {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/// Waits until the calling thread holds the reader's turn. The wait wakes every 100 ms to honour
+/// Waits until the calling thread holds the reader's turn. The wait wakes every 200 ms to honour
 /// libfuse's cancellation of idle workers when the session ends (a futex wait is no cancellation
 /// point).
 static inline void cfuse_reader_acquire(struct cfuse_reader *r, int me) {
@@ -82,7 +82,7 @@ static inline void cfuse_reader_acquire(struct cfuse_reader *r, int me) {
         if (holder == 0 && __atomic_compare_exchange_n(&r->holder, &free_turn, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
         __atomic_add_fetch(&r->waiting, 1, __ATOMIC_ACQ_REL);
         if (__atomic_load_n(&r->holder, __ATOMIC_ACQUIRE) != 0) {
-            struct timespec limit = { 0, 100 * 1000 * 1000 };
+            struct timespec limit = { 0, 200 * 1000 * 1000 };
             syscall(SYS_futex, &r->turn, FUTEX_WAIT_PRIVATE, turn, &limit, NULL, 0);
         }
         __atomic_sub_fetch(&r->waiting, 1, __ATOMIC_ACQ_REL);
@@ -105,14 +105,21 @@ static inline void cfuse_reader_hand_off(struct cfuse_reader *r) {
     errno = saved;
 }
 
-/// The holder's read of the next request: polls for up to `spin_ns`, yielding the CPU to anything
-/// else runnable between polls, then reads (sleeping if nothing came).
+/// Sets how long the holder polls before its next read (the other fields are left alone).
+static inline void cfuse_reader_set_spin(struct cfuse_reader *r, long long spin_ns) {
+    __atomic_store_n(&r->spin_ns, spin_ns, __ATOMIC_RELAXED);
+}
+
+/// The holder's read of the next request: polls for up to `spin_ns` (set by the holder after the
+/// request before), yielding the CPU to anything else runnable between polls, then reads (sleeping
+/// if nothing came).
 static inline ssize_t cfuse_reader_read(struct cfuse_reader *r, int fd, void *buffer, size_t length) {
     cfuse_reader_acquire(r, cfuse_gettid());
-    if (r->spin_ns > 0) {
+    long long spin_ns = __atomic_load_n(&r->spin_ns, __ATOMIC_RELAXED);
+    if (spin_ns > 0) {
         long long start = cfuse_monotonic_ns();
         struct pollfd ready = { fd, POLLIN, 0 };
-        while (poll(&ready, 1, 0) == 0 && cfuse_monotonic_ns() - start < r->spin_ns) sched_yield();
+        while (poll(&ready, 1, 0) == 0 && cfuse_monotonic_ns() - start < spin_ns) sched_yield();
     }
     return read(fd, buffer, length);
 }

@@ -16,14 +16,23 @@ final class RequestReader: @unchecked Sendable {
     // Written once in init; the turn itself is shared by the workers through C atomics.
     private let turn: UnsafeMutablePointer<cfuse_reader>?
 
+    /// How long the holder polls after a reader's open (its RELEASE follows as soon as the reader has
+    /// read its backing, without asking the mount) or, as the next holder, after a slow request (a
+    /// writer's next request follows its answer); and after any other quick request (a reader in a
+    /// loop opens again a few microseconds after its close).
+    private let afterOpenNs: Int64
+    private let afterOtherNs: Int64
+
     /// `spinMicroseconds` 0 turns it off: every worker reads the connection itself, as libfuse does.
     init(spinMicroseconds: Int) {
+        afterOpenNs = Int64(spinMicroseconds) * 1000
+        afterOtherNs = min(afterOpenNs, 10_000)
         guard spinMicroseconds > 0 else {
             turn = nil
             return
         }
         let turn = UnsafeMutablePointer<cfuse_reader>.allocate(capacity: 1)
-        turn.initialize(to: cfuse_reader(holder: 0, turn: 0, waiting: 0, padding: 0, spin_ns: Int64(spinMicroseconds) * 1000))
+        turn.initialize(to: cfuse_reader(holder: 0, turn: 0, waiting: 0, padding: 0, spin_ns: afterOtherNs))
         self.turn = turn
     }
 
@@ -41,36 +50,52 @@ final class RequestReader: @unchecked Sendable {
     func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ length: Int) -> Int {
         guard let turn else { return Glibc.read(fd, buffer, length) }
         let n = cfuse_reader_read(turn, fd, buffer, length)
-        if n <= 0 || !Self.isQuick(UnsafeRawBufferPointer(start: buffer, count: n)) { cfuse_reader_hand_off(turn) }
+        let kind = n > 0 ? Self.kind(UnsafeRawBufferPointer(start: buffer, count: n)) : .slow
+        // Only the holder writes the window, before it reads again or hands the turn on.
+        cfuse_reader_set_spin(turn, kind == .quick ? afterOtherNs : afterOpenNs)
+        if kind == .slow { cfuse_reader_hand_off(turn) }
         return n
+    }
+
+    enum Kind: Equatable {
+        /// OPEN of a handle for reading only: its RELEASE is due shortly.
+        case readerOpen
+        /// Answered under the state lock alone.
+        case quick
+        /// May wait (a save, the mutation lock, the store's writer): the turn goes to another worker.
+        case slow
+    }
+
+    static func isQuick(_ request: UnsafeRawBufferPointer) -> Bool {
+        kind(request) != .slow
     }
 
     /// Whether the mount answers this request without waiting for anything but the state lock, so
     /// the worker may keep the turn while it answers: lookups, attributes, reads, directory listings,
     /// and the opens and releases of read-only handles. Everything else, and anything unreadable,
     /// is slow.
-    static func isQuick(_ request: UnsafeRawBufferPointer) -> Bool {
+    static func kind(_ request: UnsafeRawBufferPointer) -> Kind {
         // struct fuse_in_header: len u32, opcode u32, unique u64, nodeid u64, uid, gid, pid u32,
         // total_extlen u16, padding u16: 40 bytes.
-        guard request.count >= 40 else { return false }
+        guard request.count >= 40 else { return .slow }
         let opcode = request.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
         switch opcode {
         case 1, 2, 3, 15, 17, 27, 28, 29, 34, 36, 42, 44:
             // LOOKUP, FORGET, GETATTR, READ, STATFS, OPENDIR, READDIR, RELEASEDIR, ACCESS,
             // INTERRUPT, BATCH_FORGET, READDIRPLUS.
-            return true
+            return .quick
         case 14:
             // OPEN: struct fuse_open_in starts with the open flags.
-            guard request.count >= 44 else { return false }
+            guard request.count >= 44 else { return .slow }
             let flags = Int32(bitPattern: request.loadUnaligned(fromByteOffset: 40, as: UInt32.self))
-            return flags & O_ACCMODE == O_RDONLY && flags & O_TRUNC == 0
+            return flags & O_ACCMODE == O_RDONLY && flags & O_TRUNC == 0 ? .readerOpen : .slow
         case 18:
             // RELEASE: struct fuse_release_in is fh u64, then the handle's open flags.
-            guard request.count >= 52 else { return false }
+            guard request.count >= 52 else { return .slow }
             let flags = Int32(bitPattern: request.loadUnaligned(fromByteOffset: 48, as: UInt32.self))
-            return flags & O_ACCMODE == O_RDONLY
+            return flags & O_ACCMODE == O_RDONLY ? .quick : .slow
         default:
-            return false
+            return .slow
         }
     }
 }

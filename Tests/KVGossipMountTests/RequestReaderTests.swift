@@ -23,7 +23,8 @@ import Testing
     }
 
     @Test func readOnlyOpensAndTheirReleasesAreQuick() {
-        #expect(isQuick(request(14, [UInt32(O_RDONLY), 0])))
+        #expect(request(14, [UInt32(O_RDONLY), 0]).withUnsafeBytes { RequestReader.kind($0) } == .readerOpen)
+        #expect(request(18, [7, 0, UInt32(O_RDONLY), 0, 0, 0]).withUnsafeBytes { RequestReader.kind($0) } == .quick)
         #expect(!isQuick(request(14, [UInt32(O_RDONLY | O_TRUNC), 0])))
         #expect(!isQuick(request(14, [UInt32(O_WRONLY), 0])))
         #expect(!isQuick(request(14, [UInt32(O_RDWR), 0])))
