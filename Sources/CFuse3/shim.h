@@ -62,6 +62,8 @@ struct cfuse_reader {
     int waiting;            // followers inside the futex wait
     int padding;
     long long spin_ns;      // how long the holder polls before it sleeps in read(2), this time
+    long long spin_long_ns; // after a reader's OPEN, or for a new holder after a slow request
+    long long spin_short_ns;// after any other quick request
 };
 
 static inline long long cfuse_monotonic_ns(void) {
@@ -80,16 +82,20 @@ static inline void cfuse_reader_acquire(struct cfuse_reader *r, int me) {
         unsigned int turn = __atomic_load_n(&r->turn, __ATOMIC_ACQUIRE);
         int free_turn = 0;
         if (holder == 0 && __atomic_compare_exchange_n(&r->holder, &free_turn, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
-        __atomic_add_fetch(&r->waiting, 1, __ATOMIC_ACQ_REL);
-        if (__atomic_load_n(&r->holder, __ATOMIC_ACQUIRE) != 0) {
+        // Sequentially consistent, with the hand-off's store and load: each side must see the
+        // other's write, or a hand-off could skip the wake-up this wait needs.
+        __atomic_add_fetch(&r->waiting, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&r->holder, __ATOMIC_SEQ_CST) != 0) {
             struct timespec limit = { 0, 200 * 1000 * 1000 };
             syscall(SYS_futex, &r->turn, FUTEX_WAIT_PRIVATE, turn, &limit, NULL, 0);
         }
         __atomic_sub_fetch(&r->waiting, 1, __ATOMIC_ACQ_REL);
         // A holder that is gone (a thread libfuse let exit) must not keep the turn.
         int gone = __atomic_load_n(&r->holder, __ATOMIC_ACQUIRE);
-        if (gone != 0 && syscall(SYS_tgkill, getpid(), gone, 0) != 0 && errno == ESRCH) {
-            __atomic_compare_exchange_n(&r->holder, &gone, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        if (gone != 0 && syscall(SYS_tgkill, getpid(), gone, 0) != 0 && errno == ESRCH
+            && __atomic_compare_exchange_n(&r->holder, &gone, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            __atomic_add_fetch(&r->turn, 1, __ATOMIC_SEQ_CST);
+            syscall(SYS_futex, &r->turn, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
         }
         pthread_testcancel();
     }
@@ -99,10 +105,19 @@ static inline void cfuse_reader_acquire(struct cfuse_reader *r, int me) {
 /// wakes one follower to read in its place. Keeps errno.
 static inline void cfuse_reader_hand_off(struct cfuse_reader *r) {
     int saved = errno;
-    __atomic_store_n(&r->holder, 0, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&r->turn, 1, __ATOMIC_ACQ_REL);
-    if (__atomic_load_n(&r->waiting, __ATOMIC_ACQUIRE) > 0) syscall(SYS_futex, &r->turn, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    __atomic_store_n(&r->holder, 0, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&r->turn, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&r->waiting, __ATOMIC_SEQ_CST) > 0) syscall(SYS_futex, &r->turn, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     errno = saved;
+}
+
+/// A handler that finds it must wait (the mutation lock, a save) gives the turn up if its thread
+/// holds it, so the requests behind it are read meanwhile.
+static inline void cfuse_reader_yield(struct cfuse_reader *r) {
+    if (r && __atomic_load_n(&r->holder, __ATOMIC_SEQ_CST) == cfuse_gettid()) {
+        __atomic_store_n(&r->spin_ns, r->spin_long_ns, __ATOMIC_RELAXED);
+        cfuse_reader_hand_off(r);
+    }
 }
 
 /// Sets how long the holder polls before its next read (the other fields are left alone).

@@ -97,8 +97,13 @@ final class FusePassthrough: Sendable {
     static var customIO: fuse_custom_io {
         var io = fuse_custom_io()
         io.read = { fd, buffer, length, userdata in
-            guard let buffer else { return -1 }
-            let n = Unmanaged<MountCore>.fromOpaque(userdata!).takeUnretainedValue().requestReader.read(fd, buffer, length)
+            guard let buffer else {
+                errno = EINVAL
+                return -1
+            }
+            // The turn's pointer is read without retaining the core (see `RequestReader.turn`).
+            let turn = Unmanaged<MountCore>.fromOpaque(userdata!)._withUnsafeGuaranteedRef { $0.requestReader.turn }
+            let n = RequestReader.read(turn: turn, fd, buffer, length)
             // struct fuse_in_header: len u32, opcode u32, unique u64, …: 40 bytes; fuse_init_in after it.
             if n >= 40 + 20, buffer.load(fromByteOffset: 4, as: UInt32.self) == FusePassthrough.initOpcode {
                 FusePassthrough.from(userdata).noteInit(buffer)

@@ -133,6 +133,7 @@ extension MountCore {
 
     /// FLUSH and FSYNC: a possible save, minted outside the state lock.
     private func save(_ req: fuse_req_t?, _ prepare: (inout FSState) throws(FSError) -> FSState.PendingCommit?) {
+        requestReader.yieldTurn()
         let code: Int32 = mutation.withLock { _ in
             do throws(FSError) {
                 try commitOutsideLock(prepare)
@@ -154,6 +155,7 @@ extension MountCore {
             if !close.isEmpty { passthrough.close(close) }
             return
         }
+        requestReader.yieldTurn()
         let (followerHasWork, close) = mutation.withLock { _ -> (Bool, [Int32]) in
             var committed = false
             do throws(FSError) {

@@ -86,6 +86,7 @@ final class MountCore: Sendable {
 
     /// Runs one mutating operation (`mutation` held) and replies after releasing both locks.
     func mutate<T: Sendable>(_ req: fuse_req_t?, _ body: (inout FSState) throws(FSError) -> T, reply: (T) -> Void) {
+        requestReader.yieldTurn()
         let outcome: Result<T, FSError> = mutation.withLock { _ in
             do throws(FSError) {
                 return .success(try state.withLock { (st: inout sending FSState) throws(FSError) -> sending T in try body(&st) })

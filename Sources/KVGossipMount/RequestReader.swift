@@ -13,26 +13,27 @@ import Glibc
 /// gives the turn up before a request that may wait (a save, anything that takes the mutation lock),
 /// so a slow request never holds up the next.
 final class RequestReader: @unchecked Sendable {
-    // Written once in init; the turn itself is shared by the workers through C atomics.
-    private let turn: UnsafeMutablePointer<cfuse_reader>?
-
-    /// How long the holder polls after a reader's open (its RELEASE follows as soon as the reader has
-    /// read its backing, without asking the mount) or, as the next holder, after a slow request (a
-    /// writer's next request follows its answer); and after any other quick request (a reader in a
-    /// loop opens again a few microseconds after its close).
-    private let afterOpenNs: Int64
-    private let afterOtherNs: Int64
+    /// The turn, shared by the workers through C atomics; nil when off. Written once in init. The
+    /// read hook reaches it through `read(turn:…)` without touching a reference count: libfuse
+    /// cancels idle workers inside that hook, and a retain taken before the cancellation would never
+    /// be released, keeping the whole mount alive.
+    let turn: UnsafeMutablePointer<cfuse_reader>?
 
     /// `spinMicroseconds` 0 turns it off: every worker reads the connection itself, as libfuse does.
+    /// It is the poll after a reader's open (its RELEASE follows as soon as the reader has read its
+    /// backing, without asking the mount) and, for a new holder, after a slow request (a writer's next
+    /// request follows its answer); after any other quick request the poll is at most 10 µs (a reader
+    /// in a loop opens again a few microseconds after its close).
     init(spinMicroseconds: Int) {
-        afterOpenNs = Int64(spinMicroseconds) * 1000
-        afterOtherNs = min(afterOpenNs, 10_000)
         guard spinMicroseconds > 0 else {
             turn = nil
             return
         }
+        let long = Int64(spinMicroseconds) * 1000
+        let short = min(long, 10_000)
         let turn = UnsafeMutablePointer<cfuse_reader>.allocate(capacity: 1)
-        turn.initialize(to: cfuse_reader(holder: 0, turn: 0, waiting: 0, padding: 0, spin_ns: afterOtherNs))
+        turn.initialize(to: cfuse_reader(
+            holder: 0, turn: 0, waiting: 0, padding: 0, spin_ns: short, spin_long_ns: long, spin_short_ns: short))
         self.turn = turn
     }
 
@@ -46,15 +47,23 @@ final class RequestReader: @unchecked Sendable {
         turn?.deallocate()
     }
 
-    /// libfuse's read of the next request, through the session's I/O hooks.
-    func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ length: Int) -> Int {
+    /// libfuse's read of the next request, through the session's I/O hooks. Static, over the raw
+    /// turn, so nothing reference-counted is live across the read (see `turn`).
+    static func read(turn: UnsafeMutablePointer<cfuse_reader>?, _ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ length: Int) -> Int {
         guard let turn else { return Glibc.read(fd, buffer, length) }
         let n = cfuse_reader_read(turn, fd, buffer, length)
         let kind = n > 0 ? Self.kind(UnsafeRawBufferPointer(start: buffer, count: n)) : .slow
         // Only the holder writes the window, before it reads again or hands the turn on.
-        cfuse_reader_set_spin(turn, kind == .quick ? afterOtherNs : afterOpenNs)
+        cfuse_reader_set_spin(turn, kind == .quick ? turn.pointee.spin_short_ns : turn.pointee.spin_long_ns)
         if kind == .slow { cfuse_reader_hand_off(turn) }
         return n
+    }
+
+    /// Gives the turn up if this thread holds it: for a handler about to wait (the mutation lock, a
+    /// save), whatever its request looked like (a RELEASE of a file created `O_RDONLY` arrives with
+    /// read-only flags, yet it may commit).
+    func yieldTurn() {
+        cfuse_reader_yield(turn)
     }
 
     enum Kind: Equatable {

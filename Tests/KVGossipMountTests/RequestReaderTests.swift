@@ -1,4 +1,7 @@
+import CFuse3
 import Glibc
+import Foundation
+import KVGossipTestSupport
 import Testing
 @testable import KVGossipMount
 
@@ -32,6 +35,23 @@ import Testing
         #expect(isQuick(request(18, [7, 0, UInt32(O_RDONLY), 0, 0, 0])))
         #expect(!isQuick(request(18, [7, 0, UInt32(O_WRONLY), 0, 0, 0])))
         #expect(!isQuick(request(18, [7, 0, UInt32(O_RDWR), 0, 0, 0])))
+    }
+
+    /// A handler about to wait gives the turn up only if its own thread holds it (a RELEASE of a file
+    /// created read-only looks quick by its flags but may commit).
+    @Test func aHandlerThatMustWaitGivesUpOnlyItsOwnTurn() throws {
+        let reader = RequestReader(spinMicroseconds: 50)
+        let turn = try #require(reader.turn)
+        cfuse_reader_acquire(turn, cfuse_gettid())
+        #expect(turn.pointee.holder == cfuse_gettid())
+        let other = Thread { reader.yieldTurn() }
+        other.start()
+        #expect(Readiness.wait { other.isFinished })
+        #expect(turn.pointee.holder == cfuse_gettid(), "another thread's yield took the turn")
+        reader.yieldTurn()
+        #expect(turn.pointee.holder == 0)
+        #expect(turn.pointee.spin_ns == turn.pointee.spin_long_ns)
+        RequestReader(spinMicroseconds: 0).yieldTurn()  // off: nothing to give up
     }
 
     @Test func savesChangesAndAnythingUnreadableAreSlow() {
