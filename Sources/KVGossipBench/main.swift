@@ -82,11 +82,11 @@ if runs("mount") {
         print("\(mode): FUSE requests per open+read+close (KVGOSSIP_FUSE_DEBUG=1 agent, 200 cycles): "
             + requests.map { String(format: "%@ %.2f", $0.opcode, $0.perCycle) }.joined(separator: ", ")
             + String(format: "; total %.2f", requests.reduce(0) { $0 + $1.perCycle }))
-        print(String(format: "%@: cat in a loop %.0f/s vs tmpfs %.0f/s = %.2f× throughput (goal ≥ 0.85)",
+        print(String(format: "%@: cat in a loop %.0f/s vs tmpfs %.0f/s = %.2f× throughput (goal ≥ 0.95)",
                      mode, m.catPerSecond.mount, m.catPerSecond.tmpfs, m.catPerSecond.mount / m.catPerSecond.tmpfs))
         print(String(format: "%@: warm 16 MiB read (a 1 MiB key, the value limit, read 16× per open) %.2f GB/s vs tmpfs %.2f GB/s = %.2f× (goal ≥ 0.8)",
                      mode, m.warm16MiB.mount, m.warm16MiB.tmpfs, m.warm16MiB.mount / m.warm16MiB.tmpfs))
-        print(String(format: "%@: warm 1 MiB read, one open each %.2f GB/s vs tmpfs %.2f GB/s = %.2f×",
+        print(String(format: "%@: warm 1 MiB read, one open each %.2f GB/s vs tmpfs %.2f GB/s = %.2f× (goal ≥ 0.8)",
                      mode, m.warm1MiBPerOpen.mount, m.warm1MiBPerOpen.tmpfs, m.warm1MiBPerOpen.mount / m.warm1MiBPerOpen.tmpfs))
         print(String(format: "%@: echo > key (one signed record, durable at close) p50 %.2f ms, p99 %.2f ms; tmpfs p50 %.3f ms",
                      mode, m.echoWrite.p50, m.echoWrite.p99, m.echoWrite.tmpfsP50))
