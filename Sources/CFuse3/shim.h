@@ -60,7 +60,6 @@ struct cfuse_reader {
     int holder;             // thread id allowed to read the connection, 0 for none
     unsigned int turn;      // bumped at every hand-off; followers wait on it
     int waiting;            // followers inside the futex wait
-    int padding;
     long long spin_ns;      // how long the holder polls before it sleeps in read(2), this time
     long long spin_long_ns; // after a reader's OPEN, or for a new holder after a slow request
     long long spin_short_ns;// after any other quick request

@@ -63,10 +63,11 @@ final class FuseSession: @unchecked Sendable {
             // stop threads, and one /dev/fuse clone per worker: both measurably shorten a round trip
             // here (kvgossip-bench mount).
             let config = fuse_loop_cfg_create()
-            fuse_loop_cfg_set_max_threads(config, 16)
             // As many kept idle as may run: a worker libfuse lets exit could be holding the read
             // turn (`RequestReader`; the turn also frees itself from a thread that is gone).
-            fuse_loop_cfg_set_idle_threads(config, 16)
+            let workers: UInt32 = 16
+            fuse_loop_cfg_set_max_threads(config, workers)
+            fuse_loop_cfg_set_idle_threads(config, workers)
             fuse_loop_cfg_set_clone_fd(config, 1)
             let rc = fuse_session_loop_mt(pointer, config)
             fuse_loop_cfg_destroy(config)

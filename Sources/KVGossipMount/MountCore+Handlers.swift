@@ -133,8 +133,7 @@ extension MountCore {
 
     /// FLUSH and FSYNC: a possible save, minted outside the state lock.
     private func save(_ req: fuse_req_t?, _ prepare: (inout FSState) throws(FSError) -> FSState.PendingCommit?) {
-        requestReader.yieldTurn()
-        let code: Int32 = mutation.withLock { _ in
+        let code: Int32 = withMutation {
             do throws(FSError) {
                 try commitOutsideLock(prepare)
                 return 0
@@ -155,8 +154,7 @@ extension MountCore {
             if !close.isEmpty { passthrough.close(close) }
             return
         }
-        requestReader.yieldTurn()
-        let (followerHasWork, close) = mutation.withLock { _ -> (Bool, [Int32]) in
+        let (followerHasWork, close) = withMutation { () -> (Bool, [Int32]) in
             var committed = false
             do throws(FSError) {
                 committed = try commitOutsideLock { st throws(FSError) in try st.prepareRelease(fh) }

@@ -86,8 +86,7 @@ final class MountCore: Sendable {
 
     /// Runs one mutating operation (`mutation` held) and replies after releasing both locks.
     func mutate<T: Sendable>(_ req: fuse_req_t?, _ body: (inout FSState) throws(FSError) -> T, reply: (T) -> Void) {
-        requestReader.yieldTurn()
-        let outcome: Result<T, FSError> = mutation.withLock { _ in
+        let outcome: Result<T, FSError> = withMutation {
             do throws(FSError) {
                 return .success(try state.withLock { (st: inout sending FSState) throws(FSError) -> sending T in try body(&st) })
             } catch {
@@ -98,6 +97,13 @@ final class MountCore: Sendable {
         case .success(let value): reply(value)
         case .failure(let error): FuseReply.error(req, error.code)
         }
+    }
+
+    /// Runs `body` holding `mutation`. Waiting for it may take a save's length, so a worker holding
+    /// the read turn gives it up first (`RequestReader.yieldTurn`), whatever its request looked like.
+    func withMutation<T>(_ body: () -> sending T) -> sending T {
+        requestReader.yieldTurn()
+        return mutation.withLock { _ in body() }
     }
 
     /// A save: `prepare` decides under the state lock, the record is minted without it (SQLite and

@@ -33,7 +33,7 @@ final class RequestReader: @unchecked Sendable {
         let short = min(long, 10_000)
         let turn = UnsafeMutablePointer<cfuse_reader>.allocate(capacity: 1)
         turn.initialize(to: cfuse_reader(
-            holder: 0, turn: 0, waiting: 0, padding: 0, spin_ns: short, spin_long_ns: long, spin_short_ns: short))
+            holder: 0, turn: 0, waiting: 0, spin_ns: short, spin_long_ns: long, spin_short_ns: short))
         self.turn = turn
     }
 
@@ -73,10 +73,6 @@ final class RequestReader: @unchecked Sendable {
         case quick
         /// May wait (a save, the mutation lock, the store's writer): the turn goes to another worker.
         case slow
-    }
-
-    static func isQuick(_ request: UnsafeRawBufferPointer) -> Bool {
-        kind(request) != .slow
     }
 
     /// Whether the mount answers this request without waiting for anything but the state lock, so

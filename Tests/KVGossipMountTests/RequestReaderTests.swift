@@ -5,7 +5,7 @@ import KVGossipTestSupport
 import Testing
 @testable import KVGossipMount
 
-/// Which requests the worker holding the turn answers itself (`RequestReader.isQuick`): only those
+/// Which requests the worker holding the turn answers itself (`RequestReader.kind`): only those
 /// that wait for nothing but the state lock.
 @Suite struct RequestReaderTests {
     /// A request's bytes: the 40-byte header with `opcode`, then `body`.
@@ -16,7 +16,7 @@ import Testing
     }
 
     func isQuick(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { RequestReader.isQuick($0) }
+        bytes.withUnsafeBytes { RequestReader.kind($0) } != .slow
     }
 
     @Test func lookupsAttributesReadsAndListingsAreQuick() {

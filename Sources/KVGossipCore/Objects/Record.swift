@@ -26,8 +26,8 @@ public struct Record: Hashable, Sendable {
     /// Made by the signing initializer in this process: its signature comes from a key pair derived
     /// from one seed and its value hash from its value, so checking them again can only fail if
     /// memory or libsodium did. Every record decoded from bytes (a peer's, a client's, the store's)
-    /// is false and verified in full. Not part of `==`.
-    public let signedHere: Bool
+    /// is false and verified in full. Not part of `==`, nor of the public API.
+    let signedHere: Bool
 
     /// Mints (signs) a record. Tombstones carry no value.
     public init(
