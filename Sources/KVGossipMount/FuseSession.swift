@@ -137,3 +137,14 @@ enum FuseConnections {
         logger.warning("aborted FUSE connection", metadata: ["connection": "\(connection)"])
     }
 }
+
+/// Settings of the kernel's `fuse` module that change what a request costs, for the mount's log line.
+enum FuseModule {
+    /// `wake_here`, where the kernel has it (not every kernel does): "Y" wakes a caller waiting for
+    /// an answer on the answering thread's CPU, "N" on the caller's own, which on a VM whose idle
+    /// vCPUs halt costs a trip through the hypervisor per request (Docs/filesystem.md §Waking the
+    /// caller where the answer is). nil where the parameter does not exist.
+    static func wakeHere(parameter: String = "/sys/module/fuse/parameters/wake_here") -> String? {
+        (try? String(contentsOfFile: parameter, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -142,10 +142,12 @@ public final class Mount: Sendable {
             logger.warning("the mount left the mount table; ending its connection", metadata: ["mountpoint": "\(path)"])
             FuseConnections.abort(connection, logger: logger)
         }
-        logger.info("mounted", metadata: [
+        var mounted: Logger.Metadata = [
             "mountpoint": "\(path)", "records": "\(loaded)", "replay helper": "\(helper.pid)",
             "readers": "\(options.readerPageCache ? "page cache" : core.passthrough.active ? "passthrough" : "direct I/O")",
-        ])
+        ]
+        if let wakeHere = FuseModule.wakeHere() { mounted["fuse wake_here"] = "\(wakeHere)" }
+        logger.info("mounted", metadata: mounted)
         return Running(
             core: core, session: session, follower: follower, helper: helper, tableWatch: tableWatch, userdata: userdata,
             observation: observation)
