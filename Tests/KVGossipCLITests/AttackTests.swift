@@ -260,12 +260,15 @@ import Testing
             let credentials = LinkSpeaker.credentials(key, grants: [delegation, membership])
             return try (0..<count).map { _ in try s.speaker(as: credentials) }
         }
+        // The agent holds at most 512 links (its default); the delegate's keys fill that with four
+        // links each, then the member and 64 keys of one link each ask for room.
+        let (tableSize, fullKeys, linksPerFullKey, lateKeys) = (512, 128, 4, 64)
         var filler: [LinkSpeaker] = []
-        for _ in 0..<128 { filler += try mintedLinks(4) }
+        for _ in 0..<fullKeys { filler += try mintedLinks(linksPerFullKey) }
 
         let member = try s.memberSpeaker()
         #expect(member.openFullSession(session: 1), "a member with its own grant is served beside a full table")
-        for _ in 0..<64 { filler += try mintedLinks(1) }
+        for _ in 0..<lateKeys { filler += try mintedLinks(1) }
         #expect(member.openFullSession(session: 3), "and stays linked while the delegate keeps linking")
         // The room was made from the delegate's links: 512 + 1 + 64 links for a table of 512 is 65
         // closed, one from each of the largest branches (a key holding four), the oldest key first.
@@ -274,10 +277,14 @@ import Testing
         // opened them (beside two busy loops, filler[0] was once still served afterwards): the
         // check is per key. The rule itself is LinkEvictionTests'.
         let served = filler.map { $0.openFullSession(session: 1) }
-        let closedPerKey = stride(from: 0, to: 512, by: 4).map { first in served[first..<first + 4].filter { !$0 }.count }
-        #expect(closedPerKey.allSatisfy { $0 <= 1 } && closedPerKey.reduce(0, +) == 65, "closed per key: \(closedPerKey)")
+        let firstLate = fullKeys * linksPerFullKey
+        let closedPerKey = stride(from: 0, to: firstLate, by: linksPerFullKey).map { first in
+            served[first..<first + linksPerFullKey].filter { !$0 }.count
+        }
+        let roomMade = filler.count + 1 - tableSize  // the member's link counts too: 65
+        #expect(closedPerKey.allSatisfy { $0 <= 1 } && closedPerKey.reduce(0, +) == roomMade, "closed per key: \(closedPerKey)")
         #expect(closedPerKey[0] == 1, "the key whose links are oldest gave one up")
-        #expect(served[512...].allSatisfy { $0 }, "a key holding one link is never the largest branch")
+        #expect(served[firstLate...].allSatisfy { $0 }, "a key holding one link is never the largest branch")
     }
 
     /// Strangers at 64 addresses send well-formed hellos as fast as the agent answers them (a hello
