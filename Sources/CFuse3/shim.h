@@ -61,7 +61,8 @@ struct cfuse_reader {
     unsigned int turn;      // bumped at every hand-off; followers wait on it
     int waiting;            // followers inside the futex wait
     long long spin_ns;      // how long the holder polls before it sleeps in read(2), this time
-    long long spin_long_ns; // after a reader's OPEN, or for a new holder after a slow request
+    long long spin_long_ns; // for a new holder after a slow request
+    long long spin_open_ns; // after a reader's OPEN
     long long spin_short_ns;// after any other quick request
 };
 

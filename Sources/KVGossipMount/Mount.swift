@@ -147,6 +147,7 @@ public final class Mount: Sendable {
             "readers": "\(options.readerPageCache ? "page cache" : core.passthrough.active ? "passthrough" : "direct I/O")",
         ]
         if let wakeHere = FuseModule.wakeHere() { mounted["fuse wake_here"] = "\(wakeHere)" }
+        if let windows = core.requestReader.windows { mounted["read turn polls"] = "\(windows)" }
         logger.info("mounted", metadata: mounted)
         return Running(
             core: core, session: session, follower: follower, helper: helper, tableWatch: tableWatch, userdata: userdata,

@@ -31,8 +31,10 @@ final class MountCore: Sendable {
     /// KVGOSSIP_MOUNT_PASSTHROUGH=0 in the environment (for comparisons).
     let passthrough: FusePassthrough
     /// Who reads the connection's next request (`RequestReader`; KVGOSSIP_MOUNT_SPIN_US=0 in the
-    /// environment turns it off).
-    let requestReader = RequestReader(spinMicroseconds: RequestReader.configuredSpinMicroseconds)
+    /// environment turns it off). Its polls follow the fuse module's `wake_here` as it is when the
+    /// mount starts.
+    let requestReader = RequestReader(
+        spinMicroseconds: RequestReader.configuredSpinMicroseconds, wakeHere: FuseModule.wakeHere())
     /// READ requests answered (tests: a passthrough reader's reads never reach the mount).
     let readRequests = Atomic<Int>(0)
 

@@ -54,6 +54,37 @@ import Testing
         RequestReader(spinMicroseconds: 0).yieldTurn()  // off: nothing to give up
     }
 
+    /// The holder polls after a reader's requests only where an answer wakes the reader on the
+    /// reader's own vCPU; after a slow request the new holder polls in either case.
+    @Test func pollsFollowWhereTheKernelWakesTheCaller() {
+        let elsewhere = RequestReader.PollWindows(spinMicroseconds: 50, wakeHere: "N")
+        #expect(elsewhere == RequestReader.PollWindows(spinMicroseconds: 50, wakeHere: nil))
+        #expect(elsewhere.afterSlow == 50_000 && elsewhere.afterReaderOpen == 50_000 && elsewhere.afterQuick == 10_000)
+        #expect(RequestReader.PollWindows(spinMicroseconds: 5, wakeHere: nil).afterQuick == 5_000)
+        let here = RequestReader.PollWindows(spinMicroseconds: 50, wakeHere: "Y")
+        #expect(here.afterSlow == 50_000 && here.afterReaderOpen == 0 && here.afterQuick == 0)
+        #expect(RequestReader(spinMicroseconds: 0, wakeHere: "Y").windows == nil)
+    }
+
+    /// The window the holder sets after each kind of request comes from the turn's own fields.
+    @Test func theHolderSetsTheWindowOfTheRequestItRead() throws {
+        let reader = RequestReader(spinMicroseconds: 40, wakeHere: "N")
+        let turn = try #require(reader.turn)
+        var pipe: [Int32] = [0, 0]
+        #expect(Glibc.pipe(&pipe) == 0)
+        defer { close(pipe[0]); close(pipe[1]) }
+        func readOne(_ bytes: [UInt8]) -> Int64 {
+            _ = bytes.withUnsafeBytes { Glibc.write(pipe[1], $0.baseAddress, $0.count) }
+            var buffer = [UInt8](repeating: 0, count: 256)
+            _ = buffer.withUnsafeMutableBytes { RequestReader.read(turn: turn, pipe[0], $0.baseAddress!, $0.count) }
+            return turn.pointee.spin_ns
+        }
+        #expect(readOne(request(14, [UInt32(O_RDONLY), 0])) == 40_000)
+        #expect(readOne(request(1)) == 10_000)
+        #expect(readOne(request(16, [0, 0, 0, 0])) == 40_000)
+        #expect(turn.pointee.holder == 0, "a slow request hands the turn on")
+    }
+
     @Test func savesChangesAndAnythingUnreadableAreSlow() {
         // WRITE, FLUSH, FSYNC, CREATE, MKDIR, UNLINK, RENAME, SETATTR, GETXATTR, SETXATTR, INIT.
         for opcode: UInt32 in [16, 25, 20, 35, 9, 10, 12, 4, 22, 21, 26] {
