@@ -66,23 +66,30 @@ import Testing
         #expect(RequestReader(spinMicroseconds: 0, wakeHere: "Y").windows == nil)
     }
 
-    /// The window the holder sets after each kind of request comes from the turn's own fields.
+    /// The window the holder sets after each kind of request is that kind's: at "N" a reader's
+    /// OPEN and other quick requests differ, at "Y" a reader's OPEN and a slow request do.
     @Test func theHolderSetsTheWindowOfTheRequestItRead() throws {
-        let reader = RequestReader(spinMicroseconds: 40, wakeHere: "N")
-        let turn = try #require(reader.turn)
         var pipe: [Int32] = [0, 0]
         #expect(Glibc.pipe(&pipe) == 0)
         defer { close(pipe[0]); close(pipe[1]) }
-        func readOne(_ bytes: [UInt8]) -> Int64 {
+        func windowAfter(_ bytes: [UInt8], _ reader: RequestReader) throws -> Int64 {
+            let turn = try #require(reader.turn)
             _ = bytes.withUnsafeBytes { Glibc.write(pipe[1], $0.baseAddress, $0.count) }
             var buffer = [UInt8](repeating: 0, count: 256)
-            _ = buffer.withUnsafeMutableBytes { RequestReader.read(turn: turn, pipe[0], $0.baseAddress!, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { RequestReader.read(turn: turn, pipe[0], $0.baseAddress!, $0.count) }
+            #expect(n == bytes.count)
             return turn.pointee.spin_ns
         }
-        #expect(readOne(request(14, [UInt32(O_RDONLY), 0])) == 40_000)
-        #expect(readOne(request(1)) == 10_000)
-        #expect(readOne(request(16, [0, 0, 0, 0])) == 40_000)
-        #expect(turn.pointee.holder == 0, "a slow request hands the turn on")
+        let readerOpen = request(14, [UInt32(O_RDONLY), 0]), lookup = request(1), write = request(16, [0, 0, 0, 0])
+        let polling = RequestReader(spinMicroseconds: 40, wakeHere: "N")
+        #expect(try windowAfter(readerOpen, polling) == 40_000)
+        #expect(try windowAfter(lookup, polling) == 10_000)
+        #expect(try windowAfter(write, polling) == 40_000)
+        #expect(polling.turn?.pointee.holder == 0, "a slow request hands the turn on")
+        let wakingHere = RequestReader(spinMicroseconds: 40, wakeHere: "Y")
+        #expect(try windowAfter(readerOpen, wakingHere) == 0)
+        #expect(try windowAfter(lookup, wakingHere) == 0)
+        #expect(try windowAfter(write, wakingHere) == 40_000)
     }
 
     @Test func savesChangesAndAnythingUnreadableAreSlow() {
