@@ -128,7 +128,8 @@ let package = Package(
             name: "KVGossipBench",
             dependencies: [
                 "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipSync", "KVGossipControl", "KVGossipSerf",
-                "KVGossipClient", "KVGossipSimulation", "KVGossipTestSupport", .product(name: "Logging", package: "swift-log"),
+                "KVGossipClient", "KVGossipSimulation", "KVGossipTestSupport", "KVGossipMount", "CFuse3",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

@@ -107,6 +107,30 @@ enum MountBench {
             echoWrite: (echoMount.p50, echoMount.p99, echoTmpfs.p50), setToInotify: notify, cliSetToInotify: cli)
     }
 
+    /// The floor's open + read + close (`FuseFloor`) and tmpfs's, the same small value in each,
+    /// taken in alternating halves so drift in the machine's load falls on both.
+    static func floor(quick: Bool) async throws -> (fuse: Cycle, tmpfs: Cycle, polls: String) {
+        let small = Array("postgres://db2.internal:5432/app\n".utf8)
+        let shm = "/dev/shm/kvg-bench-\(UUID().uuidString)"
+        try writeFile(shm, small)
+        defer { unlink(shm) }
+        let cycles = quick ? 5_000 : 50_000
+        return try await FuseFloor.withFloor(content: small) { path in
+            var fuse: [Cycle] = [], tmpfs: [Cycle] = []
+            for _ in 0..<2 {
+                fuse.append(try openReadClose(path, cycles: cycles / 2, expect: small.count))
+                tmpfs.append(try openReadClose(shm, cycles: cycles / 2, expect: small.count))
+            }
+            func both(_ halves: [Cycle]) -> Cycle {
+                Cycle(p50: (halves[0].p50 + halves[1].p50) / 2, p99: max(halves[0].p99, halves[1].p99), mean: (halves[0].mean + halves[1].mean) / 2)
+            }
+            let polls = FuseFloor.chosenPolls()
+            let described = polls.afterReaderOpen == 0 && polls.afterQuick == 0
+                ? "no polls" : "polls \(polls.afterReaderOpen / 1000) µs after an open and \(polls.afterQuick / 1000) after others"
+            return (both(fuse), both(tmpfs), described)
+        }
+    }
+
     static func waitForMount(_ path: String) async throws {
         // Mounted once the directory is on another device than its parent (named by path: the
         // agent may not have made the directory yet).

@@ -13,6 +13,10 @@ if arguments.first == "serf-relay", arguments.count == 3 {
     try await SerfRelay.run(rpc: arguments.dropFirst().first!, secrets: arguments.last!)
     exit(0)
 }
+// The `mount` section's floor: a FUSE filesystem that only replies, in a process of its own.
+if arguments.first == "fuse-floor", arguments.count == 3 {
+    exit(FuseFloor.serve(mountpoint: arguments.dropFirst().first!, content: arguments.last!))
+}
 let quick = arguments.contains("--quick")
 let sections = Set(arguments.filter { !$0.hasPrefix("--") })
 let known: Set = ["store", "sync", "mount", "mount-scale", "gossip", "simulate", "control", "template", "history", "etcd", "hosts"]
@@ -70,6 +74,9 @@ if runs("sync") {
 }
 
 if runs("mount") {
+    let floor = try await MountBench.floor(quick: quick)
+    print(String(format: "FUSE floor (a one-file filesystem that only replies, one thread polling as the mount's read turn does, %@): open+read+close p50 %.1f µs vs tmpfs %.1f µs = %.1f×; p99 %.1f µs vs tmpfs %.1f µs = %.1f× (what any FUSE filesystem pays here; see Docs/filesystem.md §Waking the caller where the answer is)",
+                 floor.polls, floor.fuse.p50, floor.tmpfs.p50, floor.fuse.p50 / floor.tmpfs.p50, floor.fuse.p99, floor.tmpfs.p99, floor.fuse.p99 / floor.tmpfs.p99))
     for readers in MountBench.Mode.allCases {
         let m = try await MountBench.run(quick: quick, mode: readers)
         let mode = readers.name

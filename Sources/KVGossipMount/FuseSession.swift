@@ -28,15 +28,7 @@ final class FuseSession: @unchecked Sendable {
         self.logger = logger
         var ops = FuseOps.table()
         let arguments = ["kvgossip", "-o", options] + (ProcessInfo.processInfo.environment["KVGOSSIP_FUSE_DEBUG"] != nil ? ["-d"] : [])
-        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 1)
-        for (i, argument) in arguments.enumerated() { argv[i] = strdup(argument) }
-        argv[arguments.count] = nil
-        defer {
-            for i in 0..<arguments.count { free(argv[i]) }
-            argv.deallocate()
-        }
-        var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
-        guard let se = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
+        guard let se = FuseArguments.with(arguments, { fuse_session_new(&$0, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) }) else {
             throw MountError.sessionFailed("fuse_session_new refused the options \(options)")
         }
         guard fuse_session_mount(se, mountpoint) == 0 else {
@@ -139,12 +131,28 @@ enum FuseConnections {
 }
 
 /// Settings of the kernel's `fuse` module that change what a request costs, for the mount's log line.
-enum FuseModule {
+/// `fuse_session_new` takes its options as a C argument vector; this builds one that lives for
+/// the call.
+public enum FuseArguments {
+    public static func with<T>(_ arguments: [String], _ body: (inout fuse_args) throws -> T) rethrows -> T {
+        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 1)
+        for (i, argument) in arguments.enumerated() { argv[i] = strdup(argument) }
+        argv[arguments.count] = nil
+        defer {
+            for i in 0..<arguments.count { free(argv[i]) }
+            argv.deallocate()
+        }
+        var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
+        return try body(&args)
+    }
+}
+
+public enum FuseModule {
     /// `wake_here`, where the kernel has it (not every kernel does): "Y" wakes a caller waiting for
     /// an answer on the answering thread's CPU, "N" on the caller's own, which on a VM whose idle
     /// vCPUs halt costs a trip through the hypervisor per request (Docs/filesystem.md §Waking the
     /// caller where the answer is). nil where the parameter does not exist.
-    static func wakeHere(parameter: String = "/sys/module/fuse/parameters/wake_here") -> String? {
+    public static func wakeHere(parameter: String = "/sys/module/fuse/parameters/wake_here") -> String? {
         (try? String(contentsOfFile: parameter, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

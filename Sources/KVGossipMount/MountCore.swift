@@ -34,7 +34,7 @@ final class MountCore: Sendable {
     /// environment turns it off). Its polls follow the fuse module's `wake_here` as it is when the
     /// mount starts.
     let requestReader = RequestReader(
-        spinMicroseconds: RequestReader.configuredSpinMicroseconds, wakeHere: FuseModule.wakeHere())
+        spinMicroseconds: ReadTurnPolls.configuredSpinMicroseconds, wakeHere: FuseModule.wakeHere())
     /// READ requests answered (tests: a passthrough reader's reads never reach the mount).
     let readRequests = Atomic<Int>(0)
 

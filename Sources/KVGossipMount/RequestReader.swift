@@ -19,62 +19,23 @@ final class RequestReader: @unchecked Sendable {
     /// be released, keeping the whole mount alive.
     let turn: UnsafeMutablePointer<cfuse_reader>?
     /// The holder's polls; nil when the turn is off.
-    let windows: PollWindows?
+    let windows: ReadTurnPolls?
 
     /// `spinMicroseconds` 0 turns it off: every worker reads the connection itself, as libfuse does.
-    /// Otherwise `PollWindows` says how long the holder polls after each kind of request.
+    /// Otherwise `ReadTurnPolls` says how long the holder polls after each kind of request.
     init(spinMicroseconds: Int, wakeHere: String? = nil) {
         guard spinMicroseconds > 0 else {
             turn = nil
             windows = nil
             return
         }
-        let windows = PollWindows(spinMicroseconds: spinMicroseconds, wakeHere: wakeHere)
+        let windows = ReadTurnPolls(spinMicroseconds: spinMicroseconds, wakeHere: wakeHere)
         self.windows = windows
         let turn = UnsafeMutablePointer<cfuse_reader>.allocate(capacity: 1)
         turn.initialize(to: cfuse_reader(
             holder: 0, turn: 0, waiting: 0, spin_ns: windows.afterQuick, spin_long_ns: windows.afterSlow,
             spin_open_ns: windows.afterReaderOpen, spin_short_ns: windows.afterQuick))
         self.turn = turn
-    }
-
-    /// How long the holder of the turn polls the connection before it sleeps in read(2), by the
-    /// request it has just read (nanoseconds; Docs/filesystem.md §One reader at a time).
-    struct PollWindows: Equatable, CustomStringConvertible {
-        /// For the new holder after a slow request: a writer's next request follows its answer.
-        let afterSlow: Int64
-        /// After a reader's OPEN: its RELEASE follows as soon as the reader has read its backing,
-        /// without asking the mount.
-        let afterReaderOpen: Int64
-        /// After any other quick request: a reader in a loop opens again a few microseconds after
-        /// its close.
-        let afterQuick: Int64
-
-        /// Where the fuse module wakes a caller on the answering CPU (`wake_here` "Y"), a reader
-        /// is moved to the holder's vCPU at each answer, so polling after its requests only trades
-        /// that vCPU with it: measured, it lengthened readers' tails and cost CPU, and the holder
-        /// sleeps in read(2) at once instead. Elsewhere the poll keeps the holder's vCPU from
-        /// halting, without which each request would first wake it (three times slower there).
-        init(spinMicroseconds: Int, wakeHere: String?) {
-            let long = Int64(spinMicroseconds) * 1000
-            afterSlow = long
-            if wakeHere == "Y" {
-                afterReaderOpen = 0
-                afterQuick = 0
-            } else {
-                afterReaderOpen = long
-                afterQuick = min(long, 10_000)
-            }
-        }
-
-        var description: String {
-            "\(afterSlow / 1000) µs after a slow request, \(afterReaderOpen / 1000) after a reader's open, \(afterQuick / 1000) after others"
-        }
-    }
-
-    /// KVGOSSIP_MOUNT_SPIN_US in the environment, else 50 µs.
-    static var configuredSpinMicroseconds: Int {
-        ProcessInfo.processInfo.environment["KVGOSSIP_MOUNT_SPIN_US"].flatMap { Int($0) }.map { max(0, min($0, 1000)) } ?? 50
     }
 
     deinit {

@@ -101,15 +101,9 @@ enum StaleMountMaker {
     static func leaveDeadMount(at path: String) throws {
         var ops = FuseOps.table()
         let arguments = ["kvgossip-dead", "-o", "fsname=kvgossip,subtype=kvgossip"]
-        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 1)
-        for (i, a) in arguments.enumerated() { argv[i] = strdup(a) }
-        argv[arguments.count] = nil
-        defer {
-            for i in 0..<arguments.count { free(argv[i]) }
-            argv.deallocate()
+        guard let se = FuseArguments.with(arguments, { fuse_session_new(&$0, &ops, MemoryLayout<fuse_lowlevel_ops>.size, nil) }) else {
+            throw MountError.sessionFailed("test")
         }
-        var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
-        guard let se = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, nil) else { throw MountError.sessionFailed("test") }
         guard fuse_session_mount(se, path) == 0 else { throw MountError.mountFailed("test") }
         fuse_session_destroy(se)
     }

@@ -16,7 +16,7 @@ extension MountTests {
         }
 
         @Test func idleWorkersWaitOutsideTheConnection() throws {
-            guard RequestReader.configuredSpinMicroseconds > 0 else { return }
+            guard ReadTurnPolls.configuredSpinMicroseconds > 0 else { return }
             try withMount(seed: ["/app/k": "value\n"]) { fx throws in
                 // Eight readers at once make libfuse start several workers.
                 let readers = (0..<8).map { _ in

@@ -57,11 +57,11 @@ import Testing
     /// The holder polls after a reader's requests only where an answer wakes the reader on the
     /// reader's own vCPU; after a slow request the new holder polls in either case.
     @Test func pollsFollowWhereTheKernelWakesTheCaller() {
-        let elsewhere = RequestReader.PollWindows(spinMicroseconds: 50, wakeHere: "N")
-        #expect(elsewhere == RequestReader.PollWindows(spinMicroseconds: 50, wakeHere: nil))
+        let elsewhere = ReadTurnPolls(spinMicroseconds: 50, wakeHere: "N")
+        #expect(elsewhere == ReadTurnPolls(spinMicroseconds: 50, wakeHere: nil))
         #expect(elsewhere.afterSlow == 50_000 && elsewhere.afterReaderOpen == 50_000 && elsewhere.afterQuick == 10_000)
-        #expect(RequestReader.PollWindows(spinMicroseconds: 5, wakeHere: nil).afterQuick == 5_000)
-        let here = RequestReader.PollWindows(spinMicroseconds: 50, wakeHere: "Y")
+        #expect(ReadTurnPolls(spinMicroseconds: 5, wakeHere: nil).afterQuick == 5_000)
+        let here = ReadTurnPolls(spinMicroseconds: 50, wakeHere: "Y")
         #expect(here.afterSlow == 50_000 && here.afterReaderOpen == 0 && here.afterQuick == 0)
         #expect(RequestReader(spinMicroseconds: 0, wakeHere: "Y").windows == nil)
     }
