@@ -6,23 +6,18 @@ import KVGossipMount
 /// The floor under the mount's open + read + close: a FUSE filesystem that does nothing but reply,
 /// measured in the same run as the mount and tmpfs. It serves one file, `f`, from a process of its
 /// own (`kvgossip-bench fuse-floor`), with what the mount's readers get: 60 s entry and attribute
-/// timeouts, `keep_cache` and `noflush` on open, and the polls of the mount's read turn
-/// (`ReadTurnPolls`) before each read of the connection, on one thread that answers everything.
+/// timeouts, `keep_cache` and `noflush` on open, and the connection read through the mount's own
+/// read turn (`RequestReader`, with the polls an agent would choose here), on one thread that
+/// answers everything.
 /// Whatever the mount costs beyond it is the mount's; what it costs over tmpfs is this machine's
 /// price of a FUSE round trip (Docs/filesystem.md §Waking the caller where the answer is).
 enum FuseFloor {
-    /// What `f` holds and how long to poll after each request; set before the loop starts, then
-    /// only read by its one thread.
+    /// What `f` holds, and the read turn its one thread reads the connection through; set before
+    /// the loop starts.
     nonisolated(unsafe) private static var content: [UInt8] = []
-    nonisolated(unsafe) private static var polls = ReadTurnPolls(spinMicroseconds: 0, wakeHere: nil)
-    nonisolated(unsafe) private static var window: Int64 = 0
+    nonisolated(unsafe) private static var reader = RequestReader(spinMicroseconds: 0)
 
     static let fileName = "f"
-
-    /// The mount's read turn's polls on this host, as an agent started now would choose them.
-    static func chosenPolls() -> ReadTurnPolls {
-        ReadTurnPolls(spinMicroseconds: ReadTurnPolls.configuredSpinMicroseconds, wakeHere: FuseModule.wakeHere())
-    }
 
     // MARK: The filesystem's process
 
@@ -31,8 +26,7 @@ enum FuseFloor {
     static func serve(mountpoint: String, content: String) -> Int32 {
         _ = cfuse_set_parent_death_signal(SIGTERM)
         Self.content = Array(content.utf8)
-        polls = chosenPolls()
-        window = polls.afterQuick
+        reader = RequestReader.configured()
         var ops = operations()
         let arguments = ["kvgossip-bench-floor", "-o", "fsname=kvgossip-floor"]
         guard let se = FuseArguments.with(arguments, { fuse_session_new(&$0, &ops, MemoryLayout<fuse_lowlevel_ops>.size, nil) }) else { return 1 }
@@ -40,27 +34,18 @@ enum FuseFloor {
         guard fuse_set_signal_handlers(se) == 0, fuse_session_mount(se, mountpoint) == 0 else { return 1 }
         defer { fuse_session_unmount(se) }
         var io = fuse_custom_io()
-        io.read = { fd, buffer, length, _ in FuseFloor.pollThenRead(fd, buffer, length) }
+        io.read = { fd, buffer, length, _ in
+            guard let buffer else {
+                errno = EINVAL
+                return -1
+            }
+            return RequestReader.read(turn: FuseFloor.reader.turn, fd, buffer, length)
+        }
         io.writev = { fd, iov, count, _ in Glibc.writev(fd, iov, count) }
         guard fuse_session_custom_io(se, &io, fuse_session_fd(se)) == 0 else { return 1 }
         let rc = fuse_session_loop(se)
         fuse_remove_signal_handlers(se)
         return rc < 0 ? 1 : 0
-    }
-
-    /// Polls for up to the window the last request set, yielding the CPU between polls, then
-    /// reads; sets the next window from what it read, as the read turn's holder does.
-    private static func pollThenRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ length: Int) -> Int {
-        if window > 0 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            while poll(&ready, 1, 0) == 0 && Int64(DispatchTime.now().uptimeNanoseconds - start) < window { sched_yield() }
-        }
-        let n = Glibc.read(fd, buffer, length)
-        // struct fuse_in_header: len u32, opcode u32; OPEN is 14.
-        let isOpen = n >= 8 && buffer!.loadUnaligned(fromByteOffset: 4, as: UInt32.self) == 14
-        window = isOpen ? polls.afterReaderOpen : polls.afterQuick
-        return n
     }
 
     private static func attributes(_ ino: fuse_ino_t) -> stat {

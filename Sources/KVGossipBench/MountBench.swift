@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import KVGossipControl
+import KVGossipMount
 import KVGossipTestSupport
 import Synchronization
 
@@ -124,9 +125,9 @@ enum MountBench {
             func both(_ halves: [Cycle]) -> Cycle {
                 Cycle(p50: (halves[0].p50 + halves[1].p50) / 2, p99: max(halves[0].p99, halves[1].p99), mean: (halves[0].mean + halves[1].mean) / 2)
             }
-            let polls = FuseFloor.chosenPolls()
-            let described = polls.afterReaderOpen == 0 && polls.afterQuick == 0
-                ? "no polls" : "polls \(polls.afterReaderOpen / 1000) µs after an open and \(polls.afterQuick / 1000) after others"
+            let polls = RequestReader.configured().windows
+            let described = polls.map { $0.afterReaderOpen == 0 && $0.afterQuick == 0
+                ? "no polls" : "polls \($0.afterReaderOpen / 1000) µs after an open and \($0.afterQuick / 1000) after others" } ?? "read turn off"
             return (both(fuse), both(tmpfs), described)
         }
     }

@@ -33,8 +33,7 @@ final class MountCore: Sendable {
     /// Who reads the connection's next request (`RequestReader`; KVGOSSIP_MOUNT_SPIN_US=0 in the
     /// environment turns it off). Its polls follow the fuse module's `wake_here` as it is when the
     /// mount starts.
-    let requestReader = RequestReader(
-        spinMicroseconds: ReadTurnPolls.configuredSpinMicroseconds, wakeHere: FuseModule.wakeHere())
+    let requestReader = RequestReader.configured()
     /// READ requests answered (tests: a passthrough reader's reads never reach the mount).
     let readRequests = Atomic<Int>(0)
 

@@ -11,19 +11,20 @@ import Glibc
 /// kernel wakes one for each request even while another is about to read. So only the holder of the
 /// turn reads; idle workers wait for the turn on a futex, out of the kernel's sight; and the holder
 /// gives the turn up before a request that may wait (a save, anything that takes the mutation lock),
-/// so a slow request never holds up the next.
-final class RequestReader: @unchecked Sendable {
+/// so a slow request never holds up the next. Public so that `kvgossip-bench`'s floor filesystem
+/// reads its connection the same way.
+public final class RequestReader: @unchecked Sendable {
     /// The turn, shared by the workers through C atomics; nil when off. Written once in init. The
     /// read hook reaches it through `read(turn:…)` without touching a reference count: libfuse
     /// cancels idle workers inside that hook, and a retain taken before the cancellation would never
     /// be released, keeping the whole mount alive.
-    let turn: UnsafeMutablePointer<cfuse_reader>?
+    public let turn: UnsafeMutablePointer<cfuse_reader>?
     /// The holder's polls; nil when the turn is off.
-    let windows: ReadTurnPolls?
+    public let windows: ReadTurnPolls?
 
     /// `spinMicroseconds` 0 turns it off: every worker reads the connection itself, as libfuse does.
     /// Otherwise `ReadTurnPolls` says how long the holder polls after each kind of request.
-    init(spinMicroseconds: Int, wakeHere: String? = nil) {
+    public init(spinMicroseconds: Int, wakeHere: String? = nil) {
         guard spinMicroseconds > 0 else {
             turn = nil
             windows = nil
@@ -38,6 +39,11 @@ final class RequestReader: @unchecked Sendable {
         self.turn = turn
     }
 
+    /// The turn as KVGOSSIP_MOUNT_SPIN_US and the fuse module's `wake_here` set it on this host now.
+    public static func configured() -> RequestReader {
+        RequestReader(spinMicroseconds: ReadTurnPolls.configuredSpinMicroseconds, wakeHere: FuseModule.wakeHere())
+    }
+
     deinit {
         // The session, and so every worker that could read, has ended before the core goes.
         turn?.deallocate()
@@ -45,7 +51,7 @@ final class RequestReader: @unchecked Sendable {
 
     /// libfuse's read of the next request, through the session's I/O hooks. Static, over the raw
     /// turn, so nothing reference-counted is live across the read (see `turn`).
-    static func read(turn: UnsafeMutablePointer<cfuse_reader>?, _ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ length: Int) -> Int {
+    public static func read(turn: UnsafeMutablePointer<cfuse_reader>?, _ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ length: Int) -> Int {
         guard let turn else { return Glibc.read(fd, buffer, length) }
         let n = cfuse_reader_read(turn, fd, buffer, length)
         let kind = n > 0 ? Self.kind(UnsafeRawBufferPointer(start: buffer, count: n)) : .slow
