@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipMount
 
 /// How this machine's idle CPUs wake, printed at the top of every run: every figure that waits on
 /// another thread or process (a FUSE round trip, a push, a session) pays for waking the CPU it
@@ -15,7 +16,6 @@ import Foundation
 enum HostIdle {
     static let pollSetting = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
     static let idleDriver = "/sys/devices/system/cpu/cpuidle/current_driver"
-    static let fuseWakeHere = "/sys/module/fuse/parameters/wake_here"
 
     /// One line for the run's header, e.g. "host: 2 CPUs; cpuidle haltpoll, guest_halt_poll_ns 0 (…)".
     static func describe() -> String {
@@ -27,7 +27,7 @@ enum HostIdle {
                 ? "guest_halt_poll_ns 0 (an idle vCPU halts at once: each wake-up of another thread is a trip through the hypervisor; see Docs/filesystem.md §Waking a halted vCPU)"
                 : "guest_halt_poll_ns \(poll) (an idle vCPU polls before it halts)")
         }
-        switch read(fuseWakeHere) {
+        switch FuseModule.wakeHere() {
         case "Y": parts.append("fuse wake_here Y (a FUSE answer wakes its caller on the answering CPU)")
         case "N": parts.append("fuse wake_here N (a FUSE answer wakes its caller on the caller's CPU; see Docs/filesystem.md §Waking the caller where the answer is)")
         default: break

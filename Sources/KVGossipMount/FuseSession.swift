@@ -130,7 +130,6 @@ enum FuseConnections {
     }
 }
 
-/// Settings of the kernel's `fuse` module that change what a request costs, for the mount's log line.
 /// `fuse_session_new` takes its options as a C argument vector; this builds one that lives for
 /// the call.
 public enum FuseArguments {
@@ -147,6 +146,8 @@ public enum FuseArguments {
     }
 }
 
+/// Settings of the kernel's `fuse` module that change what a request costs: for the mount's log
+/// line, its read turn and the benchmark's header.
 public enum FuseModule {
     /// `wake_here`, where the kernel has it (not every kernel does): "Y" wakes a caller waiting for
     /// an answer on the answering thread's CPU, "N" on the caller's own, which on a VM whose idle

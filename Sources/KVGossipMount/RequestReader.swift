@@ -2,8 +2,9 @@ import CFuse3
 import Foundation
 import Glibc
 
-/// Reads the connection's requests one worker at a time, and after a quick request keeps polling
-/// for a short while before sleeping (Docs/filesystem.md §One reader at a time).
+/// Reads the connection's requests one worker at a time, and after a request keeps polling for a
+/// short while before sleeping, as `ReadTurnPolls` sets for the host (Docs/filesystem.md §One reader
+/// at a time).
 ///
 /// A request that finds the worker meant to read it asleep pays for waking it, and on a VM whose
 /// idle vCPUs halt that is about 10 µs to the sender and as much again before the worker runs: twice
