@@ -125,10 +125,8 @@ enum MountBench {
             func both(_ halves: [Cycle]) -> Cycle {
                 Cycle(p50: (halves[0].p50 + halves[1].p50) / 2, p99: max(halves[0].p99, halves[1].p99), mean: (halves[0].mean + halves[1].mean) / 2)
             }
-            let polls = RequestReader.configured().windows
-            let described = polls.map { $0.afterReaderOpen == 0 && $0.afterQuick == 0
-                ? "no polls" : "polls \($0.afterReaderOpen / 1000) µs after an open and \($0.afterQuick / 1000) after others" } ?? "read turn off"
-            return (both(fuse), both(tmpfs), described)
+            let polls = RequestReader.configured().windows.map { "polls \($0)" } ?? "read turn off"
+            return (both(fuse), both(tmpfs), polls)
         }
     }
 

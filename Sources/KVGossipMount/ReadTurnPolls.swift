@@ -2,7 +2,7 @@ import Foundation
 
 /// How long the worker holding the mount's read turn (`RequestReader`) polls the connection before
 /// it sleeps in read(2), by the request it has just read, in nanoseconds (Docs/filesystem.md §One
-/// reader at a time). Public so that `kvgossip-bench` can give its floor filesystem the same polls.
+/// reader at a time). Public with `RequestReader`, which `kvgossip-bench`'s floor filesystem uses too.
 public struct ReadTurnPolls: Equatable, Sendable, CustomStringConvertible {
     /// For the new holder after a slow request: a writer's next request follows its answer.
     public let afterSlow: Int64
