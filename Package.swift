@@ -26,6 +26,9 @@ let package = Package(
         // libfuse3's low-level API.
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
 
+        // A file's device and inode without marking its timestamps as seen (statx, which the Glibc module hides).
+        .target(name: "CFileIdentity"),
+
         // The rules, with no I/O: keys, patterns, signed objects, authority, ordering, Merkle summary.
         .target(name: "KVGossipCore", dependencies: ["CSodium"]),
 
@@ -35,6 +38,7 @@ let package = Package(
         .target(
             name: "KVGossipStore",
             dependencies: [
+                "CFileIdentity",
                 "KVGossipCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

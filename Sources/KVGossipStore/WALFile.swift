@@ -1,3 +1,4 @@
+import CFileIdentity
 import Foundation
 import Synchronization
 
@@ -16,16 +17,15 @@ final class WALFile: Sendable {
         fileprivate init?(path: String) {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { return nil }
-            var st = stat()
-            guard fstat(fd, &st) == 0 else {
+            guard let identity = FileIdentity(descriptor: fd) else {
                 let failed = errno
                 close(fd)
                 errno = failed
                 return nil
             }
             self.fd = fd
-            device = UInt64(st.st_dev)
-            inode = UInt64(st.st_ino)
+            device = identity.device
+            inode = identity.inode
         }
 
         deinit { close(fd) }
@@ -43,19 +43,46 @@ final class WALFile: Sendable {
     /// SQLite checkpointed it into the database (syncing that) and removed it. Throws the errno
     /// of a failed `stat` or `open`.
     func current() throws(WALFileError) -> Opened? {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
+        guard let identity = FileIdentity(path: path) else {
             guard errno == ENOENT else { throw WALFileError(errno: errno) }
             // Let the removed log's blocks go.
             file.withLock { $0 = nil }
             return nil
         }
         return try file.withLock { file throws(WALFileError) -> Opened? in
-            if let current = file, current.device == UInt64(st.st_dev), current.inode == UInt64(st.st_ino) { return current }
+            if let current = file, current.device == identity.device, current.inode == identity.inode { return current }
             guard let reopened = Opened(path: path) else { throw WALFileError(errno: errno) }
             file = reopened
             return reopened
         }
+    }
+}
+
+/// Which file a path or descriptor names: its device and inode, asked of `statx` for those alone.
+///
+/// Why not `stat`: on a filesystem with fine-grained timestamps on demand (ext4 and others since
+/// Linux 6.13), asking for a file's times marks them as seen, and the next write then stamps the
+/// inode with a fresh fine-grained time instead of leaving the coarse one that has not changed.
+/// The inode is then dirty at every commit, and every `fdatasync` of the log writes the inode's
+/// block as well as the log's (measured: one more device write per sync, where a log nobody stats
+/// dirties its inode only when the coarse clock has ticked since the last write). The log is
+/// looked up before every commit, so a plain `stat` here cost a write per commit.
+struct FileIdentity: Equatable {
+    let device: UInt64
+    let inode: UInt64
+
+    init?(path: String) {
+        var device: UInt64 = 0, inode: UInt64 = 0
+        guard kvg_path_identity(path, &device, &inode) == 0 else { return nil }
+        self.device = device
+        self.inode = inode
+    }
+
+    init?(descriptor: Int32) {
+        var device: UInt64 = 0, inode: UInt64 = 0
+        guard kvg_descriptor_identity(descriptor, &device, &inode) == 0 else { return nil }
+        self.device = device
+        self.inode = inode
     }
 }
 
