@@ -180,7 +180,9 @@ if runs("history") {
 
 if runs("etcd") {
     if let etcd = EtcdBench.binary() {
-        let (blocks, perBlock) = quick ? (2, 25) : (6, 50)
+        // --writes=N writes per side (300; --quick 50), in blocks of 50 (--quick 25) alternating.
+        let perBlock = quick ? 25 : 50
+        let blocks = max(1, (number("writes") ?? (quick ? 50 : 300)) / perBlock)
         let f = try await EtcdBench.compare(etcd: etcd, blocks: blocks, perBlock: perBlock)
         print(String(format: "etcd: 3 members on loopback, put through member 1 → both watches (JSON gateway of members 2 and 3) have it: p50 %.2f ms, p99 %.2f ms; CPU %.2f ms per write (3 members)",
                      f.etcd.p50, f.etcd.p99, f.etcd.cpuMsPerWrite))

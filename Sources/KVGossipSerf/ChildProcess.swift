@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Foundation
 import Synchronization
 
 /// How a child ended, decoded from the raw `waitpid` status.
@@ -32,6 +28,14 @@ final class ChildProcess: Sendable {
     /// The wait status once reaped. Checked under the same lock as `signal`, so a signal can never
     /// reach a PID the kernel has already handed to another process.
     private let reaped = Mutex<ExitStatus?>(nil)
+    /// Those waiting for the child's end, and whether the thread that watches for it runs.
+    private let exitWatch = Mutex(ExitWatch())
+
+    private struct ExitWatch {
+        var watching = false
+        var ended = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
 
     private init(pid: pid_t, logOffset: Int) {
         self.pid = pid
@@ -75,9 +79,14 @@ final class ChildProcess: Sendable {
         return ChildProcess(pid: pid, logOffset: logOffset)
     }
 
+    /// Calls of `poll` (for tests: waiting must not poll).
+    var polls: Int { pollCount.load(ordering: .relaxed) }
+    private let pollCount = Atomic<Int>(0)
+
     /// The exit status if the child has ended (reaping it), nil while it runs.
     func poll() -> ExitStatus? {
-        reaped.withLock { status in
+        pollCount.add(1, ordering: .relaxed)
+        return reaped.withLock { status in
             if let status { return status }
             var raw: Int32 = 0
             let result = waitpid(pid, &raw, WNOHANG)
@@ -92,11 +101,52 @@ final class ChildProcess: Sendable {
 
     var isRunning: Bool { poll() == nil }
 
-    /// Polls until the child ends. The interval bounds how late a crash is noticed.
-    func waitForExit(every interval: Duration = .milliseconds(50)) async -> ExitStatus {
+    /// Returns once the child has ended, reaping it.
+    ///
+    /// Waits without polling: a thread of its own blocks in `waitid` until the child has ended
+    /// (`WNOWAIT`: it leaves the child to be reaped by `poll`, under the lock `signal` checks).
+    /// Polling on a timer used to wake an idle agent 20 times a second for as long as Serf ran.
+    func waitForExit() async -> ExitStatus {
+        if let status = poll() { return status }
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let start = exitWatch.withLock { watch -> Bool? in
+                if watch.ended { return nil }
+                watch.waiters.append(waiter)
+                defer { watch.watching = true }
+                return !watch.watching
+            }
+            switch start {
+            case nil: waiter.resume()
+            case true?: watchForExit()
+            case false?: break
+            }
+        }
+        // The child has ended (or was reaped elsewhere), so this answers at once; the loop only
+        // guards against a wait that returned for another reason.
         while true {
             if let status = poll() { return status }
-            try? await Task.sleep(for: interval)
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Starts the thread that waits for the child's end and then resumes every waiter.
+    ///
+    /// Only `poll` reaps the child, and the thread does not wait for one it already reaped; one
+    /// reaped between that check and the wait makes `waitid` fail with ECHILD, which ends the wait
+    /// too (its PID could name another child of this process only after the PIDs wrapped around).
+    private func watchForExit() {
+        Thread.detachNewThread { [self] in
+            Thread.current.name = "kvg-child-exit"
+            if reaped.withLock({ $0 == nil }) {
+                var info = siginfo_t()
+                while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0, errno == EINTR {}
+            }
+            let waiters = exitWatch.withLock { watch -> [CheckedContinuation<Void, Never>] in
+                watch.ended = true
+                defer { watch.waiters = [] }
+                return watch.waiters
+            }
+            for waiter in waiters { waiter.resume() }
         }
     }
 
