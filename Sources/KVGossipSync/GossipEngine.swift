@@ -33,6 +33,8 @@ public final class GossipEngine: Sendable, KeyStateSource {
     let logger: Logger
     let refusals: RefusalLog
     private let instance: Mutex<GossipInstance>
+    /// Wakes the clock loop (`run`) when an event brings its next tick nearer.
+    private let clockWake = ClockDoorbell()
     let links = LinkTable()
     /// Connections to the sync listener still in their handshake.
     let handshakes: PendingHandshakes
@@ -74,7 +76,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
 
     /// Live members (from Serf), by name and sync address; static peers stay.
     public func setMembers(_ members: [(name: String, address: PeerAddress)]) {
-        execute(instance.withLock { $0.setPeers(members: members, statics: options.staticPeers, nowMs: now) })
+        handle { $0.setPeers(members: members, statics: options.staticPeers, nowMs: now) }
     }
 
     /// This node's name as Serf lists it, where it differs from `Options.nodeName` (an agent run
@@ -85,12 +87,12 @@ public final class GossipEngine: Sendable, KeyStateSource {
 
     /// The agent is up: the first sessions (see `GossipInstance.start`).
     public func start(differing: [PeerAddress] = []) {
-        execute(instance.withLock { $0.start(differing: differing, nowMs: now) })
+        handle { $0.start(differing: differing, nowMs: now) }
     }
 
     /// Reconciles with the peer at `address` because someone says it differs.
     public func reconcile(with address: PeerAddress, reason: String) {
-        execute(instance.withLock { $0.reconcile(with: address, reason: reason) })
+        handle { $0.reconcile(with: address, reason: reason) }
     }
 
     /// Follows the store's commits and the clock until cancelled.
@@ -100,12 +102,29 @@ public final class GossipEngine: Sendable, KeyStateSource {
         let observation = node.store.observeCommits { [weak self] changes in self?.committed(changes) }
         defer { observation.cancel() }
         while !Task.isCancelled {
-            let wake = instance.withLock { $0.nextWakeMs } ?? UInt64.max
-            let wait = min(wake > now ? wake - now : 0, 100)
-            try? await Task.sleep(for: .milliseconds(Int(wait)))
+            let wait = instance.withLock { instance -> UInt64 in
+                let now = self.now
+                let wake = instance.nextWakeMs ?? UInt64.max
+                let wait = min(wake > now ? wake - now : 0, Self.longestSleepMs)
+                if wait > 0 { clockWake.arm(deadlineMs: now + wait) }
+                return wait
+            }
+            if wait > 0 { await clockWake.sleep(milliseconds: wait) }
             if Task.isCancelled { return }
-            execute(instance.withLock { $0.tick(nowMs: now) })
+            handle { $0.tick(nowMs: now) }
         }
+    }
+
+    /// The longest the clock loop sleeps without looking again, whatever its next tick: the
+    /// instance's times are the wall clock's, which can be stepped.
+    static let longestSleepMs: UInt64 = 5_000
+
+    /// Feeds an event to the instance and carries out its directives; wakes the clock loop if
+    /// the event brought its next tick nearer (`ClockDoorbell`).
+    private func handle(fresh: [Key: Record] = [:], _ event: (inout GossipInstance) -> [GossipDirective]) {
+        let (directives, next) = instance.withLock { instance in (event(&instance), instance.nextWakeMs) }
+        if clockWake.mustRing(nextMs: next) { clockWake.ring() }
+        execute(directives, fresh: fresh)
     }
 
     /// A batch the store committed (called on the committing thread: quick, and no store access).
@@ -118,7 +137,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         for change in changes {
             switch change {
             case .record(let record, _, let origin):
-                execute(instance.withLock { $0.committed(record.key, digest: record.digest, origin: origin, nowMs: now) }, fresh: fresh)
+                handle(fresh: fresh) { $0.committed(record.key, digest: record.digest, origin: origin, nowMs: now) }
             case .revocation:
                 revoked = true
             case .unset:
@@ -162,7 +181,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
             outcome = .failed("\(error)")
             logger.warning("sync failed", metadata: ["peer": "\(address)", "reason": "\(reason)", "error": "\(error)"])
         }
-        execute(instance.withLock { $0.sessionEnded(with: address, outcome, nowMs: now) })
+        handle { $0.sessionEnded(with: address, outcome, nowMs: now) }
     }
 
     /// One full session with the peer at `address` (dialing a link if there is none).
@@ -183,11 +202,11 @@ public final class GossipEngine: Sendable, KeyStateSource {
     public func syncNow(with address: PeerAddress) async throws -> SyncReport {
         do {
             let report = try await session(with: address)
-            execute(instance.withLock { $0.noteSession(with: address, SessionOutcome(completed: report.completedReconciliation, equalAtEnd: report.equalAtEnd), nowMs: now) })
+            handle { $0.noteSession(with: address, SessionOutcome(completed: report.completedReconciliation, equalAtEnd: report.equalAtEnd), nowMs: now) }
             log(report, reason: "requested")
             return report
         } catch {
-            execute(instance.withLock { $0.noteSession(with: address, .failed("\(error)"), nowMs: now) })
+            handle { $0.noteSession(with: address, .failed("\(error)"), nowMs: now) }
             throw error
         }
     }
@@ -206,7 +225,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         }
         do {
             let records = try keys.compactMap { try fresh[$0] ?? node.store.record($0) }
-            guard !records.isEmpty else { return execute(instance.withLock { $0.pushAnswered(by: address, [], nowMs: now) }) }
+            guard !records.isEmpty else { return handle { $0.pushAnswered(by: address, [], nowMs: now) } }
             let sent = try sendPush(records, on: link)
             // Started here: it only sets up the wait for the answer, and a task scheduled instead
             // would wake a thread to do just that. The answer resumes it on the store's threads,
@@ -220,7 +239,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
     private func runPush(to address: PeerAddress, keys: [Key]) async {
         do {
             let records = try await pool.runIfActive { [node] in try keys.compactMap { try node.store.record($0) } }
-            guard !records.isEmpty else { return execute(instance.withLock { $0.pushAnswered(by: address, [], nowMs: now) }) }
+            guard !records.isEmpty else { return handle { $0.pushAnswered(by: address, [], nowMs: now) } }
             let link = try await self.link(to: address)
             let sent = try sendPush(records, on: link)
             await awaitPush(sent, on: link, to: address)
@@ -249,7 +268,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
                     &pusher, opening: [], first: nil, session: sent.session, inbox: sent.inbox, link: link, pool: pool)
             }
             let results = zip(pusher.records, pusher.results).map { (key: $0.key, digest: $0.digest, held: $1.code != .refused) }
-            execute(instance.withLock { $0.pushAnswered(by: address, results, nowMs: now) })
+            handle { $0.pushAnswered(by: address, results, nowMs: now) }
         } catch {
             pushFailed(to: address, error)
         }
@@ -257,7 +276,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
 
     private func pushFailed(to address: PeerAddress, _ error: any Error) {
         logger.debug("push failed; a repair session follows", metadata: ["peer": "\(address)", "error": "\(error)"])
-        execute(instance.withLock { $0.pushFailed(to: address, nowMs: now) })
+        handle { $0.pushFailed(to: address, nowMs: now) }
     }
 
     // MARK: Links
@@ -408,7 +427,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
         switch event {
         case .announced(let hash):
             let ours = node.store.treeHash
-            execute(instance.withLock { $0.announced(by: link.address, theirHash: hash, ourHash: ours, nowMs: now) })
+            handle { $0.announced(by: link.address, theirHash: hash, ourHash: ours, nowMs: now) }
         case .opened(let session, let first, let inbox):
             // A revocation may have taken the peer's credential since the link opened (the store's
             // change stream closes such links too, but a little later): each session asks again.
@@ -430,7 +449,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
                     if responder.sessionKind == .full {
                         // The address the link claims: at worst an impostor there makes this node
                         // try the address again sooner (its dial reaches whoever really answers).
-                        self.execute(self.instance.withLock { $0.answeredSession(from: link.address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) })
+                        self.handle { $0.answeredSession(from: link.address, SessionOutcome(completed: r.completedReconciliation, equalAtEnd: r.equalAtEnd)) }
                     }
                     if r.viewRequests > 0, r.recordsReceived + r.recordsSent + r.revocationsReceived + r.revocationsSent > 0 {
                         self.logger.info("answered a sync session", metadata: [
@@ -448,7 +467,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
     private func syncState(_ link: PeerLink) -> StoreSyncState {
         StoreSyncState(node: node, peer: link.address, refusals: refusals) { [weak self] keys, starting in
             guard let self else { return }
-            self.execute(self.instance.withLock { starting ? $0.willExchange(keys) : $0.didExchange(keys) })
+            self.handle { starting ? $0.willExchange(keys) : $0.didExchange(keys) }
         }
     }
 
