@@ -78,7 +78,7 @@ struct DirectStatement {
         private var index: CInt = 1
         fileprivate(set) var failure: CInt?
 
-        fileprivate init(handle: OpaquePointer) { self.handle = handle }
+        init(handle: OpaquePointer) { self.handle = handle }
 
         private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 

@@ -27,6 +27,8 @@ public final class Store: Sendable {
     let checkpointer: WALCheckpointer?
     /// Syncs the WAL after commits that are published before they are synced (`CommitSync`).
     let walSync: WALSync
+    /// Answers `digests(of:)` on a connection of its own, outside the pool.
+    let digestLookup: DigestLookup
     /// The smallest batch whose checks are spread over worker threads (and so may be begun ahead
     /// by `precheck`); a smaller one is checked by the caller before its transaction.
     static let spreadBatchRecords = 64
@@ -172,6 +174,7 @@ public final class Store: Sendable {
     ) {
         self.checkpointer = checkpointer
         self.walSync = WALSync(databasePath: db.path)
+        self.digestLookup = DigestLookup(path: db.path)
         self.root = root
         self.db = db
         self.clock = clock
@@ -215,15 +218,11 @@ public final class Store: Sendable {
         try db.read { db in try Store.fetchRecord(db, key: key) }
     }
 
-    /// The digest of each key's current record (nil where there is none), in one read and
-    /// without decoding a record: what a push's receiver compares before verifying anything.
+    /// The digest of each key's current record (nil where there is none), without decoding a
+    /// record and outside the pool (`DigestLookup`): what a push's receiver compares before
+    /// verifying anything.
     public func digests(of keys: [Key]) throws -> [Hash256?] {
-        try db.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT digest FROM records WHERE key = ?")
-            return try keys.map { key in
-                try Data.fetchOne(statement, arguments: [key.path]).flatMap { Hash256(bytes: [UInt8]($0)) }
-            }
-        }
+        try digestLookup.digests(of: keys)
     }
 
     /// Records whose key is `prefix` or lies below it (all records for nil), in key order.
