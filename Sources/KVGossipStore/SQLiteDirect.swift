@@ -7,8 +7,9 @@ import KVGossipCore
 /// once or more per record. GRDB's `execute(arguments:)` boxes every argument in a
 /// `DatabaseValue` and copies blobs into `Data`; at a few statements per record and a thousand
 /// records per batch that was a large part of the commit. Statements come from GRDB's cache (so
-/// GRDB still owns and finalizes them) and are only used inside an open write transaction with
-/// no transaction observers, so nothing GRDB tracks per statement is skipped.
+/// GRDB still owns and finalizes them) and are only used inside an open transaction (the reads of
+/// `meta` in read transactions too) with no transaction observers, so nothing GRDB tracks per
+/// statement is skipped.
 struct DirectStatement {
     let statement: Statement
     private var handle: OpaquePointer { statement.sqliteStatement }
