@@ -33,6 +33,7 @@ final class DigestLookup: Sendable {
     }
 
     private final class Connection {
+        static let sql = "SELECT digest FROM records WHERE key = ?"
         let db: OpaquePointer
         let statement: OpaquePointer
 
@@ -48,11 +49,11 @@ final class DigestLookup: Sendable {
             // the log is recovered or started over.
             sqlite3_busy_timeout(db, 10_000)
             var statement: OpaquePointer?
-            let prepared = sqlite3_prepare_v2(db, "SELECT digest FROM records WHERE key = ?", -1, &statement, nil)
+            let prepared = sqlite3_prepare_v2(db, Self.sql, -1, &statement, nil)
             guard prepared == SQLITE_OK, let statement else {
                 let message = String(cString: sqlite3_errmsg(db))
                 sqlite3_close_v2(db)
-                throw DatabaseError(resultCode: ResultCode(rawValue: prepared), message: message)
+                throw DatabaseError(resultCode: ResultCode(rawValue: prepared), message: message, sql: Self.sql)
             }
             self.db = db
             self.statement = statement
@@ -64,22 +65,8 @@ final class DigestLookup: Sendable {
         }
 
         func digest(of key: Key) throws -> Hash256? {
-            defer {
-                sqlite3_reset(statement)
-                sqlite3_clear_bindings(statement)
-            }
-            var binder = DirectStatement.Binder(handle: statement)
-            binder.text(key.path)
-            if let failed = binder.failure { throw error(failed) }
-            switch sqlite3_step(statement) {
-            case SQLITE_ROW: return DirectStatement.Columns(handle: statement).hash(0)
-            case SQLITE_DONE: return nil
-            case let code: throw error(code)
-            }
-        }
-
-        private func error(_ code: CInt) -> DatabaseError {
-            DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db)))
+            let digest = try DirectStatement(handle: statement, sql: Self.sql).firstRow({ $0.text(key.path) }) { $0.hash(0) }
+            return digest ?? nil
         }
     }
 }

@@ -9,13 +9,26 @@ import KVGossipCore
 /// records per batch that was a large part of the commit. Statements come from GRDB's cache (so
 /// GRDB still owns and finalizes them) and are only used inside an open transaction (the reads of
 /// `meta` in read transactions too) with no transaction observers, so nothing GRDB tracks per
-/// statement is skipped.
+/// statement is skipped. `DigestLookup` steps its own statement, outside GRDB, the same way.
 struct DirectStatement {
-    let statement: Statement
-    private var handle: OpaquePointer { statement.sqliteStatement }
+    private let handle: OpaquePointer
+    private let sql: String
+    /// What keeps the statement alive while it is used: GRDB's statement, or nil for one the
+    /// caller owns.
+    private let owner: Statement?
 
     init(_ db: Database, _ sql: String) throws {
-        statement = try db.cachedStatement(sql: sql)
+        let statement = try db.cachedStatement(sql: sql)
+        handle = statement.sqliteStatement
+        self.sql = sql
+        owner = statement
+    }
+
+    /// A statement the caller prepared and keeps alive (and finalizes) itself.
+    init(handle: OpaquePointer, sql: String) {
+        self.handle = handle
+        self.sql = sql
+        owner = nil
     }
 
     /// Runs the statement to completion with the given bindings; returns the rows it changed.
@@ -60,7 +73,8 @@ struct DirectStatement {
         if let failed = binder.failure { throw error(failed) }
     }
 
-    /// Leaves the statement reset and without bindings, as GRDB expects to find it.
+    /// Leaves the statement reset and without bindings, as GRDB expects to find it (and so that
+    /// it holds no read snapshot between uses).
     private func finish() {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
@@ -69,7 +83,7 @@ struct DirectStatement {
     private func error(_ code: CInt) -> DatabaseError {
         DatabaseError(
             resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))),
-            sql: statement.sql)
+            sql: sql)
     }
 
     /// Binds parameters 1, 2, … in order. Blobs and text are copied by SQLite (SQLITE_TRANSIENT),

@@ -7,6 +7,15 @@ import Testing
     /// A sleep long enough that a test returning at all shows the bell woke it.
     static let forever: UInt64 = 600_000
 
+    /// Arms `bell` and starts a sleep of `milliseconds` on a task of its own; returns once the
+    /// task sleeps, so a ring after it finds the sleep in progress.
+    func sleeping(_ bell: ClockDoorbell, for milliseconds: UInt64 = forever) async throws -> Task<Void, Never> {
+        bell.arm(deadlineMs: 1_000)
+        let sleeper = Task { await bell.sleep(milliseconds: milliseconds) }
+        while !bell.isSleeping { try await Task.sleep(for: .milliseconds(1)) }
+        return sleeper
+    }
+
     @Test func onlyAnEarlierTickRingsAndOnlyWhileArmed() async {
         let bell = ClockDoorbell()
         #expect(!bell.mustRing(nextMs: 1))
@@ -31,9 +40,7 @@ import Testing
 
     @Test func aRingWakesASleepInProgress() async throws {
         let bell = ClockDoorbell()
-        bell.arm(deadlineMs: 1_000)
-        let sleeper = Task { await bell.sleep(milliseconds: Self.forever) }
-        while !bell.isSleeping { try await Task.sleep(for: .milliseconds(1)) }
+        let sleeper = try await sleeping(bell)
         bell.ring()
         await sleeper.value
     }
@@ -48,9 +55,7 @@ import Testing
 
     @Test func cancellingTheLoopEndsItsSleep() async throws {
         let bell = ClockDoorbell()
-        bell.arm(deadlineMs: 1_000)
-        let sleeper = Task { await bell.sleep(milliseconds: Self.forever) }
-        while !bell.isSleeping { try await Task.sleep(for: .milliseconds(1)) }
+        let sleeper = try await sleeping(bell)
         sleeper.cancel()
         await sleeper.value
         // Cancelled before it began: it does not sleep at all.
@@ -65,14 +70,10 @@ import Testing
     /// The timer of a sleep that a ring ended early must not cut a later sleep short.
     @Test func anEarlierSleepsTimerDoesNotWakeALaterOne() async throws {
         let bell = ClockDoorbell()
-        bell.arm(deadlineMs: 1_000)
-        let first = Task { await bell.sleep(milliseconds: 30) }
-        while !bell.isSleeping { try await Task.sleep(for: .milliseconds(1)) }
+        let first = try await sleeping(bell, for: 30)
         bell.ring()
         await first.value
-        bell.arm(deadlineMs: 1_000)
-        let second = Task { await bell.sleep(milliseconds: Self.forever) }
-        while !bell.isSleeping { try await Task.sleep(for: .milliseconds(1)) }
+        let second = try await sleeping(bell)
         // Well past the first sleep's 30 ms: its timer has fired by now.
         try await Task.sleep(for: .milliseconds(150))
         #expect(bell.isSleeping)
