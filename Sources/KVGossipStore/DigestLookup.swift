@@ -19,6 +19,8 @@ final class DigestLookup: Sendable {
     private let path: String
     /// Opened at the first lookup; closed with the store.
     private let connection = Mutex<Connection?>(nil)
+    /// Set by `close`: a lookup after it throws instead of opening the file again.
+    private let closed = Atomic<Bool>(false)
 
     init(path: String) {
         self.path = path
@@ -26,9 +28,18 @@ final class DigestLookup: Sendable {
 
     func digests(of keys: [Key]) throws -> [Hash256?] {
         try connection.withLock { connection in
+            guard !closed.load(ordering: .relaxed) else { throw StoreError.closed }
             let open = try connection ?? Connection(path: path)
             connection = open
             return try keys.map { try open.digest(of: $0) }
+        }
+    }
+
+    /// Closes the connection (waiting for a lookup under way).
+    func close() {
+        connection.withLock { connection in
+            closed.store(true, ordering: .relaxed)
+            connection = nil
         }
     }
 

@@ -16,7 +16,8 @@ extension Store {
     public func addGrants(_ grants: [Grant]) throws -> [GrantAddOutcome] {
         let cache = validator.search.cache
         return try db.write { db in
-            try grants.map { g -> GrantAddOutcome in
+            try refuseIfClosed()
+            return try grants.map { g -> GrantAddOutcome in
                 guard g.cluster == root else {
                     return .refused(Refusal(.noAuthority, "grant \(g.id.hex.prefix(16)) is for cluster \(g.cluster.fingerprint), this is \(root.fingerprint)"))
                 }

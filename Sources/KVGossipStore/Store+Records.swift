@@ -181,6 +181,7 @@ extension Store {
     func commit<T>(_ sync: CommitSync = .beforePublishing, _ body: (Database, inout PendingTransaction) throws -> T) throws -> T {
         try walSync.refuseAfterFailure()
         let (result, changes, hash) = try db.writeWithoutTransaction { db -> (T, [StoreChange], Hash256) in
+            try refuseIfClosed()
             guard sync == .afterPublishing else { return try db.inCommittedTransaction { try transaction(db, body) } }
             try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
             walSync.willCommit()

@@ -187,7 +187,33 @@ public final class Store: Sendable {
     /// Detaching runs a write on the pool: the last reference to a store must not be dropped on
     /// its writer's queue (nothing here observes transactions, and the one asynchronous write,
     /// `releaseReadMemory`'s, does not hold the store, so it is not).
-    deinit { checkpointer?.detach(from: db) }
+    deinit { if !closed.load(ordering: .relaxed) { checkpointer?.detach(from: db) } }
+
+    /// Set once `close` has begun.
+    private let closed = Atomic<Bool>(false)
+
+    /// Called first on the writer's queue by every write: `close` sets the flag before it closes
+    /// the writer on that queue, so a write that runs after the close throws here instead of
+    /// reaching a connection GRDB has closed (which would hand SQLite a null handle).
+    func refuseIfClosed() throws {
+        if closed.load(ordering: .relaxed) { throw StoreError.closed }
+    }
+
+    /// Closes every connection to the database, the writer last, so that SQLite copies the
+    /// write-ahead log into the database file and removes it, as it does when the last connection
+    /// to a database closes (Docs/operations.md §Backup and restore). Writes under way finish
+    /// first; anything asked of the store afterwards throws. Call it once nothing writes any more
+    /// (the agent: after the mount, the servers and the gossip engine have stopped). A second call
+    /// does nothing.
+    public func close() throws {
+        guard !closed.exchange(true, ordering: .relaxed) else { return }
+        // The other connections first: the last one to close is the one that may remove the log,
+        // and only the writer can (the pool's readers and the digest lookup open it read-only).
+        try checkpointer?.close(from: db)
+        digestLookup.close()
+        db.releaseMemory()
+        try db.close()
+    }
 
     static func path(_ directory: String) -> String {
         URL(fileURLWithPath: directory).appendingPathComponent(Store.fileName).path
@@ -205,7 +231,12 @@ public final class Store: Sendable {
     /// SQLite's `synchronous` setting on the writer connection between commits (2 = FULL: a commit
     /// syncs the WAL before it returns; each commit sets the level it needs, `CommitSync`).
     public var synchronousLevel: Int {
-        get throws { try db.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 } }
+        get throws {
+            try db.writeWithoutTransaction {
+                try refuseIfClosed()
+                return try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1
+            }
+        }
     }
 
     /// The root over both Merkle summaries, as of the last commit.
@@ -295,6 +326,8 @@ public enum StoreError: Error, CustomStringConvertible {
     case needsUpgrade(String)
     /// A newer release wrote the store: it records schema steps this release does not know.
     case newerSchema(directory: String, unknownSteps: [String])
+    /// The store was closed (`Store.close`): the agent is stopping.
+    case closed
 
     public var description: String {
         switch self {
@@ -308,6 +341,8 @@ public enum StoreError: Error, CustomStringConvertible {
             "the store in \(directory) was written by a newer kvgossip (schema steps this release does not know: "
                 + unknown.joined(separator: ", ")
                 + "); refusing to open it, so nothing is lost: install that release again (or move the directory aside to start empty)"
+        case .closed:
+            "the store is closed"
         }
     }
 }

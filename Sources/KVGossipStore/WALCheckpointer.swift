@@ -39,6 +39,8 @@ final class WALCheckpointer: @unchecked Sendable {
     private var completed = 0
     /// The log's page count when the last checkpoint was asked for.
     private var pagesAtLastRequest: Int32 = 0
+    /// Signalled by the thread as it ends.
+    private let ended = DispatchSemaphore(value: 0)
 
     /// The default of `wakeAtPages`.
     static let defaultWakeAtPages: Int32 = 8192
@@ -58,7 +60,10 @@ final class WALCheckpointer: @unchecked Sendable {
         connection = try DatabaseQueue(path: path, configuration: config)
         let pageSize = try connection.read { try Int.fetchOne($0, sql: "PRAGMA page_size") }
         readAhead = if readAheadWindow > 0, let pageSize { WALReadAhead(databasePath: path, pageSize: pageSize, window: readAheadWindow) } else { nil }
-        startNamedThread("kvg-checkpoint") { [self] in run() }
+        startNamedThread("kvg-checkpoint") { [self] in
+            run()
+            ended.signal()
+        }
     }
 
     /// Installs the hook on the writer connection. `stop` must be called before this object goes.
@@ -89,6 +94,14 @@ final class WALCheckpointer: @unchecked Sendable {
         stopped = true
         condition.signal()
         condition.unlock()
+    }
+
+    /// Detaches, waits for the thread to end (a checkpoint under way finishes first) and closes
+    /// this object's connection, so that the writer can be the store's last connection to close.
+    func close(from writer: DatabasePool) throws {
+        detach(from: writer)
+        ended.wait()
+        try connection.close()
     }
 
     /// Checkpoints completed by the thread (for tests).

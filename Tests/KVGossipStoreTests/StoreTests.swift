@@ -88,6 +88,31 @@ enum StoreFixture {
         #expect(try t.store.record(Key("/app/k7"))?.value == Array("v7".utf8))
     }
 
+    /// `close` closes the writer after every other connection (the pool's readers, the digest
+    /// lookup's, the checkpointer's), so SQLite copies the log into the database file and removes
+    /// it; later work throws instead of reaching a closed connection.
+    @Test func closeLeavesNoLogAndRefusesLaterWork() throws {
+        let t = try TempStore()
+        for i in 0..<50 { _ = try t.store.apply(StoreFixture.record("/app/k\(i)", "v\(i)")) }
+        // Open the other connections, as a running agent has them.
+        #expect(try t.store.digests(of: [Key("/app/k1")]).first! != nil)
+        #expect(try t.store.record(Key("/app/k2"))?.value == Array("v2".utf8))
+        let log = "\(t.directory)/\(Store.fileName)-wal"
+        #expect(FileManager.default.fileExists(atPath: log))
+        let hash = t.store.treeHash
+
+        try t.store.close()
+        #expect(!FileManager.default.fileExists(atPath: log), "another connection outlived the writer")
+        try t.store.close()
+        #expect(throws: StoreError.self) { try t.store.apply(StoreFixture.record("/app/late", "x")) }
+        #expect(throws: StoreError.self) { try t.store.digests(of: [Key("/app/k1")]) }
+        #expect(throws: (any Error).self) { try t.store.record(Key("/app/k2")) }
+
+        try t.reopen()
+        #expect(t.store.treeHash == hash)
+        #expect(try t.store.recordCount == 50)
+    }
+
     @Test func sameSetSameHashWhateverTheOrder() throws {
         let a = try TempStore(), b = try TempStore()
         let records = (0..<300).map { StoreFixture.record("/k/\($0)", "x\($0)") }

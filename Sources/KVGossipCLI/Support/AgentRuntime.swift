@@ -62,6 +62,14 @@ struct AgentRuntime: Sendable {
         await serfGossip?.session.close()
         // A graceful leave, so the other members see "left" at once rather than "failed" later.
         await embeddedSerf?.stop(gracefully: true)
+        // Last, once the mount, the servers and the engine's loops have stopped: the writer closes
+        // after every other connection, so SQLite copies the log into the database file and
+        // removes it (a session still under way fails with "the store is closed").
+        do {
+            try node.store.close()
+        } catch {
+            logger.warning("the store did not close cleanly; the next start replays its log", metadata: ["error": "\(error)"])
+        }
     }
 
     private func serve(
