@@ -51,6 +51,10 @@ public final class ControlClient: Sendable {
             case .tcp(let host, let port):
                 channel = try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
             }
+        } catch let error as IOError {
+            // NIO's description names the system call and repeats the errno; the reason alone reads
+            // better ("No such file or directory", "Connection refused").
+            throw ControlError(reason: "unavailable", message: "cannot reach the agent at \(endpoint): \(String(cString: strerror(error.errnoCode)))")
         } catch {
             throw ControlError(reason: "unavailable", message: "cannot reach the agent at \(endpoint): \(error)")
         }

@@ -142,4 +142,24 @@ import Testing
         let missing = try cli.run(["inspect", "nope"])
         #expect(missing.status != 0 && missing.stderr.contains("cannot read"))
     }
+
+    /// Failures of the system say what failed in the system's words, not as a dump of Foundation's
+    /// or NIO's error values.
+    @Test func aDataDirectoryOrAgentOutOfReachIsNamedWithTheSystemsReason() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        _ = FileManager.default.createFile(atPath: cli.path("plain"), contents: Data())
+        let data = cli.path("plain/data")
+        let agent = try cli.run(["agent", "--data", data, "--root", root, "--control", cli.path("a.sock"), "--no-serf"])
+        #expect(agent.status != 0 && agent.stderr.contains("cannot create the data directory \(data): Not a directory"), "\(agent.stderr)")
+        #expect(!agent.stderr.contains("Domain"), "\(agent.stderr)")
+
+        let keygen = try cli.run(["keygen", "--out", cli.path("plain/key")])
+        #expect(keygen.status != 0 && keygen.stderr.contains("cannot write \(cli.path("plain/key")): Not a directory"), "\(keygen.stderr)")
+
+        let get = try cli.run(["get", "/a", "--control", cli.path("nobody.sock")])
+        #expect(get.status != 0 && get.stderr.contains("cannot reach the agent at \(cli.path("nobody.sock")): No such file or directory"), "\(get.stderr)")
+        #expect(!get.stderr.contains("errno"), "\(get.stderr)")
+    }
 }

@@ -100,7 +100,7 @@ struct AgentLauncher {
         options.readerPageCache = settings.mountPageCache ?? false
         options.peers = { engine.peerLines }
         let mount = Mount(node: node, mountpoint: path, options: options, logger: logger)
-        do { try mount.start() } catch { throw CLIError("cannot mount the tree at \(path): \(error)") }
+        do { try mount.start() } catch { throw CLIError("cannot mount the tree at \(path): \(Files.reason(error))") }
         logger.info("tree mounted", metadata: ["mount": "\(path)"])
         return mount
     }

@@ -14,7 +14,11 @@ final class DataDirectoryLock: Sendable {
 
     /// Takes the lock or throws, naming the agent that holds it.
     init(directory: String, controlSocket: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw CLIError("cannot create the data directory \(directory): \(Files.reason(error))")
+        }
         path = URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName).path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }

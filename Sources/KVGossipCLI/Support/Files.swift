@@ -12,6 +12,16 @@ enum Files {
         return text
     }
 
+    /// Why a Foundation file operation failed, in the system's words ("Permission denied", "No
+    /// such file or directory") rather than Foundation's dump of its error domain and user info.
+    static func reason(_ error: any Error) -> String {
+        if let posix = error as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+        if let cocoa = error as? CocoaError, let posix = cocoa.underlying as? POSIXError {
+            return String(cString: strerror(posix.code.rawValue))
+        }
+        return String(describing: error)
+    }
+
     static func mode(_ path: String) throws -> UInt32 {
         let attrs = try FileManager.default.attributesOfItem(atPath: path)
         return (attrs[.posixPermissions] as? NSNumber)?.uint32Value ?? 0o777

@@ -16,7 +16,8 @@ struct StagedFile {
         let (directory, name) = Self.split(path)
         let temporary = directory + ".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CLIError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        // Named by the file asked for: the temporary name means nothing to whoever asked.
+        guard fd >= 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
         var failure: String?
         contents.withUnsafeBytes { raw in
             var offset = 0
