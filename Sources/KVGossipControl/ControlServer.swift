@@ -49,16 +49,44 @@ public final class ControlServer: Sendable {
         }
         try FileManager.default.createDirectory(
             atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        var existing = stat()
+        if lstat(path, &existing) == 0, existing.st_mode & S_IFMT != S_IFSOCK {
+            throw ControlError(reason: "internal", message: "\(path) exists and is not a socket; refusing to replace it")
+        }
+        // Bound under a name of its own and given its mode and group there, then renamed into
+        // place: the socket answers at `path` only once it has them. (bind creates it with the
+        // process's umask, which under a umask of 0 would let anyone connect until the chmod.)
+        // A path too long for a socket address to take the staging suffix is bound in place.
+        let candidate = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(".kvg-\(getpid()).binding").path
+        let staging = candidate.utf8.count < 108 ? candidate : path
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
+            .bind(unixDomainSocketPath: staging, cleanupExistingSocketFile: true) { channel in
                 self.configure(channel, frameLimit: FrameLimit(self.largestFrame(sealing: false)))
             }
-        chmod(path, 0o660)
-        // Members of the `kvgossip` group (created by Scripts/install) may use the socket.
-        if let group = getgrnam("kvgossip") { chown(path, uid_t.max, group.pointee.gr_gid) }
+        do {
+            try Self.restrict(staging)
+            guard staging == path || rename(staging, path) == 0 else { throw Self.failure("cannot move the control socket to \(path)", errno) }
+        } catch {
+            unlink(staging)
+            try? await server.channel.close()
+            throw error
+        }
         logger.info("control API listening", metadata: ["socket": "\(path)"])
         ready()
         try await acceptLocal(server)
+    }
+
+    /// Mode 0660, and the group `kvgossip` where it exists (Scripts/install creates it): its
+    /// members may use the socket (Docs/security.md §The control socket).
+    static func restrict(_ socket: String) throws {
+        guard chmod(socket, 0o660) == 0 else { throw failure("cannot set the mode of the control socket", errno) }
+        if let group = getgrnam("kvgossip"), chown(socket, uid_t.max, group.pointee.gr_gid) != 0 {
+            throw failure("cannot give the control socket to the group kvgossip", errno)
+        }
+    }
+
+    private static func failure(_ what: String, _ code: Int32) -> ControlError {
+        ControlError(reason: "internal", message: "\(what): \(String(cString: strerror(code)))")
     }
 
     /// The largest request frame: `sealing` when frames arrive sealed (TCP), each longer than its

@@ -24,6 +24,9 @@ import Testing
         #expect(again.status != 0 && again.stderr.contains("not-found"))
         let bad = try agent.run(["set", "/bad//key", "x"])
         #expect(bad.status != 0 && bad.stderr.contains("invalid-key"))
+        // A sync refused as a whole says why (it used to exit 1 in silence).
+        let sync = try agent.run(["sync"])
+        #expect(sync.status != 0 && sync.stderr.contains("no peers known"), "\(sync.stdout)\(sync.stderr)")
 
         let json = try agent.run(["get", "--json", "/app/empty"])
         let obj = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
@@ -201,6 +204,30 @@ import Testing
         // A second agent on the same socket is refused instead of stealing it.
         let dup = try? AgentProcess(cli: cli, name: "agent", root: root, extraArgs: ["--key", "root.key"])
         #expect(dup == nil)
+    }
+
+    /// The control socket is mode 0660 however permissive the agent's umask (it is bound under a
+    /// name of its own and renamed into place once restricted), and no staging name is left behind
+    /// (Docs/security.md §The control socket).
+    @Test func theControlSocketIsMode0660EvenUnderAUmaskOfZero() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let data = cli.path("agent-data"), socket = cli.path("agent.sock")
+        let agent = try AgentProcess(
+            cli: cli, name: "agent", data: data, socket: socket,
+            arguments: ["-c", "umask 000; exec \"$0\" \"$@\"", CLIProcess.binary, "agent", "--data", data, "--root", root, "--key", "root.key",
+                        "--control", socket, "--no-serf", "--listen", "127.0.0.1:\(LoopbackPort.free())"],
+            executable: "/bin/sh")
+        var info = stat()
+        #expect(lstat(socket, &info) == 0)
+        #expect(info.st_mode & S_IFMT == S_IFSOCK)
+        #expect(info.st_mode & 0o777 == 0o660, "mode \(String(info.st_mode & 0o777, radix: 8))")
+        if let group = getgrnam("kvgossip") { #expect(info.st_gid == group.pointee.gr_gid) }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: cli.directory.path).filter { $0.hasSuffix(".binding") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+        #expect(try agent.run(["set", "/a", "1"]).status == 0)
+        #expect(agent.stop() == 0)
     }
 
     /// A stop by SIGTERM closes the store, the writer last, so SQLite copies the write-ahead log

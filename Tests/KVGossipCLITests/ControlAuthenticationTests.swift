@@ -116,6 +116,14 @@ import Testing
 
         let mint = try cli.run(["set", "/app/x", "1"] + s.tcp())
         #expect(mint.status != 0 && mint.stderr.contains("local socket"), "\(mint.stderr)")
+        // Every operation that acts with the node's key or on the node's peers: deleting (a
+        // tombstone signed by the node), handing it grants, syncing on demand.
+        for args in [["rm", "/app/db"], ["grants", "add", "client.grant"], ["sync"]] {
+            let refused = try cli.run(args + s.tcp())
+            #expect(refused.status != 0 && refused.stderr.contains("local socket"), "\(args): \(refused.stderr)")
+        }
+        #expect(try s.agent.run(["get", "/app/db"]).stdout == value, "the refused delete left the key")
+        #expect(try s.agent.run(["grants", "list"]).stdout.contains("/app/**") == false, "the refused grant was not added")
         #expect(s.agent.log.contains("control client admitted"))
     }
 

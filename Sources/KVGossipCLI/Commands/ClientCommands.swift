@@ -239,6 +239,9 @@ struct SyncCommand: AsyncParsableCommand {
         let response = try await client.call({ $0.peer = peer }, op: .sync)
         await client.close()
         let syncs = response.syncs ?? []
+        // Refused as a whole (no peers known, a bad address, asked over TCP): no session to print,
+        // so the reason is the output. Sessions that failed one by one are printed below.
+        if !response.ok, syncs.isEmpty, let error = response.error { throw CLIError("\(error.reason): \(error.message)") }
         if json {
             try JSONOutput.print(syncs)
         } else {
