@@ -141,10 +141,31 @@ import Testing
         let denied = try MountAgentTests.shell("echo 2 > \(mnt)/app/x", in: cli)
         #expect(denied.status != 0 && denied.stderr.contains("Permission denied"), "a member writes nothing")
 
+        // A write reaches the reader by itself (pushed over the open link), before the revocation.
+        try writer.run(["set", "/app/pushed", "1"])
+        #expect(Readiness.wait { (try? String(contentsOfFile: mnt + "/app/pushed", encoding: .utf8)) == "1" }, "pushes reach the member")
+        // The TCP connections between the two agents' sync ports, either way round.
+        let readerPort = Self.port(reader)
+        func connections() throws -> Int {
+            let ss = try MountAgentTests.shell("ss -Htn state established '( sport = :\(writerPort) or dport = :\(readerPort) )'", in: cli)
+            return ss.stdout.split(separator: "\n").count
+        }
+        #expect(try connections() > 0, "the member holds a link to the writer")
+
         #expect(try writer.run(["revoke", "--key", "root.key", "member.grant"]).status == 0)
+        // The writer closes the links it had open to the member when the revocation commits,
+        // before the member asks for anything. (A redial is refused in its handshake, so some
+        // probe finds none; a link left open never goes.)
+        #expect(try Readiness.wait(timeout: 10) { try connections() == 0 }, "the revoked member's link stayed open")
         let after = try reader.run(["sync"])
         #expect(after.status != 0 && (after.stdout + after.stderr).contains("revoked"), "\(after)")
         #expect(((try writer.status()["refusals"] as? [String: Int])?["revoked"] ?? 0) >= 1)
+        // Nothing written after the revocation reaches it, over the link it had open or a new one
+        // (a push arrives within milliseconds, so two seconds without it is a refusal), and it keeps
+        // serving the tree it had (Docs/security.md §Peers and links).
+        try writer.run(["set", "/app/later", "1"])
+        #expect(!Readiness.wait(timeout: 2) { FileManager.default.fileExists(atPath: mnt + "/app/later") }, "a revoked member still receives writes")
+        #expect((try? String(contentsOfFile: mnt + "/app/x", encoding: .utf8)) == "1")
     }
 
     /// The spawned Serf's RPC asks for a key only the agent holds: a local user cannot retag this
