@@ -65,8 +65,8 @@ import KVGossipTestSupport
         try body(cli, try cli.keygen("root.key"))
     }
 
-    static func start(_ cli: CLIProcess, _ host: Host, root: String, join: Host?, name: String? = nil) throws -> AgentProcess {
-        var args = [
+    static func start(_ cli: CLIProcess, _ host: Host, root: String, join: Host?, name: String? = nil, extra: [String] = []) throws -> AgentProcess {
+        var args = extra + [
             "--key", "root.key", "--name", name ?? host.name, "--listen", "127.0.0.1:\(host.sync)", "--sync-interval", "3600",
             "--serf-spawn", "--serf-bind", "127.0.0.1:\(host.serfBind)", "--serf-rpc", "127.0.0.1:\(host.serfRPC)", "--serf-profile", "local",
         ]
@@ -100,6 +100,42 @@ import KVGossipTestSupport
             #expect(try Readiness.wait { Set(try agents.map(GossipTests.treeHash)).count == 1 })
             // Once the start-up query is over, C's keys are clean.
             #expect(try Readiness.wait { try agents[2].run(["get", "--json", "/k/3"]).stdout.contains("\"dirty\" : false") })
+        }
+    }
+
+    /// With a cluster secret, the spawned Serf gossips encrypted under a key drawn from it
+    /// (Docs/security.md §Peers and links): hosts holding the secret form one membership, and a Serf
+    /// without the key, or with another one, cannot join it.
+    @Test func theClusterSecretEncryptsSerfsGossipAndKeepsOtherSerfsOut() throws {
+        try Self.withRootKey { cli, root in
+            #expect(try cli.run(["keygen", "--cluster-secret", "--out", "secret"]).status == 0)
+            let hosts = ["A", "B"].map(Host.onFreePorts)
+            var agents: [AgentProcess] = []
+            defer { for a in agents { a.stop() } }
+            for (i, h) in hosts.enumerated() {
+                agents.append(try Self.start(cli, h, root: root, join: i == 0 ? nil : hosts[0], extra: ["--cluster-secret", "secret"]))
+            }
+            // Each lists the other: the shared key lets them gossip.
+            #expect(try Readiness.wait { try agents.allSatisfy { try $0.run(["status"]).stdout.components(separatedBy: "last-sync=").count == 2 } })
+
+            // Strangers: a Serf with no key and one with a key of its own each try to join A.
+            let otherKey = try MountAgentTests.shell("serf keygen", in: cli).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            for (name, encrypt) in [("plain", [String]()), ("other-key", ["-encrypt", otherKey])] {
+                let stranger = Host.onFreePorts(name)
+                let serf = Process()
+                serf.executableURL = URL(fileURLWithPath: "/usr/bin/serf")
+                serf.arguments = ["agent", "-node", name, "-bind", "127.0.0.1:\(stranger.serfBind)", "-rpc-addr", "127.0.0.1:\(stranger.serfRPC)", "-profile", "local"] + encrypt
+                serf.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+                serf.standardError = FileHandle(forWritingAtPath: "/dev/null")
+                try serf.run()
+                defer { serf.stop(signal: SIGTERM, grace: 5) }
+                let rpc = "-rpc-addr 127.0.0.1:\(stranger.serfRPC)"
+                #expect(try Readiness.wait { try MountAgentTests.shell("serf members \(rpc)", in: cli).status == 0 }, "\(name) never answered")
+                let join = try MountAgentTests.shell("serf join \(rpc) 127.0.0.1:\(hosts[0].serfBind)", in: cli)
+                #expect(join.status != 0, "\(name) joined an encrypted membership: \(join)")
+                #expect(!(try MountAgentTests.shell("serf members \(rpc)", in: cli).stdout.contains("A")), "\(name) lists A")
+            }
+            #expect(try agents[0].run(["status"]).stdout.components(separatedBy: "last-sync=").count == 2, "A lists a stranger")
         }
     }
 
