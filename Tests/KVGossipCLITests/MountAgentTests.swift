@@ -84,6 +84,47 @@ import KVGossipTestSupport
         }
     }
 
+    /// `kvgossip unmount` (the unit's ExecStopPost) on each kind of mount it can meet
+    /// (Docs/operations.md §The systemd unit): a live one is only detached and its agent mounts it
+    /// again; a hung one (its agent stopped with SIGSTOP) has its connection aborted and is
+    /// detached, so the stopped agent can then be killed; a dead one (its agent SIGKILLed) is
+    /// cleared the same way.
+    @Test func kvgossipUnmountClearsALiveAHungAndADeadMount() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let mountpoint = cli.path("U-kv")
+        defer { Self.detach(mountpoint) }
+        func start() throws -> AgentProcess {
+            let agent = try AgentProcess(cli: cli, name: "U", root: root, extraArgs: ["--key", "root.key", "--mount", mountpoint])
+            try agent.run(["set", "/k", "v"])
+            #expect(Readiness.wait { (try? String(contentsOfFile: mountpoint + "/k", encoding: .utf8)) == "v" })
+            return agent
+        }
+
+        let live = try start()
+        let detached = try cli.run(["unmount", mountpoint])
+        #expect(detached.status == 0 && detached.stdout.contains("detached"), "\(detached)")
+        #expect(Readiness.wait { (try? String(contentsOfFile: mountpoint + "/k", encoding: .utf8)) == "v" }, "the live agent did not mount again:\n\(live.log)")
+        #expect(live.stop() == 0)
+
+        let hung = try start()
+        kill(hung.pid, SIGSTOP)
+        let aborted = try cli.run(["unmount", mountpoint])
+        kill(hung.pid, SIGCONT)
+        #expect(aborted.status == 0 && aborted.stdout.contains("aborted the connection"), "\(aborted)")
+        #expect(!Unmounted.isMounted(mountpoint), "the hung mount is still listed")
+        hung.stop(signal: SIGKILL)
+
+        let dead = try start()
+        dead.stop(signal: SIGKILL)
+        #expect(Unmounted.isMounted(mountpoint), "a SIGKILLed agent leaves its mount listed")
+        let cleared = try cli.run(["unmount", mountpoint])
+        #expect(cleared.status == 0 && !Unmounted.isMounted(mountpoint), "\(cleared)")
+        let again = try cli.run(["unmount", mountpoint])
+        #expect(again.status == 0 && again.stdout.isEmpty, "nothing mounted: nothing to do, and success")
+    }
+
     @Test func cliChangesRaiseInotifyEventsAndFreshReads200Times() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
