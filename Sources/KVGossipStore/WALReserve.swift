@@ -19,7 +19,9 @@ import GRDB
 /// offsets it computes, never relative to the file's size. The zeros go only past the file's
 /// current end, inside an IMMEDIATE transaction, which holds SQLite's write lock, so no writer of
 /// any connection or process appends a frame meanwhile; checkpoints never write the log. They are
-/// synced before returning, so the next commit's sync does not carry them. SQLite keeps no locks
+/// synced before returning, so the next commit's sync does not carry them. A reserve that would
+/// take more than half of the filesystem's free space is not made, and one that fails midway is
+/// cut back to the log's old end (only zeros past it go). SQLite keeps no locks
 /// on the log file itself, so opening and closing it here takes none away (not so for the database
 /// file or the `-shm` index: never do this to those).
 enum WALReserve {
@@ -46,15 +48,30 @@ enum WALReserve {
         var end = Int(st.st_size)
         guard end < bytes else { return 0 }
         let start = end
+        // A reserve is only a speed-up: it must never be what fills a disk others need too.
+        var fs = statvfs()
+        if fstatvfs(fd, &fs) == 0 {
+            let free = Int(fs.f_bavail) * Int(fs.f_frsize)
+            guard bytes - start <= free / 2 else { throw WALReserveError(path: path, errno: ENOSPC, free: free) }
+        }
         let zeros = [UInt8](repeating: 0, count: 1 << 20)
         while end < bytes {
             let count = min(zeros.count, bytes - end)
             let written = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(end)) }
             if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { throw WALReserveError(path: path, errno: written == 0 ? EIO : errno) }
+            guard written > 0 else {
+                let code = written == 0 ? EIO : errno
+                // Give back what this added (zeros past the log's end, under the write lock).
+                _ = ftruncate(fd, off_t(start))
+                throw WALReserveError(path: path, errno: code)
+            }
             end += written
         }
-        guard fdatasync(fd) == 0 else { throw WALReserveError(path: path, errno: errno) }
+        guard fdatasync(fd) == 0 else {
+            let code = errno
+            _ = ftruncate(fd, off_t(start))
+            throw WALReserveError(path: path, errno: code)
+        }
         return end - start
     }
 }
@@ -62,5 +79,10 @@ enum WALReserve {
 struct WALReserveError: Error, CustomStringConvertible {
     let path: String
     let errno: Int32
-    var description: String { "could not reserve space in the write-ahead log \(path): \(String(cString: strerror(errno)))" }
+    /// Free bytes on the log's filesystem, when the reserve was not tried for want of them.
+    var free: Int? = nil
+    var description: String {
+        if let free { return "not reserving space in the write-ahead log \(path): it would take more than half of the \(free >> 20) MiB free" }
+        return "could not reserve space in the write-ahead log \(path): \(String(cString: strerror(errno)))"
+    }
 }

@@ -64,4 +64,25 @@ import Testing
         #expect(WALCheckpointerTests.size(Store.path(directory + "/b") + "-wal") < 1 << 20)
         withExtendedLifetime((reserved, plain)) {}
     }
+
+    /// On a filesystem with little room, the agent's store opens and commits without its reserve,
+    /// and leaves the room to others: a reserve that would take more than half of what is free is
+    /// not made, and one that fails midway is given back (Docs/operations.md §Backup and restore).
+    /// Before, it wrote zeros until the disk was full, and the store could then not commit at all.
+    /// 8 MiB is less than the reserve; 48 MiB would hold it, with less than half left.
+    @Test(arguments: ["8m", "48m"]) func aReserveThatWouldFillTheDiskIsNotMade(size: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-walreserve-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try NetnsLab.sh("mount -t tmpfs -o size=\(size) kvg-walreserve '\(directory)'")
+        defer { _ = try? NetnsLab.sh("umount '\(directory)'") }
+        var fs = statvfs()
+        func free() -> Int { statvfs(directory, &fs) == 0 ? Int(fs.f_bavail) * Int(fs.f_frsize) : 0 }
+        let before = free()
+        let store = try Store(directory: directory, root: StoreFixture.root.publicKey, logReserveBytes: Store.agentLogReserveBytes)
+        #expect(WALCheckpointerTests.size(Store.path(directory) + "-wal") < 1 << 20, "the reserve was written")
+        for i in 0..<20 { #expect(try store.apply(StoreFixture.record("/k/\(i)", "v\(i)")) == .accepted) }
+        #expect(free() > before / 2, "the store took \((before - free()) >> 20) of \(before >> 20) MiB")
+        try store.close()
+    }
 }
