@@ -239,6 +239,50 @@ import Testing
         #expect(answered == rounds)
     }
 
+    /// What one peer key may hold (Docs/security.md §Peers and links): four links, so a fifth
+    /// closes one of its own; sixteen sessions open at once on a link, so a seventeenth closes the
+    /// link; and the agent goes on serving the key's other links and new ones.
+    @Test func aPeerKeyHoldsFourLinksAndSixteenSessionsALink() throws {
+        let s = try Stage()
+        defer { s.tearDown() }
+        let member = SigningKey.generate()
+        let membership = try Grant(
+            cluster: s.cluster, issuer: s.rootKey, issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
+            expires: nil, nonce: secureRandomBytes(16))
+        let credentials = LinkSpeaker.credentials(member, grants: [membership])
+        var links: [LinkSpeaker] = []
+        for i in 0..<5 {
+            let link = try s.speaker(as: credentials)
+            #expect(link.openFullSession(session: 1), "link \(i) was not served when it opened")
+            links.append(link)
+        }
+        // Which of the key's links goes is the one the agent filed first, not always the first
+        // opened (the rule itself is LinkEvictionTests'), and it goes a moment after the fifth is
+        // filed: asked until one is closed, then exactly one is.
+        var closed = Set<Int>()
+        var session: UInt32 = 3
+        let oneClosed = Readiness.wait(timeout: 10) {
+            for (i, link) in links.enumerated() where !closed.contains(i) && !link.openFullSession(session: session) { closed.insert(i) }
+            session += 2
+            return !closed.isEmpty
+        }
+        #expect(oneClosed && closed.count == 1, "closed: \(closed.sorted())")
+
+        // Push sessions opened and left waiting for their records (a dialer's sessions are odd):
+        // sixteen at once are served (the sixteenth completes), a seventeenth closes the link.
+        let record = Record(
+            cluster: s.cluster, key: try Key("/sessions"), kind: .value, value: Array("v".utf8), timestamp: HLC(physicalMs: Self.nowMs),
+            signer: s.rootKey, pool: [])
+        func link(holdingOpen count: Int) throws -> LinkSpeaker {
+            let link = try s.speaker(as: credentials)
+            for n in 0..<count { link.send(.open(.push, Hash256(bytes: secureRandomBytes(32))!), session: UInt32(2 * n + 1)) }
+            return link
+        }
+        #expect(try link(holdingOpen: 15).push([record], session: 31) != nil, "the sixteenth session was refused")
+        #expect(try link(holdingOpen: 16).push([record], session: 33) == nil, "a seventeenth session was served")
+        #expect(try s.speaker(as: credentials).openFullSession(session: 1), "the key is served again on a new link")
+    }
+
     /// A key holding a delegating grant mints membership for 128 keys and opens 4 links with each:
     /// 512, the most an agent holds. The first release then turned every new peer away. A full
     /// table now closes a link of the largest branch under the root (`LinkEviction`), the
