@@ -56,11 +56,16 @@ import Testing
         /// A link to A as a member: a fresh node key holding only a membership grant from the root
         /// (admitted, and may write nothing), announcing `syncPort`.
         func memberSpeaker(syncPort: UInt16 = 1) throws -> LinkSpeaker {
+            try speaker(as: try memberCredentials(syncPort: syncPort))
+        }
+
+        /// A fresh node key holding only a membership grant from the root, as link credentials.
+        func memberCredentials(syncPort: UInt16 = 1) throws -> LinkCredentials {
             let member = SigningKey.generate()
             let membership = try Grant(
                 cluster: cluster, issuer: rootKey, issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
                 expires: nil, nonce: secureRandomBytes(16))
-            return try speaker(as: LinkSpeaker.credentials(member, grants: [membership], syncPort: syncPort))
+            return LinkSpeaker.credentials(member, grants: [membership], syncPort: syncPort)
         }
 
         func tearDown() {
@@ -245,11 +250,7 @@ import Testing
     @Test func aPeerKeyHoldsFourLinksAndSixteenSessionsALink() throws {
         let s = try Stage()
         defer { s.tearDown() }
-        let member = SigningKey.generate()
-        let membership = try Grant(
-            cluster: s.cluster, issuer: s.rootKey, issuee: member.publicKey, patterns: [], mayDelegate: false, notBefore: 0,
-            expires: nil, nonce: secureRandomBytes(16))
-        let credentials = LinkSpeaker.credentials(member, grants: [membership])
+        let credentials = try s.memberCredentials()
         var links: [LinkSpeaker] = []
         for i in 0..<5 {
             let link = try s.speaker(as: credentials)
