@@ -230,19 +230,20 @@ import Testing
         #expect(agent.stop() == 0)
     }
 
-    /// A stop by SIGTERM closes the store, the writer last, so SQLite copies the write-ahead log
-    /// into the database file and removes it: the file alone is a whole copy of the tree
-    /// (Docs/operations.md §Backup and restore). Before, the agent exited with the log in place,
-    /// and a copy of `kvgossip.sqlite` alone held none of these writes.
-    @Test func aStoppedAgentLeavesEveryWriteInTheDatabaseFile() throws {
+    /// A stop by SIGTERM or SIGINT closes the store, the writer last, so SQLite copies the
+    /// write-ahead log into the database file and removes it and its index: the file alone is a
+    /// whole copy of the tree (Docs/operations.md §Backup and restore). Before, the agent exited
+    /// with the log in place, and a copy of `kvgossip.sqlite` alone held none of these writes.
+    @Test(arguments: [SIGTERM, SIGINT]) func aStoppedAgentLeavesEveryWriteInTheDatabaseFile(signal: Int32) throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
         let root = try cli.keygen("root.key")
         let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
         for i in 0..<20 { try agent.run(["set", "/k/\(i)", "v\(i)"]) }
         #expect(FileManager.default.fileExists(atPath: "\(agent.data)/kvgossip.sqlite-wal"), "a running agent writes through its log")
-        #expect(agent.stop() == 0)
+        #expect(agent.stop(signal: signal) == 0)
         #expect(!FileManager.default.fileExists(atPath: "\(agent.data)/kvgossip.sqlite-wal"), "the log outlived the agent")
+        #expect(!FileManager.default.fileExists(atPath: "\(agent.data)/kvgossip.sqlite-shm"), "the log's index outlived the agent")
         #expect(!agent.log.contains("did not close cleanly"), "\(agent.log)")
 
         let copy = cli.path("copy")

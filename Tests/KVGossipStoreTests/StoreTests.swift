@@ -162,6 +162,24 @@ enum StoreFixture {
         #expect(try t.store.recordCount == 0)
     }
 
+    /// A record refused for being ahead of this node's clock is not remembered as bad: offered
+    /// again once the clock has caught up, it is accepted (Docs/operations.md §Troubleshooting).
+    @Test func aRecordRefusedForClockSkewIsAcceptedOnceTheClockCatchesUp() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-store-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let now = Atomic<UInt64>(StoreFixture.now)
+        let store = try Store(directory: directory, root: StoreFixture.root.publicKey, clock: { now.load(ordering: .relaxed) })
+        let ahead = StoreFixture.record("/app/y", "v", at: StoreFixture.now + 60_000)
+        guard case .refused(let refusal, _) = try store.apply(ahead) else {
+            Issue.record("a record a minute ahead was not refused")
+            return
+        }
+        #expect(refusal.reason == .clockSkew)
+        now.store(StoreFixture.now + 60_000, ordering: .relaxed)
+        #expect(try store.apply(ahead) == .accepted)
+        #expect(try store.record(Key("/app/y"))?.value == Array("v".utf8))
+    }
+
     /// A batch large enough to be checked on worker threads while it is stored: each outcome is
     /// its own record's, in the batch's order.
     @Test func aLargeBatchKeepsEachOutcomeWithItsRecord() throws {
