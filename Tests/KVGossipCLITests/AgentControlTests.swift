@@ -271,6 +271,10 @@ import Testing
         #expect(json?["syncInterval"] as? Double == 12)
         #expect(json?["control"] as? String == "/run/kvgossip/control.sock")  // the default fills the rest
         #expect(json?["mountPageCache"] as? Bool == false)
+        // The bounds Docs/history.md §Bounds and Docs/operations.md §Control API limits give as
+        // defaults, as the agent would use them.
+        #expect(json?["historyVersions"] as? Int == 32 && json?["historyBytes"] as? Int == 64 << 20, "\(ok.stdout)")
+        #expect(json?["controlConnections"] as? Int == 256 && json?["controlWatches"] as? Int == 20_000, "\(ok.stdout)")
         let cached = try cli.run(["agent", "--config", "agent.json", "--mount-page-cache", "--check-config"])
         #expect((try JSONSerialization.jsonObject(with: Data(cached.stdout.replacingOccurrences(of: "configuration OK", with: "").utf8))
             as? [String: Any])?["mountPageCache"] as? Bool == true)

@@ -54,7 +54,13 @@ struct AgentSettings: Codable, Equatable {
     static let defaults = AgentSettings(
         data: "/var/lib/kvgossip", control: ControlEndpoint.defaultSocketPath, listen: "0.0.0.0:7947", peers: [],
         syncInterval: 30, logLevel: "info", join: [], serfBind: "0.0.0.0:7946", serfRPC: "127.0.0.1:7373", serfProfile: "lan",
-        mountUID: 0, mountGID: 0, mountAllowOther: true, mountPageCache: false, maxSkewSeconds: 30, readiness: "mounted")
+        mountUID: 0, mountGID: 0, mountAllowOther: true, mountPageCache: false, maxSkewSeconds: 30,
+        // Named here, from the values the agent's parts use, so that --check-config shows them.
+        historyVersions: HistoryBounds.default.versionsPerKey, historyBytes: HistoryBounds.default.totalBytes,
+        controlConnections: ControlLimits.default.connections, controlConnectionsPerAddress: ControlLimits.default.connectionsPerAddress,
+        controlWatchesPerConnection: ControlLimits.default.watchesPerConnection, controlWatches: ControlLimits.default.watches,
+        controlWatchBacklog: ControlLimits.default.watchBacklog, controlConnectionBacklog: ControlLimits.default.connectionBacklog,
+        controlFrameSeconds: ControlLimits.default.frameSeconds, readiness: "mounted")
 
     /// Fields set in `other` win.
     func overridden(by other: AgentSettings) -> AgentSettings {
