@@ -32,6 +32,9 @@ import Testing
         let obj = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         #expect(obj?["chain"] as? [String] == ["root"])
         #expect(obj?["state"] as? String == "synced")
+        // The socket from the environment when no --control is given.
+        let fromEnvironment = try cli.run(["get", "/app/empty"], environment: ["KVGOSSIP_CONTROL": agent.socket])
+        #expect(fromEnvironment.status == 0, "\(fromEnvironment.stderr)")
         #expect(agent.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: agent.socket))
     }

@@ -158,6 +158,12 @@ import Testing
         let keygen = try cli.run(["keygen", "--out", cli.path("plain/key")])
         #expect(keygen.status != 0 && keygen.stderr.contains("cannot write \(cli.path("plain/key")): Not a directory"), "\(keygen.stderr)")
 
+        // A cluster secret others may read is refused, as a secret key file is.
+        #expect(try cli.run(["keygen", "--cluster-secret", "--out", "secret"]).status == 0)
+        chmod(cli.path("secret"), 0o640)
+        let open = try cli.run(["agent", "--data", cli.path("d"), "--root", root, "--control", cli.path("b.sock"), "--no-serf", "--cluster-secret", "secret"])
+        #expect(open.status != 0 && open.stderr.contains("accessible by group or others"), "\(open.stderr)")
+
         let get = try cli.run(["get", "/a", "--control", cli.path("nobody.sock")])
         #expect(get.status != 0 && get.stderr.contains("cannot reach the agent at \(cli.path("nobody.sock")): No such file or directory"), "\(get.stderr)")
         #expect(!get.stderr.contains("errno"), "\(get.stderr)")
