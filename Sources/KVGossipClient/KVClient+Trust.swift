@@ -14,7 +14,18 @@ extension KVClient {
     func recordCheck() async throws -> RecordCheck {
         if let checker { return checker }
         try requireTrustableRoot()
-        return try await recordCheck(on: try await liveLink())
+        // As `send(_:retry:)` does for a read: a connection lost or refused as `busy` under the
+        // question is asked again once, on the next connection (the next endpoint).
+        var attempts = 0
+        while true {
+            attempts += 1
+            do {
+                return try await recordCheck(on: try await liveLink())
+            } catch let lost as ConnectionBroke {
+                if attempts == 1 { continue }
+                throw lost.error
+            }
+        }
     }
 
     /// Throws `no-root` when records could only be verified against a root learned over TCP.
@@ -44,13 +55,11 @@ extension KVClient {
         return made
     }
 
-    /// The root the agent at `link` names; never asked over TCP.
+    /// The root the agent at `link` names; never asked over TCP. A connection that broke under
+    /// the question throws ``ConnectionBroke``.
     private func learnRoot(on link: Link) async throws -> PublicKey {
         guard case .unix = link.control.endpoint else { throw KVClientError(.noRoot, "no root is learned over TCP (\(link.control.endpoint))") }
-        let status: ControlResponse
-        do { status = try accepted(try await send(ControlRequest(id: 0, op: .status), on: link)) } catch let lost as ConnectionBroke {
-            throw lost.error
-        }
+        let status = try accepted(try await send(ControlRequest(id: 0, op: .status), on: link))
         guard let text = status.status?.root else { throw KVClientError(.internal, "the agent's status did not name its root key") }
         do { return try PublicKey(text: text) } catch {
             throw KVClientError(.malformed, "the agent's root key: \(error.description)")

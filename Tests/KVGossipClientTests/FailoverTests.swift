@@ -1,5 +1,7 @@
 import Foundation
 import KVGossipClient
+import KVGossipControl
+import KVGossipCore
 import Testing
 import KVGossipTestSupport
 
@@ -93,5 +95,31 @@ extension AgentTests {
         #expect(await eventually { !sub.isDirty })
         #expect(await client.statistics.endpoint == .unix(b.socket))
         await client.close()
+    }
+}
+
+extension AgentTests {
+    /// An agent at its connection cap refuses a new connection with `busy` (its connection-level
+    /// failure, id 0) and closes it: the client takes that as it takes a lost connection and moves
+    /// on to its next endpoint (Docs/operations.md §Control API limits).
+    @Test func aBusyAgentIsPassedOverForTheNext() async throws {
+        let sandbox = try Sandbox()
+        let root = try await sandbox.keygen("root.key")
+        let b = try await sandbox.startAgent("B", root: root)
+        #expect(try await b.cli(["set", "/k", "on B"]).status == 0)
+        let refusal = Array(try JSONEncoder().encode(ControlResponse.failure(0, "busy", "this agent already serves 256 control connections")))
+        let busy = try #require(LoopbackServer(unixPath: sandbox.path("busy.sock")) { fd, _ in
+            _ = RawSocket(borrowing: fd, timeout: 5).sendFrame(refusal)
+        })
+        defer { busy.stop() }
+        // Without a configured root the first question is B's root (`status`); with one, the get.
+        var pinned = testOptions()
+        pinned.cluster = try PublicKey(text: root)
+        for options in [testOptions(), pinned] {
+            let client = KVClient(endpoints: [.unix(sandbox.path("busy.sock")), .unix(b.socket)], options: options)
+            #expect(try await client.get("/k").string == "on B")
+            #expect(await client.statistics.endpoint == .unix(b.socket))
+            await client.close()
+        }
     }
 }
