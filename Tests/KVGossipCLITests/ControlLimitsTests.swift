@@ -115,6 +115,29 @@ import Testing
         #expect((fifth?["event"] as? [String: Any])?["kind"] as? String == "initial", "\(String(describing: fifth))")
     }
 
+    /// `controlWatches` bounds the watches of a whole transport, whichever connections hold
+    /// them: with 3 allowed, two connections holding two and one, a fourth is refused `busy` on
+    /// either (Docs/operations.md §Control API limits).
+    @Test func watchesPastTheTransportCapAreRefused() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let agent = try Self.agent(cli, settings: #""controlWatches": 3"#)
+        guard let a = RawSocket(unixPath: agent.socket, timeout: 30), let b = RawSocket(unixPath: agent.socket, timeout: 30) else {
+            throw CLIError("cannot connect")
+        }
+        func watch(_ socket: RawSocket, _ id: Int) -> [String: Any]? {
+            socket.sendFrame(#"{"id":\#(id),"op":"watch","key":"/w/\#(id)"}"#)
+            return Self.json(socket.readFrame())
+        }
+        for (socket, id) in [(a, 1), (a, 2), (b, 3)] {
+            #expect((watch(socket, id)?["event"] as? [String: Any])?["kind"] as? String == "initial", "watch \(id)")
+        }
+        for (socket, id) in [(a, 4), (b, 5)] {
+            let refused = watch(socket, id)
+            #expect((refused?["error"] as? [String: Any])?["reason"] as? String == "busy", "watch \(id): \(String(describing: refused))")
+        }
+    }
+
     /// A watcher stops reading while 600 values of 128 KiB (75 MiB) are written under its prefix.
     /// The agent keeps at most 64 of them for it (8 MiB), then drops them and tells it, when it
     /// reads again, that it fell behind, followed by the current values. The agent's heap grows
