@@ -17,30 +17,37 @@ import Synchronization
 /// answer is about its own key).
 final class DigestLookup: Sendable {
     private let path: String
-    /// Opened at the first lookup; closed with the store.
-    private let connection = Mutex<Connection?>(nil)
-    /// Set by `close`: a lookup after it throws instead of opening the file again.
-    private let closed = Atomic<Bool>(false)
+    /// Opened at the first lookup; closed with the store, after which a lookup throws instead of
+    /// opening the file again.
+    private let connection = Mutex<State>(.unopened)
+
+    private enum State {
+        case unopened
+        case open(Connection)
+        case closed
+    }
 
     init(path: String) {
         self.path = path
     }
 
     func digests(of keys: [Key]) throws -> [Hash256?] {
-        try connection.withLock { connection in
-            guard !closed.load(ordering: .relaxed) else { throw StoreError.closed }
-            let open = try connection ?? Connection(path: path)
-            connection = open
+        try connection.withLock { state in
+            let open: Connection
+            switch state {
+            case .open(let connection): open = connection
+            case .unopened:
+                open = try Connection(path: path)
+                state = .open(open)
+            case .closed: throw StoreError.closed
+            }
             return try keys.map { try open.digest(of: $0) }
         }
     }
 
     /// Closes the connection (waiting for a lookup under way).
     func close() {
-        connection.withLock { connection in
-            closed.store(true, ordering: .relaxed)
-            connection = nil
-        }
+        connection.withLock { $0 = .closed }
     }
 
     private final class Connection {

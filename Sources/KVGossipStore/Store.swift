@@ -209,10 +209,12 @@ public final class Store: Sendable {
         guard !closed.exchange(true, ordering: .relaxed) else { return }
         // The other connections first: the last one to close is the one that may remove the log,
         // and only the writer can (the pool's readers and the digest lookup open it read-only).
-        try checkpointer?.close(from: db)
+        // Each is closed even when one before it failed, and a failure is thrown after all were tried.
+        let checkpointerClosed = Result { try checkpointer?.close(from: db) }
         digestLookup.close()
         db.releaseMemory()
         try db.close()
+        try checkpointerClosed.get()
     }
 
     static func path(_ directory: String) -> String {
