@@ -83,6 +83,23 @@ import Testing
         #expect(scrape.hasPrefix("HTTP/1.1 200 OK"), "\(scrape.prefix(200))")
     }
 
+    /// A kept-alive connection that asks nothing more after its answer is closed at the request
+    /// deadline (10 s after the answer), not held for the scraper's next round (Docs/operations.md
+    /// §Metrics).
+    @Test func aKeptAliveConnectionThatGoesQuietIsClosed() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let (agent, _, port) = try Self.metricsAgent(cli)
+        defer { agent.stop() }
+        #expect(Readiness.wait { ((try? Self.http("GET", "/metrics", port: port)) ?? "").contains("200 OK") })
+        // Read timeout 20 s: the deadline's close comes before it, the 30 s idle timeout's after.
+        let quiet = try #require(RawSocket(tcpPort: port, timeout: 20))
+        #expect(quiet.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n".utf8)))
+        let everything = quiet.readUntilClosed()
+        #expect(everything != nil, "still open 20 s after its answer")
+        #expect(String(decoding: everything ?? [], as: UTF8.self).hasPrefix("HTTP/1.1 200 OK"), "answered before it was closed")
+    }
+
     /// 16 clients at 16 addresses each trickle a request header a byte at a time and reconnect
     /// when closed. That kept every scraper out (all 16 connections were taken, and each byte
     /// restarted the idle timer). A scrape now gets its answer: it takes the slot of a trickler.
