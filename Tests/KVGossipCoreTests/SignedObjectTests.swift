@@ -182,10 +182,16 @@ import KVGossipTestSupport
             try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: (0..<17).map { try! Pattern("/p\($0)") },
                       mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
         }
-        #expect(throws: Refusal.self) {
-            try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey,
-                      patterns: (0..<17).map { try! Pattern("/p\($0)") },
-                      mayDelegate: false, notBefore: 0, expires: nil, nonce: [UInt8](repeating: 0, count: 16))
+        // A grant that expires at or before it becomes valid is malformed; one millisecond after is not.
+        for expires: UInt64 in [1_000, 999] {
+            #expect(throws: Refusal.self) {
+                try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: [try! Pattern("/a")],
+                          mayDelegate: false, notBefore: 1_000, expires: expires, nonce: [UInt8](repeating: 0, count: 16))
+            }
+        }
+        #expect(throws: Never.self) {
+            try Grant(cluster: Fixture.cluster, issuer: Fixture.alice, issuee: Fixture.bob.publicKey, patterns: [try! Pattern("/a")],
+                      mayDelegate: false, notBefore: 1_000, expires: 1_001, nonce: [UInt8](repeating: 0, count: 16))
         }
     }
 

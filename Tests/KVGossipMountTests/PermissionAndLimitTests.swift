@@ -1,5 +1,7 @@
 import Foundation
 import KVGossipCore
+import KVGossipStore
+import KVGossipTestSupport
 import Testing
 
 extension MountTests {
@@ -21,6 +23,42 @@ extension MountTests {
                 #expect(made.allSatisfy { $0.signer == Keys.alice.publicKey })
                 #expect(try fx.values() == ["/app/mine": "ok\n", "/app/new": "new\n", "/other/theirs": "t"])
                 #expect(fx.sh("getfattr --only-values -n user.kvgossip.writable other/theirs").stdout == "0")
+            }
+        }
+
+        /// A save whose authority goes while the file is open (the node's grant revoked between
+        /// open and close) fails at close with EACCES, the error `close()` reports for a refused
+        /// commit (Docs/filesystem.md §Errors), and the stored value stays.
+        @Test func aSaveWhoseGrantIsRevokedBeforeCloseFailsWithPermissionDenied() throws {
+            let grant = Keys.grant(to: Keys.alice, ["/app/**"])
+            try withMount(nodeKey: Keys.alice, grants: [grant], seed: ["/app/mine": "m"]) { fx throws in
+                let opened = fx.mountpoint + "/../opened", proceed = fx.mountpoint + "/../proceed"
+                let saver = Process()
+                saver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+                saver.arguments = ["-c", """
+                    import os, sys, time
+                    f = open(sys.argv[1], "w")
+                    f.write("new")
+                    open(sys.argv[2], "w").close()
+                    while not os.path.exists(sys.argv[3]): time.sleep(0.01)
+                    try:
+                        f.close()
+                        print("closed")
+                    except OSError as e:
+                        print(os.strerror(e.errno))
+                    """, fx.path("/app/mine"), opened, proceed]
+                let out = Pipe()
+                saver.standardOutput = out
+                try saver.run()
+                defer { if saver.isRunning { saver.terminate() } }
+                #expect(Readiness.wait { FileManager.default.fileExists(atPath: opened) }, "the saver never opened the file")
+                let revocation = Revocation(cluster: Keys.root.publicKey, grant: grant, revokedAt: Store.systemClockMs(), signer: Keys.root)
+                _ = try fx.store.apply(revocation)
+                FileManager.default.createFile(atPath: proceed, contents: nil)
+                saver.waitUntilExit()
+                let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                #expect(said.contains("Permission denied"), "close said: \(said)")
+                #expect(try fx.values()["/app/mine"] == nil || (try fx.values()["/app/mine"]) == "m", "the refused save was stored")
             }
         }
 

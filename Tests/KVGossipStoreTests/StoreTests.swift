@@ -162,6 +162,39 @@ enum StoreFixture {
         #expect(try t.store.recordCount == 0)
     }
 
+    /// The last timestamp this node minted survives a restart: an agent started again with its
+    /// clock a few seconds behind (stepped back, or a host restored from a snapshot) still dates
+    /// its next write after the last one, so the new value wins (Docs/contract.md §Ordering).
+    @Test func theLastMintedTimestampSurvivesARestartWithTheClockBehind() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-store-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let key = try Key("/app/k")
+        let first = try Store(directory: directory, root: StoreFixture.root.publicKey, clock: { StoreFixture.now })
+        let (before, _) = try first.mint(key: key, value: Array("old".utf8), signer: StoreFixture.root, pool: [])
+        try first.close()
+        let again = try Store(directory: directory, root: StoreFixture.root.publicKey, clock: { StoreFixture.now - 5_000 })
+        let (after, outcome) = try again.mint(key: key, value: Array("new".utf8), signer: StoreFixture.root, pool: [])
+        #expect(outcome == .accepted)
+        #expect(after.timestamp > before.timestamp, "\(after.timestamp.rfc3339) is not after \(before.timestamp.rfc3339)")
+        #expect(try again.record(key)?.value == Array("new".utf8))
+    }
+
+    /// Two different revocations of one grant (here revoked at different times): every node keeps
+    /// the one with the smaller digest, whichever arrived first, so their trees agree
+    /// (Docs/contract.md §Revocation).
+    @Test func ofTwoRevocationsOfOneGrantEveryNodeKeepsTheSmallerDigest() throws {
+        let grant = StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/app/**"])
+        let pair = [1_000, 2_000].map { Revocation(cluster: StoreFixture.root.publicKey, grant: grant, revokedAt: StoreFixture.now - UInt64($0), signer: StoreFixture.root) }
+        #expect(pair[0].digest != pair[1].digest)
+        let kept = pair.min { $0.digest < $1.digest }!
+        let (a, b) = (try TempStore(), try TempStore())
+        for r in pair { _ = try a.store.apply(r) }
+        for r in pair.reversed() { _ = try b.store.apply(r) }
+        #expect(try a.store.revocations().map(\.digest) == [kept.digest])
+        #expect(try b.store.revocations().map(\.digest) == [kept.digest])
+        #expect(a.store.treeHash == b.store.treeHash)
+    }
+
     /// A record refused for being ahead of this node's clock is not remembered as bad: offered
     /// again once the clock has caught up, it is accepted (Docs/operations.md §Troubleshooting).
     @Test func aRecordRefusedForClockSkewIsAcceptedOnceTheClockCatchesUp() throws {
