@@ -1,5 +1,6 @@
 import Foundation
 import KVGossipCore
+import KVGossipTestSupport
 import Testing
 
 extension MountTests {
@@ -16,6 +17,30 @@ extension MountTests {
                 #expect(try fx.tombstones().isEmpty)
                 // The temporary was created 0600; the key shows its own mode, not the temporary's.
                 #expect(fx.sh("stat -c %a etc/app.conf; ls -a etc").stdout == "644\n.\n..\napp.conf\n")
+            }
+        }
+
+        /// renameat2's flags (Docs/filesystem.md §Renames): RENAME_NOREPLACE onto an existing key
+        /// answers EEXIST and overwrites nothing (here the kernel, which knows the name, answers
+        /// before asking the mount; the mount's own check covers a name it does not know), onto a
+        /// free name it renames; RENAME_EXCHANGE (no atomic swap of two keys exists on a network)
+        /// answers EINVAL.
+        @Test func renameFlagsAreHonouredOrRefused() throws {
+            try withMount(seed: ["/a": "A", "/b": "B"]) { fx throws in
+                let script = """
+                    import ctypes, os
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    AT_FDCWD = -100
+                    def rename2(a, b, flags):
+                        if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), flags) == 0: return "ok"
+                        return os.strerror(ctypes.get_errno())
+                    print(rename2("a", "b", 1))
+                    print(rename2("a", "b", 2))
+                    print(rename2("a", "c", 1))
+                    """
+                let run = fx.sh("python3 -c '\(script)'")
+                #expect(run.stdout == "File exists\nInvalid argument\nok\n", "\(run)")
+                #expect(Readiness.wait { (try? fx.values()) == ["/b": "B", "/c": "A"] }, "\(String(describing: try? fx.values()))")
             }
         }
 
