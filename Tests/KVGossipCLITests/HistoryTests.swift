@@ -85,6 +85,14 @@ import Testing
         // Another root: every record refused.
         let stranger = try elsewhere.keygen("other.key")
         #expect(try elsewhere.run(["inspect", "--root", stranger, "evidence.txt"]).status != 0)
+        // Well signed, for this cluster, by a key no grant reaches: refused (a signature alone is
+        // no evidence of authority, Docs/history.md §Exporting evidence).
+        let chainless = Record(
+            cluster: try PublicKey(text: root), key: try Key(key), kind: .value, value: Array("forged".utf8),
+            timestamp: HLC(physicalMs: UInt64(Date().timeIntervalSince1970 * 1000)), signer: SigningKey.generate(), pool: [])
+        try Armor.render(.record, chainless.encoded).write(toFile: elsewhere.path("chainless.txt"), atomically: true, encoding: .utf8)
+        let unauthorized = try elsewhere.run(["inspect", "--root", root, "chainless.txt"])
+        #expect(unauthorized.status != 0 && unauthorized.stdout.contains("signature: valid"), "\(unauthorized.stdout)\(unauthorized.stderr)")
 
         // Alice writes last, then her grant is revoked: the key is unset, her versions show revoked.
         #expect(try a.run(["set"] + asAlice + [key, "seven"]).status == 0)
