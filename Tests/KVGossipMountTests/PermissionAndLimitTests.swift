@@ -28,10 +28,15 @@ extension MountTests {
 
         /// A save whose authority goes while the file is open (the node's grant revoked between
         /// open and close) fails at close with EACCES, the error `close()` reports for a refused
-        /// commit (Docs/filesystem.md §Errors), and the stored value stays.
+        /// commit (Docs/filesystem.md §Errors), and the stored value stays. The revocation also
+        /// reaches the mount: the key the node wrote under that grant goes, and the keys it could
+        /// write show read-only (Docs/filesystem.md §Changes made elsewhere).
         @Test func aSaveWhoseGrantIsRevokedBeforeCloseFailsWithPermissionDenied() throws {
             let grant = Keys.grant(to: Keys.alice, ["/app/**"])
             try withMount(nodeKey: Keys.alice, grants: [grant], seed: ["/app/mine": "m"]) { fx throws in
+                let mark = fx.recorder.count
+                #expect(fx.sh("echo h > app/hers").ok)
+                #expect(fx.settle(from: mark, expected: 1).map(\.signer) == [Keys.alice.publicKey])
                 let opened = fx.mountpoint + "/../opened", proceed = fx.mountpoint + "/../proceed"
                 let saver = Process()
                 saver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
@@ -58,7 +63,31 @@ extension MountTests {
                 saver.waitUntilExit()
                 let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
                 #expect(said.contains("Permission denied"), "close said: \(said)")
-                #expect(try fx.values()["/app/mine"] == nil || (try fx.values()["/app/mine"]) == "m", "the refused save was stored")
+                #expect(try fx.values()["/app/mine"] == "m", "the refused save was stored")
+                #expect(Readiness.wait { !FileManager.default.fileExists(atPath: fx.path("/app/hers")) }, "the unset key is still shown")
+                #expect(Readiness.wait { fx.sh("stat -c %a app/mine").stdout == "444\n" }, "the revoked node's key still shows writable")
+            }
+        }
+
+        /// What the mount refuses or ignores (Docs/filesystem.md §Mapping): links, symlinks and
+        /// device nodes give EPERM; chmod, chown and touch on a key succeed and change nothing; a
+        /// truncate(2) by path, with no handle, mints the value cut to the new size; a scratch file
+        /// stops at 64 MiB with EFBIG.
+        @Test func linksAreRefusedModesIgnoredTruncateByPathMintsAndScratchIsCapped() throws {
+            try withMount(seed: ["/app/k": "abcdef"]) { fx throws in
+                for refused in ["ln app/k app/hard", "ln -s k app/soft", "mknod app/fifo p"] {
+                    let r = fx.sh(refused)
+                    #expect(!r.ok && r.stderr.contains("Operation not permitted"), "\(refused): \(r)")
+                }
+                let mark = fx.recorder.count
+                #expect(fx.sh("chmod 600 app/k && chown 1:1 app/k && touch app/k").ok)
+                #expect(fx.sh("stat -c '%a %u:%g' app/k").stdout == "644 0:0\n")
+                #expect(fx.sh("python3 -c \"import os; os.truncate(\\\"app/k\\\", 3)\"").ok)
+                let made = fx.settle(from: mark, expected: 1)
+                #expect(made.map(\.key.path) == ["/app/k"] && made.map(\.text) == ["abc"], "\(made.map(\.text))")
+                let big = fx.sh("head -c 67108865 /dev/zero > app/.scratch")
+                #expect(!big.ok && big.stderr.contains("File too large"), "\(big)")
+                #expect(fx.sh("head -c 67108864 /dev/zero > app/.scratch && rm app/.scratch").ok)
             }
         }
 
