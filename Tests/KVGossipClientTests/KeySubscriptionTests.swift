@@ -36,6 +36,26 @@ extension AgentTests {
         await writerSide.close()
     }
 
+    /// Once the cull delay is over, the client tells the agent: the watch it opened is closed
+    /// with `unwatch` (Docs/client.md §Shared interests and the cull delay), so an agent does not
+    /// keep watches for a client that lost interest until it answers `busy`.
+    @Test func theCullTellsTheAgentToCloseTheWatch() async throws {
+        let sandbox = try Sandbox()
+        let forgery = Forgery()
+        let fake = try FakeAgent(socket: sandbox.path("fake.sock"), root: forgery.cluster, records: [forgery.record("/app/mode", "blue")])
+        defer { fake.stop() }
+        var options = testOptions(cullDelay: .milliseconds(200))
+        options.cluster = forgery.cluster
+        let client = KVClient(endpoints: [.unix(fake.socket)], options: options)
+        let sub = try await client.subscribeKey("/app/mode")
+        #expect(await eventually(.seconds(10)) { sub.value.string == "blue" }, "\(sub.value) \(sub.dirtiness)")
+        await sub.unsubscribe()
+        #expect(await eventually(.seconds(5)) { await client.statistics.keyInterests == 0 })
+        let watch = try #require(fake.requests.first { $0.op == .watch })
+        #expect(await eventually(.seconds(5)) { fake.requests.contains { $0.op == .unwatch && $0.id == watch.id } }, "\(fake.requests.map(\.op))")
+        await client.close()
+    }
+
     /// Unsubscribing and subscribing again within the cull delay reuses the interest (no new
     /// watch, the value is known at once); after the delay the interest is gone and starts over.
     @Test func theCullDelayKeepsAnInterestForAResubscribe() async throws {

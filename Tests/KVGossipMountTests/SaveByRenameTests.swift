@@ -20,6 +20,25 @@ extension MountTests {
             }
         }
 
+        /// Writes through a name removed while open go nowhere, as on a local disk: the key stays
+        /// deleted; a file renamed while open commits under its new name (Docs/filesystem.md
+        /// §Writing).
+        @Test func aHandleWhoseNameGoesWritesNowhereAndOneRenamedCommitsUnderItsNewName() throws {
+            try withMount(seed: ["/app/gone": "old", "/app/moved": "m"]) { fx throws in
+                let script = """
+                    import os
+                    a = open("app/gone", "w"); os.unlink("app/gone"); a.write("back"); a.close()
+                    b = open("app/moved", "w"); os.rename("app/moved", "app/there"); b.write("new"); b.close()
+                    print("done")
+                    """
+                let run = fx.sh("python3 -c '\(script)'")
+                #expect(run.ok && run.stdout == "done\n", "\(run)")
+                #expect(Readiness.wait { (try? fx.values()) == ["/app/there": "new"] }, "\(String(describing: try? fx.values()))")
+                #expect(try fx.tombstones().contains("/app/gone"), "the removed key came back")
+                #expect(fx.sh("ls app").stdout == "there\n")
+            }
+        }
+
         /// renameat2's flags (Docs/filesystem.md §Renames): RENAME_NOREPLACE onto an existing key
         /// answers EEXIST and overwrites nothing (here the kernel, which knows the name, answers
         /// before asking the mount; the mount's own check covers a name it does not know), onto a
