@@ -129,6 +129,26 @@ import Testing
         await client.close()
     }
 
+    /// (d) An agent that answers a write with a record that does not verify (a tampered one, or
+    /// one no grant reaches) is not believed about the write either: the call fails with
+    /// `unverified-record` (Docs/client.md §Verification).
+    @Test func aWriteAnsweredWithAForgedRecordFails() async throws {
+        let sandbox = try Sandbox()
+        let forgery = Forgery()
+        let fake = try FakeAgent(socket: sandbox.path("fake.sock"), root: forgery.cluster, records: [forgery.record("/app/a", "good")])
+        defer { fake.stop() }
+        let client = client(fake, cluster: forgery.cluster)
+        for (answer, check) in [(forgery.tampered("/app/a", "good", to: "evil"), KVClientError.Reason.badSignature),
+                                (forgery.record("/app/a", "good", by: SigningKey.generate()), .noAuthority)] {
+            fake.writeAnswer.withLock { $0 = answer }
+            let minted = await failure { try await client.mint("/app/a", value: Data("good".utf8)) }
+            #expect(minted?.reason == .unverifiedRecord && minted?.check == check, "mint: \(String(describing: minted))")
+            let removed = await failure { try await client.remove("/app/a") }
+            #expect(removed?.reason == .unverifiedRecord && removed?.check == check, "remove: \(String(describing: removed))")
+        }
+        await client.close()
+    }
+
     /// A root learned from the local socket is pinned: when the client fails over to an agent of
     /// another cluster (which names its own root), nothing that agent serves is delivered.
     @Test func aLearnedRootIsPinnedAcrossFailover() async throws {

@@ -10,8 +10,8 @@ import Synchronization
 /// the client: nothing it says is checked by it.
 ///
 /// It answers `status`, `get`, `list` (one page), `watch` (the matching records as one `initial`,
-/// then what ``push(_:)`` sends), `unwatch` and `put` (accepted, and kept); anything else is
-/// refused with `bad-request`.
+/// then what ``push(_:)`` sends), `unwatch`, `put` (accepted, and kept), and `mint` and `delete`
+/// once ``writeAnswer`` is set; anything else is refused with `bad-request`.
 final class FakeAgent: Sendable {
     let socket: String
     private let root: PublicKey
@@ -19,6 +19,9 @@ final class FakeAgent: Sendable {
     private let received = Mutex<[ControlRequest]>([])
     private let connections = Mutex<[Connection]>([])
     private let server = Mutex<LoopbackServer?>(nil)
+    /// When set, `mint` and `delete` are answered `accepted` with this record encoding as the key's
+    /// winning record, whatever was asked (for attacks on the write path).
+    let writeAnswer = Mutex<[UInt8]?>(nil)
 
     /// One accepted connection: its writes are serialized, and it remembers its watches.
     private final class Connection: Sendable {
@@ -97,6 +100,12 @@ final class FakeAgent: Sendable {
             event.records = selected(request)
             if request.key != nil { event.state = "synced" }
             response.event = event
+        case .mint, .delete:
+            guard let forged = writeAnswer.withLock({ $0 }), let info = Self.describe(forged) else {
+                return .failure(request.id, "bad-request", "a fake agent does not serve \(request.op.rawValue)")
+            }
+            response.outcome = "accepted"
+            response.record = info
         case .unwatch, .put:
             response.outcome = request.op == .put ? "accepted" : nil
             if let object = request.object { response.record = Self.describe([UInt8](object)) }
