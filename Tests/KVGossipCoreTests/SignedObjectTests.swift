@@ -195,6 +195,30 @@ import KVGossipTestSupport
         }
     }
 
+    /// What Docs/protocol.md's layouts forbid is refused when decoding, before any signature is
+    /// looked at: trailing bytes after a record or a revocation, a record kind other than 0 or 1,
+    /// a tombstone that carries value bytes, a pool of more than 32 grants.
+    @Test func decodingRefusesWhatTheLayoutsForbid() throws {
+        let record = Fixture.record("/a", "x", by: Fixture.root)
+        #expect(throws: Never.self) { try Record(decoding: record.encoded) }
+        let kindOffset = "kvgossip/record/v1\u{0}".utf8.count + 32 + 2 + 2
+        #expect(record.encoded[kindOffset] == 0, "the layout as the test reads it")
+        var wrongKind = record.encoded
+        wrongKind[kindOffset] = 2
+        var tombstoneWithValue = record.encoded
+        tombstoneWithValue[kindOffset] = 1
+        let poolOffset = record.signedBytes.count + 64 + 4 + 1
+        #expect(poolOffset == record.encoded.count - 1 && record.encoded[poolOffset] == 0, "an empty pool's count ends the record")
+        var bigPool = record.encoded
+        bigPool[poolOffset] = 33
+        for (what, bytes) in [("trailing bytes", record.encoded + [0]), ("kind 2", wrongKind), ("a tombstone with a value", tombstoneWithValue), ("33 grants", bigPool)] {
+            #expect(throws: (any Error).self, "\(what)") { try Record(decoding: bytes) }
+        }
+        let revocation = Revocation(cluster: Fixture.cluster, grant: Fixture.grant(Fixture.root, to: Fixture.alice, ["/a"]), revokedAt: 5, signer: Fixture.root)
+        #expect(throws: Never.self) { try Revocation(decoding: revocation.encoded) }
+        #expect(throws: (any Error).self) { try Revocation(decoding: revocation.encoded + [0]) }
+    }
+
     /// Random and truncated input of each kind returns a reason and never traps.
     @Test(arguments: ["grant", "revocation", "record"])
     func fuzzedDecodingNeverCrashes(kind: String) {
