@@ -53,6 +53,43 @@ extension SerfIntegration {
             }
         }
 
+        /// A pid file left by an earlier run names a process to kill only when that process is a
+        /// `serf agent` of this very directory (its `-snapshot=` path): a pid reused by something
+        /// else, even something started with `agent` and another directory's snapshot, survives
+        /// the start (Docs/serf-rpc.md §Supervision).
+        @Test func aLeftoverPidIsKilledOnlyWhenItIsThisDirectorysSerf() async throws {
+            try await SerfTestCluster.with { cluster in
+                let directory = cluster.directory + "/s"
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                func lookalike(snapshot: String) throws -> Process {
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+                    p.arguments = ["-c", "sleep 60", "agent", "-snapshot=\(snapshot)"]
+                    try p.run()
+                    return p
+                }
+                // Killed shows as a zombie (this test is its parent) before Foundation reaps it.
+                func alive(_ p: Process) -> Bool {
+                    guard let stat = try? String(contentsOfFile: "/proc/\(p.processIdentifier)/stat", encoding: .utf8),
+                          let close = stat.lastIndex(of: ")") else { return false }
+                    return !stat[close...].hasPrefix(") Z")
+                }
+                let other = try lookalike(snapshot: cluster.directory + "/elsewhere/serf.snapshot")
+                defer { kill(other.processIdentifier, SIGKILL) }
+                try "\(other.processIdentifier)\n".write(toFile: directory + "/serf.pid", atomically: true, encoding: .utf8)
+                let first = try await cluster.start("s")
+                #expect(alive(other), "a process of another directory was killed")
+                await first.stop(gracefully: false)
+
+                let leftover = try lookalike(snapshot: directory + "/serf.snapshot")
+                defer { kill(leftover.processIdentifier, SIGKILL) }
+                try "\(leftover.processIdentifier)\n".write(toFile: directory + "/serf.pid", atomically: true, encoding: .utf8)
+                try await cluster.start("s")
+                #expect(try await Readiness.waitAsync { !alive(leftover) }, "this directory's leftover agent was not killed")
+                #expect(alive(other))
+            }
+        }
+
         @Test func aStuckAgentIsKilledAfterTheStopTimeout() async throws {
             try await SerfTestCluster.with { cluster in
                 let agent = try await cluster.start("stuck") { $0.stopTimeout = .milliseconds(400) }
