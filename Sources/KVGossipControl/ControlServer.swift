@@ -57,7 +57,8 @@ public final class ControlServer: Sendable {
         // place: the socket answers at `path` only once it has them. (bind creates it with the
         // process's umask, which under a umask of 0 would let anyone connect until the chmod.)
         // A path too long for a socket address to take the staging suffix is bound in place.
-        let candidate = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(".kvg-\(getpid()).binding").path
+        let candidate = URL(fileURLWithPath: path).deletingLastPathComponent()
+            .appendingPathComponent(".kvg-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).binding").path
         let staging = candidate.utf8.count < 108 ? candidate : path
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(unixDomainSocketPath: staging, cleanupExistingSocketFile: true) { channel in
