@@ -56,7 +56,7 @@ extension SerfIntegration {
         /// A pid file left by an earlier run names a process to kill only when that process is a
         /// `serf agent` of this very directory (its `-snapshot=` path): a pid reused by something
         /// else, even something started with `agent` and another directory's snapshot, survives
-        /// the start (Docs/serf-rpc.md §Supervision).
+        /// the start (Docs/serf-rpc.md §Supervision: `EmbeddedSerf`).
         @Test func aLeftoverPidIsKilledOnlyWhenItIsThisDirectorysSerf() async throws {
             try await SerfTestCluster.with { cluster in
                 let directory = cluster.directory + "/s"
