@@ -15,11 +15,18 @@ extension KVClient {
     /// reads, puts of an already signed record (applied at most once) and mints. Not deletes with
     /// the node key, whose repetition would answer `not-found`.
     func send(_ template: ControlRequest, retry: Bool) async throws -> ControlResponse {
+        try await onLiveLink(retry: retry) { try await send(template, on: $0) }
+    }
+
+    /// Runs `body` on the live connection. When the connection broke under it (``ConnectionBroke``),
+    /// `retry` runs it once more on the next one; otherwise, or when that breaks too, the break's
+    /// error is thrown.
+    func onLiveLink<T>(retry: Bool, _ body: (Link) async throws -> T) async throws -> T {
         var attempts = 0
         while true {
             attempts += 1
             do {
-                return try await send(template, on: try await liveLink())
+                return try await body(try await liveLink())
             } catch let lost as ConnectionBroke {
                 if retry, attempts == 1 { continue }
                 throw lost.error

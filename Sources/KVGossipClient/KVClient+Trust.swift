@@ -14,18 +14,9 @@ extension KVClient {
     func recordCheck() async throws -> RecordCheck {
         if let checker { return checker }
         try requireTrustableRoot()
-        // As `send(_:retry:)` does for a read: a connection lost or refused as `busy` under the
-        // question is asked again once, on the next connection (the next endpoint).
-        var attempts = 0
-        while true {
-            attempts += 1
-            do {
-                return try await recordCheck(on: try await liveLink())
-            } catch let lost as ConnectionBroke {
-                if attempts == 1 { continue }
-                throw lost.error
-            }
-        }
+        // As for a read: a connection lost or refused as `busy` under the question is asked again
+        // once, on the next connection (the next endpoint).
+        return try await onLiveLink(retry: true) { try await recordCheck(on: $0) }
     }
 
     /// Throws `no-root` when records could only be verified against a root learned over TCP.
