@@ -55,22 +55,19 @@ enum WALReserve {
             guard bytes - start <= free / 2 else { throw WALReserveError(path: path, errno: ENOSPC, free: free) }
         }
         let zeros = [UInt8](repeating: 0, count: 1 << 20)
-        while end < bytes {
-            let count = min(zeros.count, bytes - end)
-            let written = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(end)) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else {
-                let code = written == 0 ? EIO : errno
-                // Give back what this added (zeros past the log's end, under the write lock).
-                _ = ftruncate(fd, off_t(start))
-                throw WALReserveError(path: path, errno: code)
+        do {
+            while end < bytes {
+                let count = min(zeros.count, bytes - end)
+                let written = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(end)) }
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { throw WALReserveError(path: path, errno: written == 0 ? EIO : errno) }
+                end += written
             }
-            end += written
-        }
-        guard fdatasync(fd) == 0 else {
-            let code = errno
+            guard fdatasync(fd) == 0 else { throw WALReserveError(path: path, errno: errno) }
+        } catch {
+            // Give back what this added (zeros past the log's end, under the write lock).
             _ = ftruncate(fd, off_t(start))
-            throw WALReserveError(path: path, errno: code)
+            throw error
         }
         return end - start
     }
