@@ -47,8 +47,8 @@ public final class ControlServer: Sendable {
         if FileManager.default.fileExists(atPath: path), ControlServer.someoneAnswers(at: path) {
             throw ControlError(reason: "internal", message: "another agent is already serving the control socket \(path)")
         }
-        try FileManager.default.createDirectory(
-            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
         var existing = stat()
         if lstat(path, &existing) == 0, existing.st_mode & S_IFMT != S_IFSOCK {
             throw ControlError(reason: "internal", message: "\(path) exists and is not a socket; refusing to replace it")
@@ -57,9 +57,8 @@ public final class ControlServer: Sendable {
         // place: the socket answers at `path` only once it has them. (bind creates it with the
         // process's umask, which under a umask of 0 would let anyone connect until the chmod.)
         // A path too long for a socket address to take the staging suffix is bound in place.
-        let candidate = URL(fileURLWithPath: path).deletingLastPathComponent()
-            .appendingPathComponent(".kvg-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).binding").path
-        let staging = candidate.utf8.count < 108 ? candidate : path
+        let candidate = directory.appendingPathComponent(".kvg-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).binding").path
+        let staging = candidate.utf8.count <= Self.longestSocketPath ? candidate : path
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(unixDomainSocketPath: staging, cleanupExistingSocketFile: true) { channel in
                 self.configure(channel, frameLimit: FrameLimit(self.largestFrame(sealing: false)))
@@ -216,6 +215,9 @@ public final class ControlServer: Sendable {
         }
     }
 
+    /// The longest path a Unix socket address holds (its `sun_path`, less the terminating zero).
+    static let longestSocketPath = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+
     /// Whether a live process accepts connections on the socket at `path`.
     static func someoneAnswers(at path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
@@ -223,7 +225,7 @@ public final class ControlServer: Sendable {
         defer { close(fd) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8.prefix(MemoryLayout.size(ofValue: addr.sun_path) - 1))
+        let bytes = Array(path.utf8.prefix(longestSocketPath))
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
