@@ -31,6 +31,11 @@ import Testing
     }
 
     /// An agent with the root's key serving metrics on a free port, in `cli`'s directory.
+    /// Whether `/metrics` on `port` answers 200 OK, within the usual wait.
+    static func serving(_ port: Int) -> Bool {
+        Readiness.wait { ((try? http("GET", "/metrics", port: port)) ?? "").contains("200 OK") }
+    }
+
     static func metricsAgent(_ cli: CLIProcess) throws -> (agent: AgentProcess, root: String, port: Int) {
         let root = try cli.keygen("root.key")
         let port = LoopbackPort.free()
@@ -69,7 +74,7 @@ import Testing
         defer { cli.cleanUp() }
         let (agent, _, port) = try Self.metricsAgent(cli)
         defer { agent.stop() }
-        #expect(Readiness.wait { ((try? Self.http("GET", "/metrics", port: port)) ?? "").contains("200 OK") })
+        #expect(Self.serving(port))
         let held = (0..<16).compactMap { _ -> RawSocket? in
             guard let socket = RawSocket(tcpPort: port, timeout: 10) else { return nil }
             socket.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
@@ -91,7 +96,7 @@ import Testing
         defer { cli.cleanUp() }
         let (agent, _, port) = try Self.metricsAgent(cli)
         defer { agent.stop() }
-        #expect(Readiness.wait { ((try? Self.http("GET", "/metrics", port: port)) ?? "").contains("200 OK") })
+        #expect(Self.serving(port))
         // Read timeout 20 s: the deadline's close comes before it, the 30 s idle timeout's after.
         let quiet = try #require(RawSocket(tcpPort: port, timeout: 20))
         #expect(quiet.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n".utf8)))
@@ -109,7 +114,7 @@ import Testing
         defer { cli.cleanUp() }
         let (agent, _, port) = try Self.metricsAgent(cli)
         defer { agent.stop() }
-        #expect(Readiness.wait { ((try? Self.http("GET", "/metrics", port: port)) ?? "").contains("200 OK") })
+        #expect(Self.serving(port))
 
         let stop = Atomic<Bool>(false)
         let held = Atomic<Int>(0)
@@ -137,7 +142,7 @@ import Testing
         // never pauses.
         stop.store(true, ordering: .relaxed)
         #expect(Readiness.wait { finished.load(ordering: .relaxed) })
-        #expect(Readiness.wait { ((try? Self.http("GET", "/metrics", port: port)) ?? "").contains("200 OK") })
+        #expect(Self.serving(port))
         let lone = try #require(RawSocket(tcpPort: port, timeout: 1, from: "127.0.4.2"))
         _ = lone.send(Array("GET /metrics HTTP/1.1\r\nX-Slow: ".utf8))
         var closed = false
