@@ -46,6 +46,30 @@ import Testing
         #expect(agent.log.contains("malformed") == false)
     }
 
+    /// Bytes that are not a request of the control API (not JSON, JSON of an unknown operation,
+    /// not UTF-8) get one `malformed` failure with id 0, and that connection alone is closed
+    /// (Docs/protocol.md §Control API (Unix socket, default `/run/kvgossip/control.sock`, mode 0660; optional TCP)).
+    @Test func aMalformedRequestClosesOnlyItsConnection() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let agent = try Self.agent(cli, settings: "")
+        guard let bystander = RawSocket(unixPath: agent.socket, timeout: 30) else { throw CLIError("cannot connect") }
+        #expect(Self.answers(bystander))
+        for bad in [Array("status please".utf8), Array(#"{"id":7,"op":"frobnicate"}"#.utf8), [0xFF, 0xFE, 0x7B]] {
+            guard let s = RawSocket(unixPath: agent.socket, timeout: 30) else { throw CLIError("cannot connect") }
+            s.sendFrame(bad)
+            let answer = Self.json(s.readFrame())
+            #expect(answer?["id"] as? Int == 0 && answer?["ok"] as? Bool == false, "answer to \(bad): \(String(describing: answer))")
+            #expect((answer?["error"] as? [String: Any])?["reason"] as? String == "malformed")
+            let closed = s.readUntilClosed() != nil
+            #expect(closed, "the agent closed the connection that sent \(bad)")
+        }
+        // The other connection, open all along, is still served, and so is a new one.
+        #expect(Self.answers(bystander))
+        guard let later = RawSocket(unixPath: agent.socket, timeout: 30) else { throw CLIError("cannot connect") }
+        #expect(Self.answers(later))
+    }
+
     @Test func connectionsPastTheCapsAreRefusedWithAReason() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

@@ -123,3 +123,35 @@ extension AgentTests {
         }
     }
 }
+
+extension AgentTests {
+    /// An agent that dies while serving a request: the request is sent once more on the next
+    /// agent when repeating it leaves what the caller asked for (a read, a mint), never a delete
+    /// with the node key, whose repetition would answer `not-found` for a delete that happened
+    /// (Docs/client.md §Endpoints and failover).
+    @Test func aRequestCutOffIsRepeatedOnTheNextAgentOnlyWhenThatIsSafe() async throws {
+        let sandbox = try Sandbox()
+        let root = try await sandbox.keygen("root.key")
+        let b = try await sandbox.startAgent("B", root: root)
+        #expect(try await b.cli(["set", "/k", "on B"]).status == 0)
+        let dying = try FakeAgent(socket: sandbox.path("dying.sock"), root: try PublicKey(text: root), records: [])
+        defer { dying.stop() }
+        dying.hangsUpOn.withLock { $0 = [.get, .mint, .delete] }
+        func client() -> KVClient { KVClient(endpoints: [.unix(dying.socket), .unix(b.socket)], options: testOptions()) }
+
+        let reader = client()
+        #expect(try await reader.get("/k").string == "on B")
+        await reader.close()
+        let minter = client()
+        _ = try await minter.mint("/m", value: Data("minted".utf8))
+        await minter.close()
+        #expect(try await b.cli(["get", "/m"]).stdout == "minted")
+
+        let remover = client()
+        await #expect(throws: KVClientError.self) { try await remover.remove("/k") }
+        await remover.close()
+        #expect(try await b.cli(["get", "/k"]).stdout == "on B", "the delete was not repeated on B")
+        let cutOff = dying.requests.map(\.op).filter { $0 != .status }
+        #expect(cutOff == [.get, .mint, .delete], "each request reached the dying agent first: \(cutOff)")
+    }
+}

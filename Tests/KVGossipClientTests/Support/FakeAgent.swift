@@ -11,7 +11,8 @@ import Synchronization
 ///
 /// It answers `status`, `get`, `list` (one page), `watch` (the matching records as one `initial`,
 /// then what ``push(_:)`` sends), `unwatch`, `put` (accepted, and kept), and `mint` and `delete`
-/// once ``writeAnswer`` is set; anything else is refused with `bad-request`.
+/// once ``writeAnswer`` is set; anything else is refused with `bad-request`. It hangs up on the
+/// operations in ``hangsUpOn`` instead of answering them.
 final class FakeAgent: Sendable {
     let socket: String
     private let root: PublicKey
@@ -22,6 +23,9 @@ final class FakeAgent: Sendable {
     /// When set, `mint` and `delete` are answered `accepted` with this record encoding as the key's
     /// winning record, whatever was asked (for attacks on the write path).
     let writeAnswer = Mutex<[UInt8]?>(nil)
+    /// Requests of these operations are kept and then answered by closing their connection, as
+    /// an agent that dies while serving them would (for the client's retry rules).
+    let hangsUpOn = Mutex<Set<ControlRequest.Operation>>([])
 
     /// One accepted connection: its writes are serialized, and it remembers its watches.
     private final class Connection: Sendable {
@@ -76,6 +80,7 @@ final class FakeAgent: Sendable {
         while let frame = connection.socket.readFrame() {
             guard let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(frame)) else { return }
             received.withLock { $0.append(request) }
+            if hangsUpOn.withLock({ $0.contains(request.op) }) { return }
             connection.send(answer(request, on: connection))
         }
     }
