@@ -61,6 +61,12 @@ import Testing
             #expect(try Readiness.wait { try agent.run(["get", "/app/db/url"]).stdout == "postgres://db2" }, "\(agent.log.suffix(2000))")
         }
         for agent in agents { #expect(try (agent.status()["problems"] as? [String] ?? []).isEmpty) }
+        // No cluster secret, and Serf gossips on an address beyond the host: `status` says so
+        // (Docs/security.md §Peers and links; PartitionTests has the same with a secret, and no warning).
+        for agent in agents {
+            let warnings = try agent.status()["warnings"] as? [String] ?? []
+            #expect(warnings.contains { $0.contains("Serf gossip is not encrypted") }, "\(warnings)")
+        }
     }
 
     /// Two hosts given the same --name: Serf quits on both sides; the agents say why instead of
