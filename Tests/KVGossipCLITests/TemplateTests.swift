@@ -137,6 +137,55 @@ import Testing
         #expect(Readiness.wait { w.cli.read("out.conf") == "ok-2" })
     }
 
+    /// A command that fails leaves the files it was run for in place (they passed their checks)
+    /// and is the cycle's reason; the next cycle whose command succeeds clears it
+    /// (Docs/templates.md §Failures).
+    @Test func aFailingCommandKeepsTheNewFilesAndIsTheReason() throws {
+        let w = try World()
+        defer { w.cli.cleanUp() }
+        try w.set([("/c", "ok-1")])
+        let tool = try w.template(#"{{ "/c"|key }}"#, exec: "echo ran >> commands; ! grep -q fail out.conf")
+        defer { tool.stop() }
+        #expect(Readiness.wait { w.cli.read("out.conf") == "ok-1" })
+        #expect(Readiness.wait { w.cli.lines("commands") == 1 })
+        #expect(tool.lastError == nil, "\(tool.status)")
+
+        try w.set([("/c", "fail-2")])
+        #expect(Readiness.wait { tool.lastError?.contains("the command") == true }, "\(tool.status)")
+        #expect(w.cli.read("out.conf") == "fail-2", "the file stays replaced")
+        #expect(w.cli.lines("commands") == 2)
+
+        try w.set([("/c", "ok-3")])
+        #expect(Readiness.wait { w.cli.read("out.conf") == "ok-3" && tool.lastError == nil }, "\(tool.status)")
+        #expect(w.cli.lines("commands") == 3)
+    }
+
+    /// A rendered file is synced before it replaces the old one: cut the power of the disk it is
+    /// on right after the render shows, and the file still holds the new bytes, not an empty or old
+    /// file (Docs/templates.md §Render cycle). The disk model keeps names at once, so the directory's
+    /// sync is not what this checks.
+    @Test func aRenderedFileSurvivesAPowerCut() throws {
+        if let reason = CFixture.unavailableReason {
+            Issue.record("cannot build powercut-fs: \(reason)")
+            return
+        }
+        let w = try World()
+        defer { w.cli.cleanUp() }
+        let disk = try PowerCutDisk(in: w.cli)
+        defer { disk.stop() }
+        let output = disk.mountpoint + "/out.conf"
+        try w.set([("/c", "first")])
+        let tool = try w.template(#"{{ "/c"|key }}"#, to: output, exec: nil)
+        defer { tool.stop() }
+        for value in ["first", "second"] {
+            if value != "first" { try w.set([("/c", value)]) }
+            #expect(Readiness.wait { (try? String(contentsOfFile: output, encoding: .utf8)) == value }, "\(tool.log.suffix(2000))")
+            try disk.cut()
+            try disk.powerOn()
+            #expect((try? String(contentsOfFile: output, encoding: .utf8)) == value, "after the cut")
+        }
+    }
+
     @Test func anAgentRestartWithNothingChangedRendersNothingAndRunsNothing() throws {
         let w = try World()
         defer { w.cli.cleanUp() }
@@ -278,6 +327,25 @@ import Testing
         let dotLast = try w.cli.run(["template", "--once", "--control", w.agent.socket, "--template", "last.tmpl:last.out"])
         #expect(dotLast.status != 0)
         #expect(dotLast.stderr.contains("`.last`"), "\(dotLast.stderr)")
+    }
+
+    /// `--once` started before its agent waits for it (a unit ordered only after the agent's start,
+    /// or a boot script), then renders and exits 0 (Docs/templates.md §Usage).
+    @Test func onceWaitsForAnAgentThatIsNotUpYet() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        try cli.write("t.tmpl", #"{{ "/late/k"|key:"none" }}"#)
+        let tool = try TemplateProcess(cli: cli, arguments: ["--once", "--control", cli.path("late.sock"), "--template", "t.tmpl:out.conf"])
+        defer { tool.stop() }
+        // It is running and asking: the log says the agent cannot be reached yet.
+        #expect(Readiness.wait { tool.log.contains("late.sock") }, "\(tool.log)")
+        #expect(tool.process.isRunning, "it waits instead of exiting: \(tool.log)")
+        let agent = try AgentProcess(cli: cli, name: "late", root: root, extraArgs: ["--key", "root.key"])
+        defer { agent.stop() }
+        #expect(Readiness.wait { !tool.process.isRunning }, "it finished once the agent answered")
+        #expect(tool.process.terminationStatus == 0, "\(tool.log)")
+        #expect(cli.read("out.conf") == "none")
     }
 
     /// Over TCP the template tool verifies what it reads against the root it is given: without
