@@ -18,6 +18,57 @@ import Testing
 
     static func field(_ versions: [[String: Any]], _ name: String) -> [String] { versions.map { "\($0[name] ?? "-")" } }
 
+    /// The ways to name what `revert` brings back, and what it refuses (Docs/history.md
+    /// §Reverting): a raw timestamp, a digest prefix, a deletion (a tombstone is written), another
+    /// signer with `--key-file` and `--proof`; not the current version, not a prefix too short to
+    /// name one, not a signer whose grant does not cover the key.
+    @Test func revertNamesAVersionByTimestampOrDigestAndRefusesWhatChangesNothing() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let alice = try cli.keygen("alice.key")
+        #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", alice, "--pattern", "/cfg/**", "--out", "alice.grant"]).status == 0)
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        let key = "/cfg/k"
+        for step in [["set", key, "one"], ["set", key, "two"], ["rm", key], ["set", key, "three"]] {
+            let r = try agent.run(step)
+            #expect(r.status == 0, "\(step): \(r.stderr)")
+        }
+        let before = try Self.versions(agent, key)
+        #expect(Self.field(before, "kind") == ["value", "tombstone", "value", "value"], "\(before)")
+        let digests = before.compactMap { $0["digest"] as? String }
+        let timestamps = before.compactMap { $0["timestamp"] as? UInt64 }
+        #expect(digests.count == 4 && timestamps.count == 4)
+
+        let current = try agent.run(["revert", key, String(digests[0].prefix(8))])
+        #expect(try current.status != 0 && Self.versions(agent, key).count == 4, "reverting to the current version: \(current)")
+        let short = try agent.run(["revert", key, String(digests[3].prefix(7))])
+        #expect(try short.status != 0 && Self.versions(agent, key).count == 4, "a 7-digit prefix: \(short)")
+        // Alice may write /cfg/** only: /x's old value cannot come back with her key.
+        for value in ["x1", "x2"] { #expect(try agent.run(["set", "/x", value]).status == 0) }
+        let x1 = try #require(try Self.versions(agent, "/x").last?["digest"] as? String)
+        let outside = try agent.run(["revert", "--key-file", "alice.key", "--proof", "alice.grant", "/x", String(x1.prefix(8))])
+        #expect(outside.status != 0 && outside.stderr.contains("no-authority"), "\(outside)")
+        #expect(try agent.run(["get", "/x"]).stdout == "x2")
+
+        // By raw timestamp: the first value is back, as a new version signed by the node key.
+        let byTime = try agent.run(["revert", key, String(timestamps[3])])
+        #expect(byTime.status == 0, "\(byTime.stderr)")
+        #expect(try agent.run(["get", key]).stdout == "one")
+        // To the deletion: a tombstone.
+        let toDeletion = try agent.run(["revert", key, String(digests[1].prefix(10))])
+        #expect(toDeletion.status == 0, "\(toDeletion.stderr)")
+        #expect(try agent.run(["get", key]).status != 0)
+        #expect(try Self.versions(agent, key).first?["kind"] as? String == "tombstone")
+        // By another signer, whose grant covers the key.
+        let byAlice = try agent.run(["revert", "--key-file", "alice.key", "--proof", "alice.grant", key, String(digests[2].prefix(12))])
+        #expect(byAlice.status == 0, "\(byAlice.stderr)")
+        #expect(try agent.run(["get", key]).stdout == "two")
+        let after = try Self.versions(agent, key)
+        #expect(after.count == 7 && after.first?["signer"] as? String == alice, "\(after.first ?? [:])")
+        #expect(after.first?["restores"] as? String == digests[2])
+    }
+
     @Test func fiveWritesByThreeSignersRevertExportAndRevocation() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
