@@ -168,8 +168,14 @@ extension FSState {
 
     /// The follower's own write shows the version it is delivering from the moment the kernel
     /// sees the file change, so a reader woken by the event finds the new attributes.
+    ///
+    /// A save through the mount may have shown a newer record while the delivery was on its way to
+    /// the helper; the view keeps that one. Showing the older version again put the file back to
+    /// the old size, and the follower, finding the same write to do twice, stopped until its next
+    /// wake-up (up to a second later) as if it had made no progress.
     mutating func showDelivery(at path: String) {
         guard let shown = deliveries.removeValue(forKey: path) ?? truth.liveEntry(path) else { return }
+        if let current = view[path]?.shown, current.version > shown.version { return }
         view.update(path) {
             $0.shown = shown
             $0.mtimeMs = shown.mtimeMs

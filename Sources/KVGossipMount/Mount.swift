@@ -279,6 +279,24 @@ extension Mount {
         }
     }
 
+    /// The replay helper's process id (tests only): stopping it holds a change made elsewhere
+    /// between the store and its replay through the mount.
+    func debugReplayHelper() -> pid_t? {
+        state.withLock { s in
+            guard case .mounted(let run) = s.phase else { return nil }
+            return run.helper.pid
+        }
+    }
+
+    /// Paths the change follower is delivering a record to and whose delivery the helper has not
+    /// opened yet (tests only).
+    func debugDeliveriesInFlight() -> [String] {
+        state.withLock { s in
+            guard case .mounted(let run) = s.phase else { return [] }
+            return run.core.state.withLock { Array($0.deliveries.keys) }
+        }
+    }
+
     /// How many times the change follower has been woken by a signal, not its timeout (tests only).
     func debugFollowerSignals() -> Int {
         state.withLock { s in

@@ -1,8 +1,8 @@
 import Foundation
 import KVGossipCore
-import KVGossipMount
 import KVGossipTestSupport
 import Testing
+@testable import KVGossipMount
 
 /// Changes stored without going through the mount (as gossip, the CLI or the API store them)
 extension MountTests {
@@ -99,6 +99,36 @@ extension MountTests {
                 // Whatever won, the view settles on what the store holds.
                 #expect(Readiness.wait { fx.sh("cat c/k").stdout == values["/c/k"] && fx.sh("cat c/other").stdout == values["/c/other"] })
                 #expect(Readiness.wait { fx.sh("ls c | wc -l").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "17" })
+            }
+        }
+
+        /// An `O_APPEND` write lands at the end of the handle's buffer, a copy of the value committed
+        /// when it opened, whatever offset the kernel took from the size it cached
+        /// (Docs/filesystem.md §Writing: one save, one record; Docs/filesystem.md §Tool request sequences).
+        /// The replay helper is held stopped, so the change is stored while the kernel still has
+        /// the old, longer size; its replay, released after the save, comes late and must leave the
+        /// newer save shown (Docs/filesystem.md §Changes made elsewhere).
+        @Test func anAppendAfterAChangeFromElsewhereAddsToTheNewValue() throws {
+            let first = "a first value, longer than the next one\n"
+            try withMount(seed: ["/a/log": first]) { fx throws in
+                #expect(fx.sh("cat a/log").stdout == first)
+                let helper = try #require(fx.mount.debugReplayHelper())
+                kill(helper, SIGSTOP)
+                defer { kill(helper, SIGCONT) }
+                #expect(Readiness.wait { ProcessState.of(helper) == "T" }, "the replay helper did not stop")
+                let mark = fx.recorder.count
+                try fx.rootMint("/a/log", "second\n")
+                #expect(Readiness.wait { fx.mount.debugDeliveriesInFlight() == ["/a/log"] }, "the follower sent no delivery")
+                // Not replayed yet: the kernel still answers with the first value's size.
+                #expect(fx.sh("stat -c %s a/log").stdout == "\(first.utf8.count)\n")
+                #expect(fx.sh("echo appended >> a/log").ok)
+                #expect(fx.settle(from: mark, expected: 2).map(\.text) == ["second\n", "second\nappended\n"])
+
+                let watch = try InotifyWatch([fx.path("/a/log")])
+                defer { watch.stop() }
+                kill(helper, SIGCONT)
+                #expect(watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/a/log")) }, "the held replay never landed")
+                #expect(fx.sh("cat a/log; stat -c %s a/log").stdout == "second\nappended\n16\n")
             }
         }
     }
