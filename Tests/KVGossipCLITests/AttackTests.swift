@@ -436,6 +436,16 @@ import Testing
         #expect(try s.agent.run(["set", "/after", "yes"]).status == 0)
     }
 
+    /// A connection that never says a word is closed once its handshake deadline passes: a
+    /// stranger holds no slot for long (Docs/protocol.md §Links).
+    @Test func aSilentConnectionIsClosedAtTheHandshakeDeadline() throws {
+        let s = try Stage()
+        defer { s.tearDown() }
+        guard let silent = RawSocket(tcpPort: Self.port(s.agent), timeout: 30) else { throw CLIError("cannot connect") }
+        let closed = silent.readUntilClosed() != nil
+        #expect(closed, "the agent closed the silent connection (else still open after 30 s)")
+    }
+
     /// 100 connections from 100 addresses, each sending a 4 MiB frame's length and then a byte a
     /// second, never finishing a handshake: a real peer's sync still goes through at once.
     @Test func slowConnectionsDoNotStopASync() throws {

@@ -54,6 +54,7 @@ import Testing
         for check in [
             "ok: systemctl is-active kvgossip = active",
             "ok: /etc/kv is in the container's /proc/mounts",
+            "ok: Debian's serf.service, enabled, did not start without a configuration",
             "ok: cat /etc/kv/app/x = v",
             "ok: user.kvgossip.signer is the container's node key",
             "ok: systemctl is-active kvgossip-template@demo = active",
