@@ -15,24 +15,29 @@ extension Store {
     /// record is minted with it, like any other pool.
     public func addGrants(_ grants: [Grant]) throws -> [GrantAddOutcome] {
         let cache = validator.search.cache
-        return try db.write { db in
-            try refuseIfClosed()
-            return try grants.map { g -> GrantAddOutcome in
-                guard g.cluster == root else {
-                    return .refused(Refusal(.noAuthority, "grant \(g.id.hex.prefix(16)) is for cluster \(g.cluster.fingerprint), this is \(root.fingerprint)"))
+        // Refused after a failed sync of the log, like every other commit (`writing`).
+        return try writing { db in
+            var outcomes: [GrantAddOutcome] = []
+            try db.inTransaction {
+                outcomes = try grants.map { g -> GrantAddOutcome in
+                    guard g.cluster == root else {
+                        return .refused(Refusal(.noAuthority, "grant \(g.id.hex.prefix(16)) is for cluster \(g.cluster.fingerprint), this is \(root.fingerprint)"))
+                    }
+                    guard cache.signatureIsValid(g) else {
+                        return .refused(Refusal(.badSignature, "grant \(g.id.hex.prefix(16)) signature does not verify"))
+                    }
+                    if isRevoked(g.id) {
+                        return .refused(Refusal(.revoked, "grant \(g.id.hex.prefix(16)) is revoked"))
+                    }
+                    let existing = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM grants WHERE id = ?"), arguments: [Data(g.id.bytes)])
+                    if existing == true { return .duplicate }
+                    try db.cachedStatement(sql: "INSERT INTO grants (id, issuee, encoded) VALUES (?, ?, ?)")
+                        .execute(arguments: [Data(g.id.bytes), Data(g.issuee.bytes), Data(g.encoded)])
+                    return .added
                 }
-                guard cache.signatureIsValid(g) else {
-                    return .refused(Refusal(.badSignature, "grant \(g.id.hex.prefix(16)) signature does not verify"))
-                }
-                if isRevoked(g.id) {
-                    return .refused(Refusal(.revoked, "grant \(g.id.hex.prefix(16)) is revoked"))
-                }
-                let existing = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM grants WHERE id = ?"), arguments: [Data(g.id.bytes)])
-                if existing == true { return .duplicate }
-                try db.cachedStatement(sql: "INSERT INTO grants (id, issuee, encoded) VALUES (?, ?, ?)")
-                    .execute(arguments: [Data(g.id.bytes), Data(g.issuee.bytes), Data(g.encoded)])
-                return .added
+                return .commit
             }
+            return outcomes
         }
     }
 

@@ -179,9 +179,7 @@ extension Store {
     /// such a transaction ends, whatever its outcome, so every other write on it (grants, history
     /// bounds) syncs inside its commit.
     func commit<T>(_ sync: CommitSync = .beforePublishing, _ body: (Database, inout PendingTransaction) throws -> T) throws -> T {
-        try walSync.refuseAfterFailure()
-        let (result, changes, hash) = try db.writeWithoutTransaction { db -> (T, [StoreChange], Hash256) in
-            try refuseIfClosed()
+        let (result, changes, hash) = try writing { db -> (T, [StoreChange], Hash256) in
             guard sync == .afterPublishing else { return try db.inCommittedTransaction { try transaction(db, body) } }
             try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
             walSync.willCommit()
@@ -203,6 +201,24 @@ extension Store {
             }
         }
         return result
+    }
+
+    /// Runs `body` on the writer's queue, outside any transaction, unless the store is closed or
+    /// its log failed to sync. An I/O error SQLite meets in it (writing or syncing the log) is kept
+    /// like a failed sync of ours (Docs/architecture.md §Durability): the kernel may have dropped
+    /// the log's pages, so nothing committed afterwards could be vouched for.
+    func writing<T>(_ body: (Database) throws -> T) throws -> T {
+        try walSync.refuseAfterFailure()
+        do {
+            return try db.writeWithoutTransaction { db in
+                try refuseIfClosed()
+                return try body(db)
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_IOERR {
+            let kept = walSync.latch(errno: EIO)
+            logger.critical("\(error.message ?? "an I/O error"): \(kept)")
+            throw kept
+        }
     }
 
     /// Syncs the peer records committed and not yet synced, if any (another thread's `apply` is

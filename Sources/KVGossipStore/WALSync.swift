@@ -40,9 +40,8 @@ final class WALSync: Sendable {
         try refuseAfterFailure()
         let target = committedCount.load(ordering: .sequentiallyConsistent)
         if let code = syncLog() {
-            let error = WALSyncError(path: path, errno: code)
-            failure.withLock { if $0 == nil { $0 = error } }
-            throw error
+            latch(errno: code)
+            throw WALSyncError(path: path, errno: code)
         }
         syncedCount.withLock { $0 = max($0, target) }
         syncs.add(1, ordering: .relaxed)
@@ -66,6 +65,16 @@ final class WALSync: Sendable {
 
     /// The first failed sync, if there was one.
     var failed: WALSyncError? { failure.withLock { $0 } }
+
+    /// Records a failure SQLite met itself while writing or syncing the log inside a commit: from
+    /// then on this store is as untrustworthy as after a failed `sync`. Returns the failure kept.
+    @discardableResult
+    func latch(errno code: Int32) -> WALSyncError {
+        failure.withLock { kept in
+            if kept == nil { kept = WALSyncError(path: path, errno: code) }
+            return kept!
+        }
+    }
 
     /// Throws the first failed sync, if there was one.
     func refuseAfterFailure() throws {

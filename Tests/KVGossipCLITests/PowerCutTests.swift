@@ -122,6 +122,37 @@ import Testing
         print(disk.output.output.split(separator: "\n").filter { $0.contains(" of ") }.joined(separator: "\n"))
     }
 
+    /// A sync that fails inside SQLite's own commit (a local write syncs the log there) is as final
+    /// as a failed sync of the agent's (Docs/architecture.md §Durability): once the disk is back,
+    /// the agent still refuses every write, and `status` says why, until it is restarted.
+    @Test func aCommitWhoseSyncFailedLeavesTheAgentRefusingWrites() throws {
+        if let reason = CFixture.unavailableReason {
+            Issue.record("cannot build powercut-fs: \(reason)")
+            return
+        }
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let disk = try PowerCutDisk(in: cli)
+        defer { disk.stop() }
+        let root = try cli.keygen("root.key")
+        let data = disk.mountpoint + "/data"
+        let agent = try AgentProcess(cli: cli, name: "agent", data: data, socket: cli.path("agent.sock"), arguments: [
+            "agent", "--data", data, "--root", root, "--control", cli.path("agent.sock"), "--log-level", "debug", "--no-serf",
+            "--key", "root.key", "--listen", "127.0.0.1:\(LoopbackPort.free())",
+        ])
+        defer { agent.stop() }
+        #expect(try agent.run(["set", "/before", "1"]).status == 0)
+        // No peers and an idle log: the next sync on the disk is this write's, inside its commit.
+        try disk.cutAtNextSync()
+        #expect(try agent.run(["set", "/cut", "2"]).status != 0)
+        #expect(try disk.report().cuts == 1)
+        try disk.powerOn()
+        let after = try agent.run(["set", "/after", "3"])
+        #expect(after.status != 0 && after.stderr.contains("accepts no more writes"), "\(after)")
+        let problems = try agent.status()["problems"] as? [String] ?? []
+        #expect(problems.contains { $0.contains("accepts no more writes") }, "\(problems)")
+    }
+
     /// `echo VALUE > path` without a shell: true once close() reported success.
     static func save(_ value: String, to path: String) -> Bool {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

@@ -157,6 +157,24 @@ import KVGossipTestSupport
         #expect(c.isRevoked(g.id) && c.value("/app/x") == nil)
     }
 
+    /// A unsets the key whose record the revoked grant signed, and does not fall back to the root's
+    /// earlier value in its history; D never got alice's record and still holds the root's value as
+    /// current, which is valid, so reconciliation brings it back to A (Docs/contract.md §Revocation).
+    @Test func anEarlierValueHeldElsewhereComesBackAfterAnUnset() throws {
+        let a = node(), d = node()
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
+        let earlier = Fixture.record("/app/x", "by root", by: Fixture.root, at: Fixture.now - 1000)
+        try a.apply(earlier)
+        try d.apply(earlier)
+        try a.apply(Fixture.record("/app/x", "by alice", by: Fixture.alice, pool: [g]))
+        try a.apply(Revocation(cluster: Fixture.cluster, grantID: g.id, revokedAt: Fixture.now, signer: Fixture.root))
+        #expect(a.value("/app/x") == nil, "unset, with no fallback to the earlier value A holds in history")
+        _ = try SessionRun.run(a, d)
+        #expect(d.isRevoked(g.id))
+        #expect(a.value("/app/x") == "by root" && d.value("/app/x") == "by root")
+        #expect(try a.treeHash() == d.treeHash())
+    }
+
     @Test func refusalOfARevokedRecordCarriesTheRevocation() throws {
         let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/app/**"])
         let a = node()

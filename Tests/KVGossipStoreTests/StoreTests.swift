@@ -74,6 +74,38 @@ enum StoreFixture {
         #expect(syncsSeenByObserver.withLock { $0 } == [0, 1, 2])
     }
 
+    /// A sync of the log that fails is final (Docs/architecture.md §Durability): the peer's record
+    /// it was for is not acknowledged, and every later commit (a local write, a peer's record, a
+    /// grant) and every answer that needs a sync is refused, even once the log is back.
+    @Test func aFailedSyncOfTheLogRefusesEveryLaterWrite() throws {
+        let t = try TempStore()
+        let peer = PeerAddress(host: "10.0.0.2", port: 7947)
+        #expect(try t.store.apply(StoreFixture.record("/p/a", "1"), origin: .pushed(by: peer)) == .accepted)
+        // SQLite goes on writing the log through its open descriptor; the path a sync opens loops.
+        let log = t.store.walSync.path
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".aside")
+        try FileManager.default.createSymbolicLink(atPath: log, withDestinationPath: log)
+        #expect(throws: WALSyncError.self) { try t.store.apply(StoreFixture.record("/p/b", "2"), origin: .pushed(by: peer)) }
+        #expect(t.store.syncFailure?.contains("accepts no more writes") == true)
+        try FileManager.default.removeItem(atPath: log)
+        try FileManager.default.moveItem(atPath: log + ".aside", toPath: log)
+
+        #expect(throws: WALSyncError.self) { try t.store.apply(StoreFixture.record("/p/c", "3")) }
+        #expect(throws: WALSyncError.self) { try t.store.apply(StoreFixture.record("/p/d", "4"), origin: .pushed(by: peer)) }
+        #expect(throws: WALSyncError.self) { try t.store.addGrants([StoreFixture.grant(StoreFixture.root, to: StoreFixture.alice, ["/p/**"])]) }
+        #expect(throws: WALSyncError.self) { try t.store.syncPeerRecords() }
+        #expect(try t.store.record(Key("/p/c")) == nil && t.store.grants().isEmpty)
+    }
+
+    /// The writer is back at FULL after a peer's transaction whatever its outcome, so a grant or a
+    /// history bound written next syncs inside its commit (Docs/architecture.md §Durability).
+    @Test func theWriterIsBackAtFullAfterAFailedPeerTransaction() throws {
+        let t = try TempStore()
+        struct Refused: Error {}
+        #expect(throws: Refused.self) { try t.store.commit(.afterPublishing) { _, _ in throw Refused() } }
+        #expect(try t.store.synchronousLevel == 2)
+    }
+
     @Test func applyCloseReopenKeepsRecordsAndTreeHash() throws {
         let t = try TempStore()
         let before = t.store.treeHash
