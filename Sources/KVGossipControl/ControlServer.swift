@@ -29,6 +29,9 @@ public final class ControlServer: Sendable {
     let instanceID = secureRandomBytes(LinkIdentity.instanceBytes)
     /// Refusals of TCP clients, logged at a bounded rate.
     let refusalLog: RefusalLog
+    /// The socket this server put at its path, by device and inode: the only file `removeSocket`
+    /// may remove.
+    private let installed = Mutex<(path: String, device: UInt64, inode: UInt64)?>(nil)
 
     public init(handler: ControlHandler, logger: Logger, maxFrameBytes: Int = Limits.default.maxFrameBytes) {
         self.handler = handler
@@ -66,6 +69,8 @@ public final class ControlServer: Sendable {
         do {
             try Self.restrict(staging)
             guard staging == path || rename(staging, path) == 0 else { throw Self.failure("cannot move the control socket to \(path)", errno) }
+            var placed = stat()
+            if lstat(path, &placed) == 0 { installed.withLock { $0 = (path, UInt64(placed.st_dev), UInt64(placed.st_ino)) } }
         } catch {
             unlink(staging)
             try? await server.channel.close()
@@ -74,6 +79,19 @@ public final class ControlServer: Sendable {
         logger.info("control API listening", metadata: ["socket": "\(path)"])
         ready()
         try await acceptLocal(server)
+    }
+
+    /// Removes the socket `serveUnix` put at its path, if that path still holds it: never a socket
+    /// of another agent, nor a file that was there when this server refused to start.
+    public func removeSocket() {
+        installed.withLock { entry in
+            guard let socket = entry else { return }
+            var now = stat()
+            if lstat(socket.path, &now) == 0, UInt64(now.st_dev) == socket.device, UInt64(now.st_ino) == socket.inode {
+                unlink(socket.path)
+            }
+            entry = nil
+        }
     }
 
     /// Mode 0660, and the group `kvgossip` where it exists (Scripts/install creates it): its

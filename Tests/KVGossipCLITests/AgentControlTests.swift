@@ -233,6 +233,28 @@ import Testing
         #expect(agent.stop() == 0)
     }
 
+    /// An agent that refuses its control socket path leaves the path as it found it: another
+    /// agent's live socket keeps answering, and a file in the way keeps its bytes. Both used to be
+    /// unlinked on the way out; and an agent that stops removes the socket it put there.
+    @Test func anAgentThatRefusesTheSocketPathLeavesItAlone() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let first = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        try "precious\n".write(toFile: cli.path("precious.txt"), atomically: true, encoding: .utf8)
+        for (name, path) in [("second", first.socket), ("third", cli.path("precious.txt"))] {
+            let refused = try cli.run([
+                "agent", "--data", cli.path("\(name)-data"), "--root", root, "--control", path, "--no-serf",
+                "--listen", "127.0.0.1:\(LoopbackPort.free())",
+            ])
+            #expect(refused.status != 0, "\(name) started on \(path)")
+        }
+        #expect(try first.run(["set", "/still", "here"]).status == 0, "the first agent's socket still answers")
+        #expect(cli.read("precious.txt") == "precious\n")
+        #expect(first.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: first.socket), "a stopped agent removes its own socket")
+    }
+
     /// A stop by SIGTERM or SIGINT closes the store, the writer last, so SQLite copies the
     /// write-ahead log into the database file and removes it and its index: the file alone is a
     /// whole copy of the tree (Docs/operations.md §Backup and restore). Before, the agent exited

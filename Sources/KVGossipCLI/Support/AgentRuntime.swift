@@ -49,16 +49,18 @@ struct AgentRuntime: Sendable {
         do {
             try await serve(group: (server, engine, stop, notify, readiness), controlPath: controlPath, controlListen: controlListen, syncListen: syncListen)
         } catch {
-            await cleanUp(controlPath: controlPath)
+            await cleanUp(server)
             throw error
         }
-        await cleanUp(controlPath: controlPath)
+        await cleanUp(server)
     }
 
-    private func cleanUp(controlPath: String) async {
+    private func cleanUp(_ server: ControlServer) async {
         // Unmount first: no new writes while the rest shuts down.
         mount?.stop()
-        unlink(controlPath)
+        // Only the socket this agent put there: an agent that refused to start (another one
+        // serves the path, or a file is in the way) leaves the path as it found it.
+        server.removeSocket()
         await serfGossip?.session.close()
         // A graceful leave, so the other members see "left" at once rather than "failed" later.
         await embeddedSerf?.stop(gracefully: true)
