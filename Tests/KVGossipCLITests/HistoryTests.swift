@@ -118,6 +118,10 @@ import Testing
 
         // Exported evidence verifies on a machine that has only the root public key.
         #expect(try c.run(["log", key, "--export", cli.path("evidence.txt")]).status == 0)
+        // An existing file (a key, say) is replaced only with --force.
+        let again = try c.run(["log", key, "--export", cli.path("evidence.txt")])
+        #expect(again.status != 0 && again.stderr.contains("--force"), "\(again)")
+        #expect(try c.run(["log", key, "--export", cli.path("evidence.txt"), "--force"]).status == 0)
         let elsewhere = try CLIProcess()
         defer { elsewhere.cleanUp() }
         let evidence = try String(contentsOfFile: cli.path("evidence.txt"), encoding: .utf8)

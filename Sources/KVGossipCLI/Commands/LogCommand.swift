@@ -30,6 +30,7 @@ struct LogCommand: AsyncParsableCommand {
     @Flag(name: .customShort("p"), help: "Print a diff of each version against the one before it.") var patch = false
     @Option(help: ArgumentHelp("Write the versions as signed records to FILE (for `kvgossip inspect`).", valueName: "FILE"))
     var export: String?
+    @Flag(help: "Let --export replace an existing file.") var force = false
     @Option(help: ArgumentHelp("Read this data directory instead of asking the agent.", valueName: "DIR")) var data: String?
     @OptionGroup var control: ControlOptions
 
@@ -42,7 +43,7 @@ struct LogCommand: AsyncParsableCommand {
         if versions.isEmpty { throw CLIError("no versions of \(target) on this host") }
         let entries = try LogEntry.build(versions, withRecords: needRecords)
         if let export {
-            try LogExport.write(entries.compactMap(\.record), target: target, to: export)
+            try LogExport.write(entries.compactMap(\.record), target: target, to: export, force: force)
             FileHandle.standardError.write(Data("kvgossip: wrote \(entries.count) signed records to \(export); verify with: kvgossip inspect --root ROOT \(export)\n".utf8))
             return
         }

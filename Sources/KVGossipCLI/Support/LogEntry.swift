@@ -137,7 +137,8 @@ struct LogEntry {
 
 /// `log --export`: the versions as armored signed records, with a note on how to verify them.
 enum LogExport {
-    static func write(_ records: [Record], target: String, to path: String) throws {
+    /// Refuses to replace an existing file without `force`, as `keygen` and `grant` do (it could be a key).
+    static func write(_ records: [Record], target: String, to path: String, force: Bool) throws {
         var text = """
             # kvgossip log export of \(target): \(records.count) signed records, newest first per key.
             # Each record carries its own chain of grants; verify every signature and chain offline with
@@ -145,6 +146,6 @@ enum LogExport {
 
             """
         for record in records { text += Armor.render(.record, record.encoded) }
-        try StagedFile(Data(text.utf8), for: path, mode: 0o644).install()
+        try Files.create(path, contents: text, mode: 0o644, force: force)
     }
 }
