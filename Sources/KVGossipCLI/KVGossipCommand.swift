@@ -16,4 +16,21 @@ struct KVGossipCommand: AsyncParsableCommand {
             Grants.self, Revoke.self, Keygen.self, Pubkey.self, GrantCommand.self, Inspect.self, Unmount.self, MountHelper.self,
         ]
     )
+
+    /// ArgumentParser's own entry, and then what `print` buffered is flushed while the command can
+    /// still fail: output lost to a full disk must not end in status 0.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            StandardStreams.flushPrinted()
+        } catch {
+            StandardStreams.flushPrinted()
+            exit(withError: error)
+        }
+    }
 }

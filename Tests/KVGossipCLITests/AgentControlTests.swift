@@ -233,6 +233,34 @@ import Testing
         #expect(agent.stop() == 0)
     }
 
+    /// Output that cannot be written (a full disk, a reader that went away) and input that cannot
+    /// be read (a directory, more than a value may hold) end a command with status 1 and a sentence,
+    /// never a trap; output lost to a full disk is never status 0.
+    @Test func unwritableOutputAndUnreadableInputFailWithASentence() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        func sh(_ command: String) throws -> CLIProcess.Result {
+            try MountAgentTests.shell("\(CLIProcess.binary) \(command.replacingOccurrences(of: "@", with: "--control \(agent.socket)"))", in: cli)
+        }
+        #expect(try sh("set /big @ < \(CLIProcess.binary)").status != 0, "a binary over 1 MiB is over the limit")
+        #expect(try MountAgentTests.shell("head -c 100000 /dev/urandom > big.bin", in: cli).status == 0)
+        #expect(try sh("set /big @ < big.bin").status == 0)
+        for command in ["get /big @ > /dev/full", "get --json /big @ > /dev/full", "ls @ > /dev/full", "status @ > /dev/full"] {
+            let full = try sh(command)
+            #expect(full.status == 1 && full.stderr.contains("No space left on device"), "\(command): \(full)")
+        }
+        // A reader that stops after one byte: the command ends quietly.
+        #expect(try sh("get /big @ 2> closed.txt | head -c1 > /dev/null").status == 0)
+        #expect(cli.read("closed.txt") == "", "\(cli.read("closed.txt") ?? "")")
+        let directory = try sh("set /d @ < /tmp")
+        #expect(directory.status == 1 && directory.stderr.contains("Is a directory"), "\(directory)")
+        let huge = try sh("set /h @ < /dev/zero")
+        #expect(huge.status == 1 && huge.stderr.contains("over the limit"), "\(huge)")
+        #expect(try agent.run(["get", "/h"]).status != 0 && agent.run(["get", "/d"]).status != 0)
+    }
+
     /// An agent that refuses its control socket path leaves the path as it found it: another
     /// agent's live socket keeps answering, and a file in the way keeps its bytes. Both used to be
     /// unlinked on the way out; and an agent that stops removes the socket it put there.

@@ -141,6 +141,14 @@ import Testing
         #expect(badPattern.status != 0 && badPattern.stderr.contains("invalid pattern"))
         let missing = try cli.run(["inspect", "nope"])
         #expect(missing.status != 0 && missing.stderr.contains("cannot read"))
+        // Numbers past what a setting can hold are named, not trapped on.
+        let tooLong = try cli.run(["grant", "--issuer-key", "root.key", "--to", "ed25519:" + String(repeating: "A", count: 43), "--pattern", "/a", "--expires", "213503982334d", "--out", "g"])
+        #expect(tooLong.status != 0 && tooLong.stderr.contains("more than 100 years"), "\(tooLong)")
+        let root = try cli.run(["pubkey", "--key", "root.key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let infinite = try cli.run(["agent", "--data", cli.path("d"), "--root", root, "--sync-interval", "inf", "--max-skew", "nan", "--check-config"])
+        #expect(infinite.status == 1 && infinite.stderr.contains("syncInterval: must be positive") && infinite.stderr.contains("maxSkewSeconds: must be positive"), "\(infinite)")
+        let huge = try cli.run(["agent", "--data", cli.path("d"), "--root", root, "--max-skew", "1e308", "--no-serf", "--control", cli.path("a.sock")])
+        #expect(huge.status == 1 && huge.stderr.contains("maxSkewSeconds"), "\(huge)")
     }
 
     /// Failures of the system say what failed in the system's words, not as a dump of Foundation's

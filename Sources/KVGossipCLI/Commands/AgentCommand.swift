@@ -112,6 +112,8 @@ struct AgentCommand: AsyncParsableCommand {
             if let data = settings.data, let refusal = try Store.schemaProblem(directory: data) { problems.append("data: \(refusal)") }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            // Printed as given, even a number JSON cannot hold: the problems below name it.
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             print(String(decoding: try encoder.encode(settings), as: UTF8.self))
             if problems.isEmpty {
                 print("configuration OK")

@@ -21,7 +21,9 @@ struct SetCommand: AsyncParsableCommand {
     @Flag(help: "Print the stored record as JSON.") var json = false
 
     func run() async throws {
-        let bytes: Data = if let value, value != "-" { Data(value.utf8) } else { FileHandle.standardInput.readDataToEndOfFile() }
+        let limit = Limits.default.maxValueBytes
+        let bytes: Data = if let value, value != "-" { Data(value.utf8) } else { try StandardStreams.readInput(limit: limit) }
+        if bytes.count > limit { throw CLIError("the value is \(bytes.count) bytes, over the limit of \(limit)") }
         let response: ControlResponse
         if let keyFile {
             let signer = try Files.signingKey(keyFile)
@@ -37,7 +39,8 @@ struct SetCommand: AsyncParsableCommand {
             }
         }
         if json, let record = response.record { try JSONOutput.print(record) }
-        if response.outcome == "superseded" { FileHandle.standardError.write(Data("kvgossip: a newer value already holds \(key)\n".utf8)) }
+        // Nothing was written: a failure, as `revert` says in the same case.
+        if response.outcome == "superseded" { throw CLIError("a newer value already holds \(key); nothing was written") }
     }
 }
 
@@ -54,7 +57,7 @@ struct Get: AsyncParsableCommand {
         if json {
             try JSONOutput.print(record)
         } else {
-            FileHandle.standardOutput.write(record.value)
+            StandardStreams.write(record.value)
         }
     }
 }
@@ -98,7 +101,7 @@ struct Ls: AsyncParsableCommand {
                         print(r.key)
                     }
                 }
-                fflush(nil)
+                StandardStreams.flushPrinted()
             })
         } catch let error as ControlError {
             await client.close()
@@ -152,7 +155,7 @@ struct Watch: AsyncParsableCommand {
             case .fellBehind:
                 FileHandle.standardError.write(Data("kvgossip: fell behind: the agent dropped changes this watch read too slowly; the current values follow again\n".utf8))
             }
-            fflush(nil)
+            StandardStreams.flushPrinted()
         }
     }
 }

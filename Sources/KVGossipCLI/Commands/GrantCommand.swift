@@ -57,11 +57,17 @@ struct GrantCommand: ParsableCommand {
     @Flag(help: "Print the grant's id and fields as JSON.")
     var json = false
 
+    static let longestExpiryMs: UInt64 = 36_500 * 86_400_000
+
     func validate() throws {
         if pattern.isEmpty && !member { throw ValidationError("give at least one --pattern, or --member for a grant that only admits a peer") }
         if !pattern.isEmpty && member { throw ValidationError("--member grants write nothing: leave out --pattern") }
-        if let expires, DurationText.milliseconds(expires) == nil {
-            throw ValidationError("--expires: \"\(expires)\" is not a duration like 90s, 15m, 12h or 30d")
+        if let expires {
+            guard let ms = DurationText.milliseconds(expires) else {
+                throw ValidationError("--expires: \"\(expires)\" is not a duration like 90s, 15m, 12h or 30d")
+            }
+            // Far enough for any grant, and it keeps the expiry a time every node can count to.
+            if ms > Self.longestExpiryMs { throw ValidationError("--expires: \(expires) is more than 100 years; leave --expires out for a grant that does not expire") }
         }
     }
 

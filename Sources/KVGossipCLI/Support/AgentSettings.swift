@@ -114,6 +114,11 @@ struct AgentSettings: Codable, Equatable {
         return bounds
     }
 
+    /// The longest time any setting counted in seconds may name: a day.
+    static let longestSeconds: Double = 86_400
+
+    static func isSeconds(_ value: Double?) -> Bool { value.map { $0 > 0 && $0 <= longestSeconds } ?? false }
+
     /// Every problem at once, so `--check-config` reports them all.
     func problems() -> [String] {
         var out: [String] = []
@@ -129,8 +134,10 @@ struct AgentSettings: Codable, Equatable {
         if PeerAddress(parsing: serfBind ?? "") == nil { out.append("serfBind: expected HOST:PORT") }
         if PeerAddress(parsing: serfRPC ?? "") == nil { out.append("serfRPC: expected HOST:PORT") }
         if !["lan", "wan", "local"].contains(serfProfile ?? "") { out.append("serfProfile: lan, wan or local") }
-        if !((syncInterval ?? 0) > 0) { out.append("syncInterval: must be positive") }
-        if !((maxSkewSeconds ?? 0) > 0) { out.append("maxSkewSeconds: must be positive") }
+        // Bounded above too: the agent counts in milliseconds, and a day is already far past any use.
+        for (name, value) in [("syncInterval", syncInterval), ("maxSkewSeconds", maxSkewSeconds)] where !Self.isSeconds(value) {
+            out.append("\(name): must be positive and at most \(Int(Self.longestSeconds)) seconds, got \(value.map { "\($0)" } ?? "none")")
+        }
         let counts: [(String, Int?)] = [
             ("controlConnections", controlConnections), ("controlConnectionsPerAddress", controlConnectionsPerAddress),
             ("controlWatchesPerConnection", controlWatchesPerConnection), ("controlWatches", controlWatches),
@@ -139,7 +146,9 @@ struct AgentSettings: Codable, Equatable {
         for (name, value) in counts where value.map({ $0 < 1 }) == true { out.append("\(name): must be at least 1") }
         if let historyVersions, historyVersions < 0 { out.append("historyVersions: must be 0 (no history) or more") }
         if let historyBytes, historyBytes < 0 { out.append("historyBytes: must be 0 (no history) or more") }
-        if let controlFrameSeconds, !(controlFrameSeconds > 0) { out.append("controlFrameSeconds: must be positive") }
+        if let controlFrameSeconds, !Self.isSeconds(controlFrameSeconds) {
+            out.append("controlFrameSeconds: must be positive and at most \(Int(Self.longestSeconds)) seconds, got \(controlFrameSeconds)")
+        }
         if let controlListen, case .unix = ControlEndpoint(parsing: controlListen) {
             out.append("controlListen: expected HOST:PORT, got \(controlListen)")
         }
