@@ -25,7 +25,7 @@ enum StaleMount {
     /// Removes stale FUSE mounts stacked at `mountpoint`; throws if a live one is there.
     static func recover(_ mountpoint: String, logger: Logger) throws {
         for _ in 0..<8 {
-            guard let top = entries(at: mountpoint).last(where: { $0.fsType == "fuse" || $0.fsType.hasPrefix("fuse.") }) else { return }
+            guard let top = entries(at: mountpoint).last(where: isFuse) else { return }
             switch probe(mountpoint, timeout: 2) {
             case .answers:
                 throw MountError.alreadyMounted("\(mountpoint) is already a live FUSE mount (\(top.fsType))")
@@ -43,26 +43,36 @@ enum StaleMount {
     /// Aborts the mount's FUSE connection, if the kernel still has it, then detaches it. Aborting
     /// first fails every request still waiting on a daemon that will never answer (one that died
     /// holding the device, or hangs), so nothing stays blocked on the old mount once it is gone.
-    static func abortAndDetach(_ entry: Entry, logger: Logger) {
+    @discardableResult
+    static func abortAndDetach(_ entry: Entry, logger: Logger) -> String? {
         if FuseConnections.exists(entry.minor) { FuseConnections.abort(entry.minor, logger: logger) }
-        detach(entry.mountPoint, logger: logger)
+        return detach(entry.mountPoint, logger: logger)
     }
 
-    /// `fusermount3 -uz`: a lazy unmount also works while something is still inside.
-    static func detach(_ mountpoint: String, logger: Logger) {
-        if umount2(mountpoint, Int32(MNT_DETACH)) == 0 { return }
-        let code = errno
+    /// `fusermount3 -uz`: a lazy unmount also works while something is still inside. Nil when
+    /// detached, else why not.
+    @discardableResult
+    static func detach(_ mountpoint: String, logger: Logger) -> String? {
+        if umount2(mountpoint, Int32(MNT_DETACH)) == 0 { return nil }
+        let reason = String(cString: strerror(errno))
         // Without privileges, the setuid helper can do it for mounts this user made.
         let helper = Process()
         helper.executableURL = URL(fileURLWithPath: "/bin/fusermount3")
         helper.arguments = ["-uz", mountpoint]
+        helper.standardError = FileHandle(forWritingAtPath: "/dev/null")
         do {
             try helper.run()
             helper.waitUntilExit()
-        } catch {
-            logger.error("cannot unmount stale mount", metadata: ["mountpoint": "\(mountpoint)", "errno": "\(code)"])
-        }
+            if helper.terminationStatus == 0 { return nil }
+        } catch {}
+        logger.error("cannot unmount stale mount", metadata: ["mountpoint": "\(mountpoint)", "error": "\(reason)"])
+        return reason
     }
+
+    /// The type KVGossip's mounts have in the mount table (`fsname=kvgossip,subtype=kvgossip`).
+    static let fsType = "fuse.kvgossip"
+
+    static func isFuse(_ entry: Entry) -> Bool { entry.fsType == "fuse" || entry.fsType.hasPrefix("fuse.") }
 
     /// statfs(2) on another thread, so a hung mount cannot hang the caller. Not stat(2): the
     /// kernel can answer stat of a dead mount's root from its attribute cache, while statfs always
@@ -158,22 +168,30 @@ public enum MountCleanup {
         case detachedLive
         /// A dead or hung mount: its connection was aborted and the mount detached.
         case abortedAndDetached
+        /// The FUSE mount there is another filesystem's (its type): left alone.
+        case notKVGossip(String)
+        /// The mount could not be detached (why: without privileges, most often).
+        case failed(String)
     }
 
-    /// Detaches every FUSE mount stacked at `mountpoint`; a mount that does not answer has its
-    /// connection aborted first.
+    /// Detaches every KVGossip mount stacked at `mountpoint`; a mount that does not answer has its
+    /// connection aborted first. Another filesystem's FUSE mount on top is left alone, and a mount
+    /// that stays attached is reported, not counted as done.
     public static func unmount(_ mountpoint: String, logger: Logger) -> Outcome {
         let path = StaleMount.normalized(mountpoint)
         var outcome = Outcome.notMounted
         for _ in 0..<8 {
-            guard let top = StaleMount.entries(at: path).last(where: { $0.fsType == "fuse" || $0.fsType.hasPrefix("fuse.") }) else { break }
+            guard let top = StaleMount.entries(at: path).last(where: StaleMount.isFuse) else { break }
+            guard top.fsType == StaleMount.fsType else { return outcome == .notMounted ? .notKVGossip(top.fsType) : outcome }
+            let failure: String?
             if case .answers = StaleMount.probe(path, timeout: 2) {
-                StaleMount.detach(path, logger: logger)
+                failure = StaleMount.detach(path, logger: logger)
                 if outcome == .notMounted { outcome = .detachedLive }
             } else {
-                StaleMount.abortAndDetach(top, logger: logger)
+                failure = StaleMount.abortAndDetach(top, logger: logger)
                 outcome = .abortedAndDetached
             }
+            if let failure { return .failed(failure) }
         }
         return outcome
     }

@@ -119,10 +119,34 @@ import KVGossipTestSupport
         let dead = try start()
         dead.stop(signal: SIGKILL)
         #expect(Unmounted.isMounted(mountpoint), "a SIGKILLed agent leaves its mount listed")
+        // A user who may not abort or detach it is told so, not told it is done.
+        if try Self.shell("runuser -u nobody -- \(CLIProcess.binary) --version", in: cli).status == 0 {
+            let refused = try Self.shell("runuser -u nobody -- \(CLIProcess.binary) unmount \(mountpoint)", in: cli)
+            #expect(refused.status != 0 && refused.stderr.contains("cannot detach"), "\(refused)")
+            #expect(Unmounted.isMounted(mountpoint))
+        } else {
+            print("kvgossipUnmountClearsALiveAHungAndADeadMount: user nobody cannot run \(CLIProcess.binary); its part skipped")
+        }
         let cleared = try cli.run(["unmount", mountpoint])
         #expect(cleared.status == 0 && !Unmounted.isMounted(mountpoint), "\(cleared)")
         let again = try cli.run(["unmount", mountpoint])
         #expect(again.status == 0 && again.stdout.isEmpty, "nothing mounted: nothing to do, and success")
+    }
+
+    /// `kvgossip unmount` clears KVGossip's mounts only: another filesystem's FUSE mount at the
+    /// path is left mounted, and the command says so and fails.
+    @Test func kvgossipUnmountLeavesAnotherFilesystemsMountAlone() throws {
+        if let reason = CFixture.unavailableReason {
+            Issue.record("cannot build powercut-fs: \(reason)")
+            return
+        }
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let disk = try PowerCutDisk(in: cli)
+        defer { disk.stop() }
+        let refused = try cli.run(["unmount", disk.mountpoint])
+        #expect(refused.status != 0 && refused.stderr.contains("not a KVGossip one"), "\(refused)")
+        #expect(Readiness.mountAnswers(at: disk.mountpoint), "the other filesystem is still mounted and serving")
     }
 
     @Test func cliChangesRaiseInotifyEventsAndFreshReads200Times() throws {

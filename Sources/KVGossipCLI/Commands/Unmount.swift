@@ -26,6 +26,8 @@ struct Unmount: ParsableCommand {
         case .notMounted: break
         case .detachedLive: print("detached \(target) (its agent is running and will mount it again)")
         case .abortedAndDetached: print("aborted the connection of \(target) and detached it")
+        case .notKVGossip(let type): throw CLIError("\(target) is a \(type) mount, not a KVGossip one; leaving it alone")
+        case .failed(let reason): throw CLIError("cannot detach \(target): \(reason)")
         }
     }
 }
