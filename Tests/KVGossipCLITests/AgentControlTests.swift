@@ -261,6 +261,25 @@ import Testing
         #expect(try agent.run(["get", "/h"]).status != 0 && agent.run(["get", "/d"]).status != 0)
     }
 
+    /// A command waits a bounded time for its answer ($KVGOSSIP_TIMEOUT): an agent that is stopped
+    /// still accepts the connection, and the command used to wait for good.
+    @Test func aCommandGivesUpOnAnAgentThatDoesNotAnswer() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        kill(agent.pid, SIGSTOP)
+        defer { kill(agent.pid, SIGCONT) }
+        // Under timeout(1), so a command that still waits for good fails this test instead of hanging it.
+        func bounded(_ command: String) throws -> CLIProcess.Result {
+            try MountAgentTests.shell("KVGOSSIP_TIMEOUT=1 timeout 60 \(CLIProcess.binary) \(command) --control \(agent.socket)", in: cli)
+        }
+        let status = try bounded("status")
+        #expect(status.status == 1 && status.stderr.contains("did not answer status"), "\(status)")
+        let set = try bounded("set /late v")
+        #expect(set.status == 1 && set.stderr.contains("the write may still be applied"), "\(set)")
+    }
+
     /// An agent that refuses its control socket path leaves the path as it found it: another
     /// agent's live socket keeps answering, and a file in the way keeps its bytes. Both used to be
     /// unlinked on the way out; and an agent that stops removes the socket it put there.

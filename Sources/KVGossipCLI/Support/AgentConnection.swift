@@ -69,13 +69,48 @@ struct ControlOptions: ParsableArguments {
 }
 
 extension ControlClient {
+    /// How long a command waits for one answer: $KVGOSSIP_TIMEOUT seconds, else 30. An agent
+    /// stopped (SIGSTOP) or wedged still accepts connections, and without a bound the command
+    /// waited for good. (`sync`, which reconciles with peers for as long as that takes, asks with
+    /// `call` and is not bounded.)
+    static var answerTimeout: Duration {
+        let seconds = ProcessInfo.processInfo.environment["KVGOSSIP_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 && $0 <= 86_400 ? $0 : nil }
+        return .milliseconds(Int((seconds ?? 30) * 1000))
+    }
+
     /// One request, one answer on this connection; a refusal becomes an error that carries its
     /// reason code (as `ControlOptions.call` does).
     func request(_ op: ControlRequestOperation, _ build: (inout ControlRequest) -> Void = { _ in }) async throws -> ControlResponse {
-        let response = try await call(build, op: op)
+        var template = ControlRequest(id: 0, op: op)
+        build(&template)
+        let asked = template
+        let endpoint = self.endpoint
+        let timeout = Self.answerTimeout
+        let response = try await withThrowingTaskGroup(of: ControlResponse.self) { group in
+            group.addTask {
+                try await self.call({ request in
+                    let id = request.id
+                    request = asked
+                    request.id = id
+                }, op: op)
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw CLIError(
+                    "the agent at \(endpoint) did not answer \(op.rawValue) within \(timeout) (is it stopped or overloaded? KVGOSSIP_TIMEOUT sets the wait)"
+                        + (op.changesTheTree ? "; the write may still be applied when it resumes" : ""))
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
         if !response.ok, let error = response.error { throw CLIError("\(error.reason): \(error.message)") }
         return response
     }
+}
+
+extension ControlRequest.Operation {
+    /// Whether an answer that never came may still mean the tree changed.
+    var changesTheTree: Bool { [.mint, .put, .delete, .revoke, .grantsAdd].contains(self) }
 }
 
 typealias ControlRequestOperation = ControlRequest.Operation
