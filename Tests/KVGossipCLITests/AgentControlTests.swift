@@ -361,5 +361,11 @@ import Testing
         #expect(broken.status != 0 && broken.stderr.contains("not valid JSON"))
         let noRoot = try cli.run(["agent", "--check-config"])
         #expect(noRoot.status != 0 && noRoot.stderr.contains("root: required"))
+        // A misspelt field is named, not ignored (it would leave its setting at the default).
+        try #"{"root": "x", "mountUid": 5}"#.write(toFile: cli.path("typo.json"), atomically: true, encoding: .utf8)
+        let typo = try cli.run(["agent", "--config", "typo.json", "--check-config"])
+        #expect(typo.status != 0 && typo.stderr.contains(#"unknown field "mountUid""#) && typo.stderr.contains("mountUID"), "\(typo)")
+        let missing = try cli.run(["agent", "--config", cli.path("absent.json"), "--check-config"])
+        #expect(missing.status != 0 && missing.stderr.contains("No such file or directory") && !missing.stderr.contains("Domain"), "\(missing)")
     }
 }

@@ -81,8 +81,17 @@ struct AgentSettings: Codable, Equatable {
         return out
     }
 
+    /// Reads a settings file. Unknown fields are refused, as the template tool refuses them: a
+    /// misspelt `mountUid` must not silently leave the mount owned by root.
     static func load(_ path: String) throws -> AgentSettings {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError("cannot read \(path): \(Files.reason(error))") }
+        if let top = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+            let unknown = top.keys.filter { !Self.fieldNames.contains($0) }.sorted()
+            if !unknown.isEmpty {
+                throw CLIError("\(path): unknown field \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) (known: \(Self.fieldNames.sorted().joined(separator: ", ")))")
+            }
+        }
         let decoder = JSONDecoder()
         do { return try decoder.decode(AgentSettings.self, from: data) } catch let DecodingError.dataCorrupted(context) {
             throw CLIError("\(path): not valid JSON: \(context.debugDescription)")
@@ -92,6 +101,9 @@ struct AgentSettings: Codable, Equatable {
             throw CLIError("\(path): \(error)")
         }
     }
+
+    /// Every field's name as the file spells it (the properties', which the coding keys repeat).
+    static let fieldNames = Set(Mirror(reflecting: AgentSettings()).children.compactMap(\.label))
 
     /// The control API's limits: the defaults, with whatever the settings name.
     var controlLimits: ControlLimits {
