@@ -141,6 +141,12 @@ import Testing
         #expect(badPattern.status != 0 && badPattern.stderr.contains("invalid pattern"))
         let missing = try cli.run(["inspect", "nope"])
         #expect(missing.status != 0 && missing.stderr.contains("cannot read"))
+        // A proof file that holds no grant is named, not skipped; --proof needs --key-file.
+        try "garbage\n".write(toFile: cli.path("garbage"), atomically: true, encoding: .utf8)
+        let noGrant = try cli.run(["grant", "--issuer-key", "root.key", "--to", "ed25519:" + String(repeating: "A", count: 43), "--pattern", "/a", "--proof", "garbage", "--out", "g"])
+        #expect(noGrant.status != 0 && noGrant.stderr.contains("garbage holds no grant"), "\(noGrant)")
+        let loneProof = try cli.run(["set", "/a", "v", "--proof", "garbage"])
+        #expect(loneProof.status != 0 && loneProof.stderr.contains("--proof goes with --key-file"), "\(loneProof)")
         // Numbers past what a setting can hold are named, not trapped on.
         let tooLong = try cli.run(["grant", "--issuer-key", "root.key", "--to", "ed25519:" + String(repeating: "A", count: 43), "--pattern", "/a", "--expires", "213503982334d", "--out", "g"])
         #expect(tooLong.status != 0 && tooLong.stderr.contains("more than 100 years"), "\(tooLong)")

@@ -20,6 +20,10 @@ struct SetCommand: AsyncParsableCommand {
     @OptionGroup var control: ControlOptions
     @Flag(help: "Print the stored record as JSON.") var json = false
 
+    func validate() throws {
+        if !proof.isEmpty && keyFile == nil { throw ValidationError("--proof goes with --key-file") }
+    }
+
     func run() async throws {
         let limit = Limits.default.maxValueBytes
         let bytes: Data = if let value, value != "-" { Data(value.utf8) } else { try StandardStreams.readInput(limit: limit) }

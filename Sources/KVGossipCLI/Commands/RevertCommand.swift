@@ -68,7 +68,8 @@ struct RevertCommand: AsyncParsableCommand {
             throw ValidationError("VERSION: a digest (8 or more hex digits) or a raw timestamp, as `kvgossip log \(key)` prints them")
         }
         let matches = try await HistorySource.agent(client).everyPage(target: key, isPattern: false, encoding: true)
-            .filter { $0.digest.hasPrefix(wanted) || $0.timestamp == byTime }
+            // A digest is named by 8 digits or more, even when they are all decimal (so also a timestamp).
+            .filter { (wanted.count >= 8 && $0.digest.hasPrefix(wanted)) || $0.timestamp == byTime }
         guard let match = matches.first else { throw CLIError("no version \(version) of \(key) on this host (`kvgossip log \(key)` lists them)") }
         guard matches.count == 1 else {
             throw CLIError("\(version) names \(matches.count) versions of \(key): \(matches.map { $0.digest.prefix(16) }.joined(separator: ", ")); give more digits")

@@ -66,11 +66,19 @@ enum Files {
         return out
     }
 
+    /// The grants in the given files. A file that holds none (a key, garbage, an empty file) is an
+    /// error: skipping it made a proof silently shorter than the one asked for.
     static func grants(_ paths: [String]) throws -> [Grant] {
-        try blocks(paths).compactMap { path, block in
-            guard block.kind == .grant else { return nil }
-            do { return try Grant(decoding: block.bytes) } catch { throw CLIError("\(path): \(error)") }
+        var out: [Grant] = []
+        for path in paths {
+            let found = try blocks([path]).compactMap { _, block -> Grant? in
+                guard block.kind == .grant else { return nil }
+                do { return try Grant(decoding: block.bytes) } catch { throw CLIError("\(path): \(error)") }
+            }
+            if found.isEmpty { throw CLIError("\(path) holds no grant (a GRANT block, as `kvgossip grant` writes)") }
+            out += found
         }
+        return out
     }
 }
 
