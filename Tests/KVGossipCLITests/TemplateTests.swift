@@ -329,6 +329,23 @@ import Testing
         #expect(dotLast.stderr.contains("`.last`"), "\(dotLast.stderr)")
     }
 
+    /// A set whose second destination is a directory is not replaced at all: the first file keeps
+    /// its old bytes (it used to be replaced before the second rename failed;
+    /// Docs/templates.md §Render cycle).
+    @Test func aSetThatCannotBeReplacedWholeIsNotReplacedAtAll() throws {
+        let w = try World()
+        defer { w.cli.cleanUp() }
+        try w.set([("/s", "new")])
+        try w.cli.write("t.tmpl", #"{{ "/s"|key }}"#)
+        try w.cli.write("first.out", "old")
+        try FileManager.default.createDirectory(atPath: w.cli.path("second.out"), withIntermediateDirectories: false)
+        let run = try w.cli.run(["template", "--once", "--control", w.agent.socket, "--template", "t.tmpl:first.out", "--template", "t.tmpl:second.out"])
+        #expect(run.status == 1 && run.stderr.contains("Is a directory"), "\(run)")
+        #expect(w.cli.read("first.out") == "old")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: w.cli.directory.path).filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty, "staged files are removed: \(leftovers)")
+    }
+
     /// `--once` started before its agent waits for it (a unit ordered only after the agent's start,
     /// or a boot script), then renders and exits 0 (Docs/templates.md §Usage).
     @Test func onceWaitsForAnAgentThatIsNotUpYet() throws {

@@ -56,6 +56,14 @@ struct StagedFile {
         }
     }
 
+    /// Why `install` is bound to fail, when that can be known before any file of a set is replaced
+    /// (a directory where the file goes), else nil.
+    func obstacle() -> String? {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return nil }
+        return "cannot replace \(path): Is a directory"
+    }
+
     /// Drops the staged contents; `path` keeps its old bytes.
     func discard() {
         unlink(temporary)

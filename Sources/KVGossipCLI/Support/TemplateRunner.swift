@@ -225,6 +225,11 @@ actor TemplateRunner {
                 return true
             }
         }
+        // A set is replaced whole or not at all: what would stop a rename halfway is looked for first.
+        if let obstacle = staged.lazy.compactMap({ $0.file.obstacle() }).first {
+            fail([obstacle], "cannot replace an output; the old files stay")
+            return false
+        }
         for (i, file) in staged {
             do {
                 try file.install()
