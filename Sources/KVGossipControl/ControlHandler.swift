@@ -58,7 +58,8 @@ public struct ControlHandler: Sendable {
     public func handle(_ req: ControlRequest, transport: Transport) -> ControlResponse {
         do {
             if transport == .remote, [.mint, .delete, .grantsAdd].contains(req.op) {
-                return .failure(req.id, "no-authority", "\(req.op.rawValue) signs with this node's key and is only served on the local socket; send a client-signed record with put")
+                let instead = req.op == .grantsAdd ? "give the agent its grants on its host" : "send a client-signed record with put"
+                return .failure(req.id, "no-authority", "\(req.op.rawValue) signs with this node's key or changes what it signs with, and is only served on the local socket; \(instead)")
             }
             switch req.op {
             case .get: return try get(req)
@@ -167,8 +168,11 @@ public struct ControlHandler: Sendable {
             case .refused(let refusal): "\(g.id.hex) refused: \(refusal)"
             }
         }
-        r.ok = !outcomes.contains { if case .refused = $0 { true } else { false } }
-        if !r.ok { r.error = ControlError(reason: "no-authority", message: r.grantResults!.joined(separator: "; ")) }
+        // Each grant stands alone: those refused are named, with the first refusal's reason as the
+        // answer's, and the others are kept.
+        let firstRefusal = outcomes.lazy.compactMap { if case .refused(let refusal) = $0 { refusal } else { nil } }.first
+        r.ok = firstRefusal == nil
+        if let firstRefusal { r.error = ControlError(reason: firstRefusal.reason.rawValue, message: r.grantResults!.joined(separator: "; ")) }
         return r
     }
 

@@ -135,6 +135,12 @@ import Testing
         _ = try cli.keygen("mallory.key")
         let forged = try agent.run(["revoke", "--key", "mallory.key", "other.grant"])
         #expect(forged.status != 0 && forged.stderr.contains("no-authority"))
+
+        // Grants given together stand alone: the good one is kept, the revoked one is refused, and
+        // the answer's reason is that refusal's (it was always no-authority).
+        let added = try agent.run(["grants", "add", "other.grant", "alice.grant"])
+        #expect(added.status != 0 && added.stderr.contains("revoked:") && !added.stderr.contains("no-authority"), "\(added)")
+        #expect(added.stderr.contains("added"), "\(added)")
     }
 
     @Test func watchStreamsInitialStateThenChanges() throws {
