@@ -37,8 +37,10 @@ public struct TemplateSpec: Codable, Sendable, Equatable {
     public var permissions: UInt32 {
         get throws(TemplateConfigError) {
             guard let mode else { return 0o644 }
-            guard let bits = UInt32(mode, radix: 8), bits <= 0o7777 else {
-                throw TemplateConfigError("mode of \(destination): expected octal permission bits such as 0644, got \"\(mode)\"")
+            // Permission bits only: set-user-ID, set-group-ID and sticky bits on a file a root
+            // daemon renders from the tree are refused.
+            guard let bits = UInt32(mode, radix: 8), bits <= 0o777 else {
+                throw TemplateConfigError("mode of \(destination): expected octal permission bits up to 0777 such as 0644, got \"\(mode)\"")
             }
             return bits
         }

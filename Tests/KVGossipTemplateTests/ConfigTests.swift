@@ -40,6 +40,9 @@ struct ConfigTests {
         #expect(config.problems().count == 4, "\(config.problems())")
         config = TemplateSetConfig()
         #expect(config.problems().first?.hasPrefix("templates:") == true)
+        // Set-user-ID, set-group-ID and sticky bits are not permission bits a render may give.
+        config = try decode(#"{"templates": [{"source": "a", "destination": "/x", "mode": "4755"}]}"#)
+        #expect(config.problems().contains { $0.contains("up to 0777") }, "\(config.problems())")
     }
 
     @Test func flagsAddTemplatesAndOverrideTheRest() throws {
