@@ -64,6 +64,9 @@ import Testing
         #expect(items?.first?["patterns"] as? [String] == ["/app/*/version"])
         #expect(items?.first?["signatureValid"] as? Bool == true)
         #expect(items?.last?["mayDelegate"] as? Bool == true)
+        // --expires 90d: the team's grant ends 90 days after it starts.
+        let dates = ["notBefore", "expires"].map { field in (items?.last?[field] as? String).flatMap { try? Date($0, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) } }
+        #expect(dates[0] != nil && dates[1].map { $0.timeIntervalSince(dates[0]!) } == 90 * 86_400, "\(String(describing: items?.last))")
     }
 
     @Test func inspectFlagsATamperedGrant() throws {

@@ -331,6 +331,10 @@ enum StoreFixture {
         #expect(store.prechecked.withLock { $0.isEmpty })
         store.precheck(Array(batches[0].prefix(63)))  // too small to be worth it
         #expect(store.prechecked.withLock { $0.isEmpty })
+        // A clock stepped back ages checks too: they were judged by a clock ahead of the apply's.
+        store.precheck(batches[3])
+        clock.withLock { $0 -= Store.precheckedMaxAgeMs + 1 }
+        #expect(store.takePrechecked(batches[3]) == nil)
     }
 
     @Test func mintOrdersAfterAFutureDatedValue() throws {
