@@ -156,7 +156,7 @@ let package = Package(
         // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.
         .testTarget(
             name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"], exclude: ["Fixtures"]),
-        .testTarget(name: "KVGossipSyncTests", dependencies: ["KVGossipSync"]),
+        .testTarget(name: "KVGossipSyncTests", dependencies: ["KVGossipSync", "KVGossipNode", "KVGossipStore", "KVGossipCore"]),
         .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(
             name: "KVGossipMountTests",
