@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import KVGossipTestSupport
+import Testing
 
 /// The powercut-fs fixture (Fixtures/powercut-fs.c) mounted for one test: a disk with a volatile
 /// write cache, whose file data is durable only once fsync'd, and whose power the test can cut.
@@ -17,6 +18,14 @@ final class PowerCutDisk: @unchecked Sendable {
     /// What the disk says about itself (reading its control file).
     struct Report {
         var cuts = 0, dropped = 0, files = 0, open = 0, dead = 0, armed = 0
+    }
+
+    /// Whether this machine can compile the fixture; when not, the calling test records why and
+    /// should stop.
+    static func canBeBuilt(sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        guard let reason = CFixture.unavailableReason else { return true }
+        Issue.record("cannot build powercut-fs: \(reason)", sourceLocation: sourceLocation)
+        return false
     }
 
     /// Compiles the filesystem into `cli`'s directory and mounts it at `cli.path(name)`.

