@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipTestSupport
 import KVGossipTestTraits
 import Testing
 
@@ -180,6 +181,13 @@ import Testing
         chmod(cli.path("secret"), 0o640)
         let open = try cli.run(["agent", "--data", cli.path("d"), "--root", root, "--control", cli.path("b.sock"), "--no-serf", "--cluster-secret", "secret"])
         #expect(open.status != 0 && open.stderr.contains("accessible by group or others"), "\(open.stderr)")
+
+        // A port another program holds: which setting, and the system's reason.
+        let taken = try #require(LoopbackServer { fd, _ in close(fd) })
+        defer { taken.stop() }
+        let busy = try cli.run(["agent", "--data", cli.path("busy"), "--root", root, "--control", cli.path("c.sock"), "--no-serf", "--listen", "127.0.0.1:\(taken.port)"])
+        #expect(busy.status != 0 && busy.stderr.contains("cannot listen on 127.0.0.1:\(taken.port) (listen): Address already in use"), "\(busy.stderr)")
+        #expect(!busy.stderr.contains("errno"), "\(busy.stderr)")
 
         let get = try cli.run(["get", "/a", "--control", cli.path("nobody.sock")])
         #expect(get.status != 0 && get.stderr.contains("cannot reach the agent at \(cli.path("nobody.sock")): No such file or directory"), "\(get.stderr)")

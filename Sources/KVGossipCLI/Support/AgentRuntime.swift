@@ -6,6 +6,7 @@ import KVGossipNode
 import KVGossipSerf
 import KVGossipSync
 import Logging
+import NIOCore
 import Synchronization
 import KVGossipCore
 
@@ -84,19 +85,25 @@ struct AgentRuntime: Sendable {
         let (node, mount, metricsListen) = (self.node, self.mount, self.metricsListen)
         let startTime = Date().timeIntervalSince1970
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await engine.serve(host: syncListen.host, port: syncListen.port) { _ in readiness.partReady() } }
+            group.addTask {
+                try await Self.listening("listen", syncListen) { try await engine.serve(host: syncListen.host, port: syncListen.port) { _ in readiness.partReady() } }
+            }
             group.addTask { await engine.run() }
             // With Serf, the first sessions wait for the members and the start-up query.
             if let serfGossip { group.addTask { await serfGossip.run() } } else { engine.start() }
             group.addTask { try await server.serveUnix(path: controlPath) { readiness.partReady() } }
             if case .tcp(let host, let port) = controlListen {
-                group.addTask { try await server.serveTCP(host: host, port: port) { _ in readiness.partReady() } }
+                group.addTask {
+                    try await Self.listening("controlListen", PeerAddress(host: host, port: port)) {
+                        try await server.serveTCP(host: host, port: port) { _ in readiness.partReady() }
+                    }
+                }
             }
             if let metricsListen {
                 let metrics = MetricsServer(logger: logger) { [node, engine, mount, startTime, self] in
                     await AgentRuntime.metrics(node: node, engine: engine, mount: mount, startTime: startTime, problems: health.problems)
                 }
-                group.addTask { try await metrics.serve(host: metricsListen.host, port: metricsListen.port) }
+                group.addTask { try await Self.listening("metricsListen", metricsListen) { try await metrics.serve(host: metricsListen.host, port: metricsListen.port) } }
             }
             group.addTask {
                 let signal = await stop.wait()
@@ -113,6 +120,15 @@ struct AgentRuntime: Sendable {
                 throw error
             }
             group.cancelAll()
+        }
+    }
+
+    /// Runs a server on `address`; a socket error says which setting's address failed, in the
+    /// system's words ("cannot listen on 0.0.0.0:7947 (listen): Address already in use"), not as
+    /// NIO's description of the call that failed.
+    static func listening(_ setting: String, _ address: PeerAddress, _ serve: () async throws -> Void) async throws {
+        do { try await serve() } catch let error as IOError {
+            throw CLIError("cannot listen on \(address) (\(setting)): \(String(cString: strerror(error.errnoCode)))")
         }
     }
 
