@@ -41,7 +41,14 @@ public final class FrameLimit: Sendable {
 public struct FrameTooLarge: Error, CustomStringConvertible {
     public let length: Int
     public let limit: Int
-    public var description: String { "frame of \(length) bytes exceeds the \(limit)-byte limit" }
+    public var description: String {
+        // A length whose four bytes are printable text is most often another protocol's first
+        // words (an HTTP server answers "HTTP"): worth saying, since the number alone means nothing.
+        let bytes = withUnsafeBytes(of: UInt32(truncatingIfNeeded: length).bigEndian, Array.init)
+        let text = bytes.allSatisfy { (0x20...0x7E).contains($0) } ? String(decoding: bytes, as: UTF8.self) : nil
+        return "frame of \(length) bytes exceeds the \(limit)-byte limit"
+            + (text.map { " (its first bytes read \"\($0)\": not a KVGossip peer or client?)" } ?? "")
+    }
 }
 
 /// Prefixes each outbound buffer with its length.

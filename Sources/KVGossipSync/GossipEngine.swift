@@ -301,15 +301,29 @@ public final class GossipEngine: Sendable, KeyStateSource {
         LinkCredentials(signingKey: node.key, name: options.nodeName, syncPort: options.syncPort, credential: node.credential, instance: instanceID)
     }
 
+    /// Why a connection could not be made, in the system's words ("Connection refused"), for
+    /// `status`, `sync` and the log, rather than NIO's nested description of every attempt.
+    static func connectFailure(_ error: any Error) -> String {
+        if let failure = error as? NIOConnectionError, let first = failure.connectionErrors.first { return connectFailure(first.error) }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        if case .connectTimeout(let limit) = error as? ChannelError { return "no answer within \(limit.nanoseconds / 1_000_000) ms" }
+        return "\(error)"
+    }
+
     /// Dials and runs a link; returns it once established (the connection lives on in a task).
     private func dial(_ address: PeerAddress) async throws -> PeerLink {
         let options = self.options.links
         let frameLimit = LinkConnection.openingFrameLimit(options)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(options.connectTimeout)
-            .connect(host: address.host, port: address.port) { channel in
-                channel.framedAsyncChannel(frameLimit: frameLimit, readTimeout: options.idleTimeout)
-            }
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(options.connectTimeout)
+                .connect(host: address.host, port: address.port) { channel in
+                    channel.framedAsyncChannel(frameLimit: frameLimit, readTimeout: options.idleTimeout)
+                }
+        } catch {
+            throw SyncProtocolError("cannot connect to \(address): \(Self.connectFailure(error))")
+        }
         return try await withCheckedThrowingContinuation { continuation in
             let handed = Mutex(false)
             Task {

@@ -267,6 +267,24 @@ import Testing
         #expect(try agent.run(["get", "/h"]).status != 0 && agent.run(["get", "/d"]).status != 0)
     }
 
+    /// `sync` with a peer that cannot be reached, or that is not a KVGossip peer, says why in
+    /// words: the system's reason, or what the other side's first bytes read.
+    @Test func syncSaysWhyAPeerCouldNotBeSynced() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let agent = try AgentProcess(cli: cli, root: root, extraArgs: ["--key", "root.key"])
+        let closed = LoopbackPort.free()
+        let refused = try agent.run(["sync", "--peer", "127.0.0.1:\(closed)"])
+        #expect(refused.status == 1 && refused.stdout.contains("cannot connect to 127.0.0.1:\(closed): Connection refused"), "\(refused)")
+        let web = try #require(LoopbackServer { fd, _ in
+            _ = RawSocket(borrowing: fd, timeout: 5).send(Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8))
+        })
+        defer { web.stop() }
+        let http = try agent.run(["sync", "--peer", "127.0.0.1:\(web.port)"])
+        #expect(http.status == 1 && http.stdout.contains(#"its first bytes read "HTTP""#), "\(http)")
+    }
+
     /// A command waits a bounded time for its answer ($KVGOSSIP_TIMEOUT): an agent that is stopped
     /// still accepts the connection, and the command used to wait for good.
     @Test func aCommandGivesUpOnAnAgentThatDoesNotAnswer() throws {
