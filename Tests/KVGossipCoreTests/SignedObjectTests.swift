@@ -285,6 +285,9 @@ import KVGossipTestSupport
             #expect(throws: KeyTextError.self) { try SecretKeyFile.parse(text, mode: mode, path: "k") }
         }
         #expect(throws: KeyTextError.self) { try SecretKeyFile.parse("nonsense", mode: 0o600, path: "k") }
+        // A file that is no key at all is named as such, whatever its mode: not told to chmod it.
+        let notAKey = #expect(throws: KeyTextError.self) { try SecretKeyFile.parse("-----BEGIN KVGOSSIP GRANT-----", mode: 0o644, path: "g") }
+        #expect(notAKey?.description.contains("g is not a kvgossip secret key file") == true, "\(String(describing: notAKey))")
     }
 
     @Test func base64URLVectors() {

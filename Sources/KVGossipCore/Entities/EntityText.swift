@@ -36,12 +36,14 @@ public enum SecretKeyFile {
 
     /// - Parameter mode: the file's permission bits; group or other access is refused, as ssh does.
     public static func parse(_ contents: String, mode: UInt32, path: String) throws(KeyTextError) -> SigningKey {
-        if mode & 0o077 != 0 {
-            throw KeyTextError("secret key file \(path) is accessible by group or others (mode \(String(mode & 0o777, radix: 8))); run: chmod 600 \(path)")
-        }
+        // What the file is comes first: a grant or public file given by mistake is named as such,
+        // not met with advice to chmod it.
         let line = contents.trimmingASCIIWhitespace()
         guard line.hasPrefix(prefix) else {
             throw KeyTextError("\(path) is not a kvgossip secret key file (expected a line starting with \(prefix))")
+        }
+        if mode & 0o077 != 0 {
+            throw KeyTextError("secret key file \(path) is accessible by group or others (mode \(String(mode & 0o777, radix: 8))); run: chmod 600 \(path)")
         }
         guard let seed = Base64URL.decode(line.dropFirst(prefix.count)), let key = SigningKey(seed: seed) else {
             throw KeyTextError("\(path): the secret key is not 32 bytes of unpadded base64url")
