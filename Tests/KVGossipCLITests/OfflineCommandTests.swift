@@ -90,6 +90,20 @@ import Testing
         #expect(r.stdout.contains("INVALID") || r.stderr.contains("malformed"))
     }
 
+    /// `inspect` marks a grant that has expired, and with --root refuses one of another cluster.
+    @Test func inspectMarksAnExpiredGrantAndOneOfAnotherCluster() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        try cli.run(["keygen", "--out", "root.key"])
+        let other = try cli.keygen("other.key")
+        let a = try cli.keygen("a.key")
+        #expect(try cli.run(["grant", "--issuer-key", "root.key", "--to", a, "--pattern", "/x/**", "--expires", "1s", "--out", "a.grant"]).status == 0)
+        #expect(Readiness.wait { (try? cli.run(["inspect", "a.grant"]))?.stdout.contains("(EXPIRED)") == true }, "never marked expired")
+        #expect(try cli.run(["inspect", "a.grant"]).status == 0, "an expired grant's signature still verifies")
+        let elsewhere = try cli.run(["inspect", "--root", other, "a.grant"])
+        #expect(elsewhere.status == 1 && elsewhere.stderr.contains("not the one of --root"), "\(elsewhere)")
+    }
+
     @Test func inspectShowsOnlyThePublicHalfOfASecretKey() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

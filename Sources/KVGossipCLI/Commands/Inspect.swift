@@ -8,7 +8,8 @@ struct Inspect: ParsableCommand {
         discussion: """
             Secret key files show only their public key. For records, the grant chain is searched in \
             the record's own pool from --root, the cluster's root public key (without it, from the \
-            cluster key the record names, which proves only that the record is consistent). \
+            cluster key the record names, which proves only that the record is consistent); a grant \
+            of another cluster than --root's does not verify, and an expired grant is marked. \
             Revocations known to agents are not consulted. Every object in the file is checked; each \
             one that does not verify is named on standard error, and the exit status is non-zero. \
             This is how an export of `kvgossip log --export` is verified on another machine.
@@ -20,7 +21,7 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print the decoded objects as JSON.")
     var json = false
 
-    @Option(help: ArgumentHelp("The cluster's root public key (ed25519:…) to verify records against.", valueName: "PUBKEY"))
+    @Option(help: ArgumentHelp("The cluster's root public key (ed25519:…) to verify records and grants against.", valueName: "PUBKEY"))
     var root: String?
 
     func run() throws {

@@ -19,8 +19,14 @@ struct GrantSummary: Encodable {
     let notBefore: String
     let expires: String?
     let signatureValid: Bool
+    /// Past its expiry now (its signature may still be valid: it just no longer authorizes).
+    let expired: Bool
+    /// Whether it belongs to the cluster of the root given to check against; nil without one.
+    let ofTheGivenRoot: Bool?
 
-    init(_ g: Grant, signatureValid: Bool) {
+    init(_ g: Grant, signatureValid: Bool, root: PublicKey? = nil, nowMs: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) {
+        expired = g.expires.map { $0 <= nowMs } ?? false
+        ofTheGivenRoot = root.map { $0 == g.cluster }
         id = g.id.hex
         cluster = g.cluster.text
         issuer = g.issuer.text
@@ -39,8 +45,8 @@ struct GrantSummary: Encodable {
           issuee:    \(issuee)
           patterns:  \(patterns.joined(separator: " "))
           delegate:  \(mayDelegate ? "yes" : "no")
-          valid:     from \(notBefore)\(expires.map { " until \($0)" } ?? ", no expiry")
-          cluster:   \(cluster)
+          valid:     from \(notBefore)\(expires.map { " until \($0)" } ?? ", no expiry")\(expired ? " (EXPIRED)" : "")
+          cluster:   \(cluster)\(ofTheGivenRoot == false ? " (NOT the cluster of --root)" : "")
           signature: \(signatureValid ? "valid" : "INVALID")
         """
     }
@@ -162,7 +168,7 @@ enum InspectedItem: Encodable {
             switch block.kind {
             case .grant:
                 let g = try Grant(decoding: block.bytes)
-                self = .grant(GrantSummary(g, signatureValid: g.signatureIsValid))
+                self = .grant(GrantSummary(g, signatureValid: g.signatureIsValid, root: root))
             case .revocation:
                 self = .revocation(RevocationSummary(try Revocation(decoding: block.bytes)))
             case .record:
@@ -176,7 +182,7 @@ enum InspectedItem: Encodable {
     var verifies: Bool {
         switch self {
         case .key: true
-        case .grant(let g): g.signatureValid
+        case .grant(let g): g.signatureValid && g.ofTheGivenRoot != false
         case .revocation(let r): r.signatureValid
         case .record(let r): r.signatureValid && r.chain != nil
         case .unreadable: false
@@ -188,7 +194,8 @@ enum InspectedItem: Encodable {
         guard !verifies else { return nil }
         switch self {
         case .key: return nil
-        case .grant(let g): return "grant \(g.id): signature does not verify"
+        case .grant(let g):
+            return g.signatureValid ? "grant \(g.id): for cluster \(g.cluster), not the one of --root" : "grant \(g.id): signature does not verify"
         case .revocation(let r): return "revocation of grant \(r.grantID): \(r.problem ?? "does not verify")"
         case .record(let r):
             let name = "record \(r.key) version \(r.digest.prefix(16)) (\(r.timestamp))"
