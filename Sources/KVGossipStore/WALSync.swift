@@ -40,8 +40,7 @@ final class WALSync: Sendable {
         try refuseAfterFailure()
         let target = committedCount.load(ordering: .sequentiallyConsistent)
         if let code = syncLog() {
-            latch(errno: code)
-            throw WALSyncError(path: path, errno: code)
+            throw latch(errno: code)
         }
         syncedCount.withLock { $0 = max($0, target) }
         syncs.add(1, ordering: .relaxed)

@@ -11,10 +11,12 @@ final class AgentProcess: @unchecked Sendable {
     let logPath: String
     private(set) var stopped = false
 
+    /// `data`: the data directory, when it must be somewhere else than `cli`'s directory (a
+    /// powercut disk).
     convenience init(
-        cli: CLIProcess, name: String = "agent", root: String, extraArgs: [String] = [], environment: [String: String] = [:]
+        cli: CLIProcess, name: String = "agent", root: String, data: String? = nil, extraArgs: [String] = [], environment: [String: String] = [:]
     ) throws {
-        let data = cli.path("\(name)-data")
+        let data = data ?? cli.path("\(name)-data")
         let socket = cli.path("\(name).sock")
         try self.init(
             cli: cli, name: name, data: data, socket: socket,

@@ -129,11 +129,7 @@ import Testing
         let disk = try PowerCutDisk(in: cli)
         defer { disk.stop() }
         let root = try cli.keygen("root.key")
-        let data = disk.mountpoint + "/data"
-        let agent = try AgentProcess(cli: cli, name: "agent", data: data, socket: cli.path("agent.sock"), arguments: [
-            "agent", "--data", data, "--root", root, "--control", cli.path("agent.sock"), "--log-level", "debug", "--no-serf",
-            "--key", "root.key", "--listen", "127.0.0.1:\(LoopbackPort.free())",
-        ])
+        let agent = try AgentProcess(cli: cli, root: root, data: disk.mountpoint + "/data", extraArgs: ["--key", "root.key"])
         defer { agent.stop() }
         #expect(try agent.run(["set", "/before", "1"]).status == 0)
         // No peers and an idle log: the next sync on the disk is this write's, inside its commit.

@@ -27,7 +27,7 @@ struct SetCommand: AsyncParsableCommand {
     func run() async throws {
         let limit = Limits.default.maxValueBytes
         let bytes: Data = if let value, value != "-" { Data(value.utf8) } else { try StandardStreams.readInput(limit: limit) }
-        if bytes.count > limit { throw CLIError("the value is \(bytes.count) bytes, over the limit of \(limit)") }
+        if bytes.count > limit { throw CLIError("the value is over the limit of \(limit) bytes") }
         let response: ControlResponse
         if let keyFile {
             let signer = try Files.signingKey(keyFile)

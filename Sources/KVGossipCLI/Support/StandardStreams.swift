@@ -61,8 +61,8 @@ enum StandardStreams {
         exit(1)
     }
 
-    /// Standard input up to `limit` bytes; more than that is refused before it is all read, so a
-    /// huge input costs no more memory than the largest value it could be.
+    /// Standard input, read until its end or until it holds more than `limit` bytes: the caller
+    /// judges the size, and a huge input costs no more memory than the largest value it could be.
     static func readInput(limit: Int) throws -> Data {
         var out = Data()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -72,7 +72,7 @@ enum StandardStreams {
             if n < 0 { throw CLIError("cannot read the value from standard input: \(String(cString: strerror(errno)))") }
             if n == 0 { return out }
             out.append(contentsOf: buffer[0..<n])
-            if out.count > limit { throw CLIError("the value on standard input is over the limit of \(limit) bytes") }
+            if out.count > limit { return out }
         }
     }
 }

@@ -24,8 +24,8 @@ struct GrantSummary: Encodable {
     /// Whether it belongs to the cluster of the root given to check against; nil without one.
     let ofTheGivenRoot: Bool?
 
-    init(_ g: Grant, signatureValid: Bool, root: PublicKey? = nil, nowMs: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) {
-        expired = g.expires.map { $0 <= nowMs } ?? false
+    init(_ g: Grant, signatureValid: Bool, root: PublicKey? = nil) {
+        expired = g.expires.map { $0 <= nowMs() } ?? false
         ofTheGivenRoot = root.map { $0 == g.cluster }
         id = g.id.hex
         cluster = g.cluster.text
