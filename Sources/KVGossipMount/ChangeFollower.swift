@@ -219,9 +219,14 @@ final class ChangeFollower: Sendable {
             core.state.withLock { _ = $0.deliveries.removeValue(forKey: path) }
             core.ctx.logger.debug("mount replay write failed", metadata: ["path": "\(path)", "errno": "\(result)"])
         }
-        // Drop the kernel's pages and attributes (its size is 0 after a rewrite's truncation, or the
-        // bytes a create wrote), so no reader combines them with another version.
-        if let ino = core.state.withLock({ $0.inodes.existing(path) }) {
+        // Where bytes were written (a create, or any value with --mount-page-cache) or the step
+        // failed, drop the kernel's pages and attributes, so no reader combines them with another
+        // version. A rewrite in the default mode needs nothing more: its truncating open already
+        // dropped the pages and marked the size and times stale (the next stat asks the mount),
+        // and the mode and owner it keeps are still right. Invalidating those too made the next
+        // open of the file, the reader's or the next replay's, ask for attributes first: one
+        // GETATTR round trip per change on every receiver (Docs/filesystem.md §Changes made elsewhere).
+        if written || result != 0, let ino = core.state.withLock({ $0.inodes.existing(path) }) {
             core.invalidateInode(ino)
         }
         return result == 0

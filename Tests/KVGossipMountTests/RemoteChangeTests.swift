@@ -48,6 +48,30 @@ extension MountTests {
             }
         }
 
+        /// After a replayed rewrite, `stat` of a file whose attributes the kernel had cached shows
+        /// the new value's size and time, and the mode it had: the follower invalidates nothing
+        /// after a rewrite in the default mode, trusting the kernel to have marked size and times
+        /// stale at the truncating open (Docs/filesystem.md §Changes made elsewhere).
+        @Test(arguments: [false, true]) func statAfterAReplayShowsTheNewSizeAndTime(readerPageCache: Bool) throws {
+            var options = MountOptions()
+            options.readerPageCache = readerPageCache
+            try withMount(seed: ["/s/f": "a first value, longer than some that follow\n"], options: options) { fx throws in
+                let file = fx.path("/s/f")
+                let watch = try InotifyWatch([file])
+                defer { watch.stop() }
+                for value in ["short\n", "", "a value longer than the first one was, by a few bytes\n", "x"] {
+                    // The kernel holds the attributes of the version before.
+                    #expect(fx.sh("stat -c %s s/f").ok)
+                    watch.clear()
+                    let (record, _) = try fx.node.mint(try Key("/s/f"), value: Array(value.utf8))
+                    #expect(watch.wait { $0.has("CLOSE_WRITE", watched: file) }, "no replay of \(value.debugDescription)")
+                    let seconds = record.timestamp.physicalMs / 1000
+                    #expect(fx.sh("stat -c '%s %Y %a' s/f").stdout == "\(value.utf8.count) \(seconds) 644\n", "after \(value.debugDescription)")
+                    #expect(fx.sh("cat s/f").stdout == value)
+                }
+            }
+        }
+
         @Test func newKeysInNewDirectoriesCreateTheDirectories() throws {
             try withMount { fx throws in
                 let watch = try InotifyWatch([fx.mountpoint])
