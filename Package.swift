@@ -157,7 +157,12 @@ let package = Package(
         // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.
         .testTarget(
             name: "KVGossipCLITests", dependencies: ["KVGossipCore", "KVGossipTestSupport", "KVGossipTestTraits"], exclude: ["Fixtures"]),
-        .testTarget(name: "KVGossipSyncTests", dependencies: ["KVGossipSync", "KVGossipNode", "KVGossipStore", "KVGossipCore"]),
+        .testTarget(
+            name: "KVGossipSyncTests",
+            dependencies: [
+                "KVGossipSync", "KVGossipNode", "KVGossipStore", "KVGossipCore", "KVGossipTestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+            ]),
         .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(
             name: "KVGossipMountTests",

@@ -104,6 +104,8 @@ public final class PeerLink: Sendable {
     }
 
     public var isClosed: Bool { state.withLock { $0.closed } }
+    /// Sessions the peer has open on this link now (at most `LinkOptions.sessionsPerLink`).
+    var sessionsOpenedByPeer: Int { state.withLock { $0.peerOpened } }
 
     /// Bytes sent and received on this link so far.
     public var traffic: (sent: Int, received: Int) { (bytesSent.load(ordering: .relaxed), bytesReceived.load(ordering: .relaxed)) }
