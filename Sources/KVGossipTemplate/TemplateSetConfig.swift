@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipCore
 
 /// A configuration mistake, said in one sentence naming the field.
 public struct TemplateConfigError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -86,14 +87,12 @@ public struct TemplateSetConfig: Codable, Sendable, Equatable {
             throw TemplateConfigError("\(path): not valid JSON")
         }
         guard let top = object as? [String: Any] else { throw TemplateConfigError("\(path): expected a JSON object") }
-        let known = Set(CodingKeys.allNames)
-        if let unknown = top.keys.sorted().first(where: { !known.contains($0) }) {
-            throw TemplateConfigError("\(path): unknown field \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
+        if let refusal = UnknownFields.refusal(in: top, known: Set(CodingKeys.allNames)) {
+            throw TemplateConfigError("\(path): \(refusal)")
         }
         for (index, entry) in ((top["templates"] as? [Any]) ?? []).enumerated() {
-            let fields = Set(TemplateSpec.CodingKeys.allNames)
-            if let unknown = (entry as? [String: Any])?.keys.sorted().first(where: { !fields.contains($0) }) {
-                throw TemplateConfigError("\(path): templates[\(index)]: unknown field \"\(unknown)\" (known: \(fields.sorted().joined(separator: ", ")))")
+            if let fields = entry as? [String: Any], let refusal = UnknownFields.refusal(in: fields, known: Set(TemplateSpec.CodingKeys.allNames)) {
+                throw TemplateConfigError("\(path): templates[\(index)]: \(refusal)")
             }
         }
         do { return try JSONDecoder().decode(TemplateSetConfig.self, from: data) } catch let DecodingError.keyNotFound(key, context) {

@@ -86,11 +86,10 @@ struct AgentSettings: Codable, Equatable {
     static func load(_ path: String) throws -> AgentSettings {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError("cannot read \(path): \(Files.reason(error))") }
-        if let top = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
-            let unknown = top.keys.filter { !Self.fieldNames.contains($0) }.sorted()
-            if !unknown.isEmpty {
-                throw CLIError("\(path): unknown field \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) (known: \(Self.fieldNames.sorted().joined(separator: ", ")))")
-            }
+        if let top = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+            let refusal = UnknownFields.refusal(in: top, known: Self.fieldNames)
+        {
+            throw CLIError("\(path): \(refusal)")
         }
         let decoder = JSONDecoder()
         do { return try decoder.decode(AgentSettings.self, from: data) } catch let DecodingError.dataCorrupted(context) {
