@@ -53,7 +53,17 @@ public enum LinkOpening {
             }
             return LinkRefused(refusal: refusal, peer: peer)
         }
-        if machine.role == .initiator { try await outbound.write(ByteBuffer(bytes: machine.start(nowMs: nowMs()))) }
+        if machine.role == .initiator {
+            do {
+                try await outbound.write(ByteBuffer(bytes: machine.start(nowMs: nowMs())))
+            } catch {
+                // Something that is no peer may answer and hang up before our first frame goes out
+                // (a web server's error page): what it sent (`FrameTooLarge` names its first bytes)
+                // says more than "I/O on closed channel", so that error is thrown if there is one.
+                _ = try await frames.next()
+                throw error
+            }
+        }
         var unread = first
         var established: LinkHandshake.Established?
         while established == nil {
