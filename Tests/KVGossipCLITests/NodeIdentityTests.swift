@@ -127,4 +127,45 @@ import Testing
         #expect(kill(pid, 0) == 0, "the first agent's Serf is gone")
         #expect(first.process.isRunning)
     }
+
+    /// An agent whose node key is the cluster's root key says so in `status`; one with a node key
+    /// of its own does not.
+    @Test func aNodeKeyThatIsTheRootKeyIsWarnedAbout() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let asRoot = try AgentProcess(cli: cli, name: "as-root", root: root, extraArgs: ["--key", "root.key"])
+        defer { _ = asRoot.stop() }
+        let warnings = try asRoot.status()["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("the cluster's root key") }, "\(warnings)")
+        let own = try AgentProcess(cli: cli, name: "own", root: root)
+        defer { _ = own.stop() }
+        let none = try own.status()["warnings"] as? [String] ?? []
+        #expect(!none.contains { $0.contains("root key") }, "\(none)")
+    }
+
+    /// An agent that cannot open its store stops before it writes a node key into the data
+    /// directory (it used to write one first).
+    @Test func aStoreThatCannotBeOpenedLeavesNoNodeKeyBehind() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let data = cli.path("bad-data")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: data + "/kvgossip.sqlite"))
+        // Bounded: an agent that somehow started would otherwise run until the suite's limit.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        p.arguments = ["60", CLIProcess.binary, "agent", "--data", data, "--root", root, "--control", cli.path("bad.sock"), "--no-serf",
+            "--listen", "127.0.0.1:\(LoopbackPort.free())"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0 && p.terminationStatus != 124, "\(p.terminationStatus) \(stderr)")
+        #expect(stderr.contains("cannot open the store"), "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: data + "/node.key"))
+    }
 }

@@ -31,8 +31,6 @@ struct AgentLauncher {
         let lock = try DataDirectoryLock(directory: data, controlSocket: settings.control!)
         defer { withExtendedLifetime(lock) {} }
         let rootKey = try parsePublicKey(settings.root!, option: "root")
-        let nodeKey = try loadOrCreateNodeKey(data: data, logger: logger)
-        let nodeName = settings.name ?? NodeName.derived(hostName: ProcessInfo.processInfo.hostName, nodeKey: nodeKey.publicKey)
         var limits = Limits()
         limits.maxSkewMs = UInt64(settings.maxSkewSeconds! * 1000)
         let store: Store
@@ -47,6 +45,11 @@ struct AgentLauncher {
         } catch {
             throw CLIError("cannot open the store in \(data): \(error)")
         }
+        // After the store opened: a data directory the agent cannot use gets no node key written.
+        let nodeKey = try loadOrCreateNodeKey(data: data, logger: logger)
+        let nodeName = settings.name ?? NodeName.derived(hostName: ProcessInfo.processInfo.hostName, nodeKey: nodeKey.publicKey)
+        let rootKeyWarning = Self.rootKeyWarning(nodeKey: nodeKey.publicKey, root: rootKey)
+        if let rootKeyWarning { logger.warning("\(rootKeyWarning)") }
         let staticPeers = (settings.peers ?? []).compactMap(PeerAddress.init(parsing:))
         let serfMode = SerfMode(settings)
         let node = try Node(store: store, key: nodeKey, peersExpected: !staticPeers.isEmpty || serfMode != .off)
@@ -79,7 +82,8 @@ struct AgentLauncher {
         let runtime = AgentRuntime(
             node: node, engine: engine, logger: logger, mountpoint: settings.mount, serfGossip: gossipOverSerf,
             embeddedSerf: serf?.embedded, mount: mount, metricsListen: settings.metricsListen.flatMap(PeerAddress.init(parsing:)),
-            warnings: serf?.embedded == nil ? [] : [Self.gossipWarning(secret: secret, bind: PeerAddress(parsing: settings.serfBind!)!)].compactMap { $0 },
+            warnings: [rootKeyWarning, serf?.embedded == nil ? nil : Self.gossipWarning(secret: secret, bind: PeerAddress(parsing: settings.serfBind!)!)]
+                .compactMap { $0 },
             controlLimits: settings.controlLimits, readyWhenSynced: settings.readiness == "synced")
         try await runtime.run(
             controlPath: settings.control!, controlListen: settings.controlListen.map(ControlEndpoint.init(parsing:)),
@@ -161,6 +165,13 @@ struct AgentLauncher {
     static func gossipWarning(secret: ClusterSecret?, bind: PeerAddress) -> String? {
         guard secret == nil, !isLoopback(bind.host) else { return nil }
         return "Serf gossip is not encrypted and listens on \(bind): anyone who reaches it can join the membership and see members (configure a cluster secret)"
+    }
+
+    /// Said in the log and in `status` when the node key is the cluster's root key, which can sign
+    /// for any key and grant anything: a host holding it loses the cluster if it is taken.
+    static func rootKeyWarning(nodeKey: PublicKey, root: PublicKey) -> String? {
+        guard nodeKey == root else { return nil }
+        return "this node's key is the cluster's root key, which can sign any key and grant anything: give each host a node key of its own and a grant (kvgossip grant --to)"
     }
 
     static func isLoopback(_ host: String) -> Bool {
