@@ -60,6 +60,8 @@ public final class Mount: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let remountWake = DispatchSemaphore(value: 0)
+    /// Entries the mountpoint held when the tree was mounted over them (hidden until it unmounts).
+    private let shadowedEntries = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - mountpoint: a directory (created if missing); relative paths are taken from the current
@@ -85,6 +87,11 @@ public final class Mount: Sendable {
         let path = StaleMount.normalized(mountpoint)
         try StaleMount.recover(path, logger: logger)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // Mounting hides what the directory holds (a hand-made /etc/kv, an old tree copied there):
+        // nothing is lost, but nothing of it is seen until the tree unmounts.
+        let shadowed = (try? FileManager.default.contentsOfDirectory(atPath: path).count) ?? 0
+        shadowedEntries.store(shadowed, ordering: .relaxed)
+        if let warning { logger.warning("\(warning)") }
 
         let values = ValueCache(budgetBytes: options.valueCacheBytes)
         let ctx = MountContext(
@@ -193,6 +200,13 @@ public final class Mount: Sendable {
 
     /// How many times the mount was unmounted from outside since `start()`.
     public var losses: Int { state.withLock { $0.losses } }
+
+    /// What the operator should know about the mount, for the log and `status`, or nil.
+    public var warning: String? {
+        let shadowed = shadowedEntries.load(ordering: .relaxed)
+        guard shadowed > 0 else { return nil }
+        return "the mountpoint \(mountpoint) was not empty: its \(shadowed) entr\(shadowed == 1 ? "y is" : "ies are") hidden while the tree is mounted"
+    }
 
     /// What is wrong with the mount now, for `status`, or nil.
     public var problem: String? {

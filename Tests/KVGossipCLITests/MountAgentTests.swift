@@ -89,6 +89,29 @@ import KVGossipTestSupport
     /// again; a hung one (its agent stopped with SIGSTOP) has its connection aborted and is
     /// detached, so the stopped agent can then be killed; a dead one (its agent SIGKILLed) is
     /// cleared the same way.
+    /// Mounting over a directory that holds files hides them: the agent says so in `status` (and
+    /// its log), and says nothing when the directory was empty. The files are there again after.
+    @Test func aMountOverFilesWarnsThatTheyAreHidden() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let root = try cli.keygen("root.key")
+        let mountpoint = cli.path("W-kv")
+        defer { Self.detach(mountpoint) }
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        try "old\n".write(toFile: mountpoint + "/left-by-hand", atomically: false, encoding: .utf8)
+        let over = try AgentProcess(cli: cli, name: "W", root: root, extraArgs: ["--key", "root.key", "--mount", mountpoint])
+        let warnings = try over.status()["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("was not empty: its 1 entry is hidden") }, "\(warnings)")
+        #expect(over.stop() == 0)
+        #expect(FileManager.default.fileExists(atPath: mountpoint + "/left-by-hand"), "the hidden file is back once unmounted")
+
+        try FileManager.default.removeItem(atPath: mountpoint + "/left-by-hand")
+        let empty = try AgentProcess(cli: cli, name: "W", root: root, extraArgs: ["--key", "root.key", "--mount", mountpoint])
+        let none = try empty.status()["warnings"] as? [String] ?? []
+        #expect(!none.contains { $0.contains("not empty") }, "\(none)")
+        #expect(empty.stop() == 0)
+    }
+
     @Test func kvgossipUnmountClearsALiveAHungAndADeadMount() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }

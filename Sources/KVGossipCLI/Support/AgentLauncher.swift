@@ -82,8 +82,10 @@ struct AgentLauncher {
         let runtime = AgentRuntime(
             node: node, engine: engine, logger: logger, mountpoint: settings.mount, serfGossip: gossipOverSerf,
             embeddedSerf: serf?.embedded, mount: mount, metricsListen: settings.metricsListen.flatMap(PeerAddress.init(parsing:)),
-            warnings: [rootKeyWarning, serf?.embedded == nil ? nil : Self.gossipWarning(secret: secret, bind: PeerAddress(parsing: settings.serfBind!)!)]
-                .compactMap { $0 },
+            warnings: [
+                rootKeyWarning, serf?.embedded == nil ? nil : Self.gossipWarning(secret: secret, bind: PeerAddress(parsing: settings.serfBind!)!),
+                mount?.warning,
+            ].compactMap { $0 },
             controlLimits: settings.controlLimits, readyWhenSynced: settings.readiness == "synced")
         try await runtime.run(
             controlPath: settings.control!, controlListen: settings.controlListen.map(ControlEndpoint.init(parsing:)),
