@@ -17,9 +17,8 @@ extension Store {
         let cache = validator.search.cache
         // Refused after a failed sync of the log, like every other commit (`writing`).
         return try writing { db in
-            var outcomes: [GrantAddOutcome] = []
-            try db.inTransaction {
-                outcomes = try grants.map { g -> GrantAddOutcome in
+            try db.inCommittedTransaction {
+                try grants.map { g -> GrantAddOutcome in
                     guard g.cluster == root else {
                         return .refused(Refusal(.noAuthority, "grant \(g.id.hex.prefix(16)) is for cluster \(g.cluster.fingerprint), this is \(root.fingerprint)"))
                     }
@@ -35,9 +34,7 @@ extension Store {
                         .execute(arguments: [Data(g.id.bytes), Data(g.issuee.bytes), Data(g.encoded)])
                     return .added
                 }
-                return .commit
             }
-            return outcomes
         }
     }
 

@@ -295,26 +295,6 @@ extension Store {
     }
 }
 
-extension Database {
-    /// Runs `body` in one IMMEDIATE transaction (as `write` would on the writer) and commits it, or
-    /// rolls it back if `body` or the commit throws. Through cached statements: GRDB's
-    /// `inTransaction` compiles its BEGIN and COMMIT anew each time, and in a profile of an agent
-    /// minting a record per save the parsing of the BEGIN alone was about 3 % of its samples.
-    fileprivate func inCommittedTransaction<T>(_ body: () throws -> T) throws -> T {
-        try cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
-        do {
-            let out = try body()
-            try cachedStatement(sql: "COMMIT TRANSACTION").execute()
-            return out
-        } catch {
-            // A failed COMMIT may leave the transaction open (SQLITE_BUSY) or gone (SQLite rolled
-            // back after an I/O error): roll back only what is still open.
-            if isInsideTransaction { try? cachedStatement(sql: "ROLLBACK TRANSACTION").execute() }
-            throw error
-        }
-    }
-}
-
 /// A key's current row as a write transaction finds it.
 struct StoredRow {
     let rowid: Int64

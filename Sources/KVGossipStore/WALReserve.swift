@@ -28,13 +28,8 @@ enum WALReserve {
     /// Extends the log of `pool` to `bytes` if it is shorter; returns the bytes added.
     static func ensure(_ pool: DatabasePool, bytes: Int) throws -> Int {
         try pool.writeWithoutTransaction { db in
-            var added = 0
             // An empty transaction: it writes nothing to the log, and holds the write lock.
-            try db.inTransaction(.immediate) {
-                added = try extend(pool.path + "-wal", to: bytes)
-                return .commit
-            }
-            return added
+            try db.inCommittedTransaction { try extend(pool.path + "-wal", to: bytes) }
         }
     }
 
