@@ -162,6 +162,7 @@ let package = Package(
             dependencies: [
                 "KVGossipSync", "KVGossipNode", "KVGossipStore", "KVGossipCore", "KVGossipTestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
         .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(

@@ -111,11 +111,18 @@ final class WALCheckpointer: @unchecked Sendable {
         return completed
     }
 
+    /// Whether a commit that left the log at `pages` (at or past the mark) asks for a checkpoint,
+    /// the last ask having been at `lastAsked` (0 when none is outstanding): yes once another
+    /// quarter of the mark has been written since, or when the log started over (its count went
+    /// down). Otherwise every commit past the mark would wake the thread while it copies.
+    static func asksAgain(pages: Int32, lastAsked: Int32, mark: Int32) -> Bool {
+        pages < lastAsked || pages >= lastAsked + mark / 4
+    }
+
     private func request(pages: Int32) {
         condition.lock()
         defer { condition.unlock() }
-        // A count below the last one means the log started over since.
-        guard pages < pagesAtLastRequest || pages >= pagesAtLastRequest + wakeAtPages / 4 else { return }
+        guard Self.asksAgain(pages: pages, lastAsked: pagesAtLastRequest, mark: wakeAtPages) else { return }
         pagesAtLastRequest = pages
         requested = true
         condition.signal()

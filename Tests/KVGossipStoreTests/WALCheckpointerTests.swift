@@ -55,6 +55,19 @@ import Testing
         }
     }
 
+    /// While commits keep coming, a checkpoint rarely reaches the log's end, so the count stays past
+    /// the mark: the thread is asked again only after another quarter of the mark, or once the log
+    /// started over (a failed or busy checkpoint clears the last ask to 0, so the next commit asks).
+    @Test func theThreadIsAskedAgainOnlyAfterAnotherQuarterOfTheMark() {
+        let mark: Int32 = 8192
+        #expect(WALCheckpointer.asksAgain(pages: 8192, lastAsked: 0, mark: mark))
+        #expect(!WALCheckpointer.asksAgain(pages: 8193, lastAsked: 8192, mark: mark))
+        #expect(!WALCheckpointer.asksAgain(pages: 8192 + 2047, lastAsked: 8192, mark: mark))
+        #expect(WALCheckpointer.asksAgain(pages: 8192 + 2048, lastAsked: 8192, mark: mark))
+        // The log started over and filled past the mark again.
+        #expect(WALCheckpointer.asksAgain(pages: 8200, lastAsked: 12_000, mark: mark))
+    }
+
     /// Far behind (here: a thread that never gets the chance), the writer checkpoints itself.
     @Test func theWriterCopiesWhenTheThreadFallsFarBehind() throws {
         try Self.withCheckpointer(wakeAtPages: 100_000, writerCheckpointsAtPages: 500) { pool, checkpointer, file in

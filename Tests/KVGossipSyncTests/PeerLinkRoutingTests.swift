@@ -1,0 +1,71 @@
+import Foundation
+import KVGossipCore
+import Logging
+import NIOEmbedded
+import Synchronization
+import Testing
+@testable import KVGossipSync
+
+/// How a link routes what its peer sends, with no connection: frames go straight to `route`.
+struct PeerLinkRoutingTests {
+    /// Pulled records start their checks as they arrive (`Store.precheck`) only where this node
+    /// asked for them: in a session of its own, and no more records than a message may carry. A
+    /// peer that sends pulled records into a session it opened, or more than the limit, gets no
+    /// work done for them here (the session then refuses the message unread).
+    @Test func pulledRecordsAreCheckedEarlyOnlyInThisNodesSessionsAndWithinTheLimit() throws {
+        var options = LinkOptions()
+        options.syncLimits.batchRecords = 3
+        let prechecked = Mutex<[Int]>([])
+        let link = Self.link(options: options) { batch in prechecked.withLock { $0.append(batch.count) } }
+        let records = try Self.records(4)
+
+        let (ours, _) = try link.openSession()
+        #expect(try link.route(Self.frame(ours, .pulled(Array(records[0..<2]), last: false))) == nil)
+        #expect(prechecked.withLock { $0 } == [2])
+
+        // Over the limit: not checked early.
+        _ = try link.route(Self.frame(ours, .pulled(records, last: true)))
+        // Other messages of its own sessions: nothing to check early.
+        _ = try link.route(Self.frame(ours, .records(Array(records[0..<1]))))
+        #expect(prechecked.withLock { $0 } == [2])
+
+        // A session the peer opened (even numbers, on a link this node dialed).
+        let opened = try link.route(Self.frame(2, .open(.full, Hash256.of([1]))))
+        guard case .opened(session: 2, _, _) = opened else {
+            Issue.record("the peer's opening was not handed over: \(String(describing: opened))")
+            return
+        }
+        _ = try link.route(Self.frame(2, .pulled(Array(records[0..<1]), last: true)))
+        #expect(prechecked.withLock { $0 } == [2])
+
+        // A session of this node's numbering that it never opened: refused, nothing checked.
+        #expect(throws: SyncProtocolError.self) { try link.route(Self.frame(ours + 2, .pulled(Array(records[0..<1]), last: true))) }
+        #expect(prechecked.withLock { $0 } == [2])
+        link.close()
+    }
+
+    /// A link this node dialed (its sessions odd), writing to nowhere.
+    static func link(options: LinkOptions, precheck: @escaping @Sendable ([Record]) -> Void) -> PeerLink {
+        let peer = SigningKey.generate()
+        return PeerLink(
+            peer: LinkIdentity(nodeKey: peer.publicKey, name: "peer", syncPort: 7947, credential: [], instance: [UInt8](repeating: 7, count: LinkIdentity.instanceBytes)),
+            address: PeerAddress(host: "127.0.0.1", port: 7947), initiatedHere: true, peerClockOffsetMs: 0, options: options,
+            output: LinkOutput(channel: EmbeddedChannel(), sender: SecretStreamSender(key: [UInt8](repeating: 1, count: 32)), backlogLimit: 1 << 20),
+            logger: Logger(label: "test"), precheck: precheck, disconnect: {})
+    }
+
+    static func records(_ count: Int) throws -> [Record] {
+        let root = SigningKey.generate()
+        return try (0..<count).map { i in
+            Record(cluster: root.publicKey, key: try Key("/k/\(i)"), kind: .value, value: Array("v".utf8),
+                   timestamp: HLC(physicalMs: UInt64(Date().timeIntervalSince1970 * 1000)), signer: root, pool: [])
+        }
+    }
+
+    /// A frame as the link's reader hands it to `route` once opened: session number, then message.
+    static func frame(_ session: UInt32, _ message: SyncMessage) -> [UInt8] {
+        var w = ByteWriter()
+        w.u32(session)
+        return w.bytes + SyncMessageCodec.encode(message)
+    }
+}
