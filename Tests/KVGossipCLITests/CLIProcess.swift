@@ -29,9 +29,11 @@ struct CLIProcess {
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// Runs `kvgossip` with `args`; `environment` adds to (or overrides) the test's own.
+    /// `standardInput`: what the command reads (the test's own when nil).
     @discardableResult
-    func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+    func run(_ args: [String], environment: [String: String] = [:], standardInput: Pipe? = nil) throws -> Result {
         let p = Process()
+        if let standardInput { p.standardInput = standardInput }
         p.executableURL = URL(fileURLWithPath: CLIProcess.binary)
         p.arguments = args
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }

@@ -207,4 +207,36 @@ import Testing
         #expect(get.status != 0 && get.stderr.contains("cannot reach the agent at \(cli.path("nobody.sock")): No such file or directory"), "\(get.stderr)")
         #expect(!get.stderr.contains("errno"), "\(get.stderr)")
     }
+
+    /// `set` without a value reads standard input; at a terminal it says so first, where it would
+    /// otherwise sit silent until Ctrl-D. From a pipe it says nothing.
+    @Test func setReadingFromATerminalSaysSo() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        let socket = cli.path("nobody.sock")
+        // script(1) (util-linux, on every Debian) runs the command on a terminal of its own and
+        // types what it reads: a line, then the terminal's end of input (Ctrl-D at a line's start).
+        let typing = Pipe()
+        try typing.fileHandleForWriting.write(contentsOf: Data("v\n\u{4}".utf8))
+        try typing.fileHandleForWriting.close()
+        let script = Process()
+        script.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        script.arguments = ["-qec", "\(CLIProcess.binary) set /a --control \(socket)", "/dev/null"]
+        script.standardInput = typing.fileHandleForReading
+        let shown = Pipe()
+        script.standardOutput = shown
+        script.standardError = shown
+        try script.run()
+        let typed = String(decoding: shown.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        script.waitUntilExit()
+        #expect(typed.contains("reading the value of /a from standard input; end it with Ctrl-D"), "\(typed)")
+        // The value was read to its end, then the missing agent reported.
+        #expect(script.terminationStatus != 0 && typed.contains("cannot reach the agent"), "\(typed)")
+
+        let piped = Pipe()
+        try piped.fileHandleForWriting.write(contentsOf: Data("v\n".utf8))
+        try piped.fileHandleForWriting.close()
+        let fromPipe = try cli.run(["set", "/a", "--control", socket], standardInput: piped)
+        #expect(!fromPipe.stderr.contains("standard input") && fromPipe.stderr.contains("cannot reach the agent"), "\(fromPipe)")
+    }
 }

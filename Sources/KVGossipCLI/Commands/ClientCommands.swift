@@ -26,7 +26,16 @@ struct SetCommand: AsyncParsableCommand {
 
     func run() async throws {
         let limit = Limits.default.maxValueBytes
-        let bytes: Data = if let value, value != "-" { Data(value.utf8) } else { try StandardStreams.readInput(limit: limit) }
+        let bytes: Data
+        if let value, value != "-" {
+            bytes = Data(value.utf8)
+        } else {
+            // Someone at a terminal who left out the value would otherwise see the command hang.
+            if isatty(STDIN_FILENO) == 1 {
+                FileHandle.standardError.write(Data("kvgossip: reading the value of \(key) from standard input; end it with Ctrl-D\n".utf8))
+            }
+            bytes = try StandardStreams.readInput(limit: limit)
+        }
         if bytes.count > limit { throw CLIError("the value is over the limit of \(limit) bytes") }
         let response: ControlResponse
         if let keyFile {
