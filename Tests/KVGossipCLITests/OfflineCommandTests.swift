@@ -216,22 +216,11 @@ import Testing
         let socket = cli.path("nobody.sock")
         // script(1) (util-linux, on every Debian) runs the command on a terminal of its own and
         // types what it reads: a line, then the terminal's end of input (Ctrl-D at a line's start).
-        let typing = Pipe()
-        try typing.fileHandleForWriting.write(contentsOf: Data("v\n\u{4}".utf8))
-        try typing.fileHandleForWriting.close()
-        let script = Process()
-        script.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        script.arguments = ["-qec", "\(CLIProcess.binary) set /a --control \(socket)", "/dev/null"]
-        script.standardInput = typing.fileHandleForReading
-        let shown = Pipe()
-        script.standardOutput = shown
-        script.standardError = shown
-        try script.run()
-        let typed = String(decoding: shown.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        script.waitUntilExit()
+        let (status, typed) = try ProgramRun.combined(
+            "/usr/bin/script", ["-qec", "\(CLIProcess.binary) set /a --control \(socket)", "/dev/null"], input: Data("v\n\u{4}".utf8))
         #expect(typed.contains("reading the value of /a from standard input; end it with Ctrl-D"), "\(typed)")
         // The value was read to its end, then the missing agent reported.
-        #expect(script.terminationStatus != 0 && typed.contains("cannot reach the agent"), "\(typed)")
+        #expect(status != 0 && typed.contains("cannot reach the agent"), "\(typed)")
 
         let piped = Pipe()
         try piped.fileHandleForWriting.write(contentsOf: Data("v\n".utf8))

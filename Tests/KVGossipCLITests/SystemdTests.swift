@@ -23,16 +23,7 @@ import KVGossipTestSupport
 
     /// `systemd-analyze verify UNIT`: its exit status and what it printed.
     static func analyzeVerify(_ unit: String) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
-        p.arguments = ["verify", unit]
-        let out = Pipe()
-        p.standardError = out
-        p.standardOutput = out
-        try p.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, output)
+        try ProgramRun.combined("/usr/bin/systemd-analyze", ["verify", unit])
     }
 
     @Test func readyIsSentOnlyOnceTheAgentAnswersAndStoppingOnShutdown() throws {

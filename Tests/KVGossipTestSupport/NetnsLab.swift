@@ -95,16 +95,8 @@ public final class NetnsLab: @unchecked Sendable {
     /// Runs a shell command; throws with its output on a non-zero exit.
     @discardableResult
     public static func sh(_ command: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw NetnsLabError(command: command, status: p.terminationStatus, output: text) }
+        let (status, text) = try ProgramRun.combined("/bin/sh", ["-c", command])
+        guard status == 0 else { throw NetnsLabError(command: command, status: status, output: text) }
         return text
     }
 }
