@@ -152,6 +152,12 @@ let package = Package(
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipSimulationTests", dependencies: ["KVGossipSimulation", "KVGossipCore"]),
         .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "KVGossipTestSupport", "KVGossipTestTraits"]),
+        .testTarget(
+            name: "KVGossipNetTests",
+            dependencies: [
+                "KVGossipNet", "KVGossipTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet", "KVGossipStore"]),
         .testTarget(name: "KVGossipFuzzTests", dependencies: ["KVGossipFuzzTargets"]),
         // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.

@@ -12,12 +12,13 @@ extension ControlServer {
     /// every frame after is sealed. Only then is it counted against the caps and served: reads
     /// and client-signed writes. A revocation closes the connections of the clients it takes.
     public func serveTCP(host: String, port: Int, ready: @Sendable (Int) -> Void = { _ in }) async throws {
+        let accepted = AcceptedConnections<FramedConnection>()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
                 // A stranger's frames are held to the handshake's size until it is admitted.
                 let frameLimit = FrameLimit(min(LinkHandshake.maxFrameBytes, self.largestFrame(sealing: true)))
-                return self.configure(channel, frameLimit: frameLimit).map { ($0, frameLimit) }
+                return accepted.track(self.configure(channel, frameLimit: frameLimit).map { FramedConnection($0, frameLimit: frameLimit) })
             }
         let bound = server.channel.localAddress?.port ?? port
         logger.info("control API listening on TCP (admitted clients; reads and client-signed writes)", metadata: ["address": "\(host):\(bound)"])
@@ -27,20 +28,16 @@ extension ControlServer {
         }
         defer { observation.cancel() }
         ready(bound)
-        try await withThrowingDiscardingTaskGroup { group in
-            try await server.executeThenClose { inbound in
-                for try await (connection, frameLimit) in inbound {
-                    let source = connection.channel.remoteAddress?.ipAddress ?? "?"
-                    let channel = connection.channel
-                    // Until its handshake ends a connection is a stranger: it holds one of a few
-                    // handshake slots, never one of the admitted clients' connections.
-                    guard let slot = handshakes.reserve(source, close: { channel.close(promise: nil) }) else {
-                        group.addTask { try? await connection.executeThenClose { _, _ in } }
-                        continue
-                    }
-                    group.addTask { await self.serveRemote(connection, frameLimit: frameLimit, source: source, slot: slot) }
-                }
+        try await accepted.serve(server) { stranger in
+            let channel = stranger.channel
+            let source = channel.remoteAddress?.ipAddress ?? "?"
+            // Until its handshake ends a connection is a stranger: it holds one of a few handshake
+            // slots, never one of the admitted clients' connections.
+            guard let slot = self.handshakes.reserve(source, close: { channel.close(promise: nil) }) else {
+                await stranger.closeUnserved()
+                return
             }
+            await self.serveRemote(stranger.connection, frameLimit: stranger.frameLimit, source: source, slot: slot)
         }
     }
 

@@ -62,9 +62,10 @@ public final class ControlServer: Sendable {
         // A path too long for a socket address to take the staging suffix is bound in place.
         let candidate = directory.appendingPathComponent(".kvg-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).binding").path
         let staging = candidate.utf8.count <= Self.longestSocketPath ? candidate : path
+        let accepted = AcceptedConnections<NIOAsyncChannel<ByteBuffer, ByteBuffer>>()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(unixDomainSocketPath: staging, cleanupExistingSocketFile: true) { channel in
-                self.configure(channel, frameLimit: FrameLimit(self.largestFrame(sealing: false)))
+                accepted.track(self.configure(channel, frameLimit: FrameLimit(self.largestFrame(sealing: false))))
             }
         do {
             try Self.restrict(staging)
@@ -78,7 +79,7 @@ public final class ControlServer: Sendable {
         }
         logger.info("control API listening", metadata: ["socket": "\(path)"])
         ready()
-        try await acceptLocal(server)
+        try await accepted.serve(server) { await self.serveLocal($0) }
     }
 
     /// Removes the socket `serveUnix` put at its path, if that path still holds it: never a socket
@@ -118,35 +119,25 @@ public final class ControlServer: Sendable {
         channel.framedAsyncChannel(frameLimit: frameLimit, frameDeadline: .milliseconds(Int64(limits.frameSeconds * 1000)), inboundFrames: 2)
     }
 
-    /// Serves the Unix socket's connections, each counted against the caps.
-    private func acceptLocal(_ server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) async throws {
+    /// One Unix socket connection, counted against the caps.
+    private func serveLocal(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let transport = ControlHandler.Transport.local
-        try await withThrowingDiscardingTaskGroup { group in
-            try await server.executeThenClose { inbound in
-                for try await connection in inbound {
-                    let limits = self.limits
-                    if let refusal = admission.withLock({ $0.admit(transport, address: nil, limits: limits) }) {
-                        group.addTask {
-                            try? await connection.executeThenClose { inbound, outbound in
-                                var frames = inbound.makeAsyncIterator()
-                                await self.refuse(connection.channel, &frames, FrameSender(outbound: outbound), .failure(0, "busy", refusal))
-                            }
-                        }
-                        continue
-                    }
-                    group.addTask {
-                        defer { self.admission.withLock { $0.release(transport, address: nil) } }
-                        do {
-                            try await connection.executeThenClose { inbound, outbound in
-                                var frames = inbound.makeAsyncIterator()
-                                try await self.answer(&frames, open: { $0 }, writer: ResponseWriter(FrameSender(outbound: outbound)), transport: transport)
-                            }
-                        } catch {
-                            self.logger.debug("control connection ended", metadata: ["error": "\(error)"])
-                        }
-                    }
-                }
+        let limits = self.limits
+        if let refusal = admission.withLock({ $0.admit(transport, address: nil, limits: limits) }) {
+            try? await connection.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                await refuse(connection.channel, &frames, FrameSender(outbound: outbound), .failure(0, "busy", refusal))
             }
+            return
+        }
+        defer { admission.withLock { $0.release(transport, address: nil) } }
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                try await answer(&frames, open: { $0 }, writer: ResponseWriter(FrameSender(outbound: outbound)), transport: transport)
+            }
+        } catch {
+            logger.debug("control connection ended", metadata: ["error": "\(error)"])
         }
     }
 

@@ -23,6 +23,8 @@ public final class MetricsServer: Sendable {
     /// shares its address with the holders (the same host, a NAT), where making room does not.
     private let slots = PendingHandshakes(perSource: .max, total: maxConnections)
 
+    typealias HTTPConnection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
     public init(logger: Logger, snapshot: @escaping @Sendable () async -> MetricsSnapshot) {
         self.logger = logger
         self.snapshot = snapshot
@@ -30,28 +32,24 @@ public final class MetricsServer: Sendable {
 
     /// Binds and serves until cancelled; `ready` gets the bound port.
     public func serve(host: String, port: Int, ready: @Sendable (Int) -> Void = { _ in }) async throws {
+        let accepted = AcceptedConnections<HTTPConnection>()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(readTimeout: Self.idleTimeout), CloseWhenIdle()])
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
-                }
+                accepted.track(
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(readTimeout: Self.idleTimeout), CloseWhenIdle()])
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        return try HTTPConnection(wrappingChannelSynchronously: channel)
+                    })
             }
         let bound = server.channel.localAddress?.port ?? port
         logger.info("metrics listening", metadata: ["address": "\(host):\(bound)", "path": "/metrics"])
         ready(bound)
-        try await withThrowingDiscardingTaskGroup { group in
-            try await server.executeThenClose { inbound in
-                for try await connection in inbound {
-                    group.addTask { await self.answer(connection) }
-                }
-            }
-        }
+        try await accepted.serve(server) { await self.answer($0) }
     }
 
-    private func answer(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+    private func answer(_ connection: HTTPConnection) async {
         let channel = connection.channel
         guard let slot = slots.reserve(channel.remoteAddress?.ipAddress ?? "?", close: { channel.close(promise: nil) }) else {
             try? await connection.executeThenClose { _, _ in }

@@ -38,6 +38,20 @@ public final class FrameLimit: Sendable {
     public func raise(to bytes: Int) { current.store(bytes, ordering: .releasing) }
 }
 
+/// A connection a listener accepted, with the frame limit its handshake raises.
+public struct FramedConnection: AcceptedConnection {
+    public let connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    public let frameLimit: FrameLimit
+
+    public init(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, frameLimit: FrameLimit) {
+        self.connection = connection
+        self.frameLimit = frameLimit
+    }
+
+    public var channel: any Channel { connection.channel }
+    public func closeUnserved() async { await connection.closeUnserved() }
+}
+
 public struct FrameTooLarge: Error, CustomStringConvertible {
     public let length: Int
     public let limit: Int

@@ -388,23 +388,19 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// Serves links until cancelled; `ready` gets the bound port (useful with port 0).
     public func serve(host: String, port: Int, ready: @Sendable (Int) -> Void = { _ in }) async throws {
         let options = self.options.links
+        let accepted = AcceptedConnections<FramedConnection>()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
                 // Each connection's limit starts small; its handshake raises it (`accept`).
                 let frameLimit = LinkConnection.openingFrameLimit(options)
-                return channel.framedAsyncChannel(frameLimit: frameLimit, readTimeout: options.idleTimeout).map { ($0, frameLimit) }
+                return accepted.track(
+                    channel.framedAsyncChannel(frameLimit: frameLimit, readTimeout: options.idleTimeout).map { FramedConnection($0, frameLimit: frameLimit) })
             }
         let bound = server.channel.localAddress?.port ?? port
         logger.info("sync listening", metadata: ["address": "\(host):\(bound)"])
         ready(bound)
-        try await withThrowingDiscardingTaskGroup { group in
-            try await server.executeThenClose { inbound in
-                for try await (connection, frameLimit) in inbound {
-                    group.addTask { await self.accept(connection, frameLimit: frameLimit) }
-                }
-            }
-        }
+        try await accepted.serve(server) { await self.accept($0.connection, frameLimit: $0.frameLimit) }
     }
 
     /// One incoming connection: a pending slot (per source and in all) until its handshake ends.

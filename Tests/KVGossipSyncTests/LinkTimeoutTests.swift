@@ -13,18 +13,10 @@ import Testing
 /// in this process whose timeouts are a second, spoken to by a `LinkSpeaker`. Each test's socket
 /// waits far less than the default timeouts, so it fails if the option is not what ends the wait.
 ///
-/// The speaker's socket calls block, so they run on a thread of their own (`offPool`), never on
-/// Swift's cooperative threads: the engine accepts connections on those, and a test blocking two of
-/// them (this machine's two) left a connection unaccepted, whose drop when `serve` was cancelled
-/// trapped in NIO ("Deinited NIOAsyncWriter without calling finish()").
+/// The speaker's socket calls block, so they run on a thread of their own (`OwnThread.run`), never
+/// on Swift's cooperative threads, where the engine accepts and serves connections (two threads on
+/// this machine: blocking both held up the engine).
 @Suite(.timeLimit(.minutes(2))) struct LinkTimeoutTests {
-    /// Runs `body` on a thread of its own and waits for it without holding a cooperative thread.
-    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
-    }
-
     /// An engine serving sync on a free loopback port, its node holding the root key.
     final class Served: Sendable {
         let root = SigningKey.generate()
@@ -51,7 +43,7 @@ import Testing
 
         func speaker() async throws -> LinkSpeaker {
             let (port, root) = (port, root)
-            return try await offPool { try LinkSpeaker(port: port, cluster: root.publicKey, credentials: LinkSpeaker.credentials(root), timeout: 15) }
+            return try await OwnThread.run { try LinkSpeaker(port: port, cluster: root.publicKey, credentials: LinkSpeaker.credentials(root), timeout: 15) }
         }
 
         func stop() {
@@ -66,8 +58,8 @@ import Testing
         let s = try await Served { $0.idleTimeout = .seconds(1) }
         defer { s.stop() }
         let link = try await s.speaker()
-        #expect(try await Self.offPool { link.openFullSession() }, "the link works before it falls quiet")
-        #expect(try await Self.offPool { link.socket.readUntilClosed() != nil }, "the link was still open when the speaker gave up")
+        #expect(try await OwnThread.run { link.openFullSession() }, "the link works before it falls quiet")
+        #expect(try await OwnThread.run { link.socket.readUntilClosed() != nil }, "the link was still open when the speaker gave up")
     }
 
     /// A session whose peer says nothing fails once the stall timeout passes (default 30 s, here
@@ -80,13 +72,13 @@ import Testing
         }
         defer { s.stop() }
         let link = try await s.speaker()
-        #expect(try await Self.offPool { link.openFullSession(session: 1) })
+        #expect(try await OwnThread.run { link.openFullSession(session: 1) })
         let held = await Readiness.waitAsync(timeout: .seconds(10)) { s.engine.links.open.contains { $0.sessionsOpenedByPeer == 1 } }
         #expect(held, "the engine never counted the open session")
         let freed = await Readiness.waitAsync(timeout: .seconds(10)) {
             !s.engine.links.open.isEmpty && s.engine.links.open.allSatisfy { $0.sessionsOpenedByPeer == 0 }
         }
         #expect(freed, "the silent session still held its slot after 10 s")
-        #expect(try await Self.offPool { link.openFullSession(session: 3) }, "a new session on the same link")
+        #expect(try await OwnThread.run { link.openFullSession(session: 3) }, "a new session on the same link")
     }
 }
