@@ -194,7 +194,7 @@ public final class ControlServer: Sendable {
                 let session: WatchSession
                 do {
                     session = try WatchSession(request, handler: handler, registry: self.watches, transport: transport, backlog: backlog, writer: writer)
-                } catch let error as ControlError {
+                } catch {
                     try await writer.send(.failure(request.id, error.reason, error.message))
                     continue
                 }

@@ -175,17 +175,12 @@ extension Store {
     /// With `.beforePublishing` SQLite syncs the WAL inside the commit. With `.afterPublishing` the
     /// commit runs at `synchronous = NORMAL` (in the log, safe from a kill, not yet from a power
     /// cut), its changes are published, and the log is synced before this returns; the sync runs
-    /// outside the writer's queue, beside the next commit. The writer is back at FULL as soon as
-    /// such a transaction ends, whatever its outcome, so every other write on it (grants, history
-    /// bounds) syncs inside its commit.
+    /// outside the writer's queue, beside the next commit. Every other write on the writer (a
+    /// local one, grants, history bounds) runs at FULL and syncs inside its commit (`writing`).
     func commit<T>(_ sync: CommitSync = .beforePublishing, _ body: (Database, inout PendingTransaction) throws -> T) throws -> T {
-        let (result, changes, hash) = try writing { db -> (T, [StoreChange], Hash256) in
-            guard sync == .afterPublishing else { return try db.inCommittedTransaction { try transaction(db, body) } }
-            try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
-            walSync.willCommit()
-            let outcome = Result { try db.inCommittedTransaction { try transaction(db, body) } }
-            try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
-            return try outcome.get()
+        let (result, changes, hash) = try writing(sync) { db -> (T, [StoreChange], Hash256) in
+            if sync == .afterPublishing { walSync.willCommit() }
+            return try db.inCommittedTransaction { try transaction(db, body) }
         }
         state.withLock {
             $0.treeHash = hash
@@ -207,11 +202,15 @@ extension Store {
     /// its log failed to sync. An I/O error SQLite meets in it (writing or syncing the log) is kept
     /// like a failed sync of ours (Docs/architecture.md §Durability): the kernel may have dropped
     /// the log's pages, so nothing committed afterwards could be vouched for.
-    func writing<T>(_ body: (Database) throws -> T) throws -> T {
+    ///
+    /// `sync` is when the commits of `body` are synced: the writer runs it at FULL (SQLite syncs the
+    /// log inside each commit) unless it is a peer's commit, synced by `WALSync` after its publish.
+    func writing<T>(_ sync: CommitSync = .beforePublishing, _ body: (Database) throws -> T) throws -> T {
         try walSync.refuseAfterFailure()
         do {
             return try db.writeWithoutTransaction { db in
                 try refuseIfClosed()
+                try setWriterSync(sync, db)
                 return try body(db)
             }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_IOERR {
@@ -219,6 +218,17 @@ extension Store {
             logger.critical("\(error.message ?? "an I/O error"): \(kept)")
             throw kept
         }
+    }
+
+    /// Puts the writer at the `synchronous` level `sync` needs, if the last write left it at the
+    /// other: a run of peers' commits, or of local ones, switches nothing. SQLite compiles a
+    /// `PRAGMA synchronous` anew each time it runs; switching to NORMAL before each peer's commit
+    /// and back to FULL after it was 13 % of a receiver's writer time (Docs/architecture.md
+    /// §Durability). Set before `body` runs, whatever the last write's outcome.
+    private func setWriterSync(_ sync: CommitSync, _ db: Database) throws {
+        guard writerSync.withLock({ $0 != sync }) else { return }
+        try db.execute(sql: sync == .beforePublishing ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        writerSync.withLock { $0 = sync }
     }
 
     /// Syncs the peer records committed and not yet synced, if any (another thread's `apply` is

@@ -27,6 +27,9 @@ public final class Store: Sendable {
     let checkpointer: WALCheckpointer?
     /// Syncs the WAL after commits that are published before they are synced (`CommitSync`).
     let walSync: WALSync
+    /// The `synchronous` level the writer connection is at: the one the last write set (`writing`).
+    /// The store opens it at FULL.
+    let writerSync = Mutex(CommitSync.beforePublishing)
     /// Answers `digests(of:)` on a connection of its own, outside the pool.
     let digestLookup: DigestLookup
     /// The smallest batch whose checks are spread over worker threads (and so may be begun ahead
@@ -236,7 +239,7 @@ public final class Store: Sendable {
         get throws {
             try db.writeWithoutTransaction {
                 try refuseIfClosed()
-                return try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1
+                return try $0.synchronousLevel()
             }
         }
     }
@@ -354,4 +357,9 @@ extension Limits {
         self.init()
         self.maxValueBytes = maxValueBytes
     }
+}
+
+extension Database {
+    /// SQLite's `synchronous` setting on this connection (1 NORMAL, 2 FULL).
+    func synchronousLevel() throws -> Int { try Int.fetchOne(self, sql: "PRAGMA synchronous") ?? -1 }
 }

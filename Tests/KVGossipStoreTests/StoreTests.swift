@@ -52,7 +52,7 @@ enum StoreFixture {
     }
 
     /// A record from a peer is published as soon as it is committed and synced before `apply`
-    /// returns (Docs/architecture.md §Durability); the next local write syncs inside its commit again.
+    /// returns (Docs/architecture.md §Durability); a local write syncs inside its commit.
     @Test func aPeersRecordIsPublishedThenSyncedBeforeApplyReturns() throws {
         let t = try TempStore()
         let syncsSeenByObserver = Mutex<[Int]>([])
@@ -63,14 +63,14 @@ enum StoreFixture {
         #expect(try t.store.apply(StoreFixture.record("/p/a", "1"), origin: .pushed(by: peer)) == .accepted)
         #expect(syncsSeenByObserver.withLock { $0 } == [0])
         #expect(t.store.walSync.completed == 1)
-        // The writer is back at FULL: grants and history bounds, which write without `commit`,
-        // still sync inside their own commit.
-        #expect(try t.store.synchronousLevel == 2)
+        // Left at NORMAL for the next peer's commit: nothing to switch for a run of them.
+        #expect(try t.store.synchronousLevel == 1)
         #expect(try t.store.apply(StoreFixture.record("/p/b", "2"), origin: .pulled(from: peer)) == .accepted)
         #expect(t.store.walSync.completed == 2)
         // A local write: SQLite syncs inside the commit, no sync after it.
         #expect(try t.store.apply(StoreFixture.record("/p/c", "3")) == .accepted)
         #expect(t.store.walSync.completed == 2)
+        #expect(try t.store.synchronousLevel == 2)
         #expect(syncsSeenByObserver.withLock { $0 } == [0, 1, 2])
     }
 
@@ -97,12 +97,21 @@ enum StoreFixture {
         #expect(try t.store.record(Key("/p/c")) == nil && t.store.grants().isEmpty)
     }
 
-    /// The writer is back at FULL after a peer's transaction whatever its outcome, so a grant or a
-    /// history bound written next syncs inside its commit (Docs/architecture.md §Durability).
-    @Test func theWriterIsBackAtFullAfterAFailedPeerTransaction() throws {
+    /// Each write puts the writer at the level it needs before it runs, whatever the last write's
+    /// outcome: a peer's commit at NORMAL (synced after its publish), everything else at FULL, so a
+    /// local write, a grant or a history bound syncs inside its commit (Docs/architecture.md
+    /// §Durability).
+    @Test func everyWriteButAPeersCommitRunsAtFull() throws {
         let t = try TempStore()
         struct Refused: Error {}
+        #expect(try t.store.commit(.afterPublishing) { db, _ in try db.synchronousLevel() } == 1)
+        #expect(try t.store.writing { try $0.synchronousLevel() } == 2)
         #expect(throws: Refused.self) { try t.store.commit(.afterPublishing) { _, _ in throw Refused() } }
+        #expect(try t.store.writing { try $0.synchronousLevel() } == 2)
+        #expect(throws: Refused.self) { try t.store.commit(.afterPublishing) { _, _ in throw Refused() } }
+        #expect(try t.store.commit { db, _ in try db.synchronousLevel() } == 2)
+        #expect(try t.store.commit(.afterPublishing) { db, _ in try db.synchronousLevel() } == 1)
+        _ = try t.store.addGrants([])
         #expect(try t.store.synchronousLevel == 2)
     }
 
