@@ -1,3 +1,4 @@
+import CFuse3
 import Dispatch
 import Foundation
 import KVGossipCore
@@ -63,6 +64,11 @@ final class ChangeFollower: Sendable {
     private let maxStepsPerKey = 100_000
     /// Times the thread was woken by a signal rather than its timeout, for tests of who wakes it.
     let signalledWakeUps = Atomic<Int>(0)
+    /// The thread's id once it runs (0 before), for tests that count its sleeps.
+    let threadID = Atomic<Int32>(0)
+    /// Rewrites sent to the helper whose answers are not read yet, oldest first (`deliver`). Only
+    /// the follower's thread touches it.
+    private let unanswered = Mutex<[String]>([])
 
     init(core: MountCore, helper: ReplayHelper.Child, inbox: ChangeInbox) {
         self.core = core
@@ -84,6 +90,7 @@ final class ChangeFollower: Sendable {
     }
 
     private func run() {
+        threadID.store(cfuse_gettid(), ordering: .relaxed)
         while true {
             let deadline = core.state.withLock { $0.nextHiddenDeadlineMs }
             let now = nowMs()
@@ -93,6 +100,7 @@ final class ChangeFollower: Sendable {
             }
             let (changes, stopping) = inbox.take()
             if stopping { return }
+            settleUnanswered()
             let work = core.state.withLock { st in Work(taking: changes, from: &st) }
             for (parent, name) in work.entryInvalidations {
                 core.invalidateEntry(parent: parent, name: name)
@@ -166,11 +174,11 @@ final class ChangeFollower: Sendable {
         let result: Int32
         switch op {
         case .mkdir(let path):
-            result = helper.perform(.mkdir, path: path)
+            result = performNow(.mkdir, path: path)
         case .rmdir(let path):
-            result = helper.perform(.rmdir, path: path)
+            result = performNow(.rmdir, path: path)
         case .unlink(let path):
-            result = helper.perform(.unlink, path: path)
+            result = performNow(.unlink, path: path)
         case .create(let path):
             return deliver(path, creating: true, known: known)
         case .write(let path):
@@ -214,11 +222,19 @@ final class ChangeFollower: Sendable {
         // is every value with --mount-page-cache, whose readers read up to the size the kernel
         // holds, which the truncation set to 0 until the attributes are fetched again.
         let written = creating || core.ctx.readerPageCache
-        let result = helper.perform(creating ? .create : .write, path: path, data: written ? record.value : [])
-        if result != 0 {
-            core.state.withLock { _ = $0.deliveries.removeValue(forKey: path) }
-            core.ctx.logger.debug("mount replay write failed", metadata: ["path": "\(path)", "errno": "\(result)"])
+        if !written {
+            // The rewrite's answer is read at the next wake-up (`settleUnanswered`), not waited for
+            // here: waiting put the follower to sleep and woke it once more per change, while the
+            // answer changes nothing when the rewrite worked, and a rewrite is the last step for its
+            // path. The path is looked at again once the answer is in.
+            if helper.send(.write, path: path) {
+                unanswered.withLock { $0.append(path) }
+            } else {
+                deliveryFailed(path, errno: EPIPE)
+            }
+            return false
         }
+        let result = performNow(creating ? .create : .write, path: path, data: record.value)
         // Where bytes were written (a create, or any value with --mount-page-cache) or the step
         // failed, drop the kernel's pages and attributes, so no reader combines them with another
         // version. A rewrite in the default mode needs nothing more: its truncating open already
@@ -226,9 +242,47 @@ final class ChangeFollower: Sendable {
         // and the mode and owner it keeps are still right. Invalidating those too made the next
         // open of the file, the reader's or the next replay's, ask for attributes first: one
         // GETATTR round trip per change on every receiver (Docs/filesystem.md §Changes made elsewhere).
-        if written || result != 0, let ino = core.state.withLock({ $0.inodes.existing(path) }) {
+        if result != 0 {
+            deliveryFailed(path, errno: result)
+        } else if let ino = core.state.withLock({ $0.inodes.existing(path) }) {
             core.invalidateInode(ino)
         }
         return result == 0
+    }
+
+    /// Runs one step in the helper and waits for its answer, once the answers still owed are read
+    /// (they come in order). Rewrites answered here are looked at again at the next wake-up, which
+    /// then comes at once.
+    private func performNow(_ operation: ReplayHelper.Operation, path: String, data: [UInt8] = []) -> Int32 {
+        if !settleUnanswered() { core.followerWake.signal() }
+        return helper.perform(operation, path: path, data: data)
+    }
+
+    /// Reads the answers to the rewrites sent so far (the helper has usually long finished them)
+    /// and has their paths looked at again; a failed one as `deliver` treats a failed write.
+    /// Returns whether there were none, so nothing was queued for another look.
+    @discardableResult
+    private func settleUnanswered() -> Bool {
+        let paths = unanswered.withLock { paths in
+            defer { paths = [] }
+            return paths
+        }
+        guard !paths.isEmpty else { return true }
+        for path in paths {
+            let result = helper.answer()
+            if result != 0 { deliveryFailed(path, errno: result) }
+        }
+        core.state.withLock { $0.pendingReconciles.formUnion(paths) }
+        return false
+    }
+
+    /// A delivery that did not happen: the handlers must not show its version, and the kernel's
+    /// pages and attributes for the file go, so no reader combines them with another version.
+    private func deliveryFailed(_ path: String, errno: Int32) {
+        core.state.withLock { _ = $0.deliveries.removeValue(forKey: path) }
+        core.ctx.logger.debug("mount replay write failed", metadata: ["path": "\(path)", "errno": "\(errno)"])
+        if let ino = core.state.withLock({ $0.inodes.existing(path) }) {
+            core.invalidateInode(ino)
+        }
     }
 }

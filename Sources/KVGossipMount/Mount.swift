@@ -318,4 +318,12 @@ extension Mount {
             return run.follower.signalledWakeUps.load(ordering: .relaxed)
         }
     }
+
+    /// The change follower's thread id (0 when not mounted or not started yet).
+    func debugFollowerThread() -> Int32 {
+        state.withLock { s in
+            guard case .mounted(let run) = s.phase else { return 0 }
+            return run.follower.threadID.load(ordering: .relaxed)
+        }
+    }
 }

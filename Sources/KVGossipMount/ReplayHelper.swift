@@ -131,10 +131,22 @@ public enum ReplayHelper {
             callerThread = tid
         }
 
-        /// Runs one step in the helper; 0 or an errno (EPIPE when the helper is gone).
+        /// Runs one step in the helper; 0 or an errno (EPIPE when the helper is gone). Every step
+        /// sent before it must have had its answer read (`answer`): answers come in order.
         func perform(_ operation: Operation, path: String, data: [UInt8] = []) -> Int32 {
-            guard Wire.send(channel, Wire.request(operation, path: path, data: data)), let (code, _) = reader.nextReply() else { return EPIPE }
-            return code
+            guard send(operation, path: path, data: data) else { return EPIPE }
+            return answer()
+        }
+
+        /// Sends one step without waiting for its answer; false when the helper is gone.
+        func send(_ operation: Operation, path: String, data: [UInt8] = []) -> Bool {
+            Wire.send(channel, Wire.request(operation, path: path, data: data))
+        }
+
+        /// The answer to the oldest step sent and not yet answered, waited for: 0 or an errno
+        /// (EPIPE when the helper is gone).
+        func answer() -> Int32 {
+            reader.nextReply()?.0 ?? EPIPE
         }
 
         /// Ends the helper: its channel closes (it exits on EOF), then it is reaped.

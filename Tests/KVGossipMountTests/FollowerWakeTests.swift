@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import KVGossipCore
 import KVGossipStore
+import KVGossipTestSupport
 import Testing
 @testable import KVGossipMount
 
@@ -32,6 +33,32 @@ extension MountTests {
                 #expect(watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/app/k")) })
                 #expect(fx.mount.debugFollowerSignals() > beforeRemote)
                 #expect(fx.sh("cat app/k").stdout == "remote\n")
+            }
+        }
+
+        /// A rewrite from elsewhere costs the follower one sleep: it hands the rewrite to the helper
+        /// and goes back to waiting, and reads the answer at its next wake-up. It used to sleep a
+        /// second time per change, waiting for that answer.
+        @Test func aRewriteFromElsewhereCostsTheFollowerOneSleep() throws {
+            try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
+                try #require(Readiness.wait(timeout: 30) { fx.mount.debugFollowerThread() > 0 })
+                let thread = fx.mount.debugFollowerThread()
+                func sleeps() -> Int {
+                    let status = ProcFile.read("/proc/self/task/\(thread)/status") ?? ""
+                    let line = status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") }
+                    return line.flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? -1
+                }
+                let watch = try InotifyWatch([fx.path("/app/k")])
+                defer { watch.stop() }
+                let changes = 30
+                let before = sleeps()
+                for i in 1...changes {
+                    _ = try fx.node.mint(try Key("/app/k"), value: Array("r\(i)\n".utf8))
+                    #expect(watch.wait { events in events.filter { $0.events.contains("CLOSE_WRITE") }.count >= i })
+                }
+                let slept = sleeps() - before
+                #expect(before >= 0 && slept <= changes * 3 / 2, "the follower slept \(slept) times for \(changes) changes")
+                #expect(fx.sh("cat app/k").stdout == "r\(changes)\n")
             }
         }
 
