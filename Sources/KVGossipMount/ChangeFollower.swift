@@ -166,11 +166,11 @@ final class ChangeFollower: Sendable {
                 return
             }
             previous = op
-            guard perform(op, known: known) else { return }
+            guard perform(op, replaying: path, known: known) else { return }
         }
     }
 
-    private func perform(_ op: SelfOp, known: Record?) -> Bool {
+    private func perform(_ op: SelfOp, replaying replayed: String, known: Record?) -> Bool {
         let result: Int32
         switch op {
         case .mkdir(let path):
@@ -182,7 +182,7 @@ final class ChangeFollower: Sendable {
         case .create(let path):
             return deliver(path, creating: true, known: known)
         case .write(let path):
-            return deliver(path, creating: false, known: known)
+            return deliver(path, creating: false, known: known, answerLater: path == replayed)
         }
         if result != 0 {
             core.ctx.logger.debug("mount replay step failed", metadata: ["op": "\(op)", "errno": "\(result)"])
@@ -199,7 +199,11 @@ final class ChangeFollower: Sendable {
     /// knows nothing newer for the path; otherwise the store is asked. Should the store already
     /// hold a newer record whose change has not been taken yet, that one follows at the next
     /// wake-up: the file shows each version in order, as a local writer's saves would.
-    private func deliver(_ path: String, creating: Bool, known: Record?) -> Bool {
+    ///
+    /// `answerLater`: the rewrite of the path being replayed, its last step, whose answer is read at
+    /// the next wake-up (below); a step for another path (a child met while a directory is walked)
+    /// is waited for, so the walk goes on with the view it left.
+    private func deliver(_ path: String, creating: Bool, known: Record?, answerLater: Bool = false) -> Bool {
         let record: Record
         if let known, known.kind == .value, core.state.withLock({ st -> Bool in
             guard let entry = st.truth.entry(path, at: known.version), entry.live else { return false }
@@ -222,11 +226,14 @@ final class ChangeFollower: Sendable {
         // is every value with --mount-page-cache, whose readers read up to the size the kernel
         // holds, which the truncation set to 0 until the attributes are fetched again.
         let written = creating || core.ctx.readerPageCache
-        if !written {
+        if !written && answerLater {
             // The rewrite's answer is read at the next wake-up (`settleUnanswered`), not waited for
             // here: waiting put the follower to sleep and woke it once more per change, while the
             // answer changes nothing when the rewrite worked, and a rewrite is the last step for its
-            // path. The path is looked at again once the answer is in.
+            // path. The path is looked at again once the answer is in. At most `maxUnanswered`
+            // wait: the helper blocks sending answers nobody reads once the channel's buffer is
+            // full (about 280 here), and then stops reading, and the follower's next send blocks.
+            if unanswered.withLock({ $0.count }) >= Self.maxUnanswered { settleBeforeNextStep() }
             if helper.send(.write, path: path) {
                 unanswered.withLock { $0.append(path) }
             } else {
@@ -234,7 +241,7 @@ final class ChangeFollower: Sendable {
             }
             return false
         }
-        let result = performNow(creating ? .create : .write, path: path, data: record.value)
+        let result = performNow(creating ? .create : .write, path: path, data: written ? record.value : [])
         // Where bytes were written (a create, or any value with --mount-page-cache) or the step
         // failed, drop the kernel's pages and attributes, so no reader combines them with another
         // version. A rewrite in the default mode needs nothing more: its truncating open already
@@ -244,7 +251,7 @@ final class ChangeFollower: Sendable {
         // GETATTR round trip per change on every receiver (Docs/filesystem.md §Changes made elsewhere).
         if result != 0 {
             deliveryFailed(path, errno: result)
-        } else if let ino = core.state.withLock({ $0.inodes.existing(path) }) {
+        } else if written, let ino = core.state.withLock({ $0.inodes.existing(path) }) {
             core.invalidateInode(ino)
         }
         return result == 0
@@ -254,25 +261,36 @@ final class ChangeFollower: Sendable {
     /// (they come in order). Rewrites answered here are looked at again at the next wake-up, which
     /// then comes at once.
     private func performNow(_ operation: ReplayHelper.Operation, path: String, data: [UInt8] = []) -> Int32 {
-        if !settleUnanswered() { core.followerWake.signal() }
+        settleBeforeNextStep()
         return helper.perform(operation, path: path, data: data)
     }
 
+    /// Rewrites whose answers may wait at once, far below what the helper's channel holds.
+    static let maxUnanswered = 32
+
+    /// `settleUnanswered` in the middle of a wake-up: the paths it queues for another look are
+    /// taken at the next wake-up, which then comes at once.
+    private func settleBeforeNextStep() {
+        if !settleUnanswered() { core.followerWake.signal() }
+    }
+
     /// Reads the answers to the rewrites sent so far (the helper has usually long finished them)
-    /// and has their paths looked at again; a failed one as `deliver` treats a failed write.
-    /// Returns whether there were none, so nothing was queued for another look.
+    /// and has the paths of those that worked looked at again, as the replay would have gone on
+    /// after them; a failed one is treated as `deliver` treats a failed write (and, as before, not
+    /// tried again until something changes). Returns whether nothing was queued for another look.
     @discardableResult
     private func settleUnanswered() -> Bool {
         let paths = unanswered.withLock { paths in
             defer { paths = [] }
             return paths
         }
-        guard !paths.isEmpty else { return true }
+        var done: [String] = []
         for path in paths {
             let result = helper.answer()
-            if result != 0 { deliveryFailed(path, errno: result) }
+            if result == 0 { done.append(path) } else { deliveryFailed(path, errno: result) }
         }
-        core.state.withLock { $0.pendingReconciles.formUnion(paths) }
+        guard !done.isEmpty else { return true }
+        core.state.withLock { $0.pendingReconciles.formUnion(done) }
         return false
     }
 

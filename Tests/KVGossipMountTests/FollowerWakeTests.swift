@@ -62,6 +62,29 @@ extension MountTests {
             }
         }
 
+        /// Hundreds of keys rewritten in one commit (a batch pulled in a sync session) are replayed
+        /// in one wake-up. The follower reads the answers to its rewrites later, but never lets more
+        /// wait than the helper's channel holds: past that the helper blocks on its answers, stops
+        /// reading, and the follower's next send blocks, both for good.
+        @Test func hundredsOfRewritesInOneCommitAreAllReplayed() throws {
+            let count = 600
+            let name = { (i: Int) in "/app/k" + String(1000 + i) }
+            let seed = Dictionary(uniqueKeysWithValues: (0..<count).map { (name($0), "old\n") })
+            try withMount(seed: seed) { fx throws in
+                let later = UInt64(Date().timeIntervalSince1970 * 1000) + 1_000
+                let batch = try (0..<count).map { i in
+                    Record(cluster: Keys.root.publicKey, key: try Key(name(i)), kind: .value, value: Array("new \(i)\n".utf8),
+                           timestamp: HLC(physicalMs: later), signer: Keys.root, pool: [])
+                }
+                let outcomes = try fx.store.apply(batch, origin: .pulled(from: PeerAddress(host: "10.0.0.2", port: 7946)))
+                #expect(outcomes.allSatisfy { $0.isAccepted })
+                let last = name(count - 1)
+                #expect(Readiness.wait(timeout: 60) { fx.sh("cat app/k\(1000 + count - 1)").stdout == "new \(count - 1)\n" }, "\(last) never replayed")
+                let shown = fx.sh("cat app/k*").stdout
+                #expect(shown == (0..<count).map { "new \($0)\n" }.joined())
+            }
+        }
+
         @Test func aQuietChangeWaitsForTheNextWakeUpUntilTooManyAreHeld() {
             let wake = DispatchSemaphore(value: 0)
             let inbox = ChangeInbox(wake: wake)
