@@ -74,7 +74,7 @@ public final class ControlServer: Sendable {
             if lstat(path, &placed) == 0 { installed.withLock { $0 = (path, UInt64(placed.st_dev), UInt64(placed.st_ino)) } }
         } catch {
             unlink(staging)
-            try? await server.channel.close()
+            await accepted.closeUnserved(server)
             throw error
         }
         logger.info("control API listening", metadata: ["socket": "\(path)"])

@@ -70,6 +70,15 @@ public final class AcceptedConnections<Connection: AcceptedConnection>: Sendable
         }
     }
 
+    /// Closes a listener that will not be served (its set-up failed after the bind), and every
+    /// connection it made meanwhile, as a cancelled `serve` does: closing the listener alone would
+    /// leave those to NIO, which traps.
+    public func closeUnserved(_ listener: NIOAsyncChannel<Connection, Never>) async {
+        let stopping = Task { try? await serve(listener) { await $0.closeUnserved() } }
+        stopping.cancel()
+        await stopping.value
+    }
+
     private func takeAll(from listener: NIOAsyncChannel<Connection, Never>, _ handle: @escaping @Sendable (Connection) async -> Void) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             // Whether `inbound` ended or threw: nothing is left to take, so the connections never

@@ -57,6 +57,20 @@ import Testing
         }
     }
 
+    /// A listener whose set-up fails after its bind is never served: the connections NIO made for
+    /// it meanwhile are closed with it (closing the listener alone left them to NIO, which traps).
+    @Test func aListenerClosedUnservedClosesTheConnectionsItMade() async throws {
+        for round in 0..<20 {
+            let accepted = AcceptedConnections<Connection>()
+            let listener = try await Self.listen(accepted)
+            let port = try #require(listener.channel.localAddress?.port)
+            let connected = try await OwnThread.run { (0..<20).compactMap { _ in RawSocket(tcpPort: port) } }
+            await accepted.closeUnserved(listener)
+            let open = try await OwnThread.run { connected.filter { $0.send([0]) && $0.readUntilClosed() == nil }.count }
+            #expect(open == 0, "round \(round): \(open) of \(connected.count) connections were left open")
+        }
+    }
+
     /// Until it is cancelled, every connection goes to the handler; a listener that closes on its
     /// own ends serving once its handlers are done, without an error.
     @Test func servesEveryConnectionUntilTheListenerCloses() async throws {
