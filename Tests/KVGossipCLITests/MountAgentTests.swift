@@ -84,11 +84,6 @@ import KVGossipTestSupport
         }
     }
 
-    /// `kvgossip unmount` (the unit's ExecStopPost) on each kind of mount it can meet
-    /// (Docs/operations.md §The systemd unit): a live one is only detached and its agent mounts it
-    /// again; a hung one (its agent stopped with SIGSTOP) has its connection aborted and is
-    /// detached, so the stopped agent can then be killed; a dead one (its agent SIGKILLed) is
-    /// cleared the same way.
     /// Mounting over a directory that holds files hides them: the agent says so in `status` (and
     /// its log), and says nothing when the directory was empty. The files are there again after.
     @Test func aMountOverFilesWarnsThatTheyAreHidden() throws {
@@ -112,6 +107,11 @@ import KVGossipTestSupport
         #expect(empty.stop() == 0)
     }
 
+    /// `kvgossip unmount` (the unit's ExecStopPost) on each kind of mount it can meet
+    /// (Docs/operations.md §The systemd unit): a live one is only detached and its agent mounts it
+    /// again; a hung one (its agent stopped with SIGSTOP) has its connection aborted and is
+    /// detached, so the stopped agent can then be killed; a dead one (its agent SIGKILLed) is
+    /// cleared the same way.
     @Test func kvgossipUnmountClearsALiveAHungAndADeadMount() throws {
         let cli = try CLIProcess()
         defer { cli.cleanUp() }
