@@ -175,6 +175,23 @@ import Testing
         #expect(huge.status == 1 && huge.stderr.contains("maxSkewSeconds"), "\(huge)")
     }
 
+    /// Bad input found while a subcommand runs (not while its arguments are parsed) is shown with
+    /// that subcommand's usage and status 64, as a parsing error is, not with the usage of
+    /// `kvgossip` itself.
+    @Test func badInputFoundWhileRunningShowsTheSubcommandsUsage() throws {
+        let cli = try CLIProcess()
+        defer { cli.cleanUp() }
+        try cli.run(["keygen", "--out", "root.key"])
+        let root = try cli.run(["pubkey", "--key", "root.key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try cli.run(["grant", "--issuer-key", "root.key", "--to", root, "--pattern", "/a", "--out", "a.grant"])
+        let badRoot = try cli.run(["inspect", "a.grant", "--root", "ed25519:xx"])
+        #expect(badRoot.status == 64, "\(badRoot)")
+        #expect(badRoot.stderr.contains("Error: --root: public key"), "\(badRoot)")
+        #expect(badRoot.stderr.contains("Usage: kvgossip inspect <FILE>") && badRoot.stderr.contains("See 'kvgossip inspect --help'"), "\(badRoot)")
+        let badKey = try cli.run(["log", "a//b"])
+        #expect(badKey.status == 64 && badKey.stderr.contains("Usage: kvgossip log <target>"), "\(badKey)")
+    }
+
     /// Failures of the system say what failed in the system's words, not as a dump of Foundation's
     /// or NIO's error values.
     @Test func aDataDirectoryOrAgentOutOfReachIsNamedWithTheSystemsReason() throws {
