@@ -54,17 +54,24 @@ enum StaleMount {
     @discardableResult
     static func detach(_ mountpoint: String, logger: Logger) -> String? {
         if umount2(mountpoint, Int32(MNT_DETACH)) == 0 { return nil }
-        let reason = String(cString: strerror(errno))
+        var reason = String(cString: strerror(errno))
         // Without privileges, the setuid helper can do it for mounts this user made.
         let helper = Process()
         helper.executableURL = URL(fileURLWithPath: "/bin/fusermount3")
         helper.arguments = ["-uz", mountpoint]
-        helper.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        let said = Pipe()
+        helper.standardError = said
         do {
             try helper.run()
+            // Read to the end before waiting: a helper that filled the pipe would never exit.
+            let message = said.fileHandleForReading.readDataToEndOfFile()
             helper.waitUntilExit()
             if helper.terminationStatus == 0 { return nil }
-        } catch {}
+            let text = String(decoding: message.prefix(512), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !text.isEmpty { reason += "; fusermount3: \(text)" }
+        } catch {
+            reason += "; fusermount3: \(error.localizedDescription)"
+        }
         logger.error("cannot unmount stale mount", metadata: ["mountpoint": "\(mountpoint)", "error": "\(reason)"])
         return reason
     }

@@ -92,6 +92,16 @@ extension MountTests {
                 #expect(StaleMount.entries(at: fx.mountpoint).isEmpty)
             }
         }
+
+        /// A mount that cannot be detached is reported with what fusermount3 said too, not only
+        /// the kernel's errno for umount2 (the helper's own words were thrown away).
+        @Test func aDetachThatFailsSaysWhatFusermountSaid() throws {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-notmounted-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let reason = try #require(StaleMount.detach(dir, logger: Logger(label: "test")))
+            #expect(reason.hasPrefix("Invalid argument; fusermount3: ") && reason.contains(dir), "\(reason)")
+        }
     }
 }
 
