@@ -337,36 +337,3 @@ final class EtcdHTTP: @unchecked Sendable {
         return Array(buffer[..<count])
     }
 }
-
-/// Writes to a file in host 1's mount; hosts 2 and 3 wait for IN_CLOSE_WRITE on it, then read it.
-final class MountWrites {
-    let source: String
-    let files: [String]
-    let watchers: [MountBench.Watcher]
-    private(set) var staleReads = 0
-
-    init(mounts: [String], key: String) async throws {
-        source = mounts[0] + key
-        files = mounts.dropFirst().map { $0 + key }
-        try FileManager.default.createDirectory(atPath: (source as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try MountBench.writeFile(source, Array("initial".utf8))
-        for f in files {
-            let there = try await Readiness.waitAsync(timeout: .seconds(10)) { try MountBench.readFile(f) == Array("initial".utf8) }
-            guard there else { throw BenchError("\(f) never showed the first value") }
-        }
-        watchers = try files.map { try MountBench.Watcher($0) }
-    }
-
-    /// ms from opening the file on host 1 until hosts 2 and 3 have seen IN_CLOSE_WRITE and read it.
-    func write(_ value: String) throws -> Double {
-        let bytes = Array(value.utf8)
-        watchers.forEach { $0.drain() }
-        let start = DispatchTime.now().uptimeNanoseconds
-        try MountBench.writeFile(source, bytes)
-        for w in watchers { try w.waitForCloseWrite() }
-        for f in files where try MountBench.readFile(f) != bytes { staleReads += 1 }
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-    }
-
-    func close() { watchers.forEach { $0.close() } }
-}
