@@ -216,21 +216,21 @@ public final class GossipEngine: Sendable, KeyStateSource {
 
     /// A push the instance asked for. A push of a fresh write (a key or two) over an open link is
     /// read and sent right here, usually on the thread that committed the record: it leaves without
-    /// waiting for a task to be scheduled, and a task waits for the answer. Other pushes (many keys,
-    /// a link still to dial) run in a task, reading on the store's threads.
+    /// waiting for a task to be scheduled, and its answer is taken where it arrives (`PushAnswer`).
+    /// Other pushes (many keys, a link still to dial, keys to read on a link's event loop, where
+    /// an answer just taken asked for the next push) run in a task, reading on the store's threads.
     private func startPush(to address: PeerAddress, keys: [Key], fresh: [Key: Record]) {
-        guard keys.count <= Self.inlineReads, let link = links.openLink(to: address) else {
+        let readsHere = keys.contains { fresh[$0] == nil }
+        guard keys.count <= Self.inlineReads, !(readsHere && MultiThreadedEventLoopGroup.currentEventLoop != nil),
+            let link = links.openLink(to: address)
+        else {
             Task { await self.runPush(to: address, keys: keys) }
             return
         }
         do {
             let records = try keys.compactMap { try fresh[$0] ?? node.store.record($0) }
             guard !records.isEmpty else { return handle { $0.pushAnswered(by: address, [], nowMs: now) } }
-            let sent = try sendPush(records, on: link)
-            // Started here: it only sets up the wait for the answer, and a task scheduled instead
-            // would wake a thread to do just that. The answer resumes it on the store's threads,
-            // where the step runs in place (`awaitPush`).
-            Task.immediate(executorPreference: storeThreads) { await self.awaitPush(sent, on: link, to: address) }
+            try sendPush(records, on: link, to: address)
         } catch {
             pushFailed(to: address, error)
         }
@@ -241,37 +241,28 @@ public final class GossipEngine: Sendable, KeyStateSource {
             let records = try await pool.runIfActive { [node] in try keys.compactMap { try node.store.record($0) } }
             guard !records.isEmpty else { return handle { $0.pushAnswered(by: address, [], nowMs: now) } }
             let link = try await self.link(to: address)
-            let sent = try sendPush(records, on: link)
-            await awaitPush(sent, on: link, to: address)
+            try sendPush(records, on: link, to: address)
         } catch {
             pushFailed(to: address, error)
         }
     }
 
-    /// Opens a push of `records` on the link and sends its opening and records (one write).
-    private func sendPush(_ records: [Record], on link: PeerLink) throws -> SentPush {
+    /// Opens a push of `records` on the link and sends its opening and records (one write); how
+    /// it ends goes back to the instance from wherever its answer is taken (`PushAnswer`).
+    private func sendPush(_ records: [Record], on link: PeerLink, to address: PeerAddress) throws {
         var pusher = SyncPusher(state: syncState(link), peer: link.peer.name, records: records, limits: options.links.syncLimits)
         let opening = try pusher.start()
-        let (id, inbox) = try link.openSession()
-        link.send(opening, session: id)
-        return SentPush(pusher: pusher, session: id, inbox: inbox)
-    }
-
-    /// Waits for a sent push's answer; how it ended goes back to the instance. On the store's
-    /// threads: the answer (which may carry revocations to apply) is handled where it resumes the
-    /// wait, not handed from the cooperative pool to a store thread and back.
-    private func awaitPush(_ sent: SentPush, on link: PeerLink, to address: PeerAddress) async {
-        var pusher = sent.pusher
-        do {
-            try await withTaskExecutorPreference(storeThreads) {
-                try await SessionRunner.run(
-                    &pusher, opening: [], first: nil, session: sent.session, inbox: sent.inbox, link: link, pool: pool)
+        let answer = PushAnswer(pusher, stallTimeout: link.options.sessionStallTimeout, storeWork: { [pool] work in
+            pool.submit { _ in work() }
+        }) { [weak self] outcome in
+            guard let self else { return }
+            switch outcome {
+            case .answered(let results): self.handle { $0.pushAnswered(by: address, results, nowMs: self.now) }
+            case .failed(let error): self.pushFailed(to: address, error)
             }
-            let results = zip(pusher.records, pusher.results).map { (key: $0.key, digest: $0.digest, held: $1.code != .refused) }
-            handle { $0.pushAnswered(by: address, results, nowMs: now) }
-        } catch {
-            pushFailed(to: address, error)
         }
+        let id = try link.openSession(answeredInPlace: answer.take)
+        link.send(opening, session: id)
     }
 
     private func pushFailed(to address: PeerAddress, _ error: any Error) {
@@ -517,13 +508,6 @@ public final class GossipEngine: Sendable, KeyStateSource {
     }
 
     var now: UInt64 { node.store.clock() }
-}
-
-/// A push whose opening and records are on their way: what waits for its answer.
-struct SentPush: Sendable {
-    var pusher: SyncPusher
-    let session: UInt32
-    let inbox: AsyncStream<SyncMessage?>
 }
 
 /// Connections refused, for status and metrics.

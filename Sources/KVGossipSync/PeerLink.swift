@@ -63,7 +63,7 @@ public final class PeerLink: Sendable {
     private let logger: Logger
 
     fileprivate struct State {
-        var sessions: [UInt32: AsyncStream<SyncMessage?>.Continuation] = [:]
+        var sessions: [UInt32: SessionInbox] = [:]
         var nextSession: UInt32 = 0
         var closed = false
         var peerOpened = 0
@@ -72,6 +72,13 @@ public final class PeerLink: Sendable {
         var queuedTotal = 0
         /// The reader, waiting for the runners to take some of what it queued.
         var readerWaiting: CheckedContinuation<Void, Never>?
+    }
+
+    /// Where a session's messages go: into a stream its runner reads, or to a handler called
+    /// where they arrive (`openSession(answeredInPlace:)`).
+    fileprivate enum SessionInbox {
+        case stream(AsyncStream<SyncMessage?>.Continuation)
+        case inPlace(@Sendable (SessionEvent) -> SessionStep)
     }
 
     /// What the link hands its owner: a session the peer opened, or an announcement.
@@ -133,8 +140,22 @@ public final class PeerLink: Sendable {
             let id = s.nextSession
             s.nextSession &+= 2
             let (stream, continuation) = AsyncStream.makeStream(of: SyncMessage?.self)
-            s.sessions[id] = continuation
+            s.sessions[id] = .stream(continuation)
             return (id, stream)
+        }
+    }
+
+    /// Opens a session of ours whose peer's messages, the watchdog's nudges and the link's close
+    /// are handed to `handler` on the thread they happen on (a message: the link's reader), with
+    /// no task waiting. For a session whose every step is quick and touches no store: the answer
+    /// to a push (`PushAnswer`). The session ends when the handler says so, or with the link.
+    func openSession(answeredInPlace handler: @escaping @Sendable (SessionEvent) -> SessionStep) throws -> UInt32 {
+        try state.withLock { s in
+            guard !s.closed else { throw SyncProtocolError("the link to \(peer.name) is closed") }
+            let id = s.nextSession
+            s.nextSession &+= 2
+            s.sessions[id] = .inPlace(handler)
+            return id
         }
     }
 
@@ -148,7 +169,19 @@ public final class PeerLink: Sendable {
             ])
             return disconnectNow()
         }
-        for inbox in state.withLock({ Array($0.sessions.values) }) { inbox.yield(nil) }
+        for (id, inbox) in state.withLock({ Array($0.sessions) }) {
+            switch inbox {
+            case .stream(let stream): stream.yield(nil)
+            case .inPlace(let handler): take(handler(.nudge), session: id)
+            }
+        }
+    }
+
+    /// Carries out what a session answered in place asked for.
+    private func take(_ step: SessionStep, session: UInt32) {
+        guard case .end(let replies) = step else { return }
+        send(replies, session: session)
+        endSession(session)
     }
 
     /// Returns once what this link has sent and not yet written is under `sendBacklogBytes`, or the
@@ -156,12 +189,12 @@ public final class PeerLink: Sendable {
     func roomToSend() async { await output.roomToSend() }
 
     func endSession(_ id: UInt32) {
-        let (continuation, reader) = state.withLock { s in
+        let (inbox, reader) = state.withLock { s in
             if id % 2 != (initiatedHere ? 1 : 0) { s.peerOpened -= 1 }
             s.queuedTotal -= s.queued.removeValue(forKey: id) ?? 0
             return (s.sessions.removeValue(forKey: id), s.takeReaderIfRoom(options.queuedMessagesPerLink))
         }
-        continuation?.finish()
+        if case .stream(let stream) = inbox { stream.finish() }
         reader?.resume()
     }
 
@@ -217,13 +250,20 @@ public final class PeerLink: Sendable {
                 precheck(records)
             }
         }
-        return try state.withLock { s -> Inbound? in
-            if let inbox = s.sessions[session] {
+        var handler: (@Sendable (SessionEvent) -> SessionStep)?
+        let inbound = try state.withLock { s -> Inbound? in
+            switch s.sessions[session] {
+            case .stream(let inbox):
                 s.queued[session, default: 0] += 1
                 s.queuedTotal += 1
                 inbox.yield(message)
                 queued = true
                 return nil
+            case .inPlace(let answer):
+                handler = answer
+                return nil
+            case nil:
+                break
             }
             // A new session must be the peer's own (its parity) and open with `open`.
             guard !isOurs(session), case .open = message else {
@@ -234,9 +274,12 @@ public final class PeerLink: Sendable {
             }
             s.peerOpened += 1
             let (stream, continuation) = AsyncStream.makeStream(of: SyncMessage?.self)
-            s.sessions[session] = continuation
+            s.sessions[session] = .stream(continuation)
             return .opened(session: session, first: message, inbox: stream)
         }
+        // Outside the lock: the handler's step may end the session, which takes it.
+        if let handler { take(handler(.message(message)), session: session) }
+        return inbound
     }
 
     /// Drops the connection (a peer no longer admitted, the agent stopping).
@@ -247,7 +290,7 @@ public final class PeerLink: Sendable {
 
     /// Ends every session and the sending half (the connection closes once what was sent is out).
     public func close() {
-        let (sessions, reader) = state.withLock { s -> ([AsyncStream<SyncMessage?>.Continuation], CheckedContinuation<Void, Never>?) in
+        let (sessions, reader) = state.withLock { s -> ([SessionInbox], CheckedContinuation<Void, Never>?) in
             s.closed = true
             defer {
                 s.sessions = [:]
@@ -255,7 +298,12 @@ public final class PeerLink: Sendable {
             }
             return (Array(s.sessions.values), s.readerWaiting)
         }
-        for c in sessions { c.finish() }
+        for inbox in sessions {
+            switch inbox {
+            case .stream(let stream): stream.finish()
+            case .inPlace(let handler): _ = handler(.closed)
+            }
+        }
         reader?.resume()
         output.close()
     }
@@ -334,6 +382,22 @@ extension PeerLink.State {
         readerWaiting = nil
         return reader
     }
+}
+
+/// What a session answered in place (`PeerLink.openSession(answeredInPlace:)`) is told.
+enum SessionEvent: Sendable {
+    case message(SyncMessage)
+    /// The link's watchdog: a session whose peer has said nothing for the stall timeout ends.
+    case nudge
+    /// The link closed; the session is gone with it.
+    case closed
+}
+
+/// What a session answered in place does after an event: goes on, or sends these last messages
+/// and ends.
+enum SessionStep: Sendable, Equatable {
+    case goOn
+    case end(replies: [SyncMessage])
 }
 
 /// A sync state machine as a session runs it.

@@ -44,6 +44,39 @@ struct PeerLinkRoutingTests {
         link.close()
     }
 
+    /// A session answered in place hears its peer's messages on the routing thread, before
+    /// `route` returns, with nothing queued for a runner; it hears the watchdog's nudges and the
+    /// link's close; and once it says it is over, it is gone: a later message for it is refused.
+    @Test func aSessionAnsweredInPlaceHearsEverythingWhereItHappens() throws {
+        let heard = Mutex<[String]>([])
+        let link = Self.link(options: LinkOptions()) { _ in }
+        let ending = try link.openSession { event in
+            heard.withLock { $0.append("ending: \(Self.name(event))") }
+            if case .message = event { return .end(replies: []) }
+            return .goOn
+        }
+        let lasting = try link.openSession { event in
+            heard.withLock { $0.append("lasting: \(Self.name(event))") }
+            return .goOn
+        }
+        #expect(try link.route(Self.frame(ending, .results([]))) == nil)
+        #expect(heard.withLock { $0 } == ["ending: message"])
+        #expect(throws: SyncProtocolError.self) { try link.route(Self.frame(ending, .results([]))) }
+
+        link.nudgeSessions()
+        #expect(try link.route(Self.frame(lasting, .results([]))) == nil)
+        link.close()
+        #expect(heard.withLock { Array($0.dropFirst()) } == ["lasting: nudge", "lasting: message", "lasting: closed"])
+    }
+
+    static func name(_ event: SessionEvent) -> String {
+        switch event {
+        case .message: "message"
+        case .nudge: "nudge"
+        case .closed: "closed"
+        }
+    }
+
     /// A link this node dialed (its sessions odd), writing to nowhere.
     static func link(options: LinkOptions, precheck: @escaping @Sendable ([Record]) -> Void) -> PeerLink {
         let peer = SigningKey.generate()

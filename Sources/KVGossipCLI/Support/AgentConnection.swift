@@ -34,7 +34,8 @@ struct ControlOptions: ParsableArguments {
         let proof = try RemoteClientFiles(key: controlKey, grants: controlGrant, root: root).load(for: endpoint)
         do {
             return try ControlCredentials(cluster: proof.root, signingKey: proof.key, grants: proof.grants)
-        } catch let refusal as Refusal {
+        } catch {
+            let refusal: Refusal = error
             throw CLIError("\(refusal.reason.rawValue): the agent would refuse --control-key \(proof.key.publicKey.fingerprint): \(refusal.detail) (give --control-grant FILE)")
         }
     }
