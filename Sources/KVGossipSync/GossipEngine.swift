@@ -217,13 +217,18 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// A push the instance asked for. A push of a fresh write (a key or two) over an open link is
     /// read and sent right here, usually on the thread that committed the record: it leaves without
     /// waiting for a task to be scheduled, and its answer is taken where it arrives (`PushAnswer`).
-    /// Other pushes (many keys, a link still to dial, keys to read on a link's event loop, where
-    /// an answer just taken asked for the next push) run in a task, reading on the store's threads.
+    /// A push an answer just taken asked for (the next one queued for that peer) is on a link's
+    /// event loop, which must not read the store: it is read and sent on a store thread. Other
+    /// pushes (many keys, a link still to dial) run in a task, reading on the store's threads.
     private func startPush(to address: PeerAddress, keys: [Key], fresh: [Key: Record]) {
-        let readsHere = keys.contains { fresh[$0] == nil }
-        guard keys.count <= Self.inlineReads, !(readsHere && MultiThreadedEventLoopGroup.currentEventLoop != nil),
-            let link = links.openLink(to: address)
-        else {
+        if keys.contains(where: { fresh[$0] == nil }), MultiThreadedEventLoopGroup.currentEventLoop != nil {
+            pool.submit { state in
+                guard case .active = state else { return }
+                self.startPush(to: address, keys: keys, fresh: fresh)
+            }
+            return
+        }
+        guard keys.count <= Self.inlineReads, let link = links.openLink(to: address) else {
             Task { await self.runPush(to: address, keys: keys) }
             return
         }
@@ -253,7 +258,9 @@ public final class GossipEngine: Sendable, KeyStateSource {
         var pusher = SyncPusher(state: syncState(link), peer: link.peer.name, records: records, limits: options.links.syncLimits)
         let opening = try pusher.start()
         let answer = PushAnswer(pusher, stallTimeout: link.options.sessionStallTimeout, storeWork: { [pool] work in
-            pool.submit { _ in work() }
+            // A pool already shut down would run the work at once, here on the event loop, against
+            // a store that may be closed: the push ends unanswered instead.
+            pool.submit { state in work(state == .active) }
         }) { [weak self] outcome in
             guard let self else { return }
             switch outcome {

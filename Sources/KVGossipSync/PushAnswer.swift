@@ -20,7 +20,7 @@ final class PushAnswer: Sendable {
     private let peer: String
     private let stallTimeout: Duration
     private let ended: @Sendable (Outcome) -> Void
-    private let storeWork: @Sendable (@escaping @Sendable () -> Void) -> Void
+    private let storeWork: @Sendable (@escaping @Sendable (_ running: Bool) -> Void) -> Void
 
     private struct State {
         var pusher: SyncPusher
@@ -31,9 +31,10 @@ final class PushAnswer: Sendable {
 
     /// - Parameters:
     ///   - ended: called once, with how the push ended.
-    ///   - storeWork: runs a step that needs the store (applying revocations) on the store's threads.
+    ///   - storeWork: runs a step that needs the store (applying revocations) on the store's threads,
+    ///     telling it whether they are still running (not once the engine stops).
     init(
-        _ pusher: SyncPusher, stallTimeout: Duration, storeWork: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void,
+        _ pusher: SyncPusher, stallTimeout: Duration, storeWork: @escaping @Sendable (@escaping @Sendable (_ running: Bool) -> Void) -> Void,
         ended: @escaping @Sendable (Outcome) -> Void
     ) {
         state = Mutex(State(pusher: pusher))
@@ -49,7 +50,11 @@ final class PushAnswer: Sendable {
         case .message(let message):
             guard var pusher = takePusher() else { return .end(replies: []) }
             if Self.carriesRevocations(message) {
-                storeWork { [self, pusher] in
+                // The session ends here; what the store then makes of the answer goes to the
+                // instance only. (A protocol error found there is not told to the peer, which
+                // ended its side of the push when it sent the answer.)
+                storeWork { [self, pusher] running in
+                    guard running else { return ended(.failed(CancellationError())) }
                     var taken = pusher
                     finish(&taken, with: message)
                 }

@@ -50,13 +50,23 @@ struct PeerLinkRoutingTests {
     @Test func aSessionAnsweredInPlaceHearsEverythingWhereItHappens() throws {
         let heard = Mutex<[String]>([])
         let link = Self.link(options: LinkOptions()) { _ in }
+        // Each handler asks the link something under its lock: called with the lock held, it
+        // would hang here.
         let ending = try link.openSession { event in
+            _ = link.isClosed
             heard.withLock { $0.append("ending: \(Self.name(event))") }
             if case .message = event { return .end(replies: []) }
             return .goOn
         }
         let lasting = try link.openSession { event in
+            _ = link.isClosed
             heard.withLock { $0.append("lasting: \(Self.name(event))") }
+            return .goOn
+        }
+        // A session that ends at the watchdog's nudge (its peer stalled) is gone after it.
+        let stalled = try link.openSession { event in
+            _ = link.isClosed
+            if case .nudge = event { return .end(replies: []) }
             return .goOn
         }
         #expect(try link.route(Self.frame(ending, .results([]))) == nil)
@@ -64,6 +74,7 @@ struct PeerLinkRoutingTests {
         #expect(throws: SyncProtocolError.self) { try link.route(Self.frame(ending, .results([]))) }
 
         link.nudgeSessions()
+        #expect(throws: SyncProtocolError.self) { try link.route(Self.frame(stalled, .results([]))) }
         #expect(try link.route(Self.frame(lasting, .results([]))) == nil)
         link.close()
         #expect(heard.withLock { Array($0.dropFirst()) } == ["lasting: nudge", "lasting: message", "lasting: closed"])

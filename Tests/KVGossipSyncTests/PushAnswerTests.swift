@@ -30,9 +30,17 @@ struct PushAnswerTests {
         // Nothing taken yet: the answer waits for a store thread.
         #expect(probe.outcomes.isEmpty && probe.state.revocationsApplied.withLock { $0 } == 0)
         let work = try #require(probe.handedToStore.first)
-        work()
+        work(true)
         #expect(probe.state.revocationsApplied.withLock { $0 } == 1)
         #expect(probe.outcomes == ["answered \(probe.records[0].key.path)=not held"])
+
+        // Once the store's threads have stopped, the answer is not taken: the push ends unanswered.
+        let late = try Probe(records: 1)
+        _ = late.answer.take(.message(.results([PushResult(code: .refused, reason: .revoked, revocations: [revocation])])))
+        let lateWork = try #require(late.handedToStore.first)
+        lateWork(false)
+        #expect(late.state.revocationsApplied.withLock { $0 } == 0)
+        #expect(late.outcomes.first?.hasPrefix("failed") == true)
     }
 
     @Test func anAnswerThatDoesNotFitThePushIsRefusedToThePeer() throws {
@@ -72,11 +80,11 @@ struct PushAnswerTests {
         let answer: PushAnswer
         private let log = Log()
         var outcomes: [String] { log.outcomes.withLock { $0 } }
-        var handedToStore: [@Sendable () -> Void] { log.handedToStore.withLock { $0 } }
+        var handedToStore: [@Sendable (Bool) -> Void] { log.handedToStore.withLock { $0 } }
 
         final class Log: Sendable {
             let outcomes = Mutex<[String]>([])
-            let handedToStore = Mutex<[@Sendable () -> Void]>([])
+            let handedToStore = Mutex<[@Sendable (Bool) -> Void]>([])
         }
 
         init(records count: Int, stallTimeout: Duration = .seconds(30)) throws {
