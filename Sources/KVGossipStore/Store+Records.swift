@@ -185,6 +185,7 @@ extension Store {
         state.withLock {
             $0.treeHash = hash
             for case .revocation(let r) in changes { $0.revoked.insert(r.grantID) }
+            $0.recentDigests.note(changes)
         }
         changeFeed.publish(changes)
         if sync == .afterPublishing {

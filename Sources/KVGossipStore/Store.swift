@@ -48,6 +48,7 @@ public final class Store: Sendable {
         var revoked: Set<Hash256>
         var treeHash: Hash256
         var clockWentBack: ClockWentBack?
+        var recentDigests = RecentDigests()
     }
 
     /// This node's clock found far behind the last timestamp it minted (Docs/contract.md §Ordering).
@@ -255,10 +256,13 @@ public final class Store: Sendable {
     }
 
     /// The digest of each key's current record (nil where there is none), without decoding a
-    /// record and outside the pool (`DigestLookup`): what a push's receiver compares before
-    /// verifying anything.
+    /// record: from the last commits where they name every key (`RecentDigests`), else read outside
+    /// the pool (`DigestLookup`). What a push's receiver compares before verifying anything.
     public func digests(of keys: [Key]) throws -> [Hash256?] {
-        try digestLookup.digests(of: keys)
+        try refuseIfClosed()
+        let known = state.withLock { s in keys.compactMap { s.recentDigests.lookup($0) } }
+        if known.count == keys.count { return known }
+        return try digestLookup.digests(of: keys)
     }
 
     /// Records whose key is `prefix` or lies below it (all records for nil), in key order.

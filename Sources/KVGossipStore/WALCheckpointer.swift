@@ -69,10 +69,10 @@ final class WALCheckpointer: @unchecked Sendable {
     /// Installs the hook on the writer connection. `stop` must be called before this object goes.
     func attach(to writer: DatabasePool) throws {
         let context = Unmanaged.passUnretained(self).toOpaque()
-        try writer.writeWithoutTransaction { db in
+        writer.writeWithoutTransaction { db in
             // The hook replaces SQLite's automatic checkpoint (which is itself a WAL hook).
             // `frames`: the log's frames (pages with their headers) after the commit.
-            sqlite3_wal_hook(db.sqliteConnection, { context, handle, _, frames in
+            _ = sqlite3_wal_hook(db.sqliteConnection, { context, handle, _, frames in
                 guard let context else { return SQLITE_OK }
                 let checkpointer = Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue()
                 checkpointer.readAhead?.afterCommit(frames: frames)
@@ -89,7 +89,7 @@ final class WALCheckpointer: @unchecked Sendable {
 
     /// Removes the hook from the writer and ends the thread.
     func detach(from writer: DatabasePool) {
-        try? writer.writeWithoutTransaction { db in _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil) }
+        writer.writeWithoutTransaction { db in _ = sqlite3_wal_hook(db.sqliteConnection, nil, nil) }
         condition.lock()
         stopped = true
         condition.signal()

@@ -11,11 +11,11 @@ import Testing
     @Test func digestsFollowLaterCommitsAndHoldNoSnapshot() throws {
         let t = try TempStore()
         let key = try Key("/app/a")
-        #expect(try t.store.digests(of: [key]) == [nil])
+        #expect(try t.store.digestLookup.digests(of: [key]) == [nil])
         for counter in 1...3 {
             let r = StoreFixture.record("/app/a", "\(counter)", counter: UInt16(counter))
             #expect(try t.store.apply(r) == .accepted)
-            #expect(try t.store.digests(of: [key]) == [r.digest])
+            #expect(try t.store.digestLookup.digests(of: [key]) == [r.digest])
         }
         // A full checkpoint that restarts the log waits for every reader to leave it.
         let restarted = try t.store.db.writeWithoutTransaction { db in

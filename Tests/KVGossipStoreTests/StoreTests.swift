@@ -136,7 +136,7 @@ enum StoreFixture {
         let t = try TempStore()
         for i in 0..<50 { _ = try t.store.apply(StoreFixture.record("/app/k\(i)", "v\(i)")) }
         // Open the other connections, as a running agent has them.
-        #expect(try t.store.digests(of: [Key("/app/k1")]).first! != nil)
+        #expect(try t.store.digestLookup.digests(of: [Key("/app/k1")]).first! != nil)
         #expect(try t.store.record(Key("/app/k2"))?.value == Array("v2".utf8))
         let log = "\(t.directory)/\(Store.fileName)-wal"
         #expect(FileManager.default.fileExists(atPath: log))
@@ -186,6 +186,24 @@ enum StoreFixture {
         let keys = [new.key, try Key("/app/none"), gone.key]
         #expect(try t.store.digests(of: keys) == [new.digest, nil, gone.digest])
         #expect(try t.store.digests(of: keys) == keys.map { try t.store.record($0)?.digest })
+        // The same answers read from the store, as for keys no recent commit named.
+        #expect(try t.store.digestLookup.digests(of: keys) == [new.digest, nil, gone.digest])
+    }
+
+    /// Keys the last commits named are answered from them (`RecentDigests`), and the answers
+    /// follow every later commit: a newer record, a revocation that unsets the key.
+    @Test func digestsOfRecentlyCommittedKeysFollowEveryCommit() throws {
+        let t = try TempStore()
+        let first = StoreFixture.record("/app/a", "1")
+        #expect(try t.store.apply(first) == .accepted)
+        #expect(t.store.state.withLock { $0.recentDigests.lookup(first.key) } == .some(first.digest))
+        #expect(try t.store.digests(of: [first.key]) == [first.digest])
+        let second = StoreFixture.record("/app/a", "2", counter: 1)
+        #expect(try t.store.apply(second) == .accepted)
+        #expect(try t.store.digests(of: [first.key]) == [second.digest])
+        // A key no commit named is read.
+        #expect(t.store.state.withLock { $0.recentDigests.lookup(try! Key("/app/other")) } == nil)
+        #expect(try t.store.digests(of: [Key("/app/other"), first.key]) == [nil, second.digest])
     }
 
     @Test func refusalsCarryReasonsAndChangeNothing() throws {
