@@ -59,7 +59,7 @@ extension MountTests {
                 #expect(Readiness.wait { FileManager.default.fileExists(atPath: opened) }, "the saver never opened the file")
                 let revocation = Revocation(cluster: Keys.root.publicKey, grant: grant, revokedAt: Store.systemClockMs(), signer: Keys.root)
                 _ = try fx.store.apply(revocation)
-                FileManager.default.createFile(atPath: proceed, contents: nil)
+                #expect(FileManager.default.createFile(atPath: proceed, contents: nil))
                 saver.waitUntilExit()
                 let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
                 #expect(said.contains("Permission denied"), "close said: \(said)")

@@ -19,7 +19,7 @@ extension SerfIntegration {
                 let events = Recorder(session.events)
                 session.start()
                 let connects = { events.elements.filter { if case .connected = $0 { true } else { false } }.count }
-                #expect(try await Readiness.waitAsync { connects() == 1 })
+                #expect(await Readiness.waitAsync { connects() == 1 })
                 #expect(try await session.members().map(\.name) == ["e"])
 
                 let oldPID = try #require(agent.pid)
@@ -29,13 +29,13 @@ extension SerfIntegration {
                     if case .disconnected(let reason) = event { reason } else { nil }
                 }
                 #expect(lost != nil)
-                #expect(try await Readiness.waitAsync { connects() == 2 })
+                #expect(await Readiness.waitAsync { connects() == 2 })
                 let back = ContinuousClock.now - killed
                 // The pid file is written only once the supervisor has recorded the child, so
                 // whoever reads a new pid there finds `pid` naming it too.
                 let pidFile = agent.configuration.directory + "/serf.pid"
                 let filed = { (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
-                #expect(try await Readiness.waitAsync { (filed() ?? oldPID) != oldPID })
+                #expect(await Readiness.waitAsync { (filed() ?? oldPID) != oldPID })
                 let newPID = try #require(filed())
                 #expect(agent.pid == newPID)
                 #expect(agent.restartCount == 1)
@@ -85,7 +85,7 @@ extension SerfIntegration {
                 defer { kill(leftover.processIdentifier, SIGKILL) }
                 try "\(leftover.processIdentifier)\n".write(toFile: directory + "/serf.pid", atomically: true, encoding: .utf8)
                 try await cluster.start("s")
-                #expect(try await Readiness.waitAsync { !alive(leftover) }, "this directory's leftover agent was not killed")
+                #expect(await Readiness.waitAsync { !alive(leftover) }, "this directory's leftover agent was not killed")
                 #expect(alive(other))
             }
         }
@@ -111,7 +111,7 @@ extension SerfIntegration {
                 let agent = try await cluster.start("l")
                 let client = try await SerfRPCClient.connect(to: agent.rpcAddress)
                 try await client.leave()
-                #expect(try await Readiness.waitAsync { agent.restartCount == 1 })
+                #expect(await Readiness.waitAsync { agent.restartCount == 1 })
                 #expect(try await Readiness.waitAsync {
                     let again = try await SerfRPCClient.connect(to: agent.rpcAddress)
                     defer { Task { await again.close() } }

@@ -47,7 +47,7 @@ import Testing
     @Test func theReaderChecksWhatNoWorkerTook() {
         let readers = Mutex(Set<ObjectIdentifier>())
         let pipeline = VerdictPipeline(Self.batch) { record in
-            readers.withLock { $0.insert(ObjectIdentifier(Thread.current)) }
+            _ = readers.withLock { $0.insert(ObjectIdentifier(Thread.current)) }
             return Self.validator.validate(record, nowMs: StoreFixture.now, isRevoked: { _ in false })
         }
         let verdicts = Self.batch.indices.map { pipeline.verdict(at: $0) }

@@ -82,7 +82,7 @@ import Testing
     /// until it returns, so the checkpointer going away shows the thread ended).
     @Test func theThreadEndsWithItsStore() throws {
         var store: TempStore? = try TempStore()
-        weak var checkpointer = store?.store.checkpointer
+        weak let checkpointer = store?.store.checkpointer
         #expect(checkpointer != nil)
         store = nil
         #expect(Readiness.wait(timeout: 10) { checkpointer == nil })

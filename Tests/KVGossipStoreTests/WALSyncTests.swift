@@ -12,7 +12,7 @@ import Testing
 
         init() throws {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: database + "-wal", contents: Data([1, 2, 3]))
+            guard FileManager.default.createFile(atPath: database + "-wal", contents: Data([1, 2, 3])) else { throw CocoaError(.fileWriteUnknown) }
         }
 
         deinit { try? FileManager.default.removeItem(atPath: directory) }

@@ -34,7 +34,7 @@ import Testing
             self.engine = engine
             let bound = Atomic<Int>(0)
             serving = Task { try await engine.serve(host: "127.0.0.1", port: 0) { bound.store($0, ordering: .releasing) } }
-            guard try await Readiness.waitAsync(timeout: .seconds(10), { bound.load(ordering: .acquiring) != 0 }) else {
+            guard await Readiness.waitAsync(timeout: .seconds(10), { bound.load(ordering: .acquiring) != 0 }) else {
                 serving.cancel()
                 throw CancellationError()
             }
