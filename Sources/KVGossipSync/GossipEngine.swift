@@ -268,7 +268,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
             case .failed(let error): self.pushFailed(to: address, error)
             }
         }
-        let id = try link.openSession(answeredInPlace: answer.take)
+        let id = try link.openSession(answeredInPlace: answer.receive)
         link.send(opening, session: id)
     }
 

@@ -135,14 +135,8 @@ public final class PeerLink: Sendable {
 
     /// Opens a session of ours: its number and the stream of the peer's answers.
     func openSession() throws -> (UInt32, AsyncStream<SyncMessage?>) {
-        try state.withLock { s in
-            guard !s.closed else { throw SyncProtocolError("the link to \(peer.name) is closed") }
-            let id = s.nextSession
-            s.nextSession &+= 2
-            let (stream, continuation) = AsyncStream.makeStream(of: SyncMessage?.self)
-            s.sessions[id] = .stream(continuation)
-            return (id, stream)
-        }
+        let (stream, continuation) = AsyncStream.makeStream(of: SyncMessage?.self)
+        return (try register(.stream(continuation)), stream)
     }
 
     /// Opens a session of ours whose peer's messages, the watchdog's nudges and the link's close
@@ -150,11 +144,16 @@ public final class PeerLink: Sendable {
     /// no task waiting. For a session whose every step is quick and touches no store: the answer
     /// to a push (`PushAnswer`). The session ends when the handler says so, or with the link.
     func openSession(answeredInPlace handler: @escaping @Sendable (SessionEvent) -> SessionStep) throws -> UInt32 {
+        try register(.inPlace(handler))
+    }
+
+    /// A new session of ours, numbered with this side's parity.
+    private func register(_ inbox: SessionInbox) throws -> UInt32 {
         try state.withLock { s in
             guard !s.closed else { throw SyncProtocolError("the link to \(peer.name) is closed") }
             let id = s.nextSession
             s.nextSession &+= 2
-            s.sessions[id] = .inPlace(handler)
+            s.sessions[id] = inbox
             return id
         }
     }
@@ -172,13 +171,13 @@ public final class PeerLink: Sendable {
         for (id, inbox) in state.withLock({ Array($0.sessions) }) {
             switch inbox {
             case .stream(let stream): stream.yield(nil)
-            case .inPlace(let handler): take(handler(.nudge), session: id)
+            case .inPlace(let handler): carryOut(handler(.nudge), session: id)
             }
         }
     }
 
     /// Carries out what a session answered in place asked for.
-    private func take(_ step: SessionStep, session: UInt32) {
+    private func carryOut(_ step: SessionStep, session: UInt32) {
         guard case .end(let replies) = step else { return }
         send(replies, session: session)
         endSession(session)
@@ -278,7 +277,7 @@ public final class PeerLink: Sendable {
             return .opened(session: session, first: message, inbox: stream)
         }
         // Outside the lock: the handler's step may end the session, which takes it.
-        if let handler { take(handler(.message(message)), session: session) }
+        if let handler { carryOut(handler(.message(message)), session: session) }
         return inbound
     }
 

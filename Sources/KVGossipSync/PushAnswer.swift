@@ -44,8 +44,8 @@ final class PushAnswer: Sendable {
         self.ended = ended
     }
 
-    /// The session's handler (`SessionEvent` in, `SessionStep` out).
-    func take(_ event: SessionEvent) -> SessionStep {
+    /// The session's handler (`SessionEvent` in, `SessionStep` out), as a driver receives a message.
+    func receive(_ event: SessionEvent) -> SessionStep {
         switch event {
         case .message(let message):
             guard var pusher = takePusher() else { return .end(replies: []) }

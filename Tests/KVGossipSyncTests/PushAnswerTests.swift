@@ -9,14 +9,14 @@ import Testing
 struct PushAnswerTests {
     @Test func anAnswerIsTakenWhereItArrivesAndEndsThePushOnce() throws {
         let probe = try Probe(records: 2)
-        let step = probe.answer.take(.message(.results([PushResult(code: .accepted), PushResult(code: .refused, reason: .noAuthority)])))
+        let step = probe.answer.receive(.message(.results([PushResult(code: .accepted), PushResult(code: .refused, reason: .noAuthority)])))
         #expect(step == .end(replies: []))
         #expect(probe.handedToStore.count == 0)
         let outcomes = probe.outcomes
         #expect(outcomes == ["answered \(probe.records[0].key.path)=held \(probe.records[1].key.path)=not held"])
         // The link closing afterwards, or a nudge, changes nothing.
-        _ = probe.answer.take(.closed)
-        #expect(probe.answer.take(.nudge) == .goOn)
+        _ = probe.answer.receive(.closed)
+        #expect(probe.answer.receive(.nudge) == .goOn)
         #expect(probe.outcomes.count == 1)
     }
 
@@ -25,7 +25,7 @@ struct PushAnswerTests {
         let grant = try Grant(cluster: probe.root.publicKey, issuer: probe.root, issuee: SigningKey.generate().publicKey, patterns: [try Pattern("/**")],
                               mayDelegate: false, notBefore: 1, expires: nil, nonce: [UInt8](repeating: 1, count: 16))
         let revocation = Revocation(cluster: probe.root.publicKey, grant: grant, revokedAt: 2, signer: probe.root)
-        let step = probe.answer.take(.message(.results([PushResult(code: .refused, reason: .revoked, revocations: [revocation])])))
+        let step = probe.answer.receive(.message(.results([PushResult(code: .refused, reason: .revoked, revocations: [revocation])])))
         #expect(step == .end(replies: []))
         // Nothing taken yet: the answer waits for a store thread.
         #expect(probe.outcomes.isEmpty && probe.state.revocationsApplied.withLock { $0 } == 0)
@@ -36,7 +36,7 @@ struct PushAnswerTests {
 
         // Once the store's threads have stopped, the answer is not taken: the push ends unanswered.
         let late = try Probe(records: 1)
-        _ = late.answer.take(.message(.results([PushResult(code: .refused, reason: .revoked, revocations: [revocation])])))
+        _ = late.answer.receive(.message(.results([PushResult(code: .refused, reason: .revoked, revocations: [revocation])])))
         let lateWork = try #require(late.handedToStore.first)
         lateWork(false)
         #expect(late.state.revocationsApplied.withLock { $0 } == 0)
@@ -45,7 +45,7 @@ struct PushAnswerTests {
 
     @Test func anAnswerThatDoesNotFitThePushIsRefusedToThePeer() throws {
         let probe = try Probe(records: 2)
-        let step = probe.answer.take(.message(.results([PushResult(code: .accepted)])))
+        let step = probe.answer.receive(.message(.results([PushResult(code: .accepted)])))
         guard case .end(let replies) = step, case .failure(let text)? = replies.first else {
             Issue.record("the peer was not told: \(step)")
             return
@@ -56,19 +56,19 @@ struct PushAnswerTests {
 
     @Test func aPeerSilentPastTheStallTimeoutEndsThePush() throws {
         let patient = try Probe(records: 1, stallTimeout: .seconds(3600))
-        #expect(patient.answer.take(.nudge) == .goOn)
+        #expect(patient.answer.receive(.nudge) == .goOn)
         #expect(patient.outcomes.isEmpty)
         let hasty = try Probe(records: 1, stallTimeout: .zero)
-        #expect(hasty.answer.take(.nudge) == .end(replies: []))
+        #expect(hasty.answer.receive(.nudge) == .end(replies: []))
         #expect(hasty.outcomes.first?.contains("said nothing for") == true)
     }
 
     @Test func aLinkClosedBeforeTheAnswerEndsThePush() throws {
         let probe = try Probe(records: 1)
-        _ = probe.answer.take(.closed)
+        _ = probe.answer.receive(.closed)
         #expect(probe.outcomes.first?.contains("closed mid-session") == true)
         // An answer that comes anyway is not taken.
-        _ = probe.answer.take(.message(.results([PushResult(code: .accepted)])))
+        _ = probe.answer.receive(.message(.results([PushResult(code: .accepted)])))
         #expect(probe.outcomes.count == 1)
     }
 
