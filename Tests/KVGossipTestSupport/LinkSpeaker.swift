@@ -43,6 +43,39 @@ public final class LinkSpeaker: @unchecked Sendable {
         peer = established.peer
     }
 
+    /// The answering end: runs the handshake as responder on a connection a test's listener
+    /// accepted (`fd`, borrowed: the listener closes it), as a node dialed by an agent would.
+    /// - Throws: ``Refused`` when the dialer's frames do not make a link.
+    public init(answering fd: Int32, cluster: PublicKey, credentials: LinkCredentials, timeout: TimeInterval = 30) throws {
+        let socket = RawSocket(borrowing: fd, timeout: timeout)
+        var machine = LinkHandshake(
+            role: .responder, cluster: cluster, credentials: credentials, secret: nil, ephemeral: .generate(),
+            nonce: secureRandomBytes(LinkHandshake.nonceBytes))
+        var established: LinkHandshake.Established?
+        do {
+            while established == nil {
+                guard let frame = socket.readFrame() else { throw Refused(refusal: nil) }
+                switch try machine.receive(frame, nowMs: Self.nowMs()) {
+                case .send(let reply): socket.sendFrame(reply)
+                case .established(let result, let reply):
+                    if let reply { socket.sendFrame(reply) }
+                    established = result
+                }
+            }
+        } catch let refusal as Refusal {
+            throw Refused(refusal: refusal)
+        }
+        let sender = SecretStreamSender(key: established!.sendKey)
+        socket.sendFrame(sender.header)
+        guard let header = socket.readFrame(), let receiver = SecretStreamReceiver(key: established!.receiveKey, header: header) else {
+            throw Refused(refusal: nil)
+        }
+        self.socket = socket
+        self.sender = sender
+        self.receiver = receiver
+        peer = established!.peer
+    }
+
     private static func handshake(
         port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret?, service: LinkHandshake.Service,
         timeout: TimeInterval, from source: String?
