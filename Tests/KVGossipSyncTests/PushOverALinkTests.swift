@@ -67,6 +67,8 @@ import Testing
                 else { return }
                 converse(speaker, notes)
                 notes.stopping.wait()
+                // Passed on: every connection's thread waits here, and `stop()` signals once.
+                notes.stopping.signal()
             }
         }
 
