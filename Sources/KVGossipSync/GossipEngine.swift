@@ -221,15 +221,15 @@ public final class GossipEngine: Sendable, KeyStateSource {
     /// event loop, which must not read the store: it is read and sent on a store thread. Other
     /// pushes (many keys, a link still to dial) run in a task, reading on the store's threads.
     private func startPush(to address: PeerAddress, keys: [Key], fresh: [Key: Record]) {
+        guard keys.count <= Self.inlineReads, let link = links.openLink(to: address) else {
+            Task { await self.runPush(to: address, keys: keys) }
+            return
+        }
         if keys.contains(where: { fresh[$0] == nil }), MultiThreadedEventLoopGroup.currentEventLoop != nil {
             pool.submit { state in
                 guard case .active = state else { return }
                 self.startPush(to: address, keys: keys, fresh: fresh)
             }
-            return
-        }
-        guard keys.count <= Self.inlineReads, let link = links.openLink(to: address) else {
-            Task { await self.runPush(to: address, keys: keys) }
             return
         }
         do {
