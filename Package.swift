@@ -158,7 +158,8 @@ let package = Package(
                 "KVGossipNet", "KVGossipTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
-        .testTarget(name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet", "KVGossipStore"]),
+        .testTarget(
+            name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet", "KVGossipStore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipFuzzTests", dependencies: ["KVGossipFuzzTargets"]),
         // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.
         .testTarget(

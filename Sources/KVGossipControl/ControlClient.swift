@@ -167,8 +167,9 @@ public final class ControlClient: Sendable {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: ControlResponse.self, bufferingPolicy: .unbounded)
         pending.withLock { $0[id] = continuation }
         guard let writer = sender.withLock({ $0 }) else {
+            // The reader may already have read the agent's refusal (over a cap) and the end after it.
             finish(id)
-            throw ControlError(reason: "unavailable", message: "the connection to \(endpoint) is closed")
+            throw refusal.withLock { $0 } ?? ControlError(reason: "unavailable", message: "the connection to \(endpoint) is closed")
         }
         do {
             try await writer.send(Array(try JSONEncoder().encode(request)))
