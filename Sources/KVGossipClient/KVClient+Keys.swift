@@ -62,7 +62,7 @@ extension KVClient {
         let check: RecordCheck
         do { check = try await recordCheck(on: link) } catch {
             // An agent that cannot say its root is no agent to verify by: move on.
-            book.opening = nil
+            if book.opening == link.generation { book.opening = nil }
             connectionLost(link.generation, "\(error)")
             return
         }
@@ -72,7 +72,7 @@ extension KVClient {
                 $0.includeTombstones = true
                 $0.includeEncoding = true
             }
-            book.opening = nil
+            if book.opening == link.generation { book.opening = nil }
             counters.watchesOpened += 1
             // The interest may have been culled, or the connection replaced, while the request was sent.
             guard link.generation == generation, keys[key] === book else {
@@ -88,7 +88,7 @@ extension KVClient {
                 }
             }
         } catch {
-            book.opening = nil
+            if book.opening == link.generation { book.opening = nil }
             connectionLost(link.generation, "\(error)")
         }
     }

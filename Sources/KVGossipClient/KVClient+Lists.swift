@@ -46,7 +46,7 @@ extension KVClient {
         let check: RecordCheck
         do { check = try await recordCheck(on: link) } catch {
             // An agent that cannot say its root is no agent to verify by: move on.
-            book.opening = nil
+            if book.opening == link.generation { book.opening = nil }
             connectionLost(link.generation, "\(error)")
             return
         }
@@ -57,7 +57,7 @@ extension KVClient {
                 $0.pattern = pattern
                 $0.includeEncoding = true
             }
-            book.opening = nil
+            if book.opening == link.generation { book.opening = nil }
             counters.watchesOpened += 1
             guard link.generation == generation, lists[book.id] === book else {
                 counters.watchesClosed += 1
@@ -73,7 +73,7 @@ extension KVClient {
                 }
             }
         } catch {
-            book.opening = nil
+            if book.opening == link.generation { book.opening = nil }
             connectionLost(link.generation, "\(error)")
         }
     }

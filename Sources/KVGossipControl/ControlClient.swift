@@ -59,21 +59,21 @@ public final class ControlClient: Sendable {
             throw ControlError(reason: "unavailable", message: "cannot reach the agent at \(endpoint): \(error)")
         }
         let client = ControlClient(endpoint: endpoint)
-        let (ready, readyContinuation) = AsyncStream.makeStream(of: Result<FrameSender, ControlError>.self)
-        client.connection.withLock { $0 = Task { await client.run(channel, credentials: secured, handOver: readyContinuation) } }
+        let (ready, readyContinuation) = AsyncStream.makeStream(of: Result<Void, ControlError>.self)
+        client.connection.withLock { $0 = Task { await client.run(channel, credentials: secured, ready: readyContinuation) } }
         for await outcome in ready {
-            let sender = try outcome.get()
-            client.sender.withLock { $0 = sender }
+            try outcome.get()
             return client
         }
         throw ControlError(reason: "unavailable", message: "the connection to \(endpoint) closed at once")
     }
 
-    /// Owns the connection: the handshake (with credentials), then hands out the sender and routes
-    /// every answer to its request.
+    /// Owns the connection: the handshake (with credentials), then sets the sender (before `ready`
+    /// hears of it, so a connection that ends at once never leaves a sender behind) and routes every
+    /// answer to its request.
     private func run(
         _ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, credentials: ControlCredentials?,
-        handOver: AsyncStream<Result<FrameSender, ControlError>>.Continuation
+        ready: AsyncStream<Result<Void, ControlError>>.Continuation
     ) async {
         var failure: Error = ControlError(reason: "unavailable", message: "the agent at \(endpoint) closed the connection")
         do {
@@ -82,12 +82,13 @@ public final class ControlClient: Sendable {
                 var open: ([UInt8]) -> [UInt8]? = { $0 }
                 if let credentials {
                     let opened = try await authenticate(channel.channel, credentials, &frames, outbound)
-                    handOver.yield(.success(FrameSender(outbound: outbound, sealer: opened.sender)))
+                    sender.withLock { $0 = FrameSender(outbound: outbound, sealer: opened.sender) }
                     open = opened.receiver.open
                 } else {
-                    handOver.yield(.success(FrameSender(outbound: outbound)))
+                    sender.withLock { $0 = FrameSender(outbound: outbound) }
                 }
-                handOver.finish()
+                ready.yield(.success(()))
+                ready.finish()
                 while let frame = try await frames.next() {
                     guard let bytes = open(Array(frame.readableBytesView)) else {
                         throw ControlError(reason: "malformed", message: "a frame from \(endpoint) does not decrypt")
@@ -103,12 +104,13 @@ public final class ControlClient: Sendable {
                 }
             }
         } catch let error as ControlError {
-            failure = error
-            handOver.yield(.failure(error))
+            // A refusal the agent gave is the reason, whatever broke after it (a reset, say).
+            failure = refusal.withLock { $0 } ?? error
+            ready.yield(.failure(error))
         } catch {
-            failure = ControlError(reason: "unavailable", message: "connection to \(endpoint) failed: \(error)")
+            failure = refusal.withLock { $0 } ?? ControlError(reason: "unavailable", message: "connection to \(endpoint) failed: \(error)")
         }
-        handOver.finish()
+        ready.finish()
         sender.withLock { $0 = nil }
         let all = pending.withLock { p in
             defer { p.removeAll() }
@@ -174,9 +176,12 @@ public final class ControlClient: Sendable {
         do {
             try await writer.send(Array(try JSONEncoder().encode(request)))
         } catch {
-            // A write fails only on a closing connection. If the agent refused it (over a cap), its
-            // reason is in the frames not yet read: wait for the reader to reach the end, and say that.
+            // A write fails on a closing connection, or when the caller gave up waiting for its
+            // turn. If the agent refused the connection (over a cap), its reason is in the frames not
+            // yet read: wait for the reader to reach the end, and say that. A caller that gave up is
+            // not kept waiting for the end of a connection that may stay open.
             finish(id)
+            if error is CancellationError || Task.isCancelled { throw error }
             await connection.withLock { $0 }?.value
             throw refusal.withLock { $0 } ?? ControlError(reason: "unavailable", message: "cannot send to \(endpoint): \(error)")
         }
