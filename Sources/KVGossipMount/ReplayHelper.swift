@@ -41,7 +41,7 @@ public enum ReplayHelper {
         // The thread that will make every call: FUSE names the caller by thread id, and this code
         // may not run on the process's main thread.
         guard Wire.send(channel, Wire.reply(0, dev: UInt64(st.st_dev)) + Wire.reply(cfuse_gettid(), dev: 0)) else { return 1 }
-        let reader = Wire.Reader(fd: channel)
+        var reader = Wire.Reader(fd: channel)
         while let (operation, path, data) = reader.nextRequest() {
             let code = perform(operation, path: path, data: data, root: root)
             guard Wire.send(channel, Wire.reply(code, dev: 0)) else { break }
@@ -205,30 +205,58 @@ enum Wire {
         return true
     }
 
+    /// Takes frames from one end of the channel. It receives whatever the channel holds in one
+    /// call and parses from that, where reading field by field took five calls per request. And it
+    /// sleeps in poll(2) for input, never in recv(2): both ends of a Unix socket pair wait on one
+    /// queue per socket for input and for room to write, so a side blocked in recv was woken each
+    /// time the other side read what it had sent (the room freed), only to find nothing and sleep
+    /// again; a poll for input is not woken for room. On the replay helper that was a needless
+    /// wake-up for most changes replayed (Docs/filesystem.md §The replay helper).
     struct Reader {
         let fd: Int32
         private(set) var lastReplyCode: Int32?
+        /// Received and not yet taken: `pending[taken...]`.
+        private var pending: [UInt8] = []
+        private var taken = 0
 
         init(fd: Int32) { self.fd = fd }
 
-        /// Reads exactly `count` bytes; nil at EOF or on an error.
-        func read(_ count: Int) -> [UInt8]? {
-            var out = [UInt8](repeating: 0, count: count)
-            var done = 0
-            while done < count {
-                let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, count - done, 0) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return nil }
-                done += n
+        /// Takes exactly `count` bytes; nil at EOF or on an error.
+        mutating func read(_ count: Int) -> [UInt8]? {
+            while pending.count - taken < count {
+                guard receive() else { return nil }
             }
-            return out
+            defer { taken += count }
+            return Array(pending[taken..<taken + count])
         }
 
-        func u32() -> UInt32? {
+        /// Appends what the channel holds now, waiting for input if it holds nothing; false at EOF
+        /// or on an error.
+        private mutating func receive() -> Bool {
+            if taken > 0 {
+                pending.removeFirst(taken)
+                taken = 0
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
+                if n > 0 {
+                    pending += chunk[0..<n]
+                    return true
+                }
+                if n == 0 { return false }
+                if errno == EINTR { continue }
+                guard errno == EAGAIN || errno == EWOULDBLOCK else { return false }
+                var input = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&input, 1, -1) < 0 && errno != EINTR { return false }
+            }
+        }
+
+        mutating func u32() -> UInt32? {
             read(4).map { $0.reduce(0) { $0 << 8 | UInt32($1) } }
         }
 
-        func nextRequest() -> (ReplayHelper.Operation, String, [UInt8])? {
+        mutating func nextRequest() -> (ReplayHelper.Operation, String, [UInt8])? {
             guard let op = read(1), let operation = ReplayHelper.Operation(rawValue: op[0]),
                 let pathLength = u32(), pathLength <= Wire.maxPathBytes, let path = read(Int(pathLength)),
                 let dataLength = u32(), dataLength <= Wire.maxDataBytes, let data = read(Int(dataLength))

@@ -1,0 +1,77 @@
+import CFuse3
+import Foundation
+import Glibc
+import KVGossipTestSupport
+import Synchronization
+import Testing
+@testable import KVGossipMount
+
+/// The replay helper's channel (`Wire`): frames as they were sent, and a side that waits for input
+/// is woken by input only.
+@Suite struct ReplayChannelTests {
+    func pair() throws -> (Int32, Int32) {
+        var fds: [Int32] = [0, 0]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
+        return (fds[0], fds[1])
+    }
+
+    @Test func framesArriveWholeHoweverTheyAreReceived() throws {
+        let (agent, helper) = try pair()
+        defer { close(agent); close(helper) }
+        let big = (0..<100_000).map { UInt8(truncatingIfNeeded: $0) }
+        // Two requests in one send, then one larger than a receive takes at once.
+        #expect(Wire.send(agent, Wire.request(.write, path: "/a/b", data: []) + Wire.request(.create, path: "/c", data: [1, 2])))
+        let sender = Thread { _ = Wire.send(agent, Wire.request(.create, path: "/big", data: big)) }
+        sender.start()
+        var reader = Wire.Reader(fd: helper)
+        let first = reader.nextRequest(), second = reader.nextRequest(), third = reader.nextRequest()
+        #expect(first?.0 == .write && first?.1 == "/a/b" && first?.2 == [])
+        #expect(second?.0 == .create && second?.1 == "/c" && second?.2 == [1, 2])
+        #expect(third?.0 == .create && third?.1 == "/big" && third?.2 == big)
+
+        // Replies, and the end of the channel.
+        #expect(Wire.send(helper, Wire.reply(0, dev: 1 << 40 | 7) + Wire.reply(ENOENT, dev: 0)))
+        close(helper)
+        var answers = Wire.Reader(fd: agent)
+        #expect(answers.nextReply().map { [Int64($0.0), Int64($0.1)] } == [0, 1 << 40 | 7])
+        #expect(answers.nextReply()?.0 == ENOENT)
+        #expect(answers.nextReply() == nil)
+    }
+
+    /// Both ends of a Unix socket pair wait on one queue per socket for input and for room to write.
+    /// A side asleep in recv(2) was woken whenever the other side read what it had sent (the room
+    /// it took freed), found nothing and slept again: one wake-up of the helper per change
+    /// replayed. Waiting in poll(2) for input, it sleeps on.
+    @Test func aSideWaitingForInputSleepsOnWhileTheOtherReadsWhatItSent() throws {
+        let (agent, helper) = try pair()
+        defer { close(agent); close(helper) }
+        #expect(Wire.send(helper, Wire.reply(0, dev: 7)))
+        let thread = Atomic<Int32>(0)
+        let received = Mutex<[UInt8]?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            thread.store(cfuse_gettid(), ordering: .relaxed)
+            var reader = Wire.Reader(fd: helper)
+            let bytes = reader.read(3)
+            received.withLock { $0 = bytes }
+            done.signal()
+        }.start()
+        func status() -> String { ProcFile.read("/proc/self/task/\(thread.load(ordering: .relaxed))/status") ?? "" }
+        func field(_ name: String) -> String? {
+            status().split(separator: "\n").first { $0.hasPrefix(name + ":") }.map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) }
+        }
+        try #require(Readiness.wait { thread.load(ordering: .relaxed) != 0 && field("State")?.hasPrefix("S") == true })
+        let sleeps = field("voluntary_ctxt_switches")
+
+        var reader = Wire.Reader(fd: agent)
+        #expect(reader.nextReply()?.1 == 7)
+        // The absence of a wake-up, watched for a moment: a woken reader sleeps again within
+        // microseconds, which adds to its count.
+        let woken = Readiness.wait(timeout: 0.3) { field("voluntary_ctxt_switches") != sleeps }
+        #expect(!woken, "the waiting side was woken \(String(describing: sleeps)) → \(String(describing: field("voluntary_ctxt_switches")))")
+
+        #expect(Wire.send(agent, [1, 2, 3]))
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        #expect(received.withLock { $0 } == [1, 2, 3])
+    }
+}
