@@ -101,8 +101,11 @@ final class MountCore: Sendable {
     }
 
     /// Runs `body` holding `mutation`. Waiting for it may take a save's length, so a worker holding
-    /// the read turn gives it up first (`RequestReader.yieldTurn`), whatever its request looked like.
+    /// the read turn that finds it taken gives the turn up first (`RequestReader.yieldTurn`),
+    /// whatever its request looked like; a save inside gives it up before minting
+    /// (`commitOutsideLock`).
     func withMutation<T>(_ body: () -> sending T) -> sending T {
+        if let done = mutation.withLockIfAvailable({ _ in body() }) { return done }
         requestReader.yieldTurn()
         return mutation.withLock { _ in body() }
     }
@@ -117,6 +120,8 @@ final class MountCore: Sendable {
             try prepare(&st)
         }
         guard let pending else { return false }
+        // A mint takes a signature, SQL and a sync: the requests behind it are read meanwhile.
+        requestReader.yieldTurn()
         let result = OwnSave.$current.withValue(OwnSave(mount: ObjectIdentifier(self), key: pending.key)) { () -> Result<Record, FSError> in
             do throws(FSError) {
                 return .success(try FSState.mint(pending.key, pending.bytes, ctx: ctx))

@@ -84,30 +84,28 @@ public final class RequestReader: @unchecked Sendable {
         case slow
     }
 
-    /// Whether the mount answers this request without waiting for anything but the state lock, so
-    /// the worker may keep the turn while it answers: lookups, attributes, reads, directory listings,
-    /// and the opens and releases of read-only handles. Everything else, and anything unreadable,
-    /// is slow.
+    /// Whether the worker may keep the turn while it answers this request: the request waits for
+    /// nothing but the state lock, or for the mutation lock only when that lock is free (a handler
+    /// that finds it taken gives the turn up first, `MountCore.withMutation`), and never mints
+    /// without giving the turn up (`MountCore.commitOutsideLock`). So a writer's OPEN, GETXATTR
+    /// (the kernel's `security.capability` check at a truncating open), WRITE and RELEASE are
+    /// answered by the holder; FLUSH and FSYNC, which save, and the namespace changes, which may,
+    /// hand the turn on as they are read. Anything unreadable is slow.
     static func kind(_ request: UnsafeRawBufferPointer) -> Kind {
         // struct fuse_in_header: len u32, opcode u32, unique u64, nodeid u64, uid, gid, pid u32,
         // total_extlen u16, padding u16: 40 bytes.
         guard request.count >= 40 else { return .slow }
         let opcode = request.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
         switch opcode {
-        case 1, 2, 3, 15, 17, 27, 28, 29, 34, 36, 42, 44:
-            // LOOKUP, FORGET, GETATTR, READ, STATFS, OPENDIR, READDIR, RELEASEDIR, ACCESS,
-            // INTERRUPT, BATCH_FORGET, READDIRPLUS.
+        case 1, 2, 3, 15, 16, 17, 18, 22, 23, 27, 28, 29, 34, 36, 42, 44:
+            // LOOKUP, FORGET, GETATTR, READ, WRITE, STATFS, RELEASE, GETXATTR, LISTXATTR, OPENDIR,
+            // READDIR, RELEASEDIR, ACCESS, INTERRUPT, BATCH_FORGET, READDIRPLUS.
             return .quick
         case 14:
             // OPEN: struct fuse_open_in starts with the open flags.
             guard request.count >= 44 else { return .slow }
             let flags = Int32(bitPattern: request.loadUnaligned(fromByteOffset: 40, as: UInt32.self))
-            return flags & O_ACCMODE == O_RDONLY && flags & O_TRUNC == 0 ? .readerOpen : .slow
-        case 18:
-            // RELEASE: struct fuse_release_in is fh u64, then the handle's open flags.
-            guard request.count >= 52 else { return .slow }
-            let flags = Int32(bitPattern: request.loadUnaligned(fromByteOffset: 48, as: UInt32.self))
-            return flags & O_ACCMODE == O_RDONLY ? .quick : .slow
+            return flags & O_ACCMODE == O_RDONLY && flags & O_TRUNC == 0 ? .readerOpen : .quick
         default:
             return .slow
         }
