@@ -61,7 +61,7 @@ public final class RequestReader: @unchecked Sendable {
         switch kind {
         case .readerOpen: window = turn.pointee.spin_open_ns
         case .quick: window = turn.pointee.spin_short_ns
-        case .slow: window = turn.pointee.spin_long_ns
+        case .writerStep, .slow: window = turn.pointee.spin_long_ns
         }
         cfuse_reader_set_spin(turn, window)
         if kind == .slow { cfuse_reader_hand_off(turn) }
@@ -80,6 +80,9 @@ public final class RequestReader: @unchecked Sendable {
         case readerOpen
         /// Answered under the state lock alone.
         case quick
+        /// A writer's OPEN, GETXATTR or WRITE: quick, and the same caller's next request follows its
+        /// answer, so the holder polls as long as after a slow request.
+        case writerStep
         /// May wait (a save, the mutation lock, the store's writer): the turn goes to another worker.
         case slow
     }
@@ -97,15 +100,18 @@ public final class RequestReader: @unchecked Sendable {
         guard request.count >= 40 else { return .slow }
         let opcode = request.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
         switch opcode {
-        case 1, 2, 3, 15, 16, 17, 18, 22, 23, 27, 28, 29, 34, 36, 42, 44:
-            // LOOKUP, FORGET, GETATTR, READ, WRITE, STATFS, RELEASE, GETXATTR, LISTXATTR, OPENDIR,
-            // READDIR, RELEASEDIR, ACCESS, INTERRUPT, BATCH_FORGET, READDIRPLUS.
+        case 1, 2, 3, 15, 17, 18, 23, 27, 28, 29, 34, 36, 42, 44:
+            // LOOKUP, FORGET, GETATTR, READ, STATFS, RELEASE, LISTXATTR, OPENDIR, READDIR,
+            // RELEASEDIR, ACCESS, INTERRUPT, BATCH_FORGET, READDIRPLUS.
             return .quick
+        case 16, 22:
+            // WRITE, GETXATTR (the kernel's `security.capability` check at a truncating open).
+            return .writerStep
         case 14:
             // OPEN: struct fuse_open_in starts with the open flags.
             guard request.count >= 44 else { return .slow }
             let flags = Int32(bitPattern: request.loadUnaligned(fromByteOffset: 40, as: UInt32.self))
-            return flags & O_ACCMODE == O_RDONLY && flags & O_TRUNC == 0 ? .readerOpen : .quick
+            return flags & O_ACCMODE == O_RDONLY && flags & O_TRUNC == 0 ? .readerOpen : .writerStep
         default:
             return .slow
         }

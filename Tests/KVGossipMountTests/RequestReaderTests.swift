@@ -27,14 +27,17 @@ import Testing
         }
     }
 
-    /// A reader's OPEN has a window of its own; a writer's OPEN and any RELEASE are quick: their
-    /// handlers take the mutation lock only when it is free and give the turn up before a mint.
-    @Test func opensAndReleasesAreQuickAndAReadersOpenIsItsOwnKind() {
+    /// A reader's OPEN has a window of its own, and so do a writer's steps (OPEN, GETXATTR, WRITE),
+    /// whose next request follows at once; any RELEASE is quick. Their handlers take the mutation
+    /// lock only when it is free and give the turn up before a mint.
+    @Test func opensAndReleasesAreQuickAndReadersAndWritersHaveTheirKinds() {
         func kind(_ bytes: [UInt8]) -> RequestReader.Kind { bytes.withUnsafeBytes { RequestReader.kind($0) } }
         #expect(kind(request(14, [UInt32(O_RDONLY), 0])) == .readerOpen)
-        #expect(kind(request(14, [UInt32(O_RDONLY | O_TRUNC), 0])) == .quick)
-        #expect(kind(request(14, [UInt32(O_WRONLY), 0])) == .quick)
-        #expect(kind(request(14, [UInt32(O_RDWR), 0])) == .quick)
+        #expect(kind(request(14, [UInt32(O_RDONLY | O_TRUNC), 0])) == .writerStep)
+        #expect(kind(request(14, [UInt32(O_WRONLY), 0])) == .writerStep)
+        #expect(kind(request(14, [UInt32(O_RDWR), 0])) == .writerStep)
+        #expect(kind(request(16, [0, 0, 0, 0])) == .writerStep)
+        #expect(kind(request(22, [0, 0])) == .writerStep)
         // RELEASE: fh (two words), then the handle's flags.
         #expect(kind(request(18, [7, 0, UInt32(O_RDONLY), 0, 0, 0])) == .quick)
         #expect(kind(request(18, [7, 0, UInt32(O_WRONLY), 0, 0, 0])) == .quick)
@@ -70,7 +73,8 @@ import Testing
     }
 
     /// The window the holder sets after each kind of request is that kind's: at "N" a reader's
-    /// OPEN and other quick requests differ, at "Y" a reader's OPEN and a slow request do.
+    /// OPEN and other quick requests differ, at "Y" a reader's OPEN and a slow request do; a
+    /// writer's step polls as long as a slow request, keeping the turn.
     @Test func theHolderSetsTheWindowOfTheRequestItRead() throws {
         var pipe: [Int32] = [0, 0]
         #expect(Glibc.pipe(&pipe) == 0)
@@ -84,14 +88,18 @@ import Testing
             return turn.pointee.spin_ns
         }
         let readerOpen = request(14, [UInt32(O_RDONLY), 0]), lookup = request(1), flush = request(25, [0, 0, 0, 0])
+        let write = request(16, [0, 0, 0, 0])
         let polling = RequestReader(spinMicroseconds: 40, wakeHere: "N")
         #expect(try windowAfter(readerOpen, polling) == 40_000)
         #expect(try windowAfter(lookup, polling) == 10_000)
+        #expect(try windowAfter(write, polling) == 40_000)
+        #expect(polling.turn?.pointee.holder != 0, "a writer's step keeps the turn")
         #expect(try windowAfter(flush, polling) == 40_000)
         #expect(polling.turn?.pointee.holder == 0, "a slow request hands the turn on")
         let wakingHere = RequestReader(spinMicroseconds: 40, wakeHere: "Y")
         #expect(try windowAfter(readerOpen, wakingHere) == 0)
         #expect(try windowAfter(lookup, wakingHere) == 0)
+        #expect(try windowAfter(write, wakingHere) == 40_000)
         #expect(try windowAfter(flush, wakingHere) == 40_000)
     }
 
