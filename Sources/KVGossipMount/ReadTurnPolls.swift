@@ -4,7 +4,8 @@ import Foundation
 /// it sleeps in read(2), by the request it has just read, in nanoseconds (Docs/filesystem.md §One
 /// reader at a time). Public with `RequestReader`, which `kvgossip-bench`'s floor filesystem uses too.
 public struct ReadTurnPolls: Equatable, Sendable, CustomStringConvertible {
-    /// For the new holder after a slow request: a writer's next request follows its answer.
+    /// For the new holder after a slow request, and for the holder after a writer's OPEN,
+    /// GETXATTR or WRITE: a writer's next request follows its answer.
     public let afterSlow: Int64
     /// After a reader's OPEN: its RELEASE follows as soon as the reader has read its backing,
     /// without asking the mount.
@@ -37,6 +38,6 @@ public struct ReadTurnPolls: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(afterSlow / 1000) µs after a slow request, \(afterReaderOpen / 1000) after a reader's open, \(afterQuick / 1000) after others"
+        "\(afterSlow / 1000) µs after a slow request or a writer's step, \(afterReaderOpen / 1000) after a reader's open, \(afterQuick / 1000) after others"
     }
 }

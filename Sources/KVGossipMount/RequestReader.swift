@@ -78,7 +78,7 @@ public final class RequestReader: @unchecked Sendable {
     enum Kind: Equatable {
         /// OPEN of a handle for reading only: its RELEASE is due shortly.
         case readerOpen
-        /// Answered under the state lock alone.
+        /// Answered by the holder: under the state lock, or the mutation lock when it is free.
         case quick
         /// A writer's OPEN, GETXATTR or WRITE: quick, and the same caller's next request follows its
         /// answer, so the holder polls as long as after a slow request.
@@ -91,9 +91,9 @@ public final class RequestReader: @unchecked Sendable {
     /// nothing but the state lock, or for the mutation lock only when that lock is free (a handler
     /// that finds it taken gives the turn up first, `MountCore.withMutation`), and never mints
     /// without giving the turn up (`MountCore.commitOutsideLock`). So a writer's OPEN, GETXATTR
-    /// (the kernel's `security.capability` check at a truncating open), WRITE and RELEASE are
-    /// answered by the holder; FLUSH and FSYNC, which save, and the namespace changes, which may,
-    /// hand the turn on as they are read. Anything unreadable is slow.
+    /// (the kernel's `security.capability` check at a truncating open) and WRITE (`writerStep`)
+    /// and any RELEASE are answered by the holder; FLUSH and FSYNC, which save, and the namespace
+    /// changes, which may, hand the turn on as they are read. Anything unreadable is slow.
     static func kind(_ request: UnsafeRawBufferPointer) -> Kind {
         // struct fuse_in_header: len u32, opcode u32, unique u64, nodeid u64, uid, gid, pid u32,
         // total_extlen u16, padding u16: 40 bytes.

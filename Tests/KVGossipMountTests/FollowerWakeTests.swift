@@ -43,11 +43,7 @@ extension MountTests {
             try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
                 try #require(Readiness.wait(timeout: 30) { fx.mount.debugFollowerThread() > 0 })
                 let thread = fx.mount.debugFollowerThread()
-                func sleeps() -> Int {
-                    let status = ProcFile.read("/proc/self/task/\(thread)/status") ?? ""
-                    let line = status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") }
-                    return line.flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? -1
-                }
+                func sleeps() -> Int { ThreadStatus.sleeps(thread) }
                 let watch = try InotifyWatch([fx.path("/app/k")])
                 defer { watch.stop() }
                 let changes = 30
