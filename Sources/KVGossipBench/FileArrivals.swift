@@ -17,8 +17,8 @@ final class FileArrivals {
         guard fd >= 0 else { throw BenchError("inotify_init1: \(String(cString: strerror(errno)))") }
         for (i, f) in files.enumerated() {
             let wd = inotify_add_watch(fd, f, UInt32(IN_CLOSE_WRITE))
+            // `deinit` closes `fd` as the half-made object is released: no close here.
             guard wd >= 0 else {
-                Glibc.close(fd)
                 throw BenchError("inotify on \(f): \(String(cString: strerror(errno)))")
             }
             index[wd] = i

@@ -214,7 +214,7 @@ import Testing
         #expect(open.status != 0 && open.stderr.contains("accessible by group or others"), "\(open.stderr)")
 
         // A port another program holds: which setting, and the system's reason.
-        let taken = LoopbackServer { fd, _ in close(fd) }
+        let taken = LoopbackServer { _, _ in }
         defer { taken.stop() }
         let busy = try cli.run(["agent", "--data", cli.path("busy"), "--root", root, "--control", cli.path("c.sock"), "--no-serf", "--listen", "127.0.0.1:\(taken.port)"])
         #expect(busy.status != 0 && busy.stderr.contains("cannot listen on 127.0.0.1:\(taken.port) (listen): Address already in use"), "\(busy.stderr)")

@@ -5,6 +5,11 @@ import Synchronization
 /// Small TCP (127.0.0.1) or Unix socket servers for tests that need a peer that misbehaves in a
 /// known way. Each runs on threads of its own and stops (closing everything) on `stop()` or when
 /// released.
+///
+/// The server owns every descriptor it makes: the listener, closed by `stop()` once the accepting
+/// thread has left it, and each accepted connection, closed once its `serve` has returned (a
+/// handler must not close it). A number closed twice, or used after its close, may by then belong
+/// to another test's socket in this process (an event loop's, say).
 public final class LoopbackServer: @unchecked Sendable {
     /// The TCP port (0 for a Unix socket server).
     public let port: Int
@@ -12,11 +17,13 @@ public final class LoopbackServer: @unchecked Sendable {
     public let path: String?
     private let listener: Int32
     private let stopped = Atomic<Bool>(false)
-    private let open = Mutex<[Int32]>([])
+    /// Accepted connections whose `serve` has not returned.
+    private let open = Mutex<Set<Int32>>([])
+    private let acceptEnded = DispatchSemaphore(value: 0)
     private let serve: @Sendable (Int32, LoopbackServer) -> Void
 
     /// Starts listening on a free TCP port; `serve` runs on its own thread for each accepted
-    /// connection, with the connection's descriptor (shut down by the server afterwards).
+    /// connection, with the connection's descriptor (closed by the server afterwards).
     public init(serve: @escaping @Sendable (Int32, LoopbackServer) -> Void) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         listener = fd
@@ -56,13 +63,18 @@ public final class LoopbackServer: @unchecked Sendable {
 
     private func acceptLoop() {
         Thread.detachNewThread { [self] in
+            defer { acceptEnded.signal() }
             while !stopped.load(ordering: .relaxed) {
                 let fd = accept(listener, nil, nil)
                 guard fd >= 0 else { return }
-                open.withLock { $0.append(fd) }
+                open.withLock { _ = $0.insert(fd) }
                 Thread.detachNewThread { [self] in
                     serve(fd, self)
-                    shutdown(fd, Int32(SHUT_RDWR))
+                    open.withLock {
+                        $0.remove(fd)
+                        shutdown(fd, Int32(SHUT_RDWR))
+                        close(fd)
+                    }
                 }
             }
         }
@@ -70,12 +82,15 @@ public final class LoopbackServer: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// Stops accepting and cuts every open connection off; their `serve` calls end as their reads
+    /// fail. The listener is closed only after the accepting thread has left `accept` (the shutdown
+    /// ends it), so that thread never accepts on a number that was reused.
     public func stop() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        if acceptEnded.wait(timeout: .now() + 10) == .success { close(listener) }
         if let path { unlink(path) }
-        for fd in open.withLock({ $0 }) { shutdown(fd, Int32(SHUT_RDWR)) }
+        open.withLock { for fd in $0 { shutdown(fd, Int32(SHUT_RDWR)) } }
     }
 
     /// A server that sends back every byte it receives.
@@ -98,15 +113,18 @@ public final class LoopbackServer: @unchecked Sendable {
                 all.append([])
                 return all.count - 1
             }
-            let upstreamFD = upstream.fd
-            let done = Atomic<Bool>(false)
+            // The thread carrying the answers holds `upstream` (so its descriptor stays open while
+            // it reads), and this handler returns, and so lets the server close `client`, only
+            // after that thread has finished with both.
+            let answered = DispatchSemaphore(value: 0)
             Thread.detachNewThread {
                 var buffer = [UInt8](repeating: 0, count: 65_536)
-                while !done.load(ordering: .relaxed) {
-                    let n = buffer.withUnsafeMutableBytes { recv(upstreamFD, $0.baseAddress, $0.count, 0) }
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { recv(upstream.fd, $0.baseAddress, $0.count, 0) }
                     guard n > 0, buffer.withUnsafeBytes({ Glibc.send(client, $0.baseAddress, n, Int32(MSG_NOSIGNAL)) }) == n else { break }
                 }
                 shutdown(client, Int32(SHUT_RDWR))
+                answered.signal()
             }
             var buffer = [UInt8](repeating: 0, count: 65_536)
             while true {
@@ -115,8 +133,8 @@ public final class LoopbackServer: @unchecked Sendable {
                 recording.streams.withLock { $0[index] += buffer[0..<n] }
                 guard upstream.send(Array(buffer[0..<n])) else { break }
             }
-            done.store(true, ordering: .relaxed)
-            shutdown(upstreamFD, Int32(SHUT_RDWR))
+            shutdown(upstream.fd, Int32(SHUT_RDWR))
+            answered.wait()
         }
     }
 

@@ -17,9 +17,13 @@ public final class RawSocket: @unchecked Sendable {
 
     /// Connects to 127.0.0.1:`port`, from the loopback address `source` when given (any of
     /// 127.0.0.0/8, so a test can play many hosts); nil if nobody accepts.
+    ///
+    /// Every `return nil` below leaves the close to `deinit`: the object is whole once `fd` is set,
+    /// so it is released, and closes `fd`, on the way out. A close here as well closed the number a
+    /// second time, after another thread could have been given it (an event loop's socket, say).
     public init?(tcpPort port: Int, timeout: TimeInterval = 10, from source: String? = nil) {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { owns = false; return nil }
         if let source {
             var local = sockaddr_in()
             local.sin_family = sa_family_t(AF_INET)
@@ -28,7 +32,6 @@ public final class RawSocket: @unchecked Sendable {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
             guard bound == 0 else {
-                close(fd)
                 return nil
             }
         }
@@ -41,7 +44,6 @@ public final class RawSocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard ok == 0 else {
-            close(fd)
             return nil
         }
     }
@@ -49,9 +51,8 @@ public final class RawSocket: @unchecked Sendable {
     /// Connects to the Unix socket at `path`; nil if nobody accepts.
     public init?(unixPath path: String, timeout: TimeInterval = 10) {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { owns = false; return nil }
         guard var addr = sockaddr_un(path: path) else {
-            close(fd)
             return nil
         }
         RawSocket.setTimeouts(fd, timeout)
@@ -59,7 +60,6 @@ public final class RawSocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard ok == 0 else {
-            close(fd)
             return nil
         }
     }
