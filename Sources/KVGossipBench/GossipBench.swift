@@ -1,4 +1,6 @@
+import CFuse3
 import Foundation
+import Glibc
 import KVGossipControl
 import KVGossipCore
 import KVGossipSerf
@@ -12,6 +14,8 @@ enum GossipBench {
         let process = Process()
         let socket: String
         let port: Int
+        /// The agent's mount, when `extra` names one (`--mount`).
+        let mount: String?
 
         /// `stderrPath`: where the agent's standard error goes (/dev/null by default); `environment`:
         /// variables added to the agent's environment (KVGOSSIP_FUSE_DEBUG=1 to log every request).
@@ -21,6 +25,7 @@ enum GossipBench {
         ) throws {
             socket = "\(directory)/\(name).sock"
             self.port = port
+            mount = extra.firstIndex(of: "--mount").flatMap { extra.indices.contains($0 + 1) ? extra[$0 + 1] : nil }
             let keyFile = "\(directory)/root.key"
             if !FileManager.default.fileExists(atPath: keyFile) {
                 _ = FileManager.default.createFile(atPath: keyFile, contents: Data(SecretKeyFile.render(root).utf8), attributes: [.posixPermissions: 0o600])
@@ -48,9 +53,13 @@ enum GossipBench {
             throw BenchError("agent \(socket) did not start")
         }
 
+        /// Stops the agent and detaches its mount if it is still there: an agent that died leaves
+        /// its mount behind, answering ENOTCONN, and the run's directory could not be removed
+        /// (after a clean exit the mount is gone and the detach fails harmlessly).
         func stop() {
             kill(process.processIdentifier, SIGTERM)
             process.waitUntilExit()
+            if let mount { _ = umount2(mount, Int32(MNT_DETACH)) }
         }
     }
 

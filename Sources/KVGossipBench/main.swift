@@ -29,6 +29,20 @@ func runs(_ section: String) -> Bool { sections.isEmpty || sections.contains(sec
 /// The value of `--name=N`, if given.
 func number(_ name: String) -> Int? { arguments.first { $0.hasPrefix("--\(name)=") }.flatMap { Int($0.dropFirst(name.count + 3)) } }
 let scale = quick ? 10 : 1
+/// Sections that failed; the run goes on with the next one and exits 1 at the end.
+var failed: [String] = []
+/// Runs `body` when section `name` was asked for. A failure (an agent that died, a mount that went
+/// away, no inotify event in time) is printed with its reason, where thrown at top level it
+/// stopped the run with a backtrace instead; the sections' own clean-up has run by then.
+@MainActor func section(_ name: String, _ body: @MainActor () async throws -> Void) async {
+    guard runs(name) else { return }
+    do {
+        try await body()
+    } catch {
+        FileHandle.standardError.write(Data("kvgossip-bench: \(name) failed: \(error)\n".utf8))
+        failed.append(name)
+    }
+}
 
 print("kvgossip-bench (\(quick ? "quick" : "full") run)")
 print(HostIdle.describe())
@@ -38,7 +52,7 @@ if runs("store") || runs("sync") {
     print(String(format: "raw libsodium Ed25519 verify: %.0f ops/s (one core)", verifyRate))
 }
 
-if runs("store") {
+await section("store") {
     let applied = try Bench.batchedApply(records: 100_000 / scale, batch: 1_000)
     // The baseline again right after: on a shared machine the verify rate drifts by tens of
     // percent within a minute, so the ratio is taken against the mean of both.
@@ -60,7 +74,7 @@ if runs("store") {
     }
 }
 
-if runs("sync") {
+await section("sync") {
     let keys = quick ? 10_000 : 100_000
     let reconcile = try await SyncBench.reconcile(n: keys, d: 10)
     print(String(format: "reconcile d = 10 between two %d-key stores over TCP: %.0f ms, %d bytes, %d round trips (goal ≤ 1 s, ≤ 64 KB)",
@@ -73,7 +87,7 @@ if runs("sync") {
                  keys, fresh.seconds, fresh.verifySeconds, fresh.seconds / fresh.verifySeconds, fresh.prechecked))
 }
 
-if runs("mount") {
+await section("mount") {
     let floor = try await MountBench.floor(quick: quick)
     print(String(format: "FUSE floor (a one-file filesystem that only replies, one thread polling as the mount's read turn does, %@): open+read+close p50 %.1f µs vs tmpfs %.1f µs = %.1f×; p99 %.1f µs vs tmpfs %.1f µs = %.1f× (what any FUSE filesystem pays here; see Docs/filesystem.md §Waking the caller where the answer is)",
                  floor.polls, floor.fuse.p50, floor.tmpfs.p50, floor.fuse.p50 / floor.tmpfs.p50, floor.fuse.p99, floor.tmpfs.p99, floor.fuse.p99 / floor.tmpfs.p99))
@@ -104,7 +118,7 @@ if runs("mount") {
     }
 }
 
-if runs("mount-scale") {
+await section("mount-scale") {
     // --keys=N measures one size only (e.g. 50000, to compare with older figures).
     let chosen = arguments.first { $0.hasPrefix("--keys=") }.flatMap { Int($0.dropFirst("--keys=".count)) }
     for n in chosen.map({ [$0] }) ?? (quick ? [20_000] : [50_000, 1_000_000]) {
@@ -120,7 +134,7 @@ if runs("mount-scale") {
     }
 }
 
-if runs("gossip") {
+await section("gossip") {
     let anchor = try await SerfAnchor.userEventLatency(events: quick ? 30 : 100)
     print(String(format: "anchor: Serf user event between two local Serf agents (lan profile) p50 %.1f ms, p99 %.1f ms", anchor.p50, anchor.p99))
     for n in [3, 5] {
@@ -132,7 +146,7 @@ if runs("gossip") {
     }
 }
 
-if runs("simulate") {
+await section("simulate") {
     // --nodes=N simulates one size only. N = 10,000 takes about 5 minutes and 5.4 GB at its peak
     // (Docs/architecture.md §Simulation), so it runs 20 writes and a partition of 100 per side.
     let chosen = arguments.first { $0.hasPrefix("--nodes=") }.flatMap { Int($0.dropFirst("--nodes=".count)) }
@@ -141,7 +155,7 @@ if runs("simulate") {
     }
 }
 
-if runs("control") {
+await section("control") {
     let c = try await ControlBench.run(keys: quick ? 100_000 : 1_000_000)
     let generated = c.generateSeconds.map { String(format: "generated a %d-key tree (signed, applied in batches of 5000) in %.1f s", c.keys, $0) }
         ?? "reused a \(c.keys)-key tree (KVG_BENCH_TREE)"
@@ -158,7 +172,7 @@ if runs("control") {
                  v.verifiedList, v.rawList, v.perRecordMicros, v.validateMicros, v.validateGrantedMicros))
 }
 
-if runs("template") {
+await section("template") {
     // No wait, then the default window (100ms:2s), whose quiet time every single change waits out.
     for (wait, writes) in [("0ms", quick ? 30 : 200), ("100ms:2s", quick ? 10 : 50)] {
         let t = try await TemplateBench.latencies(writes: writes, wait: wait)
@@ -167,7 +181,7 @@ if runs("template") {
     }
 }
 
-if runs("history") {
+await section("history") {
     let keys = quick ? 5_000 : 20_000
     let cost = try HistoryBench.historyCost(keys: keys, pairs: quick ? 3 : 11)
     print(String(format: "verify+apply of %d records that each replace one (batches of 1000, durable per batch), %d pairs of runs: history costs %.1f%% of the rate (median of the pairs' ratios; goal ≤ 10%%); medians off %.0f records/s at %.1f µs CPU per record, on %.0f records/s at %.1f µs (each pair off/on: ",
@@ -178,7 +192,7 @@ if runs("history") {
                  log.pages, log.p50Ms, log.withRecordsP50Ms))
 }
 
-if runs("etcd") {
+await section("etcd") {
     if let etcd = EtcdBench.binary() {
         // --writes=N writes per side (300; --quick 50), in blocks of 50 (--quick 25) alternating.
         let perBlock = quick ? 25 : 50
@@ -195,7 +209,7 @@ if runs("etcd") {
     }
 }
 
-if runs("hosts") {
+await section("hosts") {
     // --hosts=N hosts (20), --writes=N writes and as many Serf events (200), --partition-keys=N keys
     // written on each side of the partition (1000); --log-level=LEVEL for the agents (info);
     // --keep keeps the hosts' data directories and logs.
@@ -212,3 +226,5 @@ if runs("hosts") {
         HostsBench.report(f)
     }
 }
+
+exit(failed.isEmpty ? 0 : 1)
