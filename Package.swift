@@ -159,7 +159,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(
-            name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet", "KVGossipStore", "KVGossipTestSupport"]),
+            name: "KVGossipControlTests", dependencies: ["KVGossipControl", "KVGossipCore", "KVGossipNet", "KVGossipNode", "KVGossipStore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipFuzzTests", dependencies: ["KVGossipFuzzTargets"]),
         // Fixtures/ holds C sources (an LD_PRELOAD shim, a FUSE filesystem) that tests compile at run time.
         .testTarget(

@@ -237,23 +237,34 @@ public struct ControlHandler: Sendable {
         }
     }
 
+    /// The store's reads may fail (a disk giving I/O errors), and that is when an operator asks:
+    /// `status` still answers, with the last counts it had (or none), and says among its problems
+    /// what it could not read.
     private func statusResponse(_ req: ControlRequest, peers: [PeerInfo]) throws -> ControlResponse {
         var r = ControlResponse(id: req.id)
-        let counts = try self.counts.current()
-        let shadowed = try shadowedValues.snapshot(settlingUpTo: ShadowedValues.stepRows)
+        var unread: [String] = []
+        func reading<T>(_ what: String, _ read: () throws -> T) -> T? {
+            do { return try read() } catch {
+                unread.append("status could not read \(what) from the store: \(error)")
+                return nil
+            }
+        }
+        let counts = reading("its counts") { try self.counts.current() } ?? self.counts.lastCounted
+        let shadowed = reading("the shadowed values") { try shadowedValues.snapshot(settlingUpTo: ShadowedValues.stepRows) }
+        let values = counts?.values ?? 0
         r.status = StatusInfo(
             node: node.publicKey.text, fingerprint: node.publicKey.fingerprint, root: node.root.text,
-            treeHash: counts.treeHash.hex, records: counts.values, revocations: counts.revocations,
-            grants: try node.store.heldGrantCount(), mount: mountpoint,
-            dirty: Dictionary(uniqueKeysWithValues: node.dirtyCounts(liveKeys: counts.values).map { ($0.key.rawValue, $0.value) }),
+            treeHash: (counts?.treeHash ?? node.store.treeHash).hex, records: values, revocations: counts?.revocations ?? 0,
+            grants: reading("the grants held") { try node.store.heldGrantCount() } ?? 0, mount: mountpoint,
+            dirty: Dictionary(uniqueKeysWithValues: node.dirtyCounts(liveKeys: values).map { ($0.key.rawValue, $0.value) }),
             refusals: Dictionary(uniqueKeysWithValues: node.refusalCounts.map { ($0.key.rawValue, $0.value) }),
-            peers: peers, shadowed: shadowed.first, startedAt: startedAt)
-        r.status?.shadowedTotal = shadowed.total
-        r.status?.shadowedUpToDate = shadowed.upToDate
+            peers: peers, shadowed: shadowed?.first ?? [], startedAt: startedAt)
+        r.status?.shadowedTotal = shadowed?.total
+        r.status?.shadowedUpToDate = shadowed?.upToDate
         r.status?.name = nodeName
         r.status?.pid = getpid()
         let health = health()
-        r.status?.problems = health.problems
+        r.status?.problems = health.problems + unread
         r.status?.mountLosses = health.mountLosses
         r.status?.warnings = health.warnings
         return r

@@ -11,6 +11,9 @@ final class StatusCounts: Sendable {
         self.store = store
     }
 
+    /// The counts last taken, whatever the tree is now (nil before the first).
+    var lastCounted: Store.Counts? { last.withLock { $0 } }
+
     /// Blocking: counts unless the tree is as it was when last counted.
     func current() throws -> Store.Counts {
         if let cached = last.withLock({ $0 }), cached.treeHash == store.treeHash { return cached }

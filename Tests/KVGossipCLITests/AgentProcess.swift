@@ -69,9 +69,14 @@ final class AgentProcess: @unchecked Sendable {
         try cli.run(args + ["--control", socket])
     }
 
-    /// `kvgossip status --json`, decoded (empty when it does not decode).
+    /// `kvgossip status --json`, decoded (empty when it is JSON but not an object). When the command
+    /// printed no JSON, the error says what it printed and how the agent's log ends.
     func status() throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(try run(["status", "--json"]).stdout.utf8)) as? [String: Any] ?? [:]
+        let result = try run(["status", "--json"])
+        guard let json = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) else {
+            throw CLIError("`status --json` printed no JSON (exit \(result.status)): \(result.stdout)\(result.stderr)\nthe agent's log ends:\n\(log.suffix(4000))")
+        }
+        return json as? [String: Any] ?? [:]
     }
 
     /// SIGTERM and wait; returns the exit status.
