@@ -229,18 +229,11 @@ public struct ControlHandler: Sendable {
     }
 
     /// `status`, given the peer list (blocking: reads the store).
-    func status(_ req: ControlRequest, peers: [PeerInfo]) -> ControlResponse {
-        do { return try statusResponse(req, peers: peers) } catch let error as ControlError {
-            return .failure(req.id, error.reason, error.message)
-        } catch {
-            return .failure(req.id, "internal", "\(error)")
-        }
-    }
-
+    ///
     /// The store's reads may fail (a disk giving I/O errors), and that is when an operator asks:
     /// `status` still answers, with the last counts it had (or none), and says among its problems
     /// what it could not read.
-    private func statusResponse(_ req: ControlRequest, peers: [PeerInfo]) throws -> ControlResponse {
+    func status(_ req: ControlRequest, peers: [PeerInfo]) -> ControlResponse {
         var r = ControlResponse(id: req.id)
         var unread: [String] = []
         func reading<T>(_ what: String, _ read: () throws -> T) -> T? {

@@ -16,7 +16,7 @@ final class StatusCounts: Sendable {
 
     /// Blocking: counts unless the tree is as it was when last counted.
     func current() throws -> Store.Counts {
-        if let cached = last.withLock({ $0 }), cached.treeHash == store.treeHash { return cached }
+        if let cached = lastCounted, cached.treeHash == store.treeHash { return cached }
         let fresh = try store.counts()
         last.withLock { $0 = fresh }
         return fresh
