@@ -28,6 +28,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var mounted = false
     /// Times the mount was unmounted from outside since start (each one is remounted).
     public var mountLosses = 0
+    /// Times the mount's replay helper ended and another was started.
+    public var helperRestarts = 0
     /// Problems that need an operator (as `status` lists them).
     public var problems = 0
     /// False until this node completed its first reconciliation (every key counts as unsynced).
@@ -62,6 +64,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
         out.sample("kvgossip_mounted", [:], mounted ? 1 : 0)
         out.family("kvgossip_mount_losses_total", "counter", "Times the mount was unmounted from outside since start (the agent mounts it again).")
         out.sample("kvgossip_mount_losses_total", [:], Double(mountLosses))
+        out.family("kvgossip_mount_helper_restarts_total", "counter", "Times the mount's replay helper ended and another was started (changes made meanwhile are replayed then).")
+        out.sample("kvgossip_mount_helper_restarts_total", [:], Double(helperRestarts))
         out.family("kvgossip_problems", "gauge", "Problems that need an operator now (kvgossip status lists them); 0 when healthy.")
         out.sample("kvgossip_problems", [:], Double(problems))
         out.family("kvgossip_synced", "gauge", "0 until this node completed its first reconciliation since start (until then every key is unsynced).")

@@ -57,7 +57,8 @@ final class ChangeInbox: Sendable {
 /// lock before the store's change could reach here, so comparing view and truth finds nothing to do.
 final class ChangeFollower: Sendable {
     private let core: MountCore
-    private let helper: ReplayHelper.Child
+    /// Keeps a replay helper running; only this thread uses the helper it hands out.
+    let supervisor: HelperSupervisor
     private let inbox: ChangeInbox
     private let finished = DispatchSemaphore(value: 0)
     /// Bounds the replay of one key; a well-formed view converges in a handful of steps.
@@ -70,20 +71,32 @@ final class ChangeFollower: Sendable {
     /// the follower's thread touches it.
     private let unanswered = Mutex<[String]>([])
 
-    init(core: MountCore, helper: ReplayHelper.Child, inbox: ChangeInbox) {
+    init(core: MountCore, supervisor: HelperSupervisor, inbox: ChangeInbox) {
         self.core = core
-        self.helper = helper
+        self.supervisor = supervisor
         self.inbox = inbox
     }
 
-    func start() {
+    /// Starts the thread, which starts the replay helper first (it must be this thread's child:
+    /// `HelperSupervisor`), and returns the mount's device number once the helper answers. If it
+    /// cannot start, the thread ends and the error is thrown.
+    func start() throws -> UInt64 {
+        let first = Mutex<Result<UInt64, any Error>?>(nil)
+        let started = DispatchSemaphore(value: 0)
         startNamedThread("kvg-follower") { [self] in
-            run()
+            let result = Result { try supervisor.startFirst() }
+            first.withLock { $0 = result }
+            started.signal()
+            if case .success = result { run() }
+            supervisor.stop()
             finished.signal()
         }
+        started.wait()
+        return try first.withLock { $0! }.get()
     }
 
-    /// Stops the thread after its current step; returns once it has exited.
+    /// Stops the thread after its current step, and the helper with it; returns once both have
+    /// ended.
     func stop() {
         inbox.stop()
         finished.wait()
@@ -92,22 +105,32 @@ final class ChangeFollower: Sendable {
     private func run() {
         threadID.store(cfuse_gettid(), ordering: .relaxed)
         while true {
-            let deadline = core.state.withLock { $0.nextHiddenDeadlineMs }
+            let deadline = [core.state.withLock { $0.nextHiddenDeadlineMs }, supervisor.nextAttemptMs].compactMap { $0 }.min()
             let now = nowMs()
             let waitMs = deadline.map { $0 > now ? $0 - now : 0 } ?? 1000
-            if core.followerWake.wait(timeout: .now() + .milliseconds(Int(min(waitMs, 1000)))) == .success {
-                signalledWakeUps.add(1, ordering: .relaxed)
-            }
+            let signalled = core.followerWake.wait(timeout: .now() + .milliseconds(Int(min(waitMs, 1000)))) == .success
+            if signalled { signalledWakeUps.add(1, ordering: .relaxed) }
             let (changes, stopping) = inbox.take()
             if stopping { return }
-            settleUnanswered()
-            let work = core.state.withLock { st in Work(taking: changes, from: &st) }
+            let (helper, recovered) = supervisor.helperForStep(nowMs: nowMs(), probe: !signalled)
+            settleUnanswered(helper)
+            let work = core.state.withLock { st in
+                st.pendingReconciles.formUnion(recovered)
+                return Work(taking: changes, from: &st)
+            }
             for (parent, name) in work.entryInvalidations {
                 core.invalidateEntry(parent: parent, name: name)
             }
             for path in work.paths.sorted() {
-                replay(path, known: work.records[path])
+                guard let helper, !helper.isGone else {
+                    supervisor.lose([path])
+                    continue
+                }
+                replay(path, known: work.records[path], helper)
+                if helper.isGone { supervisor.lose([path]) }
             }
+            // A helper lost in this step is replaced at once, not at the next change.
+            if helper?.isGone == true { core.followerWake.signal() }
             for ino in work.attributeInvalidations {
                 core.invalidateInode(ino, attributesOnly: true)
             }
@@ -157,7 +180,7 @@ final class ChangeFollower: Sendable {
     }
 
     /// Brings the view at `path` in line with the store, one request at a time.
-    private func replay(_ path: String, known: Record?) {
+    private func replay(_ path: String, known: Record?, _ helper: ReplayHelper.Child) {
         var previous: SelfOp?
         for _ in 0..<maxStepsPerKey {
             guard let op = core.state.withLock({ $0.nextReplayStep(for: path) }) else { return }
@@ -166,23 +189,23 @@ final class ChangeFollower: Sendable {
                 return
             }
             previous = op
-            guard perform(op, replaying: path, known: known) else { return }
+            guard perform(op, replaying: path, known: known, helper) else { return }
         }
     }
 
-    private func perform(_ op: SelfOp, replaying replayed: String, known: Record?) -> Bool {
+    private func perform(_ op: SelfOp, replaying replayed: String, known: Record?, _ helper: ReplayHelper.Child) -> Bool {
         let result: Int32
         switch op {
         case .mkdir(let path):
-            result = performNow(.mkdir, path: path)
+            result = performNow(.mkdir, path: path, helper)
         case .rmdir(let path):
-            result = performNow(.rmdir, path: path)
+            result = performNow(.rmdir, path: path, helper)
         case .unlink(let path):
-            result = performNow(.unlink, path: path)
+            result = performNow(.unlink, path: path, helper)
         case .create(let path):
-            return deliver(path, creating: true, known: known)
+            return deliver(path, creating: true, known: known, helper)
         case .write(let path):
-            return deliver(path, creating: false, known: known, answerLater: path == replayed)
+            return deliver(path, creating: false, known: known, answerLater: path == replayed, helper)
         }
         if result != 0 {
             core.ctx.logger.debug("mount replay step failed", metadata: ["op": "\(op)", "errno": "\(result)"])
@@ -203,7 +226,7 @@ final class ChangeFollower: Sendable {
     /// `answerLater`: the rewrite of the path being replayed, its last step, whose answer is read at
     /// the next wake-up (below); a step for another path (a child met while a directory is walked)
     /// is waited for, so the walk goes on with the view it left.
-    private func deliver(_ path: String, creating: Bool, known: Record?, answerLater: Bool = false) -> Bool {
+    private func deliver(_ path: String, creating: Bool, known: Record?, answerLater: Bool = false, _ helper: ReplayHelper.Child) -> Bool {
         let record: Record
         if let known, known.kind == .value, core.state.withLock({ st -> Bool in
             guard let entry = st.truth.entry(path, at: known.version), entry.live else { return false }
@@ -233,7 +256,7 @@ final class ChangeFollower: Sendable {
             // path. The path is looked at again once the answer is in. At most `maxUnanswered`
             // wait: the helper blocks sending answers nobody reads once the channel's buffer is
             // full (about 280 here), and then stops reading, and the follower's next send blocks.
-            if unanswered.withLock({ $0.count }) >= Self.maxUnanswered { settleBeforeNextStep() }
+            if unanswered.withLock({ $0.count }) >= Self.maxUnanswered { settleBeforeNextStep(helper) }
             if helper.send(.write, path: path) {
                 unanswered.withLock { $0.append(path) }
             } else {
@@ -241,7 +264,7 @@ final class ChangeFollower: Sendable {
             }
             return false
         }
-        let result = performNow(creating ? .create : .write, path: path, data: written ? record.value : [])
+        let result = performNow(creating ? .create : .write, path: path, data: written ? record.value : [], helper)
         // Where bytes were written (a create, or any value with --mount-page-cache) or the step
         // failed, drop the kernel's pages and attributes, so no reader combines them with another
         // version. A rewrite in the default mode needs nothing more: its truncating open already
@@ -260,8 +283,8 @@ final class ChangeFollower: Sendable {
     /// Runs one step in the helper and waits for its answer, once the answers still owed are read
     /// (they come in order). Rewrites answered here are looked at again at the next wake-up, which
     /// then comes at once.
-    private func performNow(_ operation: ReplayHelper.Operation, path: String, data: [UInt8] = []) -> Int32 {
-        settleBeforeNextStep()
+    private func performNow(_ operation: ReplayHelper.Operation, path: String, data: [UInt8] = [], _ helper: ReplayHelper.Child) -> Int32 {
+        settleBeforeNextStep(helper)
         return helper.perform(operation, path: path, data: data)
     }
 
@@ -270,25 +293,28 @@ final class ChangeFollower: Sendable {
 
     /// `settleUnanswered` in the middle of a wake-up: the paths it queues for another look are
     /// taken at the next wake-up, which then comes at once.
-    private func settleBeforeNextStep() {
-        if !settleUnanswered() { core.followerWake.signal() }
+    private func settleBeforeNextStep(_ helper: ReplayHelper.Child) {
+        if !settleUnanswered(helper) { core.followerWake.signal() }
     }
 
     /// Reads the answers to the rewrites sent so far (the helper has usually long finished them)
     /// and has the paths of those that worked looked at again, as the replay would have gone on
     /// after them; a failed one is treated as `deliver` treats a failed write (and, as before, not
     /// tried again until something changes). Returns whether nothing was queued for another look.
+    /// Without a helper, or with one that is gone, those rewrites are lost, and looked at again
+    /// once a helper runs.
     @discardableResult
-    private func settleUnanswered() -> Bool {
+    private func settleUnanswered(_ helper: ReplayHelper.Child?) -> Bool {
         let paths = unanswered.withLock { paths in
             defer { paths = [] }
             return paths
         }
         var done: [String] = []
         for path in paths {
-            let result = helper.answer()
+            let result = helper?.answer() ?? EPIPE
             if result == 0 { done.append(path) } else { deliveryFailed(path, errno: result) }
         }
+        if helper.map({ $0.isGone }) ?? true { supervisor.lose(paths) }
         guard !done.isEmpty else { return true }
         core.state.withLock { $0.pendingReconciles.formUnion(done) }
         return false

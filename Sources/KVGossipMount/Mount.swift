@@ -34,7 +34,6 @@ public final class Mount: Sendable {
         let core: MountCore
         let session: FuseSession
         let follower: ChangeFollower
-        let helper: ReplayHelper.Child
         let tableWatch: MountTableWatch
         let userdata: Unmanaged<MountCore>
         let observation: CommitObservation
@@ -62,6 +61,7 @@ public final class Mount: Sendable {
     private let remountWake = DispatchSemaphore(value: 0)
     /// Entries the mountpoint held when the tree was mounted over them (hidden until it unmounts).
     private let shadowedEntries = Atomic<Int>(0)
+    private let helperRestartCount = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - mountpoint: a directory (created if missing); relative paths are taken from the current
@@ -129,20 +129,21 @@ public final class Mount: Sendable {
         core.setSession(session.pointer)
         core.passthrough.setDevice(fuse_session_fd(session.pointer))
         session.startLoop { [weak self] in self?.sessionEnded(session) }
-        let helper: ReplayHelper.Child
+        let supervisor = HelperSupervisor(
+            core: core, start: { [command = options.helperCommand] in try ReplayHelper.Child(command: command, mountpoint: path) },
+            restarted: { [weak self] in _ = self?.helperRestartCount.add(1, ordering: .relaxed) })
+        let follower = ChangeFollower(core: core, supervisor: supervisor, inbox: inbox)
+        let device: UInt64
         do {
-            helper = try ReplayHelper.Child(command: options.helperCommand, mountpoint: path)
+            device = try follower.start()
         } catch {
             core.setSession(nil)
             session.unmount()
             userdata.release()
             throw error
         }
-        let connection = FuseConnections.number(ofDevice: helper.device)
+        let connection = FuseConnections.number(ofDevice: device)
         session.connection = connection
-        core.setHelper(thread: helper.callerThread)
-        let follower = ChangeFollower(core: core, helper: helper, inbox: inbox)
-        follower.start()
         // Detached from its path (a lazy unmount), the mount would live on unseen: end its
         // connection, so the loop ends and the loss is handled like any other.
         let tableWatch = MountTableWatch(mountpoint: path, minor: connection) { [logger] in
@@ -150,24 +151,23 @@ public final class Mount: Sendable {
             FuseConnections.abort(connection, logger: logger)
         }
         var mounted: Logger.Metadata = [
-            "mountpoint": "\(path)", "records": "\(loaded)", "replay helper": "\(helper.pid)",
+            "mountpoint": "\(path)", "records": "\(loaded)", "replay helper": "\(supervisor.pid.load(ordering: .relaxed))",
             "readers": "\(options.readerPageCache ? "page cache" : core.passthrough.active ? "passthrough" : "direct I/O")",
         ]
         if let wakeHere = FuseModule.wakeHere() { mounted["fuse wake_here"] = "\(wakeHere)" }
         if let windows = core.requestReader.windows { mounted["read turn polls"] = "\(windows)" }
         logger.info("mounted", metadata: mounted)
         return Running(
-            core: core, session: session, follower: follower, helper: helper, tableWatch: tableWatch, userdata: userdata,
+            core: core, session: session, follower: follower, tableWatch: tableWatch, userdata: userdata,
             observation: observation)
     }
 
     /// Ends everything of one mount. The follower first (it may be waiting on the helper, which
-    /// fails at once if the mount is gone), then the helper, then the session.
+    /// fails at once if the mount is gone), and with it the helper, then the session.
     private func tearDown(_ run: Running, resolveHidden: Bool) {
         run.tableWatch.stop()
         run.observation.cancel()
         run.follower.stop()
-        run.helper.stop()
         if resolveHidden { run.core.state.withLock { $0.resolveAllHidden() } }
         run.session.unmount()
         run.core.setSession(nil)
@@ -201,6 +201,9 @@ public final class Mount: Sendable {
     /// How many times the mount was unmounted from outside since `start()`.
     public var losses: Int { state.withLock { $0.losses } }
 
+    /// How many times the replay helper ended and another was started (`HelperSupervisor`).
+    public var helperRestarts: Int { helperRestartCount.load(ordering: .relaxed) }
+
     /// What the operator should know about the mount, for the log and `status`, or nil.
     public var warning: String? {
         let shadowed = shadowedEntries.load(ordering: .relaxed)
@@ -211,6 +214,7 @@ public final class Mount: Sendable {
     /// What is wrong with the mount now, for `status`, or nil.
     public var problem: String? {
         state.withLock { s in
+            if case .mounted(let run) = s.phase { return run.follower.supervisor.problem }
             guard case .lost(let since, let error) = s.phase else { return nil }
             let when = ISO8601DateFormatter().string(from: since)
             return "the mount at \(mountpoint) was unmounted from outside at \(when); remounting"
@@ -298,7 +302,8 @@ extension Mount {
     func debugReplayHelper() -> pid_t? {
         state.withLock { s in
             guard case .mounted(let run) = s.phase else { return nil }
-            return run.helper.pid
+            let pid = run.follower.supervisor.pid.load(ordering: .relaxed)
+            return pid == 0 ? nil : pid
         }
     }
 

@@ -131,6 +131,10 @@ public enum ReplayHelper {
             callerThread = tid
         }
 
+        /// Whether the channel failed (the helper is gone, or broke the framing): every step
+        /// then answers EPIPE, and the helper is to be replaced (`HelperSupervisor`).
+        private(set) var isGone = false
+
         /// Runs one step in the helper; 0 or an errno (EPIPE when the helper is gone). Every step
         /// sent before it must have had its answer read (`answer`): answers come in order.
         func perform(_ operation: Operation, path: String, data: [UInt8] = []) -> Int32 {
@@ -140,29 +144,57 @@ public enum ReplayHelper {
 
         /// Sends one step without waiting for its answer; false when the helper is gone.
         func send(_ operation: Operation, path: String, data: [UInt8] = []) -> Bool {
-            Wire.send(channel, Wire.request(operation, path: path, data: data))
+            guard !isGone, Wire.send(channel, Wire.request(operation, path: path, data: data)) else {
+                isGone = true
+                return false
+            }
+            return true
         }
 
         /// The answer to the oldest step sent and not yet answered, waited for: 0 or an errno
         /// (EPIPE when the helper is gone).
         func answer() -> Int32 {
-            reader.nextReply()?.0 ?? EPIPE
+            guard !isGone, let (code, _) = reader.nextReply() else {
+                isGone = true
+                return EPIPE
+            }
+            return code
         }
 
-        /// Ends the helper: its channel closes (it exits on EOF), then it is reaped.
-        func stop() { Child.reap(pid, channel: channel) }
+        /// Whether the helper has gone, asked of the channel without waiting: a helper that died
+        /// closed its end, which the channel shows as a hang-up at once, answers still unread or
+        /// not. Marks it gone.
+        func hasGone() -> Bool {
+            guard !isGone else { return true }
+            var events = pollfd(fd: channel, events: Int16(POLLIN), revents: 0)
+            if poll(&events, 1, 0) > 0 && events.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { isGone = true }
+            return isGone
+        }
 
-        private static func reap(_ pid: pid_t, channel: Int32) {
+        /// Ends the helper: its channel closes (it exits on EOF), then it is reaped. Returns how
+        /// it ended, for the log.
+        @discardableResult
+        func stop() -> String { Child.reap(pid, channel: channel) }
+
+        @discardableResult
+        private static func reap(_ pid: pid_t, channel: Int32) -> String {
             close(channel)
             var status: Int32 = 0
             // A helper stuck in a call on a mount whose connection was aborted returns at once;
             // one still waiting on a live mount gets SIGKILL after a moment.
             for _ in 0..<200 {
-                if waitpid(pid, &status, WNOHANG) != 0 { return }
+                if waitpid(pid, &status, WNOHANG) != 0 { return describe(status) }
                 usleep(5_000)
             }
             kill(pid, SIGKILL)
             _ = waitpid(pid, &status, 0)
+            return describe(status)
+        }
+
+        /// A wait status in words: "exited with status N" or "killed by signal N".
+        static func describe(_ status: Int32) -> String {
+            let signal = status & 0x7f
+            return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "killed by signal \(signal)"
         }
     }
 }

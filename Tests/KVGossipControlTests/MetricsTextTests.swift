@@ -32,6 +32,7 @@ import Testing
             "kvgossip_grants_held 2",
             "kvgossip_mounted 1",
             "kvgossip_mount_losses_total 0",
+            "kvgossip_mount_helper_restarts_total 0",
             "kvgossip_problems 0",
             "kvgossip_synced 1",
             "kvgossip_dirty_keys{state=\"pending-push\"} 3",

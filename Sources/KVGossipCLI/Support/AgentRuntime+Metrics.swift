@@ -18,6 +18,7 @@ extension AgentRuntime {
         m.grants = (try? node.store.grants().count) ?? 0
         m.mounted = mount?.isMounted ?? false
         m.mountLosses = mount?.losses ?? 0
+        m.helperRestarts = mount?.helperRestarts ?? 0
         m.problems = problems.count
         m.dirty = node.dirtyCounts(liveKeys: (try? node.store.valueCount) ?? 0)
         m.synced = !node.defaultKeyState.isDirty

@@ -47,7 +47,9 @@ final class MountFixture: @unchecked Sendable {
         }
         recorder = ChangeRecorder(store)
         var options = options
-        options.helperCommand = [MountFixture.kvgossipBinary, "mount-helper"]
+        // This test process is not `kvgossip`: its helper is the built binary's, unless a test
+        // chose a command of its own.
+        if options.helperCommand == MountOptions().helperCommand { options.helperCommand = [MountFixture.kvgossipBinary, "mount-helper"] }
         mount = Mount(node: node, mountpoint: mountpoint, options: options, logger: logger)
         try mount.start()
     }

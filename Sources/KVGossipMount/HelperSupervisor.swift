@@ -1,0 +1,153 @@
+import Foundation
+import Synchronization
+
+/// Keeps the mount's replay helper running (Docs/filesystem.md §The replay helper). A helper that
+/// dies (killed by hand or by the OOM killer) used to leave the mount without replays until the
+/// agent restarted: files still read the newest values, but programs watching them saw no change
+/// made elsewhere, and nothing said so. Now the follower notices at its next step (a send or an
+/// answer fails), this reaps the old helper and starts another, with a growing pause between
+/// attempts that fail, and the paths whose replays were lost meanwhile are looked at again.
+///
+/// Every helper is started on the follower's thread, which lives as long as the mount: the helper
+/// asks the kernel for SIGKILL when the thread that started it ends (`PR_SET_PDEATHSIG` follows
+/// the thread, not the process), so a helper started by the thread that mounted again after a
+/// loss died with that thread a moment later, and replays stopped for good.
+///
+/// Only the follower's thread calls `startFirst`, `helperForStep`, `lose` and `stop`, so a helper
+/// is never reaped, and its channel closed, while a step is using it. The rest is read from other
+/// threads.
+final class HelperSupervisor: Sendable {
+    private let start: @Sendable () throws -> ReplayHelper.Child
+    private let restarted: @Sendable () -> Void
+    private let core: MountCore
+    private let state: Mutex<State>
+    /// The running helper's process id, 0 while none runs (tests and the log).
+    let pid: Atomic<Int32>
+
+    private struct State {
+        var helper: ReplayHelper.Child?
+        /// The mount's device number, reported by the first helper; a later one must report it too.
+        var device: UInt64?
+        /// Since when no helper has run, while none does.
+        var downSince: Date?
+        var nextAttemptMs: UInt64 = 0
+        var pauseMs = HelperSupervisor.firstPauseMs
+        var lastFailure: String?
+        /// Paths whose replay a lost helper took with it, or that came while none ran.
+        var lost: Set<String> = []
+    }
+
+    static let firstPauseMs: UInt64 = 100
+    static let longestPauseMs: UInt64 = 10_000
+
+    /// `start` spawns a helper for the mount's path and waits until it answers
+    /// (`ReplayHelper.Child`); `restarted` is told each time a helper runs again after one ended.
+    init(core: MountCore, start: @escaping @Sendable () throws -> ReplayHelper.Child, restarted: @escaping @Sendable () -> Void) {
+        self.start = start
+        self.restarted = restarted
+        self.core = core
+        state = Mutex(State())
+        pid = Atomic(0)
+    }
+
+    /// Starts the mount's first helper; its answer is the mount's readiness. Returns the mount's
+    /// device number, which names its FUSE connection.
+    func startFirst() throws -> UInt64 {
+        let helper = try start()
+        core.setHelper(thread: helper.callerThread)
+        pid.store(helper.pid, ordering: .relaxed)
+        state.withLock {
+            $0.helper = helper
+            $0.device = helper.device
+        }
+        return helper.device
+    }
+
+    /// The helper a step may use, nil while none runs. A helper found gone is reaped first, and
+    /// one is started when the pause after the last attempt is over; the paths to look at again
+    /// once one runs come with it (`recovered`). `probe`: ask the channel whether the helper is
+    /// still there (a poll(2) that does not wait); without it, a helper is found gone when a
+    /// step's send or answer fails. The follower probes at the wake-ups that bring no change (once
+    /// a second), so `status` tells of a dead helper before a change would have shown it.
+    func helperForStep(nowMs now: UInt64, probe: Bool) -> (helper: ReplayHelper.Child?, recovered: Set<String>) {
+        let (current, due) = state.withLock { s -> (ReplayHelper.Child?, Bool) in
+            (s.helper, s.helper == nil && now >= s.nextAttemptMs)
+        }
+        if let current, !(probe ? current.hasGone() : current.isGone) { return (current, []) }
+        if let current { reap(current) }
+        guard current != nil || due else { return (nil, []) }
+        do {
+            let helper = try start()
+            // It must have reached this same mount, not whatever is mounted at the path by now.
+            let device = state.withLock { $0.device }
+            guard helper.device == device else {
+                helper.stop()
+                throw MountError.notAnswering("\(core.mountpoint) is no longer this mount (device \(helper.device), not \(device.map { "\($0)" } ?? "none"))")
+            }
+            core.setHelper(thread: helper.callerThread)
+            pid.store(helper.pid, ordering: .relaxed)
+            let recovered = state.withLock { s -> Set<String> in
+                defer { s = State(helper: helper, device: s.device) }
+                return s.lost
+            }
+            restarted()
+            core.ctx.logger.warning("the mount's replay helper runs again; changes made elsewhere meanwhile are replayed now", metadata: [
+                "helper": "\(helper.pid)", "paths": "\(recovered.count)",
+            ])
+            return (helper, recovered)
+        } catch {
+            let pause = state.withLock { s -> UInt64 in
+                s.lastFailure = "\(error)"
+                s.nextAttemptMs = now + s.pauseMs
+                defer { s.pauseMs = min(s.pauseMs * 2, Self.longestPauseMs) }
+                return s.pauseMs
+            }
+            core.ctx.logger.error("cannot start the mount's replay helper; programs watching files see no changes made elsewhere until it runs", metadata: [
+                "error": "\(error)", "next attempt in": "\(pause) ms",
+            ])
+            return (nil, [])
+        }
+    }
+
+    /// When the follower should look again for lack of a helper, if none runs.
+    var nextAttemptMs: UInt64? {
+        state.withLock { $0.helper == nil ? $0.nextAttemptMs : nil }
+    }
+
+    /// Notes paths whose replay did not happen because the helper is gone or none runs.
+    func lose<S: Sequence<String>>(_ paths: S) {
+        state.withLock { $0.lost.formUnion(paths) }
+    }
+
+    /// What `status` should say while no helper runs, or nil.
+    var problem: String? {
+        state.withLock { s in
+            guard s.helper == nil, let since = s.downSince else { return nil }
+            return "the mount's replay helper has not run since \(ISO8601DateFormatter().string(from: since)): programs watching"
+                + " files under \(core.mountpoint) see no changes made elsewhere (reads show them)"
+                + (s.lastFailure.map { "; the last start failed: \($0)" } ?? "")
+        }
+    }
+
+    /// Ends the running helper, if any (the mount is being taken down).
+    func stop() {
+        guard let helper = state.withLock({ s -> ReplayHelper.Child? in
+            defer { s.helper = nil }
+            return s.helper
+        }) else { return }
+        pid.store(0, ordering: .relaxed)
+        helper.stop()
+    }
+
+    private func reap(_ helper: ReplayHelper.Child) {
+        let ended = helper.stop()
+        pid.store(0, ordering: .relaxed)
+        state.withLock { s in
+            s.helper = nil
+            s.downSince = s.downSince ?? Date()
+        }
+        core.ctx.logger.warning("the mount's replay helper ended; starting another", metadata: [
+            "helper": "\(helper.pid)", "how": "\(ended)",
+        ])
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import KVGossipTestSupport
+import Synchronization
+import Testing
+@testable import KVGossipMount
+
+/// The replay helper is kept running (Docs/filesystem.md §The replay helper): one that dies is
+/// started again and the changes made meanwhile are replayed; while none can start, `status` says
+/// so; and a helper does not die with the thread that mounted.
+extension MountTests {
+    @Suite struct HelperSupervisionTests {
+        @Test func aKilledHelperIsStartedAgainAndTheChangeMadeMeanwhileIsReplayed() throws {
+            try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
+                let watch = try InotifyWatch([fx.path("/app/k")])
+                defer { watch.stop() }
+                let first = try #require(fx.mount.debugReplayHelper())
+                kill(first, SIGKILL)
+                #expect(Readiness.wait { ProcessState.of(first).map { $0 == "Z" } ?? true }, "the helper did not die")
+                try fx.rootMint("/app/k", "after\n")
+                #expect(watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/app/k")) }, "the change made while the helper was dead was not replayed")
+                #expect(fx.sh("cat app/k").stdout == "after\n")
+                #expect(fx.mount.debugReplayHelper().map { $0 != first } == true)
+                #expect(fx.mount.helperRestarts == 1)
+                #expect(fx.mount.problem == nil)
+            }
+        }
+
+        /// The helper's command fails while a flag file exists: killed then, the helper cannot be
+        /// started again, which `problem` (what `status` shows) says, and a change made then is
+        /// replayed once the flag is gone and a helper runs.
+        @Test func aHelperThatCannotStartIsAProblemUntilOneRuns() throws {
+            let flag = FileManager.default.temporaryDirectory.appendingPathComponent("kvg-helper-fails-\(getpid())").path
+            defer { unlink(flag) }
+            var options = MountOptions()
+            options.helperCommand = ["/bin/sh", "-c", "[ -e \"\(flag)\" ] && exit 1; exec \"\(MountFixture.kvgossipBinary)\" mount-helper \"$@\"", "helper"]
+            try withMount(seed: ["/app/k": "v0\n"], options: options) { fx throws in
+                let watch = try InotifyWatch([fx.path("/app/k")])
+                defer { watch.stop() }
+                #expect(FileManager.default.createFile(atPath: flag, contents: nil))
+                let first = try #require(fx.mount.debugReplayHelper())
+                kill(first, SIGKILL)
+                #expect(Readiness.wait { fx.mount.problem?.contains("replay helper has not run since") == true }, "no problem reported: \(fx.mount.problem ?? "nil")")
+                try fx.rootMint("/app/k", "while down\n")
+                // Read right away, watched only once a helper runs.
+                #expect(fx.sh("cat app/k").stdout == "while down\n")
+                #expect(!watch.events.contains { $0.events.contains("CLOSE_WRITE") })
+                unlink(flag)
+                #expect(watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/app/k")) }, "the change made while no helper ran was not replayed")
+                #expect(Readiness.wait { fx.mount.problem == nil }, "\(fx.mount.problem ?? "")")
+            }
+        }
+
+        /// The helper asks for SIGKILL when the thread that started it ends: a mount started by a
+        /// thread that then ends (as the agent's thread that mounts again after a loss does) keeps
+        /// its helper.
+        @Test func theHelperOutlivesTheThreadThatMounted() throws {
+            try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
+                fx.mount.stop()
+                var thread = pthread_t()
+                let started = Mutex<(any Error)?>(nil)
+                let box = Unmanaged.passRetained(StartBox { do { try fx.mount.start() } catch { started.withLock { $0 = error } } })
+                #expect(pthread_create(&thread, nil, { StartBox.run($0) }, box.toOpaque()) == 0)
+                #expect(pthread_join(thread, nil) == 0)
+                if let error = started.withLock({ $0 }) { throw error }
+                let helper = try #require(fx.mount.debugReplayHelper())
+                let watch = try InotifyWatch([fx.path("/app/k")])
+                defer { watch.stop() }
+                try fx.rootMint("/app/k", "later\n")
+                #expect(watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/app/k")) })
+                #expect(fx.mount.debugReplayHelper() == helper, "the helper died with the thread that mounted and was replaced")
+            }
+        }
+    }
+}
+
+/// A body for `pthread_create`, which takes a C function and one pointer.
+private final class StartBox {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+
+    static func run(_ pointer: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+        Unmanaged<StartBox>.fromOpaque(pointer!).takeRetainedValue().body()
+        return nil
+    }
+}
