@@ -67,9 +67,6 @@ final class ChangeFollower: Sendable {
     let signalledWakeUps = Atomic<Int>(0)
     /// The thread's id once it runs (0 before), for tests that count its sleeps.
     let threadID = Atomic<Int32>(0)
-    /// Rewrites sent to the helper whose answers are not read yet, oldest first (`deliver`). Only
-    /// the follower's thread touches it.
-    private let unanswered = Mutex<[String]>([])
 
     init(core: MountCore, supervisor: HelperSupervisor, inbox: ChangeInbox) {
         self.core = core
@@ -108,11 +105,12 @@ final class ChangeFollower: Sendable {
             let deadline = [core.state.withLock { $0.nextHiddenDeadlineMs }, supervisor.nextAttemptMs].compactMap { $0 }.min()
             let now = nowMs()
             let waitMs = deadline.map { $0 > now ? $0 - now : 0 } ?? 1000
-            let signalled = core.followerWake.wait(timeout: .now() + .milliseconds(Int(min(waitMs, 1000)))) == .success
-            if signalled { signalledWakeUps.add(1, ordering: .relaxed) }
+            if core.followerWake.wait(timeout: .now() + .milliseconds(Int(min(waitMs, 1000)))) == .success {
+                signalledWakeUps.add(1, ordering: .relaxed)
+            }
             let (changes, stopping) = inbox.take()
             if stopping { return }
-            let (helper, recovered) = supervisor.helperForStep(nowMs: nowMs(), probe: !signalled)
+            let (helper, recovered) = supervisor.helperForStep(nowMs: nowMs()) { settleUnanswered($0) }
             settleUnanswered(helper)
             let work = core.state.withLock { st in
                 st.pendingReconciles.formUnion(recovered)
@@ -256,12 +254,8 @@ final class ChangeFollower: Sendable {
             // path. The path is looked at again once the answer is in. At most `maxUnanswered`
             // wait: the helper blocks sending answers nobody reads once the channel's buffer is
             // full (about 280 here), and then stops reading, and the follower's next send blocks.
-            if unanswered.withLock({ $0.count }) >= Self.maxUnanswered { settleBeforeNextStep(helper) }
-            if helper.send(.write, path: path) {
-                unanswered.withLock { $0.append(path) }
-            } else {
-                deliveryFailed(path, errno: EPIPE)
-            }
+            if helper.owed.count >= Self.maxUnanswered { settleBeforeNextStep(helper) }
+            if !helper.sendOwing(.write, path: path) { deliveryFailed(path, errno: EPIPE) }
             return false
         }
         let result = performNow(creating ? .create : .write, path: path, data: written ? record.value : [], helper)
@@ -301,20 +295,18 @@ final class ChangeFollower: Sendable {
     /// and has the paths of those that worked looked at again, as the replay would have gone on
     /// after them; a failed one is treated as `deliver` treats a failed write (and, as before, not
     /// tried again until something changes). Returns whether nothing was queued for another look.
-    /// Without a helper, or with one that is gone, those rewrites are lost, and looked at again
-    /// once a helper runs.
+    /// The answers are owed by the helper the rewrites went to (`ReplayHelper.Child.owed`), never
+    /// by one that replaced it. With a helper that is gone they fail at once, and the paths are
+    /// looked at again once a helper runs.
     @discardableResult
     private func settleUnanswered(_ helper: ReplayHelper.Child?) -> Bool {
-        let paths = unanswered.withLock { paths in
-            defer { paths = [] }
-            return paths
-        }
+        guard let helper else { return true }
+        let answers = helper.takeAnswers()
         var done: [String] = []
-        for path in paths {
-            let result = helper?.answer() ?? EPIPE
+        for (path, result) in answers {
             if result == 0 { done.append(path) } else { deliveryFailed(path, errno: result) }
         }
-        if helper.map({ $0.isGone }) ?? true { supervisor.lose(paths) }
+        if helper.isGone { supervisor.lose(answers.map(\.path)) }
         guard !done.isEmpty else { return true }
         core.state.withLock { $0.pendingReconciles.formUnion(done) }
         return false

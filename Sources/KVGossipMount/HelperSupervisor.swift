@@ -5,8 +5,10 @@ import Synchronization
 /// dies (killed by hand or by the OOM killer) used to leave the mount without replays until the
 /// agent restarted: files still read the newest values, but programs watching them saw no change
 /// made elsewhere, and nothing said so. Now the follower notices at its next step (a send or an
-/// answer fails), this reaps the old helper and starts another, with a growing pause between
-/// attempts that fail, and the paths whose replays were lost meanwhile are looked at again.
+/// answer fails, or once a second a poll of the channel), this reaps the old helper and starts
+/// another, and the paths whose replays were lost meanwhile are looked at again. Starts that fail,
+/// and helpers that die young, are followed by a pause that doubles each time (0.1 s to 10 s), so
+/// a helper that cannot live is not spawned in a loop.
 ///
 /// Every helper is started on the follower's thread, which lives as long as the mount: the helper
 /// asks the kernel for SIGKILL when the thread that started it ends (`PR_SET_PDEATHSIG` follows
@@ -24,14 +26,17 @@ final class HelperSupervisor: Sendable {
     /// The running helper's process id, 0 while none runs (tests and the log).
     let pid: Atomic<Int32>
 
-    private struct State {
+    fileprivate struct State {
         var helper: ReplayHelper.Child?
         /// The mount's device number, reported by the first helper; a later one must report it too.
         var device: UInt64?
         /// Since when no helper has run, while none does.
         var downSince: Date?
+        /// When the running helper started, or the last attempt is to be followed by the next.
+        var startedAtMs: UInt64 = 0
         var nextAttemptMs: UInt64 = 0
         var pauseMs = HelperSupervisor.firstPauseMs
+        var lastProbeMs: UInt64 = 0
         var lastFailure: String?
         /// Paths whose replay a lost helper took with it, or that came while none ran.
         var lost: Set<String> = []
@@ -39,6 +44,11 @@ final class HelperSupervisor: Sendable {
 
     static let firstPauseMs: UInt64 = 100
     static let longestPauseMs: UInt64 = 10_000
+    /// A helper that lived this long died of something other than what kills it at start: the
+    /// next one starts at once, and the pause begins again from the first.
+    static let steadyMs: UInt64 = 10_000
+    /// How often the channel is polled for a helper that died, at most.
+    static let probeEveryMs: UInt64 = 1_000
 
     /// `start` spawns a helper for the mount's path and waits until it answers
     /// (`ReplayHelper.Child`); `restarted` is told each time a helper runs again after one ended.
@@ -59,23 +69,32 @@ final class HelperSupervisor: Sendable {
         state.withLock {
             $0.helper = helper
             $0.device = helper.device
+            $0.startedAtMs = nowMs()
         }
         return helper.device
     }
 
-    /// The helper a step may use, nil while none runs. A helper found gone is reaped first, and
-    /// one is started when the pause after the last attempt is over; the paths to look at again
-    /// once one runs come with it (`recovered`). `probe`: ask the channel whether the helper is
-    /// still there (a poll(2) that does not wait); without it, a helper is found gone when a
-    /// step's send or answer fails. The follower probes at the wake-ups that bring no change (once
-    /// a second), so `status` tells of a dead helper before a change would have shown it.
-    func helperForStep(nowMs now: UInt64, probe: Bool) -> (helper: ReplayHelper.Child?, recovered: Set<String>) {
-        let (current, due) = state.withLock { s -> (ReplayHelper.Child?, Bool) in
-            (s.helper, s.helper == nil && now >= s.nextAttemptMs)
+    /// The helper a step may use, nil while none runs. A helper found gone is reaped first, once
+    /// `beforeReplacing` has settled with it (the answers it still owes are read or fail at once:
+    /// a new helper owes none of them, and waiting for them from it would wait for ever). One is
+    /// started when the pause after the last attempt is over; the paths to look at again once one
+    /// runs come with it (`recovered`). A helper is found gone when a step's send or answer
+    /// failed, or by a poll(2) of its channel that does not wait, at most once a second, so
+    /// `status` tells of a dead helper before a change would have shown it.
+    func helperForStep(
+        nowMs now: UInt64, beforeReplacing: (ReplayHelper.Child) -> Void
+    ) -> (helper: ReplayHelper.Child?, recovered: Set<String>) {
+        let (current, probe) = state.withLock { s -> (ReplayHelper.Child?, Bool) in
+            let probe = now >= s.lastProbeMs + Self.probeEveryMs
+            if probe { s.lastProbeMs = now }
+            return (s.helper, probe)
         }
         if let current, !(probe ? current.hasGone() : current.isGone) { return (current, []) }
-        if let current { reap(current) }
-        guard current != nil || due else { return (nil, []) }
+        if let current {
+            beforeReplacing(current)
+            reap(current, nowMs: now)
+        }
+        guard state.withLock({ now >= $0.nextAttemptMs }) else { return (nil, []) }
         do {
             let helper = try start()
             // It must have reached this same mount, not whatever is mounted at the path by now.
@@ -87,7 +106,7 @@ final class HelperSupervisor: Sendable {
             core.setHelper(thread: helper.callerThread)
             pid.store(helper.pid, ordering: .relaxed)
             let recovered = state.withLock { s -> Set<String> in
-                defer { s = State(helper: helper, device: s.device) }
+                defer { s = State(helper: helper, device: s.device, startedAtMs: now, pauseMs: s.pauseMs, lastProbeMs: s.lastProbeMs) }
                 return s.lost
             }
             restarted()
@@ -98,9 +117,7 @@ final class HelperSupervisor: Sendable {
         } catch {
             let pause = state.withLock { s -> UInt64 in
                 s.lastFailure = "\(error)"
-                s.nextAttemptMs = now + s.pauseMs
-                defer { s.pauseMs = min(s.pauseMs * 2, Self.longestPauseMs) }
-                return s.pauseMs
+                return s.pause(from: now)
             }
             core.ctx.logger.error("cannot start the mount's replay helper; programs watching files see no changes made elsewhere until it runs", metadata: [
                 "error": "\(error)", "next attempt in": "\(pause) ms",
@@ -139,15 +156,35 @@ final class HelperSupervisor: Sendable {
         helper.stop()
     }
 
-    private func reap(_ helper: ReplayHelper.Child) {
+    /// Ends a helper found gone. One that died young is followed by a pause before the next.
+    private func reap(_ helper: ReplayHelper.Child, nowMs now: UInt64) {
+        // Whatever `beforeReplacing` left owed is looked at again, not dropped.
+        lose(helper.owed)
         let ended = helper.stop()
         pid.store(0, ordering: .relaxed)
-        state.withLock { s in
+        // Its thread id may be given to another thread, whose requests must not pass for replays.
+        core.setHelper(thread: 0)
+        let pause = state.withLock { s -> UInt64? in
             s.helper = nil
             s.downSince = s.downSince ?? Date()
+            guard now < s.startedAtMs + Self.steadyMs else {
+                s.pauseMs = Self.firstPauseMs
+                return nil
+            }
+            return s.pause(from: now)
         }
         core.ctx.logger.warning("the mount's replay helper ended; starting another", metadata: [
-            "helper": "\(helper.pid)", "how": "\(ended)",
+            "helper": "\(helper.pid)", "how": "\(ended)", "after": pause.map { "\($0) ms" } ?? "now",
         ])
+    }
+}
+
+extension HelperSupervisor.State {
+    /// Sets the next attempt a pause after `now` and doubles the pause for the one after;
+    /// returns this pause.
+    mutating func pause(from now: UInt64) -> UInt64 {
+        nextAttemptMs = now + pauseMs
+        defer { pauseMs = min(pauseMs * 2, HelperSupervisor.longestPauseMs) }
+        return pauseMs
     }
 }

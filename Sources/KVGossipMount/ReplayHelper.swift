@@ -31,6 +31,7 @@ public enum ReplayHelper {
     public static func serve(channel: Int32, mountpoint: String) -> Int32 {
         // Die with the agent, and not outlive it if it died before the line above ran.
         _ = cfuse_set_parent_death_signal(SIGKILL)
+        closeInherited(keeping: channel)
         let root = Glibc.open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         var st = stat(), fs = statfs()
         guard root >= 0, fstat(root, &st) == 0, st.st_ino == 1, fstatfs(root, &fs) == 0, fs.f_type == CFUSE_SUPER_MAGIC else {
@@ -48,6 +49,16 @@ public enum ReplayHelper {
         }
         close(root)
         return 0
+    }
+
+    /// Closes every descriptor above standard error but `channel`. The agent's own descriptors
+    /// are not all close-on-exec (SwiftNIO's listening sockets are not), so the helper held the
+    /// agent's sync port and control socket for as long as it ran.
+    static func closeInherited(keeping channel: Int32) {
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in open.compactMap(Int32.init) where fd > 2 && fd != channel {
+            close(fd)
+        }
     }
 
     /// Runs one step below `root`; 0 or an errno.
@@ -122,6 +133,16 @@ public enum ReplayHelper {
             self.pid = pid
             channel = mine
             reader = Wire.Reader(fd: mine)
+            // A helper whose open of the root hangs (another filesystem mounted there that does
+            // not answer) must not hold the follower's thread, and the mount's stop behind it.
+            var input = pollfd(fd: mine, events: Int16(POLLIN), revents: 0)
+            var ready: Int32
+            repeat { ready = poll(&input, 1, Child.readyTimeoutMs) } while ready < 0 && errno == EINTR
+            guard ready > 0 else {
+                kill(pid, SIGKILL)
+                Child.reap(pid, channel: mine)
+                throw MountError.notAnswering("the replay helper did not answer within \(Child.readyTimeoutMs / 1000) s (its open of \(mountpoint) hangs)")
+            }
             guard let (code, device) = reader.nextReply(), code == 0, let (tid, _) = reader.nextReply() else {
                 let code = reader.lastReplyCode
                 Child.reap(pid, channel: mine)
@@ -131,19 +152,42 @@ public enum ReplayHelper {
             callerThread = tid
         }
 
+        /// How long a helper may take to report the mount answering: generous, since at the
+        /// mount's start its answer is the mount's readiness on a machine that may be busy.
+        static let readyTimeoutMs: Int32 = 30_000
+
         /// Whether the channel failed (the helper is gone, or broke the framing): every step
         /// then answers EPIPE, and the helper is to be replaced (`HelperSupervisor`).
         private(set) var isGone = false
 
         /// Runs one step in the helper; 0 or an errno (EPIPE when the helper is gone). Every step
-        /// sent before it must have had its answer read (`answer`): answers come in order.
+        /// sent before it must have had its answer read (`takeAnswers`): answers come in order.
         func perform(_ operation: Operation, path: String, data: [UInt8] = []) -> Int32 {
             guard send(operation, path: path, data: data) else { return EPIPE }
             return answer()
         }
 
+        /// Paths of the steps sent with `sendOwing` whose answers are not read yet, oldest first.
+        /// They are this helper's: one that replaces it owes none of them, and asking it for them
+        /// would wait for ever.
+        private(set) var owed: [String] = []
+
+        /// Sends a step whose answer is read later (`takeAnswers`); false when the helper is gone.
+        func sendOwing(_ operation: Operation, path: String) -> Bool {
+            guard send(operation, path: path) else { return false }
+            owed.append(path)
+            return true
+        }
+
+        /// The answers to the steps sent with `sendOwing`, read in order (the helper has usually
+        /// long sent them), each with its path; they are owed no more.
+        func takeAnswers() -> [(path: String, result: Int32)] {
+            defer { owed = [] }
+            return owed.map { ($0, answer()) }
+        }
+
         /// Sends one step without waiting for its answer; false when the helper is gone.
-        func send(_ operation: Operation, path: String, data: [UInt8] = []) -> Bool {
+        private func send(_ operation: Operation, path: String, data: [UInt8] = []) -> Bool {
             guard !isGone, Wire.send(channel, Wire.request(operation, path: path, data: data)) else {
                 isGone = true
                 return false
@@ -153,7 +197,7 @@ public enum ReplayHelper {
 
         /// The answer to the oldest step sent and not yet answered, waited for: 0 or an errno
         /// (EPIPE when the helper is gone).
-        func answer() -> Int32 {
+        private func answer() -> Int32 {
             guard !isGone, let (code, _) = reader.nextReply() else {
                 isGone = true
                 return EPIPE

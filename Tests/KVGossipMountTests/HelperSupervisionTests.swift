@@ -25,6 +25,32 @@ extension MountTests {
             }
         }
 
+        /// A helper that dies owing the answer to a rewrite: the follower settles with it before
+        /// it is replaced (from the new helper that answer would be waited for, for ever), and the
+        /// next change is replayed.
+        @Test func aHelperThatDiesOwingAnAnswerIsReplacedWithoutWaitingForIt() throws {
+            try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
+                let first = try #require(fx.mount.debugReplayHelper())
+                kill(first, SIGSTOP)
+                #expect(Readiness.wait { ProcessState.of(first) == "T" }, "the helper did not stop")
+                try fx.rootMint("/app/k", "owed\n")
+                #expect(Readiness.wait { fx.mount.debugDeliveriesInFlight() == ["/app/k"] }, "the follower sent no rewrite")
+                kill(first, SIGKILL)
+                // Found gone by the follower's look at the channel (at most a second later), the
+                // rewrite's answer still owed.
+                #expect(Readiness.wait { fx.mount.debugReplayHelper().map { $0 != first } == true }, "the helper was not replaced")
+                let watch = try InotifyWatch([fx.path("/app/k")])
+                defer { watch.stop() }
+                try fx.rootMint("/app/k", "next\n")
+                let replayed = watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/app/k")) }
+                // A follower stuck on the new helper would hold the mount's stop too: ending that
+                // helper frees it, so the failure is reported rather than hung.
+                if !replayed, let stuck = fx.mount.debugReplayHelper() { kill(stuck, SIGKILL) }
+                #expect(replayed, "the change after the replacement was not replayed")
+                #expect(fx.sh("cat app/k").stdout == "next\n")
+            }
+        }
+
         /// The helper's command fails while a flag file exists: killed then, the helper cannot be
         /// started again, which `problem` (what `status` shows) says, and a change made then is
         /// replayed once the flag is gone and a helper runs.
@@ -47,6 +73,20 @@ extension MountTests {
                 unlink(flag)
                 #expect(watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/app/k")) }, "the change made while no helper ran was not replayed")
                 #expect(Readiness.wait { fx.mount.problem == nil }, "\(fx.mount.problem ?? "")")
+            }
+        }
+
+        /// The helper keeps its channel and the mount's root, and none of the descriptors of the
+        /// process that started it (this test process holds many without close-on-exec, as the
+        /// agent holds its listening sockets).
+        @Test func theHelperHoldsOnlyItsChannelAndTheMountsRoot() throws {
+            try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
+                let helper = try #require(fx.mount.debugReplayHelper())
+                let held = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(helper)/fd").compactMap(Int32.init).filter { $0 > 2 }
+                let targets = held.map { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(helper)/fd/\($0)")) ?? "?" }
+                #expect(held.count == 2, "the helper holds \(targets)")
+                #expect(targets.filter { $0.hasPrefix("socket:") }.count == 1, "\(targets)")
+                #expect(targets.contains(fx.mountpoint), "\(targets)")
             }
         }
 
