@@ -105,8 +105,10 @@ final class HelperSupervisor: Sendable {
             }
             core.setHelper(thread: helper.callerThread)
             pid.store(helper.pid, ordering: .relaxed)
+            // The clock again: a start may take up to the helper's ready timeout.
+            let started = nowMs()
             let recovered = state.withLock { s -> Set<String> in
-                defer { s = State(helper: helper, device: s.device, startedAtMs: now, pauseMs: s.pauseMs, lastProbeMs: s.lastProbeMs) }
+                defer { s = State(helper: helper, device: s.device, startedAtMs: started, pauseMs: s.pauseMs, lastProbeMs: s.lastProbeMs) }
                 return s.lost
             }
             restarted()
@@ -115,9 +117,10 @@ final class HelperSupervisor: Sendable {
             ])
             return (helper, recovered)
         } catch {
+            let failed = nowMs()
             let pause = state.withLock { s -> UInt64 in
                 s.lastFailure = "\(error)"
-                return s.pause(from: now)
+                return s.pause(from: failed)
             }
             core.ctx.logger.error("cannot start the mount's replay helper; programs watching files see no changes made elsewhere until it runs", metadata: [
                 "error": "\(error)", "next attempt in": "\(pause) ms",
@@ -160,10 +163,11 @@ final class HelperSupervisor: Sendable {
     private func reap(_ helper: ReplayHelper.Child, nowMs now: UInt64) {
         // Whatever `beforeReplacing` left owed is looked at again, not dropped.
         lose(helper.owed)
+        // Its thread id is free for another thread once it is reaped, and that thread's requests
+        // must not pass for replays.
+        core.setHelper(thread: 0)
         let ended = helper.stop()
         pid.store(0, ordering: .relaxed)
-        // Its thread id may be given to another thread, whose requests must not pass for replays.
-        core.setHelper(thread: 0)
         let pause = state.withLock { s -> UInt64? in
             s.helper = nil
             s.downSince = s.downSince ?? Date()

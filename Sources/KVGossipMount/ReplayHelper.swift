@@ -1,6 +1,7 @@
 import CFuse3
 import Foundation
 import Glibc
+import KVGossipStore
 
 /// The one process that touches the mount on the agent's behalf.
 ///
@@ -136,12 +137,17 @@ public enum ReplayHelper {
             // A helper whose open of the root hangs (another filesystem mounted there that does
             // not answer) must not hold the follower's thread, and the mount's stop behind it.
             var input = pollfd(fd: mine, events: Int16(POLLIN), revents: 0)
+            let deadline = nowMs() + UInt64(Child.readyTimeoutMs)
             var ready: Int32
-            repeat { ready = poll(&input, 1, Child.readyTimeoutMs) } while ready < 0 && errno == EINTR
+            repeat {
+                let now = nowMs()
+                ready = poll(&input, 1, now < deadline ? Int32(deadline - now) : 0)
+            } while ready < 0 && errno == EINTR
             guard ready > 0 else {
+                let why = ready < 0 ? String(cString: strerror(errno)) : "no answer within \(Child.readyTimeoutMs / 1000) s; its open of \(mountpoint) hangs"
                 kill(pid, SIGKILL)
                 Child.reap(pid, channel: mine)
-                throw MountError.notAnswering("the replay helper did not answer within \(Child.readyTimeoutMs / 1000) s (its open of \(mountpoint) hangs)")
+                throw MountError.notAnswering("the replay helper did not report the mount answering (\(why))")
             }
             guard let (code, device) = reader.nextReply(), code == 0, let (tid, _) = reader.nextReply() else {
                 let code = reader.lastReplyCode
@@ -196,9 +202,10 @@ public enum ReplayHelper {
         }
 
         /// The answer to the oldest step sent and not yet answered, waited for: 0 or an errno
-        /// (EPIPE when the helper is gone).
+        /// (EPIPE when the helper is gone). Answers a helper sent before it went are still read:
+        /// its end is closed, so reading past them finds the end at once and never waits.
         private func answer() -> Int32 {
-            guard !isGone, let (code, _) = reader.nextReply() else {
+            guard let (code, _) = reader.nextReply() else {
                 isGone = true
                 return EPIPE
             }
@@ -231,8 +238,18 @@ public enum ReplayHelper {
                 usleep(5_000)
             }
             kill(pid, SIGKILL)
-            _ = waitpid(pid, &status, 0)
-            return describe(status)
+            for _ in 0..<200 {
+                if waitpid(pid, &status, WNOHANG) != 0 { return describe(status) }
+                usleep(5_000)
+            }
+            // Still there: in a request its filesystem's daemon has read, which nothing but the
+            // answer ends, SIGKILL included (Docs/filesystem.md §Deadlocks). It is waited for on a
+            // thread of its own, so the caller (the follower, the mount's stop) goes on.
+            startNamedThread("kvg-helper-reap") {
+                var status: Int32 = 0
+                _ = waitpid(pid, &status, 0)
+            }
+            return "killed, and not ended yet (stuck in a call on a filesystem)"
         }
 
         /// A wait status in words: "exited with status N" or "killed by signal N".
