@@ -163,5 +163,15 @@ import Testing
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "untouched\n")
         #expect(try MountAgentTests.shell("find \(view)/M-kv | sort", in: cli).stdout == underBefore, "something was written under the mount")
         #expect(try MountAgentTests.shell("readlink \(view)/M-kv/app/k", in: cli).out == victim)
+
+        // Watchers of the tree mounted again see changes made elsewhere: its replay helper lives
+        // on. It used to die at once with the thread that mounted again (its parent-death signal
+        // follows that thread), and no change was replayed from then on (Docs/filesystem.md §The
+        // replay helper).
+        let (watcher, events) = try MountAgentTests.watch("\(mnt)/app", events: "close_write")
+        defer { kill(watcher.processIdentifier, SIGKILL); watcher.waitUntilExit() }
+        try agent.run(["set", "/app/k", "after the remount"])
+        #expect(events.wait(timeout: 30) { $0.contains("CLOSE_WRITE,CLOSE k") }, "no event after the remount: \(agent.log.suffix(2000))")
+        #expect(!agent.log.contains("replay helper ended"), "\(agent.log.suffix(2000))")
     }
 }
