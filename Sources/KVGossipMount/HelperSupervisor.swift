@@ -64,14 +64,26 @@ final class HelperSupervisor: Sendable {
     /// device number, which names its FUSE connection.
     func startFirst() throws -> UInt64 {
         let helper = try start()
+        _ = adopt(helper)
+        return helper.device
+    }
+
+    /// Makes `helper` the running one: its requests pass for replays, and the state starts afresh
+    /// but for the mount's device (the first helper's) and the pause, which only a helper that
+    /// lived long resets. Returns the paths lost while none ran.
+    private func adopt(_ helper: ReplayHelper.Child) -> Set<String> {
         core.setHelper(thread: helper.callerThread)
         pid.store(helper.pid, ordering: .relaxed)
-        state.withLock {
-            $0.helper = helper
-            $0.device = helper.device
-            $0.startedAtMs = nowMs()
+        // The clock now: a start may take up to the helper's ready timeout.
+        let started = nowMs()
+        return state.withLock { s in
+            defer {
+                s = State(
+                    helper: helper, device: s.device ?? helper.device, startedAtMs: started, pauseMs: s.pauseMs,
+                    lastProbeMs: s.lastProbeMs)
+            }
+            return s.lost
         }
-        return helper.device
     }
 
     /// The helper a step may use, nil while none runs. A helper found gone is reaped first, once
@@ -103,14 +115,7 @@ final class HelperSupervisor: Sendable {
                 helper.stop()
                 throw MountError.notAnswering("\(core.mountpoint) is no longer this mount (device \(helper.device), not \(device.map { "\($0)" } ?? "none"))")
             }
-            core.setHelper(thread: helper.callerThread)
-            pid.store(helper.pid, ordering: .relaxed)
-            // The clock again: a start may take up to the helper's ready timeout.
-            let started = nowMs()
-            let recovered = state.withLock { s -> Set<String> in
-                defer { s = State(helper: helper, device: s.device, startedAtMs: started, pauseMs: s.pauseMs, lastProbeMs: s.lastProbeMs) }
-                return s.lost
-            }
+            let recovered = adopt(helper)
             restarted()
             core.ctx.logger.warning("the mount's replay helper runs again; changes made elsewhere meanwhile are replayed now", metadata: [
                 "helper": "\(helper.pid)", "paths": "\(recovered.count)",
