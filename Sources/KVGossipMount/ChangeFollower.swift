@@ -93,9 +93,11 @@ final class ChangeFollower: Sendable {
     }
 
     /// Stops the thread after its current step, and the helper with it; returns once both have
-    /// ended.
+    /// ended. A step waiting on the helper ends at once (a helper that stopped answering would
+    /// otherwise hold it for up to `ReplayHelper.Child.answerTimeoutMs`).
     func stop() {
         inbox.stop()
+        supervisor.interrupt()
         finished.wait()
     }
 

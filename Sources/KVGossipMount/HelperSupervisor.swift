@@ -154,6 +154,12 @@ final class HelperSupervisor: Sendable {
         }
     }
 
+    /// Ends the follower's wait on the running helper, if it waits (the mount is being taken
+    /// down, and the follower must come to its end). Any thread may call it.
+    func interrupt() {
+        state.withLock { $0.helper }?.interrupt()
+    }
+
     /// Ends the running helper, if any (the mount is being taken down).
     func stop() {
         guard let helper = state.withLock({ s -> ReplayHelper.Child? in
@@ -183,7 +189,7 @@ final class HelperSupervisor: Sendable {
             return s.pause(from: now)
         }
         core.ctx.logger.warning("the mount's replay helper ended; starting another", metadata: [
-            "helper": "\(helper.pid)", "how": "\(ended)", "after": pause.map { "\($0) ms" } ?? "now",
+            "helper": "\(helper.pid)", "how": "\(helper.failure.map { "\($0), killed: " } ?? "")\(ended)", "after": pause.map { "\($0) ms" } ?? "now",
         ])
     }
 }

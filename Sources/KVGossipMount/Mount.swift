@@ -130,7 +130,9 @@ public final class Mount: Sendable {
         core.passthrough.setDevice(fuse_session_fd(session.pointer))
         session.startLoop { [weak self] in self?.sessionEnded(session) }
         let supervisor = HelperSupervisor(
-            core: core, start: { [command = options.helperCommand] in try ReplayHelper.Child(command: command, mountpoint: path) },
+            core: core, start: { [command = options.helperCommand, timeout = options.helperAnswerTimeoutMs] in
+                try ReplayHelper.Child(command: command, mountpoint: path, answerTimeoutMs: timeout)
+            },
             restarted: { [weak self] in _ = self?.helperRestartCount.add(1, ordering: .relaxed) })
         let follower = ChangeFollower(core: core, supervisor: supervisor, inbox: inbox)
         let device: UInt64

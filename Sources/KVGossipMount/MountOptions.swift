@@ -24,6 +24,9 @@ public struct MountOptions: Sendable {
     /// How to start the replay helper (`ReplayHelper`): an executable and its leading arguments;
     /// `--channel FD MOUNTPOINT` follow. The agent runs its own binary's `mount-helper`.
     public var helperCommand = ["/proc/self/exe", "mount-helper"]
+    /// How long the replay helper may take to take a request or answer one before it is killed
+    /// and replaced (internal: tests shorten it).
+    var helperAnswerTimeoutMs = ReplayHelper.Child.answerTimeoutMs
 
     public init() {}
 

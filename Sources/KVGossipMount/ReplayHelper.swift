@@ -2,6 +2,7 @@ import CFuse3
 import Foundation
 import Glibc
 import KVGossipStore
+import Synchronization
 
 /// The one process that touches the mount on the agent's behalf.
 ///
@@ -98,7 +99,12 @@ public enum ReplayHelper {
     // MARK: The agent's side
 
     /// A running helper and the agent's end of its channel. Calls are serialised by the caller
-    /// (the change follower is the only user).
+    /// (the change follower is the only user), but for `interrupt`.
+    ///
+    /// Every wait on the helper has a deadline: one that neither takes a request nor answers for
+    /// `answerTimeoutMs` (stopped by SIGSTOP, or stuck) is killed and counts as gone, so it is
+    /// replaced like one that died; waiting for it for ever held the follower, and with it every
+    /// replay and the mount's stop.
     final class Child: @unchecked Sendable {
         let pid: pid_t
         /// The id of the helper's thread that makes the calls (what FUSE reports as the caller).
@@ -106,11 +112,18 @@ public enum ReplayHelper {
         /// The mount's device number, reported by the helper once the mount answered.
         let device: UInt64
         private let channel: Int32
+        /// Whether `channel` is closed: `interrupt`, from another thread, must not shut down a
+        /// descriptor number that has been closed and perhaps given to someone else.
+        private let channelClosed = Mutex(false)
         private var reader: Wire.Reader
+        private let answerTimeoutMs: UInt64
+        /// Why the helper was given up while it still ran, for the log.
+        private(set) var failure: String?
 
         /// Spawns `command` (an executable and its leading arguments) with `mount-helper`'s
-        /// arguments, and waits until it reports the mount answering or fails.
-        init(command: [String], mountpoint: String) throws {
+        /// arguments, and waits until it reports the mount answering or fails. Once it runs, it
+        /// must take each request and send each answer within `answerTimeoutMs`.
+        init(command: [String], mountpoint: String, answerTimeoutMs: UInt64 = Child.answerTimeoutMs) throws {
             var fds: [Int32] = [0, 0]
             guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
                 throw MountError.sessionFailed("cannot create the replay helper's channel: \(String(cString: strerror(errno)))")
@@ -134,24 +147,18 @@ public enum ReplayHelper {
             self.pid = pid
             channel = mine
             reader = Wire.Reader(fd: mine)
+            self.answerTimeoutMs = answerTimeoutMs
             // A helper whose open of the root hangs (another filesystem mounted there that does
             // not answer) must not hold the follower's thread, and the mount's stop behind it.
-            var input = pollfd(fd: mine, events: Int16(POLLIN), revents: 0)
-            let deadline = nowMs() + UInt64(Child.readyTimeoutMs)
-            var ready: Int32
-            repeat {
-                let now = nowMs()
-                ready = poll(&input, 1, now < deadline ? Int32(deadline - now) : 0)
-            } while ready < 0 && errno == EINTR
-            guard ready > 0 else {
-                let why = ready < 0 ? String(cString: strerror(errno)) : "no answer within \(Child.readyTimeoutMs / 1000) s; its open of \(mountpoint) hangs"
-                kill(pid, SIGKILL)
-                Child.reap(pid, channel: mine)
-                throw MountError.notAnswering("the replay helper did not report the mount answering (\(why))")
-            }
-            guard let (code, device) = reader.nextReply(), code == 0, let (tid, _) = reader.nextReply() else {
+            let deadline = monotonicMs() + Child.readyTimeoutMs
+            guard let (code, device) = reader.nextReply(until: deadline), code == 0, let (tid, _) = reader.nextReply(until: deadline) else {
                 let code = reader.lastReplyCode
-                Child.reap(pid, channel: mine)
+                if reader.timedOut { kill(pid, SIGKILL) }
+                close(mine)
+                Child.reap(pid)
+                if reader.timedOut {
+                    throw MountError.notAnswering("the replay helper did not report the mount answering (no answer within \(Child.readyTimeoutMs / 1000) s; its open of \(mountpoint) hangs)")
+                }
                 throw MountError.notAnswering("the mount at \(mountpoint) did not answer the replay helper (\(code.map { String(cString: strerror($0)) } ?? "it exited"))")
             }
             self.device = device
@@ -160,7 +167,12 @@ public enum ReplayHelper {
 
         /// How long a helper may take to report the mount answering: generous, since at the
         /// mount's start its answer is the mount's readiness on a machine that may be busy.
-        static let readyTimeoutMs: Int32 = 30_000
+        static let readyTimeoutMs: UInt64 = 30_000
+
+        /// How long a running helper may take to take a request or to answer one. Its steps are
+        /// requests to this agent's own mount, which can wait behind a save being made durable on
+        /// a slow disk: generous too.
+        static let answerTimeoutMs: UInt64 = 30_000
 
         /// Whether the channel failed (the helper is gone, or broke the framing): every step
         /// then answers EPIPE, and the helper is to be replaced (`HelperSupervisor`).
@@ -194,7 +206,10 @@ public enum ReplayHelper {
 
         /// Sends one step without waiting for its answer; false when the helper is gone.
         private func send(_ operation: Operation, path: String, data: [UInt8] = []) -> Bool {
-            guard !isGone, Wire.send(channel, Wire.request(operation, path: path, data: data)) else {
+            guard !isGone else { return false }
+            let deadline = monotonicMs() + answerTimeoutMs
+            guard Wire.send(channel, Wire.request(operation, path: path, data: data), until: deadline) else {
+                if monotonicMs() >= deadline { giveUp("took no request for \(Duration.milliseconds(answerTimeoutMs))") }
                 isGone = true
                 return false
             }
@@ -203,13 +218,32 @@ public enum ReplayHelper {
 
         /// The answer to the oldest step sent and not yet answered, waited for: 0 or an errno
         /// (EPIPE when the helper is gone). Answers a helper sent before it went are still read:
-        /// its end is closed, so reading past them finds the end at once and never waits.
+        /// its end is closed, so reading past them finds the end at once and never waits. One that
+        /// was given up is not waited for again: killed, it may still hold its end open (stuck).
         private func answer() -> Int32 {
-            guard let (code, _) = reader.nextReply() else {
+            guard failure == nil else { return EPIPE }
+            guard let (code, _) = reader.nextReply(until: monotonicMs() + answerTimeoutMs) else {
+                if reader.timedOut { giveUp("gave no answer for \(Duration.milliseconds(answerTimeoutMs))") }
                 isGone = true
                 return EPIPE
             }
             return code
+        }
+
+        /// Ends a helper that stopped answering: it is killed, and gone.
+        private func giveUp(_ why: String) {
+            failure = why
+            isGone = true
+            kill(pid, SIGKILL)
+        }
+
+        /// Makes the follower's wait on the helper, if any, end at once, and every later one:
+        /// the agent's end of the channel is shut down, so a receive finds the end and a send
+        /// fails. Any thread may call it (the mount is being stopped).
+        func interrupt() {
+            channelClosed.withLock { closed in
+                if !closed { shutdown(channel, Int32(SHUT_RDWR)) }
+            }
         }
 
         /// Whether the helper has gone, asked of the channel without waiting: a helper that died
@@ -225,11 +259,17 @@ public enum ReplayHelper {
         /// Ends the helper: its channel closes (it exits on EOF), then it is reaped. Returns how
         /// it ended, for the log.
         @discardableResult
-        func stop() -> String { Child.reap(pid, channel: channel) }
+        func stop() -> String {
+            channelClosed.withLock { closed in
+                if !closed { close(channel) }
+                closed = true
+            }
+            return Child.reap(pid)
+        }
 
+        /// Waits for a helper whose channel is closed to end; how it ended, in words.
         @discardableResult
-        private static func reap(_ pid: pid_t, channel: Int32) -> String {
-            close(channel)
+        private static func reap(_ pid: pid_t) -> String {
             var status: Int32 = 0
             // A helper stuck in a call on a mount whose connection was aborted returns at once;
             // one still waiting on a live mount gets SIGKILL after a moment.
@@ -256,111 +296,6 @@ public enum ReplayHelper {
         static func describe(_ status: Int32) -> String {
             let signal = status & 0x7f
             return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "killed by signal \(signal)"
-        }
-    }
-}
-
-/// The channel's frames. Request: op u8, path length u32, path, data length u32, data.
-/// Reply: code i32 (0 or errno), device u64. Big-endian.
-enum Wire {
-    static let maxPathBytes = 4096
-    static let maxDataBytes = 64 << 20
-
-    static func request(_ operation: ReplayHelper.Operation, path: String, data: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = [operation.rawValue]
-        append(UInt32(path.utf8.count), to: &out)
-        out += path.utf8
-        append(UInt32(data.count), to: &out)
-        return out + data
-    }
-
-    static func reply(_ code: Int32, dev: UInt64) -> [UInt8] {
-        var out: [UInt8] = []
-        append(UInt32(bitPattern: code), to: &out)
-        append(UInt32(dev >> 32), to: &out)
-        append(UInt32(dev & 0xffff_ffff), to: &out)
-        return out
-    }
-
-    private static func append(_ value: UInt32, to out: inout [UInt8]) {
-        out += [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
-    }
-
-    /// Writes all of `bytes`; false if the other side is gone.
-    static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return false }
-            done += n
-        }
-        return true
-    }
-
-    /// Takes frames from one end of the channel. It receives whatever the channel holds in one
-    /// call and parses from that, where reading field by field took five calls per request. And it
-    /// sleeps in poll(2) for input, never in recv(2): both ends of a Unix socket pair wait on one
-    /// queue per socket for input and for room to write, so a side blocked in recv was woken each
-    /// time the other side read what it had sent (the room freed), only to find nothing and sleep
-    /// again; a poll for input is not woken for room. On the replay helper that was a needless
-    /// wake-up for most changes replayed (Docs/filesystem.md §The replay helper).
-    struct Reader {
-        let fd: Int32
-        private(set) var lastReplyCode: Int32?
-        /// Received and not yet taken: `pending[taken...]`.
-        private var pending: [UInt8] = []
-        private var taken = 0
-
-        init(fd: Int32) { self.fd = fd }
-
-        /// Takes exactly `count` bytes; nil at EOF or on an error.
-        mutating func read(_ count: Int) -> [UInt8]? {
-            while pending.count - taken < count {
-                guard receive() else { return nil }
-            }
-            defer { taken += count }
-            return Array(pending[taken..<taken + count])
-        }
-
-        /// Appends what the channel holds now, waiting for input if it holds nothing; false at EOF
-        /// or on an error.
-        private mutating func receive() -> Bool {
-            if taken > 0 {
-                pending.removeFirst(taken)
-                taken = 0
-            }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
-                if n > 0 {
-                    pending += chunk[0..<n]
-                    return true
-                }
-                if n == 0 { return false }
-                if errno == EINTR { continue }
-                guard errno == EAGAIN || errno == EWOULDBLOCK else { return false }
-                var input = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                if poll(&input, 1, -1) < 0 && errno != EINTR { return false }
-            }
-        }
-
-        mutating func u32() -> UInt32? {
-            read(4).map { $0.reduce(0) { $0 << 8 | UInt32($1) } }
-        }
-
-        mutating func nextRequest() -> (ReplayHelper.Operation, String, [UInt8])? {
-            guard let op = read(1), let operation = ReplayHelper.Operation(rawValue: op[0]),
-                let pathLength = u32(), pathLength <= Wire.maxPathBytes, let path = read(Int(pathLength)),
-                let dataLength = u32(), dataLength <= Wire.maxDataBytes, let data = read(Int(dataLength))
-            else { return nil }
-            return (operation, String(decoding: path, as: UTF8.self), data)
-        }
-
-        mutating func nextReply() -> (Int32, UInt64)? {
-            guard let code = u32(), let high = u32(), let low = u32() else { return nil }
-            lastReplyCode = Int32(bitPattern: code)
-            return (Int32(bitPattern: code), UInt64(high) << 32 | UInt64(low))
         }
     }
 }

@@ -51,6 +51,55 @@ extension MountTests {
             }
         }
 
+        /// A helper that stops answering (here SIGSTOP) is killed once it has not answered for
+        /// the answer timeout, and replaced like one that died; the new key it was to create is
+        /// created by the next one.
+        @Test func aHelperThatStopsAnsweringIsKilledAndReplaced() throws {
+            var options = MountOptions()
+            options.helperAnswerTimeoutMs = 300
+            try withMount(seed: ["/app/k": "v0\n"], options: options) { fx throws in
+                let watch = try InotifyWatch([fx.path("/app") + "/"])
+                defer { watch.stop() }
+                let first = try #require(fx.mount.debugReplayHelper())
+                kill(first, SIGSTOP)
+                #expect(Readiness.wait { ProcessState.of(first) == "T" }, "the helper did not stop")
+                try fx.rootMint("/app/new", "created\n")
+                let replayed = watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/app") + "/", name: "new") }
+                if !replayed { kill(first, SIGKILL) }
+                #expect(replayed, "the new key was not created through a new helper: \(watch.events)")
+                #expect(fx.mount.debugReplayHelper().map { $0 != first } == true)
+                #expect(fx.mount.helperRestarts == 1)
+                #expect(Readiness.wait { ProcessState.of(first) == nil }, "the stopped helper was not killed and reaped")
+                #expect(fx.sh("cat app/new").stdout == "created\n")
+            }
+        }
+
+        /// The mount stops at once while the follower waits on a helper that does not answer,
+        /// long before the answer timeout (30 s) would have freed it.
+        @Test func theMountStopsWhileItsHelperDoesNotAnswer() throws {
+            try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
+                let first = try #require(fx.mount.debugReplayHelper())
+                kill(first, SIGSTOP)
+                #expect(Readiness.wait { ProcessState.of(first) == "T" }, "the helper did not stop")
+                try fx.rootMint("/app/new", "created\n")
+                #expect(Readiness.wait { fx.mount.debugDeliveriesInFlight() == ["/app/new"] }, "the follower sent no create")
+                let stopped = DispatchSemaphore(value: 0)
+                Thread {
+                    fx.mount.stop()
+                    stopped.signal()
+                }.start()
+                let stoppedInTime = stopped.wait(timeout: .now() + 10) == .success
+                if !stoppedInTime {
+                    // Free the stop, so the failure is reported rather than hung.
+                    kill(first, SIGKILL)
+                    _ = stopped.wait(timeout: .now() + 60)
+                }
+                #expect(stoppedInTime, "the mount's stop waited on the helper")
+                #expect(!fx.mount.isMounted)
+                #expect(Readiness.wait { ProcessState.of(first) == nil }, "the stopped helper was not ended")
+            }
+        }
+
         /// The helper's command fails while a flag file exists: killed then, the helper cannot be
         /// started again, which `problem` (what `status` shows) says, and a change made then is
         /// replayed once the flag is gone and a helper runs.

@@ -76,4 +76,20 @@ import Testing
         #expect(done.wait(timeout: .now() + 30) == .success)
         #expect(received.withLock { $0 } == [1, 2, 3])
     }
+
+    /// The agent's side waits with a deadline: a reply that does not come, or a send the other
+    /// side does not take (its buffer full), fails once the deadline passes instead of waiting for
+    /// ever; the end of the channel is told apart from a timeout.
+    @Test func theAgentSideStopsWaitingAtItsDeadline() throws {
+        let (agent, helper) = try pair()
+        defer { close(agent); close(helper) }
+        var answers = Wire.Reader(fd: agent)
+        #expect(answers.nextReply(until: monotonicMs() + 50) == nil)
+        #expect(answers.timedOut)
+        let frame = [UInt8](repeating: 7, count: 1 << 20)
+        #expect(!Wire.send(agent, frame, until: monotonicMs() + 50), "a megabyte fitted in the channel's buffer")
+        shutdown(helper, Int32(SHUT_WR))
+        #expect(answers.nextReply(until: monotonicMs() + 10_000) == nil)
+        #expect(!answers.timedOut)
+    }
 }
