@@ -40,6 +40,8 @@ final class HelperSupervisor: Sendable {
         var lastFailure: String?
         /// Paths whose replay a lost helper took with it, or that came while none ran.
         var lost: Set<String> = []
+        /// The mount is being taken down (`interrupt`): no helper is replaced any more.
+        var stopping = false
     }
 
     static let firstPauseMs: UInt64 = 100
@@ -80,7 +82,9 @@ final class HelperSupervisor: Sendable {
             defer {
                 s = State(
                     helper: helper, device: s.device ?? helper.device, startedAtMs: started, pauseMs: s.pauseMs,
-                    lastProbeMs: s.lastProbeMs)
+                    lastProbeMs: s.lastProbeMs, stopping: s.stopping)
+                // Started while the mount's stop interrupted the one before: `stop` ends it.
+                if s.stopping { helper.interrupt() }
             }
             return s.lost
         }
@@ -96,11 +100,13 @@ final class HelperSupervisor: Sendable {
     func helperForStep(
         nowMs now: UInt64, beforeReplacing: (ReplayHelper.Child) -> Void
     ) -> (helper: ReplayHelper.Child?, recovered: Set<String>) {
-        let (current, probe) = state.withLock { s -> (ReplayHelper.Child?, Bool) in
+        let (current, probe, stopping) = state.withLock { s -> (ReplayHelper.Child?, Bool, Bool) in
             let probe = now >= s.lastProbeMs + Self.probeEveryMs
             if probe { s.lastProbeMs = now }
-            return (s.helper, probe)
+            return (s.helper, probe, s.stopping)
         }
+        // An interrupted helper looks gone; at the mount's stop it is not replaced, only ended.
+        if stopping { return (nil, []) }
         if let current, !(probe ? current.hasGone() : current.isGone) { return (current, []) }
         if let current {
             beforeReplacing(current)
@@ -154,10 +160,14 @@ final class HelperSupervisor: Sendable {
         }
     }
 
-    /// Ends the follower's wait on the running helper, if it waits (the mount is being taken
-    /// down, and the follower must come to its end). Any thread may call it.
+    /// Ends the follower's wait on the running helper, if it waits, and keeps any helper from
+    /// being started after it (the mount is being taken down, and the follower must come to its
+    /// end). Any thread may call it.
     func interrupt() {
-        state.withLock { $0.helper }?.interrupt()
+        state.withLock { s -> ReplayHelper.Child? in
+            s.stopping = true
+            return s.helper
+        }?.interrupt()
     }
 
     /// Ends the running helper, if any (the mount is being taken down).
@@ -189,7 +199,7 @@ final class HelperSupervisor: Sendable {
             return s.pause(from: now)
         }
         core.ctx.logger.warning("the mount's replay helper ended; starting another", metadata: [
-            "helper": "\(helper.pid)", "how": "\(helper.failure.map { "\($0), killed: " } ?? "")\(ended)", "after": pause.map { "\($0) ms" } ?? "now",
+            "helper": "\(helper.pid)", "how": "\(helper.failure.map { "\($0): " } ?? "")\(ended)", "after": pause.map { "\($0) ms" } ?? "now",
         ])
     }
 }

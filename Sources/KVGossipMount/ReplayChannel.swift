@@ -49,7 +49,8 @@ enum Wire {
     }
 
     /// Waits until `fd` is ready for `events` or shows an error or hang-up (the next call on it
-    /// then tells which), across signals; false once `deadline` (`monotonicMs`; nil: never) passed.
+    /// then tells which), across signals; false once `deadline` (`monotonicMs`; nil: never) passed
+    /// or if poll(2) itself fails (which a retry would only repeat).
     static func wait(_ fd: Int32, for events: Int32, until deadline: UInt64?) -> Bool {
         var ready = pollfd(fd: fd, events: Int16(events), revents: 0)
         while true {
@@ -60,7 +61,8 @@ enum Wire {
                 timeout = Int32(min(deadline - now, UInt64(Int32.max)))
             }
             let n = poll(&ready, 1, timeout)
-            if n > 0 || (n < 0 && errno != EINTR) { return true }
+            if n > 0 { return true }
+            if n < 0 && errno != EINTR { return false }
         }
     }
 
@@ -111,7 +113,7 @@ enum Wire {
                 if errno == EINTR { continue }
                 guard errno == EAGAIN || errno == EWOULDBLOCK else { return false }
                 guard Wire.wait(fd, for: POLLIN, until: deadline) else {
-                    timedOut = true
+                    timedOut = deadline.map { monotonicMs() >= $0 } ?? false
                     return false
                 }
             }

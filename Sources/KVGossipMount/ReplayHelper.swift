@@ -230,11 +230,10 @@ public enum ReplayHelper {
             return code
         }
 
-        /// Ends a helper that stopped answering: it is killed, and gone.
+        /// Gives up a helper that stopped answering: it is gone, and `stop` kills it.
         private func giveUp(_ why: String) {
             failure = why
             isGone = true
-            kill(pid, SIGKILL)
         }
 
         /// Makes the follower's wait on the helper, if any, end at once, and every later one:
@@ -264,6 +263,9 @@ public enum ReplayHelper {
                 if !closed { close(channel) }
                 closed = true
             }
+            // One given up does not answer: it is not given the moment a helper gets to exit on
+            // the channel's end.
+            if failure != nil { kill(pid, SIGKILL) }
             return Child.reap(pid)
         }
 
