@@ -29,6 +29,9 @@ let package = Package(
         // A file's device and inode without marking its timestamps as seen (statx, which the Glibc module hides).
         .target(name: "CFileIdentity"),
 
+        // Child processes started with only the descriptors they are given, and how they ended.
+        .target(name: "KVGossipProcess"),
+
         // The rules, with no I/O: keys, patterns, signed objects, authority, ordering, Merkle summary.
         .target(name: "KVGossipCore", dependencies: ["CSodium"]),
 
@@ -54,7 +57,7 @@ let package = Package(
         // The filesystem view: keys as files, signed writes on close, xattrs, inotify for remote changes.
         .target(
             name: "KVGossipMount",
-            dependencies: ["CFuse3", "KVGossipCore", "KVGossipStore", "KVGossipNode", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFuse3", "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipProcess", .product(name: "Logging", package: "swift-log")]
         ),
 
         // Length-prefixed framing shared by the control API and sync connections.
@@ -79,6 +82,7 @@ let package = Package(
         .target(
             name: "KVGossipSerf",
             dependencies: [
+                "KVGossipProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +126,7 @@ let package = Package(
                 "KVGossipMount",
                 "KVGossipClient",
                 "KVGossipTemplate",
+                "KVGossipProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -133,7 +138,7 @@ let package = Package(
             name: "KVGossipBench",
             dependencies: [
                 "KVGossipCore", "KVGossipStore", "KVGossipNode", "KVGossipSync", "KVGossipControl", "KVGossipSerf",
-                "KVGossipClient", "KVGossipSimulation", "KVGossipTestSupport", "KVGossipMount", "CFuse3",
+                "KVGossipClient", "KVGossipSimulation", "KVGossipTestSupport", "KVGossipMount", "KVGossipProcess", "CFuse3",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -171,6 +176,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
+        .testTarget(name: "KVGossipProcessTests", dependencies: ["KVGossipProcess"]),
         .testTarget(name: "KVGossipSerfTests", dependencies: ["KVGossipSerf", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(
             name: "KVGossipMountTests",

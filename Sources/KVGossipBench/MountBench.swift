@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import KVGossipControl
 import KVGossipMount
+import KVGossipProcess
 import KVGossipTestSupport
 import Synchronization
 
@@ -346,20 +347,13 @@ enum MountBench {
 
     /// Runs a program with standard output on /dev/null; returns its exit status.
     static func spawnAndWait(_ argv: [String]) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        var pid: pid_t = 0
-        var cArgs = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, &cArgs, environ)
-        guard rc == 0 else { throw BenchError("spawn \(argv[0]): \(String(cString: strerror(rc)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // Exit status, or 128 + the signal number for a child killed by a signal (as shells say).
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        let pid: pid_t
+        do {
+            pid = try Spawn(descriptors: [.open(1, path: "/dev/null", flags: O_WRONLY)]).start(argv[0], arguments: argv)
+        } catch {
+            throw BenchError("\(error)")
+        }
+        return WaitStatus.waitFor(pid).shellCode
     }
 
     /// One inotify watch for IN_CLOSE_WRITE on a file.

@@ -1,6 +1,7 @@
 import CFuse3
 import Foundation
 import Glibc
+import KVGossipProcess
 import KVGossipStore
 import Synchronization
 
@@ -33,7 +34,6 @@ public enum ReplayHelper {
     public static func serve(channel: Int32, mountpoint: String) -> Int32 {
         // Die with the agent, and not outlive it if it died before the line above ran.
         _ = cfuse_set_parent_death_signal(SIGKILL)
-        closeInherited(keeping: channel)
         let root = Glibc.open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         var st = stat(), fs = statfs()
         guard root >= 0, fstat(root, &st) == 0, st.st_ino == 1, fstatfs(root, &fs) == 0, fs.f_type == CFUSE_SUPER_MAGIC else {
@@ -51,16 +51,6 @@ public enum ReplayHelper {
         }
         close(root)
         return 0
-    }
-
-    /// Closes every descriptor above standard error but `channel`. The agent's own descriptors
-    /// are not all close-on-exec (SwiftNIO's listening sockets are not), so the helper held the
-    /// agent's sync port and control socket for as long as it ran.
-    static func closeInherited(keeping channel: Int32) {
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        for fd in open.compactMap(Int32.init) where fd > 2 && fd != channel {
-            close(fd)
-        }
     }
 
     /// Runs one step below `root`; 0 or an errno.
@@ -129,20 +119,16 @@ public enum ReplayHelper {
                 throw MountError.sessionFailed("cannot create the replay helper's channel: \(String(cString: strerror(errno)))")
             }
             let (mine, theirs) = (fds[0], fds[1])
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_adddup2(&actions, theirs, 3)
-            let arguments = command + ["--channel", "3", mountpoint]
-            let argv = arguments.map { strdup($0) } + [nil]
-            defer { for a in argv { free(a) } }
-            var pid: pid_t = 0
-            let rc = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
-            close(theirs)
-            guard rc == 0 else {
+            // Only its channel, as descriptor 3, and standard input from /dev/null (`Spawn`: it held
+            // the agent's sync port and control socket for as long as it ran).
+            let spawn = Spawn(descriptors: [.open(0, path: "/dev/null", flags: O_RDONLY), .copy(theirs, to: 3)])
+            defer { close(theirs) }
+            let pid: pid_t
+            do {
+                pid = try spawn.start(command[0], arguments: command + ["--channel", "3", mountpoint])
+            } catch {
                 close(mine)
-                throw MountError.sessionFailed("cannot start the replay helper \(command[0]): \(String(cString: strerror(rc)))")
+                throw MountError.sessionFailed("the replay helper: \(error)")
             }
             self.pid = pid
             channel = mine
@@ -276,28 +262,21 @@ public enum ReplayHelper {
             // A helper stuck in a call on a mount whose connection was aborted returns at once;
             // one still waiting on a live mount gets SIGKILL after a moment.
             for _ in 0..<200 {
-                if waitpid(pid, &status, WNOHANG) != 0 { return describe(status) }
+                let reaped = waitpid(pid, &status, WNOHANG)
+                if reaped != 0 { return "\(reaped == pid ? WaitStatus(raw: status) : .unknown)" }
                 usleep(5_000)
             }
             kill(pid, SIGKILL)
             for _ in 0..<200 {
-                if waitpid(pid, &status, WNOHANG) != 0 { return describe(status) }
+                let reaped = waitpid(pid, &status, WNOHANG)
+                if reaped != 0 { return "\(reaped == pid ? WaitStatus(raw: status) : .unknown)" }
                 usleep(5_000)
             }
             // Still there: in a request its filesystem's daemon has read, which nothing but the
             // answer ends, SIGKILL included (Docs/filesystem.md §Deadlocks). It is waited for on a
             // thread of its own, so the caller (the follower, the mount's stop) goes on.
-            startNamedThread("kvg-helper-reap") {
-                var status: Int32 = 0
-                _ = waitpid(pid, &status, 0)
-            }
+            startNamedThread("kvg-helper-reap") { _ = WaitStatus.waitFor(pid) }
             return "killed, and not ended yet (stuck in a call on a filesystem)"
-        }
-
-        /// A wait status in words: "exited with status N" or "killed by signal N".
-        static func describe(_ status: Int32) -> String {
-            let signal = status & 0x7f
-            return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "killed by signal \(signal)"
         }
     }
 }

@@ -390,14 +390,15 @@ import Testing
     /// Commands start with every signal at its default (the tool ignores SIGPIPE and SIGQUIT, and an
     /// ignored disposition passes to every process a command starts: `yes | head` would never end
     /// by SIGPIPE), and one that outlives --command-timeout is stopped with its process group and
-    /// counts as a rejection.
+    /// counts as a rejection. They hold none of the tool's descriptors: its connection to the agent
+    /// stayed open in any daemon a command left behind.
     @Test func commandsGetDefaultSignalsAndAreStoppedAfterTheirTimeout() throws {
         let w = try World()
         defer { w.cli.cleanUp() }
         try w.set([("/s/k", "1")])
         let tool = try w.template(#"{{ "/s/k"|key }}"#, extra: [
             "--check", #"if grep -q slow "$KVGOSSIP_STAGED"; then sleep 613 & sleep 613; fi"#, "--command-timeout", "1s",
-        ], exec: "grep SigIgn /proc/self/status > ignored")
+        ], exec: "ls -l /proc/self/fd > descriptors; grep SigIgn /proc/self/status > ignored")
         defer { tool.stop() }
         // /proc/self/status says "SigIgn:\t<hex mask>".
         func ignored() -> UInt64? {
@@ -405,6 +406,8 @@ import Testing
             return UInt64(hex.trimmingCharacters(in: .whitespacesAndNewlines), radix: 16)
         }
         #expect(Readiness.wait { ignored() != nil })
+        let descriptors = w.cli.read("descriptors") ?? ""
+        #expect(descriptors.contains("/dev/null") && !descriptors.contains("socket:"), "the command holds the tool's descriptors:\n\(descriptors)")
         let mask = ignored() ?? .max
         for (name, signal) in [("SIGPIPE", SIGPIPE), ("SIGQUIT", SIGQUIT), ("SIGTERM", SIGTERM), ("SIGINT", SIGINT)] {
             #expect(mask & (1 << (UInt64(signal) - 1)) == 0, "\(name) ignored in the command: mask \(String(mask, radix: 16))")

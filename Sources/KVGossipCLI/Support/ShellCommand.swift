@@ -1,4 +1,5 @@
 import Foundation
+import KVGossipProcess
 import Synchronization
 
 /// An operator's command line (`--exec`, a template's `check`) run with `/bin/sh -c`, waited for
@@ -51,52 +52,29 @@ struct ShellCommand {
         }
         let status = await Self.exit(of: pid)
         watchdog.cancel()
-        // WIFEXITED: the low 7 bits are 0 when the process exited by itself.
-        let exitCode: Int32? = status & 0x7f == 0 ? (status >> 8) & 0xff : nil
-        return Outcome(exitCode: exitCode, timedOut: timedOut.load(ordering: .relaxed), output: Self.tail(log))
+        return Outcome(exitCode: status.exitCode, timedOut: timedOut.load(ordering: .relaxed), output: Self.tail(log))
     }
 
     /// Starts `/bin/sh -c line` as the leader of a new process group, with default handling of the
-    /// signals this process ignores (SIGPIPE, SIGQUIT) or catches: an ignored disposition would pass
-    /// to the command and to everything it starts (Foundation's Process keeps them).
+    /// signals this process ignores (SIGPIPE, SIGQUIT) or catches, and none of this process's
+    /// descriptors but its output (`Spawn`): a daemon the command leaves behind held this process's
+    /// connection to the agent for as long as it ran.
     private func spawn(output: Int32) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, output, 1)
-        posix_spawn_file_actions_adddup2(&actions, output, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
         let environment = ProcessInfo.processInfo.environment.merging(self.environment) { $1 }.map { "\($0)=\($1)" }
-        let words: [String] = ["sh", "-c", line]
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer { for pointer in argv + envp { free(pointer) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw CLIError("cannot start /bin/sh: \(String(cString: strerror(rc)))") }
-        return pid
+        let spawn = Spawn(
+            descriptors: [.open(0, path: "/dev/null", flags: O_RDONLY), .copy(output, to: 1), .copy(output, to: 2)],
+            ownProcessGroup: true, environment: environment)
+        do {
+            return try spawn.start("/bin/sh", arguments: ["sh", "-c", line])
+        } catch {
+            throw CLIError("\(error)")
+        }
     }
 
-    /// The raw wait status of `pid`, waited for on a thread of its own (a blocking waitpid, no polling).
-    private static func exit(of pid: pid_t) async -> Int32 {
+    /// How `pid` ended, waited for on a thread of its own (a blocking waitpid, no polling).
+    private static func exit(of pid: pid_t) async -> WaitStatus {
         await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-                continuation.resume(returning: status)
-            }
+            Thread.detachNewThread { continuation.resume(returning: WaitStatus.waitFor(pid)) }
         }
     }
 
