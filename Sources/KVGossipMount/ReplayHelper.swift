@@ -120,13 +120,18 @@ public enum ReplayHelper {
             }
             let (mine, theirs) = (fds[0], fds[1])
             // Only its channel, as descriptor 3, and standard input from /dev/null (`Spawn`: it held
-            // the agent's sync port and control socket for as long as it ran).
-            let spawn = Spawn(descriptors: [.open(0, path: "/dev/null", flags: O_RDONLY), .copy(theirs, to: 3)])
-            defer { close(theirs) }
+            // the agent's sync port and control socket for as long as it ran). A group of its own:
+            // a terminal's Ctrl-C to a foreground agent must not kill it while the agent stops
+            // gracefully; the parent-death signal still ends it with the agent.
+            let spawn = Spawn(descriptors: [.open(0, path: "/dev/null", flags: O_RDONLY), .copy(theirs, to: 3)], ownProcessGroup: true)
+            let started = Result { () throws(SpawnError) in try spawn.start(command[0], arguments: command + ["--channel", "3", mountpoint]) }
+            // The agent's copy of the helper's end goes at once: a helper that dies before it is
+            // ready must show as the channel's end, not as 30 s of silence.
+            close(theirs)
             let pid: pid_t
-            do {
-                pid = try spawn.start(command[0], arguments: command + ["--channel", "3", mountpoint])
-            } catch {
+            switch started {
+            case .success(let spawned): pid = spawned
+            case .failure(let error):
                 close(mine)
                 throw MountError.sessionFailed("the replay helper: \(error)")
             }

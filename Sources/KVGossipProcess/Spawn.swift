@@ -16,7 +16,8 @@ public struct Spawn: Sendable {
     public enum Descriptor: Sendable {
         /// `path` opened on `fd`.
         case open(_ fd: Int32, path: String, flags: Int32, mode: mode_t = 0)
-        /// The parent's descriptor `source` as the child's `fd`.
+        /// Descriptor `source` as the child's `fd`: the parent's, as earlier actions left it (a
+        /// `.copy(1, to: 2)` after an `.open(1, …)` copies the file just opened).
         case copy(_ source: Int32, to: Int32)
 
         var fd: Int32 {
@@ -58,12 +59,16 @@ public struct Spawn: Sendable {
             case .copy(let source, let fd): posix_spawn_file_actions_adddup2(&actions, source, fd)
             }
         }
-        let firstClosed = max(3, (descriptors.map(\.fd).max() ?? 0) + 1)
+        let targets = Set(descriptors.map(\.fd))
+        let firstClosed = max(3, (targets.max() ?? 0) + 1)
+        // Below the highest target, those not named; the C library ignores one that is not open.
+        for fd in 3..<firstClosed where !targets.contains(fd) { posix_spawn_file_actions_addclose(&actions, fd) }
         if let closeFrom = addCloseFrom {
             _ = closeFrom(&actions, firstClosed)
         } else {
             // An older C library: close what is open now. One opened by another thread meanwhile
-            // without close-on-exec can slip through; glibc 2.34 and later have the call above.
+            // without close-on-exec (SwiftNIO accepts connections so) can slip through; glibc 2.34
+            // and later have the call above.
             let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
             for fd in open.compactMap(Int32.init) where fd >= firstClosed { posix_spawn_file_actions_addclose(&actions, fd) }
         }

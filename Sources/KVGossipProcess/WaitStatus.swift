@@ -1,6 +1,7 @@
 import Glibc
 
-/// How a child ended, decoded from the raw status `waitpid` reports.
+/// How a child ended, decoded from the raw status `waitpid` reports. Nothing here waits with
+/// `WUNTRACED` or `WCONTINUED`, so a status is never a stop or a continuation.
 public struct WaitStatus: Sendable, Equatable, CustomStringConvertible {
     public let raw: Int32
 
