@@ -29,6 +29,9 @@ let package = Package(
         // A file's device and inode without marking its timestamps as seen (statx, which the Glibc module hides).
         .target(name: "CFileIdentity"),
 
+        // A SQLite VFS that writes each commit's log frames in one call (Docs/architecture.md §Durability).
+        .target(name: "CWALFrames", linkerSettings: [.linkedLibrary("sqlite3")]),
+
         // Child processes started with only the descriptors they are given, and how they ended.
         .target(name: "KVGossipProcess"),
 
@@ -42,6 +45,7 @@ let package = Package(
             name: "KVGossipStore",
             dependencies: [
                 "CFileIdentity",
+                "CWALFrames",
                 "KVGossipCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -156,7 +160,7 @@ let package = Package(
             path: "Tests/KVGossipFuzzTargets"),
         .testTarget(name: "KVGossipCoreTests", dependencies: ["KVGossipCore", "KVGossipTestSupport"]),
         .testTarget(name: "KVGossipSimulationTests", dependencies: ["KVGossipSimulation", "KVGossipCore"]),
-        .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "KVGossipTestSupport", "KVGossipTestTraits"]),
+        .testTarget(name: "KVGossipStoreTests", dependencies: ["KVGossipStore", "CWALFrames", "KVGossipTestSupport", "KVGossipTestTraits"]),
         .testTarget(
             name: "KVGossipNetTests",
             dependencies: [

@@ -1,3 +1,4 @@
+import CWALFrames
 import Foundation
 import GRDB
 import KVGossipCore
@@ -92,6 +93,7 @@ public final class Store: Sendable {
         logger: Logger = Logger(label: "kvgossip.store"), logReserveBytes: Int = 0
     ) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        _ = kvg_wal_frames_register()
         var config = Configuration()
         config.prepareDatabase { db in
             // Sync batches touch pages all over the records table and its indexes; a larger
