@@ -1,10 +1,14 @@
-// A VFS over SQLite's default one that gathers the frames SQLite writes to a WAL file, each as two
+// A VFS over SQLite's default one that gathers the frames SQLite appends to a WAL file, each as two
 // calls (a 24-byte header, then the page), and writes them in one call once the frame that
-// commits the transaction is complete. Every other operation on the WAL file writes what is held
-// first, so SQLite never finds the file behind what it wrote: the commit's data is in the file
-// before the write of its last frame returns, as without this VFS (SQLite updates its WAL index
-// only after that), and a read, sync, truncation or close sees every byte.
+// commits the transaction is complete. Only appends are held: a write at or past the end of what
+// this handle has written since the log's header. Anything else (a frame rewritten in place, the
+// headers SQLite rewrites when it recomputes checksums, the log's header) is written at once,
+// after what is held. Every other operation on the WAL file writes what is held first. So the
+// commit's data is in the file before the write of its last frame returns, as without this VFS
+// (SQLite updates its WAL index only after that), and a read, sync, truncation or close sees every
+// byte.
 #include "CWALFrames.h"
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,9 +24,12 @@ typedef struct {
     sqlite3_file base;
     sqlite3_file *real;
     unsigned char *held;
-    int heldBytes, heldCapacity;
+    int heldBytes;
     sqlite3_int64 heldStart;
-    int commitPending;  // the last write was the header of a frame that commits
+    // The end of what this handle has written or holds, since the log's header was last written.
+    sqlite3_int64 end;
+    // The last write was the appended header of a frame that commits: its page completes the commit.
+    int commitPending;
 } WalFile;
 
 static sqlite3_vfs *realVfs;
@@ -30,52 +37,51 @@ static sqlite3_vfs vfs;
 static sqlite3_io_methods walMethods;
 static atomic_llong writeCalls, framesGiven;
 
+static int registerOnce(void);
+
 static int flush(WalFile *f) {
     if (f->heldBytes == 0) return SQLITE_OK;
     int rc = f->real->pMethods->xWrite(f->real, f->held, f->heldBytes, f->heldStart);
     atomic_fetch_add(&writeCalls, 1);
     f->heldBytes = 0;
-    f->commitPending = 0;
     return rc;
 }
 
 static unsigned get4(const unsigned char *p) { return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3]; }
 
+static int writeNow(WalFile *f, const void *data, int amount, sqlite3_int64 offset) {
+    atomic_fetch_add(&writeCalls, 1);
+    return f->real->pMethods->xWrite(f->real, data, amount, offset);
+}
+
 static int walWrite(sqlite3_file *file, const void *data, int amount, sqlite3_int64 offset) {
     WalFile *f = (WalFile *)file;
     int rc;
-    if (f->heldBytes > 0 && offset != f->heldStart + f->heldBytes) {
+    // The log's header begins a new pass through the file, from the top.
+    if (offset < WAL_HEADER) f->end = 0;
+    int appends = offset >= WAL_HEADER && offset >= f->end && amount <= MAX_HELD;
+    if (f->heldBytes > 0 && (!appends || offset != f->heldStart + f->heldBytes || f->heldBytes + amount > MAX_HELD)) {
         if ((rc = flush(f)) != SQLITE_OK) return rc;
     }
-    if (offset < WAL_HEADER || amount > MAX_HELD) {
-        // The log's own header, or more than one call may write: written as it comes.
-        if ((rc = flush(f)) != SQLITE_OK) return rc;
-        atomic_fetch_add(&writeCalls, 1);
-        return f->real->pMethods->xWrite(f->real, data, amount, offset);
-    }
-    if (f->heldBytes + amount > MAX_HELD && (rc = flush(f)) != SQLITE_OK) return rc;
-    if (f->heldBytes + amount > f->heldCapacity) {
-        int capacity = MAX_HELD;
-        unsigned char *grown = realloc(f->held, capacity);
-        if (!grown) {
-            if ((rc = flush(f)) != SQLITE_OK) return rc;
-            atomic_fetch_add(&writeCalls, 1);
-            return f->real->pMethods->xWrite(f->real, data, amount, offset);
+    if (offset + amount > f->end) f->end = offset + amount;
+    int isHeader = appends && amount == FRAME_HEADER;
+    int completesCommit = appends && !isHeader && f->commitPending;
+    // Bytes 4–7 of a frame's header: the database's size after a commit, 0 in other frames.
+    f->commitPending = isHeader && get4((const unsigned char *)data + 4) != 0;
+    if (isHeader) atomic_fetch_add(&framesGiven, 1);
+    if (!appends) return writeNow(f, data, amount, offset);
+    if (!f->held) {
+        f->held = malloc(MAX_HELD);
+        if (!f->held) {
+            // No memory to hold anything: written as it comes, which SQLite did before. A commit's
+            // header written so leaves `commitPending` set, for a page that may yet be held.
+            return writeNow(f, data, amount, offset);
         }
-        f->held = grown;
-        f->heldCapacity = capacity;
     }
     if (f->heldBytes == 0) f->heldStart = offset;
     memcpy(f->held + f->heldBytes, data, amount);
     f->heldBytes += amount;
-    if (amount == FRAME_HEADER) {
-        atomic_fetch_add(&framesGiven, 1);
-        // Bytes 4–7 of a frame's header: the database's size after a commit, 0 in other frames.
-        f->commitPending = get4((const unsigned char *)data + 4) != 0;
-        return SQLITE_OK;
-    }
-    if (f->commitPending) return flush(f);
-    return SQLITE_OK;
+    return completesCommit ? flush(f) : SQLITE_OK;
 }
 
 static int walClose(sqlite3_file *file) {
@@ -84,7 +90,6 @@ static int walClose(sqlite3_file *file) {
     int closed = f->real->pMethods->xClose(f->real);
     free(f->held);
     f->held = NULL;
-    f->heldCapacity = 0;
     return rc != SQLITE_OK ? rc : closed;
 }
 
@@ -120,7 +125,6 @@ static int vfsOpen(sqlite3_vfs *self, sqlite3_filename name, sqlite3_file *file,
         f->base.pMethods = NULL;
         return rc;
     }
-    walMethods.iVersion = f->real->pMethods->iVersion;
     f->base.pMethods = &walMethods;
     return SQLITE_OK;
 }
@@ -141,9 +145,20 @@ static int vfsSetSystemCall(sqlite3_vfs *s, const char *n, sqlite3_syscall_ptr p
 static sqlite3_syscall_ptr vfsGetSystemCall(sqlite3_vfs *s, const char *n) { (void)s; return realVfs->xGetSystemCall(realVfs, n); }
 static const char *vfsNextSystemCall(sqlite3_vfs *s, const char *n) { (void)s; return realVfs->xNextSystemCall(realVfs, n); }
 
+static pthread_mutex_t registering = PTHREAD_MUTEX_INITIALIZER;
+static int registered;
+
 int kvg_wal_frames_register(void) {
-    static atomic_int registered;
-    if (atomic_exchange(&registered, 1)) return SQLITE_OK;
+    pthread_mutex_lock(&registering);
+    int rc = registered ? SQLITE_OK : registerOnce();
+    if (rc == SQLITE_OK) registered = 1;
+    pthread_mutex_unlock(&registering);
+    return rc;
+}
+
+// The default VFS's file methods are version 3 (shared memory and memory-mapped reads included);
+// the WAL file's methods forward each of them.
+static int registerOnce(void) {
     realVfs = sqlite3_vfs_find(NULL);
     if (!realVfs) return SQLITE_ERROR;
     walMethods = (sqlite3_io_methods){
