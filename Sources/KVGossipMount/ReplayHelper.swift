@@ -263,20 +263,19 @@ public enum ReplayHelper {
         /// Waits for a helper whose channel is closed to end; how it ended, in words.
         @discardableResult
         private static func reap(_ pid: pid_t) -> String {
-            var status: Int32 = 0
+            // How it ended, if it does within a second.
+            func endedWithinASecond() -> WaitStatus? {
+                for _ in 0..<200 {
+                    if let status = WaitStatus.ifEnded(pid) { return status }
+                    usleep(5_000)
+                }
+                return nil
+            }
             // A helper stuck in a call on a mount whose connection was aborted returns at once;
             // one still waiting on a live mount gets SIGKILL after a moment.
-            for _ in 0..<200 {
-                let reaped = waitpid(pid, &status, WNOHANG)
-                if reaped != 0 { return "\(reaped == pid ? WaitStatus(raw: status) : .unknown)" }
-                usleep(5_000)
-            }
+            if let status = endedWithinASecond() { return "\(status)" }
             kill(pid, SIGKILL)
-            for _ in 0..<200 {
-                let reaped = waitpid(pid, &status, WNOHANG)
-                if reaped != 0 { return "\(reaped == pid ? WaitStatus(raw: status) : .unknown)" }
-                usleep(5_000)
-            }
+            if let status = endedWithinASecond() { return "\(status)" }
             // Still there: in a request its filesystem's daemon has read, which nothing but the
             // answer ends, SIGKILL included (Docs/filesystem.md §Deadlocks). It is waited for on a
             // thread of its own, so the caller (the follower, the mount's stop) goes on.

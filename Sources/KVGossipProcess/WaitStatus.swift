@@ -24,6 +24,17 @@ public struct WaitStatus: Sendable, Equatable, CustomStringConvertible {
         return "unknown status"
     }
 
+    /// How `pid` ended, reaping it, without waiting: nil while it runs, `unknown` if it cannot be
+    /// waited for (reaped by someone else).
+    public static func ifEnded(_ pid: pid_t) -> WaitStatus? {
+        var raw: Int32 = 0
+        switch waitpid(pid, &raw, WNOHANG) {
+        case 0: return nil
+        case pid: return WaitStatus(raw: raw)
+        default: return .unknown
+        }
+    }
+
     /// Waits for `pid` to end, across signals, and reaps it; `unknown` if it cannot be waited for.
     public static func waitFor(_ pid: pid_t) -> WaitStatus {
         var raw: Int32 = 0

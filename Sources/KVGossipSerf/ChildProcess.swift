@@ -54,14 +54,7 @@ final class ChildProcess: Sendable {
     func poll() -> WaitStatus? {
         pollCount.add(1, ordering: .relaxed)
         return reaped.withLock { status in
-            if let status { return status }
-            var raw: Int32 = 0
-            let result = waitpid(pid, &raw, WNOHANG)
-            if result == pid {
-                status = WaitStatus(raw: raw)
-            } else if result < 0, errno == ECHILD {
-                status = .unknown  // reaped by someone else
-            }
+            if status == nil { status = WaitStatus.ifEnded(pid) }
             return status
         }
     }

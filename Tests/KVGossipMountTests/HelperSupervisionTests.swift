@@ -9,6 +9,14 @@ import Testing
 /// so; and a helper does not die with the thread that mounted.
 extension MountTests {
     @Suite struct HelperSupervisionTests {
+        /// Stops the mount's helper with SIGSTOP, once it has stopped; its process id.
+        static func stopHelper(_ fx: MountFixture) throws -> pid_t {
+            let helper = try #require(fx.mount.debugReplayHelper())
+            kill(helper, SIGSTOP)
+            #expect(Readiness.wait { ProcessState.of(helper) == "T" }, "the helper did not stop")
+            return helper
+        }
+
         @Test func aKilledHelperIsStartedAgainAndTheChangeMadeMeanwhileIsReplayed() throws {
             try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
                 let watch = try InotifyWatch([fx.path("/app/k")])
@@ -30,9 +38,7 @@ extension MountTests {
         /// next change is replayed.
         @Test func aHelperThatDiesOwingAnAnswerIsReplacedWithoutWaitingForIt() throws {
             try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
-                let first = try #require(fx.mount.debugReplayHelper())
-                kill(first, SIGSTOP)
-                #expect(Readiness.wait { ProcessState.of(first) == "T" }, "the helper did not stop")
+                let first = try Self.stopHelper(fx)
                 try fx.rootMint("/app/k", "owed\n")
                 #expect(Readiness.wait { fx.mount.debugDeliveriesInFlight() == ["/app/k"] }, "the follower sent no rewrite")
                 kill(first, SIGKILL)
@@ -61,9 +67,7 @@ extension MountTests {
             try withMount(seed: ["/app/k": "v0\n"], options: options) { fx throws in
                 let watch = try InotifyWatch([fx.path("/app") + "/"])
                 defer { watch.stop() }
-                let first = try #require(fx.mount.debugReplayHelper())
-                kill(first, SIGSTOP)
-                #expect(Readiness.wait { ProcessState.of(first) == "T" }, "the helper did not stop")
+                let first = try Self.stopHelper(fx)
                 try fx.rootMint("/app/new", "created\n")
                 let replayed = watch.wait { $0.has("CLOSE_WRITE", watched: fx.path("/app") + "/", name: "new") }
                 if !replayed { kill(first, SIGKILL) }
@@ -79,9 +83,7 @@ extension MountTests {
         /// long before the answer timeout (30 s) would have freed it.
         @Test func theMountStopsWhileItsHelperDoesNotAnswer() throws {
             try withMount(seed: ["/app/k": "v0\n"]) { fx throws in
-                let first = try #require(fx.mount.debugReplayHelper())
-                kill(first, SIGSTOP)
-                #expect(Readiness.wait { ProcessState.of(first) == "T" }, "the helper did not stop")
+                let first = try Self.stopHelper(fx)
                 try fx.rootMint("/app/new", "created\n")
                 #expect(Readiness.wait { fx.mount.debugDeliveriesInFlight() == ["/app/new"] }, "the follower sent no create")
                 let stopped = DispatchSemaphore(value: 0)

@@ -78,5 +78,17 @@ import Testing
         #expect("\(killed)" == "killed by signal 9")
         #expect("\(WaitStatus.unknown)" == "unknown status" && WaitStatus.unknown.exitCode == nil)
         #expect(throws: SpawnError.self) { try Spawn().start("/nonexistent/kvg", arguments: ["kvg"]) }
+        // Asked without waiting: nothing while it runs, how it ended once it has, and unknown once
+        // it is reaped.
+        let pid = try Spawn().start("/bin/sleep", arguments: ["sleep", "30"])
+        #expect(WaitStatus.ifEnded(pid) == nil)
+        kill(pid, SIGTERM)
+        var ended: WaitStatus?
+        for _ in 0..<30_000 where ended == nil {
+            ended = WaitStatus.ifEnded(pid)
+            if ended == nil { usleep(1_000) }
+        }
+        #expect(ended?.signal == SIGTERM)
+        #expect(WaitStatus.ifEnded(pid) == .unknown)
     }
 }
