@@ -1,28 +1,44 @@
 import KVGossipCore
+import KVGossipNet
 import NIOCore
 import Synchronization
 
-/// The sending half of an established link: seals frames with the link's send stream and hands them
-/// to the connection's event loop from whichever thread sends, in the order they were sealed.
+/// The sending half of an established link: seals frames with the link's send stream and writes
+/// them from whichever thread sends, in the order they were sealed.
 ///
 /// Frames once went through a writer task on the cooperative pool, which had to be scheduled before
 /// it could pass them on to the event loop: a thread wake-up between a push's commit and the wire,
-/// and another between a receiver's commit and its answer. Sealing and the hand-off happen under
-/// one lock, so the event loop writes the frames in sealing order (the receiving stream requires it).
+/// and another between a receiver's commit and its answer. Then they were handed to the event
+/// loop, which still woke the loop's thread for every push. Now the sending thread writes them to
+/// the socket itself, through a descriptor of the link's own (`SocketDuplicate`), whenever nothing
+/// handed to the event loop is still unwritten; what the socket does not take at once, and
+/// everything sent while such bytes wait, goes to the event loop as before, which writes it when
+/// the peer reads. Sealing and writing (or handing over) happen under one lock, so the bytes reach
+/// the wire in sealing order (the receiving stream requires it). The first frames always go
+/// through the event loop: once they are written, so is everything the handshake queued there
+/// before them, and the socket may be written directly. A link sealed by a cluster secret has its
+/// frames sealed again in the channel's pipeline, so it always writes through the event loop.
 ///
 /// What is handed over and not yet written is counted (`backlog`). A peer that asks and never reads
 /// would otherwise have every answer kept in memory for it: a pull of a few large records costs it
 /// about a hundred bytes and this node megabytes. Sessions wait for room before they read their
 /// next message (`roomToSend`), so such a peer's requests stay in its own socket; a backlog that
 /// stays full with nothing written for the stall timeout closes the link (`isStalled`). A peer
-/// that reads slowly still completes a write now and then, and keeps its link.
+/// that reads slowly still completes a write now and then, and keeps its link. Bytes written
+/// directly are in the kernel's socket buffer, which is bounded, and are not counted.
 final class LinkOutput: Sendable {
     private let channel: any Channel
     /// Nil once closed: nothing is sent after `close()`.
-    private let sender: Mutex<SecretStreamSender?>
+    private let sending: Mutex<Sending?>
     /// Sessions wait while this many bytes or more are handed over and not yet written.
     let backlogLimit: Int
     private let backlog = Mutex(Backlog())
+
+    private struct Sending {
+        let stream: SecretStreamSender
+        /// Nil when the socket could not be found, or the link is sealed by a cluster secret.
+        var socket: SocketDuplicate?
+    }
 
     private struct Backlog {
         var bytes = 0
@@ -31,26 +47,49 @@ final class LinkOutput: Sendable {
         var fullSince: ContinuousClock.Instant?
         var waiting: [CheckedContinuation<Void, Never>] = []
         var closed = false
+        /// Whether a write handed to the event loop has completed: until then the handshake's
+        /// last frames may still be queued there, and nothing is written directly.
+        var loopHasWritten = false
     }
 
-    init(channel: any Channel, sender: SecretStreamSender, backlogLimit: Int) {
+    /// `direct`: whether frames may be written from the sending thread (not when the pipeline
+    /// seals them again).
+    init(channel: any Channel, sender: SecretStreamSender, backlogLimit: Int, direct: Bool) {
         self.channel = channel
-        self.sender = Mutex(sender)
+        self.sending = Mutex(Sending(stream: sender, socket: direct ? SocketDuplicate.of(channel) : nil))
         self.backlogLimit = backlogLimit
     }
 
-    /// Seals `frames` and writes them with one flush (a push's two messages leave in one system
-    /// call); returns the bytes put on the wire, length prefixes included, or nil when closed. A
-    /// failed write closes the connection, which ends the link's reader and with it the link.
+    deinit { sending.withLock { $0?.socket?.close() } }
+
+    /// Seals `frames` and writes them with one system call (a push's two messages leave together);
+    /// returns the bytes put on the wire, length prefixes included, or nil when closed. A failed
+    /// write closes the connection, which ends the link's reader and with it the link.
     func send(_ frames: [[UInt8]]) -> Int? {
-        sender.withLock { sender -> Int? in
-            guard let sender else { return nil }
-            let sealed = frames.map { ByteBuffer(bytes: sender.seal($0)) }
-            let bytes = sealed.reduce(0) { $0 + $1.readableBytes + 4 }
-            backlog.withLock { b in
-                b.bytes += bytes
-                if b.bytes >= backlogLimit, b.fullSince == nil { b.fullSince = .now }
+        sending.withLock { sending -> Int? in
+            guard let state = sending else { return nil }
+            if let socket = state.socket, backlog.withLock({ $0.loopHasWritten && $0.bytes == 0 }) {
+                var wire: [UInt8] = []
+                for frame in frames {
+                    let sealed = state.stream.seal(frame)
+                    withUnsafeBytes(of: UInt32(sealed.count).bigEndian) { wire.append(contentsOf: $0) }
+                    wire.append(contentsOf: sealed)
+                }
+                switch socket.send(wire) {
+                case .all:
+                    return wire.count
+                case .part(let count):
+                    handOver(unframed: ByteBuffer(bytes: wire[count...]))
+                    return wire.count
+                case .failed:
+                    let channel = self.channel
+                    channel.eventLoop.execute { channel.close(promise: nil) }
+                    return nil
+                }
             }
+            let sealed = frames.map { ByteBuffer(bytes: state.stream.seal($0)) }
+            let bytes = sealed.reduce(0) { $0 + $1.readableBytes + 4 }
+            count(handedOver: bytes)
             let channel = self.channel
             channel.eventLoop.execute {
                 for buffer in sealed.dropLast() { channel.write(buffer, promise: nil) }
@@ -65,9 +104,36 @@ final class LinkOutput: Sendable {
         }
     }
 
+    /// Hands the rest of a direct write, frames already prefixed, to the event loop, past the
+    /// pipeline's frame encoder (which would prefix it again).
+    private func handOver(unframed rest: ByteBuffer) {
+        let bytes = rest.readableBytes
+        count(handedOver: bytes)
+        let channel = self.channel
+        channel.eventLoop.execute {
+            guard let encoder = try? channel.pipeline.syncOperations.context(handlerType: MessageToByteHandler<FrameEncoder>.self) else {
+                // Only a closed channel has lost its handlers.
+                channel.close(promise: nil)
+                return self.written(bytes)
+            }
+            encoder.writeAndFlush(NIOAny(rest)).whenComplete { result in
+                if case .failure = result { channel.close(promise: nil) }
+                self.written(bytes)
+            }
+        }
+    }
+
+    private func count(handedOver bytes: Int) {
+        backlog.withLock { b in
+            b.bytes += bytes
+            if b.bytes >= backlogLimit, b.fullSince == nil { b.fullSince = .now }
+        }
+    }
+
     private func written(_ bytes: Int) {
         let resumed = backlog.withLock { b -> [CheckedContinuation<Void, Never>] in
             b.bytes -= bytes
+            b.loopHasWritten = true
             guard b.bytes < backlogLimit else {
                 b.fullSince = .now
                 return []
@@ -100,9 +166,11 @@ final class LinkOutput: Sendable {
 
     /// Sends nothing more, and closes the connection once what was handed over is written.
     func close() {
-        let wasOpen = sender.withLock { sender -> Bool in
-            defer { sender = nil }
-            return sender != nil
+        let wasOpen = sending.withLock { sending -> Bool in
+            defer { sending = nil }
+            // After this no thread writes to the duplicate, whose number may then be reused.
+            sending?.socket?.close()
+            return sending != nil
         }
         let resumed = backlog.withLock { b -> [CheckedContinuation<Void, Never>] in
             b.closed = true

@@ -94,7 +94,7 @@ struct PeerLinkRoutingTests {
         return PeerLink(
             peer: LinkIdentity(nodeKey: peer.publicKey, name: "peer", syncPort: 7947, credential: [], instance: [UInt8](repeating: 7, count: LinkIdentity.instanceBytes)),
             address: PeerAddress(host: "127.0.0.1", port: 7947), initiatedHere: true, peerClockOffsetMs: 0, options: options,
-            output: LinkOutput(channel: EmbeddedChannel(), sender: SecretStreamSender(key: [UInt8](repeating: 1, count: 32)), backlogLimit: 1 << 20),
+            output: LinkOutput(channel: EmbeddedChannel(), sender: SecretStreamSender(key: [UInt8](repeating: 1, count: 32)), backlogLimit: 1 << 20, direct: false),
             logger: Logger(label: "test"), precheck: precheck, disconnect: {})
     }
 

@@ -105,6 +105,38 @@ public final class LoopbackServer: @unchecked Sendable {
         }
     }
 
+    /// A server whose connections stay open, unread, until `release()`: the test reads and writes
+    /// the one it accepted first through `accepted(timeout:)`.
+    public final class Holding: Sendable {
+        private final class First: Sendable { let fd = Mutex<Int32?>(nil) }
+        private let server: LoopbackServer
+        private let first = First()
+        private let done = DispatchSemaphore(value: 0)
+        public var port: Int { server.port }
+
+        public init() {
+            let first = self.first
+            let done = self.done
+            server = LoopbackServer { fd, _ in
+                first.fd.withLock { if $0 == nil { $0 = fd } }
+                done.wait()
+                done.signal()
+            }
+        }
+
+        /// The first connection accepted, borrowed (the server closes it); nil if none came in time.
+        public func accepted(timeout: TimeInterval = 10, readTimeout: TimeInterval = 5) -> RawSocket? {
+            guard Readiness.wait(timeout: timeout, { first.fd.withLock { $0 != nil } }) else { return nil }
+            return RawSocket(borrowing: first.fd.withLock { $0! }, timeout: readTimeout)
+        }
+
+        /// Lets every connection's handler return, and stops the server (closing them).
+        public func release() {
+            done.signal()
+            server.stop()
+        }
+    }
+
     /// A proxy to 127.0.0.1:`target` that keeps everything the client side sent, per connection.
     public static func recordingProxy(to target: Int, recording: Recording) -> LoopbackServer {
         LoopbackServer { client, _ in

@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+import KVGossipNet
+import KVGossipTestSupport
+import NIOCore
+import NIOPosix
+import Testing
+
+/// `SocketDuplicate` on real loopback connections: a NIO client channel and a plain socket a test
+/// server accepted.
+@Suite(.timeLimit(.minutes(2))) struct SocketDuplicateTests {
+    /// A connection made by NIO, whose peer is a plain socket the test reads; `body` gets both.
+    static func connected(_ body: (any Channel, RawSocket) async throws -> Void) async throws {
+        let server = LoopbackServer.Holding()
+        defer { server.release() }
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: server.port).get()
+        defer { channel.close(promise: nil) }
+        let peer = try #require(server.accepted(), "the server never accepted the connection")
+        try await body(channel, peer)
+    }
+
+    /// The duplicate is the channel's own connection: what is sent through it reaches the peer,
+    /// and it is a descriptor of its own, not the channel's.
+    @Test func theDuplicateWritesToTheChannelsConnection() async throws {
+        try await Self.connected { channel, peer in
+            let socket = try #require(SocketDuplicate.of(channel))
+            defer { socket.close() }
+            #expect(socket.send([1, 2, 3]) == .all)
+            #expect(peer.read(exactly: 3) == [1, 2, 3])
+            // A closed-on-exec copy: a child started by the agent never holds a link open.
+            #expect(fcntl(socket.descriptor, F_GETFD) & FD_CLOEXEC != 0)
+        }
+    }
+
+    /// A closed channel has nothing to duplicate; a connection the peer has closed reports the
+    /// failure instead of raising SIGPIPE.
+    @Test func aClosedConnectionIsReported() async throws {
+        try await Self.connected { channel, peer in
+            let socket = try #require(SocketDuplicate.of(channel))
+            defer { socket.close() }
+            shutdown(peer.fd, Int32(SHUT_RDWR))
+            let failed = await Readiness.waitAsync(timeout: .seconds(10)) {
+                if case .failed = socket.send([0]) { return true }
+                return false
+            }
+            #expect(failed, "sending to a closed connection never failed")
+            // NIO may have closed it already, having read the peer's end.
+            channel.close(promise: nil)
+            try await channel.closeFuture.get()
+            let again = SocketDuplicate.of(channel)
+            again?.close()
+            #expect(again == nil, "a closed channel still had a socket")
+        }
+    }
+
+    /// A socket whose buffers are full takes part of a write, or none, and says how much.
+    @Test func aFullSocketTakesWhatFits() async throws {
+        try await Self.connected { channel, peer in
+            let socket = try #require(SocketDuplicate.of(channel))
+            defer { socket.close() }
+            let chunk = [UInt8](repeating: 7, count: 1 << 20)
+            var sent = 0
+            var outcome = SocketDuplicate.Sent.all
+            // The peer reads nothing, so the kernel's buffers (a few MiB at most) fill.
+            for _ in 0..<256 {
+                outcome = socket.send(chunk)
+                guard outcome == .all else { break }
+                sent += chunk.count
+            }
+            guard case .part(let taken) = outcome else {
+                Issue.record("256 MiB went into a socket nobody reads: \(outcome)")
+                return
+            }
+            #expect(taken < chunk.count)
+            #expect(peer.read(exactly: sent + taken) != nil, "the peer could not read every byte the writes reported")
+        }
+    }
+}

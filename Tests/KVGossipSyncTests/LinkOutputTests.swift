@@ -1,0 +1,121 @@
+import Foundation
+import Glibc
+import KVGossipCore
+import KVGossipNet
+import KVGossipTestSupport
+import NIOCore
+import NIOPosix
+import Testing
+@testable import KVGossipSync
+
+/// `LinkOutput` on a real loopback connection made by NIO with the link's frame encoder, whose peer
+/// is a plain socket the test reads and opens frame by frame with the link's receiving stream.
+@Suite(.timeLimit(.minutes(2))) struct LinkOutputTests {
+    static let key = [UInt8](repeating: 9, count: 32)
+
+    struct Link {
+        let channel: any Channel
+        let output: LinkOutput
+        let peer: RawSocket
+        let receiver: SecretStreamReceiver
+
+        /// The next frame the peer reads, opened; nil when none came within the socket's timeout.
+        func next() -> [UInt8]? { peer.readFrame().flatMap(receiver.open) }
+    }
+
+    static func link(backlogLimit: Int = 1 << 20, _ body: (Link) async throws -> Void) async throws {
+        let server = LoopbackServer.Holding()
+        defer { server.release() }
+        // A loop of the test's own, since the tests hold it busy.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await run(on: group, server: server, backlogLimit: backlogLimit, body)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try? await group.shutdownGracefully()
+    }
+
+    private static func run(
+        on group: MultiThreadedEventLoopGroup, server: LoopbackServer.Holding, backlogLimit: Int, _ body: (Link) async throws -> Void
+    ) async throws {
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder())) }
+            }
+            .connect(host: "127.0.0.1", port: server.port).get()
+        defer { channel.close(promise: nil) }
+        let peer = try #require(server.accepted(), "the server never accepted the connection")
+        let sender = SecretStreamSender(key: key)
+        let output = LinkOutput(channel: channel, sender: sender, backlogLimit: backlogLimit, direct: true)
+        defer { output.close() }
+        let receiver = try #require(SecretStreamReceiver(key: key, header: sender.header))
+        try await body(Link(channel: channel, output: output, peer: peer, receiver: receiver))
+    }
+
+    /// Holds `loop` busy until the returned function is called.
+    static func hold(_ loop: any EventLoop) -> @Sendable () -> Void {
+        let held = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        loop.execute {
+            held.signal()
+            release.wait()
+        }
+        held.wait()
+        return { release.signal() }
+    }
+
+    /// Once the first frames have gone through the event loop, frames leave from the thread that
+    /// sends them: they reach the peer while the connection's event loop is held busy.
+    @Test func framesLeaveWithoutWakingTheEventLoop() async throws {
+        try await Self.link { link in
+            _ = link.output.send([[1, 2, 3]])
+            #expect(link.next() == [1, 2, 3])
+            // The first write's completion ran on the loop before this task does.
+            try await link.channel.eventLoop.submit {}.get()
+            let release = Self.hold(link.channel.eventLoop)
+            defer { release() }
+            #expect(link.output.send([[4], [5, 6]]) != nil)
+            #expect(link.next() == [4], "a frame waited for the event loop")
+            #expect(link.next() == [5, 6])
+        }
+    }
+
+    /// The handshake's last frames may still wait on the event loop when the link starts sending:
+    /// the first frames go behind them, through the loop, and never overtake them.
+    @Test func framesTheLoopStillHoldsStayFirst() async throws {
+        try await Self.link { link in
+            let release = Self.hold(link.channel.eventLoop)
+            link.channel.writeAndFlush(ByteBuffer(bytes: [42]), promise: nil)
+            #expect(link.output.send([[1]]) != nil)
+            release()
+            #expect(link.peer.readFrame() == [42], "a sealed frame overtook one the loop held")
+            #expect(link.next() == [1])
+        }
+    }
+
+    /// What the socket does not take at once goes through the event loop, and so does everything
+    /// sent while it waits: the peer, reading only once its buffers are full, opens every frame in
+    /// the order sealed (the receiving stream opens nothing out of order). With a backlog limit of
+    /// one byte, the bytes left to the loop show as a stall while the peer reads nothing.
+    @Test func whatTheSocketCannotTakeFollowsInOrder() async throws {
+        try await Self.link(backlogLimit: 1) { link in
+            _ = link.output.send([[0]])
+            #expect(link.next() == [0])
+            try await link.channel.eventLoop.submit {}.get()
+            let frames = (1...24).map { i in [UInt8](repeating: UInt8(i), count: 1 << 20) }
+            for frame in frames { #expect(link.output.send([frame]) != nil) }
+            #expect(link.output.isStalled(longerThan: .zero), "every byte fit in the socket: nothing was left to the event loop")
+            for frame in frames {
+                guard let read = link.next() else {
+                    Issue.record("frame \(frame[0]) did not arrive or did not open")
+                    return
+                }
+                #expect(read == frame)
+            }
+            #expect(link.output.send([[25]]) != nil)
+            #expect(link.next() == [25])
+        }
+    }
+}
