@@ -26,18 +26,26 @@ public struct SocketDuplicate: Sendable {
         case failed(Int32)
     }
 
-    /// Duplicates `channel`'s socket; nil when it cannot be found.
+    /// Duplicates `channel`'s socket; nil when it cannot be found. The scan runs from the highest
+    /// descriptor down, where a connection just made usually is, and asks a descriptor for its peer
+    /// only once its own end and its type match.
     public static func of(_ channel: any Channel) -> SocketDuplicate? {
         guard let local = channel.localAddress.map(bytes), let remote = channel.remoteAddress.map(bytes),
               let dir = opendir("/proc/self/fd")
         else { return nil }
-        defer { closedir(dir) }
+        var descriptors: [Int32] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            func connects(_ fd: Int32) -> Bool { endpoints(of: fd).map { $0.local == local && $0.remote == remote } ?? false }
-            guard let fd = Int32(name), connects(fd) else { continue }
+            if let fd = Int32(name) { descriptors.append(fd) }
+        }
+        closedir(dir)
+        func connects(_ fd: Int32) -> Bool {
+            endpoint(of: fd, getsockname) == local && isStream(fd) && endpoint(of: fd, getpeername) == remote
+        }
+        for fd in descriptors.sorted(by: >) where connects(fd) {
             let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
             guard copy >= 0 else { return nil }
+            // The number found may have been closed and given to another socket since.
             if connects(copy) { return SocketDuplicate(descriptor: copy) }
             Glibc.close(copy)
             return nil
@@ -68,19 +76,23 @@ public struct SocketDuplicate: Sendable {
         address.withSockAddr { pointer, length in Array(UnsafeRawBufferPointer(start: pointer, count: length)) }
     }
 
-    /// The local and the remote endpoint of the socket `fd`, as `getsockname` and `getpeername`
-    /// write them; nil for anything that is not a connected socket.
-    private static func endpoints(of fd: Int32) -> (local: [UInt8], remote: [UInt8])? {
-        func read(_ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> [UInt8]? {
-            var storage = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let status = withUnsafeMutablePointer(to: &storage) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &length) }
-            }
-            guard status == 0 else { return nil }
-            return withUnsafeBytes(of: &storage) { Array($0.prefix(Int(length))) }
+    /// One end of the socket `fd` as `getsockname` or `getpeername` writes it; nil for anything
+    /// that is not a socket, or has no such end.
+    private static func endpoint(
+        of fd: Int32, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32
+    ) -> [UInt8]? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &length) }
         }
-        guard let local = read(getsockname), let remote = read(getpeername) else { return nil }
-        return (local, remote)
+        guard status == 0 else { return nil }
+        return withUnsafeBytes(of: &storage) { Array($0.prefix(Int(length))) }
+    }
+
+    private static func isStream(_ fd: Int32) -> Bool {
+        var type: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == Int32(SOCK_STREAM.rawValue)
     }
 }

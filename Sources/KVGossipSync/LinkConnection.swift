@@ -51,10 +51,9 @@ enum LinkConnection {
             let (sender, receiver) = (opened.sender, opened.receiver)
             deadline.cancel()
             let address = PeerAddress(host: remoteHost, port: Int(opened.peer.syncPort))
-            // A cluster secret seals every frame again in the pipeline, so such a link writes
-            // only through it (`LinkOutput`).
             let output = LinkOutput(
-                channel: underlying, sender: sender, backlogLimit: context.options.sendBacklogBytes, direct: context.options.secret == nil)
+                channel: underlying, sender: sender, backlogLimit: context.options.sendBacklogBytes,
+                direct: await LinkOutput.mayWriteDirectly(underlying))
             let link = PeerLink(
                 peer: opened.peer, address: address, initiatedHere: role == .initiator, peerClockOffsetMs: opened.peerClockOffsetMs,
                 options: context.options, output: output, logger: context.logger,

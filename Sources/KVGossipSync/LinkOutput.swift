@@ -16,8 +16,8 @@ import Synchronization
 /// the peer reads. Sealing and writing (or handing over) happen under one lock, so the bytes reach
 /// the wire in sealing order (the receiving stream requires it). The first frames always go
 /// through the event loop: once they are written, so is everything the handshake queued there
-/// before them, and the socket may be written directly. A link sealed by a cluster secret has its
-/// frames sealed again in the channel's pipeline, so it always writes through the event loop.
+/// before them, and the socket may be written directly. Once NIO closes the channel, or a write
+/// fails, the socket of our own is closed and nothing is written directly again.
 ///
 /// What is handed over and not yet written is counted (`backlog`). A peer that asks and never reads
 /// would otherwise have every answer kept in memory for it: a pull of a few large records costs it
@@ -52,12 +52,33 @@ final class LinkOutput: Sendable {
         var loopHasWritten = false
     }
 
-    /// `direct`: whether frames may be written from the sending thread (not when the pipeline
-    /// seals them again).
+    /// Whether `channel`'s frames may be written past its pipeline: not when a handler there seals
+    /// them again (`SecretStreamHandler`, which a sync link does not have: its cluster secret
+    /// authenticates the handshake only, Docs/protocol.md §Links). False for a channel already closed.
+    static func mayWriteDirectly(_ channel: any Channel) async -> Bool {
+        let sealedAgain = try? await channel.eventLoop.submit {
+            (try? channel.pipeline.syncOperations.handler(type: SecretStreamHandler.self)) != nil
+        }.get()
+        return sealedAgain == false
+    }
+
+    /// `direct`: whether frames may be written from the sending thread (`mayWriteDirectly`).
     init(channel: any Channel, sender: SecretStreamSender, backlogLimit: Int, direct: Bool) {
         self.channel = channel
         self.sending = Mutex(Sending(stream: sender, socket: direct ? SocketDuplicate.of(channel) : nil))
         self.backlogLimit = backlogLimit
+        // Once NIO has closed its descriptor (an idle timeout, the peer's end, a failed write),
+        // ours must go too: it would hold the connection open, and writes to it would follow a
+        // stream NIO broke off, perhaps inside a frame.
+        channel.closeFuture.whenComplete { _ in self.dropSocket() }
+    }
+
+    /// Closes the socket of our own, if any; from then on everything goes through the event loop.
+    private func dropSocket() {
+        sending.withLock { sending in
+            sending?.socket?.close()
+            sending?.socket = nil
+        }
     }
 
     deinit { sending.withLock { $0?.socket?.close() } }
@@ -82,6 +103,8 @@ final class LinkOutput: Sendable {
                     handOver(unframed: ByteBuffer(bytes: wire[count...]))
                     return wire.count
                 case .failed:
+                    socket.close()
+                    sending?.socket = nil
                     let channel = self.channel
                     channel.eventLoop.execute { channel.close(promise: nil) }
                     return nil
@@ -97,7 +120,7 @@ final class LinkOutput: Sendable {
                 // last one's outcome accounts for all of them.
                 channel.writeAndFlush(sealed.last!).whenComplete { result in
                     if case .failure = result { channel.close(promise: nil) }
-                    self.written(bytes)
+                    self.written(bytes, result)
                 }
             }
             return bytes
@@ -114,11 +137,11 @@ final class LinkOutput: Sendable {
             guard let encoder = try? channel.pipeline.syncOperations.context(handlerType: MessageToByteHandler<FrameEncoder>.self) else {
                 // Only a closed channel has lost its handlers.
                 channel.close(promise: nil)
-                return self.written(bytes)
+                return self.written(bytes, .failure(ChannelError.ioOnClosedChannel))
             }
             encoder.writeAndFlush(NIOAny(rest)).whenComplete { result in
                 if case .failure = result { channel.close(promise: nil) }
-                self.written(bytes)
+                self.written(bytes, result)
             }
         }
     }
@@ -130,10 +153,13 @@ final class LinkOutput: Sendable {
         }
     }
 
-    private func written(_ bytes: Int) {
+    /// Bytes handed to the event loop were written, or failed (the connection is closing).
+    private func written(_ bytes: Int, _ result: Result<Void, any Error>) {
+        // A failed write proves nothing about what went before it, and the connection is done.
+        if case .failure = result { dropSocket() }
         let resumed = backlog.withLock { b -> [CheckedContinuation<Void, Never>] in
             b.bytes -= bytes
-            b.loopHasWritten = true
+            if case .success = result { b.loopHasWritten = true }
             guard b.bytes < backlogLimit else {
                 b.fullSince = .now
                 return []

@@ -118,4 +118,56 @@ import Testing
             #expect(link.next() == [25])
         }
     }
+
+    /// When NIO closes the connection on its own (an idle timeout, the peer's end), the link's
+    /// socket goes with it: the peer sees the end at once, without waiting for the link to close
+    /// its output, and nothing written afterwards reaches it.
+    @Test func aConnectionNIOClosesEndsAtOnce() async throws {
+        try await Self.link { link in
+            _ = link.output.send([[1]])
+            #expect(link.next() == [1])
+            try await link.channel.eventLoop.submit {}.get()
+            try await link.channel.close()
+            // Callbacks run in the order they were added: the output's ran before this returns.
+            try await link.channel.closeFuture.get()
+            _ = link.output.send([[2]])
+            #expect(link.peer.readUntilClosed() == [], "the peer got more bytes, or no end, after NIO closed the connection")
+        }
+    }
+
+    /// A connection NIO closes while frames wait on its loop for a peer that reads nothing: what
+    /// the peer then reads is frames in sealing order up to where the stream broke off, never a
+    /// frame sealed later written after the gap.
+    @Test func framesAfterABrokenOffStreamAreNotWritten() async throws {
+        try await Self.link { link in
+            _ = link.output.send([[0]])
+            #expect(link.next() == [0])
+            try await link.channel.eventLoop.submit {}.get()
+            for i in 1...16 { _ = link.output.send([[UInt8](repeating: UInt8(i), count: 1 << 20)]) }
+            try await link.channel.close()
+            try await link.channel.closeFuture.get()
+            _ = link.output.send([[99]])
+            var expected: UInt8 = 1
+            while let frame = link.peer.readFrame() {
+                guard let plain = link.receiver.open(frame) else {
+                    Issue.record("a frame after frame \(expected - 1) does not open: out of order")
+                    return
+                }
+                #expect(plain.first == expected)
+                expected += 1
+            }
+            #expect(link.peer.readUntilClosed() != nil, "the connection stayed open after NIO closed it")
+        }
+    }
+
+    /// A link whose pipeline seals frames again (a cluster-secret stream) writes only through it.
+    @Test func aPipelineThatSealsAgainIsNotWrittenPast() async throws {
+        try await Self.link { link in
+            #expect(await LinkOutput.mayWriteDirectly(link.channel))
+            try await link.channel.eventLoop.submit {
+                try link.channel.pipeline.syncOperations.addHandler(SecretStreamHandler(secret: ClusterSecret(text: ClusterSecret.generate())!))
+            }.get()
+            #expect(!(await LinkOutput.mayWriteDirectly(link.channel)))
+        }
+    }
 }
