@@ -75,4 +75,31 @@ import Testing
             #expect(peer.read(exactly: sent + taken) != nil, "the peer could not read every byte the writes reported")
         }
     }
+
+    /// An IPv6 connection is found by its endpoints as well (where this host has `::1`).
+    @Test func anIPv6ConnectionIsFoundToo() async throws {
+        let listener = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(listener >= 0)
+        defer { Glibc.close(listener) }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_addr = in6addr_loopback
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        // A host without IPv6 on its loopback has no such connection to find.
+        guard bound else { return }
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "::1", port: Int(UInt16(bigEndian: address.sin6_port))).get()
+        defer { channel.close(promise: nil) }
+        let accepted = accept(listener, nil, nil)
+        try #require(accepted >= 0)
+        defer { Glibc.close(accepted) }
+        let peer = RawSocket(borrowing: accepted, timeout: 5)
+        let socket = try #require(SocketDuplicate.of(channel))
+        defer { socket.close() }
+        #expect(socket.send([7, 8]) == .all)
+        #expect(peer.read(exactly: 2) == [7, 8])
+    }
 }

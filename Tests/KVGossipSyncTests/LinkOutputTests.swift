@@ -8,13 +8,16 @@ import NIOPosix
 import Testing
 @testable import KVGossipSync
 
-/// `LinkOutput` on a real loopback connection made by NIO with the link's frame encoder, whose peer
-/// is a plain socket the test reads and opens frame by frame with the link's receiving stream.
+/// `LinkOutput` on a real loopback connection made by NIO as a link's is (`framedAsyncChannel`),
+/// whose peer is a plain socket the test reads and opens frame by frame with the link's receiving
+/// stream.
 @Suite(.timeLimit(.minutes(2))) struct LinkOutputTests {
     static let key = [UInt8](repeating: 9, count: 32)
 
     struct Link {
         let channel: any Channel
+        /// Where the handshake writes its frames (`LinkOpening`).
+        let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
         let output: LinkOutput
         let peer: RawSocket
         let receiver: SecretStreamReceiver
@@ -40,18 +43,17 @@ import Testing
     private static func run(
         on group: MultiThreadedEventLoopGroup, server: LoopbackServer.Holding, backlogLimit: Int, _ body: (Link) async throws -> Void
     ) async throws {
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder())) }
-            }
-            .connect(host: "127.0.0.1", port: server.port).get()
-        defer { channel.close(promise: nil) }
-        let peer = try #require(server.accepted(), "the server never accepted the connection")
-        let sender = SecretStreamSender(key: key)
-        let output = LinkOutput(channel: channel, sender: sender, backlogLimit: backlogLimit, direct: true)
-        defer { output.close() }
-        let receiver = try #require(SecretStreamReceiver(key: key, header: sender.header))
-        try await body(Link(channel: channel, output: output, peer: peer, receiver: receiver))
+        let connection = try await ClientBootstrap(group: group)
+            .connect(host: "127.0.0.1", port: server.port) { channel in channel.framedAsyncChannel(maxFrameBytes: 8 << 20) }
+        try await connection.executeThenClose { _, outbound in
+            let channel = connection.channel
+            let peer = try #require(server.accepted(), "the server never accepted the connection")
+            let sender = SecretStreamSender(key: key)
+            let output = LinkOutput(channel: channel, sender: sender, backlogLimit: backlogLimit, direct: true)
+            defer { output.close() }
+            let receiver = try #require(SecretStreamReceiver(key: key, header: sender.header))
+            try await body(Link(channel: channel, outbound: outbound, output: output, peer: peer, receiver: receiver))
+        }
     }
 
     /// Holds `loop` busy until the returned function is called.
@@ -82,12 +84,13 @@ import Testing
         }
     }
 
-    /// The handshake's last frames may still wait on the event loop when the link starts sending:
-    /// the first frames go behind them, through the loop, and never overtake them.
+    /// The handshake's last frames may still wait on the event loop when the link starts sending
+    /// (NIO's outbound writer hands them to the loop and returns): the first frames go behind them,
+    /// through the loop, and never overtake them.
     @Test func framesTheLoopStillHoldsStayFirst() async throws {
         try await Self.link { link in
             let release = Self.hold(link.channel.eventLoop)
-            link.channel.writeAndFlush(ByteBuffer(bytes: [42]), promise: nil)
+            try await link.outbound.write(ByteBuffer(bytes: [42]))
             #expect(link.output.send([[1]]) != nil)
             release()
             #expect(link.peer.readFrame() == [42], "a sealed frame overtook one the loop held")
