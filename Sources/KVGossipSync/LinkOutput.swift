@@ -36,7 +36,8 @@ final class LinkOutput: Sendable {
 
     private struct Sending {
         let stream: SecretStreamSender
-        /// Nil when the socket could not be found, or the link is sealed by a cluster secret.
+        /// Nil when the socket could not be found, when a handler in the pipeline seals frames again
+        /// (`mayWriteDirectly`), or once NIO has closed the connection or a write has failed.
         var socket: SocketDuplicate?
     }
 
