@@ -75,6 +75,13 @@ public struct FrameEncoder: MessageToByteEncoder {
         out.writeInteger(UInt32(data.readableBytes))
         out.writeImmutableBuffer(data)
     }
+
+    /// Appends `body` to `out` framed as `encode` frames it, for bytes written past the pipeline
+    /// (`SocketDuplicate`).
+    public static func append(_ body: [UInt8], to out: inout ByteBuffer) {
+        out.writeInteger(UInt32(body.count))
+        out.writeBytes(body)
+    }
 }
 
 extension Channel {

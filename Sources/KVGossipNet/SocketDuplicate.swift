@@ -42,32 +42,35 @@ public struct SocketDuplicate: Sendable {
         func connects(_ fd: Int32) -> Bool {
             endpoint(of: fd, getsockname) == local && isStream(fd) && endpoint(of: fd, getpeername) == remote
         }
-        for fd in descriptors.sorted(by: >) where connects(fd) {
-            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
-            guard copy >= 0 else { return nil }
-            // The number found may have been closed and given to another socket since.
-            if connects(copy) { return SocketDuplicate(descriptor: copy) }
+        guard let fd = descriptors.sorted(by: >).first(where: connects) else { return nil }
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { return nil }
+        // The number found may have been closed and given to another socket since.
+        guard connects(copy) else {
             Glibc.close(copy)
             return nil
         }
-        return nil
+        return SocketDuplicate(descriptor: copy)
     }
 
-    /// Writes as much of `bytes` as the socket takes now, without waiting and without SIGPIPE.
-    public func send(_ bytes: [UInt8]) -> Sent {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + done, $0.count - done, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
-            if n > 0 {
-                done += n
-                continue
+    /// Writes as much of `bytes`' readable bytes as the socket takes now, without waiting and
+    /// without SIGPIPE.
+    public func send(_ bytes: ByteBuffer) -> Sent {
+        bytes.withUnsafeReadableBytes { buffer in
+            var done = 0
+            while done < buffer.count {
+                let n = Glibc.send(descriptor, buffer.baseAddress! + done, buffer.count - done, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                if n > 0 {
+                    done += n
+                    continue
+                }
+                let error = n < 0 ? errno : EPIPE
+                if error == EINTR { continue }
+                if error == EAGAIN || error == EWOULDBLOCK { return .part(done) }
+                return .failed(error)
             }
-            let error = n < 0 ? errno : EPIPE
-            if error == EINTR { continue }
-            if error == EAGAIN || error == EWOULDBLOCK { return .part(done) }
-            return .failed(error)
+            return .all
         }
-        return .all
     }
 
     public func close() { Glibc.close(descriptor) }

@@ -39,6 +39,13 @@ final class LinkOutput: Sendable {
         /// Nil when the socket could not be found, when a handler in the pipeline seals frames again
         /// (`mayWriteDirectly`), or once NIO has closed the connection or a write has failed.
         var socket: SocketDuplicate?
+
+        /// Closes the socket of our own, if any; after this no thread writes to it (its number
+        /// may be reused), and everything goes through the event loop.
+        mutating func dropSocket() {
+            socket?.close()
+            socket = nil
+        }
     }
 
     private struct Backlog {
@@ -74,15 +81,9 @@ final class LinkOutput: Sendable {
         channel.closeFuture.whenComplete { _ in self.dropSocket() }
     }
 
-    /// Closes the socket of our own, if any; from then on everything goes through the event loop.
-    private func dropSocket() {
-        sending.withLock { sending in
-            sending?.socket?.close()
-            sending?.socket = nil
-        }
-    }
+    private func dropSocket() { sending.withLock { $0?.dropSocket() } }
 
-    deinit { sending.withLock { $0?.socket?.close() } }
+    deinit { dropSocket() }
 
     /// Seals `frames` and writes them with one system call (a push's two messages leave together);
     /// returns the bytes put on the wire, length prefixes included, or nil when closed. A failed
@@ -91,21 +92,18 @@ final class LinkOutput: Sendable {
         sending.withLock { sending -> Int? in
             guard let state = sending else { return nil }
             if let socket = state.socket, backlog.withLock({ $0.loopHasWritten && $0.bytes == 0 }) {
-                var wire: [UInt8] = []
-                for frame in frames {
-                    let sealed = state.stream.seal(frame)
-                    withUnsafeBytes(of: UInt32(sealed.count).bigEndian) { wire.append(contentsOf: $0) }
-                    wire.append(contentsOf: sealed)
-                }
+                var wire = ByteBuffer()
+                for frame in frames { FrameEncoder.append(state.stream.seal(frame), to: &wire) }
+                let bytes = wire.readableBytes
                 switch socket.send(wire) {
                 case .all:
-                    return wire.count
+                    return bytes
                 case .part(let count):
-                    handOver(unframed: ByteBuffer(bytes: wire[count...]))
-                    return wire.count
+                    wire.moveReaderIndex(forwardBy: count)
+                    handOver(unframed: wire)
+                    return bytes
                 case .failed:
-                    socket.close()
-                    sending?.socket = nil
+                    sending?.dropSocket()
                     let channel = self.channel
                     channel.eventLoop.execute { channel.close(promise: nil) }
                     return nil
@@ -195,8 +193,7 @@ final class LinkOutput: Sendable {
     func close() {
         let wasOpen = sending.withLock { sending -> Bool in
             defer { sending = nil }
-            // After this no thread writes to the duplicate, whose number may then be reused.
-            sending?.socket?.close()
+            sending?.dropSocket()
             return sending != nil
         }
         let resumed = backlog.withLock { b -> [CheckedContinuation<Void, Never>] in

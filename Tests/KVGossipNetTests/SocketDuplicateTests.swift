@@ -25,7 +25,7 @@ import Testing
         try await Self.connected { channel, peer in
             let socket = try #require(SocketDuplicate.of(channel))
             defer { socket.close() }
-            #expect(socket.send([1, 2, 3]) == .all)
+            #expect(socket.send(ByteBuffer(bytes: [1, 2, 3])) == .all)
             #expect(peer.read(exactly: 3) == [1, 2, 3])
             // A closed-on-exec copy: a child started by the agent never holds a link open.
             #expect(fcntl(socket.descriptor, F_GETFD) & FD_CLOEXEC != 0)
@@ -40,7 +40,7 @@ import Testing
             defer { socket.close() }
             shutdown(peer.fd, Int32(SHUT_RDWR))
             let failed = await Readiness.waitAsync(timeout: .seconds(10)) {
-                if case .failed = socket.send([0]) { return true }
+                if case .failed = socket.send(ByteBuffer(bytes: [0])) { return true }
                 return false
             }
             #expect(failed, "sending to a closed connection never failed")
@@ -58,20 +58,20 @@ import Testing
         try await Self.connected { channel, peer in
             let socket = try #require(SocketDuplicate.of(channel))
             defer { socket.close() }
-            let chunk = [UInt8](repeating: 7, count: 1 << 20)
+            let chunk = ByteBuffer(repeating: 7, count: 1 << 20)
             var sent = 0
             var outcome = SocketDuplicate.Sent.all
             // The peer reads nothing, so the kernel's buffers (a few MiB at most) fill.
             for _ in 0..<256 {
                 outcome = socket.send(chunk)
                 guard outcome == .all else { break }
-                sent += chunk.count
+                sent += chunk.readableBytes
             }
             guard case .part(let taken) = outcome else {
                 Issue.record("256 MiB went into a socket nobody reads: \(outcome)")
                 return
             }
-            #expect(taken < chunk.count)
+            #expect(taken < chunk.readableBytes)
             #expect(peer.read(exactly: sent + taken) != nil, "the peer could not read every byte the writes reported")
         }
     }
@@ -99,7 +99,7 @@ import Testing
         let peer = RawSocket(borrowing: accepted, timeout: 5)
         let socket = try #require(SocketDuplicate.of(channel))
         defer { socket.close() }
-        #expect(socket.send([7, 8]) == .all)
+        #expect(socket.send(ByteBuffer(bytes: [7, 8])) == .all)
         #expect(peer.read(exactly: 2) == [7, 8])
     }
 }

@@ -166,11 +166,12 @@ import Testing
     /// A link whose pipeline seals frames again (a cluster-secret stream) writes only through it.
     @Test func aPipelineThatSealsAgainIsNotWrittenPast() async throws {
         try await Self.link { link in
-            #expect(await LinkOutput.mayWriteDirectly(link.channel))
-            try await link.channel.eventLoop.submit {
-                try link.channel.pipeline.syncOperations.addHandler(SecretStreamHandler(secret: ClusterSecret(text: ClusterSecret.generate())!))
+            let channel = link.channel
+            #expect(await LinkOutput.mayWriteDirectly(channel))
+            try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.addHandler(SecretStreamHandler(secret: ClusterSecret(text: ClusterSecret.generate())!))
             }.get()
-            #expect(!(await LinkOutput.mayWriteDirectly(link.channel)))
+            #expect(!(await LinkOutput.mayWriteDirectly(channel)))
         }
     }
 }
