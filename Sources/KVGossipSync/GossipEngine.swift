@@ -317,7 +317,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(options.connectTimeout)
                 .connect(host: address.host, port: address.port) { channel in
-                    channel.framedAsyncChannel(frameLimit: frameLimit, readTimeout: options.idleTimeout)
+                    LinkConnection.pipeline(channel, frameLimit: frameLimit, options: options)
                 }
         } catch {
             throw SyncProtocolError("cannot connect to \(address): \(Self.connectFailure(error))")
@@ -393,7 +393,7 @@ public final class GossipEngine: Sendable, KeyStateSource {
                 // Each connection's limit starts small; its handshake raises it (`accept`).
                 let frameLimit = LinkConnection.openingFrameLimit(options)
                 return accepted.track(
-                    channel.framedAsyncChannel(frameLimit: frameLimit, readTimeout: options.idleTimeout).map { FramedConnection($0, frameLimit: frameLimit) })
+                    LinkConnection.pipeline(channel, frameLimit: frameLimit, options: options).map { FramedConnection($0, frameLimit: frameLimit) })
             }
         let bound = server.channel.localAddress?.port ?? port
         logger.info("sync listening", metadata: ["address": "\(host):\(bound)"])

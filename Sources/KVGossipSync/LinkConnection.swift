@@ -28,9 +28,21 @@ enum LinkConnection {
         FrameLimit(min(LinkHandshake.maxFrameBytes, options.maxFrameBytes))
     }
 
+    /// A link connection's pipeline, set up before it reads anything: the framed channel whose
+    /// async sequence the handshake reads, and after the frame decoder the `LinkReader` that takes
+    /// over once the link is established.
+    static func pipeline(_ channel: any Channel, frameLimit: FrameLimit, options: LinkOptions) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
+        channel.framedAsyncChannel(frameLimit: frameLimit, readTimeout: options.idleTimeout).flatMapThrowing { framed in
+            let decoder = try channel.pipeline.syncOperations.context(handlerType: ByteToMessageHandler<FrameDecoder>.self)
+            try channel.pipeline.syncOperations.addHandler(LinkReader(eventLoop: channel.eventLoop), position: .after(decoder.handler))
+            return framed
+        }
+    }
+
     /// Runs the connection until it closes. `established` gets the link once both sides are
     /// authenticated and admitted; `inbound` gets the sessions and announcements the peer sends.
-    /// `frameLimit` is the one the connection's decoder reads (`openingFrameLimit`).
+    /// `frameLimit` is the one the connection's decoder reads (`openingFrameLimit`); `channel` is
+    /// set up by `pipeline`.
     static func run(
         _ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, frameLimit: FrameLimit, role: LinkHandshake.Role, remoteHost: String,
         context: Context, vouched: @escaping @Sendable () -> Void = {},
@@ -60,7 +72,8 @@ enum LinkConnection {
                 precheck: context.precheck, disconnect: { underlying.close(promise: nil) })
             established(link)
             defer { link.close() }
-            // From here on the reader runs on the connection's event loop (`EventLoopThread`).
+            let router = LinkFrameRouter(link: link, receiver: receiver, inbound: inbound)
+            // The link's task reads until the hand-over, on the connection's event loop (`EventLoopThread`).
             try await withTaskExecutorPreference(EventLoopThread(underlying.eventLoop)) {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     // The watchdog: wakes the sessions now and then, so one whose peer went quiet fails.
@@ -74,15 +87,30 @@ enum LinkConnection {
                         link.close()
                         group.cancelAll()
                     }
+                    // The handshake read through the async sequence, which may hold frames that
+                    // followed it: they are routed here, then the `LinkReader` routes the rest.
+                    try await underlying.eventLoop.submit {
+                        try underlying.pipeline.syncOperations.handler(type: LinkReader.self).holdFrames()
+                    }.get()
                     while let frame = try await iterator.next() {
-                        link.bytesReceived.add(frame.readableBytes + 4, ordering: .relaxed)
-                        guard let plain = receiver.open(Array(frame.readableBytesView)) else {
-                            throw SyncProtocolError("a frame from \(opened.peer.name) does not decrypt")
+                        guard frame.readableBytes > 0 else {
+                            let ended = underlying.eventLoop.flatSubmit {
+                                do {
+                                    return try underlying.pipeline.syncOperations.handler(type: LinkReader.self).route(with: router)
+                                } catch {
+                                    return underlying.eventLoop.makeFailedFuture(error)
+                                }
+                            }
+                            return try await withTaskCancellationHandler {
+                                try await ended.get()
+                            } onCancel: {
+                                underlying.close(promise: nil)
+                            }
                         }
-                        if let event = try link.route(plain) { inbound(link, event) }
+                        let opened = try router.receive(frame)
                         // The loop serves every link (and more) on its thread: after a large frame
                         // (decrypting and decoding a few MiB takes milliseconds) the others get a turn.
-                        if plain.count >= Self.yieldAfterBytes { await Task.yield() }
+                        if opened >= Self.yieldAfterBytes { await Task.yield() }
                         await link.roomForMore()
                     }
                 }

@@ -70,8 +70,8 @@ public final class PeerLink: Sendable {
         /// Messages routed to each session and not yet taken by its runner.
         var queued: [UInt32: Int] = [:]
         var queuedTotal = 0
-        /// The reader, waiting for the runners to take some of what it queued.
-        var readerWaiting: CheckedContinuation<Void, Never>?
+        /// Wakes the reader, waiting for the runners to take some of what it queued (called once).
+        var readerWaiting: (@Sendable () -> Void)?
     }
 
     /// Where a session's messages go: into a stream its runner reads, or to a handler called
@@ -111,6 +111,8 @@ public final class PeerLink: Sendable {
     }
 
     public var isClosed: Bool { state.withLock { $0.closed } }
+    /// Messages routed to this link's sessions and not yet taken by their runners.
+    var unhandledMessages: Int { state.withLock { $0.queuedTotal } }
     /// Sessions the peer has open on this link now (at most `LinkOptions.sessionsPerLink`).
     var sessionsOpenedByPeer: Int { state.withLock { $0.peerOpened } }
 
@@ -194,31 +196,37 @@ public final class PeerLink: Sendable {
             return (s.sessions.removeValue(forKey: id), s.takeReaderIfRoom(options.queuedMessagesPerLink))
         }
         if case .stream(let stream) = inbox { stream.finish() }
-        reader?.resume()
+        reader?()
     }
 
     /// A session's runner took one message from its inbox.
     func took(_ id: UInt32) {
-        let reader = state.withLock { s -> CheckedContinuation<Void, Never>? in
+        let reader = state.withLock { s -> (@Sendable () -> Void)? in
             guard let n = s.queued[id], n > 0 else { return nil }
             s.queued[id] = n - 1
             s.queuedTotal -= 1
             return s.takeReaderIfRoom(options.queuedMessagesPerLink)
         }
-        reader?.resume()
+        reader?()
     }
 
     /// Returns when the sessions hold fewer unhandled messages than the bound (at once, usually),
     /// or the link closed. Only the link's reader calls it.
     func roomForMore() async {
-        if state.withLock({ $0.closed || $0.queuedTotal < options.queuedMessagesPerLink }) { return }
+        if state.withLock({ $0.hasRoom(options.queuedMessagesPerLink) }) { return }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.closed || s.queuedTotal < options.queuedMessagesPerLink { return true }
-                s.readerWaiting = c
-                return false
-            }
-            if now { c.resume() }
+            if whenRoomForMore({ c.resume() }) { c.resume() }
+        }
+    }
+
+    /// True when the sessions hold fewer unhandled messages than the bound, or the link closed;
+    /// otherwise false, and `wake` is called once that is so (on the thread that makes room).
+    /// Only the link's reader calls it, and waits for one wake at a time.
+    func whenRoomForMore(_ wake: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { s in
+            if s.hasRoom(options.queuedMessagesPerLink) { return true }
+            s.readerWaiting = wake
+            return false
         }
     }
 
@@ -289,7 +297,7 @@ public final class PeerLink: Sendable {
 
     /// Ends every session and the sending half (the connection closes once what was sent is out).
     public func close() {
-        let (sessions, reader) = state.withLock { s -> ([SessionInbox], CheckedContinuation<Void, Never>?) in
+        let (sessions, reader) = state.withLock { s -> ([SessionInbox], (@Sendable () -> Void)?) in
             s.closed = true
             defer {
                 s.sessions = [:]
@@ -303,7 +311,7 @@ public final class PeerLink: Sendable {
             case .inPlace(let handler): _ = handler(.closed)
             }
         }
-        reader?.resume()
+        reader?()
         output.close()
     }
 }
@@ -375,8 +383,12 @@ extension SyncMessage {
 }
 
 extension PeerLink.State {
+    /// Whether the link's reader may route another frame: its sessions hold fewer unhandled
+    /// messages than `bound`, or the link is closed (routing then only finds the sessions gone).
+    func hasRoom(_ bound: Int) -> Bool { closed || queuedTotal < bound }
+
     /// The waiting reader, taken, if the queues have room again.
-    mutating func takeReaderIfRoom(_ bound: Int) -> CheckedContinuation<Void, Never>? {
+    mutating func takeReaderIfRoom(_ bound: Int) -> (@Sendable () -> Void)? {
         guard queuedTotal < bound, let reader = readerWaiting else { return nil }
         readerWaiting = nil
         return reader

@@ -21,17 +21,21 @@ public final class LinkSpeaker: @unchecked Sendable {
     /// A connection closed with no reason said (the agent's 5 s handshake deadline passed on a
     /// machine too busy to finish it, or its slot went to a newcomer) is tried again until
     /// `deadline`; a refusal with a reason is final.
+    /// `withHeader` are messages sent in the same write as the stream header, before the agent's
+    /// header is read: they reach the agent while its side of the handshake is still ending.
     /// - Throws: ``Refused`` when the agent refuses (with its reason) or keeps closing.
     public init(
         port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret? = nil, service: LinkHandshake.Service = .sync,
-        timeout: TimeInterval = 30, from source: String? = nil, deadline: TimeInterval = 120
+        timeout: TimeInterval = 30, from source: String? = nil, deadline: TimeInterval = 120,
+        withHeader: [(session: UInt32, message: SyncMessage)] = []
     ) throws {
         let giveUp = Date().addingTimeInterval(deadline)
         var link: (RawSocket, LinkHandshake.Established, SecretStreamSender, SecretStreamReceiver)?
         while link == nil {
             do {
                 link = try Self.handshake(
-                    port: port, cluster: cluster, credentials: credentials, secret: secret, service: service, timeout: timeout, from: source)
+                    port: port, cluster: cluster, credentials: credentials, secret: secret, service: service, timeout: timeout, from: source,
+                    withHeader: withHeader)
             } catch let refused as Refused where refused.refusal == nil && Date() < giveUp {
                 usleep(100_000)  // the interval between attempts, not a wait for readiness
             }
@@ -78,7 +82,7 @@ public final class LinkSpeaker: @unchecked Sendable {
 
     private static func handshake(
         port: Int, cluster: PublicKey, credentials: LinkCredentials, secret: ClusterSecret?, service: LinkHandshake.Service,
-        timeout: TimeInterval, from source: String?
+        timeout: TimeInterval, from source: String?, withHeader: [(session: UInt32, message: SyncMessage)]
     ) throws -> (RawSocket, LinkHandshake.Established, SecretStreamSender, SecretStreamReceiver) {
         guard let socket = RawSocket(tcpPort: port, timeout: timeout, from: source) else { throw Refused(refusal: nil) }
         var machine = LinkHandshake(
@@ -97,7 +101,7 @@ public final class LinkSpeaker: @unchecked Sendable {
             throw Refused(refusal: refusal)
         }
         let sender = SecretStreamSender(key: established.sendKey)
-        socket.sendFrame(sender.header)
+        socket.send(withHeader.reduce(RawSocket.frame(sender.header)) { $0 + RawSocket.frame(sender.seal(Self.body($1.message, session: $1.session))) })
         guard let header = socket.readFrame() else { throw Refused(refusal: nil) }
         if let refusal = LinkHandshake.refusal(in: header, service: service) { throw Refused(refusal: refusal) }
         guard let receiver = SecretStreamReceiver(key: established.receiveKey, header: header) else { throw Refused(refusal: nil) }
@@ -134,11 +138,18 @@ public final class LinkSpeaker: @unchecked Sendable {
     /// Sends arbitrary message bytes on `session`, sealed like any frame.
     @discardableResult
     public func sendRaw(_ message: [UInt8], session: UInt32 = 1) -> Bool {
+        socket.sendFrame(sender.seal(Self.body(message, session: session)))
+    }
+
+    /// A frame's body before it is sealed: the session number, then the message.
+    static func body(_ message: [UInt8], session: UInt32) -> [UInt8] {
         var w = ByteWriter(capacity: 4 + message.count)
         w.u32(session)
         w.fixed(message)
-        return socket.sendFrame(sender.seal(w.bytes))
+        return w.bytes
     }
+
+    static func body(_ message: SyncMessage, session: UInt32) -> [UInt8] { body(SyncMessageCodec.encode(message), session: session) }
 
     /// Seals and sends one frame as it is (a control connection's JSON request).
     @discardableResult

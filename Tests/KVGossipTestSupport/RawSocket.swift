@@ -87,9 +87,12 @@ public final class RawSocket: @unchecked Sendable {
 
     /// Sends one frame: a u32 big-endian length, then the bytes (KVGossip's framing).
     @discardableResult
-    public func sendFrame(_ body: [UInt8]) -> Bool {
+    public func sendFrame(_ body: [UInt8]) -> Bool { send(Self.frame(body)) }
+
+    /// `body` as one frame on the wire.
+    public static func frame(_ body: [UInt8]) -> [UInt8] {
         let n = UInt32(body.count)
-        return send([UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + body)
+        return [UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + body
     }
 
     /// Reads one frame; nil when the peer closed or the receive timeout passed.
