@@ -89,18 +89,16 @@ enum LinkConnection {
                     }
                     // The handshake read through the async sequence, which may hold frames that
                     // followed it: they are routed here, then the `LinkReader` routes the rest.
-                    try await underlying.eventLoop.submit {
-                        try underlying.pipeline.syncOperations.handler(type: LinkReader.self).holdFrames()
+                    let reader = try await underlying.eventLoop.submit { () -> NIOLoopBound<LinkReader>? in
+                        // None once the connection ended and its pipeline is gone: then the
+                        // sequence is read to its end.
+                        guard let reader = try? underlying.pipeline.syncOperations.handler(type: LinkReader.self) else { return nil }
+                        reader.holdFrames()
+                        return NIOLoopBound(reader, eventLoop: underlying.eventLoop)
                     }.get()
                     while let frame = try await iterator.next() {
-                        guard frame.readableBytes > 0 else {
-                            let ended = underlying.eventLoop.flatSubmit {
-                                do {
-                                    return try underlying.pipeline.syncOperations.handler(type: LinkReader.self).route(with: router)
-                                } catch {
-                                    return underlying.eventLoop.makeFailedFuture(error)
-                                }
-                            }
+                        if frame.readableBytes == 0, let reader {  // the marker
+                            let ended = underlying.eventLoop.flatSubmit { reader.value.route(with: router) }
                             return try await withTaskCancellationHandler {
                                 try await ended.get()
                             } onCancel: {

@@ -33,8 +33,8 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
         /// Handed over, not yet routing: frames wait here.
         case holding
         case routing(LinkFrameRouter)
-        /// Reading failed: nothing more is routed.
-        case failed
+        /// Reading ended (the connection, or a frame that could not be routed): nothing more is routed.
+        case over
     }
 
     private var mode = Mode.passing
@@ -47,7 +47,9 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
     private var ended: EventLoopPromise<Void>?
     /// Why reading failed while frames waited here: reported once they are routed.
     private var failure: (any Error)?
+    /// The connection ended: what waits is routed at once, then reading is over.
     private var inactive = false
+    /// Nil once the handler is removed (after the connection ended).
     private var context: ChannelHandlerContext?
     private let eventLoop: any EventLoop
 
@@ -57,8 +59,8 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        ended?.succeed()
-        ended = nil
+        inactive = true
+        routeWaiting()
     }
 
     /// Frames from now on wait here, and reading stops; the marker goes into the async sequence
@@ -69,12 +71,16 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
         // Reading resumes once routing has caught up, whether or not the channel asked meanwhile.
         readHeldBack = true
         context.fireChannelRead(wrapInboundOut(ByteBuffer()))
+        // NIO's async channel hands what it was given to the sequence when a read completes: without
+        // this the marker would wait for the socket's next read, which never comes when the sequence
+        // is full (NIO then stops reading, and this reader holds back the read that would resume it).
+        context.fireChannelReadComplete()
     }
 
     /// Routes the frames that waited here, then each frame as it arrives, until the connection
     /// ends (the future succeeds) or a frame cannot be routed (it fails with why, and the
     /// connection is closed). Call on the loop, once the sequence's frames up to the marker are
-    /// routed.
+    /// routed; the connection may have ended meanwhile (what waited is routed all the same).
     func route(with router: LinkFrameRouter) -> EventLoopFuture<Void> {
         let ended = eventLoop.makePromise(of: Void.self)
         guard case .holding = mode else {
@@ -83,12 +89,7 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
         }
         self.ended = ended
         mode = .routing(router)
-        if let context { routeWaiting(context) }
-        // What arrived before the connection ended is routed all the same (a peer's last words).
-        if inactive || context == nil {
-            self.ended?.succeed()
-            self.ended = nil
-        }
+        routeWaiting()
         return ended.futureResult
     }
 
@@ -96,12 +97,12 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
         let frame = unwrapInboundIn(data)
         switch mode {
         case .passing:
-            guard frame.readableBytes > 0 else { return fail(context, SyncProtocolError("the peer sent an empty frame")) }
+            guard frame.readableBytes > 0 else { return fail(SyncProtocolError("the peer sent an empty frame")) }
             context.fireChannelRead(data)
         case .holding, .routing:
             waiting.append(frame)
-            routeWaiting(context)
-        case .failed:
+            routeWaiting()
+        case .over:
             break
         }
     }
@@ -112,15 +113,24 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
             context.read()
         case .routing where waiting.isEmpty && !paused:
             context.read()
-        case .holding, .routing, .failed:
+        case .holding, .routing, .over:
             readHeldBack = true
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // The channel asks for the next read through NIO's async channel, which holds such requests
+        // back once nobody reads its sequence: while routing, this reader asks for itself.
+        if case .routing = mode, waiting.isEmpty, !paused {
+            readHeldBack = false
+            context.read()
+        }
+        context.fireChannelReadComplete()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         inactive = true
-        ended?.succeed()
-        ended = nil
+        routeWaiting()
         context.fireChannelInactive()
     }
 
@@ -131,20 +141,22 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
         case .holding, .routing:
             // After the frames decoded before it.
             failure = failure ?? error
-            routeWaiting(context)
-        case .failed:
+            routeWaiting()
+        case .over:
             break
         }
     }
 
-    /// Routes what waits while the sessions have room; reads again once nothing waits.
-    private func routeWaiting(_ context: ChannelHandlerContext) {
+    /// Routes what waits while the sessions have room, and reads again once nothing waits. Once
+    /// the connection has ended, routes all that waits and ends reading.
+    private func routeWaiting() {
         guard case .routing(let router) = mode else { return }
-        let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loop = NIOLoopBound(self, eventLoop: eventLoop)
         let resume: @Sendable () -> Void = { loop.eventLoop.execute { loop.value.resume() } }
-        while !paused, let frame = waiting.popFirst() {
+        while inactive || !paused, let frame = waiting.popFirst() {
             let opened: Int
-            do { opened = try router.receive(frame) } catch { return fail(context, error) }
+            do { opened = try router.receive(frame) } catch { return fail(error) }
+            if inactive { continue }
             if !router.link.whenRoomForMore(resume) {
                 paused = true
             } else if opened >= LinkConnection.yieldAfterBytes {
@@ -154,29 +166,33 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
                 resume()
             }
         }
-        guard !paused, waiting.isEmpty else { return }
-        if let failure { return fail(context, failure) }
-        if readHeldBack {
+        if inactive || (!paused && waiting.isEmpty), let failure { return fail(failure) }
+        if inactive {
+            mode = .over
+            ended?.succeed()
+            ended = nil
+            return
+        }
+        if !paused, waiting.isEmpty, readHeldBack, let context {
             readHeldBack = false
             context.read()
         }
     }
 
     private func resume() {
-        guard let context else { return }
         paused = false
-        routeWaiting(context)
+        routeWaiting()
     }
 
     /// Ends reading for `error`: the async sequence learns it while the handshake reads, the link's
     /// task (`route(with:)`'s future) after; the connection is closed either way.
-    private func fail(_ context: ChannelHandlerContext, _ error: any Error) {
-        if case .passing = mode { context.fireErrorCaught(error) }
-        mode = .failed
+    private func fail(_ error: any Error) {
+        if case .passing = mode { context?.fireErrorCaught(error) }
+        mode = .over
         waiting.removeAll()
         ended?.fail(error)
         ended = nil
-        context.close(promise: nil)
+        context?.close(promise: nil)
     }
 }
 

@@ -15,26 +15,30 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct LinkReaderTests {
     /// Over a real link: a peer whose first messages arrive with its stream header, so they wait in
     /// the async sequence while the engine's handshake ends, has them all answered (each push in
-    /// its own session, which the engine runs side by side: the answers' order is not fixed).
-    @Test func messagesThatCameWithTheStreamHeaderAreAnswered() async throws {
+    /// its own session, which the engine runs side by side: the answers' order is not fixed); and
+    /// a push it sends after those answers is answered too. Six pushes are twelve frames, more than
+    /// the sequence takes before NIO stops reading: the hand-over must not wait for a later read.
+    @Test func messagesThatCameWithTheStreamHeaderAreAnsweredAndTheLinkReadsOn() async throws {
         let s = try await ServedEngine { _ in }
         defer { s.stop() }
-        let records = try (0..<3).map { i in
+        let records = try (0..<7).map { i in
             Record(cluster: s.root.publicKey, key: try Key("/early/\(i)"), kind: .value, value: Array("v".utf8),
                    timestamp: HLC(physicalMs: UInt64(Date().timeIntervalSince1970 * 1000)), signer: s.root, pool: [])
         }
-        let early = records.enumerated().flatMap { i, record -> [(session: UInt32, message: SyncMessage)] in
+        let early = records.prefix(6).enumerated().flatMap { i, record -> [(session: UInt32, message: SyncMessage)] in
             let session = UInt32(2 * i + 1)
             return [(session, .open(.push, Self.hash(0))), (session, .records([record]))]
         }
         let (port, root) = (s.port, s.root)
-        let answers = try await OwnThread.run {
+        let (answers, later) = try await OwnThread.run {
             let speaker = try LinkSpeaker(
                 port: port, cluster: root.publicKey, credentials: LinkSpeaker.credentials(root), timeout: 15, withHeader: early)
-            return (0..<3).map { _ in speaker.receive() }
+            let answers = (0..<6).map { _ in speaker.receive() }
+            return (answers, speaker.push([records[6]], session: 13))
         }
-        #expect(answers.compactMap { $0?.session }.sorted() == [1, 3, 5])
+        #expect(answers.compactMap { $0?.session }.sorted() == [1, 3, 5, 7, 9, 11])
         #expect(answers.allSatisfy { if case .results(let r)? = $0?.message { r.map(\.code) == [.accepted] } else { false } })
+        #expect(later?.map(\.code) == [.accepted], "the push after the first answers was not answered")
         #expect(try records.map { try s.engine.node.store.record($0.key)?.digest } == records.map(\.digest))
     }
 
@@ -58,8 +62,13 @@ import Testing
         #expect(t.heard == ["announced 1", "announced 2"])
         #expect(t.reads == readsBefore + 1, "reading did not resume once nothing waited")
 
+        // NIO's async channel holds the channel's read requests back once nobody reads its
+        // sequence: the reader asks for the next read itself.
+        t.sequenceHoldsReadsBack()
+        let readsAfter = t.reads
         try t.channel.writeInbound(t.seal(0, .announce(Self.hash(3))))
         #expect(t.heard.last == "announced 3", "a frame after the hand-over is routed as it arrives")
+        #expect(t.reads == readsAfter + 1, "no read after a read completed")
         #expect(t.sequence.count == 2)
         _ = try t.channel.close().wait()
         try ended.wait()
@@ -74,12 +83,12 @@ import Testing
         let t = try Embedded(options: options)
         t.reader.holdFrames()
         _ = t.reader.route(with: t.router)
-        let readsBefore = t.reads
 
         // The peer opens session 2 (its parity on a link this node dialed) and sends it three more.
         try t.channel.writeInbound(t.seal(2, .open(.full, Self.hash(9))))
         for n in 1...3 { try t.channel.writeInbound(t.seal(2, .done(Self.hash(UInt8(n))))) }
         #expect(t.link.unhandledMessages == 2, "routed past the bound")
+        let readsBefore = t.reads
         t.channel.read()
         #expect(t.reads == readsBefore, "the channel read while the sessions were full")
 
@@ -95,7 +104,8 @@ import Testing
         _ = try t.channel.close().wait()
     }
 
-    /// After a frame of 64 KiB or more, the next waits for a later turn of the loop.
+    /// After a frame of 64 KiB or more, the next waits for a later turn of the loop, and the
+    /// channel does not read meanwhile.
     @Test func aLargeFrameGivesTheLoopATurn() throws {
         let t = try Embedded()
         t.reader.holdFrames()
@@ -103,11 +113,49 @@ import Testing
         let ids = (0..<2_100).map { Self.hash(UInt8(truncatingIfNeeded: $0)) }
         try t.channel.writeInbound(t.seal(2, .pull(records: ids, revocations: [])))
         try t.channel.writeInbound(t.seal(2, .done(Self.hash(1))))
+        let readsBefore = t.reads
         _ = t.reader.route(with: t.router)
         #expect(t.link.unhandledMessages == 1, "the large frame and no more")
+        t.channel.read()
+        #expect(t.reads == readsBefore, "read during the turn")
         t.channel.embeddedEventLoop.run()
         #expect(t.link.unhandledMessages == 2)
+        #expect(t.reads == readsBefore + 1, "reading did not resume after the turn")
         _ = try t.channel.close().wait()
+    }
+
+    /// A link closed while its reader waits for room wakes the reader, which routes on (and here
+    /// fails: the closed link's sessions are gone) instead of waiting for ever.
+    @Test func closingTheLinkWakesAReaderWaitingForRoom() throws {
+        var options = LinkOptions()
+        options.queuedMessagesPerLink = 1
+        let t = try Embedded(options: options)
+        t.reader.holdFrames()
+        let ended = t.reader.route(with: t.router)
+        try t.channel.writeInbound(t.seal(2, .open(.full, Self.hash(9))))
+        for n in 1...2 { try t.channel.writeInbound(t.seal(2, .done(Self.hash(UInt8(n))))) }
+        #expect(t.link.unhandledMessages == 1)
+        t.link.close()
+        t.channel.embeddedEventLoop.run()
+        #expect(throws: SyncProtocolError.self) { try ended.wait() }
+        #expect(!t.channel.isActive)
+    }
+
+    /// A connection that ends while the reader waits for room: what waited is routed at once, and
+    /// an error reported meanwhile is what the link's task gets.
+    @Test func aConnectionThatEndsWhileTheReaderWaitsRoutesTheRestAndReportsTheError() throws {
+        var options = LinkOptions()
+        options.queuedMessagesPerLink = 1
+        let t = try Embedded(options: options)
+        t.reader.holdFrames()
+        let ended = t.reader.route(with: t.router)
+        try t.channel.writeInbound(t.seal(2, .open(.full, Self.hash(9))))
+        for n in 1...2 { try t.channel.writeInbound(t.seal(2, .done(Self.hash(UInt8(n))))) }
+        t.channel.pipeline.fireErrorCaught(Broken())
+        #expect(t.link.unhandledMessages == 1)
+        _ = try t.channel.close().wait()
+        #expect(t.link.unhandledMessages == 2, "what waited was not routed when the connection ended")
+        #expect(throws: Broken.self) { try ended.wait() }
     }
 
     /// An error reported after the hand-over (a frame over the limit, say) ends reading once the
@@ -145,15 +193,22 @@ import Testing
         #expect(!t.channel.isActive)
     }
 
-    /// A connection that ends before the hand-over completes the reader's future at once; frames
-    /// that waited are routed first (a peer's last words).
+    /// A connection that ends before the hand-over, its pipeline gone (the handler removed),
+    /// completes the reader's future at once; frames that waited are routed first (a peer's last
+    /// words).
     @Test func aConnectionThatEndedBeforeTheHandOverEndsTheReader() throws {
         let t = try Embedded()
         t.reader.holdFrames()
         try t.channel.writeInbound(t.seal(0, .announce(Self.hash(1))))
         _ = try t.channel.close().wait()
-        try t.reader.route(with: t.router).wait()
+        t.channel.embeddedEventLoop.run()
+        #expect(throws: ChannelPipelineError.self) { try t.channel.pipeline.syncOperations.handler(type: LinkReader.self) }
+        let ended = t.reader.route(with: t.router)
         #expect(t.heard == ["announced 1"])
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        ended.whenComplete { result in outcome.withLock { $0 = result } }
+        #expect(throws: Never.self) { try outcome.withLock { $0 }?.get() }
+        #expect(outcome.withLock { $0 } != nil, "the reader's future did not complete")
     }
 
     struct Broken: Error {}
@@ -193,6 +248,7 @@ import Testing
         var errors: Int { collector.errors }
         /// Reads that reached the socket's end of the pipeline.
         var reads: Int { counter.reads }
+        func sequenceHoldsReadsBack() { collector.holdsReadsBack = true }
         /// Announcements the router handed the link's owner.
         var heard: [String] { events.list.withLock { $0 }.filter { !$0.hasPrefix("opened") } }
 
@@ -205,11 +261,15 @@ import Testing
         let list = Mutex<[String]>([])
     }
 
-    /// Stands in for NIO's async sequence: keeps the frames and counts the errors it is told.
-    final class Collector: ChannelInboundHandler {
+    /// Stands in for NIO's async sequence: keeps the frames and counts the errors it is told;
+    /// when told to, holds the channel's read requests back, as NIO's does once nobody reads it.
+    final class Collector: ChannelDuplexHandler {
         typealias InboundIn = ByteBuffer
+        typealias OutboundIn = ByteBuffer
         var frames: [ByteBuffer] = []
         var errors = 0
+        var holdsReadsBack = false
+        func read(context: ChannelHandlerContext) { if !holdsReadsBack { context.read() } }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { frames.append(unwrapInboundIn(data)) }
         func errorCaught(context: ChannelHandlerContext, error: any Error) { errors += 1 }
     }
