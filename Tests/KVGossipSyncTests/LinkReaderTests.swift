@@ -127,13 +127,7 @@ import Testing
     /// A link closed while its reader waits for room wakes the reader, which routes on (and here
     /// fails: the closed link's sessions are gone) instead of waiting for ever.
     @Test func closingTheLinkWakesAReaderWaitingForRoom() throws {
-        var options = LinkOptions()
-        options.queuedMessagesPerLink = 1
-        let t = try Embedded(options: options)
-        t.reader.holdFrames()
-        let ended = t.reader.route(with: t.router)
-        try t.channel.writeInbound(t.seal(2, .open(.full, Self.hash(9))))
-        for n in 1...2 { try t.channel.writeInbound(t.seal(2, .done(Self.hash(UInt8(n))))) }
+        let (t, ended) = try Self.waitingForRoom()
         #expect(t.link.unhandledMessages == 1)
         t.link.close()
         t.channel.embeddedEventLoop.run()
@@ -144,13 +138,7 @@ import Testing
     /// A connection that ends while the reader waits for room: what waited is routed at once, and
     /// an error reported meanwhile is what the link's task gets.
     @Test func aConnectionThatEndsWhileTheReaderWaitsRoutesTheRestAndReportsTheError() throws {
-        var options = LinkOptions()
-        options.queuedMessagesPerLink = 1
-        let t = try Embedded(options: options)
-        t.reader.holdFrames()
-        let ended = t.reader.route(with: t.router)
-        try t.channel.writeInbound(t.seal(2, .open(.full, Self.hash(9))))
-        for n in 1...2 { try t.channel.writeInbound(t.seal(2, .done(Self.hash(UInt8(n))))) }
+        let (t, ended) = try Self.waitingForRoom()
         t.channel.pipeline.fireErrorCaught(Broken())
         #expect(t.link.unhandledMessages == 1)
         _ = try t.channel.close().wait()
@@ -212,6 +200,19 @@ import Testing
     }
 
     struct Broken: Error {}
+
+    /// A reader routing for a link whose sessions take one unhandled message: the peer opened
+    /// session 2 and sent it two messages, so one is queued and one waits in the reader.
+    static func waitingForRoom() throws -> (Embedded, EventLoopFuture<Void>) {
+        var options = LinkOptions()
+        options.queuedMessagesPerLink = 1
+        let t = try Embedded(options: options)
+        t.reader.holdFrames()
+        let ended = t.reader.route(with: t.router)
+        try t.channel.writeInbound(t.seal(2, .open(.full, Self.hash(9))))
+        for n in 1...2 { try t.channel.writeInbound(t.seal(2, .done(Self.hash(UInt8(n))))) }
+        return (t, ended)
+    }
 
     static func hash(_ n: UInt8) -> Hash256 { Hash256(bytes: [UInt8](repeating: n, count: 32))! }
 
