@@ -93,7 +93,14 @@ public final class Store: Sendable {
         logger: Logger = Logger(label: "kvgossip.store"), logReserveBytes: Int = 0
     ) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        _ = kvg_wal_frames_register()
+        let layer = kvg_wal_frames_register()
+        if layer != 0 {
+            // Commits stay correct on SQLite's own file layer, only slower (Docs/architecture.md
+            // §Durability, `CWALFrames`): worth a line, not a refusal to open.
+            logger.warning("the write-ahead log's own file layer could not be installed; commits use SQLite's default one", metadata: [
+                "sqlite result": "\(layer)",
+            ])
+        }
         var config = Configuration()
         config.prepareDatabase { db in
             // Sync batches touch pages all over the records table and its indexes; a larger
