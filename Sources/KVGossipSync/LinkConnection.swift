@@ -7,8 +7,12 @@ import NIOPosix
 /// One TCP connection's life as a link: the handshake (bounded by a deadline), the admission of the
 /// peer, the stream headers, then the reader and the writer until either side closes.
 enum LinkConnection {
-    /// A frame at least this large is followed by a turn for the event loop's other work.
+    /// A link's reader routes at most this many bytes of frames in one pass of its event loop
+    /// before the loop's other connections get a turn (`LinkReader`).
     static let yieldAfterBytes = 64 * 1024
+    /// How long a turn lasts at least: long enough that the loop polls its sockets before the
+    /// reader goes on (`LinkReader`), short beside the work of the 64 KiB before it.
+    static let turn = TimeAmount.microseconds(100)
 
     struct Context: Sendable {
         let cluster: PublicKey
@@ -105,10 +109,8 @@ enum LinkConnection {
                                 underlying.close(promise: nil)
                             }
                         }
-                        let opened = try router.receive(frame)
-                        // The loop serves every link (and more) on its thread: after a large frame
-                        // (decrypting and decoding a few MiB takes milliseconds) the others get a turn.
-                        if opened >= Self.yieldAfterBytes { await Task.yield() }
+                        // What the sequence holds is bounded (what NIO read before it stopped reading).
+                        try router.receive(frame)
                         await link.roomForMore()
                     }
                 }

@@ -20,7 +20,8 @@ import NIOCore
 /// While routing it reads only when nothing waits here and the link's sessions have room for
 /// another message (`LinkOptions.queuedMessagesPerLink`): otherwise the channel's reads are held
 /// back, TCP pushes back on the peer, and the frames already decoded wait until the sessions take
-/// some of theirs. After a large frame the loop's other work gets a turn before the next.
+/// some of theirs. Once it has routed 64 KiB of frames in one pass of the loop it takes a turn:
+/// the loop polls its other connections before this link's next frame.
 final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -41,8 +42,10 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
     private var waiting = CircularBuffer<ByteBuffer>()
     /// The channel asked to read while this reader held reads back: it reads once nothing waits.
     private var readHeldBack = false
-    /// Routing waits: for the sessions to make room, or for the turn taken after a large frame.
+    /// Routing waits: for the sessions to make room, or for the loop's next pass (a turn).
     private var paused = false
+    /// Bytes of frames routed since this link's last read batch ended or its last turn.
+    private var routedSinceTurn = 0
     /// Completed when the connection ends, or reading fails (`route(with:)`).
     private var ended: EventLoopPromise<Void>?
     /// Why reading failed while frames waited here: reported once they are routed.
@@ -120,10 +123,16 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // The channel asks for the next read through NIO's async channel, which holds such requests
-        // back once nobody reads its sequence: while routing, this reader asks for itself.
-        if case .routing = mode, waiting.isEmpty, !paused {
-            readHeldBack = false
-            context.read()
+        // back once nobody reads its sequence: while routing, this reader asks for itself, now or
+        // once it may read again.
+        if case .routing = mode {
+            routedSinceTurn = 0
+            if waiting.isEmpty, !paused {
+                readHeldBack = false
+                context.read()
+            } else {
+                readHeldBack = true
+            }
         }
         context.fireChannelReadComplete()
     }
@@ -154,16 +163,19 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
         let loop = NIOLoopBound(self, eventLoop: eventLoop)
         let resume: @Sendable () -> Void = { loop.eventLoop.execute { loop.value.resume() } }
         while inactive || !paused, let frame = waiting.popFirst() {
-            let opened: Int
-            do { opened = try router.receive(frame) } catch { return fail(error) }
+            do { try router.receive(frame) } catch { return fail(error) }
             if inactive { continue }
+            routedSinceTurn += frame.readableBytes
             if !router.link.whenRoomForMore(resume) {
                 paused = true
-            } else if opened >= LinkConnection.yieldAfterBytes {
-                // Decrypting and decoding a few MiB takes milliseconds: the loop's other
-                // connections go first.
+            } else if routedSinceTurn >= LinkConnection.yieldAfterBytes {
+                // A large frame (decrypting and decoding a few MiB takes milliseconds) or a flood
+                // of small ones: the loop's other connections go first. A timer, not `execute`:
+                // NIO runs what is queued while it runs its tasks in the same pass, before it polls
+                // its sockets; a deadline still ahead when the pass ends lets it poll first.
+                routedSinceTurn = 0
                 paused = true
-                resume()
+                eventLoop.scheduleTask(in: LinkConnection.turn) { loop.value.resume() }
             }
         }
         if inactive || (!paused && waiting.isEmpty), let failure { return fail(failure) }
@@ -211,13 +223,12 @@ final class LinkFrameRouter: @unchecked Sendable {
         self.inbound = inbound
     }
 
-    /// Opens, decodes and routes `frame`; returns the opened message's size.
-    func receive(_ frame: ByteBuffer) throws -> Int {
+    /// Opens, decodes and routes `frame`.
+    func receive(_ frame: ByteBuffer) throws {
         link.bytesReceived.add(frame.readableBytes + 4, ordering: .relaxed)
         guard let plain = receiver.open(Array(frame.readableBytesView)) else {
             throw SyncProtocolError("a frame from \(link.peer.name) does not decrypt")
         }
         if let event = try link.route(plain) { inbound(link, event) }
-        return plain.count
     }
 }

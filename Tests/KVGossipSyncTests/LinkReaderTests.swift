@@ -57,7 +57,7 @@ import Testing
         #expect(t.heard.isEmpty, "nothing is routed before the link's task hands over")
         #expect(t.reads == readsBefore, "the channel read while frames waited")
 
-        _ = try t.router.receive(t.sequence[0])  // the task, up to the marker
+        try t.router.receive(t.sequence[0])  // the task, up to the marker
         let ended = t.reader.route(with: t.router)
         #expect(t.heard == ["announced 1", "announced 2"])
         #expect(t.reads == readsBefore + 1, "reading did not resume once nothing waited")
@@ -104,7 +104,7 @@ import Testing
         _ = try t.channel.close().wait()
     }
 
-    /// After a frame of 64 KiB or more, the next waits for a later turn of the loop, and the
+    /// After a frame of 64 KiB or more, the next waits for the loop's next pass (a timer), and the
     /// channel does not read meanwhile.
     @Test func aLargeFrameGivesTheLoopATurn() throws {
         let t = try Embedded()
@@ -117,10 +117,51 @@ import Testing
         _ = t.reader.route(with: t.router)
         #expect(t.link.unhandledMessages == 1, "the large frame and no more")
         t.channel.read()
-        #expect(t.reads == readsBefore, "read during the turn")
         t.channel.embeddedEventLoop.run()
+        #expect(t.link.unhandledMessages == 1, "went on in the same pass of the loop")
+        #expect(t.reads == readsBefore, "read during the turn")
+        t.channel.embeddedEventLoop.advanceTime(by: LinkConnection.turn)
         #expect(t.link.unhandledMessages == 2)
         #expect(t.reads == readsBefore + 1, "reading did not resume after the turn")
+        _ = try t.channel.close().wait()
+    }
+
+    /// Small frames count too: past 64 KiB of them in one read batch, the rest wait for a turn;
+    /// a new read batch starts the count again.
+    @Test func aFloodOfSmallFramesGivesTheLoopATurn() throws {
+        let t = try Embedded()
+        t.reader.holdFrames()
+        _ = t.reader.route(with: t.router)
+        let frames = (0..<1_500).map { t.seal(0, .announce(Self.hash(UInt8(truncatingIfNeeded: $0)))) }
+        let perTurn = LinkConnection.yieldAfterBytes / frames[0].readableBytes + 1
+        // One read batch: frames with no read-complete between them.
+        for frame in frames { t.channel.pipeline.fireChannelRead(NIOAny(frame)) }
+        t.channel.pipeline.fireChannelReadComplete()
+        #expect(t.heard.count == perTurn)
+        t.channel.embeddedEventLoop.advanceTime(by: LinkConnection.turn)
+        #expect(t.heard.count == min(2 * perTurn, frames.count))
+        for _ in 0..<(frames.count / perTurn) { t.channel.embeddedEventLoop.advanceTime(by: LinkConnection.turn) }
+        #expect(t.heard.count == frames.count)
+
+        // Batches that each stay under 64 KiB take no turn, however many.
+        for n in 0..<perTurn + 10 { try t.channel.writeInbound(t.seal(0, .announce(Self.hash(UInt8(truncatingIfNeeded: n))))) }
+        #expect(t.heard.count == frames.count + perTurn + 10)
+        _ = try t.channel.close().wait()
+    }
+
+    /// A reader that paused (for room) while NIO's async channel holds the channel's own read
+    /// requests back reads again once it resumes: it asks for itself.
+    @Test func aReaderThatPausedReadsAgainOnItsOwn() throws {
+        let (t, _) = try Self.waitingForRoom()
+        t.sequenceHoldsReadsBack()
+        try t.channel.writeInbound(t.seal(2, .done(Self.hash(3))))
+        let readsBefore = t.reads
+        for _ in 0..<3 {
+            t.link.took(2)
+            t.channel.embeddedEventLoop.run()
+        }
+        #expect(t.link.unhandledMessages == 0)
+        #expect(t.reads == readsBefore + 1, "the reader did not ask to read once it could")
         _ = try t.channel.close().wait()
     }
 
