@@ -7,8 +7,8 @@ import NIOPosix
 /// One TCP connection's life as a link: the handshake (bounded by a deadline), the admission of the
 /// peer, the stream headers, then the reader and the writer until either side closes.
 enum LinkConnection {
-    /// A link's reader routes at most this many bytes of frames in one pass of its event loop
-    /// before the loop's other connections get a turn (`LinkReader`).
+    /// A link's reader routes at most this many bytes of frames from one read batch before the
+    /// loop's other connections get a turn (`LinkReader`).
     static let yieldAfterBytes = 64 * 1024
     /// How long a turn lasts at least: long enough that the loop polls its sockets before the
     /// reader goes on (`LinkReader`), short beside the work of the 64 KiB before it.
