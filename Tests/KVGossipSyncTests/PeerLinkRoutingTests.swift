@@ -1,5 +1,6 @@
 import Foundation
 import KVGossipCore
+import KVGossipTestSupport
 import Logging
 import NIOEmbedded
 import Synchronization
@@ -107,9 +108,5 @@ struct PeerLinkRoutingTests {
     }
 
     /// A frame as the link's reader hands it to `route` once opened: session number, then message.
-    static func frame(_ session: UInt32, _ message: SyncMessage) -> [UInt8] {
-        var w = ByteWriter()
-        w.u32(session)
-        return w.bytes + SyncMessageCodec.encode(message)
-    }
+    static func frame(_ session: UInt32, _ message: SyncMessage) -> [UInt8] { LinkSpeaker.body(message, session: session) }
 }

@@ -149,7 +149,7 @@ public final class LinkSpeaker: @unchecked Sendable {
         return w.bytes
     }
 
-    static func body(_ message: SyncMessage, session: UInt32) -> [UInt8] { body(SyncMessageCodec.encode(message), session: session) }
+    public static func body(_ message: SyncMessage, session: UInt32) -> [UInt8] { body(SyncMessageCodec.encode(message), session: session) }
 
     /// Seals and sends one frame as it is (a control connection's JSON request).
     @discardableResult
