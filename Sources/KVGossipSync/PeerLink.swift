@@ -29,6 +29,10 @@ public struct LinkOptions: Sendable {
     /// Messages read from a link and not yet handled, over all its sessions: past this the link
     /// stops reading (TCP pushes back on the peer) until the sessions catch up.
     public var queuedMessagesPerLink = 32
+    /// Bytes of those messages as they came (their frames, opened): at or past this the link stops
+    /// reading too, so what a peer can make a node hold decoded does not grow with the message
+    /// count times the largest frame (Docs/security.md §Peers and links). Two largest frames.
+    public var queuedBytesPerLink = 2 * largestFrameBytes
     /// Bytes sent on a link and not yet written to its socket: at or past this, its sessions wait
     /// before reading their next message, so a peer that stops reading stops being answered (and a
     /// link whose backlog stays this full with nothing written for `sessionStallTimeout` is closed).
@@ -67,9 +71,8 @@ public final class PeerLink: Sendable {
         var nextSession: UInt32 = 0
         var closed = false
         var peerOpened = 0
-        /// Messages routed to each session and not yet taken by its runner.
-        var queued: [UInt32: Int] = [:]
-        var queuedTotal = 0
+        /// Messages routed to the sessions and not yet taken by their runners.
+        var unhandled = UnhandledMessages()
         /// Wakes the reader, waiting for the runners to take some of what it queued (called once).
         var readerWaiting: (@Sendable () -> Void)?
     }
@@ -112,7 +115,7 @@ public final class PeerLink: Sendable {
 
     public var isClosed: Bool { state.withLock { $0.closed } }
     /// Messages routed to this link's sessions and not yet taken by their runners.
-    var unhandledMessages: Int { state.withLock { $0.queuedTotal } }
+    var unhandledMessages: Int { state.withLock { $0.unhandled.count } }
     /// Sessions the peer has open on this link now (at most `LinkOptions.sessionsPerLink`).
     var sessionsOpenedByPeer: Int { state.withLock { $0.peerOpened } }
 
@@ -192,8 +195,8 @@ public final class PeerLink: Sendable {
     func endSession(_ id: UInt32) {
         let (inbox, reader) = state.withLock { s in
             if id % 2 != (initiatedHere ? 1 : 0) { s.peerOpened -= 1 }
-            s.queuedTotal -= s.queued.removeValue(forKey: id) ?? 0
-            return (s.sessions.removeValue(forKey: id), s.takeReaderIfRoom(options.queuedMessagesPerLink))
+            s.unhandled.drop(session: id)
+            return (s.sessions.removeValue(forKey: id), s.takeReaderIfRoom(options))
         }
         if case .stream(let stream) = inbox { stream.finish() }
         reader?()
@@ -202,10 +205,8 @@ public final class PeerLink: Sendable {
     /// A session's runner took one message from its inbox.
     func took(_ id: UInt32) {
         let reader = state.withLock { s -> (@Sendable () -> Void)? in
-            guard let n = s.queued[id], n > 0 else { return nil }
-            s.queued[id] = n - 1
-            s.queuedTotal -= 1
-            return s.takeReaderIfRoom(options.queuedMessagesPerLink)
+            guard s.unhandled.take(session: id) else { return nil }
+            return s.takeReaderIfRoom(options)
         }
         reader?()
     }
@@ -213,7 +214,7 @@ public final class PeerLink: Sendable {
     /// Returns when the sessions hold fewer unhandled messages than the bound (at once, usually),
     /// or the link closed. Only the link's reader calls it.
     func roomForMore() async {
-        if state.withLock({ $0.hasRoom(options.queuedMessagesPerLink) }) { return }
+        if state.withLock({ $0.hasRoom(options) }) { return }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             if whenRoomForMore({ c.resume() }) { c.resume() }
         }
@@ -224,7 +225,7 @@ public final class PeerLink: Sendable {
     /// Only the link's reader calls it, and waits for one wake at a time.
     func whenRoomForMore(_ wake: @escaping @Sendable () -> Void) -> Bool {
         state.withLock { s in
-            if s.hasRoom(options.queuedMessagesPerLink) { return true }
+            if s.hasRoom(options) { return true }
             s.readerWaiting = wake
             return false
         }
@@ -238,7 +239,9 @@ public final class PeerLink: Sendable {
     func route(_ frame: [UInt8]) throws -> Inbound? {
         var r = ByteReader(frame)
         let session = try r.u32("session")
-        let message = try SyncMessageCodec.decode(Array(frame[4...]), limits: options.limits)
+        // Decoded within the session's limits: a message no session may take is refused before
+        // it costs more memory than its frame.
+        let message = try SyncMessageCodec.decode(Array(frame[4...]), limits: options.limits, session: options.syncLimits)
         if session == 0 {
             guard case .announce(let hash) = message else { throw SyncProtocolError("session 0 carries announcements only") }
             return .announced(hash)
@@ -249,20 +252,14 @@ public final class PeerLink: Sendable {
             // begin now. Only in a session of ours (our parity: it may have asked for them); in a
             // session the peer opened they end the session unread. The store keeps at most a few
             // such batches, so a peer sending pulled batches nobody asked for wastes at most those.
-            // A message over the session's record limit is refused unchecked by the session; it
-            // gets no checks here either.
-            if queued, isOurs(session), case .pulled(let records, _) = message,
-                records.count <= options.syncLimits.batchRecords
-            {
-                precheck(records)
-            }
+            // (A message over the session's record limit was refused as it was decoded.)
+            if queued, isOurs(session), case .pulled(let records, _) = message { precheck(records) }
         }
         var handler: (@Sendable (SessionEvent) -> SessionStep)?
         let inbound = try state.withLock { s -> Inbound? in
             switch s.sessions[session] {
             case .stream(let inbox):
-                s.queued[session, default: 0] += 1
-                s.queuedTotal += 1
+                s.unhandled.add(session: session, bytes: frame.count)
                 inbox.yield(message)
                 queued = true
                 return nil
@@ -384,12 +381,13 @@ extension SyncMessage {
 
 extension PeerLink.State {
     /// Whether the link's reader may route another frame: its sessions hold fewer unhandled
-    /// messages than `bound`, or the link is closed (routing then only finds the sessions gone).
-    func hasRoom(_ bound: Int) -> Bool { closed || queuedTotal < bound }
+    /// messages, and fewer of their bytes, than the options allow, or the link is closed (routing
+    /// then only finds the sessions gone).
+    func hasRoom(_ options: LinkOptions) -> Bool { closed || unhandled.hasRoom(options) }
 
     /// The waiting reader, taken, if the queues have room again.
-    mutating func takeReaderIfRoom(_ bound: Int) -> (@Sendable () -> Void)? {
-        guard queuedTotal < bound, let reader = readerWaiting else { return nil }
+    mutating func takeReaderIfRoom(_ options: LinkOptions) -> (@Sendable () -> Void)? {
+        guard unhandled.hasRoom(options), let reader = readerWaiting else { return nil }
         readerWaiting = nil
         return reader
     }

@@ -284,6 +284,41 @@ import KVGossipTestSupport
         #expect(throws: Refusal.self) { try SyncMessageCodec.decode([3, 0xff, 0xff, 0xff, 0xff]) }
     }
 
+    /// A message is decoded only within what a session may take: one over a count bound is refused
+    /// before its items are decoded, and one at the bound is decoded whole.
+    @Test func messagesOverASessionsCountsAreRefusedAsTheyAreDecoded() throws {
+        var session = SyncLimits()
+        session.batchRecords = 2
+        session.batchRevocations = 2
+        session.queriesPerRequest = 2
+        session.maxEntriesView = 2
+        session.pullChunk = 2
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/a/**"])
+        let record = Fixture.record("/a/c", "w", by: Fixture.root)
+        let revocation = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: 1, signer: Fixture.root)
+        let query = ViewQuery(space: .records, prefix: .root, entries: false)
+        let entry = MerkleEntry(id: Hash256.of([1]), digest: Hash256.of([2]))
+        let ids = [Hash256.of([4]), Hash256.of([5])]
+        let atTheBound: [SyncMessage] = [
+            .records([record, record]), .pulled([record, record], last: false), .revocations([revocation, revocation]),
+            .viewRequest([query, query]), .views([ViewAnswer(query: query, view: .leaf([entry, entry])), ViewAnswer(query: query, view: .empty)]),
+            .pull(records: ids, revocations: ids), .results([PushResult(code: .accepted), PushResult(code: .duplicate)]),
+        ]
+        let overIt: [SyncMessage] = [
+            .records([record, record, record]), .pulled([record, record, record], last: true),
+            .revocations([revocation, revocation, revocation]), .viewRequest([query, query, query]),
+            .views([ViewAnswer(query: query, view: .empty), ViewAnswer(query: query, view: .empty), ViewAnswer(query: query, view: .empty)]),
+            .views([ViewAnswer(query: query, view: .leaf([entry, entry, entry]))]),
+            .pull(records: ids + ids, revocations: []), .pull(records: [], revocations: ids + ids),
+            .results([PushResult(code: .accepted), PushResult(code: .accepted), PushResult(code: .duplicate)]),
+        ]
+        for m in atTheBound { #expect(try SyncMessageCodec.decode(SyncMessageCodec.encode(m), session: session) == m) }
+        for m in overIt {
+            #expect(throws: Refusal.self, "\(m.kindName) decoded") { try SyncMessageCodec.decode(SyncMessageCodec.encode(m), session: session) }
+            #expect(try SyncMessageCodec.decode(SyncMessageCodec.encode(m)) == m, "under the default limits")
+        }
+    }
+
     /// Caught by the sync and tree-hash fuzz targets: long texts were cut inside a code point, which
     /// reached the peer as U+FFFD (failure and result texts) or as a name it refuses (announcements).
     @Test func longTextsAreCutBetweenCodePoints() throws {

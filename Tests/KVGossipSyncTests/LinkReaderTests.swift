@@ -104,6 +104,29 @@ import Testing
         _ = try t.channel.close().wait()
     }
 
+    /// The bound counts bytes too: small messages under the message bound stop the reader once
+    /// the bytes they came in reach `queuedBytesPerLink`, and a message taken lets the next in.
+    @Test func readingStopsWhileTheSessionsHoldTheirBytes() throws {
+        var options = LinkOptions()
+        let frameBytes = 4 + SyncMessageCodec.encode(.done(Self.hash(1))).count
+        options.queuedBytesPerLink = 2 * frameBytes + 1  // room after two, none after three
+        let t = try Embedded(options: options)
+        t.reader.holdFrames()
+        _ = t.reader.route(with: t.router)
+
+        try t.channel.writeInbound(t.seal(2, .open(.full, Self.hash(9))))
+        for n in 1...5 { try t.channel.writeInbound(t.seal(2, .done(Self.hash(UInt8(n))))) }
+        #expect(t.link.unhandledMessages == 3, "routed past the bytes bound, or stopped before it")
+        let readsBefore = t.reads
+        t.channel.read()
+        #expect(t.reads == readsBefore, "the channel read while the sessions held their bytes")
+
+        t.link.took(2)
+        t.channel.embeddedEventLoop.run()
+        #expect(t.link.unhandledMessages == 3, "the waiting frame was not routed once there was room")
+        _ = try t.channel.close().wait()
+    }
+
     /// After a frame of 64 KiB or more, the next waits for the loop's next pass (a timer), and the
     /// channel does not read meanwhile.
     @Test func aLargeFrameGivesTheLoopATurn() throws {

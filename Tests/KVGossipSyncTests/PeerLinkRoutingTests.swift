@@ -11,8 +11,8 @@ import Testing
 struct PeerLinkRoutingTests {
     /// Pulled records start their checks as they arrive (`Store.precheck`) only where this node
     /// asked for them: in a session of its own, and no more records than a message may carry. A
-    /// peer that sends pulled records into a session it opened, or more than the limit, gets no
-    /// work done for them here (the session then refuses the message unread).
+    /// peer that sends pulled records into a session it opened gets no work done for them here
+    /// (the session then refuses the message unread), and more than the limit are not decoded.
     @Test func pulledRecordsAreCheckedEarlyOnlyInThisNodesSessionsAndWithinTheLimit() throws {
         var options = LinkOptions()
         options.syncLimits.batchRecords = 3
@@ -24,8 +24,8 @@ struct PeerLinkRoutingTests {
         #expect(try link.route(Self.frame(ours, .pulled(Array(records[0..<2]), last: false))) == nil)
         #expect(prechecked.withLock { $0 } == [2])
 
-        // Over the limit: not checked early.
-        _ = try link.route(Self.frame(ours, .pulled(records, last: true)))
+        // Over the limit: refused as it is decoded (its link then closes), nothing checked.
+        #expect(throws: Refusal.self) { try link.route(Self.frame(ours, .pulled(records, last: true))) }
         // Other messages of its own sessions: nothing to check early.
         _ = try link.route(Self.frame(ours, .records(Array(records[0..<1]))))
         #expect(prechecked.withLock { $0 } == [2])

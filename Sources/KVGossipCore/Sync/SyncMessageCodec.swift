@@ -82,7 +82,10 @@ public enum SyncMessageCodec {
         return w.bytes
     }
 
-    public static func decode(_ bytes: [UInt8], limits: Limits = .default) throws(Refusal) -> SyncMessage {
+    /// Decodes one message. Counts are held to what a session may take (`session`: records and
+    /// revocations per batch, queries per request, entries per view, positions per pull), so a
+    /// message no session would accept is refused before it is decoded whole.
+    public static func decode(_ bytes: [UInt8], limits: Limits = .default, session: SyncLimits = .default) throws(Refusal) -> SyncMessage {
         var r = ByteReader(bytes)
         guard let tag = Tag(rawValue: try r.u8("message type")) else { throw Refusal(.malformed, "unknown sync message type") }
         let message: SyncMessage
@@ -95,12 +98,12 @@ public enum SyncMessageCodec {
         case .announce:
             message = .announce(try r.hash("tree hash"))
         case .viewRequest:
-            let n = try count(&r, max: 65_536, "view queries")
+            let n = try count(&r, max: session.queriesPerRequest, "view queries")
             var queries: [ViewQuery] = []
             for _ in 0..<n { queries.append(try readQuery(&r)) }
             message = .viewRequest(queries)
         case .views:
-            let n = try count(&r, max: 65_536, "views")
+            let n = try count(&r, max: session.queriesPerRequest, "views")
             var answers: [ViewAnswer] = []
             for _ in 0..<n {
                 let q = try readQuery(&r)
@@ -108,7 +111,7 @@ public enum SyncMessageCodec {
                 case 0:
                     answers.append(ViewAnswer(query: q, view: .empty))
                 case 1:
-                    let m = try count(&r, max: 1 << 20, "entries")
+                    let m = try count(&r, max: session.maxEntriesView, "entries")
                     var entries: [MerkleEntry] = []
                     entries.reserveCapacity(m)
                     for _ in 0..<m { entries.append(MerkleEntry(id: try r.hash("id"), digest: try r.hash("digest"))) }
@@ -123,32 +126,32 @@ public enum SyncMessageCodec {
             }
             message = .views(answers)
         case .records:
-            let n = try count(&r, max: 65_536, "records")
+            let n = try count(&r, max: session.batchRecords, "records")
             var records: [Record] = []
             for _ in 0..<n { records.append(try Record(decoding: try r.long("record", max: limits.maxFrameBytes), limits: limits)) }
             message = .records(records)
         case .pulled:
             let last = try r.u8("last flag")
             guard last <= 1 else { throw Refusal(.malformed, "bad last flag") }
-            let n = try count(&r, max: 65_536, "records")
+            let n = try count(&r, max: session.batchRecords, "records")
             var records: [Record] = []
             for _ in 0..<n { records.append(try Record(decoding: try r.long("record", max: limits.maxFrameBytes), limits: limits)) }
             message = .pulled(records, last: last == 1)
         case .revocations:
-            let n = try count(&r, max: 65_536, "revocations")
+            let n = try count(&r, max: session.batchRevocations, "revocations")
             var revs: [Revocation] = []
             for _ in 0..<n { revs.append(try Revocation(decoding: try r.long("revocation", max: 1 << 20), limits: limits)) }
             message = .revocations(revs)
         case .pull:
-            let n = try count(&r, max: 1 << 20, "record ids")
+            let n = try count(&r, max: session.pullChunk, "record ids")
             var records: [Hash256] = []
             for _ in 0..<n { records.append(try r.hash("record id")) }
-            let m = try count(&r, max: 1 << 20, "revocation ids")
+            let m = try count(&r, max: session.pullChunk, "revocation ids")
             var revocations: [Hash256] = []
             for _ in 0..<m { revocations.append(try r.hash("revocation id")) }
             message = .pull(records: records, revocations: revocations)
         case .results:
-            let n = try count(&r, max: 65_536, "results")
+            let n = try count(&r, max: session.batchRecords, "results")
             var results: [PushResult] = []
             for _ in 0..<n {
                 guard let code = PushResult.Code(rawValue: try r.u8("result code")) else { throw Refusal(.malformed, "unknown result code") }
