@@ -7,9 +7,13 @@ import NIOPosix
 /// One TCP connection's life as a link: the handshake (bounded by a deadline), the admission of the
 /// peer, the stream headers, then the reader and the writer until either side closes.
 enum LinkConnection {
-    /// A link's reader routes at most this many bytes of frames from one read batch before the
-    /// loop's other connections get a turn (`LinkReader`).
+    /// A link's reader routes at most this many bytes of frames, or this many frames, from one
+    /// read batch before the loop's other connections get a turn (`LinkReader`). Bytes bound the
+    /// work of large frames (decrypting and decoding costs by the byte); the count bounds that of
+    /// small ones, each of which costs its routing whatever its size (64 KiB of announcements is
+    /// over a thousand frames).
     static let yieldAfterBytes = 64 * 1024
+    static let yieldAfterFrames = 128
     /// How long a turn lasts at least: long enough that the loop polls its sockets before the
     /// reader goes on (`LinkReader`), short beside the work of the 64 KiB before it.
     static let turn = TimeAmount.microseconds(100)

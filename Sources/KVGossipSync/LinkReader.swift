@@ -20,8 +20,8 @@ import NIOCore
 /// While routing it reads only when nothing waits here and the link's sessions have room for
 /// another message (`LinkOptions.queuedMessagesPerLink`): otherwise the channel's reads are held
 /// back, TCP pushes back on the peer, and the frames already decoded wait until the sessions take
-/// some of theirs. Once it has routed 64 KiB of frames in one pass of the loop it takes a turn:
-/// the loop polls its other connections before this link's next frame.
+/// some of theirs. Once it has routed 64 KiB of frames, or 128 frames, in one pass of the loop it
+/// takes a turn: the loop polls its other connections before this link's next frame.
 final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -44,8 +44,9 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
     private var readHeldBack = false
     /// Routing waits: for the sessions to make room, or for the loop's next pass (a turn).
     private var paused = false
-    /// Bytes of frames routed since this link's last read batch ended or its last turn.
+    /// Bytes of frames, and frames, routed since this link's last read batch ended or its last turn.
     private var routedSinceTurn = 0
+    private var framesSinceTurn = 0
     /// Completed when the connection ends, or reading fails (`route(with:)`).
     private var ended: EventLoopPromise<Void>?
     /// Why reading failed while frames waited here: reported once they are routed.
@@ -127,6 +128,7 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
         // once it may read again.
         if case .routing = mode {
             routedSinceTurn = 0
+            framesSinceTurn = 0
             if waiting.isEmpty, !paused {
                 readHeldBack = false
                 context.read()
@@ -166,14 +168,16 @@ final class LinkReader: ChannelDuplexHandler, RemovableChannelHandler {
             do { try router.receive(frame) } catch { return fail(error) }
             if inactive { continue }
             routedSinceTurn += frame.readableBytes
+            framesSinceTurn += 1
             if !router.link.whenRoomForMore(resume) {
                 paused = true
-            } else if routedSinceTurn >= LinkConnection.yieldAfterBytes {
+            } else if routedSinceTurn >= LinkConnection.yieldAfterBytes || framesSinceTurn >= LinkConnection.yieldAfterFrames {
                 // A large frame (decrypting and decoding a few MiB takes milliseconds) or a flood
                 // of small ones: the loop's other connections go first. A timer, not `execute`:
                 // NIO runs what is queued while it runs its tasks in the same pass, before it polls
                 // its sockets; a deadline still ahead when the pass ends lets it poll first.
                 routedSinceTurn = 0
+                framesSinceTurn = 0
                 paused = true
                 eventLoop.scheduleTask(in: LinkConnection.turn) { loop.value.resume() }
             }
