@@ -4,7 +4,7 @@ import KVGossipStore
 import KVGossipTestSupport
 
 /// `kvgossip-bench [--quick] [store|sync|mount|mount-scale|gossip|simulate|control|template|history|etcd|hosts ...] [--keys=N] [--nodes=N]
-/// [--hosts=N] [--writes=N] [--partition-keys=N] [--log-level=LEVEL] [--keep]`: prints the figures, each beside a
+/// [--hosts=N] [--writes=N] [--block=N] [--partition-keys=N] [--log-level=LEVEL] [--keep]`: prints the figures, each beside a
 /// baseline measured in the same run, so the ratios mean something on whatever machine runs it.
 /// With no section named, every section runs.
 let arguments = CommandLine.arguments.dropFirst()
@@ -22,7 +22,7 @@ let sections = Set(arguments.filter { !$0.hasPrefix("--") })
 let known: Set = ["store", "sync", "mount", "mount-scale", "gossip", "simulate", "control", "template", "history", "etcd", "hosts"]
 if arguments.contains("--help") || !sections.isSubset(of: known) {
     print("usage: kvgossip-bench [--quick] [\(known.sorted().joined(separator: "|")) ...] [--keys=N] [--nodes=N] "
-        + "[--hosts=N] [--writes=N] [--partition-keys=N] [--log-level=LEVEL] [--keep]")
+        + "[--hosts=N] [--writes=N] [--block=N] [--partition-keys=N] [--log-level=LEVEL] [--keep]")
     exit(sections.isSubset(of: known) ? 0 : 2)
 }
 func runs(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
@@ -194,8 +194,9 @@ await section("history") {
 
 await section("etcd") {
     if let etcd = EtcdBench.binary() {
-        // --writes=N writes per side (300; --quick 50), in blocks of 50 (--quick 25) alternating.
-        let perBlock = quick ? 25 : 50
+        // --writes=N writes per side (300; --quick 50), in alternating blocks of --block=N (50;
+        // --quick 25).
+        let perBlock = max(1, number("block") ?? (quick ? 25 : 50))
         let blocks = max(1, (number("writes") ?? (quick ? 50 : 300)) / perBlock)
         let f = try await EtcdBench.compare(etcd: etcd, blocks: blocks, perBlock: perBlock)
         print(String(format: "etcd: 3 members on loopback, put through member 1 → both watches (JSON gateway of members 2 and 3) have it: p50 %.2f ms, p99 %.2f ms; CPU %.2f ms per write (3 members)",
