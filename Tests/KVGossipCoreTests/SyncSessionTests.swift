@@ -317,6 +317,14 @@ import KVGossipTestSupport
             #expect(throws: Refusal.self, "\(m.kindName) decoded") { try SyncMessageCodec.decode(SyncMessageCodec.encode(m), session: session) }
             #expect(try SyncMessageCodec.decode(SyncMessageCodec.encode(m)) == m, "under the default limits")
         }
+        // A result carries the revocations of one chain's grants at most.
+        var objects = Limits.default
+        objects.maxChainLength = 2
+        func refusal(_ n: Int) -> SyncMessage {
+            .results([PushResult(code: .refused, reason: .revoked, detail: "", revocations: Array(repeating: revocation, count: n))])
+        }
+        #expect(try SyncMessageCodec.decode(SyncMessageCodec.encode(refusal(2)), limits: objects) == refusal(2))
+        #expect(throws: Refusal.self) { try SyncMessageCodec.decode(SyncMessageCodec.encode(refusal(3)), limits: objects) }
     }
 
     /// Caught by the sync and tree-hash fuzz targets: long texts were cut inside a code point, which

@@ -157,7 +157,8 @@ public enum SyncMessageCodec {
                 guard let code = PushResult.Code(rawValue: try r.u8("result code")) else { throw Refusal(.malformed, "unknown result code") }
                 let reasonText = String(decoding: try r.short("reason", max: 64), as: UTF8.self)
                 let detail = String(decoding: try r.short("detail", max: 4096), as: UTF8.self)
-                let m = try count(&r, max: 1024, "revocations")
+                // A refusal for revoked grants carries the revocations of one chain's grants.
+                let m = try count(&r, max: limits.maxChainLength, "revocations")
                 var revs: [Revocation] = []
                 for _ in 0..<m { revs.append(try Revocation(decoding: try r.long("revocation", max: 1 << 20), limits: limits)) }
                 results.append(PushResult(code: code, reason: RefusalReason(rawValue: reasonText), detail: detail, revocations: revs))
