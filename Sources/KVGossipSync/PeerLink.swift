@@ -29,10 +29,11 @@ public struct LinkOptions: Sendable {
     /// Messages read from a link and not yet handled, over all its sessions: past this the link
     /// stops reading (TCP pushes back on the peer) until the sessions catch up.
     public var queuedMessagesPerLink = 32
-    /// Bytes of those messages as they came (their frames, opened): at or past this the link stops
-    /// reading too, so what a peer can make a node hold decoded does not grow with the message
-    /// count times the largest frame (Docs/security.md §Peers and links). Two largest frames.
-    public var queuedBytesPerLink = 2 * largestFrameBytes
+    /// Bytes those messages hold decoded (estimated: `SyncMessage.heldSize`): at or past this the
+    /// link stops reading too, so what a peer can make a node hold does not grow with the message
+    /// count times the largest message (Docs/security.md §Peers and links). The message that
+    /// crosses it is the last one routed.
+    public var queuedBytesPerLink = largestFrameBytes
     /// Bytes sent on a link and not yet written to its socket: at or past this, its sessions wait
     /// before reading their next message, so a peer that stops reading stops being answered (and a
     /// link whose backlog stays this full with nothing written for `sessionStallTimeout` is closed).
@@ -259,7 +260,7 @@ public final class PeerLink: Sendable {
         let inbound = try state.withLock { s -> Inbound? in
             switch s.sessions[session] {
             case .stream(let inbox):
-                s.unhandled.add(session: session, bytes: frame.count)
+                s.unhandled.add(session: session, bytes: message.heldSize(frameBytes: frame.count))
                 inbox.yield(message)
                 queued = true
                 return nil
@@ -335,6 +336,12 @@ enum SessionRunner {
         var messages = inbox.makeAsyncIterator()
         var pendingFirst = first
         while true {
+            // A peer that does not read what it asked for is not asked for more meanwhile. The wait
+            // comes before the next message is taken, when nothing of the last one is held any
+            // more (it, the driver's step and its replies end with the loop's body): a message
+            // taken is no longer counted by the link (`took`), so a session stalled here holding
+            // one kept memory the link's bounds did not see, up to 16 sessions × a decoded message.
+            await link.roomToSend()
             let item: SyncMessage??
             if let f = pendingFirst {
                 item = .some(f)
@@ -361,8 +368,6 @@ enum SessionRunner {
                 let (next, replies) = message.isOpening || StoreThreads.isCurrentThread ? try step() : try await pool.runIfActive(step)
                 local = next
                 link.send(replies, session: session)
-                // A peer that does not read what it asked for is not asked for more meanwhile.
-                await link.roomToSend()
             } catch let error as SyncProtocolError {
                 link.send(.failure(error.description), session: session)
                 throw error

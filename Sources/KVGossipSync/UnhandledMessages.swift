@@ -1,5 +1,5 @@
 /// What a link's reader has handed to its sessions and their runners have not yet taken: how many
-/// messages, and how many bytes they came in, per session and in all. The reader stops reading
+/// messages, and how many bytes they hold decoded (`SyncMessage.heldSize`), per session and in all. The reader stops reading
 /// while either total is at its bound (`LinkOptions.queuedMessagesPerLink`, `queuedBytesPerLink`),
 /// so a peer that sends faster than its sessions are handled is held back by TCP, and what it makes
 /// the node hold is bounded in bytes as well as in messages. A session's runner takes its messages

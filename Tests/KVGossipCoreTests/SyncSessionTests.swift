@@ -327,6 +327,23 @@ import KVGossipTestSupport
         #expect(throws: Refusal.self) { try SyncMessageCodec.decode(SyncMessageCodec.encode(refusal(3)), limits: objects) }
     }
 
+    /// What a link counts for a message it holds grows with the objects it decoded to, not only its
+    /// frame: a record's pool grants and their patterns count, and so do a revocation's grants.
+    @Test func aMessagesHeldSizeCountsItsObjects() throws {
+        let g = Fixture.grant(Fixture.root, to: Fixture.alice, ["/a/**", "/b/**", "/c/**"])
+        let bare = Fixture.record("/a/c", "w", by: Fixture.root)
+        let pooled = Fixture.record("/a/b", "v", by: Fixture.alice, pool: [g, g])
+        let one = SyncMessage.records([bare])
+        #expect(one.heldSize(frameBytes: 100) == 200 + 2 * SyncMessage.perObject)
+        // Each pooled record: itself, two grants, three patterns each.
+        #expect(SyncMessage.records([pooled, pooled]).heldSize(frameBytes: 0) == (1 + 2 * 9) * SyncMessage.perObject)
+        let revocation = Revocation(cluster: Fixture.cluster, grant: g, revokedAt: 1, signer: Fixture.root)
+        #expect(SyncMessage.revocations([revocation]).heldSize(frameBytes: 0) == (1 + 1 + 4) * SyncMessage.perObject)
+        #expect(SyncMessage.results([PushResult(code: .refused, reason: .revoked, detail: "", revocations: [revocation])]).heldSize(frameBytes: 0)
+            == (1 + 1 + 1 + 4) * SyncMessage.perObject)
+        #expect(SyncMessage.pull(records: [.zero, .zero], revocations: [.zero]).heldSize(frameBytes: 0) == 4 * SyncMessage.perObject)
+    }
+
     /// Caught by the sync and tree-hash fuzz targets: long texts were cut inside a code point, which
     /// reached the peer as U+FFFD (failure and result texts) or as a name it refuses (announcements).
     @Test func longTextsAreCutBetweenCodePoints() throws {

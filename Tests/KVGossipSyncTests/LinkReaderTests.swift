@@ -105,11 +105,12 @@ import Testing
     }
 
     /// The bound counts bytes too: small messages under the message bound stop the reader once
-    /// the bytes they came in reach `queuedBytesPerLink`, and a message taken lets the next in.
+    /// the bytes they hold decoded reach `queuedBytesPerLink`, and a message taken lets the next in.
     @Test func readingStopsWhileTheSessionsHoldTheirBytes() throws {
         var options = LinkOptions()
-        let frameBytes = 4 + SyncMessageCodec.encode(.done(Self.hash(1))).count
-        options.queuedBytesPerLink = 2 * frameBytes + 1  // room after two, none after three
+        let done = SyncMessage.done(Self.hash(1))
+        let held = done.heldSize(frameBytes: 4 + SyncMessageCodec.encode(done).count)
+        options.queuedBytesPerLink = 2 * held + 1  // room after two, none after three
         let t = try Embedded(options: options)
         t.reader.holdFrames()
         _ = t.reader.route(with: t.router)
