@@ -241,7 +241,7 @@ public final class PeerLink: Sendable {
         var r = ByteReader(frame)
         let session = try r.u32("session")
         // Decoded within the session's limits: a message no session may take is refused before
-        // it costs more memory than its frame.
+        // its items are decoded.
         let message = try SyncMessageCodec.decode(Array(frame[4...]), limits: options.limits, session: options.syncLimits)
         if session == 0 {
             guard case .announce(let hash) = message else { throw SyncProtocolError("session 0 carries announcements only") }
@@ -337,10 +337,10 @@ enum SessionRunner {
         var pendingFirst = first
         while true {
             // A peer that does not read what it asked for is not asked for more meanwhile. The wait
-            // comes before the next message is taken, when nothing of the last one is held any
-            // more (it, the driver's step and its replies end with the loop's body): a message
-            // taken is no longer counted by the link (`took`), so a session stalled here holding
-            // one kept memory the link's bounds did not see, up to 16 sessions × a decoded message.
+            // comes before the next message is taken, when nothing of the last one is held (it, the
+            // driver's step and its replies end with the loop's body): a message taken is no longer
+            // counted by the link (`took`), and a session waiting while it held one would keep
+            // memory the link's bounds do not see.
             await link.roomToSend()
             let item: SyncMessage??
             if let f = pendingFirst {
