@@ -15,11 +15,27 @@ extension Store {
 
     /// The records at these Merkle positions (key hashes), skipping positions with none.
     public func records(atKeyHashes ids: [Hash256]) throws -> [KVGossipCore.Record] {
+        try records(atKeyHashes: ids, maxBytes: .max, firstAnySize: true).records
+    }
+
+    /// The records at these positions, in order, skipping positions with none, up to `maxBytes` of
+    /// encodings (`SyncLocalState.records(at:maxBytes:firstAnySize:)`). A record's size is read
+    /// from its row before its bytes are: one that does not fit is never loaded.
+    public func records(atKeyHashes ids: [Hash256], maxBytes: Int, firstAnySize: Bool) throws -> (records: [KVGossipCore.Record], consumed: Int) {
         try db.read { db in
-            try ids.compactMap { id in
-                try Data.fetchOne(db.cachedStatement(sql: "SELECT encoded FROM records WHERE key_hash = ?"), arguments: [Data(id.bytes)])
-                    .map { try KVGossipCore.Record(decoding: [UInt8]($0), limits: Limits(maxValueBytes: Int(UInt32.max))) }
+            var found: [KVGossipCore.Record] = []
+            var bytes = 0
+            for (index, id) in ids.enumerated() {
+                let room = found.isEmpty && firstAnySize ? Int64.max : Int64(max(0, maxBytes - bytes))
+                // SQLite knows a blob's length from its row's header: the bytes of one that does
+                // not fit are not read.
+                let sql = "SELECT length(encoded), CASE WHEN length(encoded) <= ? THEN encoded END FROM records WHERE key_hash = ?"
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [room, Data(id.bytes)]) else { continue }
+                guard let encoded = row[1] as Data? else { return (found, index) }
+                found.append(try KVGossipCore.Record(decoding: [UInt8](encoded), limits: Limits(maxValueBytes: Int(UInt32.max))))
+                bytes += row[0] as Int
             }
+            return (found, ids.count)
         }
     }
 

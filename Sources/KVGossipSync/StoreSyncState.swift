@@ -36,7 +36,9 @@ public struct StoreSyncState: SyncLocalState {
         try node.store.summaryCount(space, under: prefix)
     }
 
-    public func records(at ids: [Hash256]) throws -> [Record] { try node.store.records(atKeyHashes: ids) }
+    public func records(at ids: [Hash256], maxBytes: Int, firstAnySize: Bool) throws -> (records: [Record], consumed: Int) {
+        try node.store.records(atKeyHashes: ids, maxBytes: maxBytes, firstAnySize: firstAnySize)
+    }
 
     public func revocations(for grantIDs: [Hash256]) throws -> [Revocation] { try node.store.revocations(for: grantIDs) }
 

@@ -327,6 +327,59 @@ import KVGossipTestSupport
         #expect(throws: Refusal.self) { try SyncMessageCodec.decode(SyncMessageCodec.encode(refusal(3)), limits: objects) }
     }
 
+    /// Records are read a batch at a time, and only as many as the batch holds: a pull of one
+    /// large record's position 4,096 times over loads that record once and sends it once, and a
+    /// pull of many large records loads each only for the batch that carries it.
+    @Test func pulledRecordsAreReadOnlyAsTheBatchHoldsThem() throws {
+        let b = node()
+        var limits = SyncLimits()
+        limits.batchBytes = 10_000
+        let big = (0..<20).map { Fixture.record("/big/\($0)", String(repeating: "x", count: 3_000), by: Fixture.root, at: Fixture.now - 100_000) }
+        for r in big { try b.apply(r) }
+        let ids = big.map { SummaryEntries.keyHash($0.key) }
+
+        var repeated = SyncResponder(state: b, peer: "M", limits: limits)
+        _ = try repeated.receive(.open(.full, .zero))
+        let answer = try repeated.receive(.pull(records: Array(repeating: ids[0], count: limits.pullChunk), revocations: []))
+        #expect(answer == [.pulled([big[0]], last: true)])
+        #expect(b.recordsLoaded == 1)
+
+        var many = SyncResponder(state: b, peer: "M", limits: limits)
+        _ = try many.receive(.open(.full, .zero))
+        let first = try many.receive(.pull(records: ids, revocations: []))
+        // Three records of about 3 KB fit 10,000 bytes; the window holds two batches.
+        let sent = first.flatMap { message -> [Record] in if case .pulled(let records, _) = message { records } else { [] } }
+        #expect(sent == Array(big[0..<6]))
+        #expect(b.recordsLoaded == 1 + 6, "records loaded beyond the batches sent")
+    }
+
+    /// An initiator sends its records at the differing positions a batch at a time, reading each
+    /// batch only when it is sent: a peer whose tree is empty does not make it read its whole store.
+    @Test func anInitiatorReadsItsRecordsOnlyAsItSendsThem() throws {
+        let a = node(), b = node()
+        try fill([a], count: 600)
+        var limits = SyncLimits()
+        limits.batchRecords = 100
+        var initiator = SyncInitiator(state: a, peer: "B", limits: limits)
+        var responder = SyncResponder(state: b, peer: "A", limits: limits)
+        var toResponder = try initiator.start()
+        var sentBatches = 0
+        while !initiator.isFinished {
+            var toInitiator: [SyncMessage] = []
+            for m in toResponder {
+                if case .records = m {
+                    sentBatches += 1
+                    #expect(a.recordsLoaded <= sentBatches * limits.batchRecords, "read ahead of what was sent")
+                }
+                toInitiator += try responder.receive(m)
+            }
+            toResponder = []
+            for m in toInitiator { toResponder += try initiator.receive(m) }
+        }
+        #expect(sentBatches == 6)
+        #expect(try a.treeHash() == b.treeHash())
+    }
+
     /// What a link counts for a message it holds grows with the objects it decoded to, not only its
     /// frame: a record's pool grants and their patterns count, and so do a revocation's grants.
     @Test func aMessagesHeldSizeCountsItsObjects() throws {

@@ -43,7 +43,23 @@ final class MemoryNode: SyncLocalState, @unchecked Sendable {
         }
     }
 
-    func records(at ids: [Hash256]) throws -> [Record] { lock.withLock { _ in ids.compactMap { records[$0] } } }
+    /// Records read here, one by one, as a store would load them (`recordsLoaded`).
+    private(set) var recordsLoaded = 0
+
+    func records(at ids: [Hash256], maxBytes: Int, firstAnySize: Bool) throws -> (records: [Record], consumed: Int) {
+        lock.withLock { _ in
+            var found: [Record] = []
+            var bytes = 0
+            for (i, id) in ids.enumerated() {
+                guard let record = records[id] else { continue }
+                if !(found.isEmpty && firstAnySize), bytes + record.encoded.count > maxBytes { return (found, i) }
+                recordsLoaded += 1
+                found.append(record)
+                bytes += record.encoded.count
+            }
+            return (found, ids.count)
+        }
+    }
 
     func revocations(for grantIDs: [Hash256]) throws -> [Revocation] {
         lock.withLock { _ in grantIDs.compactMap { revocationsByGrant[$0] } }

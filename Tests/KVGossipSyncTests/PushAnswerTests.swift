@@ -114,7 +114,7 @@ struct PushAnswerTests {
         func treeHash() throws -> Hash256 { Hash256.of([]) }
         func view(_ query: ViewQuery) throws -> MerkleNodeView { throw Unused() }
         func entryCount(_ space: SummarySpace, under prefix: NibblePath) throws -> Int { throw Unused() }
-        func records(at ids: [Hash256]) throws -> [Record] { throw Unused() }
+        func records(at ids: [Hash256], maxBytes: Int, firstAnySize: Bool) throws -> (records: [Record], consumed: Int) { throw Unused() }
         func revocations(for grantIDs: [Hash256]) throws -> [Revocation] { throw Unused() }
         func storedDigests(of keys: [Key]) throws -> [Hash256?] { throw Unused() }
         func apply(records: [Record], from peer: String, arrival: RecordArrival) throws -> [PushResult] { throw Unused() }

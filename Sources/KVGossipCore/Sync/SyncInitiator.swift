@@ -13,7 +13,8 @@ public struct SyncInitiator: Sendable {
     private var asked: Set<ViewQuery> = []
     private var nextLevel: [ViewQuery] = []
     private var differing: [SummarySpace: [Hash256]] = [:]
-    private var outgoing: [[Record]] = []
+    /// Positions of our records still to send, read a batch at a time (`SyncSession.nextBatch`).
+    private var outgoing: ArraySlice<Hash256> = []
     private var awaitingResults = false
     /// Pull chunks still to ask for; the current one is answered when `pullOpen` turns false.
     private var pulls: [(records: [Hash256], revocations: [Hash256])] = []
@@ -141,8 +142,7 @@ public struct SyncInitiator: Sendable {
         for i in 0..<max(1, recordChunks.count, revocationChunks.count) {
             pulls.append((i < recordChunks.count ? recordChunks[i] : [], i < revocationChunks.count ? revocationChunks[i] : []))
         }
-        // Our records at the differing positions, read in chunks so memory holds one chunk's worth.
-        for chunk in recordChunks { outgoing += limits.batches(try state.records(at: chunk)) }
+        outgoing = recordIDs[...]
         return messages + nextPull() + (try sendNextBatch())
     }
 
@@ -155,7 +155,8 @@ public struct SyncInitiator: Sendable {
 
     private mutating func sendNextBatch() throws -> [SyncMessage] {
         guard !awaitingResults, !outgoing.isEmpty else { return [] }
-        let batch = outgoing.removeFirst()
+        let batch = try SyncSession.nextBatch(from: &outgoing, state: state, limits: limits)
+        guard !batch.isEmpty else { return [] }  // none of the rest is held here
         report.recordsSent += batch.count
         awaitingResults = true
         return [.records(batch)]

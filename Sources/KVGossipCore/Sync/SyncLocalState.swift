@@ -18,8 +18,11 @@ public protocol SyncLocalState: Sendable {
     /// How many entries lie at or below a prefix (cheap: internal nodes keep counts), so a request
     /// for a subtree's entries can be refused before it is read.
     func entryCount(_ space: SummarySpace, under prefix: NibblePath) throws -> Int
-    /// The records stored at these positions (key hashes); absent ones are skipped.
-    func records(at ids: [Hash256]) throws -> [Record]
+    /// The records stored at these positions (key hashes), in order, absent ones skipped, up to
+    /// `maxBytes` of encodings (with `firstAnySize`, the first found is taken whatever its size):
+    /// reading stops before the first that does not fit, which is not loaded. `consumed`: how many
+    /// of `ids` were read (taken or found absent).
+    func records(at ids: [Hash256], maxBytes: Int, firstAnySize: Bool) throws -> (records: [Record], consumed: Int)
     /// The revocations of these grant ids; absent ones are skipped.
     func revocations(for grantIDs: [Hash256]) throws -> [Revocation]
     /// The digest of the record stored under each key, nil where there is none, in order.
@@ -119,6 +122,32 @@ public struct SyncProtocolError: Error, Sendable, CustomStringConvertible, Equat
 
 /// Rules both sides share.
 enum SyncSession {
+    /// The next batch of the records at `pending` positions (at most `batchRecords` and
+    /// `batchBytes`, or one record larger than that), read without loading a record the batch
+    /// cannot hold: the positions read go from `pending`, absent ones too. Empty once `pending` is.
+    /// Reading a whole chunk of positions at once held every record of it in memory, which a peer
+    /// could make large: a pull of one big record's position, 4,096 times over, or views of an
+    /// empty tree that make an initiator read its whole store.
+    static func nextBatch(from pending: inout ArraySlice<Hash256>, state: any SyncLocalState, limits: SyncLimits) throws -> [Record] {
+        var batch: [Record] = []
+        var bytes = 0
+        while !pending.isEmpty, batch.count < limits.batchRecords {
+            let ids = Array(pending.prefix(limits.batchRecords - batch.count))
+            let (found, consumed) = try state.records(at: ids, maxBytes: limits.batchBytes - bytes, firstAnySize: batch.isEmpty)
+            pending = pending.dropFirst(consumed)
+            batch += found
+            bytes += found.reduce(0) { $0 + $1.encoded.count }
+            if consumed < ids.count { break }  // the next record does not fit
+        }
+        return batch
+    }
+
+    /// Positions in their first order, each once: a peer's repeats would each be read and sent.
+    static func unique(_ ids: [Hash256]) -> [Hash256] {
+        var seen = Set<Hash256>()
+        return ids.filter { seen.insert($0).inserted }
+    }
+
     /// Counts the peer's answers to what we sent and applies any revocations they carried
     /// (Docs/contract.md §Revocation), in batches.
     static func absorb(

@@ -68,12 +68,12 @@ public struct SyncResponder: Sendable {
                 throw SyncProtocolError("pull of \(recordIDs.count) records and \(revocationIDs.count) revocations (limit \(limits.pullChunk) each)")
             }
             var replies: [SyncMessage] = []
-            for chunk in SyncLimits.chunks(revocationIDs, of: limits.batchRevocations) {
+            for chunk in SyncLimits.chunks(SyncSession.unique(revocationIDs), of: limits.batchRevocations) {
                 let revocations = try state.revocations(for: chunk)
                 report.revocationsSent += revocations.count
                 if !revocations.isEmpty { replies.append(.revocations(revocations)) }
             }
-            pendingPull = recordIDs[...]
+            pendingPull = SyncSession.unique(recordIDs)[...]
             pullOpen = true
             repeat {
                 replies += try nextPulledBatch()
@@ -100,22 +100,7 @@ public struct SyncResponder: Sendable {
 
     /// Reads and sends the next batch of pulled records; the rest waits for this batch's results.
     private mutating func nextPulledBatch() throws -> [SyncMessage] {
-        var batch: [Record] = []
-        var bytes = 0
-        fill: while !pendingPull.isEmpty {
-            let chunk = Array(pendingPull.prefix(limits.batchRecords - batch.count))
-            let found = Dictionary(try state.records(at: chunk).map { (SummaryEntries.keyHash($0.key), $0) }, uniquingKeysWith: { a, _ in a })
-            for id in chunk {
-                if let record = found[id] {
-                    let size = record.encoded.count
-                    if !batch.isEmpty, bytes + size > limits.batchBytes { break fill }
-                    batch.append(record)
-                    bytes += size
-                }
-                pendingPull = pendingPull.dropFirst()
-            }
-            if batch.count >= limits.batchRecords { break }
-        }
+        let batch = try SyncSession.nextBatch(from: &pendingPull, state: state, limits: limits)
         report.recordsSent += batch.count
         let last = pendingPull.isEmpty
         if last { pullOpen = false }
