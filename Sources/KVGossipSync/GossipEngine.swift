@@ -253,23 +253,29 @@ public final class GossipEngine: Sendable, KeyStateSource {
     }
 
     /// Opens a push of `records` on the link and sends its opening and records (one write); how
-    /// it ends goes back to the instance from wherever its answer is taken (`PushAnswer`).
+    /// it ends goes back to the instance from wherever its answer is taken (`PushAnswer`). Records
+    /// that one message cannot carry (`SyncLimits.batches`: 256 records, 2 MiB; a few large values
+    /// written together are more) go as several pushes, one after the other, answered to the
+    /// instance as one (`PushParts`).
     private func sendPush(_ records: [Record], on link: PeerLink, to address: PeerAddress) throws {
-        var pusher = SyncPusher(state: syncState(link), peer: link.peer.name, records: records, limits: options.links.syncLimits)
-        let opening = try pusher.start()
-        let answer = PushAnswer(pusher, stallTimeout: link.options.sessionStallTimeout, storeWork: { [pool] work in
-            // A pool already shut down would run the work at once, here on the event loop, against
-            // a store that may be closed: the push ends unanswered instead.
-            pool.submit { state in work(state == .active) }
-        }) { [weak self] outcome in
+        let parts = PushParts(options.links.syncLimits.batches(records)) { [weak self] outcome in
             guard let self else { return }
             switch outcome {
             case .answered(let results): self.handle { $0.pushAnswered(by: address, results, nowMs: self.now) }
             case .failed(let error): self.pushFailed(to: address, error)
             }
         }
-        let id = try link.openSession(answeredInPlace: answer.receive)
-        link.send(opening, session: id)
+        try parts.start { [pool, limits = options.links.syncLimits] batch, answered in
+            var pusher = SyncPusher(state: self.syncState(link), peer: link.peer.name, records: batch, limits: limits)
+            let opening = try pusher.start()
+            let answer = PushAnswer(pusher, stallTimeout: link.options.sessionStallTimeout, storeWork: { work in
+                // A pool already shut down would run the work at once, here on the event loop, against
+                // a store that may be closed: the push ends unanswered instead.
+                pool.submit { state in work(state == .active) }
+            }, ended: answered)
+            let id = try link.openSession(answeredInPlace: answer.receive)
+            link.send(opening, session: id)
+        }
     }
 
     private func pushFailed(to address: PeerAddress, _ error: any Error) {

@@ -108,3 +108,54 @@ final class PushAnswer: Sendable {
         return results.contains { $0.code == .refused && !$0.revocations.isEmpty }
     }
 }
+
+/// One push of the instance sent as several (`SyncLimits.batches`), one after the other: each part
+/// is sent once the one before is answered, so a peer has one of them open at a time, and the
+/// results of all, in order, are reported as one answer; the first failure ends it.
+final class PushParts: Sendable {
+    typealias Send = @Sendable (_ batch: [Record], _ answered: @escaping @Sendable (PushAnswer.Outcome) -> Void) throws -> Void
+
+    private struct State {
+        var waiting: [[Record]]
+        var results: [(key: Key, digest: Hash256, held: Bool)] = []
+        var send: Send?
+    }
+
+    private let state: Mutex<State>
+    private let ended: @Sendable (PushAnswer.Outcome) -> Void
+
+    init(_ batches: [[Record]], ended: @escaping @Sendable (PushAnswer.Outcome) -> Void) {
+        state = Mutex(State(waiting: batches))
+        self.ended = ended
+    }
+
+    /// Sends the first part; a failure to send it is thrown, a later part's is reported.
+    func start(_ send: @escaping Send) throws {
+        state.withLock { $0.send = send }
+        try sendNext()
+    }
+
+    private func sendNext() throws {
+        let next = state.withLock { s -> ([Record], Send)? in
+            guard !s.waiting.isEmpty, let send = s.send else { return nil }
+            return (s.waiting.removeFirst(), send)
+        }
+        guard let (batch, send) = next else { return }
+        try send(batch) { self.answered($0) }
+    }
+
+    private func answered(_ outcome: PushAnswer.Outcome) {
+        guard case .answered(let results) = outcome else {
+            state.withLock { $0.send = nil }
+            return ended(outcome)
+        }
+        let done = state.withLock { s -> [(key: Key, digest: Hash256, held: Bool)]? in
+            s.results += results
+            guard s.waiting.isEmpty else { return nil }
+            s.send = nil
+            return s.results
+        }
+        if let done { return ended(.answered(done)) }
+        do { try sendNext() } catch { ended(.failed(error)) }
+    }
+}

@@ -47,6 +47,47 @@ import Testing
         #expect(s.engine.gossipCounters.pushesFailed == 1 && s.engine.gossipCounters.pushesOK == 0)
     }
 
+    /// Records one message cannot carry go as several pushes, each sent once the one before is
+    /// answered, and count as one push answered. Here every record is a batch of its own (a
+    /// 1-byte batch), and the peer holds its first answer back while three more keys queue.
+    @Test func aPushTooLargeForOneMessageGoesInPartsOneAfterTheOther() async throws {
+        let root = SigningKey.generate()
+        let release = DispatchSemaphore(value: 0)
+        let peer = PeerOnAListener(root: root) { speaker, notes in
+            guard let first = PeerOnAListener.push(from: speaker) else { return }
+            notes.lines.withLock { $0.append("first") }
+            release.wait()
+            speaker.send(.results([PushResult(code: .accepted)]), session: first.session)
+            for _ in 0..<3 {
+                guard let part = PeerOnAListener.push(from: speaker) else { return }
+                notes.lines.withLock { $0.append(part.records.map(\.key.path).joined(separator: " ")) }
+                // The next part must wait for this answer: nothing more comes meanwhile (a part
+                // sent at once would be here within a fraction of this window).
+                var ready = pollfd(fd: speaker.socket.fd, events: Int16(POLLIN), revents: 0)
+                if poll(&ready, 1, 200) != 0 { notes.lines.withLock { $0.append("a part came before the one ahead was answered") } }
+                speaker.send(.results(part.records.map { _ in PushResult(code: .accepted) }), session: part.session)
+            }
+        }
+        defer { peer.stop() }
+        defer { release.signal() }
+        let s = try await ServedEngine(root: root, running: true) {
+            $0.staticPeers = [peer.address]
+            $0.gossip.pushesPerPeer = 1
+            $0.links.syncLimits.batchBytes = 1
+        }
+        defer { s.stop() }
+        _ = try s.engine.node.mint(try Key("/app/first"), value: Array("v".utf8))
+        let inFlight = await Readiness.waitAsync(timeout: .seconds(20)) { peer.heard == ["first"] }
+        for n in 1...3 { _ = try s.engine.node.mint(try Key("/app/k\(n)"), value: Array("v".utf8)) }
+        release.signal()
+        let counted = await Readiness.waitAsync(timeout: .seconds(20)) { s.engine.gossipCounters.pushesOK == 2 }
+        #expect(inFlight)
+        #expect(counted, "the parts were not answered as one push: \(s.engine.gossipCounters)")
+        #expect(peer.heard == ["first", "/app/k1", "/app/k2", "/app/k3"])
+        #expect(s.engine.gossipCounters.pushesFailed == 0)
+        for n in 1...3 { #expect(s.engine.keyState(of: try Key("/app/k\(n)")) != .pendingPush) }
+    }
+
     /// A node the engine dials: each connection is answered as a link by `root`'s key, and
     /// `converse` speaks on it (on the listener's thread for that connection) and notes what it
     /// heard; the connection then stays open until `stop()`.
