@@ -129,9 +129,14 @@ final class PushParts: Sendable {
         self.ended = ended
     }
 
-    /// Sends the first part; a failure to send it is thrown, a later part's is reported.
+    /// Sends the first part; a failure to send it is thrown, a later part's is reported. With no
+    /// part at all, the push is answered at once, with nothing.
     func start(_ send: @escaping Send) throws {
-        state.withLock { $0.send = send }
+        let empty = state.withLock { s -> Bool in
+            s.send = send
+            return s.waiting.isEmpty
+        }
+        if empty { return ended(.answered([])) }
         try sendNext()
     }
 
