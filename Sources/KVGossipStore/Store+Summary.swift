@@ -18,6 +18,17 @@ extension Store {
         try records(atKeyHashes: ids, maxBytes: .max, firstAnySize: true).records
     }
 
+    /// The keys at these Merkle positions, skipping positions with none: read from the rows' key
+    /// column alone, however large their records.
+    public func keys(atKeyHashes ids: [Hash256]) throws -> [Key] {
+        try db.read { db in
+            try ids.compactMap { id in
+                try String.fetchOne(db.cachedStatement(sql: "SELECT key FROM records WHERE key_hash = ?"), arguments: [Data(id.bytes)])
+                    .map { try Key($0) }
+            }
+        }
+    }
+
     /// The records at these positions, in order, skipping positions with none, up to `maxBytes` of
     /// encodings (`SyncLocalState.records(at:maxBytes:firstAnySize:)`). A record's size is read
     /// from its row before its bytes are: one that does not fit is never loaded.

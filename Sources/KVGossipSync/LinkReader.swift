@@ -18,7 +18,7 @@ import NIOCore
 ///    what waited here, and from then on every frame as it arrives.
 ///
 /// While routing it reads only when nothing waits here and the link's sessions have room for
-/// another message (`LinkOptions.queuedMessagesPerLink`): otherwise the channel's reads are held
+/// another message (`LinkOptions.queuedMessagesPerLink`, `queuedBytesPerLink`): otherwise the channel's reads are held
 /// back, TCP pushes back on the peer, and the frames already decoded wait until the sessions take
 /// some of theirs. Once it has routed 64 KiB of frames, or 128 frames, in one pass of the loop it
 /// takes a turn: the loop polls its other connections before this link's next frame.

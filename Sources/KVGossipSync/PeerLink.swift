@@ -32,8 +32,10 @@ public struct LinkOptions: Sendable {
     /// Bytes those messages hold decoded (estimated: `SyncMessage.heldSize`): at or past this the
     /// link stops reading too, so what a peer can make a node hold does not grow with the message
     /// count times the largest message (Docs/security.md §Peers and links). The message that
-    /// crosses it is the last one routed.
-    public var queuedBytesPerLink = largestFrameBytes
+    /// crosses it is the last one routed. Four largest frames: two full syncs in opposite
+    /// directions on one link hold about three 2 MiB batches each way (counted at twice their
+    /// bytes), and a smaller bound stopped both readers while both sides' sessions waited to send.
+    public var queuedBytesPerLink = 4 * largestFrameBytes
     /// Bytes sent on a link and not yet written to its socket: at or past this, its sessions wait
     /// before reading their next message, so a peer that stops reading stops being answered (and a
     /// link whose backlog stays this full with nothing written for `sessionStallTimeout` is closed).
@@ -212,8 +214,8 @@ public final class PeerLink: Sendable {
         reader?()
     }
 
-    /// Returns when the sessions hold fewer unhandled messages than the bound (at once, usually),
-    /// or the link closed. Only the link's reader calls it.
+    /// Returns when the sessions hold fewer unhandled messages, and fewer of their bytes, than the
+    /// bounds (at once, usually), or the link closed. Only the link's reader calls it.
     func roomForMore() async {
         if state.withLock({ $0.hasRoom(options) }) { return }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -221,7 +223,7 @@ public final class PeerLink: Sendable {
         }
     }
 
-    /// True when the sessions hold fewer unhandled messages than the bound, or the link closed;
+    /// True when the sessions hold fewer unhandled messages and bytes than the bounds, or the link closed;
     /// otherwise false, and `wake` is called once that is so (on the thread that makes room).
     /// Only the link's reader calls it, and waits for one wake at a time.
     func whenRoomForMore(_ wake: @escaping @Sendable () -> Void) -> Bool {
@@ -343,6 +345,9 @@ enum SessionRunner {
             // memory the link's bounds do not see.
             await link.roomToSend()
             let item: SyncMessage??
+            // The first message came with the session's opening and was never counted as waiting
+            // (`route` hands it over with the inbox), so taking it uncounts nothing.
+            let counted = pendingFirst == nil
             if let f = pendingFirst {
                 item = .some(f)
                 pendingFirst = nil
@@ -354,7 +359,7 @@ enum SessionRunner {
                 if ContinuousClock.now - heard > timeout { throw SyncProtocolError("\(link.peer.name) said nothing for \(timeout)") }
                 continue
             }
-            link.took(session)
+            if counted { link.took(session) }
             heard = ContinuousClock.now
             let current = local
             do {

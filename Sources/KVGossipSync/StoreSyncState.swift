@@ -92,8 +92,9 @@ public struct StoreSyncState: SyncLocalState {
 
     public func didExchange(records ids: [Hash256], with peer: String) { exchange(keys(at: ids), false) }
 
-    /// Keys this node holds at these positions (a position it lacks has no key to mark yet).
+    /// Keys this node holds at these positions (a position it lacks has no key to mark yet): the
+    /// keys alone, never the records (a peer's views decide how many positions there are).
     private func keys(at ids: [Hash256]) -> [Key] {
-        ((try? node.store.records(atKeyHashes: ids)) ?? []).map(\.key)
+        (try? node.store.keys(atKeyHashes: ids)) ?? []
     }
 }

@@ -18,9 +18,9 @@ struct UnhandledMessages: Equatable {
 
     /// The session's runner took its oldest waiting message; false when none was waiting.
     mutating func take(session: UInt32) -> Bool {
-        guard var waiting = sizes[session], !waiting.isEmpty else { return false }
-        let size = waiting.removeFirst()
-        sizes[session] = waiting.isEmpty ? nil : waiting
+        // In place: a copy of the session's sizes for every message taken would allocate.
+        guard sizes[session]?.isEmpty == false, let size = sizes[session]?.removeFirst() else { return false }
+        if sizes[session]?.isEmpty == true { sizes[session] = nil }
         count -= 1
         bytes -= size
         return true

@@ -380,6 +380,20 @@ import KVGossipTestSupport
         #expect(try a.treeHash() == b.treeHash())
     }
 
+    /// Records an initiator pulled and accepted during the session are the peer's own: they are
+    /// not sent back when the initiator reaches their positions among its own.
+    @Test func anInitiatorDoesNotSendBackWhatItJustPulled() throws {
+        let a = node(), b = node()
+        try fill([a], count: 300, prefix: "/a")
+        try fill([b], count: 300, prefix: "/b")
+        var limits = SyncLimits()
+        limits.batchRecords = 20
+        let run = try SessionRun.run(a, b, limits: limits)
+        #expect(run.initiatorReport.recordsSent == 300, "records sent back to the peer that had them")
+        #expect(run.initiatorReport.recordsReceived == 300)
+        #expect(try a.treeHash() == b.treeHash())
+    }
+
     /// What a link counts for a message it holds grows with the objects it decoded to, not only its
     /// frame: a record's pool grants and their patterns count, and so do a revocation's grants.
     @Test func aMessagesHeldSizeCountsItsObjects() throws {

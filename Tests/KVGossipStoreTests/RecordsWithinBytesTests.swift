@@ -29,5 +29,8 @@ struct RecordsWithinBytesTests {
         let all = try t.store.records(atKeyHashes: ids, maxBytes: .max, firstAnySize: false)
         #expect(all.records.map(\.key.path) == ["/s", "/b", "/o"])
         #expect(all.consumed == 4)
+
+        // Keys alone, for marking key states: absent positions skipped.
+        #expect(try t.store.keys(atKeyHashes: ids).map(\.path) == ["/s", "/b", "/o"])
     }
 }

@@ -15,6 +15,9 @@ public struct SyncInitiator: Sendable {
     private var differing: [SummarySpace: [Hash256]] = [:]
     /// Positions of our records still to send, read a batch at a time (`SyncSession.nextBatch`).
     private var outgoing: ArraySlice<Hash256> = []
+    /// Positions whose pulled record this node accepted meanwhile: what it now holds there is the
+    /// peer's own, not to be sent back.
+    private var acceptedFromPeer: Set<Hash256> = []
     private var awaitingResults = false
     /// Pull chunks still to ask for; the current one is answered when `pullOpen` turns false.
     private var pulls: [(records: [Hash256], revocations: [Hash256])] = []
@@ -72,9 +75,11 @@ public struct SyncInitiator: Sendable {
             guard pullOpen else { throw SyncProtocolError("records that were not pulled") }
             pullOpen = !last
             report.recordsReceived += records.count
-            let results: [SyncMessage] = records.isEmpty ? [] : [
-                .results(try SyncSession.apply(records, arrival: .pulled, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)),
-            ]
+            let applied = records.isEmpty ? [] : try SyncSession.apply(records, arrival: .pulled, state: state, peer: report.peer, limits: limits, report: &report, streak: &refusalStreak)
+            for (record, result) in zip(records, applied) where result.code == .accepted {
+                acceptedFromPeer.insert(SummaryEntries.keyHash(record.key))
+            }
+            let results: [SyncMessage] = records.isEmpty ? [] : [.results(applied)]
             return results + nextPull() + (try finishIfDone())
         case (.exchanging, .results(let results)):
             guard awaitingResults else { throw SyncProtocolError("results for records that were not sent") }
@@ -155,6 +160,10 @@ public struct SyncInitiator: Sendable {
 
     private mutating func sendNextBatch() throws -> [SyncMessage] {
         guard !awaitingResults, !outgoing.isEmpty else { return [] }
+        if !acceptedFromPeer.isEmpty {
+            outgoing = outgoing.filter { !acceptedFromPeer.contains($0) }[...]
+            acceptedFromPeer = []
+        }
         let batch = try SyncSession.nextBatch(from: &outgoing, state: state, limits: limits)
         guard !batch.isEmpty else { return [] }  // none of the rest is held here
         report.recordsSent += batch.count
