@@ -13,11 +13,6 @@ extension Store {
         }
     }
 
-    /// The records at these Merkle positions (key hashes), skipping positions with none.
-    public func records(atKeyHashes ids: [Hash256]) throws -> [KVGossipCore.Record] {
-        try records(atKeyHashes: ids, maxBytes: .max, firstAnySize: true).records
-    }
-
     /// The keys at these Merkle positions, skipping positions with none: read from the rows' key
     /// column alone, however large their records.
     public func keys(atKeyHashes ids: [Hash256]) throws -> [Key] {

@@ -79,7 +79,7 @@ public struct SyncInitiator: Sendable {
             for (record, result) in zip(records, applied) where result.code == .accepted {
                 acceptedFromPeer.insert(SummaryEntries.keyHash(record.key))
             }
-            let results: [SyncMessage] = records.isEmpty ? [] : [.results(applied)]
+            let results: [SyncMessage] = applied.isEmpty ? [] : [.results(applied)]
             return results + nextPull() + (try finishIfDone())
         case (.exchanging, .results(let results)):
             guard awaitingResults else { throw SyncProtocolError("results for records that were not sent") }
